@@ -1,0 +1,208 @@
+//! SQL for users, sessions and failed-login counting.
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Login, NewUser, Role, User, UserId};
+use crate::db::Db;
+use crate::domain::now_ms;
+use crate::error::{AppError, Result};
+
+fn user_from_row(r: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: UserId(r.try_get("id")?),
+        email: r.try_get("email")?,
+        phone: r.try_get("phone")?,
+        display_name: r.try_get("display_name")?,
+        role: Role::parse(&r.try_get::<String, _>("role")?).map_err(|e| anyhow::anyhow!(e))?,
+    })
+}
+
+pub async fn create_user(db: &Db, new: NewUser) -> Result<User> {
+    let hash = super::hash_password(new.password).await?;
+    let row = sqlx::query(
+        "INSERT INTO users (email, phone, display_name, password_hash, role, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, email, phone, display_name, role",
+    )
+    .bind(new.email.map(|e| e.as_str().to_string()))
+    .bind(new.phone.map(|p| p.as_str().to_string()))
+    .bind(new.display_name)
+    .bind(hash)
+    .bind(new.role.as_str())
+    .bind(now_ms())
+    .fetch_one(&db.pool)
+    .await?;
+    user_from_row(&row)
+}
+
+/// The user and their password hash, for a login attempt.
+pub async fn find_for_login(db: &Db, login: &Login) -> Result<Option<(User, String)>> {
+    let (sql, value) = match login {
+        Login::Email(e) => (
+            "SELECT id, email, phone, display_name, role, password_hash FROM users WHERE email = $1",
+            e.as_str(),
+        ),
+        Login::Phone(p) => (
+            "SELECT id, email, phone, display_name, role, password_hash FROM users WHERE phone = $1",
+            p.as_str(),
+        ),
+    };
+    let row = sqlx::query(sql)
+        .bind(value.to_string())
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => Ok(Some((user_from_row(&r)?, r.try_get("password_hash")?))),
+    }
+}
+
+pub async fn find_by_login(db: &Db, login: &Login) -> Result<Option<User>> {
+    Ok(find_for_login(db, login).await?.map(|(u, _)| u))
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh random token; the caller hands it to the client, only its hash is stored.
+pub async fn create_session(db: &Db, user: UserId, days: i64) -> Result<String> {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash(&token))
+    .bind(user.0)
+    .bind(now)
+    .bind(now + days * 86_400_000)
+    .execute(&db.pool)
+    .await?;
+    Ok(token)
+}
+
+pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
+    if token.len() > 200 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.phone, u.display_name, u.role
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(token_hash(token))
+    .bind(now_ms())
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn delete_session(db: &Db, token: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash(token))
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_failure(db: &Db, key: &str) -> Result<()> {
+    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+        .bind(key.to_string())
+        .bind(now_ms())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_failures(db: &Db, key: &str, since_ms: i64) -> Result<i64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at > $2")
+            .bind(key.to_string())
+            .bind(since_ms)
+            .fetch_one(&db.pool)
+            .await?;
+    Ok(n)
+}
+
+pub async fn clear_failures(db: &Db, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE key = $1")
+        .bind(key.to_string())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Remove expired sessions and old failure records.
+pub async fn sweep(db: &Db, failures_older_than_ms: i64) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now_ms())
+        .execute(&db.pool)
+        .await?;
+    sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+        .bind(failures_older_than_ms)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_role(db: &Db, user: UserId, role: Role) -> Result<()> {
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind(role.as_str())
+        .bind(user.0)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_moderator(db: &Db, village_id: i64, user: UserId) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO village_moderators (village_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(village_id)
+    .bind(user.0)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether the user may moderate the given village's price board.
+pub async fn can_moderate(db: &Db, user: &User, village_id: i64) -> Result<bool> {
+    if user.is_admin() {
+        return Ok(true);
+    }
+    if user.role != Role::Moderator {
+        return Ok(false);
+    }
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM village_moderators WHERE village_id = $1 AND user_id = $2",
+    )
+    .bind(village_id)
+    .bind(user.id.0)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Login attempt limit: at most `max` failures per login name, and `4 * max` per client
+/// address, inside the window. Returns the error to answer with when over the limit.
+pub async fn check_login_limit(
+    db: &Db,
+    keys: &[String],
+    max: i64,
+    window_minutes: i64,
+) -> Result<()> {
+    let since = now_ms() - window_minutes * 60_000;
+    for key in keys {
+        let limit = if key.starts_with("ip:") { max * 4 } else { max };
+        if count_failures(db, key, since).await? >= limit {
+            return Err(AppError::TooManyAttempts(window_minutes));
+        }
+    }
+    Ok(())
+}

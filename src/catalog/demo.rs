@@ -1,0 +1,109 @@
+//! `cholang serve --demo`: a live-looking market for newcomers, loaded only into an empty
+//! database. The catalogue goes through the real importer; accounts and a proposal through
+//! the real domain functions.
+
+use crate::accounts::store::{add_moderator, create_user, find_by_login};
+use crate::accounts::{Login, NewUser, Role};
+use crate::db::Db;
+use crate::domain::PhoneVn;
+use crate::error::Result;
+
+pub const DEMO_CSV: &str = include_str!("../../demo/demo.csv");
+pub const DEMO_PASSWORD: &str = "cholang-demo";
+
+const STORIES: &[(&str, &str)] = &[
+    (
+        "Phú Đôi",
+        "Làng nghề màn tuyn ở xã Đại Thắng, huyện Phú Xuyên. Khoảng 500 hộ dệt, may màn và làm đồ gỗ, cơ khí nhỏ; giá bán do cả làng cùng thống nhất.",
+    ),
+    (
+        "Chuyên Mỹ",
+        "Cái nôi của nghề khảm trai Việt Nam, nổi tiếng với tranh và đồ sơn mài khảm xà cừ cắt tay.",
+    ),
+    (
+        "Vân Từ",
+        "Làng may đo truyền thống, nhiều thế hệ thợ may com lê, áo dài cho Hà Nội.",
+    ),
+    (
+        "Phú Túc",
+        "Làng đan bèo bồng và cói, hàng thủ công xuất khẩu từ nguyên liệu đồng quê.",
+    ),
+    (
+        "Tri Thủy",
+        "Vùng nông sản ven sông Hồng: nếp cái hoa vàng, nhãn lồng, mật ong hoa nhãn.",
+    ),
+];
+
+/// (shop, seller phone, seller name)
+const SELLERS: &[(&str, &str, &str)] = &[
+    ("Màn tuyn Bà Hạnh", "0912000101", "Nguyễn Thị Hạnh"),
+    ("Màn Phú Đôi Thanh Hương", "0912000102", "Trần Thanh Hương"),
+    ("Đồ gỗ Minh Đức", "0912000103", "Lê Minh Đức"),
+    ("Cơ khí Văn Toàn", "0912000104", "Phạm Văn Toàn"),
+    ("Khảm trai Trọng Nghĩa", "0912000201", "Đỗ Trọng Nghĩa"),
+    ("Sơn mài Hữu Phúc", "0912000202", "Vũ Hữu Phúc"),
+    ("May đo Quang Huy", "0912000301", "Bùi Quang Huy"),
+    ("Bèo bồng Thu Trang", "0912000401", "Hoàng Thu Trang"),
+    ("HTX Nông sản Tri Thủy", "0912000501", "Ngô Văn Thủy"),
+    ("Ong mật Nguyễn Lợi", "0912000502", "Nguyễn Văn Lợi"),
+];
+
+pub const MODERATOR_PHONE: &str = "0912000100";
+pub const ADMIN_EMAIL: &str = "admin@cholang.local";
+
+/// Load the demo when the database has no villages yet. Returns whether it loaded.
+pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
+    let (villages, _, _) = super::store::counts(db).await?;
+    if villages > 0 {
+        return Ok(false);
+    }
+    super::import::import_bytes(db, DEMO_CSV.as_bytes(), "Hà Nội")
+        .await
+        .map_err(|e| anyhow::anyhow!("demo import failed: {e}"))?;
+    for (name, story) in STORIES {
+        sqlx::query("UPDATE villages SET story = $1 WHERE name = $2")
+            .bind(story.to_string())
+            .bind(name.to_string())
+            .execute(&db.pool)
+            .await?;
+    }
+    let mut sellers = Vec::new();
+    for (shop, phone, name) in SELLERS {
+        let user = seller(db, phone, name, Role::Seller).await?;
+        sqlx::query("UPDATE shops SET owner_id = $1 WHERE name = $2")
+            .bind(user.id.0)
+            .bind(shop.to_string())
+            .execute(&db.pool)
+            .await?;
+        sellers.push(user);
+    }
+    let moderator = seller(db, MODERATOR_PHONE, "Trưởng thôn Phú Đôi", Role::Moderator).await?;
+    let phu_doi = super::store::village_by_slug(db, "phu-doi").await?;
+    add_moderator(db, phu_doi.id.0, moderator.id).await?;
+    let admin = NewUser::parse(ADMIN_EMAIL, "Quản trị Chợ Làng", DEMO_PASSWORD, Role::Admin)?;
+    create_user(db, admin).await?;
+
+    // One open proposal on the Phú Đôi board, with a first vote, so the board is alive.
+    let items = crate::pricing::store::items_of_village(db, phu_doi.id.0).await?;
+    if let Some(item) = items.iter().find(|i| i.name == "Màn tuyn 1m6 x 2m") {
+        let p = crate::pricing::store::propose(
+            db,
+            &sellers[0],
+            item.id,
+            "160000",
+            "Giá sợi polyester tăng khoảng 8% từ tháng trước",
+        )
+        .await?;
+        crate::pricing::store::vote(db, &sellers[0], p.id, true).await?;
+        crate::pricing::store::vote(db, &sellers[1], p.id, true).await?;
+    }
+    Ok(true)
+}
+
+async fn seller(db: &Db, phone: &str, name: &str, role: Role) -> Result<crate::accounts::User> {
+    let login = Login::Phone(PhoneVn::parse(phone).map_err(|e| anyhow::anyhow!(e))?);
+    if let Some(u) = find_by_login(db, &login).await? {
+        return Ok(u);
+    }
+    create_user(db, NewUser::parse(phone, name, DEMO_PASSWORD, role)?).await
+}

@@ -1,0 +1,341 @@
+//! Villages, shops and products: their types, rules and storage.
+//!
+//! A product never has a price of its own: it points at an item of its village's price
+//! board (`pricing`), and every read of a product joins that item's agreed price.
+
+pub mod demo;
+pub mod import;
+pub mod photos;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::text::{clean_line, clean_text};
+use crate::domain::{Email, PhoneVn};
+use crate::error::{AppError, FieldErrors};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VillageId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShopId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProductId(pub i64);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Village {
+    pub id: VillageId,
+    pub slug: String,
+    pub name: String,
+    pub commune: String,
+    pub district: String,
+    pub province: String,
+    pub story: String,
+    pub quorum_min_yes: i64,
+    pub quorum_percent: i64,
+    pub proposal_days: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Shop {
+    pub id: ShopId,
+    pub slug: String,
+    pub village_id: VillageId,
+    #[serde(skip)]
+    pub owner_id: Option<i64>,
+    pub name: String,
+    pub phone: String,
+    pub email: Option<String>,
+    #[serde(skip)]
+    pub zalo_phone: Option<String>,
+    #[serde(skip)]
+    pub telegram_chat_id: Option<String>,
+    pub bank_bin: Option<String>,
+    pub bank_account_no: Option<String>,
+    pub bank_account_name: Option<String>,
+    pub story: String,
+    pub active: bool,
+}
+
+/// A product as lists show it, with the agreed price of its price item.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductCard {
+    pub id: ProductId,
+    pub slug: String,
+    pub name: String,
+    pub price_vnd: i64,
+    pub unit: String,
+    pub stock: i64,
+    pub ocop_stars: Option<i64>,
+    pub category: String,
+    pub price_item_id: i64,
+    pub shop_slug: String,
+    pub shop_name: String,
+    pub village_slug: String,
+    pub village_name: String,
+    pub thumb: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Photo {
+    pub id: i64,
+    pub file_name: String,
+    pub thumb_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductDetail {
+    #[serde(flatten)]
+    pub card: ProductCard,
+    pub description: String,
+    pub maker: String,
+    pub materials: String,
+    pub made_in: String,
+    pub price_item_name: String,
+    pub shop_id: ShopId,
+    pub village_id: VillageId,
+    pub photos: Vec<Photo>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// OCOP star rating: only 3, 4 and 5 stars are recognised OCOP products.
+pub fn parse_ocop(s: &str) -> Result<Option<i64>, String> {
+    match s.trim() {
+        "" | "0" => Ok(None),
+        "3" => Ok(Some(3)),
+        "4" => Ok(Some(4)),
+        "5" => Ok(Some(5)),
+        _ => Err("hạng OCOP chỉ có thể là 3, 4 hoặc 5 sao (hoặc để trống)".into()),
+    }
+}
+
+pub fn parse_stock(s: &str) -> Result<i64, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("số lượng tồn kho phải là số nguyên từ 0 đến 1.000.000".into()),
+    }
+}
+
+/// Product fields a seller may set. There is deliberately no price here.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProductInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    pub stock: String,
+    #[serde(default)]
+    pub ocop_stars: String,
+    #[serde(default)]
+    pub maker: String,
+    #[serde(default)]
+    pub materials: String,
+    #[serde(default)]
+    pub made_in: String,
+    pub price_item_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductFields {
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub stock: i64,
+    pub ocop_stars: Option<i64>,
+    pub maker: String,
+    pub materials: String,
+    pub made_in: String,
+    pub price_item_id: i64,
+}
+
+impl ProductInput {
+    pub fn parse(&self) -> Result<ProductFields, AppError> {
+        let mut e = FieldErrors::new();
+        let name = e.check("name", clean_line(&self.name, "tên sản phẩm", 120));
+        let description = e.check("description", clean_text(&self.description, "mô tả", 4000));
+        let category = e.check("category", clean_line(&self.category, "loại hàng", 60));
+        let stock = e.check("stock", parse_stock(&self.stock));
+        let ocop = e.check("ocop_stars", parse_ocop(&self.ocop_stars));
+        let maker = e.check("maker", clean_text(&self.maker, "người làm", 200));
+        let materials = e.check("materials", clean_text(&self.materials, "chất liệu", 300));
+        let made_in = e.check("made_in", clean_text(&self.made_in, "nơi làm", 200));
+        let item = e.check(
+            "price_item_id",
+            self.price_item_id
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| "chọn một mặt hàng trên bảng giá của làng"),
+        );
+        e.into_result()?;
+        Ok(ProductFields {
+            name: name.unwrap(),
+            description: description.unwrap(),
+            category: category.unwrap(),
+            stock: stock.unwrap(),
+            ocop_stars: ocop.unwrap(),
+            maker: maker.unwrap(),
+            materials: materials.unwrap(),
+            made_in: made_in.unwrap(),
+            price_item_id: item.unwrap(),
+        })
+    }
+}
+
+/// Shop fields a seller may set.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ShopInput {
+    pub name: String,
+    pub phone: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub zalo_phone: String,
+    #[serde(default)]
+    pub telegram_chat_id: String,
+    #[serde(default)]
+    pub bank_bin: String,
+    #[serde(default)]
+    pub bank_account_no: String,
+    #[serde(default)]
+    pub bank_account_name: String,
+    #[serde(default)]
+    pub story: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShopFields {
+    pub name: String,
+    pub phone: PhoneVn,
+    pub email: Option<Email>,
+    pub zalo_phone: Option<PhoneVn>,
+    pub telegram_chat_id: Option<String>,
+    pub bank: Option<(String, String, String)>,
+    pub story: String,
+}
+
+fn optional<T>(s: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
+    if s.trim().is_empty() {
+        Ok(None)
+    } else {
+        f(s).map(Some)
+    }
+}
+
+impl ShopInput {
+    pub fn parse(&self) -> Result<ShopFields, AppError> {
+        let mut e = FieldErrors::new();
+        let name = e.check("name", clean_line(&self.name, "tên cửa hàng", 80));
+        let phone = e.check("phone", PhoneVn::parse(&self.phone));
+        let email = e.check("email", optional(&self.email, Email::parse));
+        let zalo = e.check("zalo_phone", optional(&self.zalo_phone, PhoneVn::parse));
+        let telegram = e.check(
+            "telegram_chat_id",
+            optional(&self.telegram_chat_id, |s| {
+                let s = s.trim();
+                let ok = s.strip_prefix('-').unwrap_or(s).parse::<i64>().is_ok()
+                    || (s.starts_with('@') && s.len() > 5 && s.len() < 40);
+                if ok {
+                    Ok(s.to_string())
+                } else {
+                    Err("mã chat Telegram là một số (ví dụ 123456789) hoặc @tenkenh".into())
+                }
+            }),
+        );
+        let bin = self.bank_bin.trim();
+        let acct = self.bank_account_no.trim();
+        let acct_name = self.bank_account_name.trim();
+        let bank = if bin.is_empty() && acct.is_empty() && acct_name.is_empty() {
+            None
+        } else {
+            if !(bin.len() == 6 && bin.bytes().all(|b| b.is_ascii_digit())) {
+                e.add(
+                    "bank_bin",
+                    "mã BIN ngân hàng gồm đúng 6 chữ số (ví dụ 970436)",
+                );
+            }
+            if !((6..=19).contains(&acct.len()) && acct.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                e.add(
+                    "bank_account_no",
+                    "số tài khoản gồm 6 đến 19 chữ số hoặc chữ cái",
+                );
+            }
+            if acct_name.chars().count() < 3 || acct_name.chars().count() > 50 {
+                e.add("bank_account_name", "tên chủ tài khoản từ 3 đến 50 ký tự");
+            }
+            Some((
+                bin.to_string(),
+                acct.to_string(),
+                crate::domain::text::fold(acct_name).to_uppercase(),
+            ))
+        };
+        let story = e.check("story", clean_text(&self.story, "giới thiệu", 4000));
+        e.into_result()?;
+        Ok(ShopFields {
+            name: name.unwrap(),
+            phone: phone.unwrap(),
+            email: email.unwrap(),
+            zalo_phone: zalo.unwrap(),
+            telegram_chat_id: telegram.unwrap(),
+            bank,
+            story: story.unwrap(),
+        })
+    }
+}
+
+/// The folded text simple search matches against.
+pub fn search_text(parts: &[&str]) -> String {
+    crate::domain::text::fold(&parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ocop_only_three_to_five() {
+        assert_eq!(parse_ocop("").unwrap(), None);
+        assert_eq!(parse_ocop("4").unwrap(), Some(4));
+        assert!(parse_ocop("2").is_err());
+        assert!(parse_ocop("6").is_err());
+        assert!(parse_ocop("four").is_err());
+    }
+
+    #[test]
+    fn product_input_reports_each_bad_field() {
+        let input = ProductInput {
+            name: "".into(),
+            category: "Màn tuyn".into(),
+            stock: "-1".into(),
+            ocop_stars: "7".into(),
+            price_item_id: "x".into(),
+            ..Default::default()
+        };
+        let Err(AppError::Validation(f)) = input.parse() else {
+            panic!()
+        };
+        for k in ["name", "stock", "ocop_stars", "price_item_id"] {
+            assert!(f.get(k).is_some(), "{k}");
+        }
+        assert!(f.get("category").is_none());
+    }
+
+    #[test]
+    fn shop_bank_details_all_or_nothing() {
+        let mut s = ShopInput {
+            name: "Màn tuyn Bà Lan".into(),
+            phone: "0912345678".into(),
+            bank_bin: "970436".into(),
+            ..Default::default()
+        };
+        let Err(AppError::Validation(f)) = s.parse() else {
+            panic!()
+        };
+        assert!(f.get("bank_account_no").is_some());
+        s.bank_account_no = "0011001234567".into();
+        s.bank_account_name = "Nguyễn Thị Lan".into();
+        let ok = s.parse().unwrap();
+        assert_eq!(ok.bank.unwrap().2, "NGUYEN THI LAN");
+    }
+}

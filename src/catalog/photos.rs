@@ -1,0 +1,121 @@
+//! Product photos: only JPEG, PNG or WebP, size-limited, decoded and re-encoded (which also
+//! drops any metadata such as GPS position) into a display image and a thumbnail.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{ImageFormat, ImageReader, Limits};
+
+use crate::error::AppError;
+
+pub const MAX_PHOTOS: i64 = 8;
+const FULL_SIDE: u32 = 1600;
+const THUMB_SIDE: u32 = 480;
+
+pub struct Processed {
+    pub full_jpeg: Vec<u8>,
+    pub thumb_jpeg: Vec<u8>,
+}
+
+fn bad(msg: &str) -> AppError {
+    AppError::field("photo", msg)
+}
+
+/// Decode and re-encode an upload. CPU work: call from `spawn_blocking`.
+pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed, AppError> {
+    if bytes.is_empty() {
+        return Err(bad("vui lòng chọn một ảnh"));
+    }
+    if bytes.len() > max_bytes {
+        return Err(bad(&format!(
+            "ảnh lớn quá {} MB",
+            max_bytes / (1024 * 1024)
+        )));
+    }
+    let format = image::guess_format(bytes).map_err(|_| bad("chỉ nhận ảnh JPEG, PNG hoặc WebP"))?;
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
+    ) {
+        return Err(bad("chỉ nhận ảnh JPEG, PNG hoặc WebP"));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(10_000);
+    limits.max_image_height = Some(10_000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|_| bad("không đọc được ảnh (tệp hỏng hoặc quá lớn)"))?;
+    let full = if img.width() > FULL_SIDE || img.height() > FULL_SIDE {
+        img.resize(FULL_SIDE, FULL_SIDE, image::imageops::FilterType::Triangle)
+    } else {
+        img.clone()
+    };
+    let thumb = img.resize(
+        THUMB_SIDE,
+        THUMB_SIDE,
+        image::imageops::FilterType::Triangle,
+    );
+    Ok(Processed {
+        full_jpeg: encode_jpeg(&full)?,
+        thumb_jpeg: encode_jpeg(&thumb)?,
+    })
+}
+
+fn encode_jpeg(img: &image::DynamicImage) -> Result<Vec<u8>, AppError> {
+    let rgb = img.to_rgb8();
+    let mut out = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85);
+    enc.encode_image(&rgb)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("jpeg encode: {e}")))?;
+    Ok(out)
+}
+
+/// Store both images under the photos dir with fresh random names; returns (full, thumb).
+pub async fn save(dir: &Path, p: &Processed) -> anyhow::Result<(String, String)> {
+    tokio::fs::create_dir_all(dir).await?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let full = format!("{id}.jpg");
+    let thumb = format!("{id}-thumb.jpg");
+    tokio::fs::write(dir.join(&full), &p.full_jpeg).await?;
+    tokio::fs::write(dir.join(&thumb), &p.thumb_jpeg).await?;
+    Ok((full, thumb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn reencodes_and_shrinks() {
+        let p = process(&png(2000, 1000), 5 << 20).unwrap();
+        let full = image::load_from_memory(&p.full_jpeg).unwrap();
+        let thumb = image::load_from_memory(&p.thumb_jpeg).unwrap();
+        assert_eq!((full.width(), full.height()), (1600, 800));
+        assert_eq!(thumb.width(), 480);
+        assert_eq!(
+            image::guess_format(&p.full_jpeg).unwrap(),
+            ImageFormat::Jpeg
+        );
+    }
+
+    #[test]
+    fn refuses_other_files() {
+        assert!(process(b"GIF89a....", 5 << 20).is_err());
+        assert!(process(b"<svg xmlns='http://www.w3.org/2000/svg'/>", 5 << 20).is_err());
+        assert!(process(&png(10, 10), 10).is_err());
+        // a PNG signature with garbage behind it
+        let mut broken = png(10, 10);
+        broken.truncate(30);
+        assert!(process(&broken, 5 << 20).is_err());
+    }
+}

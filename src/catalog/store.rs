@@ -1,0 +1,623 @@
+//! SQL for villages, shops, products and photos.
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::*;
+use crate::accounts::User;
+use crate::db::{Db, Tx};
+use crate::domain::{Slug, now_ms};
+use crate::error::{AppError, Result};
+
+fn village_from_row(r: &AnyRow) -> Result<Village> {
+    Ok(Village {
+        id: VillageId(r.try_get("id")?),
+        slug: r.try_get("slug")?,
+        name: r.try_get("name")?,
+        commune: r.try_get("commune")?,
+        district: r.try_get("district")?,
+        province: r.try_get("province")?,
+        story: r.try_get("story")?,
+        quorum_min_yes: r.try_get("quorum_min_yes")?,
+        quorum_percent: r.try_get("quorum_percent")?,
+        proposal_days: r.try_get("proposal_days")?,
+    })
+}
+
+const VILLAGE_COLS: &str = "id, slug, name, commune, district, province, story, quorum_min_yes, quorum_percent, proposal_days";
+
+pub async fn list_villages(db: &Db) -> Result<Vec<Village>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {VILLAGE_COLS} FROM villages ORDER BY name"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(village_from_row).collect()
+}
+
+pub async fn village_by_slug(db: &Db, slug: &str) -> Result<Village> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {VILLAGE_COLS} FROM villages WHERE slug = $1"
+    )))
+    .bind(slug.to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    village_from_row(&row)
+}
+
+pub async fn village_by_id(db: &Db, id: VillageId) -> Result<Village> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {VILLAGE_COLS} FROM villages WHERE id = $1"
+    )))
+    .bind(id.0)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    village_from_row(&row)
+}
+
+pub struct NewVillage {
+    pub name: String,
+    pub commune: String,
+    pub district: String,
+    pub province: String,
+    pub story: String,
+}
+
+/// Pick the first free slug among `base`, `base-<extra>`, `base-2`, `base-3`, …
+pub async fn free_slug(
+    tx: &mut Tx,
+    table: &'static str,
+    base: &Slug,
+    extra: &str,
+) -> Result<String> {
+    let mut candidates = vec![base.as_str().to_string()];
+    if !extra.is_empty() {
+        candidates.push(format!("{}-{}", base, Slug::from_name(extra)));
+    }
+    for n in 2..1000 {
+        candidates.push(base.with_suffix(n).as_str().to_string());
+    }
+    let sql = match table {
+        "villages" => "SELECT COUNT(*) FROM villages WHERE slug = $1",
+        "shops" => "SELECT COUNT(*) FROM shops WHERE slug = $1",
+        _ => "SELECT COUNT(*) FROM products WHERE slug = $1",
+    };
+    for c in candidates {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(c.clone())
+            .fetch_one(&mut **tx)
+            .await?;
+        if n == 0 {
+            return Ok(c);
+        }
+    }
+    Err(AppError::Conflict("không tạo được đường dẫn".into()))
+}
+
+pub async fn insert_village(tx: &mut Tx, v: &NewVillage) -> Result<VillageId> {
+    let slug = free_slug(tx, "villages", &Slug::from_name(&v.name), &v.commune).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO villages (slug, name, commune, district, province, story, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(slug)
+    .bind(v.name.clone())
+    .bind(v.commune.clone())
+    .bind(v.district.clone())
+    .bind(v.province.clone())
+    .bind(v.story.clone())
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(VillageId(id))
+}
+
+pub async fn set_quorum(
+    db: &Db,
+    id: VillageId,
+    min_yes: i64,
+    percent: i64,
+    days: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE villages SET quorum_min_yes = $1, quorum_percent = $2, proposal_days = $3 WHERE id = $4",
+    )
+    .bind(min_yes)
+    .bind(percent)
+    .bind(days)
+    .bind(id.0)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+fn shop_from_row(r: &AnyRow) -> Result<Shop> {
+    Ok(Shop {
+        id: ShopId(r.try_get("id")?),
+        slug: r.try_get("slug")?,
+        village_id: VillageId(r.try_get("village_id")?),
+        owner_id: r.try_get("owner_id")?,
+        name: r.try_get("name")?,
+        phone: r.try_get("phone")?,
+        email: r.try_get("email")?,
+        zalo_phone: r.try_get("zalo_phone")?,
+        telegram_chat_id: r.try_get("telegram_chat_id")?,
+        bank_bin: r.try_get("bank_bin")?,
+        bank_account_no: r.try_get("bank_account_no")?,
+        bank_account_name: r.try_get("bank_account_name")?,
+        story: r.try_get("story")?,
+        active: r.try_get::<i64, _>("active")? == 1,
+    })
+}
+
+const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active";
+
+pub async fn shop_by_slug(db: &Db, slug: &str) -> Result<Shop> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SHOP_COLS} FROM shops WHERE slug = $1"
+    )))
+    .bind(slug.to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    shop_from_row(&row)
+}
+
+pub async fn shop_by_id(db: &Db, id: ShopId) -> Result<Shop> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SHOP_COLS} FROM shops WHERE id = $1"
+    )))
+    .bind(id.0)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    shop_from_row(&row)
+}
+
+pub async fn shops_of_village(db: &Db, village: VillageId) -> Result<Vec<Shop>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SHOP_COLS} FROM shops WHERE village_id = $1 AND active = 1 ORDER BY name"
+    )))
+    .bind(village.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(shop_from_row).collect()
+}
+
+pub async fn shops_of_owner(db: &Db, owner: &User) -> Result<Vec<Shop>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SHOP_COLS} FROM shops WHERE owner_id = $1 ORDER BY name"
+    )))
+    .bind(owner.id.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(shop_from_row).collect()
+}
+
+pub async fn all_shops(db: &Db) -> Result<Vec<Shop>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SHOP_COLS} FROM shops WHERE active = 1 ORDER BY name"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(shop_from_row).collect()
+}
+
+/// A seller touches only their own shop; admins may touch any.
+pub fn authorize_shop(user: &User, shop: &Shop) -> Result<()> {
+    if user.is_admin() || shop.owner_id == Some(user.id.0) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+pub async fn create_shop(db: &Db, owner: &User, village: &Village, f: &ShopFields) -> Result<Shop> {
+    let mut tx = db.begin().await?;
+    let slug = free_slug(&mut tx, "shops", &Slug::from_name(&f.name), &village.name).await?;
+    let now = now_ms();
+    let (bin, acct, acct_name) = f.bank.clone().unzip3();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO shops (slug, village_id, owner_id, name, phone, email, zalo_phone,
+           telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active,
+           created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+    )
+    .bind(slug)
+    .bind(village.id.0)
+    .bind(owner.id.0)
+    .bind(f.name.clone())
+    .bind(f.phone.as_str().to_string())
+    .bind(f.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(f.zalo_phone.as_ref().map(|p| p.as_str().to_string()))
+    .bind(f.telegram_chat_id.clone())
+    .bind(bin)
+    .bind(acct)
+    .bind(acct_name)
+    .bind(f.story.clone())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    shop_by_id(db, ShopId(id)).await
+}
+
+trait Unzip3 {
+    fn unzip3(self) -> (Option<String>, Option<String>, Option<String>);
+}
+impl Unzip3 for Option<(String, String, String)> {
+    fn unzip3(self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+            None => (None, None, None),
+        }
+    }
+}
+
+pub async fn update_shop(db: &Db, shop: &Shop, f: &ShopFields) -> Result<Shop> {
+    let mut tx = db.begin().await?;
+    let (bin, acct, acct_name) = f.bank.clone().unzip3();
+    sqlx::query(
+        "UPDATE shops SET name = $1, phone = $2, email = $3, zalo_phone = $4, telegram_chat_id = $5,
+           bank_bin = $6, bank_account_no = $7, bank_account_name = $8, story = $9, updated_at = $10
+         WHERE id = $11",
+    )
+    .bind(f.name.clone())
+    .bind(f.phone.as_str().to_string())
+    .bind(f.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(f.zalo_phone.as_ref().map(|p| p.as_str().to_string()))
+    .bind(f.telegram_chat_id.clone())
+    .bind(bin)
+    .bind(acct)
+    .bind(acct_name)
+    .bind(f.story.clone())
+    .bind(now_ms())
+    .bind(shop.id.0)
+    .execute(&mut *tx)
+    .await?;
+    refresh_search_text(&mut tx, Some(shop.id), None).await?;
+    tx.commit().await?;
+    shop_by_id(db, shop.id).await
+}
+
+pub async fn assign_owner(db: &Db, shop: ShopId, owner: &User) -> Result<()> {
+    sqlx::query("UPDATE shops SET owner_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(owner.id.0)
+        .bind(now_ms())
+        .bind(shop.0)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Every product list reads the price from the price board through this join.
+macro_rules! card_select {
+    () => {
+        "SELECT p.id, p.slug, p.name, pi.price_vnd, pi.unit, p.stock, p.ocop_stars, p.category,
+                p.price_item_id, s.slug AS shop_slug, s.name AS shop_name, v.slug AS village_slug,
+                v.name AS village_name, p.active,
+                (SELECT ph.thumb_name FROM product_photos ph WHERE ph.product_id = p.id
+                 ORDER BY ph.position, ph.id LIMIT 1) AS thumb
+         FROM products p
+         JOIN price_items pi ON pi.id = p.price_item_id
+         JOIN shops s ON s.id = p.shop_id
+         JOIN villages v ON v.id = s.village_id"
+    };
+}
+
+fn card_from_row(r: &AnyRow) -> Result<ProductCard> {
+    Ok(ProductCard {
+        id: ProductId(r.try_get("id")?),
+        slug: r.try_get("slug")?,
+        name: r.try_get("name")?,
+        price_vnd: r.try_get("price_vnd")?,
+        unit: r.try_get("unit")?,
+        stock: r.try_get("stock")?,
+        ocop_stars: r.try_get("ocop_stars")?,
+        category: r.try_get("category")?,
+        price_item_id: r.try_get("price_item_id")?,
+        shop_slug: r.try_get("shop_slug")?,
+        shop_name: r.try_get("shop_name")?,
+        village_slug: r.try_get("village_slug")?,
+        village_name: r.try_get("village_name")?,
+        thumb: r.try_get("thumb")?,
+        active: r.try_get::<i64, _>("active")? == 1,
+    })
+}
+
+pub async fn newest_products(db: &Db, limit: i64) -> Result<Vec<ProductCard>> {
+    let rows = sqlx::query(concat!(
+        card_select!(),
+        " WHERE p.active = 1 AND s.active = 1 ORDER BY p.created_at DESC, p.id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(card_from_row).collect()
+}
+
+pub async fn products_of_shop(
+    db: &Db,
+    shop: ShopId,
+    include_inactive: bool,
+) -> Result<Vec<ProductCard>> {
+    let rows = sqlx::query(concat!(
+        card_select!(),
+        " WHERE p.shop_id = $1 AND (p.active = 1 OR $2 = 1) ORDER BY p.name"
+    ))
+    .bind(shop.0)
+    .bind(i64::from(include_inactive))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(card_from_row).collect()
+}
+
+pub async fn products_of_village(db: &Db, village: VillageId) -> Result<Vec<ProductCard>> {
+    let rows = sqlx::query(concat!(
+        card_select!(),
+        " WHERE s.village_id = $1 AND p.active = 1 AND s.active = 1 ORDER BY p.name"
+    ))
+    .bind(village.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(card_from_row).collect()
+}
+
+pub async fn products_of_item(db: &Db, item_id: i64) -> Result<Vec<ProductCard>> {
+    let rows = sqlx::query(concat!(
+        card_select!(),
+        " WHERE p.price_item_id = $1 AND p.active = 1 ORDER BY p.name"
+    ))
+    .bind(item_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(card_from_row).collect()
+}
+
+/// Simple search: every folded word of the query must appear in the product's folded text.
+pub async fn search_simple(db: &Db, query: &str, limit: i64) -> Result<Vec<ProductCard>> {
+    let words: Vec<String> = crate::domain::text::fold(query)
+        .split_whitespace()
+        .take(8)
+        .map(|w| format!("%{}%", w.replace(['%', '_', '\\'], "")))
+        .collect();
+    if words.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sql = String::from(card_select!());
+    sql.push_str(" WHERE p.active = 1 AND s.active = 1");
+    for i in 0..words.len() {
+        sql.push_str(&format!(" AND p.search_text LIKE ${}", i + 1));
+    }
+    sql.push_str(&format!(" ORDER BY p.name LIMIT ${}", words.len() + 1));
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for w in words {
+        q = q.bind(w);
+    }
+    let rows = q.bind(limit).fetch_all(&db.pool).await?;
+    rows.iter().map(card_from_row).collect()
+}
+
+pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
+    let row = sqlx::query(concat!(
+        "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.created_at,
+                p.updated_at, pi.name AS price_item_name, pi.village_id
+         FROM (",
+        card_select!(),
+        " WHERE p.slug = $1) q
+         JOIN products p ON p.id = q.id
+         JOIN price_items pi ON pi.id = p.price_item_id"
+    ))
+    .bind(slug.to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let card = card_from_row(&row)?;
+    let photos = photos_of(db, card.id).await?;
+    Ok(ProductDetail {
+        description: row.try_get("description")?,
+        maker: row.try_get("maker")?,
+        materials: row.try_get("materials")?,
+        made_in: row.try_get("made_in")?,
+        price_item_name: row.try_get("price_item_name")?,
+        shop_id: ShopId(row.try_get("shop_id")?),
+        village_id: VillageId(row.try_get("village_id")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        photos,
+        card,
+    })
+}
+
+pub async fn photos_of(db: &Db, product: ProductId) -> Result<Vec<Photo>> {
+    let rows = sqlx::query(
+        "SELECT id, file_name, thumb_name FROM product_photos WHERE product_id = $1 ORDER BY position, id",
+    )
+    .bind(product.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Photo {
+                id: r.try_get("id")?,
+                file_name: r.try_get("file_name")?,
+                thumb_name: r.try_get("thumb_name")?,
+            })
+        })
+        .collect()
+}
+
+/// The price item must be on the board of the shop's own village.
+async fn check_item_in_village(tx: &mut Tx, item: i64, village: VillageId) -> Result<()> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM price_items WHERE id = $1 AND village_id = $2")
+            .bind(item)
+            .bind(village.0)
+            .fetch_one(&mut **tx)
+            .await?;
+    if n == 0 {
+        return Err(AppError::field(
+            "price_item_id",
+            "mặt hàng này không có trên bảng giá của làng",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create_product(db: &Db, shop: &Shop, f: &ProductFields) -> Result<ProductDetail> {
+    let mut tx = db.begin().await?;
+    let slug = insert_product(&mut tx, shop, f).await?;
+    tx.commit().await?;
+    product_by_slug(db, &slug).await
+}
+
+/// Insert inside a caller's transaction (used by the form, the API and the importer).
+pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Result<String> {
+    check_item_in_village(tx, f.price_item_id, shop.village_id).await?;
+    let slug = free_slug(tx, "products", &Slug::from_name(&f.name), &shop.name).await?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO products (slug, shop_id, price_item_id, name, description, category, stock,
+           ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12)",
+    )
+    .bind(slug.clone())
+    .bind(shop.id.0)
+    .bind(f.price_item_id)
+    .bind(f.name.clone())
+    .bind(f.description.clone())
+    .bind(f.category.clone())
+    .bind(f.stock)
+    .bind(f.ocop_stars)
+    .bind(f.maker.clone())
+    .bind(f.materials.clone())
+    .bind(f.made_in.clone())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    refresh_search_text(tx, None, Some(&slug)).await?;
+    Ok(slug)
+}
+
+pub async fn update_product(
+    db: &Db,
+    shop: &Shop,
+    product: &ProductDetail,
+    f: &ProductFields,
+) -> Result<ProductDetail> {
+    let mut tx = db.begin().await?;
+    check_item_in_village(&mut tx, f.price_item_id, shop.village_id).await?;
+    sqlx::query(
+        "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
+           maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10
+         WHERE id = $11",
+    )
+    .bind(f.name.clone())
+    .bind(f.description.clone())
+    .bind(f.category.clone())
+    .bind(f.stock)
+    .bind(f.ocop_stars)
+    .bind(f.maker.clone())
+    .bind(f.materials.clone())
+    .bind(f.made_in.clone())
+    .bind(f.price_item_id)
+    .bind(now_ms())
+    .bind(product.card.id.0)
+    .execute(&mut *tx)
+    .await?;
+    refresh_search_text(&mut tx, None, Some(&product.card.slug)).await?;
+    tx.commit().await?;
+    product_by_slug(db, &product.card.slug).await
+}
+
+pub async fn set_product_active(db: &Db, product: ProductId, active: bool) -> Result<()> {
+    sqlx::query("UPDATE products SET active = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(active))
+        .bind(now_ms())
+        .bind(product.0)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Recompute the folded search text of the products of a shop, or of one product.
+pub async fn refresh_search_text(
+    tx: &mut Tx,
+    shop: Option<ShopId>,
+    product_slug: Option<&str>,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT p.id, p.name, p.description, p.category, pi.name AS item_name, s.name AS shop_name,
+                v.name AS village_name
+         FROM products p JOIN price_items pi ON pi.id = p.price_item_id
+         JOIN shops s ON s.id = p.shop_id JOIN villages v ON v.id = s.village_id
+         WHERE p.shop_id = $1 OR p.slug = $2",
+    )
+    .bind(shop.map(|s| s.0).unwrap_or(-1))
+    .bind(product_slug.unwrap_or("").to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in rows {
+        let text = search_text(&[
+            &r.try_get::<String, _>("name")?,
+            &r.try_get::<String, _>("category")?,
+            &r.try_get::<String, _>("item_name")?,
+            &r.try_get::<String, _>("shop_name")?,
+            &r.try_get::<String, _>("village_name")?,
+            &r.try_get::<String, _>("description")?,
+        ]);
+        sqlx::query("UPDATE products SET search_text = $1 WHERE id = $2")
+            .bind(text)
+            .bind(r.try_get::<i64, _>("id")?)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn add_photo(db: &Db, product: ProductId, file: &str, thumb: &str) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let pos: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_photos WHERE product_id = $1")
+        .bind(product.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    if pos >= super::photos::MAX_PHOTOS {
+        return Err(AppError::field(
+            "photo",
+            format!("mỗi sản phẩm có tối đa {} ảnh", super::photos::MAX_PHOTOS),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO product_photos (product_id, file_name, thumb_name, position, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(product.0)
+    .bind(file.to_string())
+    .bind(thumb.to_string())
+    .bind(pos)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(product.0)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn counts(db: &Db) -> Result<(i64, i64, i64)> {
+    let v: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM villages")
+        .fetch_one(&db.pool)
+        .await?;
+    let s: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shops")
+        .fetch_one(&db.pool)
+        .await?;
+    let p: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((v, s, p))
+}

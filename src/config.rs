@@ -1,0 +1,181 @@
+//! Configuration from environment variables, optionally layered over a `cholang.toml` file.
+//! Every key is listed in README.md with its default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub addr: SocketAddr,
+    pub public_url: String,
+    /// Key for CSRF tokens; generated once into the data dir when not configured.
+    pub secret_key: Vec<u8>,
+    pub max_upload_bytes: usize,
+    pub session_days: i64,
+    pub login_max_failures: i64,
+    pub login_window_minutes: i64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(&self.database_url))
+            .field("addr", &self.addr)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hide a password in a database URL before it reaches a log line.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Raw key/value settings: file first, environment on top.
+#[derive(Default, Clone)]
+pub struct Settings(HashMap<String, String>);
+
+impl Settings {
+    pub fn from_env_and_file() -> anyhow::Result<Self> {
+        let mut map = HashMap::new();
+        let path = std::env::var("CHOLANG_CONFIG").unwrap_or_else(|_| "cholang.toml".into());
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let table: toml::Table =
+                toml::from_str(&text).with_context(|| format!("reading {path}"))?;
+            for (k, v) in table {
+                let v = match v {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                map.insert(k.to_uppercase(), v);
+            }
+        }
+        for (k, v) in std::env::vars() {
+            map.insert(k, v);
+        }
+        Ok(Settings(map))
+    }
+
+    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        Settings(pairs.into_iter().collect())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T) -> anyhow::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{key}={v:?} is not valid: {e}")),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(settings: &Settings) -> anyhow::Result<Config> {
+        let data_dir = PathBuf::from(settings.get("CHOLANG_DATA_DIR").unwrap_or("./data"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        let database_url = match settings.get("DATABASE_URL") {
+            Some(u) => u.to_string(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("cholang.db").display()
+            ),
+        };
+        let addr: SocketAddr = settings.parse("CHOLANG_ADDR", "127.0.0.1:8080".parse()?)?;
+        let public_url = settings
+            .get("CHOLANG_PUBLIC_URL")
+            .map(|s| s.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let secret_key = match settings.get("CHOLANG_SECRET_KEY") {
+            Some(k) if k.len() >= 32 => k.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("CHOLANG_SECRET_KEY must be at least 32 characters"),
+            None => load_or_create_secret(&data_dir)?,
+        };
+        Ok(Config {
+            data_dir,
+            database_url,
+            addr,
+            public_url,
+            secret_key,
+            max_upload_bytes: settings.parse("CHOLANG_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,
+            session_days: settings.parse("CHOLANG_SESSION_DAYS", 14)?,
+            login_max_failures: settings.parse("CHOLANG_LOGIN_MAX_FAILURES", 5)?,
+            login_window_minutes: settings.parse("CHOLANG_LOGIN_WINDOW_MINUTES", 15)?,
+        })
+    }
+
+    /// Cookies get the `Secure` flag when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn photos_dir(&self) -> PathBuf {
+        self.data_dir.join("photos")
+    }
+}
+
+fn load_or_create_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use rand::RngCore;
+    let path = data_dir.join("secret.key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && bytes.len() >= 32
+    {
+        return Ok(bytes);
+    }
+    let mut key = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn bad_numbers_are_reported_with_their_key() {
+        let s = Settings::from_pairs([("CHOLANG_SESSION_DAYS".into(), "many".into())]);
+        let err = s.parse::<i64>("CHOLANG_SESSION_DAYS", 1).unwrap_err();
+        assert!(err.to_string().contains("CHOLANG_SESSION_DAYS"));
+    }
+}

@@ -1,0 +1,202 @@
+//! Database access: one `sqlx::Any` pool that speaks SQLite (embedded default) or PostgreSQL.
+//!
+//! All queries are written in the subset both engines run alike: `$N` placeholders,
+//! `RETURNING`, `ON CONFLICT`, flags as INTEGER 0/1 and times as BIGINT epoch milliseconds
+//! (the `Any` driver cannot decode SQLite booleans or driver-specific time types).
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, SqlSafeStr, Transaction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+pub type Tx = Transaction<'static, Any>;
+
+/// Migrations, one list per backend, compiled into the binary so it runs from anywhere.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+impl Db {
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:");
+        };
+        let options = AnyConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; foreign keys are off by
+                            // default in SQLite; the busy timeout makes writers queue, not fail.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+            }
+        }
+        .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .context("running migrations")?;
+        Ok(())
+    }
+
+    /// Begin a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one failing
+    /// when it upgrades a read snapshot that went stale.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Unique and check constraints the code relies on, with the message a person should see.
+/// PostgreSQL reports the constraint name; SQLite reports `table.column`.
+const CONSTRAINTS: &[(&str, &str, &str)] = &[
+    (
+        "users_email_key",
+        "users.email",
+        "email này đã được dùng cho một tài khoản khác",
+    ),
+    (
+        "users_phone_key",
+        "users.phone",
+        "số điện thoại này đã được dùng cho một tài khoản khác",
+    ),
+    (
+        "villages_slug_key",
+        "villages.slug",
+        "đường dẫn làng đã tồn tại",
+    ),
+    (
+        "shops_village_name_key",
+        "shops.village_id, shops.name",
+        "làng đã có một cửa hàng cùng tên",
+    ),
+    (
+        "shops_slug_key",
+        "shops.slug",
+        "đường dẫn cửa hàng đã tồn tại",
+    ),
+    (
+        "price_items_village_name_key",
+        "price_items.village_id, price_items.name",
+        "bảng giá của làng đã có mặt hàng cùng tên",
+    ),
+    (
+        "products_shop_name_key",
+        "products.shop_id, products.name",
+        "cửa hàng đã có sản phẩm cùng tên",
+    ),
+    (
+        "products_slug_key",
+        "products.slug",
+        "đường dẫn sản phẩm đã tồn tại",
+    ),
+    (
+        "proposals_one_open_per_item",
+        "proposals.price_item_id",
+        "mặt hàng này đang có một đề xuất giá chưa kết thúc",
+    ),
+];
+
+pub fn constraint_message(e: &sqlx::Error) -> Option<&'static str> {
+    let db = e.as_database_error()?;
+    let msg = db.message();
+    let name = db.constraint();
+    CONSTRAINTS.iter().find_map(|(pg, sqlite, text)| {
+        let hit = name == Some(*pg)
+            || (msg.contains("UNIQUE constraint failed") && msg.ends_with(sqlite));
+        hit.then_some(*text)
+    })
+}
+
+/// True when the error is a unique violation of the named constraint (see `CONSTRAINTS`).
+pub fn is_unique_violation(e: &sqlx::Error, pg_name: &str) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    if db.constraint() == Some(pg_name) {
+        return true;
+    }
+    CONSTRAINTS
+        .iter()
+        .find(|(pg, _, _)| *pg == pg_name)
+        .is_some_and(|(_, sqlite, _)| {
+            db.message().contains("UNIQUE constraint failed") && db.message().ends_with(sqlite)
+        })
+}

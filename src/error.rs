@@ -1,0 +1,147 @@
+//! One error type for the whole service, mapped to HTTP in one place.
+//!
+//! API handlers return `AppError` as JSON `{"error":{"code","message","fields"}}`;
+//! page handlers wrap it in `web::PageError`, which renders the same status as an HTML page.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Per-field validation messages, in Vietnamese, keyed by the field name the client sent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FieldErrors(pub BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.entry(field.to_string()).or_insert(message.into());
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(|s| s.as_str())
+    }
+    /// Collect the error of a parse into this set, returning the value if it parsed.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        r: std::result::Result<T, E>,
+    ) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+    /// `Ok(())` when empty, else a validation error carrying every message.
+    pub fn into_result(self) -> Result<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("không tìm thấy")]
+    NotFound,
+    #[error("cần đăng nhập")]
+    Unauthorized,
+    #[error("bạn không có quyền làm việc này")]
+    Forbidden,
+    #[error("dữ liệu chưa hợp lệ")]
+    Validation(FieldErrors),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("phiên biểu mẫu đã hết hạn, vui lòng tải lại trang và thử lại")]
+    Csrf,
+    #[error("quá nhiều lần đăng nhập sai, vui lòng thử lại sau {0} phút")]
+    TooManyAttempts(i64),
+    #[error("tệp quá lớn")]
+    PayloadTooLarge,
+    #[error("lỗi hệ thống, vui lòng thử lại sau")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn field(field: &str, message: impl Into<String>) -> AppError {
+        let mut f = FieldErrors::new();
+        f.add(field, message);
+        AppError::Validation(f)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "not_found",
+            AppError::Unauthorized => "unauthorized",
+            AppError::Forbidden => "forbidden",
+            AppError::Validation(_) => "validation",
+            AppError::Conflict(_) => "conflict",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Csrf => "csrf",
+            AppError::TooManyAttempts(_) => "too_many_attempts",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// Log internal errors with their whole cause chain; the client sees a generic message.
+    pub fn log(&self) {
+        if let AppError::Internal(e) = self {
+            tracing::error!(error = ?e, "internal error");
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::RowNotFound = e {
+            return AppError::NotFound;
+        }
+        if let Some(msg) = crate::db::constraint_message(&e) {
+            return AppError::Conflict(msg.to_string());
+        }
+        AppError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let fields = match &self {
+            AppError::Validation(f) => json!(f.0),
+            _ => json!({}),
+        };
+        let body =
+            json!({"error": {"code": self.code(), "message": self.to_string(), "fields": fields}});
+        (self.status(), Json(body)).into_response()
+    }
+}

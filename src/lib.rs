@@ -1,0 +1,11 @@
+//! Chợ Làng: a marketplace for Vietnamese craft villages on community-agreed fair prices.
+
+pub mod accounts;
+pub mod app;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod pricing;
+pub mod web;

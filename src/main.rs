@@ -1,0 +1,172 @@
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cholang::accounts::{Login, NewUser, Role};
+use cholang::app::{Server, shutdown_signal};
+use cholang::config::{Config, Settings};
+use cholang::db::Db;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cholang",
+    version,
+    about = "Chợ Làng — chợ làng nghề, giá cộng đồng"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (address from CHOLANG_ADDR).
+    Serve {
+        /// Load the demo market when the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import a village catalogue CSV (all rows or none).
+    Import {
+        file: PathBuf,
+        /// Province of villages the file creates.
+        #[arg(long, default_value = "Hà Nội")]
+        province: String,
+    },
+    /// Accounts and roles.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account. The password is read from CHOLANG_NEW_PASSWORD or standard input.
+    CreateUser {
+        #[arg(long, value_parser = ["seller", "moderator", "admin"])]
+        role: String,
+        /// Email or Vietnamese mobile number.
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Make an account a moderator of a village's price board.
+    AddModerator {
+        #[arg(long)]
+        village: String,
+        #[arg(long)]
+        login: String,
+    },
+    /// Give a shop (e.g. an imported, unclaimed one) to a seller account.
+    AssignShop {
+        #[arg(long)]
+        shop: String,
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(&Settings::from_env_and_file()?)?;
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    match cli.command {
+        Command::Migrate => {
+            println!("migrations applied");
+        }
+        Command::Serve { demo } => {
+            if demo && cholang::catalog::demo::load_if_empty(&db).await? {
+                tracing::info!(
+                    "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",
+                    cholang::catalog::demo::ADMIN_EMAIL,
+                    cholang::catalog::demo::DEMO_PASSWORD
+                );
+            }
+            let server = Server::bind(config.clone(), db).await?;
+            tracing::info!(config = ?config, "Chợ Làng listening on http://{}", server.local_addr()?);
+            server.run(shutdown_signal()).await?;
+        }
+        Command::Import { file, province } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            match cholang::catalog::import::import_bytes(&db, &bytes, &province).await {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    if !report.changed() {
+                        println!("không có gì thay đổi");
+                    }
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Admin { command } => admin(&db, command).await?,
+    }
+    Ok(())
+}
+
+async fn find_user(db: &Db, login: &str) -> anyhow::Result<cholang::accounts::User> {
+    let login = Login::parse(login).map_err(|e| anyhow::anyhow!(e))?;
+    cholang::accounts::store::find_by_login(db, &login)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account with that login"))
+}
+
+async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateUser { role, login, name } => {
+            let password = match std::env::var("CHOLANG_NEW_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s)?;
+                    s.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e))?;
+            let new = NewUser::parse(&login, &name, &password, role).map_err(|e| match e {
+                cholang::error::AppError::Validation(f) => anyhow::anyhow!("invalid: {:?}", f.0),
+                other => anyhow::anyhow!(other.to_string()),
+            })?;
+            let user = cholang::accounts::store::create_user(db, new)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            println!("created {} account #{}", role.as_str(), user.id.0);
+        }
+        AdminCommand::AddModerator { village, login } => {
+            let user = find_user(db, &login).await?;
+            let v = cholang::catalog::store::village_by_slug(db, &village)
+                .await
+                .map_err(|_| anyhow::anyhow!("no village {village}"))?;
+            if user.role == Role::Seller {
+                cholang::accounts::store::set_role(db, user.id, Role::Moderator).await?;
+            }
+            cholang::accounts::store::add_moderator(db, v.id.0, user.id).await?;
+            println!("{} now moderates {}", user.display_name, v.name);
+        }
+        AdminCommand::AssignShop { shop, login } => {
+            let user = find_user(db, &login).await?;
+            let s = cholang::catalog::store::shop_by_slug(db, &shop)
+                .await
+                .map_err(|_| anyhow::anyhow!("no shop {shop}"))?;
+            cholang::catalog::store::assign_owner(db, s.id, &user).await?;
+            println!("{} now owns {}", user.display_name, s.name);
+        }
+    }
+    Ok(())
+}

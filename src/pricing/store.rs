@@ -1,0 +1,502 @@
+//! SQL for the price board. Every change of an agreed price goes through `apply_price`,
+//! which writes the public history row in the same transaction.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::*;
+use crate::accounts::User;
+use crate::accounts::store::can_moderate;
+use crate::catalog::Village;
+use crate::db::{Db, Tx};
+use crate::domain::text::clean_line;
+use crate::domain::{Vnd, now_ms};
+use crate::error::{AppError, FieldErrors, Result};
+
+fn item_from_row(r: &AnyRow) -> Result<PriceItem> {
+    Ok(PriceItem {
+        id: r.try_get("id")?,
+        village_id: r.try_get("village_id")?,
+        name: r.try_get("name")?,
+        unit: r.try_get("unit")?,
+        price_vnd: r.try_get("price_vnd")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn items_of_village(db: &Db, village_id: i64) -> Result<Vec<PriceItem>> {
+    let rows = sqlx::query(
+        "SELECT id, village_id, name, unit, price_vnd, updated_at FROM price_items
+         WHERE village_id = $1 ORDER BY name",
+    )
+    .bind(village_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(item_from_row).collect()
+}
+
+pub async fn item_by_id(db: &Db, id: i64) -> Result<PriceItem> {
+    let row = sqlx::query(
+        "SELECT id, village_id, name, unit, price_vnd, updated_at FROM price_items WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    item_from_row(&row)
+}
+
+/// Set an item's agreed price and record the change in the public history.
+/// Listings read the price through a join, so every listing of the item changes at once.
+pub async fn apply_price(
+    tx: &mut Tx,
+    item_id: i64,
+    new_price: Vnd,
+    source: &str,
+    proposal_id: Option<i64>,
+    actor: Option<i64>,
+) -> Result<()> {
+    let old: i64 = sqlx::query_scalar("SELECT price_vnd FROM price_items WHERE id = $1")
+        .bind(item_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let now = now_ms();
+    sqlx::query("UPDATE price_items SET price_vnd = $1, updated_at = $2 WHERE id = $3")
+        .bind(new_price.get())
+        .bind(now)
+        .bind(item_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO price_changes (price_item_id, old_price_vnd, new_price_vnd, source, proposal_id, actor_user_id, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(item_id)
+    .bind(old)
+    .bind(new_price.get())
+    .bind(source.to_string())
+    .bind(proposal_id)
+    .bind(actor)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    // Listings changed: touch them so anything that follows product changes sees it.
+    sqlx::query("UPDATE products SET updated_at = $1 WHERE price_item_id = $2")
+        .bind(now)
+        .bind(item_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Insert a new item with its first agreed price (history source `created` or `imported`).
+pub async fn insert_item(
+    tx: &mut Tx,
+    village_id: i64,
+    name: &str,
+    unit: &str,
+    price: Vnd,
+    source: &str,
+    actor: Option<i64>,
+) -> Result<i64> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO price_items (village_id, name, unit, price_vnd, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+    )
+    .bind(village_id)
+    .bind(name.to_string())
+    .bind(unit.to_string())
+    .bind(price.get())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO price_changes (price_item_id, old_price_vnd, new_price_vnd, source, actor_user_id, at)
+         VALUES ($1, NULL, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(price.get())
+    .bind(source.to_string())
+    .bind(actor)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// A moderator adds an item to their village's board.
+pub async fn create_item(
+    db: &Db,
+    user: &User,
+    village: &Village,
+    name: &str,
+    unit: &str,
+    price: &str,
+) -> Result<PriceItem> {
+    if !can_moderate(db, user, village.id.0).await? {
+        return Err(AppError::Forbidden);
+    }
+    let mut e = FieldErrors::new();
+    let name = e.check("name", clean_line(name, "tên mặt hàng", 120));
+    let unit = e.check("unit", clean_line(unit, "đơn vị", 30));
+    let price = e.check("price_vnd", Vnd::parse(price));
+    e.into_result()?;
+    let mut tx = db.begin().await?;
+    let id = insert_item(
+        &mut tx,
+        village.id.0,
+        &name.unwrap(),
+        &unit.unwrap(),
+        price.unwrap(),
+        "created",
+        Some(user.id.0),
+    )
+    .await?;
+    tx.commit().await?;
+    item_by_id(db, id).await
+}
+
+const CHANGE_SELECT: &str =
+    "SELECT c.id, c.price_item_id, pi.name AS item_name, pi.unit, c.old_price_vnd,
+        c.new_price_vnd, c.source, c.proposal_id, u.display_name AS actor, c.at
+     FROM price_changes c JOIN price_items pi ON pi.id = c.price_item_id
+     LEFT JOIN users u ON u.id = c.actor_user_id";
+
+fn change_from_row(r: &AnyRow) -> Result<PriceChange> {
+    Ok(PriceChange {
+        id: r.try_get("id")?,
+        price_item_id: r.try_get("price_item_id")?,
+        item_name: r.try_get("item_name")?,
+        unit: r.try_get("unit")?,
+        old_price_vnd: r.try_get("old_price_vnd")?,
+        new_price_vnd: r.try_get("new_price_vnd")?,
+        source: r.try_get("source")?,
+        proposal_id: r.try_get("proposal_id")?,
+        actor: r.try_get("actor")?,
+        at: r.try_get("at")?,
+    })
+}
+
+pub async fn history_of_village(db: &Db, village_id: i64) -> Result<Vec<PriceChange>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{CHANGE_SELECT} WHERE pi.village_id = $1 ORDER BY c.at DESC, c.id DESC"
+    )))
+    .bind(village_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(change_from_row).collect()
+}
+
+pub async fn history_of_item(db: &Db, item_id: i64) -> Result<Vec<PriceChange>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{CHANGE_SELECT} WHERE c.price_item_id = $1 ORDER BY c.at DESC, c.id DESC"
+    )))
+    .bind(item_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(change_from_row).collect()
+}
+
+const PROPOSAL_SELECT: &str =
+    "SELECT p.id, p.price_item_id, pi.village_id, pi.name AS item_name, pi.unit,
+        u.display_name AS proposer, s.name AS proposer_shop, p.old_price_vnd, p.new_price_vnd,
+        p.reason, p.status, p.decision, p.created_at, p.closes_at, p.decided_at
+     FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
+     JOIN users u ON u.id = p.proposer_user_id JOIN shops s ON s.id = p.proposer_shop_id";
+
+async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
+    let id: i64 = r.try_get("id")?;
+    let vote_rows = sqlx::query(
+        "SELECT s.name AS shop_name, v.approve, v.at FROM votes v JOIN shops s ON s.id = v.shop_id
+         WHERE v.proposal_id = $1 ORDER BY v.at, s.name",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut votes = Vec::new();
+    for v in &vote_rows {
+        votes.push(Vote {
+            shop_name: v.try_get("shop_name")?,
+            approve: v.try_get::<i64, _>("approve")? == 1,
+            at: v.try_get("at")?,
+        });
+    }
+    Ok(Proposal {
+        id,
+        price_item_id: r.try_get("price_item_id")?,
+        village_id: r.try_get("village_id")?,
+        item_name: r.try_get("item_name")?,
+        unit: r.try_get("unit")?,
+        proposer: r.try_get("proposer")?,
+        proposer_shop: r.try_get("proposer_shop")?,
+        old_price_vnd: r.try_get("old_price_vnd")?,
+        new_price_vnd: r.try_get("new_price_vnd")?,
+        reason: r.try_get("reason")?,
+        status: ProposalStatus::parse(&r.try_get::<String, _>("status")?),
+        decision: r.try_get("decision")?,
+        created_at: r.try_get("created_at")?,
+        closes_at: r.try_get("closes_at")?,
+        decided_at: r.try_get("decided_at")?,
+        yes: votes.iter().filter(|v| v.approve).count() as i64,
+        no: votes.iter().filter(|v| !v.approve).count() as i64,
+        votes,
+    })
+}
+
+pub async fn proposal_by_id(db: &Db, id: i64) -> Result<Proposal> {
+    close_expired(db).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PROPOSAL_SELECT} WHERE p.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    proposal_from_row(db, &row).await
+}
+
+pub async fn proposals_of_village(db: &Db, village_id: i64) -> Result<Vec<Proposal>> {
+    close_expired(db).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PROPOSAL_SELECT} WHERE pi.village_id = $1 ORDER BY p.created_at DESC, p.id DESC"
+    )))
+    .bind(village_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        out.push(proposal_from_row(db, r).await?);
+    }
+    Ok(out)
+}
+
+/// The caller's active shops in a village: the shops that vote and propose for them.
+async fn voting_shops(tx: &mut Tx, user: &User, village_id: i64) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM shops WHERE owner_id = $1 AND village_id = $2 AND active = 1 ORDER BY id",
+    )
+    .bind(user.id.0)
+    .bind(village_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids)
+}
+
+/// Shops that count toward the quorum: active, and owned by an account that can vote.
+async fn active_shop_count(tx: &mut Tx, village_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL",
+    )
+    .bind(village_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+pub async fn propose(
+    db: &Db,
+    user: &User,
+    item_id: i64,
+    price: &str,
+    reason: &str,
+) -> Result<Proposal> {
+    let item = item_by_id(db, item_id).await?;
+    let village =
+        crate::catalog::store::village_by_id(db, crate::catalog::VillageId(item.village_id))
+            .await?;
+    let mut e = FieldErrors::new();
+    let price = e.check("price_vnd", Vnd::parse(price));
+    let reason = e.check("reason", clean_line(reason, "lý do", 500));
+    if let Some(p) = price
+        && p.get() == item.price_vnd
+    {
+        e.add("price_vnd", "giá đề xuất trùng với giá đang áp dụng");
+    }
+    e.into_result()?;
+    close_expired(db).await?;
+    let mut tx = db.begin().await?;
+    let shops = voting_shops(&mut tx, user, item.village_id).await?;
+    let Some(shop) = shops.first() else {
+        return Err(AppError::Forbidden);
+    };
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO proposals (price_item_id, proposer_user_id, proposer_shop_id, old_price_vnd,
+           new_price_vnd, reason, status, created_at, closes_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
+    )
+    .bind(item.id)
+    .bind(user.id.0)
+    .bind(*shop)
+    .bind(item.price_vnd)
+    .bind(price.unwrap().get())
+    .bind(reason.unwrap())
+    .bind(now)
+    .bind(now + village.proposal_days * 86_400_000)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    proposal_by_id(db, id).await
+}
+
+/// Take the proposal's row lock (PostgreSQL) so concurrent voters are counted one after
+/// another; on SQLite the write transaction already holds the database lock.
+/// Returns the proposal's item, village and new price while it is open.
+async fn lock_open(tx: &mut Tx, proposal_id: i64) -> Result<(i64, i64, i64)> {
+    let locked = sqlx::query(
+        "UPDATE proposals SET status = status WHERE id = $1 AND status = 'open' AND closes_at > $2",
+    )
+    .bind(proposal_id)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if locked == 0 {
+        return Err(AppError::Conflict("đề xuất này đã kết thúc".into()));
+    }
+    let r = sqlx::query(
+        "SELECT p.price_item_id, pi.village_id, p.new_price_vnd FROM proposals p
+         JOIN price_items pi ON pi.id = p.price_item_id WHERE p.id = $1",
+    )
+    .bind(proposal_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+}
+
+async fn approve_in_tx(
+    tx: &mut Tx,
+    proposal_id: i64,
+    item_id: i64,
+    new_price: i64,
+    decision: &str,
+    by: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE proposals SET status = 'approved', decision = $1, decided_at = $2, decided_by = $3
+         WHERE id = $4 AND status = 'open'",
+    )
+    .bind(decision.to_string())
+    .bind(now_ms())
+    .bind(by)
+    .bind(proposal_id)
+    .execute(&mut **tx)
+    .await?;
+    let source = if decision == "moderator" {
+        "moderator"
+    } else {
+        "proposal"
+    };
+    let price = Vnd::new(new_price).map_err(|e| anyhow::anyhow!(e))?;
+    apply_price(tx, item_id, price, source, Some(proposal_id), by).await
+}
+
+/// Record the caller's vote (one per shop they own in the village; a new vote replaces
+/// their earlier one) and approve the proposal the moment the quorum is reached.
+pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Result<Proposal> {
+    close_expired(db).await?;
+    let mut tx = db.begin().await?;
+    let (item_id, village_id, new_price) = match lock_open(&mut tx, proposal_id).await {
+        Err(AppError::Conflict(m)) => {
+            let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM proposals WHERE id = $1")
+                .bind(proposal_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Err(if exists == 0 {
+                AppError::NotFound
+            } else {
+                AppError::Conflict(m)
+            });
+        }
+        other => other?,
+    };
+    let shops = voting_shops(&mut tx, user, village_id).await?;
+    if shops.is_empty() {
+        return Err(AppError::Forbidden);
+    }
+    let now = now_ms();
+    for shop in shops {
+        sqlx::query(
+            "INSERT INTO votes (proposal_id, shop_id, user_id, approve, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (proposal_id, shop_id) DO UPDATE SET approve = excluded.approve, at = excluded.at, user_id = excluded.user_id",
+        )
+        .bind(proposal_id)
+        .bind(shop)
+        .bind(user.id.0)
+        .bind(i64::from(approve))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let yes: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM votes v JOIN shops s ON s.id = v.shop_id
+         WHERE v.proposal_id = $1 AND v.approve = 1 AND s.active = 1",
+    )
+    .bind(proposal_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let active = active_shop_count(&mut tx, village_id).await?;
+    let village = sqlx::query("SELECT quorum_min_yes, quorum_percent FROM villages WHERE id = $1")
+        .bind(village_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let quorum = Quorum {
+        min_yes: village.try_get(0)?,
+        percent: village.try_get(1)?,
+    };
+    if quorum.reached(yes, active) {
+        approve_in_tx(&mut tx, proposal_id, item_id, new_price, "quorum", None).await?;
+    }
+    tx.commit().await?;
+    proposal_by_id(db, proposal_id).await
+}
+
+/// A moderator of the village (or an admin) approves without waiting for the quorum.
+pub async fn approve_by_moderator(db: &Db, user: &User, proposal_id: i64) -> Result<Proposal> {
+    let p = proposal_by_id(db, proposal_id).await?;
+    if !can_moderate(db, user, p.village_id).await? {
+        return Err(AppError::Forbidden);
+    }
+    let mut tx = db.begin().await?;
+    let (item_id, _, new_price) = lock_open(&mut tx, proposal_id).await?;
+    approve_in_tx(
+        &mut tx,
+        proposal_id,
+        item_id,
+        new_price,
+        "moderator",
+        Some(user.id.0),
+    )
+    .await?;
+    tx.commit().await?;
+    proposal_by_id(db, proposal_id).await
+}
+
+/// Proposals whose voting time ran out without a quorum are rejected.
+pub async fn close_expired(db: &Db) -> Result<u64> {
+    let now = now_ms();
+    let n = sqlx::query(
+        "UPDATE proposals SET status = 'rejected', decision = 'expired', decided_at = closes_at
+         WHERE status = 'open' AND closes_at <= $1",
+    )
+    .bind(now)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+/// Quorum figures for display: (active shops, yes votes needed).
+pub async fn quorum_status(db: &Db, village: &Village) -> Result<(i64, i64)> {
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL",
+    )
+    .bind(village.id.0)
+    .fetch_one(&db.pool)
+    .await?;
+    let q = Quorum {
+        min_yes: village.quorum_min_yes,
+        percent: village.quorum_percent,
+    };
+    Ok((active, q.needed(active)))
+}

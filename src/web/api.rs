@@ -1,0 +1,552 @@
+//! JSON API under `/api/v1`: the same rules and authorization as the pages.
+//! Auth: `POST /auth/login` returns a bearer token; send `Authorization: Bearer <token>`.
+//! Errors: `{"error":{"code","message","fields"}}` (see `error.rs`).
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::session::{CurrentUser, session_token};
+use crate::accounts::{self, NewUser, Role};
+use crate::app::AppState;
+use crate::catalog::store::NewVillage;
+use crate::catalog::{ProductDetail, ProductInput, Shop, ShopInput, store};
+use crate::domain::text::clean_line;
+use crate::error::{AppError, FieldErrors, Result};
+use crate::pricing::store as pricing;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/villages", get(villages).post(create_village))
+        .route("/villages/{slug}", get(village))
+        .route(
+            "/villages/{slug}/price-items",
+            get(price_items).post(create_price_item),
+        )
+        .route("/villages/{slug}/proposals", get(village_proposals))
+        .route("/price-items/{id}", get(price_item))
+        .route("/price-items/{id}/proposals", post(propose))
+        .route("/proposals/{id}", get(proposal))
+        .route("/proposals/{id}/votes", post(vote))
+        .route("/proposals/{id}/approve", post(approve))
+        .route("/shops", get(shops).post(create_shop))
+        .route("/shops/{slug}", get(shop).patch(update_shop))
+        .route("/products", get(products).post(create_product))
+        .route("/products/{slug}", get(product).patch(update_product))
+}
+
+/// `Json` whose rejections use our error body.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for AppError {
+    fn from(r: JsonRejection) -> Self {
+        AppError::BadRequest(format!("nội dung JSON không hợp lệ: {}", r.body_text()))
+    }
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// Numbers or strings in JSON both become the text the domain parser reads.
+fn text(v: &Option<Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn register(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> Result<Response> {
+    let new = NewUser::parse(&b.login, &b.display_name, &b.password, Role::Seller)?;
+    let user = accounts::store::create_user(&st.db, new).await?;
+    let token = accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
+    Ok(created(json!({"user": user, "token": token})))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> Result<Json<Value>> {
+    let user = match super::auth::authenticate(&st, &b.login, &b.password, client).await {
+        Err(AppError::Validation(_)) => return Err(AppError::Unauthorized),
+        other => other?,
+    };
+    let token = accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
+    Ok(Json(json!({"user": user, "token": token})))
+}
+
+async fn logout(State(st): State<AppState>, req: axum::extract::Request) -> Result<StatusCode> {
+    let (parts, _) = req.into_parts();
+    if let Some(t) = session_token(&parts) {
+        accounts::store::delete_session(&st.db, &t).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(st): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Value>> {
+    let shops = store::shops_of_owner(&st.db, &user).await?;
+    Ok(Json(json!({"user": user, "shops": shops})))
+}
+
+async fn villages(State(st): State<AppState>) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"villages": store::list_villages(&st.db).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct VillageBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    commune: String,
+    #[serde(default)]
+    district: String,
+    #[serde(default)]
+    province: String,
+    #[serde(default)]
+    story: String,
+    quorum_min_yes: Option<i64>,
+    quorum_percent: Option<i64>,
+    proposal_days: Option<i64>,
+}
+
+async fn create_village(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<VillageBody>,
+) -> Result<Response> {
+    if !user.is_admin() {
+        return Err(AppError::Forbidden);
+    }
+    let mut e = FieldErrors::new();
+    let name = e.check("name", clean_line(&b.name, "tên làng", 80));
+    let commune = e.check("commune", clean_line(&b.commune, "xã", 80));
+    let district = e.check("district", clean_line(&b.district, "huyện", 80));
+    let province = e.check("province", clean_line(&b.province, "tỉnh/thành phố", 80));
+    let story = e.check(
+        "story",
+        crate::domain::text::clean_text(&b.story, "giới thiệu", 4000),
+    );
+    let min_yes = b.quorum_min_yes.unwrap_or(3);
+    let percent = b.quorum_percent.unwrap_or(50);
+    let days = b.proposal_days.unwrap_or(7);
+    if !(1..=1000).contains(&min_yes) {
+        e.add("quorum_min_yes", "số phiếu tối thiểu từ 1 đến 1000");
+    }
+    if !(0..=99).contains(&percent) {
+        e.add("quorum_percent", "tỷ lệ từ 0 đến 99 (%)");
+    }
+    if !(1..=60).contains(&days) {
+        e.add("proposal_days", "thời gian biểu quyết từ 1 đến 60 ngày");
+    }
+    e.into_result()?;
+    let mut tx = st.db.begin().await?;
+    let id = store::insert_village(
+        &mut tx,
+        &NewVillage {
+            name: name.unwrap(),
+            commune: commune.unwrap(),
+            district: district.unwrap(),
+            province: province.unwrap(),
+            story: story.unwrap(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        AppError::Internal(_) => e,
+        other => other,
+    })?;
+    tx.commit().await.map_err(|e| {
+        if crate::db::is_unique_violation(&e, "villages_slug_key") {
+            AppError::Conflict("làng đã tồn tại".into())
+        } else {
+            e.into()
+        }
+    })?;
+    store::set_quorum(&st.db, id, min_yes, percent, days).await?;
+    let v = store::village_by_id(&st.db, id).await?;
+    Ok(created(json!({"village": v})))
+}
+
+async fn village(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let shops = store::shops_of_village(&st.db, v.id).await?;
+    let (active, needed) = pricing::quorum_status(&st.db, &v).await?;
+    Ok(Json(
+        json!({"village": v, "shops": shops, "quorum": {"active_shops": active, "yes_needed": needed}}),
+    ))
+}
+
+async fn price_items(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    Ok(Json(
+        json!({"price_items": pricing::items_of_village(&st.db, v.id.0).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ItemBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    unit: String,
+    price_vnd: Option<Value>,
+}
+
+async fn create_price_item(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<ItemBody>,
+) -> Result<Response> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let item =
+        pricing::create_item(&st.db, &user, &v, &b.name, &b.unit, &text(&b.price_vnd)).await?;
+    Ok(created(json!({"price_item": item})))
+}
+
+async fn village_proposals(
+    State(st): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    Ok(Json(
+        json!({"proposals": pricing::proposals_of_village(&st.db, v.id.0).await?}),
+    ))
+}
+
+async fn price_item(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>> {
+    let item = pricing::item_by_id(&st.db, id).await?;
+    let history = pricing::history_of_item(&st.db, id).await?;
+    let listings = store::products_of_item(&st.db, id).await?;
+    Ok(Json(
+        json!({"price_item": item, "history": history, "products": listings}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ProposalBody {
+    price_vnd: Option<Value>,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn propose(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<ProposalBody>,
+) -> Result<Response> {
+    let p = pricing::propose(&st.db, &user, id, &text(&b.price_vnd), &b.reason).await?;
+    Ok(created(json!({"proposal": p})))
+}
+
+async fn proposal(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"proposal": pricing::proposal_by_id(&st.db, id).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct VoteBody {
+    approve: Option<bool>,
+}
+
+async fn vote(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<VoteBody>,
+) -> Result<Json<Value>> {
+    let approve = b
+        .approve
+        .ok_or_else(|| AppError::field("approve", "cần true (đồng ý) hoặc false (không đồng ý)"))?;
+    Ok(Json(
+        json!({"proposal": pricing::vote(&st.db, &user, id, approve).await?}),
+    ))
+}
+
+async fn approve(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"proposal": pricing::approve_by_moderator(&st.db, &user, id).await?}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    village: Option<String>,
+    shop: Option<String>,
+}
+
+async fn shops(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+    let list = match q.village {
+        Some(slug) => {
+            let v = store::village_by_slug(&st.db, &slug).await?;
+            store::shops_of_village(&st.db, v.id).await?
+        }
+        None => store::all_shops(&st.db).await?,
+    };
+    Ok(Json(json!({"shops": list})))
+}
+
+async fn shop(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let s = store::shop_by_slug(&st.db, &slug).await?;
+    if !s.active {
+        return Err(AppError::NotFound);
+    }
+    let products = store::products_of_shop(&st.db, s.id, false).await?;
+    Ok(Json(json!({"shop": s, "products": products})))
+}
+
+/// Shop fields in JSON; every field optional so PATCH can send only what changes.
+#[derive(Deserialize, Default)]
+struct ShopBody {
+    village: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    zalo_phone: Option<String>,
+    telegram_chat_id: Option<Value>,
+    bank_bin: Option<Value>,
+    bank_account_no: Option<Value>,
+    bank_account_name: Option<String>,
+    story: Option<String>,
+}
+
+impl ShopBody {
+    fn over(self, base: ShopInput) -> ShopInput {
+        let tg = self
+            .telegram_chat_id
+            .as_ref()
+            .map(|v| text(&Some(v.clone())));
+        let bin = self.bank_bin.as_ref().map(|v| text(&Some(v.clone())));
+        let acct = self
+            .bank_account_no
+            .as_ref()
+            .map(|v| text(&Some(v.clone())));
+        ShopInput {
+            name: self.name.unwrap_or(base.name),
+            phone: self.phone.unwrap_or(base.phone),
+            email: self.email.unwrap_or(base.email),
+            zalo_phone: self.zalo_phone.unwrap_or(base.zalo_phone),
+            telegram_chat_id: tg.unwrap_or(base.telegram_chat_id),
+            bank_bin: bin.unwrap_or(base.bank_bin),
+            bank_account_no: acct.unwrap_or(base.bank_account_no),
+            bank_account_name: self.bank_account_name.unwrap_or(base.bank_account_name),
+            story: self.story.unwrap_or(base.story),
+        }
+    }
+}
+
+async fn create_shop(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<ShopBody>,
+) -> Result<Response> {
+    let village_slug = b.village.clone().unwrap_or_default();
+    let village = store::village_by_slug(&st.db, &village_slug)
+        .await
+        .map_err(|_| AppError::field("village", "không có làng này"))?;
+    let fields = b.over(ShopInput::default()).parse()?;
+    let shop = store::create_shop(&st.db, &user, &village, &fields).await?;
+    Ok(created(json!({"shop": shop})))
+}
+
+fn shop_as_input(s: &Shop) -> ShopInput {
+    ShopInput {
+        name: s.name.clone(),
+        phone: s.phone.clone(),
+        email: s.email.clone().unwrap_or_default(),
+        zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
+        telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
+        bank_bin: s.bank_bin.clone().unwrap_or_default(),
+        bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
+        bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
+        story: s.story.clone(),
+    }
+}
+
+async fn update_shop(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<ShopBody>,
+) -> Result<Json<Value>> {
+    let s = store::shop_by_slug(&st.db, &slug).await?;
+    store::authorize_shop(&user, &s)?;
+    if b.village.is_some() {
+        return Err(AppError::field(
+            "village",
+            "không thể chuyển cửa hàng sang làng khác",
+        ));
+    }
+    let fields = b.over(shop_as_input(&s)).parse()?;
+    Ok(Json(
+        json!({"shop": store::update_shop(&st.db, &s, &fields).await?}),
+    ))
+}
+
+async fn products(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+    let list = match (q.shop, q.village) {
+        (Some(slug), _) => {
+            let s = store::shop_by_slug(&st.db, &slug).await?;
+            store::products_of_shop(&st.db, s.id, false).await?
+        }
+        (None, Some(slug)) => {
+            let v = store::village_by_slug(&st.db, &slug).await?;
+            store::products_of_village(&st.db, v.id).await?
+        }
+        (None, None) => store::newest_products(&st.db, 200).await?,
+    };
+    Ok(Json(json!({"products": list})))
+}
+
+async fn product(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let p = store::product_by_slug(&st.db, &slug).await?;
+    if !p.card.active {
+        return Err(AppError::NotFound);
+    }
+    Ok(Json(json!({"product": p})))
+}
+
+/// Product fields in JSON. A price cannot be sent: it comes from the village board.
+#[derive(Deserialize, Default)]
+struct ProductBody {
+    shop: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    stock: Option<Value>,
+    ocop_stars: Option<Value>,
+    maker: Option<String>,
+    materials: Option<String>,
+    made_in: Option<String>,
+    price_item_id: Option<Value>,
+    active: Option<bool>,
+    price_vnd: Option<Value>,
+    price: Option<Value>,
+}
+
+impl ProductBody {
+    fn refuse_price(&self) -> Result<()> {
+        if self.price_vnd.is_some() || self.price.is_some() {
+            return Err(AppError::field(
+                "price_vnd",
+                "giá do bảng giá cộng đồng của làng quyết định; hãy chọn price_item_id hoặc đề xuất giá mới",
+            ));
+        }
+        Ok(())
+    }
+
+    fn over(self, base: ProductInput) -> ProductInput {
+        let opt = |v: &Option<Value>| v.as_ref().map(|x| text(&Some(x.clone())));
+        ProductInput {
+            stock: opt(&self.stock).unwrap_or(base.stock),
+            ocop_stars: opt(&self.ocop_stars).unwrap_or(base.ocop_stars),
+            price_item_id: opt(&self.price_item_id).unwrap_or(base.price_item_id),
+            name: self.name.unwrap_or(base.name),
+            description: self.description.unwrap_or(base.description),
+            category: self.category.unwrap_or(base.category),
+            maker: self.maker.unwrap_or(base.maker),
+            materials: self.materials.unwrap_or(base.materials),
+            made_in: self.made_in.unwrap_or(base.made_in),
+        }
+    }
+}
+
+async fn create_product(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<ProductBody>,
+) -> Result<Response> {
+    b.refuse_price()?;
+    let shop_slug = b.shop.clone().unwrap_or_default();
+    let shop = store::shop_by_slug(&st.db, &shop_slug)
+        .await
+        .map_err(|_| AppError::field("shop", "không có cửa hàng này"))?;
+    store::authorize_shop(&user, &shop)?;
+    let fields = b.over(ProductInput::default()).parse()?;
+    let p = store::create_product(&st.db, &shop, &fields).await?;
+    Ok(created(json!({"product": p})))
+}
+
+fn product_as_input(p: &ProductDetail) -> ProductInput {
+    ProductInput {
+        name: p.card.name.clone(),
+        description: p.description.clone(),
+        category: p.card.category.clone(),
+        stock: p.card.stock.to_string(),
+        ocop_stars: p.card.ocop_stars.map(|s| s.to_string()).unwrap_or_default(),
+        maker: p.maker.clone(),
+        materials: p.materials.clone(),
+        made_in: p.made_in.clone(),
+        price_item_id: p.card.price_item_id.to_string(),
+    }
+}
+
+async fn update_product(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<ProductBody>,
+) -> Result<Json<Value>> {
+    b.refuse_price()?;
+    let p = store::product_by_slug(&st.db, &slug).await?;
+    let shop = store::shop_by_id(&st.db, p.shop_id).await?;
+    store::authorize_shop(&user, &shop)?;
+    if b.shop.is_some() {
+        return Err(AppError::field(
+            "shop",
+            "không thể chuyển sản phẩm sang cửa hàng khác",
+        ));
+    }
+    let active = b.active;
+    let fields = b.over(product_as_input(&p)).parse()?;
+    let mut updated = store::update_product(&st.db, &shop, &p, &fields).await?;
+    if let Some(a) = active {
+        store::set_product_active(&st.db, updated.card.id, a).await?;
+        updated = store::product_by_slug(&st.db, &slug).await?;
+    }
+    Ok(Json(json!({"product": updated})))
+}

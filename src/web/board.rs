@@ -1,0 +1,290 @@
+//! The village price board page: agreed prices, open proposals with votes, history.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::session::{CurrentUser, verify_csrf};
+use super::views::{ChangeView, ItemView, ProposalView, VillageView};
+use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::catalog::store as catalog;
+use crate::error::{AppError, FieldErrors};
+use crate::pricing::store as pricing;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/lang/{slug}/bang-gia", get(board))
+        .route("/lang/{slug}/bang-gia/de-xuat", post(propose))
+        .route("/lang/{slug}/bang-gia/mat-hang", post(add_item))
+        .route("/de-xuat/{id}/bieu-quyet", post(vote))
+        .route("/de-xuat/{id}/duyet", post(approve))
+}
+
+#[derive(Template)]
+#[template(path = "board.html")]
+struct BoardPage {
+    layout: Layout,
+    village: VillageView,
+    items: Vec<ItemView>,
+    proposals: Vec<ProposalView>,
+    history: Vec<ChangeView>,
+    active_shops: i64,
+    needed: i64,
+    proposal_days: i64,
+    can_vote: bool,
+    can_moderate: bool,
+    errors: FieldErrors,
+    form_item: String,
+    form_price: String,
+    form_reason: String,
+}
+
+impl BoardPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn selected(&self, id: &i64) -> bool {
+        self.form_item == id.to_string()
+    }
+}
+
+pub fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "proposed" => "Đã gửi đề xuất giá. Các cửa hàng trong làng có thể biểu quyết.",
+        "voted" => "Đã ghi nhận phiếu của bạn.",
+        "approved" => "Đề xuất đã được duyệt; giá mới áp dụng cho mọi sản phẩm của mặt hàng.",
+        "item-added" => "Đã thêm mặt hàng vào bảng giá.",
+        "product-created" => "Đã đăng sản phẩm.",
+        "product-saved" => "Đã lưu sản phẩm.",
+        "photo-added" => "Đã thêm ảnh.",
+        "shop-created" => "Đã tạo cửa hàng.",
+        "shop-saved" => "Đã lưu thông tin cửa hàng.",
+        "welcome" => "Chào mừng bạn đến Chợ Làng! Hãy tạo cửa hàng đầu tiên.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct Ok_ {
+    #[serde(default)]
+    ok: String,
+}
+
+struct Draft {
+    errors: FieldErrors,
+    item: String,
+    price: String,
+    reason: String,
+}
+
+async fn board_page(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<User>,
+    slug: &str,
+    notice_code: &str,
+    draft: Draft,
+) -> PageResult {
+    let v = catalog::village_by_slug(&st.db, slug).await?;
+    let items = pricing::items_of_village(&st.db, v.id.0).await?;
+    let proposals = pricing::proposals_of_village(&st.db, v.id.0).await?;
+    let history = pricing::history_of_village(&st.db, v.id.0).await?;
+    let (active_shops, needed) = pricing::quorum_status(&st.db, &v).await?;
+    let (can_vote, can_moderate) = match user {
+        Some(u) => {
+            let shops = catalog::shops_of_owner(&st.db, u).await?;
+            (
+                shops.iter().any(|s| s.village_id == v.id && s.active),
+                crate::accounts::store::can_moderate(&st.db, u, v.id.0).await?,
+            )
+        }
+        None => (false, false),
+    };
+    render(BoardPage {
+        layout: Layout::new(st, seed, user, format!("Bảng giá cộng đồng — {}", v.name))
+            .with_notice(notice(notice_code)),
+        village: VillageView::from(&v),
+        items: items.iter().map(ItemView::from).collect(),
+        proposals: proposals.iter().map(ProposalView::from).collect(),
+        history: history.iter().map(ChangeView::from).collect(),
+        active_shops,
+        needed,
+        proposal_days: v.proposal_days,
+        can_vote,
+        can_moderate,
+        errors: draft.errors,
+        form_item: draft.item,
+        form_price: draft.price,
+        form_reason: draft.reason,
+    })
+}
+
+async fn board(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(slug): Path<String>,
+    Query(q): Query<Ok_>,
+) -> PageResult {
+    let draft = Draft {
+        errors: FieldErrors::new(),
+        item: String::new(),
+        price: String::new(),
+        reason: String::new(),
+    };
+    board_page(&st, &seed, &user, &slug, &q.ok, draft).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProposeForm {
+    csrf: String,
+    price_item_id: String,
+    price_vnd: String,
+    reason: String,
+}
+
+async fn propose(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<ProposeForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let v = catalog::village_by_slug(&st.db, &slug).await?;
+    let item_id: i64 = f.price_item_id.parse().unwrap_or(-1);
+    let result = match pricing::item_by_id(&st.db, item_id).await {
+        Ok(item) if item.village_id == v.id.0 => {
+            pricing::propose(&st.db, &user, item.id, &f.price_vnd, &f.reason).await
+        }
+        Ok(_) | Err(AppError::NotFound) => Err(AppError::field(
+            "price_item_id",
+            "chọn một mặt hàng trên bảng giá của làng",
+        )),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other(&format!("/lang/{slug}/bang-gia?ok=proposed")),
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let status = e.status();
+            let errors = match e {
+                AppError::Validation(fe) => fe,
+                other => {
+                    let mut fe = FieldErrors::new();
+                    fe.add("price_item_id", other.to_string());
+                    fe
+                }
+            };
+            let draft = Draft {
+                errors,
+                item: f.price_item_id,
+                price: f.price_vnd,
+                reason: f.reason,
+            };
+            let mut resp = board_page(&st, &seed, &Some(user), &slug, "", draft).await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct VoteForm {
+    csrf: String,
+    approve: String,
+}
+
+async fn vote(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<VoteForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let approve = match f.approve.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(AppError::field("approve", "chọn đồng ý hoặc không đồng ý").into()),
+    };
+    let p = pricing::vote(&st.db, &user, id, approve).await?;
+    let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
+    see_other(&format!("/lang/{}/bang-gia?ok=voted", v.slug))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn approve(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let p = pricing::approve_by_moderator(&st.db, &user, id).await?;
+    let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
+    see_other(&format!("/lang/{}/bang-gia?ok=approved", v.slug))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ItemForm {
+    csrf: String,
+    name: String,
+    unit: String,
+    price_vnd: String,
+}
+
+async fn add_item(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<ItemForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let v = catalog::village_by_slug(&st.db, &slug).await?;
+    match pricing::create_item(&st.db, &user, &v, &f.name, &f.unit, &f.price_vnd).await {
+        Ok(_) => see_other(&format!("/lang/{slug}/bang-gia?ok=item-added")),
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let status = e.status();
+            let errors = match e {
+                AppError::Validation(fe) => {
+                    let mut out = FieldErrors::new();
+                    for (k, m) in fe.0 {
+                        out.add(&format!("item_{k}"), m);
+                    }
+                    out
+                }
+                other => {
+                    let mut fe = FieldErrors::new();
+                    fe.add("item_name", other.to_string());
+                    fe
+                }
+            };
+            let draft = Draft {
+                errors,
+                item: String::new(),
+                price: String::new(),
+                reason: String::new(),
+            };
+            let mut resp = board_page(&st, &seed, &Some(user), &slug, "", draft).await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

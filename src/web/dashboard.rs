@@ -1,0 +1,565 @@
+//! The seller dashboard: my shops, my products (created from the village price board),
+//! photos, and the proposals open in my villages.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::board::notice;
+use super::session::{CurrentUser, verify_csrf};
+use super::views::{CardView, ItemView, ProposalView, ShopView, VillageView, cards};
+use super::{CsrfSeed, Layout, PageResult, render, see_other};
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::catalog::{self, ProductInput, Shop, ShopInput, store};
+use crate::error::{AppError, FieldErrors};
+use crate::pricing::store as pricing;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/quan-ly", get(dashboard))
+        .route("/quan-ly/cua-hang", post(create_shop))
+        .route(
+            "/quan-ly/cua-hang/{slug}",
+            get(edit_shop_page).post(edit_shop),
+        )
+        .route(
+            "/quan-ly/san-pham/moi",
+            get(new_product_page).post(new_product),
+        )
+        .route(
+            "/quan-ly/san-pham/{slug}",
+            get(edit_product_page).post(edit_product),
+        )
+}
+
+pub fn upload_router() -> Router<AppState> {
+    Router::new().route("/quan-ly/san-pham/{slug}/anh", post(upload_photo))
+}
+
+struct ShopBlock {
+    shop: ShopView,
+    village_name: String,
+    board_url: String,
+    products: Vec<CardView>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    layout: Layout,
+    shops: Vec<ShopBlock>,
+    villages: Vec<VillageView>,
+    open_proposals: Vec<(String, ProposalView)>,
+    shop_form: ShopInput,
+    shop_village: String,
+    errors: FieldErrors,
+}
+
+impl DashboardPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn village_selected(&self, slug: &str) -> bool {
+        self.shop_village == slug
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OkQuery {
+    #[serde(default)]
+    ok: String,
+}
+
+async fn dashboard_page(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &User,
+    notice_code: &str,
+    shop_form: ShopInput,
+    shop_village: String,
+    errors: FieldErrors,
+) -> PageResult {
+    let shops = store::shops_of_owner(&st.db, user).await?;
+    let mut blocks = Vec::new();
+    let mut my_villages = Vec::new();
+    for s in &shops {
+        let v = store::village_by_id(&st.db, s.village_id).await?;
+        let products = store::products_of_shop(&st.db, s.id, true).await?;
+        blocks.push(ShopBlock {
+            shop: ShopView::from(s),
+            village_name: v.name.clone(),
+            board_url: format!("/lang/{}/bang-gia", v.slug),
+            products: cards(&products),
+        });
+        if !my_villages.iter().any(|x: &catalog::Village| x.id == v.id) {
+            my_villages.push(v);
+        }
+    }
+    let mut open = Vec::new();
+    for v in &my_villages {
+        for p in pricing::proposals_of_village(&st.db, v.id.0).await? {
+            if p.status == crate::pricing::ProposalStatus::Open {
+                open.push((format!("/lang/{}/bang-gia", v.slug), ProposalView::from(&p)));
+            }
+        }
+    }
+    let villages = store::list_villages(&st.db).await?;
+    render(DashboardPage {
+        layout: Layout::new(st, seed, &Some(user.clone()), "Quản lý cửa hàng")
+            .with_notice(notice(notice_code)),
+        shops: blocks,
+        villages: villages.iter().map(VillageView::from).collect(),
+        open_proposals: open,
+        shop_form,
+        shop_village,
+        errors,
+    })
+}
+
+async fn dashboard(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    dashboard_page(
+        &st,
+        &seed,
+        &user,
+        &q.ok,
+        ShopInput::default(),
+        String::new(),
+        FieldErrors::new(),
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ShopForm {
+    csrf: String,
+    village: String,
+    #[serde(flatten)]
+    shop: ShopInput,
+}
+
+fn into_fields(e: AppError, fallback_field: &str) -> Result<FieldErrors, AppError> {
+    match e {
+        AppError::Validation(fe) => Ok(fe),
+        AppError::Conflict(m) => {
+            let mut fe = FieldErrors::new();
+            fe.add(fallback_field, m);
+            Ok(fe)
+        }
+        other => Err(other),
+    }
+}
+
+async fn create_shop(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<ShopForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let result = async {
+        let village = store::village_by_slug(&st.db, &f.village)
+            .await
+            .map_err(|_| AppError::field("village", "chọn làng của cửa hàng"))?;
+        let fields = f.shop.parse()?;
+        store::create_shop(&st.db, &user, &village, &fields).await
+    }
+    .await;
+    match result {
+        Ok(_) => see_other("/quan-ly?ok=shop-created"),
+        Err(e) => {
+            let status = e.status();
+            let errors = into_fields(e, "name")?;
+            let mut resp = dashboard_page(&st, &seed, &user, "", f.shop, f.village, errors).await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "shop_form.html")]
+struct ShopFormPage {
+    layout: Layout,
+    shop: ShopView,
+    input: ShopInput,
+    errors: FieldErrors,
+}
+
+impl ShopFormPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+}
+
+/// Load a shop and check that this user may change it.
+async fn my_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppError> {
+    let shop = store::shop_by_slug(&st.db, slug).await?;
+    store::authorize_shop(user, &shop)?;
+    Ok(shop)
+}
+
+fn shop_input(s: &Shop) -> ShopInput {
+    ShopInput {
+        name: s.name.clone(),
+        phone: s.phone.clone(),
+        email: s.email.clone().unwrap_or_default(),
+        zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
+        telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
+        bank_bin: s.bank_bin.clone().unwrap_or_default(),
+        bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
+        bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
+        story: s.story.clone(),
+    }
+}
+
+async fn edit_shop_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+) -> PageResult {
+    let shop = my_shop(&st, &user, &slug).await?;
+    render(ShopFormPage {
+        layout: Layout::new(
+            &st,
+            &seed,
+            &Some(user),
+            format!("Sửa cửa hàng {}", shop.name),
+        ),
+        input: shop_input(&shop),
+        shop: ShopView::from(&shop),
+        errors: FieldErrors::new(),
+    })
+}
+
+async fn edit_shop(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<ShopForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let shop = my_shop(&st, &user, &slug).await?;
+    let result = match f.shop.parse() {
+        Ok(fields) => store::update_shop(&st.db, &shop, &fields).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other("/quan-ly?ok=shop-saved"),
+        Err(e) => {
+            let status = e.status();
+            let errors = into_fields(e, "name")?;
+            let mut resp = render(ShopFormPage {
+                layout: Layout::new(
+                    &st,
+                    &seed,
+                    &Some(user),
+                    format!("Sửa cửa hàng {}", shop.name),
+                ),
+                shop: ShopView::from(&shop),
+                input: f.shop,
+                errors,
+            })?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "product_form.html")]
+struct ProductFormPage {
+    layout: Layout,
+    shop: ShopView,
+    items: Vec<ItemView>,
+    board_url: String,
+    input: ProductInput,
+    errors: FieldErrors,
+    action: String,
+    is_new: bool,
+    photos: Vec<String>,
+    active: bool,
+}
+
+impl ProductFormPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn item_selected(&self, id: &i64) -> bool {
+        self.input.price_item_id.trim() == id.to_string()
+    }
+}
+
+async fn product_form(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &User,
+    shop: &Shop,
+    input: ProductInput,
+    errors: FieldErrors,
+    action: String,
+    existing: Option<&catalog::ProductDetail>,
+    notice_code: &str,
+) -> PageResult {
+    let v = store::village_by_id(&st.db, shop.village_id).await?;
+    let items = pricing::items_of_village(&st.db, v.id.0).await?;
+    render(ProductFormPage {
+        layout: Layout::new(
+            st,
+            seed,
+            &Some(user.clone()),
+            if existing.is_some() {
+                "Sửa sản phẩm"
+            } else {
+                "Đăng sản phẩm mới"
+            },
+        )
+        .with_notice(notice(notice_code)),
+        shop: ShopView::from(shop),
+        items: items.iter().map(ItemView::from).collect(),
+        board_url: format!("/lang/{}/bang-gia", v.slug),
+        input,
+        errors,
+        action,
+        is_new: existing.is_none(),
+        photos: existing
+            .map(|d| {
+                d.photos
+                    .iter()
+                    .map(|p| format!("/anh/{}", p.thumb_name))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        active: existing.map(|d| d.card.active).unwrap_or(true),
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct ShopQuery {
+    #[serde(default)]
+    shop: String,
+}
+
+async fn new_product_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<ShopQuery>,
+) -> PageResult {
+    let shop = my_shop(&st, &user, &q.shop).await?;
+    let action = format!("/quan-ly/san-pham/moi?shop={}", shop.slug);
+    product_form(
+        &st,
+        &seed,
+        &user,
+        &shop,
+        ProductInput::default(),
+        FieldErrors::new(),
+        action,
+        None,
+        "",
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProductForm {
+    csrf: String,
+    #[serde(flatten)]
+    product: ProductInput,
+    /// "1" to list, "0" to hide (edit form only)
+    active: Option<String>,
+}
+
+async fn new_product(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<ShopQuery>,
+    Form(f): Form<ProductForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let shop = my_shop(&st, &user, &q.shop).await?;
+    let result = match f.product.parse() {
+        Ok(fields) => store::create_product(&st.db, &shop, &fields).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(p) => see_other(&format!(
+            "/quan-ly/san-pham/{}?ok=product-created",
+            p.card.slug
+        )),
+        Err(e) => {
+            let status = e.status();
+            let errors = into_fields(e, "name")?;
+            let action = format!("/quan-ly/san-pham/moi?shop={}", shop.slug);
+            let mut resp = product_form(
+                &st, &seed, &user, &shop, f.product, errors, action, None, "",
+            )
+            .await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+async fn my_product(
+    st: &AppState,
+    user: &User,
+    slug: &str,
+) -> Result<(Shop, catalog::ProductDetail), AppError> {
+    let p = store::product_by_slug(&st.db, slug).await?;
+    let shop = store::shop_by_id(&st.db, p.shop_id).await?;
+    store::authorize_shop(user, &shop)?;
+    Ok((shop, p))
+}
+
+fn product_input(p: &catalog::ProductDetail) -> ProductInput {
+    ProductInput {
+        name: p.card.name.clone(),
+        description: p.description.clone(),
+        category: p.card.category.clone(),
+        stock: p.card.stock.to_string(),
+        ocop_stars: p.card.ocop_stars.map(|s| s.to_string()).unwrap_or_default(),
+        maker: p.maker.clone(),
+        materials: p.materials.clone(),
+        made_in: p.made_in.clone(),
+        price_item_id: p.card.price_item_id.to_string(),
+    }
+}
+
+async fn edit_product_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    let (shop, p) = my_product(&st, &user, &slug).await?;
+    let action = format!("/quan-ly/san-pham/{}", p.card.slug);
+    product_form(
+        &st,
+        &seed,
+        &user,
+        &shop,
+        product_input(&p),
+        FieldErrors::new(),
+        action,
+        Some(&p),
+        &q.ok,
+    )
+    .await
+}
+
+async fn edit_product(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<ProductForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let (shop, p) = my_product(&st, &user, &slug).await?;
+    let result = match f.product.parse() {
+        Ok(fields) => store::update_product(&st.db, &shop, &p, &fields).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(updated) => {
+            if let Some(a) = f.active.as_deref() {
+                store::set_product_active(&st.db, updated.card.id, a == "1").await?;
+            }
+            see_other(&format!(
+                "/quan-ly/san-pham/{}?ok=product-saved",
+                updated.card.slug
+            ))
+        }
+        Err(e) => {
+            let status = e.status();
+            let errors = into_fields(e, "name")?;
+            let action = format!("/quan-ly/san-pham/{}", p.card.slug);
+            let mut resp = product_form(
+                &st,
+                &seed,
+                &user,
+                &shop,
+                f.product,
+                errors,
+                action,
+                Some(&p),
+                "",
+            )
+            .await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}
+
+async fn upload_photo(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    mut form: Multipart,
+) -> PageResult {
+    let mut csrf = String::new();
+    let mut data: Option<Vec<u8>> = None;
+    while let Some(field) = form.next_field().await.map_err(|_| {
+        AppError::BadRequest("biểu mẫu tải ảnh không hợp lệ hoặc ảnh quá lớn".into())
+    })? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(|_| AppError::Csrf)?,
+            Some("photo") => {
+                let bytes = field.bytes().await.map_err(|_| AppError::PayloadTooLarge)?;
+                data = Some(bytes.to_vec());
+            }
+            _ => {}
+        }
+    }
+    verify_csrf(&st, &seed, &csrf)?;
+    let (shop, p) = my_product(&st, &user, &slug).await?;
+    let max = st.config.max_upload_bytes;
+    let bytes = data.unwrap_or_default();
+    let processed = tokio::task::spawn_blocking(move || catalog::photos::process(&bytes, max))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    match processed {
+        Ok(img) => {
+            let (full, thumb) = catalog::photos::save(&st.config.photos_dir(), &img).await?;
+            store::add_photo(&st.db, p.card.id, &full, &thumb).await?;
+            see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug))
+        }
+        Err(e) => {
+            let status = e.status();
+            let errors = into_fields(e, "photo")?;
+            let action = format!("/quan-ly/san-pham/{}", p.card.slug);
+            let mut resp = product_form(
+                &st,
+                &seed,
+                &user,
+                &shop,
+                product_input(&p),
+                errors,
+                action,
+                Some(&p),
+                "",
+            )
+            .await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+    }
+}

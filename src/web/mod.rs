@@ -1,0 +1,141 @@
+//! Thin axum handlers: parse, authorize, call the domain, render. One file per area.
+
+pub mod api;
+pub mod auth;
+pub mod board;
+pub mod dashboard;
+pub mod pages;
+pub mod session;
+pub mod views;
+
+use askama::Template;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Router, middleware};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::AppState;
+use crate::error::AppError;
+pub use session::{CsrfSeed, Layout, MaybeUser};
+
+/// Bodies of ordinary forms and JSON calls stay small; photo uploads have their own limit.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let photos = ServeDir::new(state.config.photos_dir());
+    let upload_limit = state.config.max_upload_bytes + 64 * 1024;
+    Router::new()
+        .merge(pages::router())
+        .merge(auth::router())
+        .merge(board::router())
+        .merge(dashboard::router().layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
+        .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
+        .nest("/api/v1", api::router())
+        .route("/healthz", get(healthz))
+        .route("/static/app.css", get(css))
+        .nest_service("/anh", photos)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state, session::csrf_cookie))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            header::HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            header::HeaderValue::from_static("same-origin"),
+        ))
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/app.css"),
+    )
+        .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        AppError::NotFound.into_response()
+    } else {
+        PageError(AppError::NotFound).into_response()
+    }
+}
+
+/// An error on a page: the same statuses as the API, shown as an HTML page.
+/// "Not logged in" sends the person to the login page instead.
+pub struct PageError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        e.log();
+        if let AppError::Unauthorized = e {
+            return Redirect::to("/dang-nhap").into_response();
+        }
+        let status = e.status();
+        let page = ErrorPage {
+            layout: Layout::bare(match status {
+                StatusCode::NOT_FOUND => "Không tìm thấy",
+                StatusCode::FORBIDDEN => "Không có quyền",
+                _ => "Có lỗi",
+            }),
+            status: status.as_u16(),
+            message: e.to_string(),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, e.to_string()).into_response(),
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+/// Render a page template, turning a template failure into a logged 500.
+pub fn render<T: Template>(t: T) -> PageResult {
+    let html = t
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
+    Ok(Html(html).into_response())
+}
+
+/// A redirect after a successful form post (303 so the browser follows with GET).
+pub fn see_other(to: &str) -> PageResult {
+    Ok(Redirect::to(to).into_response())
+}

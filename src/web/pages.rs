@@ -1,0 +1,157 @@
+//! Public pages for buyers: home, village, storefront, product, simple search.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::views::{CardView, DetailView, ShopView, VillageView, cards, detail};
+use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
+use crate::app::AppState;
+use crate::catalog::store;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/lang/{slug}", get(village))
+        .route("/shop/{slug}", get(shop))
+        .route("/san-pham/{slug}", get(product))
+        .route("/tim-kiem", get(search))
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    villages: Vec<VillageView>,
+    products: Vec<CardView>,
+}
+
+async fn home(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+) -> PageResult {
+    let villages = store::list_villages(&st.db).await?;
+    let products = store::newest_products(&st.db, 12).await?;
+    render(HomePage {
+        layout: Layout::new(
+            &st,
+            &seed,
+            &user,
+            "Chợ Làng — hàng làng nghề, giá cộng đồng",
+        ),
+        villages: villages.iter().map(VillageView::from).collect(),
+        products: cards(&products),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "village.html")]
+struct VillagePage {
+    layout: Layout,
+    village: VillageView,
+    shops: Vec<ShopView>,
+    products: Vec<CardView>,
+}
+
+async fn village(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(slug): Path<String>,
+) -> PageResult {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let shops = store::shops_of_village(&st.db, v.id).await?;
+    let products = store::products_of_village(&st.db, v.id).await?;
+    render(VillagePage {
+        layout: Layout::new(&st, &seed, &user, format!("Làng {}", v.name)),
+        village: VillageView::from(&v),
+        shops: shops.iter().map(ShopView::from).collect(),
+        products: cards(&products),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "shop.html")]
+struct ShopPage {
+    layout: Layout,
+    shop: ShopView,
+    village: VillageView,
+    products: Vec<CardView>,
+}
+
+async fn shop(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(slug): Path<String>,
+) -> PageResult {
+    let s = store::shop_by_slug(&st.db, &slug).await?;
+    if !s.active {
+        return Err(crate::error::AppError::NotFound.into());
+    }
+    let v = store::village_by_id(&st.db, s.village_id).await?;
+    let products = store::products_of_shop(&st.db, s.id, false).await?;
+    render(ShopPage {
+        layout: Layout::new(&st, &seed, &user, s.name.clone()),
+        shop: ShopView::from(&s),
+        village: VillageView::from(&v),
+        products: cards(&products),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage {
+    layout: Layout,
+    p: DetailView,
+    village_url: String,
+}
+
+async fn product(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(slug): Path<String>,
+) -> PageResult {
+    let d = store::product_by_slug(&st.db, &slug).await?;
+    if !d.card.active {
+        return Err(crate::error::AppError::NotFound.into());
+    }
+    render(ProductPage {
+        layout: Layout::new(&st, &seed, &user, d.card.name.clone()),
+        village_url: format!("/lang/{}", d.card.village_slug),
+        p: detail(&d),
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    layout: Layout,
+    q: String,
+    products: Vec<CardView>,
+}
+
+async fn search(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Query(q): Query<SearchQuery>,
+) -> PageResult {
+    let q = q.q.chars().take(200).collect::<String>();
+    let products = store::search_simple(&st.db, &q, 60).await?;
+    render(SearchPage {
+        layout: Layout::new(&st, &seed, &user, format!("Tìm “{q}”")),
+        q,
+        products: cards(&products),
+    })
+}

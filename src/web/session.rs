@@ -1,0 +1,203 @@
+//! Who is asking (session cookie or API bearer token), CSRF protection, and the shared
+//! page chrome every template receives as `layout`.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::error::AppError;
+
+pub const SESSION_COOKIE: &str = "cl_session";
+pub const CSRF_COOKIE: &str = "cl_csrf";
+
+/// The random value of this browser's CSRF cookie (new if the request had none).
+#[derive(Clone)]
+pub struct CsrfSeed(pub String);
+
+/// Give every browser a CSRF cookie; forms carry HMAC(secret, cookie) and posts must match.
+pub async fn csrf_cookie(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let existing = jar
+        .get(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() == 43);
+    let (seed, is_new) = match existing {
+        Some(v) => (v, false),
+        None => {
+            let mut b = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut b);
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
+                true,
+            )
+        }
+    };
+    req.extensions_mut().insert(CsrfSeed(seed.clone()));
+    let mut resp = next.run(req).await;
+    if is_new {
+        let cookie = Cookie::build((CSRF_COOKIE, seed))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.config.secure_cookies())
+            .build();
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+pub fn csrf_token(state: &AppState, seed: &CsrfSeed) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.config.secret_key).expect("hmac key");
+    mac.update(b"csrf:");
+    mac.update(seed.0.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Constant-time check of a form's token against this browser's cookie.
+pub fn verify_csrf(state: &AppState, seed: &CsrfSeed, submitted: &str) -> Result<(), AppError> {
+    let expected = csrf_token(state, seed);
+    if expected.as_bytes().ct_eq(submitted.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(AppError::Csrf)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfSeed {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CsrfSeed>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("csrf middleware missing")))
+    }
+}
+
+/// The session token from the cookie (pages) or the `Authorization: Bearer` header (API).
+pub fn session_token(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(t) = h.strip_prefix("Bearer ")
+    {
+        return Some(t.trim().to_string());
+    }
+    CookieJar::from_headers(&parts.headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// The logged-in user, if any.
+pub struct MaybeUser(pub Option<User>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(u) = parts.extensions.get::<CachedUser>() {
+            return Ok(MaybeUser(u.0.clone()));
+        }
+        let user = match session_token(parts) {
+            Some(t) => crate::accounts::store::user_by_session(&state.db, &t).await?,
+            None => None,
+        };
+        parts.extensions.insert(CachedUser(user.clone()));
+        Ok(MaybeUser(user))
+    }
+}
+
+#[derive(Clone)]
+struct CachedUser(Option<User>);
+
+/// A logged-in user, or 401 (the API) / a redirect to the login page (pages).
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match MaybeUser::from_request_parts(parts, state).await?.0 {
+            Some(u) => Ok(CurrentUser(u)),
+            None => Err(AppError::Unauthorized),
+        }
+    }
+}
+
+pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure_cookies())
+        .max_age(time_days(state.config.session_days))
+        .build()
+}
+
+fn time_days(days: i64) -> cookie::time::Duration {
+    cookie::time::Duration::days(days)
+}
+
+/// What every page's chrome needs.
+pub struct Layout {
+    pub title: String,
+    pub user_name: Option<String>,
+    pub is_seller: bool,
+    pub csrf: String,
+    pub notice: Option<String>,
+}
+
+impl Layout {
+    pub fn new(
+        state: &AppState,
+        seed: &CsrfSeed,
+        user: &Option<User>,
+        title: impl Into<String>,
+    ) -> Layout {
+        Layout {
+            title: title.into(),
+            user_name: user.as_ref().map(|u| u.display_name.clone()),
+            is_seller: user.is_some(),
+            csrf: csrf_token(state, seed),
+            notice: None,
+        }
+    }
+
+    /// For error pages, which have no forms.
+    pub fn bare(title: &str) -> Layout {
+        Layout {
+            title: title.into(),
+            user_name: None,
+            is_seller: false,
+            csrf: String::new(),
+            notice: None,
+        }
+    }
+
+    pub fn with_notice(mut self, notice: Option<&str>) -> Layout {
+        self.notice = notice.map(|s| s.to_string());
+        self
+    }
+}

@@ -1,0 +1,232 @@
+//! Display-ready values for templates: prices as `180.000 ₫`, times in Hà Nội time, URLs.
+
+use crate::catalog::{ProductCard, ProductDetail, Shop, Village};
+use crate::domain::format_vn_time;
+use crate::domain::money::format_vnd;
+use crate::pricing::{PriceChange, PriceItem, Proposal, ProposalStatus};
+
+pub fn stars(n: Option<i64>) -> String {
+    match n {
+        Some(n) => "★".repeat(n as usize),
+        None => String::new(),
+    }
+}
+
+pub struct CardView {
+    pub url: String,
+    pub name: String,
+    pub price: String,
+    pub unit: String,
+    pub shop_name: String,
+    pub shop_url: String,
+    pub village_name: String,
+    pub thumb_url: Option<String>,
+    pub ocop: String,
+    pub in_stock: bool,
+    pub stock: i64,
+    pub category: String,
+    pub slug: String,
+    pub active: bool,
+}
+
+impl From<&ProductCard> for CardView {
+    fn from(c: &ProductCard) -> Self {
+        CardView {
+            url: format!("/san-pham/{}", c.slug),
+            name: c.name.clone(),
+            price: format_vnd(c.price_vnd),
+            unit: c.unit.clone(),
+            shop_name: c.shop_name.clone(),
+            shop_url: format!("/shop/{}", c.shop_slug),
+            village_name: c.village_name.clone(),
+            thumb_url: c.thumb.as_ref().map(|t| format!("/anh/{t}")),
+            ocop: stars(c.ocop_stars),
+            in_stock: c.stock > 0,
+            stock: c.stock,
+            category: c.category.clone(),
+            slug: c.slug.clone(),
+            active: c.active,
+        }
+    }
+}
+
+pub fn cards(list: &[ProductCard]) -> Vec<CardView> {
+    list.iter().map(CardView::from).collect()
+}
+
+pub struct VillageView {
+    pub url: String,
+    pub board_url: String,
+    pub name: String,
+    pub place: String,
+    pub story: String,
+    pub slug: String,
+}
+
+impl From<&Village> for VillageView {
+    fn from(v: &Village) -> Self {
+        VillageView {
+            url: format!("/lang/{}", v.slug),
+            board_url: format!("/lang/{}/bang-gia", v.slug),
+            name: v.name.clone(),
+            place: format!("xã {}, huyện {}, {}", v.commune, v.district, v.province),
+            story: v.story.clone(),
+            slug: v.slug.clone(),
+        }
+    }
+}
+
+pub struct ShopView {
+    pub url: String,
+    pub name: String,
+    pub slug: String,
+    pub phone: String,
+    pub story: String,
+    pub edit_url: String,
+}
+
+impl From<&Shop> for ShopView {
+    fn from(s: &Shop) -> Self {
+        ShopView {
+            url: format!("/shop/{}", s.slug),
+            name: s.name.clone(),
+            slug: s.slug.clone(),
+            phone: s.phone.clone(),
+            story: s.story.clone(),
+            edit_url: format!("/quan-ly/cua-hang/{}", s.slug),
+        }
+    }
+}
+
+pub struct ItemView {
+    pub id: i64,
+    pub anchor: String,
+    pub name: String,
+    pub unit: String,
+    pub price: String,
+    pub updated: String,
+}
+
+impl From<&PriceItem> for ItemView {
+    fn from(i: &PriceItem) -> Self {
+        ItemView {
+            id: i.id,
+            anchor: format!("muc-{}", i.id),
+            name: i.name.clone(),
+            unit: i.unit.clone(),
+            price: format_vnd(i.price_vnd),
+            updated: format_vn_time(i.updated_at),
+        }
+    }
+}
+
+pub struct ChangeView {
+    pub item_name: String,
+    pub unit: String,
+    pub old_price: String,
+    pub new_price: String,
+    pub source: String,
+    pub actor: String,
+    pub at: String,
+    pub anchor: String,
+}
+
+impl From<&PriceChange> for ChangeView {
+    fn from(c: &PriceChange) -> Self {
+        ChangeView {
+            item_name: c.item_name.clone(),
+            unit: c.unit.clone(),
+            old_price: c
+                .old_price_vnd
+                .map(format_vnd)
+                .unwrap_or_else(|| "—".into()),
+            new_price: format_vnd(c.new_price_vnd),
+            source: c.source_label().to_string(),
+            actor: c.actor.clone().unwrap_or_default(),
+            at: format_vn_time(c.at),
+            anchor: format!("muc-{}", c.price_item_id),
+        }
+    }
+}
+
+pub struct ProposalView {
+    pub id: i64,
+    pub item_name: String,
+    pub unit: String,
+    pub proposer: String,
+    pub proposer_shop: String,
+    pub old_price: String,
+    pub new_price: String,
+    pub reason: String,
+    pub status: String,
+    pub is_open: bool,
+    pub created: String,
+    pub closes: String,
+    pub yes: i64,
+    pub no: i64,
+    pub votes: Vec<(String, bool)>,
+}
+
+impl From<&Proposal> for ProposalView {
+    fn from(p: &Proposal) -> Self {
+        ProposalView {
+            id: p.id,
+            item_name: p.item_name.clone(),
+            unit: p.unit.clone(),
+            proposer: p.proposer.clone(),
+            proposer_shop: p.proposer_shop.clone(),
+            old_price: format_vnd(p.old_price_vnd),
+            new_price: format_vnd(p.new_price_vnd),
+            reason: p.reason.clone(),
+            status: p.status.label().to_string(),
+            is_open: p.status == ProposalStatus::Open,
+            created: format_vn_time(p.created_at),
+            closes: format_vn_time(p.closes_at),
+            yes: p.yes,
+            no: p.no,
+            votes: p
+                .votes
+                .iter()
+                .map(|v| (v.shop_name.clone(), v.approve))
+                .collect(),
+        }
+    }
+}
+
+pub struct DetailView {
+    pub card: CardView,
+    pub description: String,
+    pub maker: String,
+    pub materials: String,
+    pub made_in: String,
+    pub price_item_name: String,
+    pub board_url: String,
+    pub photos: Vec<(String, String)>,
+    pub updated: String,
+}
+
+pub fn detail(d: &ProductDetail) -> DetailView {
+    DetailView {
+        card: CardView::from(&d.card),
+        description: d.description.clone(),
+        maker: d.maker.clone(),
+        materials: d.materials.clone(),
+        made_in: d.made_in.clone(),
+        price_item_name: d.price_item_name.clone(),
+        board_url: format!(
+            "/lang/{}/bang-gia#muc-{}",
+            d.card.village_slug, d.card.price_item_id
+        ),
+        photos: d
+            .photos
+            .iter()
+            .map(|p| {
+                (
+                    format!("/anh/{}", p.file_name),
+                    format!("/anh/{}", p.thumb_name),
+                )
+            })
+            .collect(),
+        updated: format_vn_time(d.updated_at),
+    }
+}
