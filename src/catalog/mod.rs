@@ -136,6 +136,23 @@ pub struct ProductInput {
     pub price_item_id: String,
 }
 
+impl ProductInput {
+    /// The form as it stands for an existing product (edit forms, PATCH merges).
+    pub fn from_detail(p: &ProductDetail) -> ProductInput {
+        ProductInput {
+            name: p.card.name.clone(),
+            description: p.description.clone(),
+            category: p.card.category.clone(),
+            stock: p.card.stock.to_string(),
+            ocop_stars: p.card.ocop_stars.map(|s| s.to_string()).unwrap_or_default(),
+            maker: p.maker.clone(),
+            materials: p.materials.clone(),
+            made_in: p.made_in.clone(),
+            price_item_id: p.card.price_item_id.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductFields {
     pub name: String,
@@ -201,6 +218,23 @@ pub struct ShopInput {
     pub bank_account_name: String,
     #[serde(default)]
     pub story: String,
+}
+
+impl ShopInput {
+    /// The form as it stands for an existing shop (edit forms, PATCH merges).
+    pub fn from_shop(s: &Shop) -> ShopInput {
+        ShopInput {
+            name: s.name.clone(),
+            phone: s.phone.clone(),
+            email: s.email.clone().unwrap_or_default(),
+            zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
+            telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
+            bank_bin: s.bank_bin.clone().unwrap_or_default(),
+            bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
+            bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
+            story: s.story.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

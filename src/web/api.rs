@@ -17,7 +17,7 @@ use super::session::{CurrentUser, session_token};
 use crate::accounts::{self, NewUser, Role};
 use crate::app::AppState;
 use crate::catalog::store::NewVillage;
-use crate::catalog::{ProductDetail, ProductInput, Shop, ShopInput, store};
+use crate::catalog::{ProductInput, ShopInput, store};
 use crate::domain::text::clean_line;
 use crate::error::{AppError, FieldErrors, Result};
 use crate::pricing::store as pricing;
@@ -188,11 +188,7 @@ async fn create_village(
             story: story.unwrap(),
         },
     )
-    .await
-    .map_err(|e| match e {
-        AppError::Internal(_) => e,
-        other => other,
-    })?;
+    .await?;
     tx.commit().await.map_err(|e| {
         if crate::db::is_unique_violation(&e, "villages_slug_key") {
             AppError::Conflict("làng đã tồn tại".into())
@@ -393,20 +389,6 @@ async fn create_shop(
     Ok(created(json!({"shop": shop})))
 }
 
-fn shop_as_input(s: &Shop) -> ShopInput {
-    ShopInput {
-        name: s.name.clone(),
-        phone: s.phone.clone(),
-        email: s.email.clone().unwrap_or_default(),
-        zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
-        telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
-        bank_bin: s.bank_bin.clone().unwrap_or_default(),
-        bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
-        bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
-        story: s.story.clone(),
-    }
-}
-
 async fn update_shop(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -421,7 +403,7 @@ async fn update_shop(
             "không thể chuyển cửa hàng sang làng khác",
         ));
     }
-    let fields = b.over(shop_as_input(&s)).parse()?;
+    let fields = b.over(ShopInput::from_shop(&s)).parse()?;
     Ok(Json(
         json!({"shop": store::update_shop(&st.db, &s, &fields).await?}),
     ))
@@ -511,20 +493,6 @@ async fn create_product(
     Ok(created(json!({"product": p})))
 }
 
-fn product_as_input(p: &ProductDetail) -> ProductInput {
-    ProductInput {
-        name: p.card.name.clone(),
-        description: p.description.clone(),
-        category: p.card.category.clone(),
-        stock: p.card.stock.to_string(),
-        ocop_stars: p.card.ocop_stars.map(|s| s.to_string()).unwrap_or_default(),
-        maker: p.maker.clone(),
-        materials: p.materials.clone(),
-        made_in: p.made_in.clone(),
-        price_item_id: p.card.price_item_id.to_string(),
-    }
-}
-
 async fn update_product(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -542,7 +510,7 @@ async fn update_product(
         ));
     }
     let active = b.active;
-    let fields = b.over(product_as_input(&p)).parse()?;
+    let fields = b.over(ProductInput::from_detail(&p)).parse()?;
     let mut updated = store::update_product(&st.db, &shop, &p, &fields).await?;
     if let Some(a) = active {
         store::set_product_active(&st.db, updated.card.id, a).await?;

@@ -208,20 +208,6 @@ async fn my_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppErro
     Ok(shop)
 }
 
-fn shop_input(s: &Shop) -> ShopInput {
-    ShopInput {
-        name: s.name.clone(),
-        phone: s.phone.clone(),
-        email: s.email.clone().unwrap_or_default(),
-        zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
-        telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
-        bank_bin: s.bank_bin.clone().unwrap_or_default(),
-        bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
-        bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
-        story: s.story.clone(),
-    }
-}
-
 async fn edit_shop_page(
     State(st): State<AppState>,
     seed: CsrfSeed,
@@ -236,7 +222,7 @@ async fn edit_shop_page(
             &Some(user),
             format!("Sửa cửa hàng {}", shop.name),
         ),
-        input: shop_input(&shop),
+        input: ShopInput::from_shop(&shop),
         shop: ShopView::from(&shop),
         errors: FieldErrors::new(),
     })
@@ -301,17 +287,19 @@ impl ProductFormPage {
     }
 }
 
+/// The product form, new (`existing` is None) or edit; posts to the matching address.
 async fn product_form(
-    st: &AppState,
-    seed: &CsrfSeed,
-    user: &User,
+    (st, seed, user): (&AppState, &CsrfSeed, &User),
     shop: &Shop,
     input: ProductInput,
     errors: FieldErrors,
-    action: String,
     existing: Option<&catalog::ProductDetail>,
     notice_code: &str,
 ) -> PageResult {
+    let action = match existing {
+        Some(d) => format!("/quan-ly/san-pham/{}", d.card.slug),
+        None => format!("/quan-ly/san-pham/moi?shop={}", shop.slug),
+    };
     let v = store::village_by_id(&st.db, shop.village_id).await?;
     let items = pricing::items_of_village(&st.db, v.id.0).await?;
     render(ProductFormPage {
@@ -358,15 +346,11 @@ async fn new_product_page(
     Query(q): Query<ShopQuery>,
 ) -> PageResult {
     let shop = my_shop(&st, &user, &q.shop).await?;
-    let action = format!("/quan-ly/san-pham/moi?shop={}", shop.slug);
     product_form(
-        &st,
-        &seed,
-        &user,
+        (&st, &seed, &user),
         &shop,
         ProductInput::default(),
         FieldErrors::new(),
-        action,
         None,
         "",
     )
@@ -404,11 +388,8 @@ async fn new_product(
         Err(e) => {
             let status = e.status();
             let errors = into_fields(e, "name")?;
-            let action = format!("/quan-ly/san-pham/moi?shop={}", shop.slug);
-            let mut resp = product_form(
-                &st, &seed, &user, &shop, f.product, errors, action, None, "",
-            )
-            .await?;
+            let mut resp =
+                product_form((&st, &seed, &user), &shop, f.product, errors, None, "").await?;
             *resp.status_mut() = status;
             Ok(resp)
         }
@@ -426,20 +407,6 @@ async fn my_product(
     Ok((shop, p))
 }
 
-fn product_input(p: &catalog::ProductDetail) -> ProductInput {
-    ProductInput {
-        name: p.card.name.clone(),
-        description: p.description.clone(),
-        category: p.card.category.clone(),
-        stock: p.card.stock.to_string(),
-        ocop_stars: p.card.ocop_stars.map(|s| s.to_string()).unwrap_or_default(),
-        maker: p.maker.clone(),
-        materials: p.materials.clone(),
-        made_in: p.made_in.clone(),
-        price_item_id: p.card.price_item_id.to_string(),
-    }
-}
-
 async fn edit_product_page(
     State(st): State<AppState>,
     seed: CsrfSeed,
@@ -448,15 +415,11 @@ async fn edit_product_page(
     Query(q): Query<OkQuery>,
 ) -> PageResult {
     let (shop, p) = my_product(&st, &user, &slug).await?;
-    let action = format!("/quan-ly/san-pham/{}", p.card.slug);
     product_form(
-        &st,
-        &seed,
-        &user,
+        (&st, &seed, &user),
         &shop,
-        product_input(&p),
+        ProductInput::from_detail(&p),
         FieldErrors::new(),
-        action,
         Some(&p),
         &q.ok,
     )
@@ -489,19 +452,8 @@ async fn edit_product(
         Err(e) => {
             let status = e.status();
             let errors = into_fields(e, "name")?;
-            let action = format!("/quan-ly/san-pham/{}", p.card.slug);
-            let mut resp = product_form(
-                &st,
-                &seed,
-                &user,
-                &shop,
-                f.product,
-                errors,
-                action,
-                Some(&p),
-                "",
-            )
-            .await?;
+            let mut resp =
+                product_form((&st, &seed, &user), &shop, f.product, errors, Some(&p), "").await?;
             *resp.status_mut() = status;
             Ok(resp)
         }
@@ -545,15 +497,11 @@ async fn upload_photo(
         Err(e) => {
             let status = e.status();
             let errors = into_fields(e, "photo")?;
-            let action = format!("/quan-ly/san-pham/{}", p.card.slug);
             let mut resp = product_form(
-                &st,
-                &seed,
-                &user,
+                (&st, &seed, &user),
                 &shop,
-                product_input(&p),
+                ProductInput::from_detail(&p),
                 errors,
-                action,
                 Some(&p),
                 "",
             )

@@ -133,15 +133,56 @@ struct CachedUser(Option<User>);
 /// A logged-in user, or 401 (the API) / a redirect to the login page (pages).
 pub struct CurrentUser(pub User);
 
+/// Why `CurrentUser` was refused, answered in the caller's language: JSON for the API,
+/// a redirect to the login page (coming back afterwards) for pages.
+pub enum NotLoggedIn {
+    Api,
+    Page { next: String },
+    Failed(AppError),
+}
+
+impl axum::response::IntoResponse for NotLoggedIn {
+    fn into_response(self) -> Response {
+        match self {
+            NotLoggedIn::Api => AppError::Unauthorized.into_response(),
+            NotLoggedIn::Page { next } => {
+                let next: String = url_escape(&next);
+                axum::response::Redirect::to(&format!("/dang-nhap?next={next}")).into_response()
+            }
+            NotLoggedIn::Failed(e) => e.into_response(),
+        }
+    }
+}
+
+/// Percent-encode a path for use as a query value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = AppError;
+    type Rejection = NotLoggedIn;
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match MaybeUser::from_request_parts(parts, state).await?.0 {
-            Some(u) => Ok(CurrentUser(u)),
-            None => Err(AppError::Unauthorized),
+        // Nested routers see a shortened URI; the original one tells API from pages.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        match MaybeUser::from_request_parts(parts, state).await {
+            Ok(MaybeUser(Some(u))) => Ok(CurrentUser(u)),
+            Ok(MaybeUser(None)) if path.starts_with("/api/") => Err(NotLoggedIn::Api),
+            Ok(MaybeUser(None)) => Err(NotLoggedIn::Page { next: path }),
+            Err(e) => Err(NotLoggedIn::Failed(e)),
         }
     }
 }

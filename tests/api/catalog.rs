@@ -1,0 +1,391 @@
+//! Shops and products: ownership, prices only from the board, validation, photos.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_seller_cannot_touch_another_sellers_shop,
+    products_take_their_price_from_the_village_board,
+    dashboard_forms_show_errors_inline_and_create_products,
+    photos_are_checked_and_reencoded,
+    sellers_open_shops_with_clean_slugs,
+);
+
+async fn product_row(app: &TestApp, slug: &str) -> (String, i64) {
+    let row: (String, i64) = sqlx::query_as("SELECT name, stock FROM products WHERE slug = $1")
+        .bind(slug.to_string())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    row
+}
+
+async fn a_seller_cannot_touch_another_sellers_shop(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let nghia = app.api_login(NGHIA, PW).await;
+    let target = "man-tuyn-2-cua-1m8-x-2m"; // Bà Hạnh's
+    let before = product_row(&app, target).await;
+
+    let (s, e) = app
+        .api(
+            "PATCH",
+            "/shops/man-tuyn-ba-hanh",
+            Some(&nghia),
+            Some(json!({"name": "Của tôi"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "forbidden");
+    let (s, _) = app
+        .api(
+            "PATCH",
+            &format!("/products/{target}"),
+            Some(&nghia),
+            Some(json!({"stock": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .api("POST", "/products", Some(&nghia), Some(json!({"shop": "man-tuyn-ba-hanh", "name": "Hàng lạ", "category": "X", "stock": 1, "price_item_id": 1})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The same through the dashboard pages.
+    app.login_page(NGHIA, PW).await;
+    let r = app.get(&format!("/quan-ly/san-pham/{target}")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .submit(
+            "/quan-ly",
+            &format!("/quan-ly/san-pham/{target}"),
+            &[
+                ("name", "Bị sửa"),
+                ("category", "Màn tuyn"),
+                ("stock", "0"),
+                ("price_item_id", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .submit(
+            "/quan-ly",
+            "/quan-ly/cua-hang/man-tuyn-ba-hanh",
+            &[("name", "Bị sửa"), ("phone", "0912000999")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    assert_eq!(product_row(&app, target).await, before, "nothing changed");
+    let shop_name: String =
+        sqlx::query_scalar("SELECT name FROM shops WHERE slug = 'man-tuyn-ba-hanh'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(shop_name, "Màn tuyn Bà Hạnh");
+
+    // The owner can.
+    let hanh = app.api_login(HANH, PW).await;
+    let (s, p) = app
+        .api(
+            "PATCH",
+            &format!("/products/{target}"),
+            Some(&hanh),
+            Some(json!({"stock": 39})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["product"]["stock"], 39);
+}
+
+async fn products_take_their_price_from_the_village_board(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let (_, items) = app
+        .api("GET", "/villages/phu-doi/price-items", None, None)
+        .await;
+    let item = items["price_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "Rèm cửa lưới chống muỗi nam châm")
+        .unwrap()
+        .clone();
+    let count = app.scalar("SELECT COUNT(*) FROM products").await;
+
+    // A price sent by the seller is refused, whatever it is called.
+    for field in ["price_vnd", "price"] {
+        let mut body = json!({"shop": "man-tuyn-ba-hanh", "name": "Rèm lưới 1m2", "category": "Màn tuyn", "stock": 10, "price_item_id": item["id"]});
+        body[field] = json!(99000);
+        let (s, e) = app.api("POST", "/products", Some(&hanh), Some(body)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e["error"]["fields"]["price_vnd"].is_string());
+    }
+    // An item of another village's board is refused.
+    let (_, other) = app
+        .api("GET", "/villages/chuyen-my/price-items", None, None)
+        .await;
+    let foreign = other["price_items"][0]["id"].clone();
+    let (s, e) = app
+        .api("POST", "/products", Some(&hanh), Some(json!({"shop": "man-tuyn-ba-hanh", "name": "Rèm lưới 1m2", "category": "Màn tuyn", "stock": 10, "price_item_id": foreign})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["fields"]["price_item_id"].is_string());
+    // Every bad field is named at once.
+    let (s, e) = app
+        .api("POST", "/products", Some(&hanh), Some(json!({"shop": "man-tuyn-ba-hanh", "name": "", "category": "Màn", "stock": -3, "ocop_stars": 2, "price_item_id": item["id"]})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for f in ["name", "stock", "ocop_stars"] {
+        assert!(e["error"]["fields"][f].is_string(), "{f}: {e}");
+    }
+    // Malformed JSON is a 400 in the same error shape.
+    let r = app
+        .client
+        .post(app.url("/api/v1/products"))
+        .bearer_auth(&hanh)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "bad_request");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM products").await,
+        count,
+        "nothing written"
+    );
+
+    let (s, p) = app
+        .api("POST", "/products", Some(&hanh), Some(json!({"shop": "man-tuyn-ba-hanh", "name": "Rèm lưới 1m2", "category": "Màn tuyn", "stock": "10", "ocop_stars": null, "price_item_id": item["id"], "materials": "Lưới polyester"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["product"]["price_vnd"], item["price_vnd"]);
+    assert_eq!(p["product"]["slug"], "rem-luoi-1m2");
+    let html = app.page("/san-pham/rem-luoi-1m2").await;
+    assert!(html.contains("120.000 ₫"));
+    assert!(html.contains("Giá cộng đồng"));
+    assert!(html.contains(&format!("/lang/phu-doi/bang-gia#muc-{}", item["id"])));
+    assert!(html.contains("Lưới polyester"));
+}
+
+async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    app.login_page(DUC, PW).await;
+    let form_page = "/quan-ly/san-pham/moi?shop=do-go-minh-duc";
+    let html = app.page(form_page).await;
+    assert!(
+        html.contains("Bàn trà gỗ mít 1m — 1.850.000 ₫ / chiếc"),
+        "items of the village board are offered"
+    );
+    assert!(html.contains("Màn tuyn 2 cửa 1m8 x 2m — 180.000 ₫"));
+    assert!(
+        !html.contains("Tranh khảm trai"),
+        "only items of the shop's own village"
+    );
+    let item: i64 =
+        sqlx::query_scalar("SELECT id FROM price_items WHERE name = 'Thớt gỗ nghiến tròn 35cm'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let item_s = item.to_string();
+    let r = app
+        .submit(
+            form_page,
+            form_page,
+            &[
+                ("price_item_id", &item_s),
+                ("name", "Thớt nghiến 40cm"),
+                ("category", "Đồ gỗ"),
+                ("stock", "nhiều"),
+                ("ocop_stars", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("số lượng tồn kho phải là số nguyên"));
+    assert!(
+        html.contains("value=\"Thớt nghiến 40cm\""),
+        "what was typed is kept"
+    );
+
+    let r = app
+        .submit(
+            form_page,
+            form_page,
+            &[
+                ("price_item_id", &item_s),
+                ("name", "Thớt nghiến 40cm"),
+                ("category", "Đồ gỗ"),
+                ("stock", "7"),
+                ("maker", "Lê Minh Đức"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&r),
+        "/quan-ly/san-pham/thot-nghien-40cm?ok=product-created"
+    );
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Thớt nghiến 40cm"));
+    assert!(dash.contains("260.000 ₫ / chiếc"));
+
+    // Hiding a listing takes it off the storefront but keeps it in the dashboard.
+    let r = app
+        .submit(
+            "/quan-ly/san-pham/thot-nghien-40cm",
+            "/quan-ly/san-pham/thot-nghien-40cm",
+            &[
+                ("price_item_id", &item_s),
+                ("name", "Thớt nghiến 40cm"),
+                ("category", "Đồ gỗ"),
+                ("stock", "7"),
+                ("active", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/san-pham/thot-nghien-40cm").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !app.page("/shop/do-go-minh-duc")
+            .await
+            .contains("Thớt nghiến 40cm")
+    );
+    assert!(app.page("/quan-ly").await.contains("đang ẩn"));
+}
+
+fn png_bytes() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(900, 600, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+async fn upload(app: &TestApp, slug: &str, bytes: Vec<u8>, name: &str) -> reqwest::Response {
+    let token = app.csrf("/quan-ly").await;
+    let form = reqwest::multipart::Form::new().text("csrf", token).part(
+        "photo",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
+    app.client
+        .post(app.url(&format!("/quan-ly/san-pham/{slug}/anh")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn photos_are_checked_and_reencoded(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    app.login_page(DUC, PW).await;
+    let slug = "ghe-dau-go-xoan";
+    let r = upload(&app, slug, png_bytes(), "ghe.png").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    let html = app.page(&format!("/san-pham/{slug}")).await;
+    let start = html
+        .find("src=\"/anh/")
+        .expect("product page shows the photo")
+        + 5;
+    let src = &html[start..start + html[start..].find('"').unwrap()];
+    assert!(src.ends_with("-thumb.jpg"));
+    let img = app.get(src).await;
+    assert_eq!(img.status(), StatusCode::OK);
+    let bytes = img.bytes().await.unwrap();
+    assert_eq!(
+        image::guess_format(&bytes).unwrap(),
+        image::ImageFormat::Jpeg,
+        "re-encoded as JPEG"
+    );
+    assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 480);
+
+    // Not an image, or a disguised one: refused with a message, nothing stored.
+    let r = upload(&app, slug, b"<?php echo 1; ?>".to_vec(), "x.jpg").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("chỉ nhận ảnh JPEG, PNG hoặc WebP")
+    );
+    // Over the size limit: refused before it is decoded.
+    let big = vec![0u8; app.config.max_upload_bytes + 1024 * 1024];
+    let r = upload(&app, slug, big, "big.jpg").await;
+    assert!(
+        matches!(
+            r.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::BAD_REQUEST
+                | StatusCode::UNPROCESSABLE_ENTITY
+        ),
+        "{}",
+        r.status()
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM product_photos").await, 1);
+    // Another seller cannot add photos to this product.
+    app.login_page(TOAN, PW).await;
+    let r = upload(&app, "ke-sach-go-thong-5-tang", png_bytes(), "k.png").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM product_photos").await, 1);
+}
+
+async fn sellers_open_shops_with_clean_slugs(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (s, body) = app
+        .api("POST", "/auth/register", None, Some(json!({"login": "0987654321", "display_name": "Chị Mai", "password": "mat-khau-dai"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    let (s, e) = app
+        .api("POST", "/shops", Some(&token), Some(json!({"village": "phu-doi", "name": "Màn Mai", "phone": "12345", "bank_bin": "97"})))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for f in ["phone", "bank_bin", "bank_account_no", "bank_account_name"] {
+        assert!(e["error"]["fields"][f].is_string(), "{f}");
+    }
+    let (s, shop) = app
+        .api("POST", "/shops", Some(&token), Some(json!({"village": "phu-doi", "name": "Màn Mai", "phone": "+84 987 654 321", "bank_bin": "970436", "bank_account_no": "0011001234567", "bank_account_name": "Nguyễn Thị Mai"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{shop}");
+    assert_eq!(shop["shop"]["slug"], "man-mai");
+    assert_eq!(shop["shop"]["phone"], "0987654321");
+    assert_eq!(shop["shop"]["bank_account_name"], "NGUYEN THI MAI");
+    // The same name in the same village is a conflict; in another village it gets its own slug.
+    let (s, e) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&token),
+            Some(json!({"village": "phu-doi", "name": "Màn tuyn Bà Hạnh", "phone": "0987654321"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("cùng tên"));
+    let (s, shop) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&token),
+            Some(
+                json!({"village": "chuyen-my", "name": "Màn tuyn Bà Hạnh", "phone": "0987654321"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(shop["shop"]["slug"], "man-tuyn-ba-hanh-chuyen-my");
+    // A new seller's shop counts toward the village quorum.
+    let (_, v) = app.api("GET", "/villages/phu-doi", None, None).await;
+    assert_eq!(v["quorum"]["active_shops"], 5);
+    assert_eq!(v["quorum"]["yes_needed"], 3);
+}

@@ -1,0 +1,287 @@
+//! `TestApp`: the real server on a random loopback port with a fresh database per test —
+//! a SQLite file in a temp dir, or a new PostgreSQL database when `TEST_POSTGRES_URL` is set.
+
+use std::time::Duration;
+
+use cholang::app::Server;
+use cholang::config::{Config, Settings};
+use cholang::db::Db;
+use reqwest::{Client, Response, StatusCode, redirect};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run a test body once per backend: always on SQLite, and on PostgreSQL when
+/// `TEST_POSTGRES_URL` is set (CI sets it and fails if PostgreSQL is not there).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::pg_url().is_none() {
+                    eprintln!("TEST_POSTGRES_URL not set: PostgreSQL run skipped");
+                    return;
+                }
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    pub client: Client,
+    pub config: Config,
+    pg_db_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// Replace the database name in a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let cut = base
+        .rfind('/')
+        .filter(|i| *i > "postgres://".len())
+        .unwrap_or(base.len());
+    format!("{}/{}{}", &base[..cut], name, query)
+}
+
+async fn fresh_pg_database() -> (String, String) {
+    let admin_url = pg_url().expect("TEST_POSTGRES_URL");
+    let name = format!("cholang_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Db::connect(&admin_url)
+        .await
+        .expect("connect to TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin.pool)
+        .await
+        .expect("create test database");
+    admin.pool.close().await;
+    (with_database(&admin_url, &name), name)
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Start with extra settings (e.g. `CHOLANG_PUBLIC_URL`).
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_db_name) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, name) = fresh_pg_database().await;
+                (url, Some(name))
+            }
+        };
+        let mut pairs: Vec<(String, String)> = vec![
+            ("CHOLANG_DATA_DIR".into(), dir.path().display().to_string()),
+            ("DATABASE_URL".into(), url.clone()),
+            ("CHOLANG_ADDR".into(), "127.0.0.1:0".into()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let server = Server::bind(config.clone(), db.clone()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(server.run(std::future::pending()));
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestApp {
+            base: format!("http://{addr}"),
+            db,
+            client,
+            config,
+            pg_db_name,
+            _dir: dir,
+        }
+    }
+
+    /// The demo market: 5 villages, 10 seller accounts, 46 products, one open proposal.
+    pub async fn with_demo(backend: Backend) -> TestApp {
+        let app = Self::spawn(backend).await;
+        assert!(
+            cholang::catalog::demo::load_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A second browser: its own cookie jar.
+    pub fn new_browser(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    /// The CSRF token of the forms on a page, as this browser sees it.
+    pub async fn csrf(&self, path: &str) -> String {
+        csrf_in(&self.page(path).await)
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Post a form with this browser's valid CSRF token (read from `token_page`).
+    pub async fn submit(&self, token_page: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf(token_page).await;
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_form(path, &all).await
+    }
+
+    pub async fn login_page(&self, login: &str, password: &str) -> Response {
+        self.submit(
+            "/dang-nhap",
+            "/dang-nhap",
+            &[
+                ("login", login),
+                ("password", password),
+                ("next", "/quan-ly"),
+            ],
+        )
+        .await
+    }
+
+    pub async fn api_login(&self, login: &str, password: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"login": login, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "api login {login}");
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_db_name.take() {
+            // Drop the per-test database on a separate thread (Drop cannot be async).
+            let url = pg_url().unwrap();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = Db::connect(&url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&admin.pool)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+pub fn location(r: &Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+pub const PW: &str = cholang::catalog::demo::DEMO_PASSWORD;
+pub const HANH: &str = "0912000101"; // Màn tuyn Bà Hạnh, Phú Đôi
+pub const HUONG: &str = "0912000102"; // Màn Phú Đôi Thanh Hương
+pub const DUC: &str = "0912000103"; // Đồ gỗ Minh Đức
+pub const TOAN: &str = "0912000104"; // Cơ khí Văn Toàn
+pub const NGHIA: &str = "0912000201"; // Khảm trai Trọng Nghĩa, Chuyên Mỹ
+pub const MODERATOR: &str = "0912000100"; // moderates Phú Đôi

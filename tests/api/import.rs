@@ -1,0 +1,152 @@
+//! `cholang import`: idempotent, all-or-nothing, every bad line reported — through the real
+//! binary and the library.
+
+use std::process::Command;
+
+use cholang::catalog::import::{ImportFailure, import_bytes};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    reimporting_the_same_file_changes_nothing,
+    a_file_with_bad_rows_imports_nothing,
+    the_cli_imports_and_reports_bad_lines
+);
+
+const HEADER: &str = "village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n";
+
+fn good_csv(price: &str) -> String {
+    format!(
+        "{HEADER}\
+Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,hanh@example.vn,Màn tuyn 2 cửa 1m8 x 2m,\"Màn dày, hai cửa\",Màn tuyn,{price},chiếc,40,\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Màn Thanh Hương,0912000102,,Màn tuyn 2 cửa 1m8 x 2m,Viền xanh,Màn tuyn,{price},chiếc,12,\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Đồ gỗ Minh Đức,0912000103,,Ghế đẩu gỗ xoan,Gỗ xoan đào,Đồ gỗ,120000,chiếc,25,\n\
+Tri Thủy,Tri Thủy,Phú Xuyên,Ong mật Nguyễn Lợi,0912000502,,Mật ong hoa nhãn 500ml,\"Lọc lạnh, nguyên chất\",Nông sản OCOP,180000,chai,50,4\n"
+    )
+}
+
+async fn counts(app: &TestApp) -> [i64; 5] {
+    [
+        app.scalar("SELECT COUNT(*) FROM villages").await,
+        app.scalar("SELECT COUNT(*) FROM shops").await,
+        app.scalar("SELECT COUNT(*) FROM price_items").await,
+        app.scalar("SELECT COUNT(*) FROM products").await,
+        app.scalar("SELECT COUNT(*) FROM price_changes").await,
+    ]
+}
+
+async fn reimporting_the_same_file_changes_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let first = import_bytes(&app.db, good_csv("180000").as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.villages_created,
+            first.shops_created,
+            first.items_created,
+            first.products_created
+        ),
+        (2, 4, 3, 4)
+    );
+    assert_eq!(counts(&app).await, [2, 4, 3, 4, 3]);
+    let updated_at: i64 = sqlx::query_scalar("SELECT MAX(updated_at) FROM products")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    let again = import_bytes(&app.db, good_csv("180000").as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    assert!(!again.changed(), "{again:?}");
+    assert_eq!(again.rows_unchanged, 4);
+    assert_eq!(counts(&app).await, [2, 4, 3, 4, 3]);
+    let after: i64 = sqlx::query_scalar("SELECT MAX(updated_at) FROM products")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, updated_at, "no row was rewritten");
+
+    // A new agreed price in the file reprices the item for both shops and enters the history.
+    let third = import_bytes(&app.db, good_csv("185000").as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    assert_eq!(third.items_repriced, 1);
+    assert_eq!(third.products_created, 0);
+    assert_eq!(counts(&app).await, [2, 4, 3, 4, 4]);
+    let prices: Vec<i64> = sqlx::query_scalar(
+        "SELECT pi.price_vnd FROM products p JOIN price_items pi ON pi.id = p.price_item_id WHERE p.name = 'Màn tuyn 2 cửa 1m8 x 2m'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(prices, vec![185_000, 185_000]);
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(board.contains("Nhập từ bảng tính của làng"));
+    assert!(board.contains("180.000 ₫") && board.contains("185.000 ₫"));
+    let html = app.page("/san-pham/mat-ong-hoa-nhan-500ml").await;
+    assert!(html.contains("OCOP ★★★★"));
+    assert!(html.contains("Lọc lạnh, nguyên chất"));
+}
+
+async fn a_file_with_bad_rows_imports_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let bad = format!(
+        "{HEADER}\
+Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,Màn tuyn 1m6 x 2m,,Màn tuyn,150000,chiếc,35,\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,Màn chụp,,Màn tuyn,hai trăm,chiếc,5,\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,,,Màn tuyn,95000,chiếc,5,\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Đồ gỗ Minh Đức,0912000103,,Ghế,,Đồ gỗ,120000,chiếc,25,6\n\
+Phú Đôi,Đại Thắng,Phú Xuyên,Đồ gỗ Minh Đức,0912000103,,Bàn,,Đồ gỗ,-5,chiếc,25,\n"
+    );
+    let Err(ImportFailure::BadRows(errors)) = import_bytes(&app.db, bad.as_bytes(), "Hà Nội").await
+    else {
+        panic!("bad file must fail");
+    };
+    let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![3, 4, 5, 6]);
+    assert!(errors[1].message.contains("thiếu product"));
+    assert_eq!(counts(&app).await, [0, 0, 0, 0, 0], "nothing imported");
+}
+
+async fn the_cli_imports_and_reports_bad_lines(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("lang.csv");
+    std::fs::write(&good, good_csv("180000")).unwrap();
+    let run = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_cholang"))
+            .arg("import")
+            .arg(file)
+            .env("DATABASE_URL", &app.config.database_url)
+            .env("CHOLANG_DATA_DIR", dir.path())
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = run(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"products_created\": 4"));
+    let out = run(&good);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("không có gì thay đổi"));
+
+    let bad = dir.path().join("hong.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "{HEADER}Phú Đôi,Đại Thắng,Phú Xuyên,Shop X,0912000109,,Màn X,,Màn,12.5,chiếc,1,\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dòng 2"), "{err}");
+    assert_eq!(counts(&app).await, [2, 4, 3, 4, 3]);
+}

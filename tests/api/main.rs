@@ -1,0 +1,11 @@
+//! One integration-test binary: every module runs against the real server over HTTP,
+//! on SQLite and (with TEST_POSTGRES_URL) on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod catalog;
+mod health;
+mod import;
+mod pages;
+mod pricing;

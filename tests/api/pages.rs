@@ -1,0 +1,101 @@
+//! Pages render Vietnamese text, prices as `180.000 ₫` and times in Hà Nội time, without JS.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    buyers_browse_villages_shops_and_products,
+    search_finds_with_or_without_diacritics,
+    times_are_shown_in_hanoi_time
+);
+
+async fn buyers_browse_villages_shops_and_products(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let r = app.get("/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let home = r.text().await.unwrap();
+    assert!(home.contains("<html lang=\"vi\">"));
+    assert!(home.contains("name=\"viewport\""));
+    assert!(
+        !home.contains("<script"),
+        "browsing works without JavaScript"
+    );
+    for text in [
+        "Làng Phú Đôi",
+        "Làng Chuyên Mỹ",
+        "Làng Vân Từ",
+        "Sản phẩm mới",
+        "Bảng giá cộng đồng",
+    ] {
+        assert!(home.contains(text), "home shows {text}");
+    }
+    let village = app.page("/lang/phu-doi").await;
+    assert!(village.contains("xã Đại Thắng, huyện Phú Xuyên, Hà Nội"));
+    assert!(village.contains("Màn tuyn 2 cửa 1m8 x 2m"));
+    assert!(village.contains("180.000 ₫"));
+    let shop = app
+        .page(
+            "/shop/khảm-trai"
+                .replace("khảm-trai", "kham-trai-trong-nghia")
+                .as_str(),
+        )
+        .await;
+    assert!(shop.contains("Tranh khảm trai Vịnh Hạ Long 60x90"));
+    assert!(shop.contains("4.500.000 ₫"));
+    assert!(shop.contains("OCOP ★★★★"));
+    let product = app.page("/san-pham/ban-tra-go-mit-1m").await;
+    assert!(product.contains("1.850.000 ₫"));
+    assert!(product.contains("Giá cộng đồng"));
+    assert!(product.contains("Đồ gỗ Minh Đức"));
+    assert!(product.contains("Còn 4 chiếc"));
+    let out = app.page("/san-pham/trai-nhan-long-tuoi-2kg").await;
+    assert!(out.contains("Hết hàng"));
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(board.contains("ít nhất 3 trong 4 cửa hàng"));
+    assert!(board.contains("Giá sợi polyester tăng"));
+    // Text people wrote is escaped, never run.
+    let hanh = app.api_login(HANH, PW).await;
+    let (s, _) = app
+        .api(
+            "PATCH",
+            "/products/man-tuyn-1m6-x-2m",
+            Some(&hanh),
+            Some(serde_json::json!({"description": "<script>alert(1)</script> màn đẹp"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let html = app.page("/san-pham/man-tuyn-1m6-x-2m").await;
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+    assert_eq!(app.get("/static/app.css").await.status(), StatusCode::OK);
+}
+
+async fn search_finds_with_or_without_diacritics(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    for q in ["màn tuyn", "man tuyn", "MAN TUYN", "Màn tuyn"] {
+        let html = app
+            .page(&format!("/tim-kiem?q={}", q.replace(' ', "+")))
+            .await;
+        assert!(html.contains("Màn tuyn 2 cửa 1m8 x 2m"), "{q}");
+        assert!(!html.contains("Mật ong hoa nhãn"), "{q}");
+    }
+    let html = app.page("/tim-kiem?q=mat+ong").await;
+    assert!(html.contains("Mật ong hoa nhãn 500ml"));
+    let html = app.page("/tim-kiem?q=khong+co+gi+nhu+vay").await;
+    assert!(html.contains("Không tìm thấy sản phẩm nào"));
+}
+
+async fn times_are_shown_in_hanoi_time(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    // 2026-11-28 17:30 UTC is 00:30 on 29/11 in Hà Nội.
+    sqlx::query("UPDATE proposals SET created_at = $1")
+        .bind(1_795_887_000_000_i64)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(board.contains("29/11/2026 00:30"), "board shows local time");
+}
