@@ -28,6 +28,8 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if $crate::helpers::pg_url().is_none() {
+                    // In CI a missing database is a failure, never a silent skip.
+                    assert!(std::env::var("CI").is_err(), "CI must set TEST_POSTGRES_URL");
                     eprintln!("TEST_POSTGRES_URL not set: PostgreSQL run skipped");
                     return;
                 }
