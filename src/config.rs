@@ -52,11 +52,27 @@ pub struct Settings(HashMap<String, String>);
 
 impl Settings {
     pub fn from_env_and_file() -> anyhow::Result<Self> {
+        let explicit = std::env::var("CHOLANG_CONFIG").ok();
+        let path = explicit.clone().unwrap_or_else(|| "cholang.toml".into());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            // A file named explicitly must exist; the default one is optional.
+            Err(e) if explicit.is_some() => {
+                return Err(e).with_context(|| format!("reading {path}"));
+            }
+            Err(_) => None,
+        };
+        Self::layered(text.as_deref(), std::env::vars()).with_context(|| format!("reading {path}"))
+    }
+
+    /// File settings (keys in any case) with environment variables on top.
+    pub fn layered(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let mut map = HashMap::new();
-        let path = std::env::var("CHOLANG_CONFIG").unwrap_or_else(|_| "cholang.toml".into());
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let table: toml::Table =
-                toml::from_str(&text).with_context(|| format!("reading {path}"))?;
+        if let Some(text) = file {
+            let table: toml::Table = toml::from_str(text)?;
             for (k, v) in table {
                 let v = match v {
                     toml::Value::String(s) => s,
@@ -65,9 +81,7 @@ impl Settings {
                 map.insert(k.to_uppercase(), v);
             }
         }
-        for (k, v) in std::env::vars() {
-            map.insert(k, v);
-        }
+        map.extend(env);
         Ok(Settings(map))
     }
 
@@ -170,6 +184,17 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let file = "cholang_addr = \"0.0.0.0:9000\"\ncholang_session_days = 3\nCHOLANG_DATA_DIR = \"/srv\"";
+        let env = [("CHOLANG_SESSION_DAYS".to_string(), "5".to_string())];
+        let s = Settings::layered(Some(file), env).unwrap();
+        assert_eq!(s.get("CHOLANG_ADDR"), Some("0.0.0.0:9000"));
+        assert_eq!(s.get("CHOLANG_SESSION_DAYS"), Some("5"));
+        assert_eq!(s.get("CHOLANG_DATA_DIR"), Some("/srv"));
+        assert!(Settings::layered(Some("not = [toml"), []).is_err());
     }
 
     #[test]

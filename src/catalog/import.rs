@@ -422,9 +422,9 @@ async fn upsert_product(
             category: r.category.clone(),
             stock: r.stock,
             ocop_stars: r.ocop_stars,
-            maker: r.shop.clone(),
+            maker: String::new(),
             materials: String::new(),
-            made_in: String::new(),
+            made_in: format!("Làng {}, xã {}, huyện {}", r.village, r.commune, r.district),
             price_item_id: item_id,
         };
         insert_product(tx, &shop, &fields).await?;

@@ -88,6 +88,7 @@ impl PriceChange {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Vote {
+    pub shop_id: i64,
     pub shop_name: String,
     pub approve: bool,
     pub at: i64,
@@ -100,6 +101,8 @@ pub struct Proposal {
     pub village_id: i64,
     pub item_name: String,
     pub unit: String,
+    #[serde(skip)]
+    pub proposer_user_id: i64,
     pub proposer: String,
     pub proposer_shop: String,
     pub old_price_vnd: i64,

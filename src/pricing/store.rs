@@ -199,7 +199,7 @@ pub async fn history_of_item(db: &Db, item_id: i64) -> Result<Vec<PriceChange>> 
 }
 
 const PROPOSAL_SELECT: &str =
-    "SELECT p.id, p.price_item_id, pi.village_id, pi.name AS item_name, pi.unit,
+    "SELECT p.id, p.price_item_id, pi.village_id, pi.name AS item_name, pi.unit, p.proposer_user_id,
         u.display_name AS proposer, s.name AS proposer_shop, p.old_price_vnd, p.new_price_vnd,
         p.reason, p.status, p.decision, p.created_at, p.closes_at, p.decided_at
      FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
@@ -208,7 +208,7 @@ const PROPOSAL_SELECT: &str =
 async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
     let id: i64 = r.try_get("id")?;
     let vote_rows = sqlx::query(
-        "SELECT s.name AS shop_name, v.approve, v.at FROM votes v JOIN shops s ON s.id = v.shop_id
+        "SELECT v.shop_id, s.name AS shop_name, v.approve, v.at FROM votes v JOIN shops s ON s.id = v.shop_id
          WHERE v.proposal_id = $1 ORDER BY v.at, s.name",
     )
     .bind(id)
@@ -217,6 +217,7 @@ async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
     let mut votes = Vec::new();
     for v in &vote_rows {
         votes.push(Vote {
+            shop_id: v.try_get("shop_id")?,
             shop_name: v.try_get("shop_name")?,
             approve: v.try_get::<i64, _>("approve")? == 1,
             at: v.try_get("at")?,
@@ -228,6 +229,7 @@ async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
         village_id: r.try_get("village_id")?,
         item_name: r.try_get("item_name")?,
         unit: r.try_get("unit")?,
+        proposer_user_id: r.try_get("proposer_user_id")?,
         proposer: r.try_get("proposer")?,
         proposer_shop: r.try_get("proposer_shop")?,
         old_price_vnd: r.try_get("old_price_vnd")?,
@@ -475,6 +477,16 @@ pub async fn approve_by_moderator(db: &Db, user: &User, proposal_id: i64) -> Res
 /// Proposals whose voting time ran out without a quorum are rejected.
 pub async fn close_expired(db: &Db) -> Result<u64> {
     let now = now_ms();
+    // Reads call this: look first, so a quiet board never takes SQLite's write lock.
+    let due: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM proposals WHERE status = 'open' AND closes_at <= $1",
+    )
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?;
+    if due == 0 {
+        return Ok(0);
+    }
     let n = sqlx::query(
         "UPDATE proposals SET status = 'rejected', decision = 'expired', decided_at = closes_at
          WHERE status = 'open' AND closes_at <= $1",

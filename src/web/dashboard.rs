@@ -53,7 +53,9 @@ struct DashboardPage {
     layout: Layout,
     shops: Vec<ShopBlock>,
     villages: Vec<VillageView>,
-    open_proposals: Vec<(String, ProposalView)>,
+    /// (board url, proposal, how my shops voted: "đồng ý" / "không đồng ý" / "")
+    open_proposals: Vec<(String, ProposalView, String)>,
+    my_proposals: Vec<(String, ProposalView)>,
     shop_form: ShopInput,
     shop_village: String,
     errors: FieldErrors,
@@ -99,11 +101,22 @@ async fn dashboard_page(
             my_villages.push(v);
         }
     }
+    let my_shop_ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
     let mut open = Vec::new();
+    let mut mine = Vec::new();
     for v in &my_villages {
+        let url = format!("/lang/{}/bang-gia", v.slug);
         for p in pricing::proposals_of_village(&st.db, v.id.0).await? {
+            if p.proposer_user_id == user.id.0 {
+                mine.push((url.clone(), ProposalView::from(&p)));
+            }
             if p.status == crate::pricing::ProposalStatus::Open {
-                open.push((format!("/lang/{}/bang-gia", v.slug), ProposalView::from(&p)));
+                let my_vote = match p.votes.iter().find(|v| my_shop_ids.contains(&v.shop_id)) {
+                    Some(v) if v.approve => "đồng ý",
+                    Some(_) => "không đồng ý",
+                    None => "",
+                };
+                open.push((url.clone(), ProposalView::from(&p), my_vote.to_string()));
             }
         }
     }
@@ -114,6 +127,7 @@ async fn dashboard_page(
         shops: blocks,
         villages: villages.iter().map(VillageView::from).collect(),
         open_proposals: open,
+        my_proposals: mine,
         shop_form,
         shop_village,
         errors,

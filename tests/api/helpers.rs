@@ -287,3 +287,19 @@ pub const DUC: &str = "0912000103"; // Đồ gỗ Minh Đức
 pub const TOAN: &str = "0912000104"; // Cơ khí Văn Toàn
 pub const NGHIA: &str = "0912000201"; // Khảm trai Trọng Nghĩa, Chuyên Mỹ
 pub const MODERATOR: &str = "0912000100"; // moderates Phú Đôi
+
+impl TestApp {
+    /// Run the real `cholang` binary against this test's database.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cholang"));
+        cmd.args(args)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("CHOLANG_DATA_DIR", &self.config.data_dir)
+            .env("RUST_LOG", "error")
+            .env_remove("CHOLANG_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+}

@@ -1,8 +1,6 @@
 //! `cholang import`: idempotent, all-or-nothing, every bad line reported — through the real
 //! binary and the library.
 
-use std::process::Command;
-
 use cholang::catalog::import::{ImportFailure, import_bytes};
 
 use crate::helpers::*;
@@ -115,16 +113,7 @@ async fn the_cli_imports_and_reports_bad_lines(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("lang.csv");
     std::fs::write(&good, good_csv("180000")).unwrap();
-    let run = |file: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_cholang"))
-            .arg("import")
-            .arg(file)
-            .env("DATABASE_URL", &app.config.database_url)
-            .env("CHOLANG_DATA_DIR", dir.path())
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
-    };
+    let run = |file: &std::path::Path| app.cli(&["import", file.to_str().unwrap()], &[]);
     let out = run(&good);
     assert!(
         out.status.success(),

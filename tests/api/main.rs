@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod catalog;
+mod cli;
 mod health;
 mod import;
 mod pages;

@@ -1,0 +1,145 @@
+//! The binary as a newcomer and an operator use it: README's `serve --demo`, SIGTERM,
+//! `admin create-user`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    serve_demo_answers_then_stops_cleanly_on_sigterm,
+    admin_create_user_makes_a_working_admin
+);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cholang"));
+    cmd.args(["serve", "--demo"])
+        .env("CHOLANG_DATA_DIR", data.path())
+        .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match b {
+        // The embedded default: no DATABASE_URL at all.
+        Backend::Sqlite => cmd.env_remove("DATABASE_URL"),
+        Backend::Postgres => cmd.env("DATABASE_URL", &app.config.database_url),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "server exited early");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let home = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("Làng Phú Đôi")
+            && home.contains("Làng Chuyên Mỹ")
+            && home.contains("Làng Tri Thủy")
+    );
+    let products: serde_json::Value = reqwest::get(format!("{base}/api/v1/products"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        products["products"].as_array().unwrap().len() >= 40,
+        "at least 40 demo products"
+    );
+    if b == Backend::Sqlite {
+        assert!(
+            data.path().join("cholang.db").exists(),
+            "SQLite file under the data dir"
+        );
+        let mode: String = {
+            let db = cholang::db::Db::connect(&format!(
+                "sqlite://{}",
+                data.path().join("cholang.db").display()
+            ))
+            .await
+            .unwrap();
+            sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(mode, "wal");
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no graceful shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+async fn admin_create_user_makes_a_working_admin(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let args = [
+        "admin",
+        "create-user",
+        "--role",
+        "admin",
+        "--login",
+        "Chu.Tich@PhuDoi.vn",
+        "--name",
+        "Chủ tịch xã",
+    ];
+    let out = app.cli(&args, &[("CHOLANG_NEW_PASSWORD", "ngắn")]);
+    assert!(!out.status.success(), "a short password is refused");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 0);
+    let out = app.cli(&args, &[("CHOLANG_NEW_PASSWORD", "mật-khẩu-đủ-dài")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = app.api_login("chu.tich@phudoi.vn", "mật-khẩu-đủ-dài").await;
+    let (_, me) = app.api("GET", "/me", Some(&token), None).await;
+    assert_eq!(me["user"]["role"], "admin");
+    let out = app.cli(&args, &[("CHOLANG_NEW_PASSWORD", "mật-khẩu-đủ-dài")]);
+    assert!(!out.status.success(), "the same login twice is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("đã được dùng"));
+}
