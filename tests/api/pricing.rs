@@ -33,6 +33,29 @@ async fn item_id(app: &TestApp, village: &str, name: &str) -> i64 {
         .unwrap()
 }
 
+async fn vote(app: &TestApp, token: &str, proposal: i64, approve: bool) -> (StatusCode, Value) {
+    let path = format!("/proposals/{proposal}/votes");
+    app.api(
+        "POST",
+        &path,
+        Some(token),
+        Some(json!({ "approve": approve })),
+    )
+    .await
+}
+
+async fn propose(
+    app: &TestApp,
+    token: &str,
+    item: i64,
+    price: Value,
+    reason: &str,
+) -> (StatusCode, Value) {
+    let path = format!("/price-items/{item}/proposals");
+    let body = json!({ "price_vnd": price, "reason": reason });
+    app.api("POST", &path, Some(token), Some(body)).await
+}
+
 async fn prices_of_item(app: &TestApp, id: i64) -> Vec<i64> {
     let (_, body) = app
         .api("GET", &format!("/price-items/{id}"), None, None)
@@ -60,14 +83,7 @@ async fn quorum_approval_changes_every_listing_of_the_item(b: Backend) {
 
     // Phú Đôi has 4 active shops: 3 yes votes are needed. A "no" does not pass it.
     let toan = app.api_login(TOAN, PW).await;
-    let (s, p) = app
-        .api(
-            "POST",
-            &format!("/proposals/{proposal}/votes"),
-            Some(&toan),
-            Some(json!({"approve": false})),
-        )
-        .await;
+    let (s, p) = vote(&app, &toan, proposal, false).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["proposal"]["status"], "open");
     assert_eq!(prices_of_item(&app, item).await, vec![150_000, 150_000]);
@@ -127,14 +143,7 @@ async fn proposal_is_rejected_when_voting_time_runs_out(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let item = item_id(&app, "phu-doi", "Màn tuyn 2 cửa 1m8 x 2m").await;
     let hanh = app.api_login(HANH, PW).await;
-    let (s, p) = app
-        .api(
-            "POST",
-            &format!("/price-items/{item}/proposals"),
-            Some(&hanh),
-            Some(json!({"price_vnd": 200000, "reason": "Vải tuyn tăng giá"})),
-        )
-        .await;
+    let (s, p) = propose(&app, &hanh, item, json!(200000), "Vải tuyn tăng giá").await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let id = p["proposal"]["id"].as_i64().unwrap();
     let closes = p["proposal"]["closes_at"].as_i64().unwrap();
@@ -145,13 +154,7 @@ async fn proposal_is_rejected_when_voting_time_runs_out(b: Backend) {
         "default voting time is 7 days"
     );
     let huong = app.api_login(HUONG, PW).await;
-    app.api(
-        "POST",
-        &format!("/proposals/{id}/votes"),
-        Some(&huong),
-        Some(json!({"approve": true})),
-    )
-    .await;
+    vote(&app, &huong, id, true).await;
 
     // Time runs out with 1 of 3 needed votes.
     sqlx::query("UPDATE proposals SET closes_at = $1 WHERE id = $2")
@@ -169,14 +172,7 @@ async fn proposal_is_rejected_when_voting_time_runs_out(b: Backend) {
 
     // Late votes change nothing.
     let duc = app.api_login(DUC, PW).await;
-    let (s, body) = app
-        .api(
-            "POST",
-            &format!("/proposals/{id}/votes"),
-            Some(&duc),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let (s, body) = vote(&app, &duc, id, true).await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
     assert_eq!(prices_of_item(&app, item).await, vec![180_000, 180_000]);
     let board = app.page("/lang/phu-doi/bang-gia").await;
@@ -187,37 +183,16 @@ async fn only_village_shops_vote_and_only_moderators_approve(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let item = item_id(&app, "phu-doi", "Ghế đẩu gỗ xoan").await;
     let duc = app.api_login(DUC, PW).await;
-    let (_, p) = app
-        .api(
-            "POST",
-            &format!("/price-items/{item}/proposals"),
-            Some(&duc),
-            Some(json!({"price_vnd": "135.000", "reason": "Gỗ xoan khan hiếm"})),
-        )
-        .await;
+    let (_, p) = propose(&app, &duc, item, json!("135.000"), "Gỗ xoan khan hiếm").await;
     let id = p["proposal"]["id"].as_i64().unwrap();
 
     // A Chuyên Mỹ seller has no vote in Phú Đôi, and cannot propose there either.
     let nghia = app.api_login(NGHIA, PW).await;
-    let (s, body) = app
-        .api(
-            "POST",
-            &format!("/proposals/{id}/votes"),
-            Some(&nghia),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let (s, body) = vote(&app, &nghia, id, true).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
     let other = item_id(&app, "phu-doi", "Kéo cắt cành 20cm").await;
-    let (s, _) = app
-        .api(
-            "POST",
-            &format!("/price-items/{other}/proposals"),
-            Some(&nghia),
-            Some(json!({"price_vnd": 1, "reason": "x"})),
-        )
-        .await;
+    let (s, _) = propose(&app, &nghia, other, json!(1), "x").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Neither a seller nor a stranger may approve.
     for token in [&duc, &nghia] {
@@ -371,36 +346,16 @@ async fn quorum_is_configurable_per_village(b: Backend) {
     assert_eq!(body["quorum"]["yes_needed"], 2);
     let item = item_id(&app, "phu-doi", "Khay trà gỗ hương").await;
     let duc = app.api_login(DUC, PW).await;
-    let (_, p) = app
-        .api(
-            "POST",
-            &format!("/price-items/{item}/proposals"),
-            Some(&duc),
-            Some(json!({"price_vnd": 370000, "reason": "Gỗ hương tăng giá"})),
-        )
-        .await;
+    let (_, p) = propose(&app, &duc, item, json!(370000), "Gỗ hương tăng giá").await;
     let p = &p["proposal"];
     assert_eq!(
         p["closes_at"].as_i64().unwrap() - p["created_at"].as_i64().unwrap(),
         3 * 86_400_000
     );
     let id = p["id"].as_i64().unwrap();
-    app.api(
-        "POST",
-        &format!("/proposals/{id}/votes"),
-        Some(&duc),
-        Some(json!({"approve": true})),
-    )
-    .await;
+    vote(&app, &duc, id, true).await;
     let toan = app.api_login(TOAN, PW).await;
-    let (_, p) = app
-        .api(
-            "POST",
-            &format!("/proposals/{id}/votes"),
-            Some(&toan),
-            Some(json!({"approve": true})),
-        )
-        .await;
+    let (_, p) = vote(&app, &toan, id, true).await;
     assert_eq!(p["proposal"]["status"], "approved");
 
     // An admin creates a village with its own rule; a seller may not.
