@@ -504,8 +504,26 @@ async fn upload_photo(
         .map_err(|e| AppError::Internal(e.into()))?;
     match processed {
         Ok(img) => {
-            let (full, thumb) = catalog::photos::save(&st.config.photos_dir(), &img).await?;
-            store::add_photo(&st.db, p.card.id, &full, &thumb).await?;
+            let dir = st.config.photos_dir();
+            let (full, thumb) = catalog::photos::save(&dir, &img).await?;
+            if let Err(e) = store::add_photo(&st.db, p.card.id, &full, &thumb).await {
+                // Not attached (e.g. too many photos): leave no orphan files behind.
+                let _ = tokio::fs::remove_file(dir.join(&full)).await;
+                let _ = tokio::fs::remove_file(dir.join(&thumb)).await;
+                let status = e.status();
+                let errors = into_fields(e, "photo")?;
+                let mut resp = product_form(
+                    (&st, &seed, &user),
+                    &shop,
+                    ProductInput::from_detail(&p),
+                    errors,
+                    Some(&p),
+                    "",
+                )
+                .await?;
+                *resp.status_mut() = status;
+                return Ok(resp);
+            }
             see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug))
         }
         Err(e) => {

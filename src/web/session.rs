@@ -91,15 +91,22 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfSeed {
     }
 }
 
-/// The session token from the cookie (pages) or the `Authorization: Bearer` header (API).
+/// The path as the client sent it (nested routers see a shortened URI).
+fn original_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string())
+}
+
+/// The session token: the `Authorization: Bearer` header on the API, the cookie on pages.
+/// The API never reads the cookie, so no cross-site request can act with a browser's
+/// session there; pages are protected by CSRF tokens.
 pub fn session_token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(t) = h.strip_prefix("Bearer ")
-    {
-        return Some(t.trim().to_string());
+    if original_path(parts).starts_with("/api/") {
+        let h = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+        return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
     CookieJar::from_headers(&parts.headers)
         .get(SESSION_COOKIE)
@@ -172,12 +179,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // Nested routers see a shortened URI; the original one tells API from pages.
-        let path = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map(|u| u.0.path().to_string())
-            .unwrap_or_else(|| parts.uri.path().to_string());
+        let path = original_path(parts);
         match MaybeUser::from_request_parts(parts, state).await {
             Ok(MaybeUser(Some(u))) => Ok(CurrentUser(u)),
             Ok(MaybeUser(None)) if path.starts_with("/api/") => Err(NotLoggedIn::Api),

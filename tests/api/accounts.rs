@@ -304,6 +304,11 @@ async fn api_needs_a_valid_token(b: Backend) {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = app.api("GET", "/me", Some(&token), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A browser session cookie does not authenticate API calls.
+    app.login_page(HANH, PW).await;
+    assert!(app.page("/quan-ly").await.contains("Màn tuyn Bà Hạnh"));
+    let (s, _) = app.api("GET", "/me", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, e) = app
         .api(
             "POST",
