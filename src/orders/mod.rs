@@ -1,0 +1,3 @@
+//! Orders: the lifecycle state machine (pure). Cart, checkout and stock reservation build on it.
+
+pub mod state;

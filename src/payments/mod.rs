@@ -1,0 +1,10 @@
+//! Payments: VietQR payloads, payment codes, webhook signature checks per provider.
+//!
+//! Everything here so far is pure (no I/O), so each rule is unit-tested against the
+//! published vectors in `shared/specs/payments.md`. Checkout, matching and reconciliation
+//! build on these.
+
+pub mod banks;
+pub mod code;
+pub mod signatures;
+pub mod vietqr;
