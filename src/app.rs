@@ -63,12 +63,17 @@ impl Server {
     }
 }
 
-/// Once a minute: close proposals whose vote ran out, drop expired sessions and old
-/// failed-login records.
+/// Every 15 seconds: expire unpaid payments (releasing their stock), close proposals whose
+/// vote ran out, drop expired sessions and old failed-login records.
 async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tick.tick().await;
+        match crate::payments::store::expire_due(&state.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
+            Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
+        }
         if let Err(e) = crate::pricing::store::close_expired(&state.db).await {
             tracing::warn!(error = %e, "closing expired proposals failed");
         }

@@ -19,6 +19,121 @@ pub struct Config {
     pub session_days: i64,
     pub login_max_failures: i64,
     pub login_window_minutes: i64,
+    pub payments: PaymentsConfig,
+}
+
+/// The bank account buyers transfer to (VietQR beneficiary).
+#[derive(Clone, Debug)]
+pub struct CollectAccount {
+    pub bin: crate::payments::banks::BankBin,
+    pub account_no: String,
+    pub account_name: String,
+    /// A made-up account for the demo market: pages warn not to transfer real money.
+    pub demo: bool,
+}
+
+#[derive(Clone)]
+pub struct PayosConfig {
+    pub client_id: String,
+    pub api_key: String,
+    pub checksum_key: String,
+    pub api_url: String,
+}
+
+#[derive(Clone)]
+pub struct StripeConfig {
+    pub secret_key: String,
+    pub webhook_secret: Option<String>,
+    pub api_url: String,
+}
+
+#[derive(Clone, Default)]
+pub struct PaymentsConfig {
+    pub collect: Option<CollectAccount>,
+    pub expiry_minutes: i64,
+    pub bank_webhook_secret: Option<String>,
+    pub casso_checksum_key: Option<String>,
+    pub payos: Option<PayosConfig>,
+    pub stripe: Option<StripeConfig>,
+}
+
+impl PaymentsConfig {
+    fn load(s: &Settings) -> anyhow::Result<PaymentsConfig> {
+        let collect = match (
+            s.get("COLLECT_BANK_BIN"),
+            s.get("COLLECT_ACCOUNT_NO"),
+            s.get("COLLECT_ACCOUNT_NAME"),
+        ) {
+            (Some(bin), Some(no), Some(name)) => {
+                let bin = crate::payments::banks::BankBin::parse(bin)
+                    .map_err(|e| anyhow::anyhow!("COLLECT_BANK_BIN: {e}"))?;
+                if no.is_empty() || no.len() > 19 || !no.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    anyhow::bail!("COLLECT_ACCOUNT_NO must be 1 to 19 letters or digits");
+                }
+                Some(CollectAccount {
+                    bin,
+                    account_no: no.to_string(),
+                    account_name: crate::domain::text::fold(name).to_uppercase(),
+                    demo: false,
+                })
+            }
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "set all of COLLECT_BANK_BIN, COLLECT_ACCOUNT_NO and COLLECT_ACCOUNT_NAME, or none"
+            ),
+        };
+        let payos = match (
+            s.get("PAYOS_CLIENT_ID"),
+            s.get("PAYOS_API_KEY"),
+            s.get("PAYOS_CHECKSUM_KEY"),
+        ) {
+            (Some(id), Some(key), Some(sum)) => Some(PayosConfig {
+                client_id: id.into(),
+                api_key: key.into(),
+                checksum_key: sum.into(),
+                api_url: s
+                    .get("PAYOS_API_URL")
+                    .unwrap_or("https://api-merchant.payos.vn")
+                    .trim_end_matches('/')
+                    .into(),
+            }),
+            _ => None,
+        };
+        let stripe = s.get("STRIPE_SECRET_KEY").map(|k| StripeConfig {
+            secret_key: k.into(),
+            webhook_secret: s.get("STRIPE_WEBHOOK_SECRET").map(str::to_string),
+            api_url: s
+                .get("STRIPE_API_URL")
+                .unwrap_or("https://api.stripe.com/")
+                .into(),
+        });
+        let expiry_minutes = s.parse("PAYMENT_EXPIRY_MINUTES", 30)?;
+        if !(1..=7 * 24 * 60).contains(&expiry_minutes) {
+            anyhow::bail!("PAYMENT_EXPIRY_MINUTES must be between 1 and 10080");
+        }
+        Ok(PaymentsConfig {
+            collect,
+            expiry_minutes,
+            bank_webhook_secret: s.get("BANK_WEBHOOK_SECRET").map(str::to_string),
+            casso_checksum_key: s.get("CASSO_CHECKSUM_KEY").map(str::to_string),
+            payos,
+            stripe,
+        })
+    }
+
+    /// The demo market's made-up collecting account, used only by `serve --demo` when no
+    /// real account is configured.
+    pub fn use_demo_account(&mut self) {
+        if self.collect.is_none() {
+            self.collect = Some(CollectAccount {
+                bin: crate::payments::banks::BankBin::parse("970436").expect("valid"),
+                account_no: "0011001234567".into(),
+                account_name: "CHO LANG DEMO".into(),
+                demo: true,
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -141,6 +256,7 @@ impl Config {
             session_days: settings.parse("CHOLANG_SESSION_DAYS", 14)?,
             login_max_failures: settings.parse("CHOLANG_LOGIN_MAX_FAILURES", 5)?,
             login_window_minutes: settings.parse("CHOLANG_LOGIN_WINDOW_MINUTES", 15)?,
+            payments: PaymentsConfig::load(settings)?,
         })
     }
 

@@ -28,16 +28,30 @@ pub struct Db {
 pub type Tx = Transaction<'static, Any>;
 
 /// Migrations, one list per backend, compiled into the binary so it runs from anywhere.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "checkout_payments",
+        include_str!("../migrations/sqlite/0002_checkout_payments.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "checkout_payments",
+        include_str!("../migrations/postgres/0002_checkout_payments.sql"),
+    ),
+];
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -166,6 +180,21 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "products_slug_key",
         "products.slug",
         "đường dẫn sản phẩm đã tồn tại",
+    ),
+    (
+        "checkouts_code_key",
+        "checkouts.code",
+        "mã đơn bị trùng, vui lòng thử lại",
+    ),
+    (
+        "payments_code_key",
+        "payments.code",
+        "mã thanh toán bị trùng, vui lòng thử lại",
+    ),
+    (
+        "payments_order_code_key",
+        "payments.order_code",
+        "mã thanh toán bị trùng, vui lòng thử lại",
     ),
     (
         "proposals_one_open_per_item",

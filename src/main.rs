@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let config = Config::load(&Settings::from_env_and_file()?)?;
+    let mut config = Config::load(&Settings::from_env_and_file()?)?;
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     match cli.command {
@@ -88,6 +88,9 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Serve { demo } => {
+            if demo {
+                config.payments.use_demo_account();
+            }
             if demo && cholang::catalog::demo::load_if_empty(&db).await? {
                 tracing::info!(
                     "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",

@@ -365,6 +365,15 @@ pub async fn products_of_village(db: &Db, village: VillageId) -> Result<Vec<Prod
     rows.iter().map(card_from_row).collect()
 }
 
+pub async fn product_by_id(db: &Db, id: i64) -> Result<ProductCard> {
+    let row = sqlx::query(concat!(card_select!(), " WHERE p.id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    card_from_row(&row)
+}
+
 pub async fn products_of_item(db: &Db, item_id: i64) -> Result<Vec<ProductCard>> {
     let rows = sqlx::query(concat!(
         card_select!(),

@@ -1,3 +1,8 @@
-//! Orders: the lifecycle state machine (pure). Cart, checkout and stock reservation build on it.
+//! Orders: checkout (one payment, one order per shop), stock reservation, the lifecycle
+//! state machine and its audited transitions.
 
+pub mod checkout;
 pub mod state;
+pub mod store;
+
+pub use state::{Actor, OrderStatus};

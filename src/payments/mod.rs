@@ -6,5 +6,9 @@
 
 pub mod banks;
 pub mod code;
+pub mod providers;
+pub mod service;
 pub mod signatures;
+pub mod store;
 pub mod vietqr;
+pub mod webhooks;

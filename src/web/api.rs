@@ -44,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .route("/shops/{slug}", get(shop).patch(update_shop))
         .route("/products", get(products).post(create_product))
         .route("/products/{slug}", get(product).patch(update_product))
+        .route("/checkout", post(checkout))
+        .route("/payments/{code}", get(payment))
 }
 
 /// `Json` whose rejections use our error body.
@@ -517,4 +519,31 @@ async fn update_product(
         updated = store::product_by_slug(&st.db, &slug).await?;
     }
     Ok(Json(json!({"product": updated})))
+}
+
+#[derive(Deserialize)]
+struct CheckoutBody {
+    #[serde(default)]
+    items: Vec<crate::orders::checkout::RawItem>,
+    #[serde(default)]
+    buyer: crate::orders::checkout::RawBuyer,
+    #[serde(default)]
+    method: String,
+}
+
+/// `POST /checkout`: prices and totals come from the board, never from the client.
+async fn checkout(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<CheckoutBody>,
+) -> Result<Response> {
+    let req = crate::orders::checkout::validate(&b.items, &b.buyer, &b.method)?;
+    let checkout_id = crate::payments::service::start(&st.db, &st.config, &req).await?;
+    Ok(created(
+        crate::payments::service::checkout_json(&st.db, &st.config, checkout_id).await?,
+    ))
+}
+
+async fn payment(State(st): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>> {
+    let p = crate::payments::store::payment_by_code(&st.db, &code).await?;
+    Ok(Json(crate::payments::service::payment_status_json(&p)))
 }

@@ -3,10 +3,13 @@
 pub mod api;
 pub mod auth;
 pub mod board;
+pub mod cart;
 pub mod dashboard;
+pub mod orders;
 pub mod pages;
 pub mod session;
 pub mod views;
+pub mod webhooks;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
@@ -33,6 +36,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(board::router())
         .merge(dashboard::router().layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(webhooks::router())
+        .merge(cart::router())
+        .merge(orders::router())
         .nest("/api/v1", api::router())
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(css))

@@ -194,6 +194,7 @@ impl From<&Proposal> for ProposalView {
 }
 
 pub struct DetailView {
+    pub id: i64,
     pub card: CardView,
     pub description: String,
     pub maker: String,
@@ -207,6 +208,7 @@ pub struct DetailView {
 
 pub fn detail(d: &ProductDetail) -> DetailView {
     DetailView {
+        id: d.card.id.0,
         card: CardView::from(&d.card),
         description: d.description.clone(),
         maker: d.maker.clone(),

@@ -103,6 +103,14 @@ impl TestApp {
             ("CHOLANG_DATA_DIR".into(), dir.path().display().to_string()),
             ("DATABASE_URL".into(), url.clone()),
             ("CHOLANG_ADDR".into(), "127.0.0.1:0".into()),
+            ("COLLECT_BANK_BIN".into(), "970436".into()),
+            ("COLLECT_ACCOUNT_NO".into(), "1017595600".into()),
+            (
+                "COLLECT_ACCOUNT_NAME".into(),
+                "HTX Chợ Làng Phú Xuyên".into(),
+            ),
+            ("BANK_WEBHOOK_SECRET".into(), BANK_SECRET.into()),
+            ("CASSO_CHECKSUM_KEY".into(), CASSO_KEY.into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
@@ -301,5 +309,123 @@ impl TestApp {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
+    }
+}
+
+pub const BANK_SECRET: &str = "test-bank-webhook-secret";
+pub const CASSO_KEY: &str = "test-casso-checksum-key";
+
+impl TestApp {
+    /// `POST /api/v1/checkout` for (product slug, quantity) pairs with a valid buyer.
+    pub async fn checkout(&self, items: &[(&str, i64)]) -> (StatusCode, Value) {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(slug, q)| serde_json::json!({"product_slug": slug, "quantity": q}))
+            .collect();
+        self.api(
+            "POST",
+            "/checkout",
+            None,
+            Some(serde_json::json!({
+                "items": items,
+                "buyer": {"name": "Chị Mai", "phone": "0987 654 321", "address": "12 Hàng Bông, Hoàn Kiếm, Hà Nội", "note": "Gọi trước khi giao"}
+            })),
+        )
+        .await
+    }
+
+    /// A signed delivery of our own bank-feed format, timestamped now.
+    pub async fn bank_webhook(&self, body: &Value) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        let t = cholang::domain::now_ms() / 1000;
+        let sig = cholang::payments::signatures::bank_sign(BANK_SECRET, t, &raw);
+        self.client
+            .post(self.url("/webhooks/bank"))
+            .header("content-type", "application/json")
+            .header("x-cholang-signature", format!("t={t},v1={sig}"))
+            .body(raw)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A bank transfer of `amount` with `description`, with a fresh transaction id.
+    pub async fn transfer(&self, amount: i64, description: &str) -> Value {
+        let id = format!("FT{}", uuid::Uuid::new_v4().simple());
+        let r = self
+            .bank_webhook(&serde_json::json!({"id": id, "amount": amount, "description": description,
+                "account_number": "1017595600", "transaction_time": "2026-11-28T14:00:00Z", "reference": id}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    pub async fn payment(&self, code: &str) -> Value {
+        let (s, v) = self
+            .api("GET", &format!("/payments/{code}"), None, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn stock(&self, slug: &str) -> i64 {
+        sqlx::query_scalar("SELECT stock FROM products WHERE slug = $1")
+            .bind(slug.to_string())
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// A request a fake provider received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+/// A local HTTP server standing in for a provider's cloud API (payOS, Stripe). It records
+/// every request and answers with `reply(path, body)`.
+pub struct FakeProvider {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl FakeProvider {
+    pub async fn start(
+        reply: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeProvider {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Uri};
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
+        let reply = std::sync::Arc::new(reply);
+        let seen2 = seen.clone();
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let seen = seen2.clone();
+            let reply = reply.clone();
+            async move {
+                let body = String::from_utf8_lossy(&body).to_string();
+                seen.lock().unwrap().push(Seen {
+                    path: uri.path().to_string(),
+                    headers: headers.clone(),
+                    body: body.clone(),
+                });
+                let (status, text) = reply(uri.path(), &body);
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    text,
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeProvider { url, seen }
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 }

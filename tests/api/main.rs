@@ -5,8 +5,11 @@ mod helpers;
 
 mod accounts;
 mod catalog;
+mod checkout;
 mod cli;
 mod health;
 mod import;
+mod money;
 mod pages;
 mod pricing;
+mod providers;

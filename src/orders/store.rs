@@ -1,0 +1,522 @@
+//! SQL for checkouts, orders, lines and stock. Stock is reserved with conditional updates
+//! (`stock >= qty`), in product-id order so concurrent checkouts never deadlock.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::checkout::{CheckoutRequest, ProductRef};
+use super::state::{Actor, OrderStatus};
+use crate::db::{Db, Tx};
+use crate::domain::now_ms;
+use crate::error::{AppError, Result};
+use crate::payments::code::{ALPHABET, PaymentCode};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LineView {
+    pub product_id: i64,
+    pub name: String,
+    pub unit: String,
+    pub quantity: i64,
+    pub unit_price_vnd: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    pub id: i64,
+    pub code: String,
+    pub shop_id: i64,
+    pub shop_slug: String,
+    pub shop_name: String,
+    pub status: OrderStatus,
+    pub total_vnd: i64,
+    pub lines: Vec<LineView>,
+    pub created_at: i64,
+    pub checkout_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckoutView {
+    pub id: i64,
+    pub code: String,
+    pub buyer_name: String,
+    pub buyer_phone: String,
+    pub buyer_address: String,
+    pub buyer_email: Option<String>,
+    pub note: String,
+    pub total_vnd: i64,
+    pub created_at: i64,
+    pub orders: Vec<OrderView>,
+}
+
+fn random_code(prefix: &str, len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let body: String = (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{body}")
+}
+
+/// Reserve stock: succeeds only if enough is left, whatever runs concurrently.
+pub async fn reserve(tx: &mut Tx, product_id: i64, qty: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND active = 1",
+    )
+    .bind(qty)
+    .bind(now_ms())
+    .bind(product_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn release(tx: &mut Tx, product_id: i64, qty: i64) -> Result<()> {
+    sqlx::query("UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3")
+        .bind(qty)
+        .bind(now_ms())
+        .bind(product_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+struct Snap {
+    product_id: i64,
+    shop_id: i64,
+    name: String,
+    unit: String,
+    price: i64,
+    qty: i64,
+}
+
+/// What checkout created, for the caller to render or extend (payOS / Stripe links).
+pub struct Created {
+    pub checkout_id: i64,
+    pub payment_id: i64,
+    pub payment_code: PaymentCode,
+}
+
+/// Create checkout, payment and one order per shop in one transaction, reserving stock.
+/// The total is computed here from the agreed prices in force now.
+pub async fn create_checkout(
+    db: &Db,
+    req: &CheckoutRequest,
+    expiry_minutes: i64,
+) -> Result<Created> {
+    let mut tx = db.begin().await?;
+    let mut snaps: Vec<Snap> = Vec::new();
+    for (r, qty) in &req.items {
+        let row = match r {
+            ProductRef::Id(id) => {
+                sqlx::query(
+                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active, s.active AS shop_active
+                     FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
+                     WHERE p.id = $1",
+                )
+                .bind(*id)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            ProductRef::Slug(slug) => {
+                sqlx::query(
+                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active, s.active AS shop_active
+                     FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
+                     WHERE p.slug = $1",
+                )
+                .bind(slug.clone())
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let Some(row) = row.filter(|r| {
+            r.try_get::<i64, _>("active").unwrap_or(0) == 1
+                && r.try_get::<i64, _>("shop_active").unwrap_or(0) == 1
+        }) else {
+            let what = match r {
+                ProductRef::Id(id) => id.to_string(),
+                ProductRef::Slug(s) => s.clone(),
+            };
+            return Err(AppError::field(
+                "items",
+                format!("không có sản phẩm {what}"),
+            ));
+        };
+        let product_id: i64 = row.try_get("id")?;
+        if let Some(existing) = snaps.iter_mut().find(|s| s.product_id == product_id) {
+            existing.qty += qty; // the same product named by id and by slug
+            continue;
+        }
+        snaps.push(Snap {
+            product_id,
+            shop_id: row.try_get("shop_id")?,
+            name: row.try_get("name")?,
+            unit: row.try_get("unit")?,
+            price: row.try_get("price_vnd")?,
+            qty: *qty,
+        });
+    }
+    // Lock rows in one global order (product id) so concurrent checkouts cannot deadlock.
+    snaps.sort_by_key(|s| s.product_id);
+    for s in &snaps {
+        if !reserve(&mut tx, s.product_id, s.qty).await? {
+            let left: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+                .bind(s.product_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Err(AppError::Conflict(format!(
+                "“{}” chỉ còn {} {}, không đủ {} {}",
+                s.name, left, s.unit, s.qty, s.unit
+            )));
+        }
+    }
+    let total: i64 = snaps
+        .iter()
+        .try_fold(0i64, |acc, s| {
+            s.price.checked_mul(s.qty).and_then(|v| acc.checked_add(v))
+        })
+        .ok_or_else(|| AppError::field("items", "tổng tiền quá lớn"))?;
+    crate::domain::Vnd::new(total).map_err(|m| AppError::field("items", m))?;
+
+    let now = now_ms();
+    let expires_at = now + expiry_minutes * 60_000;
+    let checkout_code = unused_code(
+        &mut tx,
+        "SELECT COUNT(*) FROM checkouts WHERE code = $1",
+        || random_code("DH", 8),
+    )
+    .await?;
+    let b = &req.buyer;
+    let checkout_id: i64 = sqlx::query_scalar(
+        "INSERT INTO checkouts (code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(checkout_code)
+    .bind(b.name.clone())
+    .bind(b.phone.as_str().to_string())
+    .bind(b.address.clone())
+    .bind(b.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(b.note.clone())
+    .bind(total)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let code = unused_code(
+        &mut tx,
+        "SELECT COUNT(*) FROM payments WHERE code = $1",
+        || PaymentCode::generate().as_str().to_string(),
+    )
+    .await?;
+    let order_code = loop {
+        use rand::Rng;
+        // positive and within JavaScript's safe integers, as payOS's SDKs need
+        let n: i64 = rand::thread_rng().gen_range(1_000_000_000..9_000_000_000_000);
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_code = $1")
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used == 0 {
+            break n;
+        }
+    };
+    let payment_id: i64 = sqlx::query_scalar(
+        "INSERT INTO payments (checkout_id, code, order_code, method, amount_vnd, status, expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) RETURNING id",
+    )
+    .bind(checkout_id)
+    .bind(code.clone())
+    .bind(order_code)
+    .bind(req.method.as_str())
+    .bind(total)
+    .bind(expires_at)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    // One order per shop, numbered by first product id of each shop.
+    let mut shops: Vec<i64> = Vec::new();
+    for s in &snaps {
+        if !shops.contains(&s.shop_id) {
+            shops.push(s.shop_id);
+        }
+    }
+    for (n, shop_id) in shops.iter().enumerate() {
+        let lines: Vec<&Snap> = snaps.iter().filter(|s| s.shop_id == *shop_id).collect();
+        let order_total: i64 = lines.iter().map(|s| s.price * s.qty).sum();
+        let order_id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (code, checkout_id, shop_id, status, total_vnd, created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $5) RETURNING id",
+        )
+        .bind(format!("{code}-{}", n + 1))
+        .bind(checkout_id)
+        .bind(*shop_id)
+        .bind(order_total)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for s in lines {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, product_id, name, unit, quantity, unit_price_vnd)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(order_id)
+            .bind(s.product_id)
+            .bind(s.name.clone())
+            .bind(s.unit.clone())
+            .bind(s.qty)
+            .bind(s.price)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Created {
+        checkout_id,
+        payment_id,
+        payment_code: PaymentCode::parse(&code).map_err(|e| anyhow::anyhow!(e))?,
+    })
+}
+
+async fn unused_code(
+    tx: &mut Tx,
+    check: &'static str,
+    make: impl Fn() -> String,
+) -> Result<String> {
+    for _ in 0..10 {
+        let c = make();
+        let n: i64 = sqlx::query_scalar(check)
+            .bind(c.clone())
+            .fetch_one(&mut **tx)
+            .await?;
+        if n == 0 {
+            return Ok(c);
+        }
+    }
+    Err(AppError::Internal(anyhow::anyhow!(
+        "could not find a free code"
+    )))
+}
+
+/// Move an order along, checked by the state machine and recorded in `order_events`.
+/// The `WHERE status = from` guard makes a concurrent second move fail instead of repeat.
+pub async fn set_status(
+    tx: &mut Tx,
+    order_id: i64,
+    from: OrderStatus,
+    to: OrderStatus,
+    actor: Actor,
+    user: Option<i64>,
+) -> Result<()> {
+    from.transition(to, actor)
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    let now = now_ms();
+    let n =
+        sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(order_id)
+            .bind(from.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict(
+            "đơn hàng vừa được cập nhật, vui lòng tải lại".into(),
+        ));
+    }
+    let actor_s = match actor {
+        Actor::System => "system",
+        Actor::Seller => "seller",
+        Actor::Admin => "admin",
+    };
+    sqlx::query(
+        "INSERT INTO order_events (order_id, from_status, to_status, actor, actor_user_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(order_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(actor_s)
+    .bind(user)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Move every order of a checkout that is in `from` to `to` (payment events, admin refunds).
+pub async fn set_checkout_orders(
+    tx: &mut Tx,
+    checkout_id: i64,
+    from: OrderStatus,
+    to: OrderStatus,
+    actor: Actor,
+    user: Option<i64>,
+) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE checkout_id = $1 AND status = $2 ORDER BY id",
+    )
+    .bind(checkout_id)
+    .bind(from.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in &ids {
+        set_status(tx, *id, from, to, actor, user).await?;
+    }
+    Ok(ids)
+}
+
+/// (product id, quantity) of the orders of a checkout in a given status, product-id order.
+pub async fn lines_in_status(
+    tx: &mut Tx,
+    checkout_id: i64,
+    status: OrderStatus,
+) -> Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT l.product_id, CAST(SUM(l.quantity) AS BIGINT) AS qty FROM order_lines l JOIN orders o ON o.id = l.order_id
+         WHERE o.checkout_id = $1 AND o.status = $2 GROUP BY l.product_id ORDER BY l.product_id",
+    )
+    .bind(checkout_id)
+    .bind(status.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        // SUM of BIGINT is NUMERIC on PostgreSQL, hence the CAST in the query.
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("product_id")?,
+                r.try_get::<i64, _>("qty")?,
+            ))
+        })
+        .collect()
+}
+
+async fn lines_of(db: &Db, order_id: i64) -> Result<Vec<LineView>> {
+    let rows = sqlx::query(
+        "SELECT product_id, name, unit, quantity, unit_price_vnd FROM order_lines WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LineView {
+                product_id: r.try_get("product_id")?,
+                name: r.try_get("name")?,
+                unit: r.try_get("unit")?,
+                quantity: r.try_get("quantity")?,
+                unit_price_vnd: r.try_get("unit_price_vnd")?,
+            })
+        })
+        .collect()
+}
+
+const ORDER_SELECT: &str =
+    "SELECT o.id, o.code, o.shop_id, s.slug AS shop_slug, s.name AS shop_name, o.status,
+        o.total_vnd, o.created_at, o.checkout_id
+     FROM orders o JOIN shops s ON s.id = o.shop_id";
+
+async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderView>> {
+    let mut out = Vec::new();
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let status: String = r.try_get("status")?;
+        out.push(OrderView {
+            id,
+            code: r.try_get("code")?,
+            shop_id: r.try_get("shop_id")?,
+            shop_slug: r.try_get("shop_slug")?,
+            shop_name: r.try_get("shop_name")?,
+            status: OrderStatus::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("bad status {status}"))?,
+            total_vnd: r.try_get("total_vnd")?,
+            created_at: r.try_get("created_at")?,
+            checkout_id: r.try_get("checkout_id")?,
+            lines: lines_of(db, id).await?,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn checkout_by_id(db: &Db, id: i64) -> Result<CheckoutView> {
+    let r = sqlx::query(
+        "SELECT id, code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at
+         FROM checkouts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{ORDER_SELECT} WHERE o.checkout_id = $1 ORDER BY o.id"
+    )))
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(CheckoutView {
+        id,
+        code: r.try_get("code")?,
+        buyer_name: r.try_get("buyer_name")?,
+        buyer_phone: r.try_get("buyer_phone")?,
+        buyer_address: r.try_get("buyer_address")?,
+        buyer_email: r.try_get("buyer_email")?,
+        note: r.try_get("note")?,
+        total_vnd: r.try_get("total_vnd")?,
+        created_at: r.try_get("created_at")?,
+        orders: orders_from(db, rows).await?,
+    })
+}
+
+pub async fn order_by_code(db: &Db, code: &str) -> Result<OrderView> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{ORDER_SELECT} WHERE o.code = $1"
+    )))
+    .bind(code.trim().to_uppercase())
+    .fetch_all(&db.pool)
+    .await?;
+    orders_from(db, rows).await?.pop().ok_or(AppError::NotFound)
+}
+
+/// Orders of the given shops, newest first (the seller's order list).
+pub async fn orders_of_shops(db: &Db, shop_ids: &[i64], limit: i64) -> Result<Vec<OrderView>> {
+    let mut all = Vec::new();
+    for shop in shop_ids {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ORDER_SELECT} WHERE o.shop_id = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
+        )))
+        .bind(*shop)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+        all.extend(orders_from(db, rows).await?);
+    }
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    all.truncate(limit as usize);
+    Ok(all)
+}
+
+/// A seller moves their order along (accept, ship, deliver, or cancel before shipping,
+/// which puts the goods back in stock and owes the buyer a refund).
+pub async fn seller_move(
+    db: &Db,
+    user: &crate::accounts::User,
+    code: &str,
+    to: OrderStatus,
+) -> Result<OrderView> {
+    let order = order_by_code(db, code).await?;
+    let shop = crate::catalog::store::shop_by_id(db, crate::catalog::ShopId(order.shop_id)).await?;
+    crate::catalog::store::authorize_shop(user, &shop)?;
+    let actor = if user.is_admin() && shop.owner_id != Some(user.id.0) {
+        Actor::Admin
+    } else {
+        Actor::Seller
+    };
+    let mut tx = db.begin().await?;
+    set_status(&mut tx, order.id, order.status, to, actor, Some(user.id.0)).await?;
+    if to == OrderStatus::RefundDue {
+        for l in &order.lines {
+            release(&mut tx, l.product_id, l.quantity).await?;
+        }
+    }
+    tx.commit().await?;
+    order_by_code(db, code).await
+}

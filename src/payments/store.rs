@@ -1,0 +1,707 @@
+//! Money in: every verified transaction is stored once per (provider, transaction id) and
+//! matched to a payment in the same transaction; amounts only ever add up under the
+//! payment's row lock. Unmatched money waits for an admin; nothing is dropped.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::code::{PaymentCode, candidates};
+use crate::accounts::User;
+use crate::db::{Db, Tx};
+use crate::domain::now_ms;
+use crate::error::{AppError, Result};
+use crate::orders::store::{lines_in_status, release, reserve, set_checkout_orders};
+use crate::orders::{Actor, OrderStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Bank,
+    Casso,
+    Payos,
+    Stripe,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Bank => "bank",
+            Provider::Casso => "casso",
+            Provider::Payos => "payos",
+            Provider::Stripe => "stripe",
+        }
+    }
+}
+
+/// How a provider points at our payment besides the description.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hint {
+    OrderCode(i64),
+    Code(String),
+}
+
+/// A verified money event, as any provider's webhook is turned into.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub provider: Provider,
+    pub txn_id: String,
+    /// Signed: outgoing transfers (negative) are stored and ignored, never matched.
+    pub amount: i64,
+    pub description: String,
+    pub account_number: Option<String>,
+    pub reference: Option<String>,
+    pub time: Option<String>,
+    pub raw: String,
+    pub hint: Option<Hint>,
+    /// False for a provider's failure/cancel notice: stored, not counted.
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The same (provider, id) was already recorded: nothing changes.
+    Duplicate,
+    Ignored,
+    Unmatched,
+    Applied {
+        payment: String,
+        status: String,
+    },
+}
+
+/// Record and match one transaction, all in one database transaction.
+pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
+    let mut tx = db.begin().await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO bank_transactions (provider, provider_txn_id, amount_vnd, description, account_number,
+           reference, transaction_time, raw, status, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unmatched', $9)
+         ON CONFLICT (provider, provider_txn_id) DO NOTHING RETURNING id",
+    )
+    .bind(t.provider.as_str())
+    .bind(t.txn_id.clone())
+    .bind(t.amount)
+    .bind(t.description.clone())
+    .bind(t.account_number.clone())
+    .bind(t.reference.clone())
+    .bind(t.time.clone())
+    .bind(t.raw.clone())
+    .bind(now_ms())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(txn_row) = inserted else {
+        tx.commit().await?;
+        return Ok(Outcome::Duplicate);
+    };
+    if t.amount <= 0 || !t.success {
+        sqlx::query("UPDATE bank_transactions SET status = 'ignored' WHERE id = $1")
+            .bind(txn_row)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(Outcome::Ignored);
+    }
+    let Some(payment_id) = find_payment(&mut tx, t).await? else {
+        tx.commit().await?;
+        tracing::warn!(
+            provider = t.provider.as_str(),
+            amount = t.amount,
+            "unmatched transfer kept for reconciliation"
+        );
+        return Ok(Outcome::Unmatched);
+    };
+    let (code, status) = apply_money(&mut tx, payment_id, t.amount).await?;
+    sqlx::query("UPDATE bank_transactions SET payment_id = $1, status = 'matched' WHERE id = $2")
+        .bind(payment_id)
+        .bind(txn_row)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(payment = %code, status = %status, "transfer matched");
+    Ok(Outcome::Applied {
+        payment: code,
+        status,
+    })
+}
+
+async fn find_payment(tx: &mut Tx, t: &Incoming) -> Result<Option<i64>> {
+    match &t.hint {
+        Some(Hint::OrderCode(n)) => {
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM payments WHERE order_code = $1")
+                    .bind(*n)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if id.is_some() {
+                return Ok(id);
+            }
+        }
+        Some(Hint::Code(c)) => {
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM payments WHERE code = $1")
+                .bind(c.to_uppercase())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if id.is_some() {
+                return Ok(id);
+            }
+        }
+        None => {}
+    }
+    for code in candidates(&t.description) {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM payments WHERE code = $1")
+            .bind(code.as_str().to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        if id.is_some() {
+            return Ok(id);
+        }
+    }
+    Ok(None)
+}
+
+struct Locked {
+    code: String,
+    status: String,
+    amount: i64,
+    paid: i64,
+    expires_at: i64,
+    checkout_id: i64,
+}
+
+/// Take the payment's row lock (PostgreSQL; SQLite already holds its write lock) and read it.
+async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
+    sqlx::query("UPDATE payments SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(payment_id)
+        .execute(&mut **tx)
+        .await?;
+    let r = sqlx::query(
+        "SELECT code, status, amount_vnd, amount_paid_vnd, expires_at, checkout_id FROM payments WHERE id = $1",
+    )
+    .bind(payment_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Locked {
+        code: r.try_get("code")?,
+        status: r.try_get("status")?,
+        amount: r.try_get("amount_vnd")?,
+        paid: r.try_get("amount_paid_vnd")?,
+        expires_at: r.try_get("expires_at")?,
+        checkout_id: r.try_get("checkout_id")?,
+    })
+}
+
+/// Add money to a payment and move it (and its orders) on. Returns (code, new status).
+pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(String, String)> {
+    let p = lock_payment(tx, payment_id).await?;
+    let now = now_ms();
+    let paid = p.paid + amount;
+    let late = now > p.expires_at;
+    let status = match p.status.as_str() {
+        "pending" | "underpaid" if paid >= p.amount => {
+            // Not yet swept: the stock is still reserved, so even a late payment is honoured.
+            set_checkout_orders(
+                tx,
+                p.checkout_id,
+                OrderStatus::PendingPayment,
+                OrderStatus::Paid,
+                Actor::System,
+                None,
+            )
+            .await?;
+            "paid"
+        }
+        "pending" | "underpaid" => "underpaid",
+        "expired" if paid >= p.amount => {
+            // The sweep released the stock: take it again if it is still there.
+            if reserve_all(tx, p.checkout_id).await? {
+                set_checkout_orders(
+                    tx,
+                    p.checkout_id,
+                    OrderStatus::Expired,
+                    OrderStatus::Paid,
+                    Actor::System,
+                    None,
+                )
+                .await?;
+                "paid"
+            } else {
+                set_checkout_orders(
+                    tx,
+                    p.checkout_id,
+                    OrderStatus::Expired,
+                    OrderStatus::RefundDue,
+                    Actor::System,
+                    None,
+                )
+                .await?;
+                "refund_due"
+            }
+        }
+        "expired" => {
+            set_checkout_orders(
+                tx,
+                p.checkout_id,
+                OrderStatus::Expired,
+                OrderStatus::RefundDue,
+                Actor::System,
+                None,
+            )
+            .await?;
+            "refund_due"
+        }
+        "paid" => "paid",
+        // Money for something already being refunded (or refunded) is owed back too.
+        _ => "refund_due",
+    };
+    sqlx::query(
+        "UPDATE payments SET amount_paid_vnd = $1, status = $2, late = CASE WHEN $3 = 1 THEN 1 ELSE late END,
+           paid_at = CASE WHEN $2 = 'paid' AND paid_at IS NULL THEN $4 ELSE paid_at END, updated_at = $4
+         WHERE id = $5",
+    )
+    .bind(paid)
+    .bind(status)
+    .bind(i64::from(late))
+    .bind(now)
+    .bind(payment_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok((p.code, status.to_string()))
+}
+
+/// Re-reserve every line of an expired checkout, all or nothing (savepoint-free: on the
+/// first shortage the lines already taken are given back).
+async fn reserve_all(tx: &mut Tx, checkout_id: i64) -> Result<bool> {
+    let lines = lines_in_status(tx, checkout_id, OrderStatus::Expired).await?;
+    let mut taken = Vec::new();
+    for (product, qty) in &lines {
+        if reserve(tx, *product, *qty).await? {
+            taken.push((*product, *qty));
+        } else {
+            for (p, q) in taken {
+                release(tx, p, q).await?;
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Close an unpaid payment: give its stock back and move its orders to `orders_to`
+/// (expired by the sweep, cancelled when a provider link could not be made). Money already
+/// received is owed back. Runs at most once per payment thanks to the status guard.
+pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let p = lock_payment(&mut tx, payment_id).await?;
+    if !matches!(p.status.as_str(), "pending" | "underpaid") {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    for (product, qty) in
+        lines_in_status(&mut tx, p.checkout_id, OrderStatus::PendingPayment).await?
+    {
+        release(&mut tx, product, qty).await?;
+    }
+    set_checkout_orders(
+        &mut tx,
+        p.checkout_id,
+        OrderStatus::PendingPayment,
+        orders_to,
+        Actor::System,
+        None,
+    )
+    .await?;
+    if p.paid > 0 {
+        set_checkout_orders(
+            &mut tx,
+            p.checkout_id,
+            orders_to,
+            OrderStatus::RefundDue,
+            Actor::System,
+            None,
+        )
+        .await?;
+    }
+    let status = if p.paid > 0 { "refund_due" } else { "expired" };
+    sqlx::query("UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now_ms())
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Expire every payment past its time; returns how many were closed.
+pub async fn expire_due(db: &Db) -> Result<usize> {
+    let due: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM payments WHERE status IN ('pending', 'underpaid') AND expires_at <= $1 ORDER BY id",
+    )
+    .bind(now_ms())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut n = 0;
+    for id in due {
+        if close_unpaid(db, id, OrderStatus::Expired).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentView {
+    pub id: i64,
+    pub code: String,
+    pub order_code: i64,
+    pub method: String,
+    pub status: String,
+    pub amount_vnd: i64,
+    pub amount_paid_vnd: i64,
+    pub amount_remaining_vnd: i64,
+    pub overpaid_vnd: i64,
+    pub refunded_vnd: i64,
+    pub late: bool,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    pub checkout_id: i64,
+    pub checkout_url: Option<String>,
+    pub provider_qr: Option<String>,
+}
+
+const PAYMENT_SELECT: &str =
+    "SELECT id, code, order_code, method, status, amount_vnd, amount_paid_vnd, refunded_vnd,
+        late, expires_at, paid_at, checkout_id, checkout_url, provider_qr FROM payments";
+
+fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentView> {
+    let amount: i64 = r.try_get("amount_vnd")?;
+    let paid: i64 = r.try_get("amount_paid_vnd")?;
+    Ok(PaymentView {
+        id: r.try_get("id")?,
+        code: r.try_get("code")?,
+        order_code: r.try_get("order_code")?,
+        method: r.try_get("method")?,
+        status: r.try_get("status")?,
+        amount_vnd: amount,
+        amount_paid_vnd: paid,
+        amount_remaining_vnd: (amount - paid).max(0),
+        overpaid_vnd: (paid - amount).max(0),
+        refunded_vnd: r.try_get("refunded_vnd")?,
+        late: r.try_get::<i64, _>("late")? == 1,
+        expires_at: r.try_get("expires_at")?,
+        paid_at: r.try_get("paid_at")?,
+        checkout_id: r.try_get("checkout_id")?,
+        checkout_url: r.try_get("checkout_url")?,
+        provider_qr: r.try_get("provider_qr")?,
+    })
+}
+
+pub async fn payment_by_code(db: &Db, code: &str) -> Result<PaymentView> {
+    let code = PaymentCode::parse(code).map_err(|_| AppError::NotFound)?;
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PAYMENT_SELECT} WHERE code = $1"
+    )))
+    .bind(code.as_str().to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    payment_from_row(&r)
+}
+
+pub async fn payment_by_id(db: &Db, id: i64) -> Result<PaymentView> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PAYMENT_SELECT} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    payment_from_row(&r)
+}
+
+pub async fn payment_of_checkout(db: &Db, checkout_id: i64) -> Result<PaymentView> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PAYMENT_SELECT} WHERE checkout_id = $1"
+    )))
+    .bind(checkout_id)
+    .fetch_one(&db.pool)
+    .await?;
+    payment_from_row(&r)
+}
+
+/// Payments that need an admin's eye, by reason.
+pub async fn payments_needing_attention(db: &Db) -> Result<Vec<(String, PaymentView)>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{PAYMENT_SELECT} WHERE status IN ('underpaid', 'refund_due') OR late = 1
+            OR (status = 'paid' AND amount_paid_vnd - amount_vnd > refunded_vnd)
+         ORDER BY updated_at DESC LIMIT 500"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let p = payment_from_row(r)?;
+        let reason = match p.status.as_str() {
+            "underpaid" => "underpaid",
+            "refund_due" => "refund_due",
+            _ if p.overpaid_vnd > p.refunded_vnd => "overpaid",
+            _ => "late",
+        };
+        out.push((reason.to_string(), p));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TxnView {
+    pub id: i64,
+    pub provider: String,
+    pub provider_txn_id: String,
+    pub amount_vnd: i64,
+    pub description: String,
+    pub reference: Option<String>,
+    pub status: String,
+    pub received_at: i64,
+}
+
+pub async fn unmatched_transactions(db: &Db) -> Result<Vec<TxnView>> {
+    let rows = sqlx::query(
+        "SELECT id, provider, provider_txn_id, amount_vnd, description, reference, status, received_at
+         FROM bank_transactions WHERE status = 'unmatched' ORDER BY received_at DESC, id DESC LIMIT 500",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TxnView {
+                id: r.try_get("id")?,
+                provider: r.try_get("provider")?,
+                provider_txn_id: r.try_get("provider_txn_id")?,
+                amount_vnd: r.try_get("amount_vnd")?,
+                description: r.try_get("description")?,
+                reference: r.try_get("reference")?,
+                status: r.try_get("status")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect()
+}
+
+async fn audit(tx: &mut Tx, admin: &User, action: &str, subject: &str, detail: &str) -> Result<()> {
+    sqlx::query("INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(admin.id.0)
+        .bind(action.to_string())
+        .bind(subject.to_string())
+        .bind(detail.to_string())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn require_admin(u: &User) -> Result<()> {
+    if u.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// An admin assigns an unmatched transfer to a payment; it then counts like any match.
+pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> Result<Outcome> {
+    require_admin(admin)?;
+    let code = PaymentCode::parse(payment_code).map_err(|m| AppError::field("payment_code", m))?;
+    let mut tx = db.begin().await?;
+    let payment_id: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE code = $1")
+        .bind(code.as_str().to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AppError::field("payment_code", "không có thanh toán với mã này"))?;
+    let claimed = sqlx::query("UPDATE bank_transactions SET status = 'matched', payment_id = $1 WHERE id = $2 AND status = 'unmatched'")
+        .bind(payment_id)
+        .bind(txn_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed != 1 {
+        return Err(AppError::Conflict(
+            "giao dịch này không còn ở trạng thái chưa khớp".into(),
+        ));
+    }
+    let amount: i64 = sqlx::query_scalar("SELECT amount_vnd FROM bank_transactions WHERE id = $1")
+        .bind(txn_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (code, status) = apply_money(&mut tx, payment_id, amount).await?;
+    audit(
+        &mut tx,
+        admin,
+        "assign_transaction",
+        &format!("txn:{txn_id}"),
+        &format!("{amount} VND → {code} ({status})"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Outcome::Applied {
+        payment: code,
+        status,
+    })
+}
+
+/// An admin records that an unmatched transfer was sent back.
+pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()> {
+    require_admin(admin)?;
+    let mut tx = db.begin().await?;
+    let n = sqlx::query(
+        "UPDATE bank_transactions SET status = 'refunded' WHERE id = $1 AND status = 'unmatched'",
+    )
+    .bind(txn_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict(
+            "giao dịch này không còn ở trạng thái chưa khớp".into(),
+        ));
+    }
+    audit(
+        &mut tx,
+        admin,
+        "refund_transaction",
+        &format!("txn:{txn_id}"),
+        "",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An admin records a refund on a payment: everything received when the payment is
+/// refund_due (its orders become refunded), or the overpaid part of a paid payment.
+pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<PaymentView> {
+    require_admin(admin)?;
+    let p = payment_by_code(db, code).await?;
+    let mut tx = db.begin().await?;
+    let locked = lock_payment(&mut tx, p.id).await?;
+    let refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM payments WHERE id = $1")
+        .bind(p.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (new_refunded, new_status) = match locked.status.as_str() {
+        "refund_due" => {
+            set_checkout_orders(
+                &mut tx,
+                locked.checkout_id,
+                OrderStatus::RefundDue,
+                OrderStatus::Refunded,
+                Actor::Admin,
+                Some(admin.id.0),
+            )
+            .await?;
+            (locked.paid, "refunded")
+        }
+        "paid" if locked.paid - locked.amount > refunded => (locked.paid - locked.amount, "paid"),
+        _ => {
+            return Err(AppError::Conflict(
+                "thanh toán này không có khoản nào cần hoàn".into(),
+            ));
+        }
+    };
+    sqlx::query(
+        "UPDATE payments SET refunded_vnd = $1, status = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(new_refunded)
+    .bind(new_status)
+    .bind(now_ms())
+    .bind(p.id)
+    .execute(&mut *tx)
+    .await?;
+    audit(
+        &mut tx,
+        admin,
+        "refund_payment",
+        &format!("payment:{}", p.code),
+        &format!("{} VND refunded", new_refunded - refunded),
+    )
+    .await?;
+    tx.commit().await?;
+    payment_by_code(db, code).await
+}
+
+/// Orders a seller cancelled after payment, waiting for their money to go back.
+pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()> {
+    require_admin(admin)?;
+    let order = crate::orders::store::order_by_code(db, order_code).await?;
+    let mut tx = db.begin().await?;
+    crate::orders::store::set_status(
+        &mut tx,
+        order.id,
+        order.status,
+        OrderStatus::Refunded,
+        Actor::Admin,
+        Some(admin.id.0),
+    )
+    .await?;
+    sqlx::query("UPDATE payments SET refunded_vnd = refunded_vnd + $1, updated_at = $2 WHERE checkout_id = $3")
+        .bind(order.total_vnd)
+        .bind(now_ms())
+        .bind(order.checkout_id)
+        .execute(&mut *tx)
+        .await?;
+    audit(
+        &mut tx,
+        admin,
+        "refund_order",
+        &format!("order:{}", order.code),
+        &format!("{} VND refunded", order.total_vnd),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub actor: Option<String>,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+pub async fn recent_audit(db: &Db, limit: i64) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT u.display_name AS actor, a.action, a.subject, a.detail, a.at FROM audit_log a
+         LEFT JOIN users u ON u.id = a.actor_user_id ORDER BY a.at DESC, a.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                subject: r.try_get("subject")?,
+                detail: r.try_get("detail")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+/// Orders cancelled by their seller after payment, not yet refunded.
+pub async fn orders_refund_due(db: &Db) -> Result<Vec<crate::orders::store::OrderView>> {
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT o.code FROM orders o JOIN payments p ON p.checkout_id = o.checkout_id
+         WHERE o.status = 'refund_due' AND p.status = 'paid' ORDER BY o.updated_at DESC LIMIT 500",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for c in codes {
+        out.push(crate::orders::store::order_by_code(db, &c).await?);
+    }
+    Ok(out)
+}

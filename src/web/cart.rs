@@ -1,0 +1,580 @@
+//! The buyer's path: cart (a cookie, no account needed), checkout form, payment page with
+//! the VietQR code and a live status, and order tracking after confirming the phone number.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+
+use super::session::verify_csrf;
+use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
+use crate::app::AppState;
+use crate::catalog::store as catalog;
+use crate::domain::PhoneVn;
+use crate::domain::format_vn_time;
+use crate::domain::money::format_vnd;
+use crate::error::{AppError, FieldErrors};
+use crate::orders::checkout::{self, RawBuyer, RawItem};
+use crate::orders::store as orders;
+use crate::payments::service;
+use crate::payments::store as payments;
+
+pub const CART_COOKIE: &str = "cl_cart";
+const MAX_CART_LINES: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/gio-hang", get(cart_page).post(update_cart))
+        .route("/thanh-toan", get(checkout_page).post(place_order))
+        .route("/pay/{code}", get(pay_page))
+        .route("/pay/{code}/qr.png", get(qr_png))
+        .route("/pay/{code}/qr.svg", get(qr_svg))
+        .route("/don-hang/{code}", get(track_page).post(track))
+}
+
+/// The cart cookie: `product_id:quantity` pairs separated by commas.
+pub fn parse_cart(v: &str) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for part in v.split(',').take(MAX_CART_LINES) {
+        if let Some((id, q)) = part.split_once(':')
+            && let (Ok(id), Ok(q)) = (id.parse::<i64>(), q.parse::<i64>())
+            && q > 0
+            && q <= checkout::MAX_QUANTITY
+            && !out.iter().any(|(i, _)| *i == id)
+        {
+            out.push((id, q));
+        }
+    }
+    out
+}
+
+fn cart_of(jar: &CookieJar) -> Vec<(i64, i64)> {
+    jar.get(CART_COOKIE)
+        .map(|c| parse_cart(c.value()))
+        .unwrap_or_default()
+}
+
+fn cart_cookie(st: &AppState, lines: &[(i64, i64)]) -> Cookie<'static> {
+    let v = lines
+        .iter()
+        .map(|(i, q)| format!("{i}:{q}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Cookie::build((CART_COOKIE, v))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(st.config.secure_cookies())
+        .max_age(cookie::time::Duration::days(30))
+        .build()
+}
+
+struct CartLine {
+    product_id: i64,
+    name: String,
+    url: String,
+    shop_name: String,
+    unit: String,
+    price: String,
+    quantity: i64,
+    subtotal: String,
+    stock: i64,
+}
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+struct CartPage {
+    layout: Layout,
+    lines: Vec<CartLine>,
+    total: String,
+}
+
+/// The cart's lines with today's agreed prices (display only; checkout recomputes).
+async fn cart_lines(st: &AppState, cart: &[(i64, i64)]) -> Result<(Vec<CartLine>, i64), AppError> {
+    let mut lines = Vec::new();
+    let mut total = 0i64;
+    for (id, q) in cart {
+        let Ok(p) = catalog::product_by_id(&st.db, *id).await else {
+            continue;
+        };
+        if !p.active {
+            continue;
+        }
+        total += p.price_vnd * q;
+        lines.push(CartLine {
+            product_id: *id,
+            name: p.name.clone(),
+            url: format!("/san-pham/{}", p.slug),
+            shop_name: p.shop_name.clone(),
+            unit: p.unit.clone(),
+            price: format_vnd(p.price_vnd),
+            quantity: *q,
+            subtotal: format_vnd(p.price_vnd * q),
+            stock: p.stock,
+        });
+    }
+    Ok((lines, total))
+}
+
+async fn cart_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    jar: CookieJar,
+) -> PageResult {
+    let (lines, total) = cart_lines(&st, &cart_of(&jar)).await?;
+    render(CartPage {
+        layout: Layout::new(&st, &seed, &user, "Giỏ hàng"),
+        lines,
+        total: format_vnd(total),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CartForm {
+    csrf: String,
+    product_id: String,
+    quantity: String,
+    /// "add" adds to what is there; anything else sets the quantity (0 removes).
+    action: String,
+}
+
+async fn update_cart(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    jar: CookieJar,
+    Form(f): Form<CartForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let id: i64 = f
+        .product_id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::field("product_id", "sản phẩm không hợp lệ"))?;
+    let q: i64 = f
+        .quantity
+        .trim()
+        .parse()
+        .map_err(|_| AppError::field("quantity", "số lượng không hợp lệ"))?;
+    if !(0..=checkout::MAX_QUANTITY).contains(&q) {
+        return Err(AppError::field("quantity", "số lượng không hợp lệ").into());
+    }
+    catalog::product_by_id(&st.db, id).await?;
+    let mut cart = cart_of(&jar);
+    let room = cart.len() < MAX_CART_LINES;
+    match cart.iter_mut().find(|(i, _)| *i == id) {
+        Some(line) if f.action == "add" => line.1 = (line.1 + q).min(checkout::MAX_QUANTITY),
+        Some(line) => line.1 = q,
+        None if q > 0 && room => cart.push((id, q)),
+        None => {}
+    }
+    cart.retain(|(_, q)| *q > 0);
+    let jar = jar.add(cart_cookie(&st, &cart));
+    Ok((jar, see_other("/gio-hang")?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage {
+    layout: Layout,
+    lines: Vec<CartLine>,
+    total: String,
+    buyer: RawBuyer,
+    methods: Vec<(&'static str, &'static str)>,
+    method: String,
+    errors: FieldErrors,
+}
+
+impl CheckoutPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn email(&self) -> String {
+        self.buyer.email.clone().unwrap_or_default()
+    }
+    fn note(&self) -> String {
+        self.buyer.note.clone().unwrap_or_default()
+    }
+}
+
+fn methods(st: &AppState) -> Vec<(&'static str, &'static str)> {
+    let mut m = Vec::new();
+    if st.config.payments.collect.is_some() {
+        m.push(("vietqr", "Chuyển khoản ngân hàng (quét mã VietQR)"));
+    }
+    if st.config.payments.payos.is_some() {
+        m.push(("payos", "Chuyển khoản qua payOS"));
+    }
+    if st.config.payments.stripe.is_some() {
+        m.push((
+            "stripe",
+            "Thẻ quốc tế (Stripe) — cho người mua ở nước ngoài",
+        ));
+    }
+    m
+}
+
+async fn checkout_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    jar: CookieJar,
+) -> PageResult {
+    let (lines, total) = cart_lines(&st, &cart_of(&jar)).await?;
+    if lines.is_empty() {
+        return see_other("/gio-hang");
+    }
+    render(CheckoutPage {
+        layout: Layout::new(&st, &seed, &user, "Đặt hàng"),
+        lines,
+        total: format_vnd(total),
+        buyer: RawBuyer::default(),
+        methods: methods(&st),
+        method: "vietqr".into(),
+        errors: FieldErrors::new(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CheckoutForm {
+    csrf: String,
+    name: String,
+    phone: String,
+    address: String,
+    email: String,
+    note: String,
+    method: String,
+}
+
+async fn place_order(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    jar: CookieJar,
+    Form(f): Form<CheckoutForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let cart = cart_of(&jar);
+    let items: Vec<RawItem> = cart
+        .iter()
+        .map(|(id, q)| RawItem {
+            product_id: Some((*id).into()),
+            product_slug: None,
+            quantity: Some((*q).into()),
+        })
+        .collect();
+    let buyer = RawBuyer {
+        name: f.name,
+        phone: f.phone,
+        address: f.address,
+        email: Some(f.email),
+        note: Some(f.note),
+    };
+    let result = match checkout::validate(&items, &buyer, &f.method) {
+        Ok(req) => service::start(&st.db, &st.config, &req).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(checkout_id) => {
+            let p = payments::payment_of_checkout(&st.db, checkout_id).await?;
+            let jar = jar.remove(Cookie::build(CART_COOKIE).path("/"));
+            let to = match (p.method.as_str(), &p.checkout_url) {
+                ("stripe", Some(url)) => url.clone(),
+                _ => format!("/pay/{}", p.code),
+            };
+            Ok((jar, see_other(&to)?).into_response())
+        }
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let status = e.status();
+            let errors = match e {
+                AppError::Validation(fe) => fe,
+                other => {
+                    let mut fe = FieldErrors::new();
+                    fe.add("items", other.to_string());
+                    fe
+                }
+            };
+            let (lines, total) = cart_lines(&st, &cart).await?;
+            let mut resp = render(CheckoutPage {
+                layout: Layout::new(&st, &seed, &user, "Đặt hàng"),
+                lines,
+                total: format_vnd(total),
+                buyer,
+                methods: methods(&st),
+                method: f.method,
+                errors,
+            })?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "pending" => "Chờ chuyển khoản",
+        "underpaid" => "Đã nhận một phần",
+        "paid" => "Đã thanh toán",
+        "expired" => "Hết hạn thanh toán",
+        "refund_due" => "Chờ hoàn tiền",
+        "refunded" => "Đã hoàn tiền",
+        _ => "",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pay.html")]
+struct PayPage {
+    layout: Layout,
+    code: String,
+    status: String,
+    status_label: String,
+    amount: String,
+    paid: String,
+    remaining: String,
+    overpaid: String,
+    expires_local: String,
+    expires_at: i64,
+    description: String,
+    bank_name: String,
+    account_no: String,
+    account_name: String,
+    demo_account: bool,
+    qr_svg: Option<String>,
+    checkout_url: Option<String>,
+    orders: Vec<(String, String, String)>,
+}
+
+fn qr_svg_of(payload: &str) -> Result<String, AppError> {
+    let code = qrcode::QrCode::with_error_correction_level(payload, qrcode::EcLevel::M)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("qr: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
+}
+
+async fn pay_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(code): Path<String>,
+) -> PageResult {
+    let p = payments::payment_by_code(&st.db, &code).await?;
+    let c = orders::checkout_by_id(&st.db, p.checkout_id).await?;
+    let qr = service::qr_payload(&st.config, &p)?;
+    let collect = st.config.payments.collect.as_ref();
+    render(PayPage {
+        layout: Layout::new(&st, &seed, &user, format!("Thanh toán {}", p.code)),
+        code: p.code.clone(),
+        status: p.status.clone(),
+        status_label: status_label(&p.status).into(),
+        amount: format_vnd(p.amount_vnd),
+        paid: format_vnd(p.amount_paid_vnd),
+        remaining: format_vnd(p.amount_remaining_vnd),
+        overpaid: format_vnd(p.overpaid_vnd),
+        expires_local: format_vn_time(p.expires_at),
+        expires_at: p.expires_at,
+        description: service::transfer_description(&p),
+        bank_name: collect
+            .and_then(|c| c.bin.bank())
+            .map(|b| format!("{} — {}", b.short_name, b.name))
+            .unwrap_or_default(),
+        account_no: collect.map(|c| c.account_no.clone()).unwrap_or_default(),
+        account_name: collect.map(|c| c.account_name.clone()).unwrap_or_default(),
+        demo_account: collect.is_some_and(|c| c.demo),
+        qr_svg: match (&qr, p.status.as_str()) {
+            (Some(q), "pending" | "underpaid") => Some(qr_svg_of(q)?),
+            _ => None,
+        },
+        checkout_url: p.checkout_url.clone(),
+        orders: c
+            .orders
+            .iter()
+            .map(|o| (o.code.clone(), o.shop_name.clone(), format_vnd(o.total_vnd)))
+            .collect(),
+    })
+}
+
+async fn qr_png(
+    State(st): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, AppError> {
+    let p = payments::payment_by_code(&st.db, &code).await?;
+    let payload = service::qr_payload(&st.config, &p)?.ok_or(AppError::NotFound)?;
+    let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
+        let qr =
+            qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("qr: {e}")))?;
+        let img = qr
+            .render::<image::Luma<u8>>()
+            .min_dimensions(480, 480)
+            .build();
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("png: {e}")))?;
+        Ok(out.into_inner())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
+async fn qr_svg(
+    State(st): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, AppError> {
+    let p = payments::payment_by_code(&st.db, &code).await?;
+    let payload = service::qr_payload(&st.config, &p)?.ok_or(AppError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        qr_svg_of(&payload)?,
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "track.html")]
+struct TrackPage {
+    layout: Layout,
+    code: String,
+    error: Option<String>,
+    order: Option<TrackView>,
+}
+
+struct TrackView {
+    shop_name: String,
+    status: String,
+    total: String,
+    lines: Vec<(String, i64, String, String)>,
+    buyer_name: String,
+    address: String,
+    payment_code: String,
+    payment_status: String,
+    created: String,
+}
+
+async fn track_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Path(code): Path<String>,
+) -> PageResult {
+    orders::order_by_code(&st.db, &code).await?;
+    render(TrackPage {
+        layout: Layout::new(&st, &seed, &user, format!("Đơn hàng {code}")),
+        code,
+        error: None,
+        order: None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TrackForm {
+    csrf: String,
+    phone: String,
+}
+
+/// The order is shown only to whoever knows the buyer's phone number; wrong guesses are
+/// counted like failed logins, per order and per client address.
+async fn track(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+    Form(f): Form<TrackForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let order = orders::order_by_code(&st.db, &code).await?;
+    let keys = [
+        format!("order:{}", order.code),
+        format!("ip:{}", client.ip()),
+    ];
+    let layout = Layout::new(&st, &seed, &user, format!("Đơn hàng {}", order.code));
+    if let Err(e) = crate::accounts::store::check_login_limit(
+        &st.db,
+        &keys,
+        st.config.login_max_failures,
+        st.config.login_window_minutes,
+    )
+    .await
+    {
+        let mut resp = render(TrackPage {
+            layout,
+            code: order.code,
+            error: Some(e.to_string()),
+            order: None,
+        })?;
+        *resp.status_mut() = e.status();
+        return Ok(resp);
+    }
+    let c = orders::checkout_by_id(&st.db, order.checkout_id).await?;
+    let matches = PhoneVn::parse(&f.phone)
+        .map(|p| p.as_str() == c.buyer_phone)
+        .unwrap_or(false);
+    if !matches {
+        for k in &keys {
+            crate::accounts::store::record_failure(&st.db, k).await?;
+        }
+        let mut resp = render(TrackPage {
+            layout,
+            code: order.code,
+            error: Some("số điện thoại không khớp với đơn hàng".into()),
+            order: None,
+        })?;
+        *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(resp);
+    }
+    let p = payments::payment_of_checkout(&st.db, c.id).await?;
+    render(TrackPage {
+        layout,
+        code: order.code.clone(),
+        error: None,
+        order: Some(TrackView {
+            shop_name: order.shop_name.clone(),
+            status: order.status.label().into(),
+            total: format_vnd(order.total_vnd),
+            lines: order
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.clone(),
+                        l.quantity,
+                        l.unit.clone(),
+                        format_vnd(l.unit_price_vnd),
+                    )
+                })
+                .collect(),
+            buyer_name: c.buyer_name.clone(),
+            address: c.buyer_address.clone(),
+            payment_code: p.code.clone(),
+            payment_status: status_label(&p.status).into(),
+            created: format_vn_time(order.created_at),
+        }),
+    })
+}

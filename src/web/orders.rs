@@ -1,0 +1,310 @@
+//! Orders for sellers (their list, moving orders along) and money reconciliation for admins.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::session::{CurrentUser, verify_csrf};
+use super::{CsrfSeed, Layout, PageResult, render, see_other};
+use crate::app::AppState;
+use crate::domain::format_vn_time;
+use crate::domain::money::format_vnd;
+use crate::error::AppError;
+use crate::orders::store as orders;
+use crate::orders::{Actor, OrderStatus};
+use crate::payments::store as payments;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/quan-ly/don-hang", get(seller_orders))
+        .route("/quan-ly/don-hang/{code}", post(move_order))
+        .route("/quan-tri/doi-soat", get(reconcile))
+        .route("/quan-tri/doi-soat/gan", post(assign))
+        .route("/quan-tri/doi-soat/hoan-giao-dich", post(refund_txn))
+        .route("/quan-tri/doi-soat/hoan-thanh-toan", post(refund_payment))
+        .route("/quan-tri/doi-soat/hoan-don", post(refund_order))
+}
+
+struct OrderRow {
+    code: String,
+    shop_name: String,
+    status: String,
+    total: String,
+    created: String,
+    lines: Vec<String>,
+    buyer: String,
+    next: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "seller_orders.html")]
+struct SellerOrdersPage {
+    layout: Layout,
+    orders: Vec<OrderRow>,
+}
+
+fn action_label(to: OrderStatus) -> &'static str {
+    match to {
+        OrderStatus::Accepted => "Nhận đơn",
+        OrderStatus::Shipped => "Đã gửi hàng",
+        OrderStatus::Delivered => "Đã giao xong",
+        OrderStatus::RefundDue => "Hủy đơn (hoàn tiền)",
+        OrderStatus::Cancelled => "Hủy đơn",
+        _ => "",
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OkQuery {
+    #[serde(default)]
+    ok: String,
+}
+
+async fn seller_orders(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    let shops = crate::catalog::store::shops_of_owner(&st.db, &user).await?;
+    let ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
+    let list = orders::orders_of_shops(&st.db, &ids, 200).await?;
+    let mut rows = Vec::new();
+    for o in list {
+        // Buyer details are for orders that are paid or later, not for unpaid carts.
+        let show_buyer = !matches!(
+            o.status,
+            OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled
+        );
+        let buyer = if show_buyer {
+            let c = orders::checkout_by_id(&st.db, o.checkout_id).await?;
+            let mut b = format!("{} · {} · {}", c.buyer_name, c.buyer_phone, c.buyer_address);
+            if !c.note.is_empty() {
+                b.push_str(&format!(" · Ghi chú: {}", c.note));
+            }
+            b
+        } else {
+            String::new()
+        };
+        rows.push(OrderRow {
+            code: o.code.clone(),
+            shop_name: o.shop_name.clone(),
+            status: o.status.label().into(),
+            total: format_vnd(o.total_vnd),
+            created: format_vn_time(o.created_at),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} × {} {} ({})",
+                        l.name,
+                        l.quantity,
+                        l.unit,
+                        format_vnd(l.unit_price_vnd)
+                    )
+                })
+                .collect(),
+            buyer,
+            next: o
+                .status
+                .next(Actor::Seller)
+                .iter()
+                .map(|s| (s.as_str().to_string(), action_label(*s).to_string()))
+                .collect(),
+        });
+    }
+    let notice = (q.ok == "moved").then_some("Đã cập nhật đơn hàng.");
+    render(SellerOrdersPage {
+        layout: Layout::new(&st, &seed, &Some(user), "Đơn hàng của tôi").with_notice(notice),
+        orders: rows,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MoveForm {
+    csrf: String,
+    to: String,
+}
+
+async fn move_order(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    Form(f): Form<MoveForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let to = OrderStatus::parse(&f.to)
+        .ok_or_else(|| AppError::field("to", "trạng thái không hợp lệ"))?;
+    orders::seller_move(&st.db, &user, &code, to).await?;
+    see_other("/quan-ly/don-hang?ok=moved")
+}
+
+struct TxnRow {
+    id: i64,
+    provider: String,
+    amount: String,
+    description: String,
+    received: String,
+}
+
+struct PaymentRow {
+    code: String,
+    reason: String,
+    status: String,
+    amount: String,
+    paid: String,
+    to_refund: String,
+    late: bool,
+}
+
+#[derive(Template)]
+#[template(path = "reconcile.html")]
+struct ReconcilePage {
+    layout: Layout,
+    unmatched: Vec<TxnRow>,
+    payments: Vec<PaymentRow>,
+    orders: Vec<(String, String, String)>,
+    audit: Vec<(String, String, String, String, String)>,
+}
+
+fn require_admin(u: &crate::accounts::User) -> Result<(), AppError> {
+    if u.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+fn reason_label(r: &str) -> &'static str {
+    match r {
+        "underpaid" => "Chuyển thiếu",
+        "overpaid" => "Chuyển thừa",
+        "refund_due" => "Cần hoàn tiền",
+        _ => "Đến muộn",
+    }
+}
+
+async fn reconcile(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    require_admin(&user)?;
+    let unmatched = payments::unmatched_transactions(&st.db).await?;
+    let attention = payments::payments_needing_attention(&st.db).await?;
+    let orders_due = payments::orders_refund_due(&st.db).await?;
+    let audit = payments::recent_audit(&st.db, 50).await?;
+    let notice = (q.ok == "done").then_some("Đã ghi nhận.");
+    render(ReconcilePage {
+        layout: Layout::new(&st, &seed, &Some(user), "Đối soát giao dịch").with_notice(notice),
+        unmatched: unmatched
+            .iter()
+            .map(|t| TxnRow {
+                id: t.id,
+                provider: t.provider.clone(),
+                amount: format_vnd(t.amount_vnd),
+                description: t.description.clone(),
+                received: format_vn_time(t.received_at),
+            })
+            .collect(),
+        payments: attention
+            .iter()
+            .map(|(reason, p)| PaymentRow {
+                code: p.code.clone(),
+                reason: reason_label(reason).into(),
+                status: super::cart::status_label(&p.status).into(),
+                amount: format_vnd(p.amount_vnd),
+                paid: format_vnd(p.amount_paid_vnd),
+                to_refund: format_vnd(match p.status.as_str() {
+                    "refund_due" => p.amount_paid_vnd - p.refunded_vnd,
+                    _ => (p.overpaid_vnd - p.refunded_vnd).max(0),
+                }),
+                late: p.late,
+            })
+            .collect(),
+        orders: orders_due
+            .iter()
+            .map(|o| (o.code.clone(), o.shop_name.clone(), format_vnd(o.total_vnd)))
+            .collect(),
+        audit: audit
+            .iter()
+            .map(|a| {
+                (
+                    format_vn_time(a.at),
+                    a.actor.clone().unwrap_or_default(),
+                    a.action.clone(),
+                    a.subject.clone(),
+                    a.detail.clone(),
+                )
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AdminForm {
+    csrf: String,
+    txn_id: String,
+    payment_code: String,
+    code: String,
+    order_code: String,
+}
+
+fn txn_id(f: &AdminForm) -> Result<i64, AppError> {
+    f.txn_id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::field("txn_id", "giao dịch không hợp lệ"))
+}
+
+async fn assign(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<AdminForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    payments::assign(&st.db, &user, txn_id(&f)?, &f.payment_code).await?;
+    see_other("/quan-tri/doi-soat?ok=done")
+}
+
+async fn refund_txn(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<AdminForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    payments::refund_transaction(&st.db, &user, txn_id(&f)?).await?;
+    see_other("/quan-tri/doi-soat?ok=done")
+}
+
+async fn refund_payment(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<AdminForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    payments::refund_payment(&st.db, &user, &f.code).await?;
+    see_other("/quan-tri/doi-soat?ok=done")
+}
+
+async fn refund_order(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<AdminForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    payments::refund_order(&st.db, &user, &f.order_code).await?;
+    see_other("/quan-tri/doi-soat?ok=done")
+}
