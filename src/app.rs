@@ -51,6 +51,16 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = if self.state.config.notify.embedded_worker {
+            let n = crate::notify::worker::Notifier::new(
+                self.state.db.clone(),
+                self.state.config.clone(),
+            )?;
+            Some(tokio::spawn(n.run(stop_rx)))
+        } else {
+            None
+        };
         let app = router(self.state.clone());
         axum::serve(
             self.listener,
@@ -59,6 +69,11 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await?;
         housekeeping.abort();
+        // Let the notice worker finish the notice in hand; unsent ones stay in the outbox.
+        let _ = stop_tx.send(true);
+        if let Some(w) = worker {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), w).await;
+        }
         Ok(())
     }
 }

@@ -20,6 +20,86 @@ pub struct Config {
     pub login_max_failures: i64,
     pub login_window_minutes: i64,
     pub payments: PaymentsConfig,
+    pub notify: NotifyConfig,
+}
+
+#[derive(Clone)]
+pub struct ZaloConfig {
+    pub zns_url: String,
+    pub oauth_url: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub app_id: String,
+    pub secret_key: String,
+    pub template_order_paid: String,
+}
+
+#[derive(Clone)]
+pub struct TelegramConfig {
+    pub api_url: String,
+    pub bot_token: String,
+}
+
+/// Notices: a channel whose settings are absent is off.
+#[derive(Clone)]
+pub struct NotifyConfig {
+    /// `smtp://…` / `smtps://…`; None: mail goes to `.eml` files under the data dir.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub zalo: Option<ZaloConfig>,
+    pub telegram: Option<TelegramConfig>,
+    pub max_attempts: i64,
+    pub backoff_base_secs: i64,
+    /// Run the worker inside `cholang serve` (off when a separate `cholang worker` runs).
+    pub embedded_worker: bool,
+}
+
+impl NotifyConfig {
+    fn load(s: &Settings) -> anyhow::Result<NotifyConfig> {
+        let zalo = match (
+            s.get("ZALO_ACCESS_TOKEN"),
+            s.get("ZALO_TEMPLATE_ORDER_PAID"),
+        ) {
+            (Some(token), Some(template)) => Some(ZaloConfig {
+                zns_url: s
+                    .get("ZALO_ZNS_URL")
+                    .unwrap_or("https://business.openapi.zalo.me")
+                    .trim_end_matches('/')
+                    .into(),
+                oauth_url: s
+                    .get("ZALO_OAUTH_URL")
+                    .unwrap_or("https://oauth.zaloapp.com")
+                    .trim_end_matches('/')
+                    .into(),
+                access_token: token.into(),
+                refresh_token: s.get("ZALO_REFRESH_TOKEN").unwrap_or("").into(),
+                app_id: s.get("ZALO_APP_ID").unwrap_or("").into(),
+                secret_key: s.get("ZALO_SECRET_KEY").unwrap_or("").into(),
+                template_order_paid: template.into(),
+            }),
+            _ => None,
+        };
+        let telegram = s.get("TELEGRAM_BOT_TOKEN").map(|t| TelegramConfig {
+            api_url: s
+                .get("TELEGRAM_API_URL")
+                .unwrap_or("https://api.telegram.org")
+                .trim_end_matches('/')
+                .into(),
+            bot_token: t.into(),
+        });
+        Ok(NotifyConfig {
+            smtp_url: s.get("SMTP_URL").map(str::to_string),
+            mail_from: s
+                .get("MAIL_FROM")
+                .unwrap_or("Chợ Làng <no-reply@cholang.local>")
+                .into(),
+            zalo,
+            telegram,
+            max_attempts: s.parse("NOTIFY_MAX_ATTEMPTS", 8)?,
+            backoff_base_secs: s.parse("NOTIFY_BACKOFF_SECS", 10)?,
+            embedded_worker: !matches!(s.get("NOTIFY_WORKER"), Some("off" | "0" | "false")),
+        })
+    }
 }
 
 /// The bank account buyers transfer to (VietQR beneficiary).
@@ -257,12 +337,17 @@ impl Config {
             login_max_failures: settings.parse("CHOLANG_LOGIN_MAX_FAILURES", 5)?,
             login_window_minutes: settings.parse("CHOLANG_LOGIN_WINDOW_MINUTES", 15)?,
             payments: PaymentsConfig::load(settings)?,
+            notify: NotifyConfig::load(settings)?,
         })
     }
 
     /// Cookies get the `Secure` flag when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
     }
 
     pub fn photos_dir(&self) -> PathBuf {

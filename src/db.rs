@@ -39,6 +39,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "checkout_payments",
         include_str!("../migrations/sqlite/0002_checkout_payments.sql"),
     ),
+    (
+        3,
+        "notices",
+        include_str!("../migrations/sqlite/0003_notices.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -50,6 +55,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "checkout_payments",
         include_str!("../migrations/postgres/0002_checkout_payments.sql"),
+    ),
+    (
+        3,
+        "notices",
+        include_str!("../migrations/postgres/0003_notices.sql"),
     ),
 ];
 

@@ -29,6 +29,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Deliver notices from the outbox (when not run inside `serve`).
+    Worker,
     /// Import a village catalogue CSV (all rows or none).
     Import {
         file: PathBuf,
@@ -86,6 +88,15 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
+        }
+        Command::Worker => {
+            let notifier = cholang::notify::worker::Notifier::new(db, std::sync::Arc::new(config))?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let run = tokio::spawn(notifier.run(stop_rx));
+            tracing::info!("notice worker running");
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            let _ = run.await;
         }
         Command::Serve { demo } => {
             if demo {

@@ -54,6 +54,9 @@ pub struct Shop {
     pub bank_account_name: Option<String>,
     pub story: String,
     pub active: bool,
+    pub notify_email: bool,
+    pub notify_zalo: bool,
+    pub notify_telegram: bool,
 }
 
 /// A product as lists show it, with the agreed price of its price item.
@@ -218,6 +221,21 @@ pub struct ShopInput {
     pub bank_account_name: String,
     #[serde(default)]
     pub story: String,
+    /// Checkboxes: present ("1") means on.
+    #[serde(default)]
+    pub notify_email: Option<String>,
+    #[serde(default)]
+    pub notify_zalo: Option<String>,
+    #[serde(default)]
+    pub notify_telegram: Option<String>,
+}
+
+fn flag(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| s != "0" && s != "false")
+}
+
+fn checkbox(on: bool) -> Option<String> {
+    on.then(|| "1".to_string())
 }
 
 impl ShopInput {
@@ -233,6 +251,9 @@ impl ShopInput {
             bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
             bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
             story: s.story.clone(),
+            notify_email: checkbox(s.notify_email),
+            notify_zalo: checkbox(s.notify_zalo),
+            notify_telegram: checkbox(s.notify_telegram),
         }
     }
 }
@@ -246,6 +267,8 @@ pub struct ShopFields {
     pub telegram_chat_id: Option<String>,
     pub bank: Option<(String, String, String)>,
     pub story: String,
+    /// Channels for notices: email, Zalo, Telegram.
+    pub notify: (bool, bool, bool),
 }
 
 fn optional<T>(s: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
@@ -314,6 +337,11 @@ impl ShopInput {
             telegram_chat_id: telegram.unwrap(),
             bank,
             story: story.unwrap(),
+            notify: (
+                flag(&self.notify_email),
+                flag(&self.notify_zalo),
+                flag(&self.notify_telegram),
+            ),
         })
     }
 }

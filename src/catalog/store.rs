@@ -149,10 +149,13 @@ fn shop_from_row(r: &AnyRow) -> Result<Shop> {
         bank_account_name: r.try_get("bank_account_name")?,
         story: r.try_get("story")?,
         active: r.try_get::<i64, _>("active")? == 1,
+        notify_email: r.try_get::<i64, _>("notify_email")? == 1,
+        notify_zalo: r.try_get::<i64, _>("notify_zalo")? == 1,
+        notify_telegram: r.try_get::<i64, _>("notify_telegram")? == 1,
     })
 }
 
-const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active";
+const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, notify_email, notify_zalo, notify_telegram";
 
 pub async fn shop_by_slug(db: &Db, slug: &str) -> Result<Shop> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -261,7 +264,8 @@ pub async fn update_shop(db: &Db, shop: &Shop, f: &ShopFields) -> Result<Shop> {
     let (bin, acct, acct_name) = f.bank.clone().unzip3();
     sqlx::query(
         "UPDATE shops SET name = $1, phone = $2, email = $3, zalo_phone = $4, telegram_chat_id = $5,
-           bank_bin = $6, bank_account_no = $7, bank_account_name = $8, story = $9, updated_at = $10
+           bank_bin = $6, bank_account_no = $7, bank_account_name = $8, story = $9, updated_at = $10,
+           notify_email = $12, notify_zalo = $13, notify_telegram = $14
          WHERE id = $11",
     )
     .bind(f.name.clone())
@@ -275,6 +279,9 @@ pub async fn update_shop(db: &Db, shop: &Shop, f: &ShopFields) -> Result<Shop> {
     .bind(f.story.clone())
     .bind(now_ms())
     .bind(shop.id.0)
+    .bind(i64::from(f.notify.0))
+    .bind(i64::from(f.notify.1))
+    .bind(i64::from(f.notify.2))
     .execute(&mut *tx)
     .await?;
     refresh_search_text(&mut tx, Some(shop.id), None).await?;

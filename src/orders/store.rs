@@ -516,6 +516,11 @@ pub async fn seller_move(
         for l in &order.lines {
             release(&mut tx, l.product_id, l.quantity).await?;
         }
+        let payment: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE checkout_id = $1")
+            .bind(order.checkout_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        crate::notify::event(&mut tx, "refund_due", payment).await?;
     }
     tx.commit().await?;
     order_by_code(db, code).await

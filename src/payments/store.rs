@@ -103,6 +103,7 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         return Ok(Outcome::Ignored);
     }
     let Some(payment_id) = find_payment(&mut tx, t).await? else {
+        crate::notify::event(&mut tx, "unmatched_transfer", txn_row).await?;
         tx.commit().await?;
         tracing::warn!(
             provider = t.provider.as_str(),
@@ -255,6 +256,7 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
         // Money for something already being refunded (or refunded) is owed back too.
         _ => "refund_due",
     };
+    notify_payment_change(tx, payment_id, p.checkout_id, &p.status, status).await?;
     sqlx::query(
         "UPDATE payments SET amount_paid_vnd = $1, status = $2, late = CASE WHEN $3 = 1 THEN 1 ELSE late END,
            paid_at = CASE WHEN $2 = 'paid' AND paid_at IS NULL THEN $4 ELSE paid_at END, updated_at = $4
@@ -268,6 +270,32 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
     .execute(&mut **tx)
     .await?;
     Ok((p.code, status.to_string()))
+}
+
+/// Outbox events for a payment's change, in the same transaction: every order that just
+/// became paid is announced to its seller (and buyer); money owed back alerts the admins.
+async fn notify_payment_change(
+    tx: &mut Tx,
+    payment_id: i64,
+    checkout_id: i64,
+    before: &str,
+    after: &str,
+) -> Result<()> {
+    if after == "paid" && before != "paid" {
+        let paid: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE checkout_id = $1 AND status = 'paid' ORDER BY id",
+        )
+        .bind(checkout_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        for id in paid {
+            crate::notify::event(tx, "order_paid", id).await?;
+        }
+    }
+    if after == "refund_due" {
+        crate::notify::event(tx, "refund_due", payment_id).await?;
+    }
+    Ok(())
 }
 
 /// Re-reserve every line of an expired checkout, all or nothing (savepoint-free: on the
@@ -323,7 +351,17 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         )
         .await?;
     }
+    let closed: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE checkout_id = $1 AND status IN ('expired', 'cancelled', 'refund_due') ORDER BY id")
+        .bind(p.checkout_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    for id in closed {
+        crate::notify::event(&mut tx, "order_closed", id).await?;
+    }
     let status = if p.paid > 0 { "refund_due" } else { "expired" };
+    if p.paid > 0 {
+        crate::notify::event(&mut tx, "refund_due", payment_id).await?;
+    }
     sqlx::query("UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3")
         .bind(status)
         .bind(now_ms())

@@ -337,6 +337,7 @@ pub async fn propose(
     .bind(now + village.proposal_days * 86_400_000)
     .fetch_one(&mut *tx)
     .await?;
+    crate::notify::event(&mut tx, "proposal_opened", id).await?;
     tx.commit().await?;
     proposal_by_id(db, id).await
 }
@@ -384,6 +385,7 @@ async fn approve_in_tx(
     .bind(proposal_id)
     .execute(&mut **tx)
     .await?;
+    crate::notify::event(tx, "proposal_approved", proposal_id).await?;
     let source = if decision == "moderator" {
         "moderator"
     } else {
@@ -487,15 +489,28 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
     if due == 0 {
         return Ok(0);
     }
-    let n = sqlx::query(
-        "UPDATE proposals SET status = 'rejected', decision = 'expired', decided_at = closes_at
-         WHERE status = 'open' AND closes_at <= $1",
+    let mut tx = db.begin().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM proposals WHERE status = 'open' AND closes_at <= $1 ORDER BY id",
     )
     .bind(now)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(n)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &ids {
+        let closed = sqlx::query(
+            "UPDATE proposals SET status = 'rejected', decision = 'expired', decided_at = closes_at
+             WHERE id = $1 AND status = 'open'",
+        )
+        .bind(*id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if closed == 1 {
+            crate::notify::event(&mut tx, "proposal_rejected", *id).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(ids.len() as u64)
 }
 
 /// Quorum figures for display: (active shops, yes votes needed).

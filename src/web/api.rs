@@ -350,6 +350,9 @@ struct ShopBody {
     bank_account_no: Option<Value>,
     bank_account_name: Option<String>,
     story: Option<String>,
+    notify_email: Option<bool>,
+    notify_zalo: Option<bool>,
+    notify_telegram: Option<bool>,
 }
 
 impl ShopBody {
@@ -373,6 +376,18 @@ impl ShopBody {
             bank_account_no: acct.unwrap_or(base.bank_account_no),
             bank_account_name: self.bank_account_name.unwrap_or(base.bank_account_name),
             story: self.story.unwrap_or(base.story),
+            notify_email: self
+                .notify_email
+                .map(|b| b.then(|| "1".into()))
+                .unwrap_or(base.notify_email),
+            notify_zalo: self
+                .notify_zalo
+                .map(|b| b.then(|| "1".into()))
+                .unwrap_or(base.notify_zalo),
+            notify_telegram: self
+                .notify_telegram
+                .map(|b| b.then(|| "1".into()))
+                .unwrap_or(base.notify_telegram),
         }
     }
 }
@@ -386,7 +401,14 @@ async fn create_shop(
     let village = store::village_by_slug(&st.db, &village_slug)
         .await
         .map_err(|_| AppError::field("village", "không có làng này"))?;
-    let fields = b.over(ShopInput::default()).parse()?;
+    let on = Some("1".to_string());
+    let defaults = ShopInput {
+        notify_email: on.clone(),
+        notify_zalo: on.clone(),
+        notify_telegram: on,
+        ..Default::default()
+    };
+    let fields = b.over(defaults).parse()?;
     let shop = store::create_shop(&st.db, &user, &village, &fields).await?;
     Ok(created(json!({"shop": shop})))
 }

@@ -65,6 +65,9 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "shop-created" => "Đã tạo cửa hàng.",
         "shop-saved" => "Đã lưu thông tin cửa hàng.",
         "welcome" => "Chào mừng bạn đến Chợ Làng! Hãy tạo cửa hàng đầu tiên.",
+        "test-sent" => {
+            "Đã xếp thông báo thử vào hàng gửi; trạng thái hiện ở mục “Thông báo gần đây”."
+        }
         _ => return None,
     })
 }

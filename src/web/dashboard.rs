@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
             "/quan-ly/cua-hang/{slug}",
             get(edit_shop_page).post(edit_shop),
         )
+        .route("/quan-ly/cua-hang/{slug}/thu-thong-bao", post(test_notice))
         .route(
             "/quan-ly/san-pham/moi",
             get(new_product_page).post(new_product),
@@ -45,6 +46,17 @@ struct ShopBlock {
     village_name: String,
     board_url: String,
     products: Vec<CardView>,
+    /// (time, channel, delivery state, last error)
+    notices: Vec<(String, String, String, String)>,
+}
+
+fn notice_state(s: &str) -> &'static str {
+    match s {
+        "delivered" => "đã gửi",
+        "failed" => "gửi không được",
+        "sending" => "đang gửi",
+        _ => "chờ gửi",
+    }
 }
 
 #[derive(Template)]
@@ -91,11 +103,24 @@ async fn dashboard_page(
     for s in &shops {
         let v = store::village_by_id(&st.db, s.village_id).await?;
         let products = store::products_of_shop(&st.db, s.id, true).await?;
+        let notices = crate::notify::store::recent_for_shop(&st.db, s.id.0, 10)
+            .await?
+            .into_iter()
+            .map(|n| {
+                (
+                    crate::domain::format_vn_time(n.created_at),
+                    n.channel,
+                    notice_state(&n.status).to_string(),
+                    n.last_error.unwrap_or_default(),
+                )
+            })
+            .collect();
         blocks.push(ShopBlock {
             shop: ShopView::from(s),
             village_name: v.name.clone(),
             board_url: format!("/lang/{}/bang-gia", v.slug),
             products: cards(&products),
+            notices,
         });
         if !my_villages.iter().any(|x: &catalog::Village| x.id == v.id) {
             my_villages.push(v);
@@ -542,4 +567,24 @@ async fn upload_photo(
             Ok(resp)
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// The seller checks their channels: a test notice through the same outbox as real ones.
+async fn test_notice(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let shop = my_shop(&st, &user, &slug).await?;
+    crate::notify::store::event_now(&st.db, "test", shop.id.0).await?;
+    see_other("/quan-ly?ok=test-sent")
 }

@@ -26,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/quan-tri/doi-soat/hoan-giao-dich", post(refund_txn))
         .route("/quan-tri/doi-soat/hoan-thanh-toan", post(refund_payment))
         .route("/quan-tri/doi-soat/hoan-don", post(refund_order))
+        .route("/quan-tri/thong-bao", get(failed_notices))
+        .route("/quan-tri/thong-bao/{id}/gui-lai", post(retry_notice))
 }
 
 struct OrderRow {
@@ -307,4 +309,50 @@ async fn refund_order(
     verify_csrf(&st, &seed, &f.csrf)?;
     payments::refund_order(&st.db, &user, &f.order_code).await?;
     see_other("/quan-tri/doi-soat?ok=done")
+}
+
+#[derive(Template)]
+#[template(path = "admin_notices.html")]
+struct NoticesPage {
+    layout: Layout,
+    failed: Vec<crate::notify::store::NoticeRow>,
+}
+
+async fn failed_notices(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    require_admin(&user)?;
+    let failed = crate::notify::store::failed_notices(&st.db).await?;
+    let notice = (q.ok == "queued").then_some("Đã đưa thông báo vào hàng gửi lại.");
+    render(NoticesPage {
+        layout: Layout::new(&st, &seed, &Some(user), "Thông báo gửi không được")
+            .with_notice(notice),
+        failed,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfOnlyForm {
+    csrf: String,
+}
+
+async fn retry_notice(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnlyForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    require_admin(&user)?;
+    if !crate::notify::store::retry_now(&st.db, id).await? {
+        return Err(
+            AppError::Conflict("thông báo này không ở trạng thái gửi không được".into()).into(),
+        );
+    }
+    see_other("/quan-tri/thong-bao?ok=queued")
 }

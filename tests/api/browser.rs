@@ -13,9 +13,19 @@ on_both_backends!(payment_page_flips_to_paid_without_reload);
 fn browser_tools() -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let have = Path::new(&chromium).exists()
-        && Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/node_modules/playwright-core")).exists()
-        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(have || std::env::var("CI").is_err(), "CI must provide node, chromium and playwright-core");
+        && Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/node_modules/playwright-core"
+        ))
+        .exists()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        have || std::env::var("CI").is_err(),
+        "CI must provide node, chromium and playwright-core"
+    );
     have
 }
 
@@ -31,7 +41,10 @@ async fn payment_page_flips_to_paid_without_reload(b: Backend) {
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/pay_status.mjs"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/browser/pay_status.mjs"
+            ))
             .args([&base, &code, &amount, BANK_SECRET])
             .output()
             .unwrap()

@@ -111,6 +111,8 @@ impl TestApp {
             ),
             ("BANK_WEBHOOK_SECRET".into(), BANK_SECRET.into()),
             ("CASSO_CHECKSUM_KEY".into(), CASSO_KEY.into()),
+            // Tests drive the notice worker themselves (`Notifier::run_once`).
+            ("NOTIFY_WORKER".into(), "off".into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
@@ -394,7 +396,26 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub async fn start(
-        reply: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static,
+        reply: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeProvider {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, reply)
+    }
+
+    /// On a given port (to come back where a service was down).
+    pub async fn start_on(
+        port: u16,
+        reply: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeProvider {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        Self::serve(listener, reply)
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        reply: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static,
     ) -> FakeProvider {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, Uri};
@@ -405,13 +426,13 @@ impl FakeProvider {
             let seen = seen2.clone();
             let reply = reply.clone();
             async move {
-                let body = String::from_utf8_lossy(&body).to_string();
-                seen.lock().unwrap().push(Seen {
+                let request = Seen {
                     path: uri.path().to_string(),
-                    headers: headers.clone(),
-                    body: body.clone(),
-                });
-                let (status, text) = reply(uri.path(), &body);
+                    headers,
+                    body: String::from_utf8_lossy(&body).to_string(),
+                };
+                let (status, text) = reply(&request);
+                seen.lock().unwrap().push(request);
                 (
                     axum::http::StatusCode::from_u16(status).unwrap(),
                     [("content-type", "application/json")],
@@ -419,7 +440,6 @@ impl FakeProvider {
                 )
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeProvider { url, seen }
@@ -427,5 +447,149 @@ impl FakeProvider {
 
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real SMTP server on loopback (just enough of RFC 5321 for a client to deliver):
+/// it keeps every message it accepts. `stop` closes the listener and every open
+/// connection, as a crashed mail server would.
+/// (recipients, raw message) of every accepted message.
+pub type Mailbox = std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>;
+
+pub struct FakeSmtp {
+    pub port: u16,
+    pub messages: Mailbox,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl FakeSmtp {
+    pub async fn start_on(port: u16) -> FakeSmtp {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let messages: Mailbox = Default::default();
+        let tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let (m, t) = (messages.clone(), tasks.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let m = m.clone();
+                let conn = tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 fake.smtp ESMTP\r\n").await;
+                    let mut rcpts = Vec::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO")
+                        {
+                            b"250 fake.smtp\r\n"
+                        } else if upper.starts_with("MAIL FROM") {
+                            rcpts.clear();
+                            b"250 OK\r\n"
+                        } else if upper.starts_with("RCPT TO") {
+                            rcpts.push(
+                                line[8..]
+                                    .trim()
+                                    .trim_matches(|c| c == '<' || c == '>' || c == ':')
+                                    .to_string(),
+                            );
+                            b"250 OK\r\n"
+                        } else if upper.starts_with("DATA") {
+                            let _ = w.write_all(b"354 go ahead\r\n").await;
+                            let mut data = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                                data.push_str("\r\n");
+                            }
+                            m.lock().unwrap().push((rcpts.clone(), data));
+                            b"250 queued\r\n"
+                        } else if upper.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+                            b"250 OK\r\n"
+                        } else {
+                            b"502 not implemented\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                t.lock().unwrap().push(conn);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        FakeSmtp {
+            port,
+            messages,
+            tasks,
+        }
+    }
+
+    pub fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// (recipients, subject, text part, html part) of every message received.
+    pub fn received(&self) -> Vec<(Vec<String>, String, String, String)> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(rcpts, raw)| {
+                let m = mail_parser::MessageParser::default()
+                    .parse(raw.as_bytes())
+                    .unwrap();
+                (
+                    rcpts.clone(),
+                    m.subject().unwrap_or("").to_string(),
+                    m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+                    m.body_html(0).map(|t| t.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeSmtp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl TestApp {
+    /// A notice worker for this app, as `cholang worker` would run it.
+    pub fn notifier(&self) -> cholang::notify::worker::Notifier {
+        cholang::notify::worker::Notifier::new(
+            self.db.clone(),
+            std::sync::Arc::new(self.config.clone()),
+        )
+        .unwrap()
+    }
+
+    pub async fn notices(&self) -> Vec<(String, String, String, i64)> {
+        sqlx::query_as("SELECT channel, recipient, status, attempts FROM notices ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
     }
 }

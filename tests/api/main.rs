@@ -11,6 +11,7 @@ mod cli;
 mod health;
 mod import;
 mod money;
+mod notices;
 mod pages;
 mod pricing;
 mod providers;

@@ -60,9 +60,9 @@ const PAYOS_KEY: &str = "payos-test-checksum-key";
 
 async fn payos_link_and_webhook(b: Backend) {
     // payOS stands-in: checks the signed request, answers with a signed link.
-    let fake = FakeProvider::start(|path, body| {
-        assert_eq!(path, "/v2/payment-requests");
-        let req: Value = serde_json::from_str(body).unwrap();
+    let fake = FakeProvider::start(|seen| {
+        assert_eq!(seen.path, "/v2/payment-requests");
+        let req: Value = serde_json::from_str(&seen.body).unwrap();
         let data = json!({"bin": "970422", "accountNumber": "113366668888", "accountName": "HTX CHO LANG", "amount": req["amount"],
             "description": req["description"], "orderCode": req["orderCode"], "currency": "VND", "paymentLinkId": "pl_abc123",
             "status": "PENDING", "checkoutUrl": "https://pay.payos.vn/web/pl_abc123",
@@ -203,11 +203,14 @@ async fn payos_link_and_webhook(b: Backend) {
 const STRIPE_WHSEC: &str = "whsec_test_cholang";
 
 async fn stripe_session_and_webhook(b: Backend) {
-    let fake = FakeProvider::start(|path, body| {
-        assert_eq!(path, "/v1/checkout/sessions");
-        assert!(body.contains("mode=payment"), "{body}");
+    let fake = FakeProvider::start(|seen| {
+        assert_eq!(seen.path, "/v1/checkout/sessions");
+        assert!(seen.body.contains("mode=payment"), "{}", seen.body);
         let session = include_str!("stripe_session.json");
-        (200, session.replace("{{CLIENT_REF}}", &client_ref(body)))
+        (
+            200,
+            session.replace("{{CLIENT_REF}}", &client_ref(&seen.body)),
+        )
     })
     .await;
     let app = TestApp::spawn_with(

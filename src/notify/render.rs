@@ -1,0 +1,509 @@
+//! Turning an event into notices: who hears about it, on which channels, with what text.
+//! Emails are askama structs with a plain-text and an HTML template.
+
+use askama::Template;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::store::{NewNotice, PendingEvent};
+use crate::config::Config;
+use crate::db::{Db, Tx};
+use crate::domain::PhoneVn;
+use crate::domain::money::format_vnd;
+use crate::error::Result;
+
+#[derive(Template)]
+#[template(path = "emails/notice.txt")]
+pub struct EmailText<'a> {
+    pub title: &'a str,
+    pub greeting: &'a str,
+    pub lines: &'a [String],
+    pub items: &'a [(String, i64, String)],
+    pub total: &'a str,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "emails/notice.html")]
+pub struct EmailHtml<'a> {
+    pub title: &'a str,
+    pub greeting: &'a str,
+    pub lines: &'a [String],
+    pub items: &'a [(String, i64, String)],
+    pub total: &'a str,
+    pub link: Option<(String, String)>,
+}
+
+/// One message's content, rendered for every channel.
+pub struct Message {
+    pub subject: String,
+    pub greeting: String,
+    pub lines: Vec<String>,
+    pub items: Vec<(String, i64, String)>,
+    pub total: String,
+    pub link: Option<(String, String)>,
+}
+
+impl Message {
+    pub fn email(&self) -> Result<Value> {
+        let text = EmailText {
+            title: &self.subject,
+            greeting: &self.greeting,
+            lines: &self.lines,
+            items: &self.items,
+            total: &self.total,
+            link: self.link.clone(),
+        }
+        .render()
+        .map_err(|e| anyhow::anyhow!("email text: {e}"))?;
+        let html = EmailHtml {
+            title: &self.subject,
+            greeting: &self.greeting,
+            lines: &self.lines,
+            items: &self.items,
+            total: &self.total,
+            link: self.link.clone(),
+        }
+        .render()
+        .map_err(|e| anyhow::anyhow!("email html: {e}"))?;
+        Ok(json!({"subject": self.subject, "text": text, "html": html}))
+    }
+
+    /// Telegram HTML: only `<`, `>` and `&` need escaping.
+    pub fn telegram(&self) -> Value {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut t = format!("<b>{}</b>\n", esc(&self.subject));
+        for l in &self.lines {
+            t.push_str(&esc(l));
+            t.push('\n');
+        }
+        for (name, qty, price) in &self.items {
+            t.push_str(&format!("• {} × {} — {}\n", esc(name), qty, esc(price)));
+        }
+        if !self.total.is_empty() {
+            t.push_str(&format!("<b>Tổng: {}</b>\n", esc(&self.total)));
+        }
+        if let Some((url, label)) = &self.link {
+            t.push_str(&format!("<a href=\"{}\">{}</a>", esc(url), esc(label)));
+        }
+        json!({"text": t})
+    }
+}
+
+struct ShopTarget {
+    id: i64,
+    name: String,
+    email: Option<String>,
+    phone: String,
+    zalo_phone: Option<String>,
+    telegram: Option<String>,
+    notify_email: bool,
+    notify_zalo: bool,
+    notify_telegram: bool,
+}
+
+async fn shop_target(tx: &mut Tx, shop_id: i64) -> Result<ShopTarget> {
+    let r = sqlx::query(
+        "SELECT id, name, email, phone, zalo_phone, telegram_chat_id, notify_email, notify_zalo, notify_telegram
+         FROM shops WHERE id = $1",
+    )
+    .bind(shop_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(ShopTarget {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        phone: r.try_get("phone")?,
+        zalo_phone: r.try_get("zalo_phone")?,
+        telegram: r.try_get("telegram_chat_id")?,
+        notify_email: r.try_get::<i64, _>("notify_email")? == 1,
+        notify_zalo: r.try_get::<i64, _>("notify_zalo")? == 1,
+        notify_telegram: r.try_get::<i64, _>("notify_telegram")? == 1,
+    })
+}
+
+/// Notices for a shop's chosen channels. `zalo` carries template data when the message has
+/// a Zalo template (only paid orders do). `force_all` ignores the shop's choices (fallback).
+fn for_shop(
+    cfg: &Config,
+    shop: &ShopTarget,
+    key: &str,
+    kind: &str,
+    msg: &Message,
+    zalo: Option<Value>,
+    force_all: bool,
+) -> Result<Vec<NewNotice>> {
+    let mut out = Vec::new();
+    if let Some(email) = shop
+        .email
+        .as_ref()
+        .filter(|_| shop.notify_email || force_all)
+    {
+        out.push(NewNotice {
+            key: format!("{key}:email"),
+            kind: kind.into(),
+            channel: "email",
+            recipient: email.clone(),
+            shop_id: Some(shop.id),
+            payload: msg.email()?,
+        });
+    }
+    if cfg.notify.telegram.is_some()
+        && let Some(chat) = shop
+            .telegram
+            .as_ref()
+            .filter(|_| shop.notify_telegram || force_all)
+    {
+        out.push(NewNotice {
+            key: format!("{key}:telegram"),
+            kind: kind.into(),
+            channel: "telegram",
+            recipient: chat.clone(),
+            shop_id: Some(shop.id),
+            payload: msg.telegram(),
+        });
+    }
+    if let (Some(z), Some(data)) = (&cfg.notify.zalo, zalo)
+        && shop.notify_zalo
+        && !force_all
+    {
+        let phone = shop
+            .zalo_phone
+            .clone()
+            .unwrap_or_else(|| shop.phone.clone());
+        if let Ok(p) = PhoneVn::parse(&phone) {
+            out.push(NewNotice {
+                key: format!("{key}:zalo"),
+                kind: kind.into(),
+                channel: "zalo",
+                recipient: p.international(),
+                shop_id: Some(shop.id),
+                payload: json!({"template_id": z.template_order_paid, "template_data": data}),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn admins_emails(tx: &mut Tx) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT email FROM users WHERE role = 'admin' AND email IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+fn admin_notices(
+    admins: &[String],
+    key: &str,
+    kind: &str,
+    msg: &Message,
+) -> Result<Vec<NewNotice>> {
+    admins
+        .iter()
+        .map(|a| {
+            Ok(NewNotice {
+                key: format!("{key}:admin:{a}"),
+                kind: kind.into(),
+                channel: "email",
+                recipient: a.clone(),
+                shop_id: None,
+                payload: msg.email()?,
+            })
+        })
+        .collect()
+}
+
+/// The notices an event produces (computed inside the expanding transaction).
+pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result<Vec<NewNotice>> {
+    let key = format!("{}:{}", ev.kind, ev.ref_id);
+    let base = &cfg.public_url;
+    match ev.kind.as_str() {
+        "order_paid" | "order_closed" => {
+            let o = sqlx::query(
+                "SELECT o.code, o.shop_id, o.status, o.total_vnd, c.buyer_name, c.buyer_phone, c.buyer_address, c.buyer_email, c.note
+                 FROM orders o JOIN checkouts c ON c.id = o.checkout_id WHERE o.id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let code: String = o.try_get("code")?;
+            let total = format_vnd(o.try_get("total_vnd")?);
+            let lines = sqlx::query("SELECT name, quantity, unit_price_vnd FROM order_lines WHERE order_id = $1 ORDER BY id")
+                .bind(ev.ref_id)
+                .fetch_all(&mut **tx)
+                .await?;
+            let items: Vec<(String, i64, String)> = lines
+                .iter()
+                .map(|l| {
+                    Ok((
+                        l.try_get("name")?,
+                        l.try_get("quantity")?,
+                        format_vnd(l.try_get("unit_price_vnd")?),
+                    ))
+                })
+                .collect::<Result<_>>()?;
+            let shop = shop_target(tx, o.try_get("shop_id")?).await?;
+            let buyer_name: String = o.try_get("buyer_name")?;
+            let paid = ev.kind == "order_paid";
+            let seller_msg = Message {
+                subject: if paid {
+                    format!("Đơn hàng mới đã thanh toán — {code}")
+                } else {
+                    format!("Đơn {code} đã hết hạn hoặc bị hủy")
+                },
+                greeting: format!("Chào {},", shop.name),
+                lines: if paid {
+                    vec![
+                        format!(
+                            "Người mua: {buyer_name} · {}",
+                            o.try_get::<String, _>("buyer_phone")?
+                        ),
+                        format!("Giao đến: {}", o.try_get::<String, _>("buyer_address")?),
+                        format!("Ghi chú: {}", o.try_get::<String, _>("note")?),
+                        "Tiền đã về tài khoản Chợ Làng; hãy nhận đơn và chuẩn bị hàng.".into(),
+                    ]
+                } else {
+                    vec!["Đơn chưa được thanh toán và đã đóng; hàng đã được trả lại kho.".into()]
+                },
+                items: items.clone(),
+                total: total.clone(),
+                link: Some((
+                    format!("{base}/quan-ly/don-hang#don-{code}"),
+                    "Xem đơn trong trang quản lý".into(),
+                )),
+            };
+            let zalo = paid
+                .then(|| json!({"order_code": code, "customer_name": buyer_name, "amount": total}));
+            let mut out = for_shop(
+                cfg,
+                &shop,
+                &format!("{key}:seller"),
+                &ev.kind,
+                &seller_msg,
+                zalo,
+                false,
+            )?;
+            if let Some(email) = o.try_get::<Option<String>, _>("buyer_email")? {
+                let buyer_msg = Message {
+                    subject: if paid {
+                        format!("Biên nhận đơn hàng {code} — Chợ Làng")
+                    } else {
+                        format!("Đơn {code} đã đóng")
+                    },
+                    greeting: format!("Chào {buyer_name},"),
+                    lines: if paid {
+                        vec![format!(
+                            "Chợ Làng đã nhận tiền cho đơn {code} của {}. Cảm ơn bạn!",
+                            shop.name
+                        )]
+                    } else {
+                        vec![format!(
+                            "Đơn {code} chưa được thanh toán trong thời hạn nên đã đóng."
+                        )]
+                    },
+                    items,
+                    total,
+                    link: Some((
+                        format!("{base}/don-hang/{code}"),
+                        "Theo dõi đơn hàng".into(),
+                    )),
+                };
+                out.push(NewNotice {
+                    key: format!("{key}:buyer:email"),
+                    kind: ev.kind.clone(),
+                    channel: "email",
+                    recipient: email,
+                    shop_id: None,
+                    payload: buyer_msg.email()?,
+                });
+            }
+            Ok(out)
+        }
+        "refund_due" | "unmatched_transfer" => {
+            let admins = admins_emails(tx).await?;
+            let msg = if ev.kind == "refund_due" {
+                let r = sqlx::query(
+                    "SELECT code, amount_paid_vnd, refunded_vnd FROM payments WHERE id = $1",
+                )
+                .bind(ev.ref_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let code: String = r.try_get("code")?;
+                Message {
+                    subject: format!("Cần hoàn tiền cho thanh toán {code}"),
+                    greeting: "Chào quản trị viên,".into(),
+                    lines: vec![format!(
+                        "Thanh toán {code} đã nhận {} và cần được hoàn lại.",
+                        format_vnd(r.try_get::<i64, _>("amount_paid_vnd")?)
+                    )],
+                    items: vec![],
+                    total: String::new(),
+                    link: Some((
+                        format!("{base}/quan-tri/doi-soat"),
+                        "Mở trang đối soát".into(),
+                    )),
+                }
+            } else {
+                let r = sqlx::query(
+                    "SELECT amount_vnd, description FROM bank_transactions WHERE id = $1",
+                )
+                .bind(ev.ref_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                Message {
+                    subject: "Có chuyển khoản chưa khớp đơn".into(),
+                    greeting: "Chào quản trị viên,".into(),
+                    lines: vec![format!(
+                        "Số tiền {} với nội dung “{}” chưa khớp thanh toán nào.",
+                        format_vnd(r.try_get("amount_vnd")?),
+                        r.try_get::<String, _>("description")?
+                    )],
+                    items: vec![],
+                    total: String::new(),
+                    link: Some((
+                        format!("{base}/quan-tri/doi-soat"),
+                        "Mở trang đối soát".into(),
+                    )),
+                }
+            };
+            admin_notices(&admins, &key, &ev.kind, &msg)
+        }
+        "proposal_opened" | "proposal_approved" | "proposal_rejected" => {
+            let p = sqlx::query(
+                "SELECT pi.name, pi.unit, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.reason, v.slug
+                 FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id JOIN villages v ON v.id = pi.village_id WHERE p.id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let item: String = p.try_get("name")?;
+            let change = format!(
+                "{} → {}",
+                format_vnd(p.try_get("old_price_vnd")?),
+                format_vnd(p.try_get("new_price_vnd")?)
+            );
+            let (subject, line) = match ev.kind.as_str() {
+                "proposal_opened" => (
+                    format!("Đề xuất giá mới: {item}"),
+                    format!(
+                        "Đề xuất {change}. Lý do: {}. Mời cửa hàng biểu quyết.",
+                        p.try_get::<String, _>("reason")?
+                    ),
+                ),
+                "proposal_approved" => (
+                    format!("Giá mới đã được thông qua: {item}"),
+                    format!("Giá {change} áp dụng từ bây giờ cho mọi sản phẩm của mặt hàng."),
+                ),
+                _ => (
+                    format!("Đề xuất giá không được thông qua: {item}"),
+                    format!("Đề xuất {change} đã kết thúc mà không đủ phiếu."),
+                ),
+            };
+            let shop_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL ORDER BY id")
+                .bind(p.try_get::<i64, _>("village_id")?)
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut out = Vec::new();
+            for sid in shop_ids {
+                let shop = shop_target(tx, sid).await?;
+                let msg = Message {
+                    subject: subject.clone(),
+                    greeting: format!("Chào {},", shop.name),
+                    lines: vec![line.clone()],
+                    items: vec![],
+                    total: String::new(),
+                    link: Some((
+                        format!("{base}/lang/{}/bang-gia", p.try_get::<String, _>("slug")?),
+                        "Xem bảng giá của làng".into(),
+                    )),
+                };
+                out.extend(for_shop(
+                    cfg,
+                    &shop,
+                    &format!("{key}:shop-{sid}"),
+                    &ev.kind,
+                    &msg,
+                    None,
+                    false,
+                )?);
+            }
+            Ok(out)
+        }
+        "test" => {
+            let shop = shop_target(tx, ev.ref_id).await?;
+            let msg = Message {
+                subject: "Thông báo thử từ Chợ Làng".into(),
+                greeting: format!("Chào {},", shop.name),
+                lines: vec!["Nếu bạn nhận được tin này, kênh thông báo đã hoạt động.".into()],
+                items: vec![],
+                total: String::new(),
+                link: Some((format!("{base}/quan-ly"), "Trang quản lý cửa hàng".into())),
+            };
+            let zalo =
+                Some(json!({"order_code": "THU", "customer_name": "Chợ Làng", "amount": "0 ₫"}));
+            for_shop(
+                cfg,
+                &shop,
+                &format!("{key}:event-{}", ev.id),
+                "test",
+                &msg,
+                zalo,
+                false,
+            )
+        }
+        other => {
+            tracing::warn!(kind = other, "unknown notice event ignored");
+            Ok(vec![])
+        }
+    }
+}
+
+/// After a permanent Zalo failure, reach the shop on its other channels even if the seller
+/// had turned them off (the same idempotency keys, so nothing is sent twice).
+pub async fn fallback_for_shop(
+    db: &Db,
+    cfg: &Config,
+    key: &str,
+    kind: &str,
+    shop_id: i64,
+    payload: &Value,
+) -> Result<usize> {
+    let mut tx = db.begin().await?;
+    let shop = shop_target(&mut tx, shop_id).await?;
+    let data = &payload["template_data"];
+    let msg = Message {
+        subject: format!(
+            "Đơn hàng mới đã thanh toán — {}",
+            data["order_code"].as_str().unwrap_or("")
+        ),
+        greeting: format!("Chào {},", shop.name),
+        lines: vec![
+            format!(
+                "Người mua: {}",
+                data["customer_name"].as_str().unwrap_or("")
+            ),
+            "Tin Zalo không gửi được tới số của bạn, nên Chợ Làng báo qua kênh này.".into(),
+        ],
+        items: vec![],
+        total: data["amount"].as_str().unwrap_or("").to_string(),
+        link: Some((
+            format!("{}/quan-ly/don-hang", cfg.public_url),
+            "Xem đơn trong trang quản lý".into(),
+        )),
+    };
+    let base_key = key.trim_end_matches(":zalo");
+    let mut n = 0;
+    for notice in for_shop(cfg, &shop, base_key, kind, &msg, None, true)? {
+        if super::store::insert(&mut tx, &notice).await? {
+            n += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(n)
+}
