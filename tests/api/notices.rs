@@ -19,6 +19,7 @@ on_both_backends!(
     two_workers_deliver_each_notice_once,
     sellers_choose_channels_and_admins_retry_failures,
     price_board_notices_reach_village_sellers,
+    a_crashed_workers_notice_is_taken_over,
 );
 
 /// The demo market, its own past events (the open proposal) treated as already announced,
@@ -605,4 +606,52 @@ async fn price_board_notices_reach_village_sellers(b: Backend) {
             .any(|s| s == "Giá mới đã được thông qua: Kéo cắt cành 20cm"),
         "{subjects:?}"
     );
+}
+
+async fn a_crashed_workers_notice_is_taken_over(b: Backend) {
+    let tg = FakeProvider::start(|_| {
+        (
+            200,
+            json!({"ok": true, "result": {"message_id": 3}}).to_string(),
+        )
+    })
+    .await;
+    let app = TestApp::spawn_with(
+        b,
+        &[("TELEGRAM_BOT_TOKEN", "1:X"), ("TELEGRAM_API_URL", &tg.url)],
+    )
+    .await;
+    demo(&app).await;
+    set_telegram(&app, "5550001").await;
+    sqlx::query("UPDATE shops SET notify_email = 0 WHERE slug = 'man-tuyn-ba-hanh'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    paid_order(&app).await;
+    let worker = app.notifier();
+    worker.expand().await.unwrap();
+    // A worker claims the notice and dies before sending or recording anything.
+    let claimed = cholang::notify::store::claim(&app.db, 10, 60_000)
+        .await
+        .unwrap();
+    let telegram: Vec<_> = claimed.iter().filter(|c| c.channel == "telegram").collect();
+    assert_eq!(telegram.len(), 1);
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        0,
+        "leased to the dead worker for now"
+    );
+    // Its lease runs out: the next worker takes it over.
+    sqlx::query("UPDATE notices SET lease_until = 1")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    worker.run_once().await.unwrap();
+    assert_eq!(tg.requests().len(), 1);
+    let (status, attempts): (String, i64) =
+        sqlx::query_as("SELECT status, attempts FROM notices WHERE channel = 'telegram'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("delivered", 2));
 }
