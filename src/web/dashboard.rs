@@ -71,6 +71,7 @@ struct DashboardPage {
     shop_form: ShopInput,
     shop_village: String,
     errors: FieldErrors,
+    is_admin: bool,
 }
 
 impl DashboardPage {
@@ -156,6 +157,7 @@ async fn dashboard_page(
         shop_form,
         shop_village,
         errors,
+        is_admin: user.is_admin(),
     })
 }
 

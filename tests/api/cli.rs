@@ -76,6 +76,19 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
         products["products"].as_array().unwrap().len() >= 40,
         "at least 40 demo products"
     );
+    // The notice worker inside `serve` delivers the demo proposal's notices as mail files.
+    let started = Instant::now();
+    while std::fs::read_dir(data.path().join("mail"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no notice delivered by the embedded worker"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     if b == Backend::Sqlite {
         assert!(
             data.path().join("cholang.db").exists(),

@@ -248,6 +248,12 @@ async fn unknown_codes_wait_for_an_admin(b: Backend) {
     );
     app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
         .await;
+    let dash = app.page("/quan-ly").await;
+    assert!(
+        dash.contains("href=\"/quan-tri/doi-soat\"")
+            && dash.contains("href=\"/quan-tri/thong-bao\""),
+        "admins find their pages"
+    );
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(page.contains("chuyen tien mua ban le"));
     let txn: i64 = sqlx::query_scalar(

@@ -86,6 +86,12 @@ async fn quorum_approval_changes_every_listing_of_the_item(b: Backend) {
     let (s, p) = vote(&app, &toan, proposal, false).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["proposal"]["status"], "open");
+    app.login_page(TOAN, PW).await;
+    assert!(
+        app.page("/quan-ly")
+            .await
+            .contains("Bạn đã chọn: không đồng ý.")
+    );
     assert_eq!(prices_of_item(&app, item).await, vec![150_000, 150_000]);
 
     // The third yes comes through the page form, as a seller would vote on a phone.
@@ -93,6 +99,12 @@ async fn quorum_approval_changes_every_listing_of_the_item(b: Backend) {
         app.login_page(DUC, PW).await.status(),
         StatusCode::SEE_OTHER
     );
+    // Đức's dashboard lists the open proposal and asks for his vote; no admin links.
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Đề xuất giá đang chờ biểu quyết"));
+    assert!(dash.contains("Màn tuyn 1m6 x 2m: 150.000 ₫ → 160.000 ₫"));
+    assert!(dash.contains("Bạn chưa biểu quyết."));
+    assert!(!dash.contains("/quan-tri/"), "no admin links for sellers");
     let r = app
         .submit(
             "/lang/phu-doi/bang-gia",
@@ -109,6 +121,11 @@ async fn quorum_approval_changes_every_listing_of_the_item(b: Backend) {
     assert_eq!(p["proposal"]["status"], "approved");
     assert_eq!(p["proposal"]["decision"], "quorum");
     assert_eq!(prices_of_item(&app, item).await, vec![160_000, 160_000]);
+    // Bà Hạnh's dashboard lists her proposal with its outcome.
+    app.login_page(HANH, PW).await;
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Đề xuất của tôi"));
+    assert!(dash.contains("Màn tuyn 1m6 x 2m: 150.000 ₫ → 160.000 ₫</a> — Đã thông qua"));
 
     // Every listing shows it: both shops' product pages and the price board history.
     for slug in [
