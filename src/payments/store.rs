@@ -197,7 +197,10 @@ async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
 pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(String, String)> {
     let p = lock_payment(tx, payment_id).await?;
     let now = now_ms();
-    let paid = p.paid + amount;
+    let paid = p
+        .paid
+        .checked_add(amount)
+        .ok_or_else(|| AppError::BadRequest("số tiền vượt giới hạn".into()))?;
     let late = now > p.expires_at;
     let status = match p.status.as_str() {
         "pending" | "underpaid" if paid >= p.amount => {

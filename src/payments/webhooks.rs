@@ -20,6 +20,16 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// A transfer amount: a whole number of đồng within ±`MAX_VND` (no real transfer comes
+/// near it), so sums can never overflow.
+fn amount(v: &Value, field: &str) -> Result<i64, BodyError> {
+    match int(v) {
+        Some(a) if a.abs() <= crate::domain::money::MAX_VND => Ok(a),
+        Some(_) => Err(BodyError(format!("{field} is out of range"))),
+        None => Err(BodyError(format!("{field} must be an integer (VND)"))),
+    }
+}
+
 #[derive(Debug, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct BodyError(pub String);
@@ -30,8 +40,7 @@ pub fn from_bank(v: &Value, raw: &str) -> Result<Incoming, BodyError> {
     Ok(Incoming {
         provider: Provider::Bank,
         txn_id: text(&v["id"]).ok_or_else(|| BodyError("id is required".into()))?,
-        amount: int(&v["amount"])
-            .ok_or_else(|| BodyError("amount must be an integer (VND)".into()))?,
+        amount: amount(&v["amount"], "amount")?,
         description: v["description"].as_str().unwrap_or("").to_string(),
         account_number: text(&v["account_number"]),
         reference: text(&v["reference"]),
@@ -51,8 +60,7 @@ pub fn from_casso(v: &Value, raw: &str) -> Result<Incoming, BodyError> {
     Ok(Incoming {
         provider: Provider::Casso,
         txn_id: text(&d["id"]).ok_or_else(|| BodyError("data.id is required".into()))?,
-        amount: int(&d["amount"])
-            .ok_or_else(|| BodyError("data.amount must be an integer".into()))?,
+        amount: amount(&d["amount"], "data.amount")?,
         description: d["description"].as_str().unwrap_or("").to_string(),
         account_number: text(&d["accountNumber"]),
         reference: text(&d["reference"]),
@@ -81,8 +89,7 @@ pub fn from_payos(top: &Value, data: &Value, raw: &str) -> Result<Incoming, Body
     Ok(Incoming {
         provider: Provider::Payos,
         txn_id,
-        amount: int(&data["amount"])
-            .ok_or_else(|| BodyError("data.amount must be an integer".into()))?,
+        amount: amount(&data["amount"], "data.amount")?,
         description: data["description"].as_str().unwrap_or("").to_string(),
         account_number: text(&data["accountNumber"]),
         reference,
@@ -120,8 +127,7 @@ pub fn from_stripe(v: &Value, raw: &str) -> Result<Option<Incoming>, BodyError> 
     Ok(Some(Incoming {
         provider: Provider::Stripe,
         txn_id: text(&s["id"]).ok_or_else(|| BodyError("data.object.id is required".into()))?,
-        amount: int(&s["amount_total"])
-            .ok_or_else(|| BodyError("amount_total is required".into()))?,
+        amount: amount(&s["amount_total"], "amount_total")?,
         description: code.clone().unwrap_or_default(),
         account_number: None,
         reference: text(&s["payment_intent"]),
@@ -144,6 +150,11 @@ mod tests {
         assert_eq!(from_bank(&ok, "").unwrap().txn_id, "42");
         assert!(from_bank(&json!({"amount": 1}), "").is_err());
         assert!(from_bank(&json!({"id": "a", "amount": 1.5}), "").is_err());
+        assert!(
+            from_bank(&json!({"id": "a", "amount": i64::MAX}), "").is_err(),
+            "absurd amounts refused"
+        );
+        assert!(from_bank(&json!({"id": "a", "amount": -1_000_000_000_001_i64}), "").is_err());
     }
 
     #[test]

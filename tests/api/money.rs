@@ -90,6 +90,17 @@ async fn bad_signatures_are_refused_and_change_nothing(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let absurd =
+        serde_json::to_vec(&json!({"id": "FT10", "amount": i64::MAX, "description": code}))
+            .unwrap();
+    let r = send(Some(sign(BANK_SECRET, now, &absurd)), absurd)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "amounts beyond any real transfer are refused"
+    );
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM bank_transactions").await,
         0
