@@ -684,12 +684,9 @@ pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()>
         Some(admin.id.0),
     )
     .await?;
-    sqlx::query("UPDATE payments SET refunded_vnd = refunded_vnd + $1, updated_at = $2 WHERE checkout_id = $3")
-        .bind(order.total_vnd)
-        .bind(now_ms())
-        .bind(order.checkout_id)
-        .execute(&mut *tx)
-        .await?;
+    // Recorded on the order (status, order event) and in the audit log. `payments.refunded_vnd`
+    // stays the money returned at payment level (overpayments, refund-due payments), so an
+    // order refund can neither hide nor be overwritten by an overpayment refund.
     audit(
         &mut tx,
         admin,

@@ -476,6 +476,66 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.stock("ghe-dau-go-xoan").await, 25);
 
+    // The admin sees the cancelled order in reconciliation and records the refund, once.
+    // An overpayment on the same payment stays visible: order refunds do not hide it.
+    app.transfer(70_000, &code).await;
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let page = app.page("/quan-tri/doi-soat").await;
+    assert!(
+        page.contains(&format!("{code}-2")) && page.contains("240.000 ₫"),
+        "cancelled order listed"
+    );
+    let r = app
+        .submit(
+            "/quan-tri/doi-soat",
+            "/quan-tri/doi-soat/hoan-don",
+            &[("order_code", &format!("{code}-2"))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let st: String = sqlx::query_scalar("SELECT status FROM orders WHERE code = $1")
+        .bind(format!("{code}-2"))
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(st, "refunded");
+    let r = app
+        .submit(
+            "/quan-tri/doi-soat",
+            "/quan-tri/doi-soat/hoan-don",
+            &[("order_code", &format!("{code}-2"))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "refunded once");
+    let page = app.page("/quan-tri/doi-soat").await;
+    assert!(
+        page.contains("refund_order") && page.contains("240000 VND refunded"),
+        "audited"
+    );
+    assert!(
+        page.contains("Chuyển thừa") && page.contains("70.000 ₫"),
+        "overpayment still shown"
+    );
+    let r = app
+        .submit(
+            "/quan-tri/doi-soat",
+            "/quan-tri/doi-soat/hoan-thanh-toan",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM payments WHERE code = $1")
+        .bind(code.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        refunded, 70_000,
+        "the overpayment, recorded at payment level"
+    );
+    app.login_page(HANH, PW).await;
+
     // The buyer follows the order after confirming the phone number.
     let buyer = app.new_browser();
     let html = buyer
