@@ -15,6 +15,7 @@ use crate::db::Db;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    pub search: crate::search::Search,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -32,11 +33,13 @@ pub struct Server {
 impl Server {
     pub async fn bind(config: Config, db: Db) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.addr).await?;
+        let search = crate::search::Search::open(&config.search, db.clone())?;
         Ok(Server {
             listener,
             state: AppState {
                 db,
                 config: Arc::new(config),
+                search,
             },
         })
     }
@@ -61,6 +64,16 @@ impl Server {
         } else {
             None
         };
+        let search_sync = if self.state.config.search.embedded_worker {
+            let sync = crate::search::sync::SearchSync::new(self.state.search.clone());
+            let every = Duration::from_millis(self.state.config.search.sync_interval_ms);
+            let mut stop = stop_tx.subscribe();
+            Some(tokio::spawn(sync.run(every, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        } else {
+            None
+        };
         let app = router(self.state.clone());
         axum::serve(
             self.listener,
@@ -72,6 +85,9 @@ impl Server {
         // Let the notice worker finish the notice in hand; unsent ones stay in the outbox.
         let _ = stop_tx.send(true);
         if let Some(w) = worker {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), w).await;
+        }
+        if let Some(w) = search_sync {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(20), w).await;
         }
         Ok(())

@@ -21,6 +21,7 @@ pub struct Config {
     pub login_window_minutes: i64,
     pub payments: PaymentsConfig,
     pub notify: NotifyConfig,
+    pub search: SearchConfig,
 }
 
 #[derive(Clone)]
@@ -98,6 +99,51 @@ impl NotifyConfig {
             max_attempts: s.parse("NOTIFY_MAX_ATTEMPTS", 8)?,
             backoff_base_secs: s.parse("NOTIFY_BACKOFF_SECS", 10)?,
             embedded_worker: !matches!(s.get("NOTIFY_WORKER"), Some("off" | "0" | "false")),
+        })
+    }
+}
+
+/// Catalogue search: Meilisearch when `MEILI_URL` is set, else the embedded index.
+#[derive(Clone, Debug)]
+pub struct SearchConfig {
+    pub meili_url: Option<String>,
+    pub meili_key: Option<String>,
+    pub meili_index: String,
+    /// Where the embedded index lives.
+    pub index_dir: PathBuf,
+    /// Settings JSON: `SEARCH_CONFIG`, else the compiled-in `search-config/products.json`.
+    pub settings_json: String,
+    /// Run the search sync worker inside `serve` (default on).
+    pub embedded_worker: bool,
+    pub sync_interval_ms: u64,
+}
+
+impl SearchConfig {
+    fn load(s: &Settings, data_dir: &std::path::Path) -> anyhow::Result<SearchConfig> {
+        let settings_json = match s.get("SEARCH_CONFIG") {
+            Some(p) => {
+                std::fs::read_to_string(p).with_context(|| format!("reading SEARCH_CONFIG {p}"))?
+            }
+            None => crate::search::settings::BUILT_IN.to_string(),
+        };
+        crate::search::SearchSettings::parse(&settings_json).map_err(anyhow::Error::msg)?;
+        Ok(SearchConfig {
+            meili_url: s
+                .get("MEILI_URL")
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            meili_key: s
+                .get("MEILI_MASTER_KEY")
+                .filter(|k| !k.is_empty())
+                .map(str::to_string),
+            meili_index: s.get("MEILI_INDEX").unwrap_or("products").to_string(),
+            index_dir: s
+                .get("SEARCH_INDEX_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("search")),
+            settings_json,
+            embedded_worker: !matches!(s.get("SEARCH_WORKER"), Some("off" | "0" | "false")),
+            sync_interval_ms: s.parse("SEARCH_SYNC_INTERVAL_MS", 250)?,
         })
     }
 }
@@ -326,8 +372,10 @@ impl Config {
             Some(_) => anyhow::bail!("CHOLANG_SECRET_KEY must be at least 32 characters"),
             None => load_or_create_secret(&data_dir)?,
         };
+        let search = SearchConfig::load(settings, &data_dir)?;
         Ok(Config {
             data_dir,
+            search,
             database_url,
             addr,
             public_url,

@@ -44,6 +44,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "notices",
         include_str!("../migrations/sqlite/0003_notices.sql"),
     ),
+    (
+        4,
+        "search_queue",
+        include_str!("../migrations/sqlite/0004_search_queue.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -60,6 +65,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "notices",
         include_str!("../migrations/postgres/0003_notices.sql"),
+    ),
+    (
+        4,
+        "search_queue",
+        include_str!("../migrations/postgres/0004_search_queue.sql"),
     ),
 ];
 

@@ -73,6 +73,9 @@ pub enum AppError {
     TooManyAttempts(i64),
     #[error("tệp quá lớn")]
     PayloadTooLarge,
+    /// A dependency (the search engine) is down; the client may retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("lỗi hệ thống, vui lòng thử lại sau")]
     Internal(#[from] anyhow::Error),
 }
@@ -94,6 +97,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +113,7 @@ impl AppError {
             AppError::Csrf => "csrf",
             AppError::TooManyAttempts(_) => "too_many_attempts",
             AppError::PayloadTooLarge => "payload_too_large",
+            AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
     }

@@ -11,4 +11,5 @@ pub mod notify;
 pub mod orders;
 pub mod payments;
 pub mod pricing;
+pub mod search;
 pub mod web;

@@ -29,8 +29,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Deliver notices from the outbox (when not run inside `serve`).
+    /// Deliver notices from the outbox (when not run inside `serve`); with Meilisearch, also
+    /// apply the search queue.
     Worker,
+    /// Rebuild the search index from the database, applying search-config/ settings first.
+    Reindex,
     /// Import a village catalogue CSV (all rows or none).
     Import {
         file: PathBuf,
@@ -90,13 +93,33 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Worker => {
-            let notifier = cholang::notify::worker::Notifier::new(db, std::sync::Arc::new(config))?;
+            let notifier = cholang::notify::worker::Notifier::new(
+                db.clone(),
+                std::sync::Arc::new(config.clone()),
+            )?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let run = tokio::spawn(notifier.run(stop_rx));
             tracing::info!("notice worker running");
+            // The embedded index belongs to `serve`; Meilisearch can be fed from here.
+            let search = match &config.search.meili_url {
+                Some(_) => {
+                    let search = cholang::search::Search::open(&config.search, db.clone())?;
+                    let sync = cholang::search::sync::SearchSync::new(search);
+                    let mut stop = stop_tx.subscribe();
+                    let every = std::time::Duration::from_millis(config.search.sync_interval_ms);
+                    tracing::info!("search sync worker running");
+                    Some(tokio::spawn(sync.run(every, async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })))
+                }
+                None => None,
+            };
             shutdown_signal().await;
             let _ = stop_tx.send(true);
             let _ = run.await;
+            if let Some(s) = search {
+                let _ = s.await;
+            }
         }
         Command::Serve { demo } => {
             if demo {
@@ -129,7 +152,31 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Reindex => reindex(&config, db).await?,
         Command::Admin { command } => admin(&db, command).await?,
+    }
+    Ok(())
+}
+
+async fn reindex(config: &Config, db: Db) -> anyhow::Result<()> {
+    use cholang::search::queue::{Scope, enqueue_now};
+    match cholang::search::Search::open(&config.search, db.clone()) {
+        Ok(search) => {
+            let engine = search.engine.name();
+            let mut sync = cholang::search::sync::SearchSync::new(search);
+            let started = std::time::Instant::now();
+            let n = sync.rebuild().await?;
+            println!(
+                "search index rebuilt ({engine}): {n} products in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        // The embedded index is open in a running `serve`: it rebuilds from the queue.
+        Err(e) if config.search.meili_url.is_none() => {
+            enqueue_now(&db, Scope::All).await?;
+            println!("the index is in use ({e}); a full rebuild is queued for the running server");
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

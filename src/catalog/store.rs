@@ -8,6 +8,7 @@ use crate::accounts::User;
 use crate::db::{Db, Tx};
 use crate::domain::{Slug, now_ms};
 use crate::error::{AppError, Result};
+use crate::search;
 
 fn village_from_row(r: &AnyRow) -> Result<Village> {
     Ok(Village {
@@ -392,6 +393,27 @@ pub async fn products_of_item(db: &Db, item_id: i64) -> Result<Vec<ProductCard>>
     rows.iter().map(card_from_row).collect()
 }
 
+/// Cards of these products in the given order, active ones in active shops only: search
+/// hits are shown with the price and stock the product page shows.
+pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{} WHERE p.active = 1 AND s.active = 1 AND p.id IN ({list})",
+        card_select!()
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut by_id: std::collections::HashMap<i64, ProductCard> = rows
+        .iter()
+        .map(card_from_row)
+        .map(|c| c.map(|c| (c.id.0, c)))
+        .collect::<Result<_>>()?;
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
 /// Simple search: every folded word of the query must appear in the product's folded text.
 pub async fn search_simple(db: &Db, query: &str, limit: i64) -> Result<Vec<ProductCard>> {
     let words: Vec<String> = crate::domain::text::fold(query)
@@ -549,16 +571,20 @@ pub async fn update_product(
 }
 
 pub async fn set_product_active(db: &Db, product: ProductId, active: bool) -> Result<()> {
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE products SET active = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(active))
         .bind(now_ms())
         .bind(product.0)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    search::queue::enqueue(&mut tx, search::queue::Scope::Product(product.0)).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Recompute the folded search text of the products of a shop, or of one product.
+/// Recompute the folded search text of the products of a shop, or of one product, and queue
+/// them for the search index: every product or shop change goes through here.
 pub async fn refresh_search_text(
     tx: &mut Tx,
     shop: Option<ShopId>,
@@ -584,11 +610,18 @@ pub async fn refresh_search_text(
             &r.try_get::<String, _>("village_name")?,
             &r.try_get::<String, _>("description")?,
         ]);
+        let id: i64 = r.try_get("id")?;
         sqlx::query("UPDATE products SET search_text = $1 WHERE id = $2")
             .bind(text)
-            .bind(r.try_get::<i64, _>("id")?)
+            .bind(id)
             .execute(&mut **tx)
             .await?;
+        if shop.is_none() {
+            search::queue::enqueue(tx, search::queue::Scope::Product(id)).await?;
+        }
+    }
+    if let Some(shop) = shop {
+        search::queue::enqueue(tx, search::queue::Scope::Shop(shop.0)).await?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::{AppError, Result};
 use crate::payments::code::{ALPHABET, PaymentCode};
+use crate::search;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LineView {
@@ -57,27 +58,37 @@ fn random_code(prefix: &str, len: usize) -> String {
     format!("{prefix}{body}")
 }
 
-/// Reserve stock: succeeds only if enough is left, whatever runs concurrently.
+/// Reserve stock: succeeds only if enough is left, whatever runs concurrently. Selling the
+/// last unit queues the product for the search index ("in stock" changed).
 pub async fn reserve(tx: &mut Tx, product_id: i64, qty: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND active = 1",
+    let left: Option<i64> = sqlx::query_scalar(
+        "UPDATE products SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 AND active = 1
+         RETURNING stock",
     )
     .bind(qty)
     .bind(now_ms())
     .bind(product_id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if left == Some(0) {
+        search::queue::enqueue(tx, search::queue::Scope::Product(product_id)).await?;
+    }
+    Ok(left.is_some())
 }
 
+/// Put stock back; a product back from zero is queued for the search index.
 pub async fn release(tx: &mut Tx, product_id: i64, qty: i64) -> Result<()> {
-    sqlx::query("UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3")
-        .bind(qty)
-        .bind(now_ms())
-        .bind(product_id)
-        .execute(&mut **tx)
-        .await?;
+    let now: Option<i64> = sqlx::query_scalar(
+        "UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3 RETURNING stock",
+    )
+    .bind(qty)
+    .bind(now_ms())
+    .bind(product_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if now.is_some_and(|n| n == qty && qty > 0) {
+        search::queue::enqueue(tx, search::queue::Scope::Product(product_id)).await?;
+    }
     Ok(())
 }
 

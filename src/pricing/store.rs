@@ -80,12 +80,13 @@ pub async fn apply_price(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    // Listings changed: touch them so anything that follows product changes sees it.
+    // Listings changed: touch them, and queue them for the search index.
     sqlx::query("UPDATE products SET updated_at = $1 WHERE price_item_id = $2")
         .bind(now)
         .bind(item_id)
         .execute(&mut **tx)
         .await?;
+    crate::search::queue::enqueue(tx, crate::search::queue::Scope::PriceItem(item_id)).await?;
     Ok(())
 }
 

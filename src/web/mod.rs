@@ -7,6 +7,7 @@ pub mod cart;
 pub mod dashboard;
 pub mod orders;
 pub mod pages;
+pub mod search;
 pub mod session;
 pub mod views;
 pub mod webhooks;
@@ -39,7 +40,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(webhooks::router())
         .merge(cart::router())
         .merge(orders::router())
-        .nest("/api/v1", api::router())
+        .merge(search::page_router())
+        .nest("/api/v1", api::router().merge(search::api_router()))
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(css))
         .nest_service("/anh", photos)

@@ -2,9 +2,8 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
-use serde::Deserialize;
 
 use super::views::{CardView, DetailView, ShopView, VillageView, cards, detail};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
@@ -17,7 +16,6 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{slug}", get(village))
         .route("/shop/{slug}", get(shop))
         .route("/san-pham/{slug}", get(product))
-        .route("/tim-kiem", get(search))
 }
 
 #[derive(Template)]
@@ -124,34 +122,5 @@ async fn product(
         layout: Layout::new(&st, &seed, &user, d.card.name.clone()),
         village_url: format!("/lang/{}", d.card.village_slug),
         p: detail(&d),
-    })
-}
-
-#[derive(Deserialize)]
-struct SearchQuery {
-    #[serde(default)]
-    q: String,
-}
-
-#[derive(Template)]
-#[template(path = "search.html")]
-struct SearchPage {
-    layout: Layout,
-    q: String,
-    products: Vec<CardView>,
-}
-
-async fn search(
-    State(st): State<AppState>,
-    seed: CsrfSeed,
-    MaybeUser(user): MaybeUser,
-    Query(q): Query<SearchQuery>,
-) -> PageResult {
-    let q = q.q.chars().take(200).collect::<String>();
-    let products = store::search_simple(&st.db, &q, 60).await?;
-    render(SearchPage {
-        layout: Layout::new(&st, &seed, &user, format!("Tìm “{q}”")),
-        q,
-        products: cards(&products),
     })
 }

@@ -27,6 +27,8 @@ pub struct CardView {
     pub category: String,
     pub slug: String,
     pub active: bool,
+    /// The name with matched words in `<mark>` (HTML, already escaped), on search pages.
+    pub highlight: Option<String>,
 }
 
 impl From<&ProductCard> for CardView {
@@ -46,6 +48,7 @@ impl From<&ProductCard> for CardView {
             category: c.category.clone(),
             slug: c.slug.clone(),
             active: c.active,
+            highlight: None,
         }
     }
 }

@@ -39,6 +39,15 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// A Meilisearch server to run the search tests against too: `TEST_MEILI_URL` (and
+/// `TEST_MEILI_KEY`, its master key).
+pub fn meili() -> Option<(String, String)> {
+    let url = std::env::var("TEST_MEILI_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    Some((url, std::env::var("TEST_MEILI_KEY").unwrap_or_default()))
+}
+
 pub fn pg_url() -> Option<String> {
     std::env::var("TEST_POSTGRES_URL")
         .ok()
@@ -137,15 +146,47 @@ impl TestApp {
         }
     }
 
-    /// The demo market: 5 villages, 10 seller accounts, 46 products, one open proposal.
+    /// The demo market: 5 villages, 10 seller accounts, 49 products, one open proposal,
+    /// with the search index caught up.
     pub async fn with_demo(backend: Backend) -> TestApp {
-        let app = Self::spawn(backend).await;
+        Self::with_demo_and(backend, &[]).await
+    }
+
+    pub async fn with_demo_and(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let app = Self::spawn_with(backend, extra).await;
         assert!(
             cholang::catalog::demo::load_if_empty(&app.db)
                 .await
                 .unwrap()
         );
+        app.search_synced().await;
         app
+    }
+
+    /// Wait until the server's search sync worker has applied every queued change.
+    pub async fn search_synced(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_queue")
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+            if n == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "search queue not drained: {n} rows left"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /api/v1/search?<query>`.
+    pub async fn search(&self, query: &str) -> (StatusCode, Value) {
+        let r = self.get(&format!("/api/v1/search?{query}")).await;
+        let status = r.status();
+        (status, r.json().await.unwrap())
     }
 
     pub fn url(&self, path: &str) -> String {

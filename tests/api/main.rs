@@ -15,3 +15,4 @@ mod notices;
 mod pages;
 mod pricing;
 mod providers;
+mod search;

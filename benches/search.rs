@@ -1,0 +1,382 @@
+//! `cargo bench --bench search`: the embedded search engine on a generated catalogue.
+//!
+//! For each size in `BENCH_SIZES` (default "10000,100000"):
+//! - a SQLite catalogue of that many products is generated (10 villages, 200 shops, words
+//!   from the craft villages' vocabulary);
+//! - indexing throughput: a full rebuild from the database into a new embedded index;
+//! - in-process latency over a mix of buyer queries (plain, without diacritics, typos,
+//!   prefixes, synonyms, filters, sorts): the engine alone and the whole search service
+//!   (engine + exact-diacritics rank + hydration from the database);
+//! - HTTP latency: the real `cholang serve` binary on loopback, `BENCH_CONCURRENCY` (default
+//!   16) clients, `BENCH_N` (default 2000) requests to `/api/v1/search`;
+//! - the server's memory: resident set and its peak (VmRSS / VmHWM) after the HTTP run.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cholang::db::Db;
+use cholang::search::{Catalogue, Plan, Search, SearchRequest};
+use tokio::sync::Semaphore;
+
+const VILLAGES: &[&str] = &[
+    "Phú Đôi",
+    "Chuyên Mỹ",
+    "Vân Từ",
+    "Phú Túc",
+    "Tri Thủy",
+    "Bát Tràng",
+    "Vạn Phúc",
+    "Đồng Kỵ",
+    "Làng Chuông",
+    "Quảng Phú Cầu",
+];
+const THINGS: &[&str] = &[
+    "Màn tuyn",
+    "Màn chụp",
+    "Ghế đẩu",
+    "Bàn trà",
+    "Khay trà",
+    "Thớt",
+    "Kệ sách",
+    "Dao thái",
+    "Kéo cắt cành",
+    "Bản lề",
+    "Tranh khảm trai",
+    "Hộp đựng trang sức",
+    "Bộ đũa",
+    "Bình hoa",
+    "Đĩa sơn mài",
+    "Áo dài lụa",
+    "Quần âu",
+    "Giỏ bèo bồng",
+    "Thảm cói",
+    "Mũ cói",
+    "Gạo nếp",
+    "Gạo tám",
+    "Long nhãn",
+    "Mật ong",
+    "Giò lụa",
+    "Bát",
+    "Chén",
+    "Nón lá",
+    "Khăn lụa",
+    "Ấm chén",
+];
+const MATERIALS: &[&str] = &[
+    "gỗ xoan",
+    "gỗ mít",
+    "gỗ hương",
+    "inox",
+    "thép",
+    "tre",
+    "cói",
+    "lụa tơ tằm",
+    "sơn mài",
+    "xà cừ",
+    "gốm men lam",
+    "polyester",
+    "đồng",
+    "mây",
+];
+const TRAITS: &[&str] = &[
+    "thủ công",
+    "cao cấp",
+    "loại nhỏ",
+    "loại lớn",
+    "màu xanh",
+    "màu đỏ",
+    "trắng",
+    "hoa sen",
+    "chạm khắc",
+    "truyền thống",
+    "quà tặng",
+    "gia đình",
+];
+
+fn pick<'a>(list: &[&'a str], i: usize, salt: usize) -> &'a str {
+    list[(i.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % list.len()]
+}
+
+async fn generate(db: &Db, n: usize) {
+    let mut tx = db.begin().await.unwrap();
+    let now = cholang::domain::now_ms();
+    for (v, name) in VILLAGES.iter().enumerate() {
+        sqlx::query("INSERT INTO villages (id, slug, name, commune, district, province, created_at) VALUES ($1, $2, $3, $3, 'Phú Xuyên', 'Hà Nội', $4)")
+            .bind(v as i64 + 1)
+            .bind(format!("lang-{v}"))
+            .bind(name.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for (t, thing) in THINGS.iter().enumerate() {
+            sqlx::query("INSERT INTO price_items (id, village_id, name, unit, price_vnd, created_at, updated_at) VALUES ($1, $2, $3, 'chiếc', $4, $5, $5)")
+                .bind((v * THINGS.len() + t) as i64 + 1)
+                .bind(v as i64 + 1)
+                .bind(thing.to_string())
+                .bind(20_000 + ((v * 31 + t * 17) % 100) as i64 * 5_000)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+    }
+    for s in 0..200usize {
+        sqlx::query("INSERT INTO shops (id, slug, village_id, name, phone, created_at, updated_at) VALUES ($1, $2, $3, $4, '0912000000', $5, $5)")
+            .bind(s as i64 + 1)
+            .bind(format!("shop-{s}"))
+            .bind((s % VILLAGES.len()) as i64 + 1)
+            .bind(format!("Cơ sở {} {}", pick(&["Minh", "Hạnh", "Toàn", "Hương", "Phúc", "Lợi", "Nghĩa", "Trang"], s, 1), s))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    for i in 0..n {
+        let shop = i % 200;
+        let village = shop % VILLAGES.len();
+        let t = (i / 200) % THINGS.len();
+        let name = format!(
+            "{} {} {} #{i}",
+            THINGS[t],
+            pick(MATERIALS, i, 2),
+            pick(TRAITS, i, 3)
+        );
+        let description = format!(
+            "{} làm tại làng {}, {} {}, bền đẹp, giao hàng toàn quốc.",
+            THINGS[t],
+            VILLAGES[village],
+            pick(MATERIALS, i, 4),
+            pick(TRAITS, i, 5)
+        );
+        sqlx::query("INSERT INTO products (id, slug, shop_id, price_item_id, name, description, category, stock, ocop_stars, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)")
+            .bind(i as i64 + 1)
+            .bind(format!("p-{i}"))
+            .bind(shop as i64 + 1)
+            .bind((village * THINGS.len() + t) as i64 + 1)
+            .bind(name)
+            .bind(description)
+            .bind(THINGS[t].split(' ').next().unwrap().to_string())
+            .bind((i % 7) as i64)
+            .bind(if i % 5 == 0 { Some(3 + (i % 3) as i64) } else { None })
+            .bind(now - i as i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Buyer queries: (query string as the API gets it).
+const QUERIES: &[&str] = &[
+    "q=m%C3%A0n+tuyn",
+    "q=man+tuyn",
+    "q=mat+ong",
+    "q=gh%E1%BA%BF+g%E1%BB%97+xoan",
+    "q=kham+trau",
+    "q=tranh+kh%E1%BA%A3m",
+    "q=m%C3%B9ng",
+    "q=ch%C3%A9n",
+    "q=bo+dua",
+    "q=go+huong&sort=price_asc",
+    "q=lua&village=lang-2",
+    "q=gao&ocop_min=4",
+    "q=ao+dai&price_max=200000",
+    "q=polyeste",
+    "q=thot&in_stock=true",
+    "q=binh+hoa+son+m",
+    "sort=newest",
+    "q=non+la&page=3",
+];
+
+fn pct(lat: &mut [Duration], q: f64) -> f64 {
+    lat.sort();
+    lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0
+}
+
+fn request(q: &str) -> SearchRequest {
+    let p = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    SearchRequest::parse(&p).unwrap()
+}
+
+fn proc_status(pid: u32, key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len() + 1..].trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn bench_size(n: usize, rows: &mut Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let t = Instant::now();
+    generate(&db, n).await;
+    eprintln!("{n}: generated in {:.1} s", t.elapsed().as_secs_f64());
+
+    let settings = cholang::config::Settings::from_pairs([
+        ("CHOLANG_DATA_DIR".into(), dir.path().display().to_string()),
+        ("DATABASE_URL".into(), url.clone()),
+    ]);
+    let config = cholang::config::Config::load(&settings).unwrap();
+    {
+        let search = Search::open(&config.search, db.clone()).unwrap();
+        let docs = cholang::search::store::all_docs(&db).await.unwrap();
+        let t = Instant::now();
+        search.engine.replace_all(&docs).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        rows.push(format!(
+            "| {n} | indexing (full rebuild) | {:.0} docs/s ({secs:.1} s) | | |",
+            n as f64 / secs
+        ));
+        // In-process: the engine alone, then the service (rank + hydration).
+        let embedded = cholang::search::embedded::Embedded::open(
+            &dir.path().join("engine-only"),
+            search.settings.clone(),
+        )
+        .unwrap();
+        embedded.replace_all(&docs).await.unwrap();
+        let rounds = 30;
+        let mut lat = vec![];
+        for _ in 0..rounds {
+            for q in QUERIES {
+                let r = request(q);
+                let groups = Plan::groups(&r.q, &search.settings);
+                let plan = Plan {
+                    folded_query: String::new(),
+                    groups,
+                    filters: r.filters.clone(),
+                    sort: r.sort,
+                    offset: 0,
+                    limit: 200,
+                    with_exact: true,
+                    with_facets: true,
+                };
+                let t = Instant::now();
+                embedded.search_now(&plan).unwrap();
+                lat.push(t.elapsed());
+            }
+        }
+        rows.push(format!(
+            "| {n} | in-process, engine (top 200 + facets) | {} queries | {:.2} ms | {:.2} ms |",
+            lat.len(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99)
+        ));
+        let mut lat = vec![];
+        for _ in 0..rounds {
+            for q in QUERIES {
+                let r = request(q);
+                let t = Instant::now();
+                search.search(&r).await.unwrap();
+                lat.push(t.elapsed());
+            }
+        }
+        rows.push(format!(
+            "| {n} | in-process, search service (20 hits, hydrated) | {} queries | {:.2} ms | {:.2} ms |",
+            lat.len(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99)
+        ));
+    }
+    // HTTP: the real binary on the index just built (its settings hash matches: no rebuild).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cholang"))
+        .arg("serve")
+        .env("CHOLANG_DATA_DIR", dir.path())
+        .env("DATABASE_URL", &url)
+        .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
+        .env("SEARCH_WORKER", "off")
+        .env("NOTIFY_WORKER", "off")
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000usize);
+    let conc = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16usize);
+    let sem = Arc::new(Semaphore::new(conc));
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for i in 0..total {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let client = client.clone();
+        let url = format!("{base}/api/v1/search?{}", QUERIES[i % QUERIES.len()]);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = client.get(url).send().await.unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap();
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.push(t.await.unwrap());
+    }
+    let wall = t.elapsed().as_secs_f64();
+    rows.push(format!(
+        "| {n} | HTTP /api/v1/search, {conc} concurrent | {:.0} req/s | {:.2} ms | {:.2} ms |",
+        total as f64 / wall,
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    ));
+    rows.push(format!(
+        "| {n} | server memory after the run | RSS {} (peak {}) | | |",
+        proc_status(child.id(), "VmRSS:"),
+        proc_status(child.id(), "VmHWM:")
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rows = vec![
+        "| products | measure | volume | p50 | p99 |".to_string(),
+        "|---|---|---|---|---|".to_string(),
+    ];
+    rt.block_on(async {
+        for n in sizes {
+            bench_size(n, &mut rows).await;
+        }
+    });
+    println!("{}", rows.join("\n"));
+}

@@ -1,0 +1,618 @@
+//! The embedded engine: a tantivy index under the data dir, following `search-config/`
+//! the way Meilisearch does, so both engines find the same products in the same order:
+//!
+//! * one tantivy field per searchable attribute, holding folded words;
+//! * every query word must match (Meilisearch's `matchingStrategy: all`), through its
+//!   exact form, its typo variants within the configured budget (a wrong first letter
+//!   counts two, as in Meilisearch), its synonyms, and for the last word any indexed word
+//!   it starts;
+//! * rank: fewer typos first, then the more important attribute, then whole words over
+//!   prefixes, encoded as constant scores per word; `sort` first when the buyer picks one;
+//! * filters and facets on fast fields.
+//!
+//! Typo and prefix variants are looked up in a vocabulary of the index's words, rebuilt after
+//! every commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::StrColumn;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query,
+    RangeQuery, TermQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term,
+};
+
+use super::{
+    Alt, Catalogue, EngineHit, EngineResult, Facets, Plan, SearchDoc, SearchError, SearchSettings,
+    Sort, text,
+};
+
+const TOKENIZER: &str = "folded";
+const HASH_FILE: &str = "settings.hash";
+/// Prefix variants of the last word, most frequent first, are capped at this many.
+const MAX_PREFIX_TERMS: usize = 50;
+
+struct Fields {
+    id: Field,
+    searchable: Vec<(Field, String)>,
+    village_slug: Field,
+    category_key: Field,
+    category_label: Field,
+    ocop_stars: Field,
+    price_vnd: Field,
+    in_stock: Field,
+    created_at: Field,
+    exact: Field,
+}
+
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+    settings: Arc<SearchSettings>,
+    /// Indexed words by first letter, with document frequency.
+    vocab: RwLock<HashMap<char, Vec<(String, u64)>>>,
+    fresh: bool,
+}
+
+pub struct Embedded {
+    inner: Arc<Inner>,
+    dir: PathBuf,
+}
+
+fn engine_err(e: impl std::fmt::Display) -> SearchError {
+    SearchError::Engine(e.to_string())
+}
+
+fn schema(settings: &SearchSettings) -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text_opts = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let id = b.add_i64_field("id", INDEXED | STORED | FAST);
+    let searchable = settings
+        .searchable
+        .iter()
+        .map(|a| (b.add_text_field(a, text_opts.clone()), a.clone()))
+        .collect();
+    let fields = Fields {
+        id,
+        searchable,
+        village_slug: b.add_text_field("village_slug", STRING | FAST),
+        category_key: b.add_text_field("category_key", STRING),
+        category_label: b.add_text_field("category_label", STRING | FAST),
+        ocop_stars: b.add_i64_field("ocop_stars", INDEXED | FAST),
+        price_vnd: b.add_i64_field("price_vnd", INDEXED | FAST),
+        in_stock: b.add_i64_field("in_stock", INDEXED | FAST),
+        created_at: b.add_i64_field("created_at", INDEXED | FAST),
+        exact: b.add_text_field("exact", STORED),
+    };
+    (b.build(), fields)
+}
+
+impl Embedded {
+    /// Open the index under `dir`, creating it (or recreating it when the settings changed).
+    pub fn open(dir: &Path, settings: Arc<SearchSettings>) -> Result<Embedded, SearchError> {
+        let hash_path = dir.join(HASH_FILE);
+        let same = std::fs::read_to_string(&hash_path).ok().as_deref() == Some(&settings.hash);
+        let (schema, fields) = schema(&settings);
+        let (index, fresh) = if same && dir.join("meta.json").exists() {
+            (Index::open_in_dir(dir).map_err(engine_err)?, false)
+        } else {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(engine_err)?;
+            }
+            std::fs::create_dir_all(dir).map_err(engine_err)?;
+            let index = Index::create_in_dir(dir, schema).map_err(engine_err)?;
+            std::fs::write(&hash_path, &settings.hash).map_err(engine_err)?;
+            (index, true)
+        };
+        index.tokenizers().register(
+            TOKENIZER,
+            TextAnalyzer::from(WhitespaceTokenizer::default()),
+        );
+        let writer: IndexWriter = index.writer(50_000_000).map_err(|e| {
+            SearchError::Engine(format!(
+                "cannot open the search index for writing ({e}); is another cholang running on this data dir?"
+            ))
+        })?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(engine_err)?;
+        let inner = Arc::new(Inner {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            settings,
+            vocab: RwLock::new(HashMap::new()),
+            fresh,
+        });
+        inner.rebuild_vocab().map_err(engine_err)?;
+        Ok(Embedded {
+            inner,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, SearchError> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(engine_err)?
+    }
+}
+
+impl Inner {
+    fn rebuild_vocab(&self) -> tantivy::Result<()> {
+        let searcher = self.reader.searcher();
+        let mut freq: HashMap<String, u64> = HashMap::new();
+        for seg in searcher.segment_readers() {
+            for (field, _) in &self.fields.searchable {
+                let inv = seg.inverted_index(*field)?;
+                let mut stream = inv.terms().stream()?;
+                while stream.advance() {
+                    if let Ok(word) = std::str::from_utf8(stream.key()) {
+                        *freq.entry(word.to_string()).or_default() +=
+                            u64::from(stream.value().doc_freq);
+                    }
+                }
+            }
+        }
+        let mut vocab: HashMap<char, Vec<(String, u64)>> = HashMap::new();
+        for (w, f) in freq {
+            if let Some(c) = w.chars().next() {
+                vocab.entry(c).or_default().push((w, f));
+            }
+        }
+        for list in vocab.values_mut() {
+            list.sort();
+        }
+        *self.vocab.write().expect("vocab lock") = vocab;
+        Ok(())
+    }
+
+    fn to_doc(&self, d: &SearchDoc) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_i64(f.id, d.id);
+        for (field, attr) in &f.searchable {
+            doc.add_text(*field, text::fold_text(d.searchable(attr)));
+        }
+        doc.add_text(f.village_slug, &d.village_slug);
+        doc.add_text(f.category_key, text::fold_text(&d.category));
+        doc.add_text(f.category_label, &d.category);
+        doc.add_i64(f.ocop_stars, d.ocop_stars);
+        doc.add_i64(f.price_vnd, d.price_vnd);
+        doc.add_i64(f.in_stock, i64::from(d.in_stock));
+        doc.add_i64(f.created_at, d.created_at);
+        doc.add_text(f.exact, d.exact_words());
+        doc
+    }
+
+    fn commit(&self, writer: &mut IndexWriter) -> tantivy::Result<()> {
+        writer.commit()?;
+        self.reader.reload()?;
+        self.rebuild_vocab()
+    }
+
+    /// Folded words matching `word`: (word, typos, is_prefix).
+    fn variants(&self, alt: &Alt) -> Vec<(String, u8, bool)> {
+        let t = &alt.tokens[0];
+        let mut out = vec![(t.clone(), 0u8, false)];
+        let budget = self.settings.typo_budget(t);
+        let vocab = self.vocab.read().expect("vocab lock");
+        let first = t.chars().next().unwrap_or(' ');
+        if budget > 0 {
+            // A wrong first letter costs two typos, so only a budget of two looks further.
+            let lists: Vec<&Vec<(String, u64)>> = if budget >= 2 {
+                vocab.values().collect()
+            } else {
+                vocab.get(&first).into_iter().collect()
+            };
+            for (w, _) in lists.into_iter().flatten() {
+                if w != t
+                    && let Some(n) = text::typos(t, w, budget)
+                {
+                    out.push((w.clone(), n, false));
+                }
+            }
+        }
+        if alt.prefix {
+            let mut starts: Vec<&(String, u64)> = vocab
+                .get(&first)
+                .into_iter()
+                .flatten()
+                .filter(|(w, _)| w != t && w.starts_with(t.as_str()))
+                .collect();
+            starts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (w, _) in starts.into_iter().take(MAX_PREFIX_TERMS) {
+                if !out.iter().any(|(o, _, _)| o == w) {
+                    out.push((w.clone(), 0, true));
+                }
+            }
+        }
+        out
+    }
+
+    /// Score of a matched word: typos dominate, then attribute weight, then whole words.
+    fn score(typos: u8, rank: usize, prefix: bool) -> Score {
+        let typo_part = (2 - typos.min(2)) as Score * 1000.0;
+        let attr_part = (10 - rank.min(9)) as Score * 10.0;
+        typo_part + attr_part + if prefix { 0.0 } else { 5.0 }
+    }
+
+    fn word_query(&self, variants: &[(String, u8, bool)]) -> Box<dyn Query> {
+        let mut parts: Vec<Box<dyn Query>> = vec![];
+        for (rank, (field, _)) in self.fields.searchable.iter().enumerate() {
+            for (w, typos, prefix) in variants {
+                let term = Term::from_field_text(*field, w);
+                parts.push(Box::new(ConstScoreQuery::new(
+                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                    Self::score(*typos, rank, *prefix),
+                )));
+            }
+        }
+        Box::new(DisjunctionMaxQuery::new(parts))
+    }
+
+    fn alt_query(&self, alt: &Alt) -> Box<dyn Query> {
+        if alt.original && alt.tokens.len() == 1 {
+            return self.word_query(&self.variants(alt));
+        }
+        // Synonyms and multi-word phrases: every word, exactly; scored as one word.
+        let n = alt.tokens.len() as Score;
+        let musts: Vec<(Occur, Box<dyn Query>)> = alt
+            .tokens
+            .iter()
+            .map(|t| (Occur::Must, self.word_query(&[(t.clone(), 0, false)])))
+            .collect();
+        Box::new(BoostQuery::new(Box::new(BooleanQuery::new(musts)), 1.0 / n))
+    }
+
+    fn filterable(&self, attr: &str) -> Result<(), SearchError> {
+        if self.settings.filterable.contains(attr) {
+            Ok(())
+        } else {
+            Err(SearchError::Engine(format!(
+                "attribute {attr} is not filterable"
+            )))
+        }
+    }
+
+    fn query(&self, plan: &Plan) -> Result<Box<dyn Query>, SearchError> {
+        let f = &self.fields;
+        let mut musts: Vec<(Occur, Box<dyn Query>)> = vec![];
+        for g in &plan.groups {
+            let alts: Vec<Box<dyn Query>> = g.alts.iter().map(|a| self.alt_query(a)).collect();
+            musts.push((Occur::Must, Box::new(DisjunctionMaxQuery::new(alts))));
+        }
+        let mut filters: Vec<Box<dyn Query>> = vec![];
+        let fl = &plan.filters;
+        let term =
+            |t: Term| -> Box<dyn Query> { Box::new(TermQuery::new(t, IndexRecordOption::Basic)) };
+        let range = |field: Field, lo: Option<i64>, hi: Option<i64>| -> Box<dyn Query> {
+            let b = |v: Option<i64>| match v {
+                Some(v) => Bound::Included(Term::from_field_i64(field, v)),
+                None => Bound::Unbounded,
+            };
+            Box::new(RangeQuery::new(b(lo), b(hi)))
+        };
+        if let Some(v) = &fl.village {
+            self.filterable("village_slug")?;
+            filters.push(term(Term::from_field_text(f.village_slug, v)));
+        }
+        if let Some(c) = &fl.category {
+            self.filterable("category_key")?;
+            filters.push(term(Term::from_field_text(
+                f.category_key,
+                &text::fold_text(c),
+            )));
+        }
+        if let Some(n) = fl.ocop_min {
+            self.filterable("ocop_stars")?;
+            filters.push(range(f.ocop_stars, Some(n), None));
+        }
+        if fl.price_min.is_some() || fl.price_max.is_some() {
+            self.filterable("price_vnd")?;
+            filters.push(range(f.price_vnd, fl.price_min, fl.price_max));
+        }
+        if let Some(s) = fl.in_stock {
+            self.filterable("in_stock")?;
+            filters.push(term(Term::from_field_i64(f.in_stock, i64::from(s))));
+        }
+        for q in filters {
+            musts.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        }
+        if musts.is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        if plan.groups.is_empty() {
+            musts.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(AllQuery), 0.0)),
+            ));
+        }
+        Ok(Box::new(BooleanQuery::new(musts)))
+    }
+
+    fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
+        let searcher = self.reader.searcher();
+        let query = self.query(plan)?;
+        let n = plan.offset + plan.limit;
+        let sort_field = match plan.sort {
+            Sort::Relevance => None,
+            Sort::PriceAsc | Sort::PriceDesc => Some("price_vnd"),
+            Sort::Newest => Some("created_at"),
+        };
+        if let Some(a) = sort_field
+            && !self.settings.sortable.contains(a)
+        {
+            return Err(SearchError::Engine(format!(
+                "attribute {a} is not sortable"
+            )));
+        }
+        let sign: i64 = if plan.sort == Sort::PriceAsc { -1 } else { 1 };
+        let sort_name = sort_field.unwrap_or("price_vnd");
+        // Sort key: (sort value, relevance); relevance scores are whole numbers.
+        let top = TopDocs::with_limit(n.max(1)).tweak_score(move |seg: &SegmentReader| {
+            let col = seg
+                .fast_fields()
+                .i64(sort_name)
+                .map(|c| c.first_or_default_col(0))
+                .ok();
+            move |doc: DocId, score: Score| {
+                let v = match (&col, sort_field) {
+                    (Some(c), Some(_)) => c.get_val(doc) * sign,
+                    _ => 0,
+                };
+                (v, score as i64)
+            }
+        });
+        let (top, facets, total) = if plan.with_facets {
+            let (t, (fc, total)) = searcher
+                .search(query.as_ref(), &(top, FacetCollector))
+                .map_err(engine_err)?;
+            (t, fc, total)
+        } else {
+            let (t, total) = searcher
+                .search(query.as_ref(), &(top, Count))
+                .map_err(engine_err)?;
+            (t, Facets::default(), total as u64)
+        };
+        let mut hits = vec![];
+        let addrs: Vec<DocAddress> = top
+            .into_iter()
+            .skip(plan.offset)
+            .take(plan.limit)
+            .map(|(_, a)| a)
+            .collect();
+        for a in addrs {
+            if plan.with_exact {
+                let doc: TantivyDocument = searcher.doc(a).map_err(engine_err)?;
+                let id = doc
+                    .get_first(self.fields.id)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0);
+                let exact = doc
+                    .get_first(self.fields.exact)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                hits.push(EngineHit {
+                    id,
+                    exact: Some(exact),
+                });
+            } else {
+                let seg = searcher.segment_reader(a.segment_ord);
+                let id = seg
+                    .fast_fields()
+                    .i64("id")
+                    .map_err(engine_err)?
+                    .first_or_default_col(0)
+                    .get_val(a.doc_id);
+                hits.push(EngineHit { id, exact: None });
+            }
+        }
+        Ok(EngineResult {
+            total,
+            hits,
+            facets,
+        })
+    }
+}
+
+/// Facet counts (village, category, OCOP stars) and the number of matches.
+struct FacetCollector;
+
+struct FacetSegment {
+    village: Option<StrColumn>,
+    category: Option<StrColumn>,
+    ocop: Option<std::sync::Arc<dyn tantivy::columnar::ColumnValues<i64>>>,
+    village_counts: Vec<u64>,
+    category_counts: Vec<u64>,
+    ocop_counts: BTreeMap<i64, u64>,
+    total: u64,
+}
+
+impl Collector for FacetCollector {
+    type Fruit = (Facets, u64);
+    type Child = FacetSegment;
+
+    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<FacetSegment> {
+        let ff = seg.fast_fields();
+        let village = ff.str("village_slug")?;
+        let category = ff.str("category_label")?;
+        Ok(FacetSegment {
+            village_counts: vec![0; village.as_ref().map_or(0, |c| c.num_terms())],
+            category_counts: vec![0; category.as_ref().map_or(0, |c| c.num_terms())],
+            village,
+            category,
+            ocop: ff.i64("ocop_stars").ok().map(|c| c.first_or_default_col(0)),
+            ocop_counts: BTreeMap::new(),
+            total: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(Facets, u64)>) -> tantivy::Result<(Facets, u64)> {
+        let mut out = Facets::default();
+        let mut total = 0;
+        for (f, n) in fruits {
+            total += n;
+            for (k, v) in f.village {
+                *out.village.entry(k).or_default() += v;
+            }
+            for (k, v) in f.category {
+                *out.category.entry(k).or_default() += v;
+            }
+            for (k, v) in f.ocop_stars {
+                *out.ocop_stars.entry(k).or_default() += v;
+            }
+        }
+        Ok((out, total))
+    }
+}
+
+impl SegmentCollector for FacetSegment {
+    type Fruit = (Facets, u64);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.total += 1;
+        if let Some(c) = &self.village {
+            for o in c.term_ords(doc) {
+                self.village_counts[o as usize] += 1;
+            }
+        }
+        if let Some(c) = &self.category {
+            for o in c.term_ords(doc) {
+                self.category_counts[o as usize] += 1;
+            }
+        }
+        if let Some(c) = &self.ocop {
+            let v = c.get_val(doc);
+            if v > 0 {
+                *self.ocop_counts.entry(v).or_default() += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> (Facets, u64) {
+        let mut f = Facets::default();
+        let names = |col: &Option<StrColumn>, counts: &[u64], out: &mut BTreeMap<String, u64>| {
+            if let Some(c) = col {
+                for (ord, n) in counts.iter().enumerate() {
+                    let mut s = String::new();
+                    if *n > 0 && c.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
+                        *out.entry(s).or_default() += n;
+                    }
+                }
+            }
+        };
+        names(&self.village, &self.village_counts, &mut f.village);
+        names(&self.category, &self.category_counts, &mut f.category);
+        for (k, v) in self.ocop_counts {
+            f.ocop_stars.insert(k.to_string(), v);
+        }
+        (f, self.total)
+    }
+}
+
+#[async_trait::async_trait]
+impl Catalogue for Embedded {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn prepare(&self) -> Result<bool, SearchError> {
+        let fresh = self.inner.fresh;
+        let n = self.count().await?;
+        Ok(fresh || n == 0)
+    }
+
+    async fn upsert(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        let docs = docs.to_vec();
+        self.blocking(move |inner| {
+            let mut w = inner.writer.lock().expect("writer lock");
+            for d in &docs {
+                w.delete_term(Term::from_field_i64(inner.fields.id, d.id));
+                w.add_document(inner.to_doc(d)).map_err(engine_err)?;
+            }
+            inner.commit(&mut w).map_err(engine_err)
+        })
+        .await
+    }
+
+    async fn delete(&self, ids: &[i64]) -> Result<(), SearchError> {
+        let ids = ids.to_vec();
+        self.blocking(move |inner| {
+            let mut w = inner.writer.lock().expect("writer lock");
+            for id in &ids {
+                w.delete_term(Term::from_field_i64(inner.fields.id, *id));
+            }
+            inner.commit(&mut w).map_err(engine_err)
+        })
+        .await
+    }
+
+    async fn replace_all(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        let docs = docs.to_vec();
+        self.blocking(move |inner| {
+            let mut w = inner.writer.lock().expect("writer lock");
+            w.delete_all_documents().map_err(engine_err)?;
+            for d in &docs {
+                w.add_document(inner.to_doc(d)).map_err(engine_err)?;
+            }
+            inner.commit(&mut w).map_err(engine_err)
+        })
+        .await
+    }
+
+    async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
+        let plan = plan.clone();
+        self.blocking(move |inner| inner.search(&plan)).await
+    }
+
+    async fn count(&self) -> Result<u64, SearchError> {
+        self.blocking(|inner| Ok(inner.reader.searcher().num_docs()))
+            .await
+    }
+}
+
+impl Embedded {
+    /// In-process search without the tokio hop (benchmarks).
+    pub fn search_now(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
+        self.inner.search(plan)
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.inner.index
+    }
+}

@@ -1,0 +1,286 @@
+//! The Meilisearch engine, through `meilisearch-sdk`: settings from `search-config/` applied
+//! at start and on reindex, every task waited for and a failed one reported, a full rebuild
+//! made in a side index and swapped in so searches never see a half-built index.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meilisearch_sdk::client::{Client, SwapIndexes};
+use meilisearch_sdk::errors::Error as MeiliError;
+use meilisearch_sdk::search::{MatchingStrategies, Selectors};
+use meilisearch_sdk::settings::Settings;
+use meilisearch_sdk::task_info::TaskInfo;
+use meilisearch_sdk::tasks::Task;
+use serde::Deserialize;
+
+use super::{
+    Catalogue, EngineHit, EngineResult, Facets, Plan, SearchDoc, SearchError, SearchSettings, Sort,
+    text,
+};
+
+const TASK_TIMEOUT: Duration = Duration::from_secs(120);
+const BATCH: usize = 10_000;
+
+pub struct Meili {
+    client: Client,
+    index: String,
+    settings: Arc<SearchSettings>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: i64,
+    #[serde(default)]
+    exact: Option<String>,
+}
+
+fn err(e: MeiliError) -> SearchError {
+    match e {
+        MeiliError::Meilisearch(m) => SearchError::Engine(m.to_string()),
+        MeiliError::Timeout => {
+            SearchError::Unavailable("a Meilisearch task did not finish in time".into())
+        }
+        other => SearchError::Unavailable(other.to_string()),
+    }
+}
+
+/// A filter value in Meilisearch's filter syntax: double quotes, escaped.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Meili {
+    pub fn new(
+        url: &str,
+        key: Option<&str>,
+        index: &str,
+        settings: Arc<SearchSettings>,
+    ) -> Result<Meili, SearchError> {
+        let client = Client::new(url, key).map_err(err)?;
+        Ok(Meili {
+            client,
+            index: index.to_string(),
+            settings,
+        })
+    }
+
+    async fn wait(&self, t: TaskInfo) -> Result<(), SearchError> {
+        match t
+            .wait_for_completion(
+                &self.client,
+                Some(Duration::from_millis(50)),
+                Some(TASK_TIMEOUT),
+            )
+            .await
+            .map_err(err)?
+        {
+            Task::Failed { content } => {
+                tracing::error!(index = %self.index, error = %content.error, "Meilisearch task failed");
+                Err(SearchError::Engine(format!(
+                    "Meilisearch task failed: {}",
+                    content.error
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn apply_settings(&self, uid: &str) -> Result<(), SearchError> {
+        let s: Settings = serde_json::from_value(self.settings.meili_json.clone())
+            .map_err(|e| SearchError::Engine(format!("search settings for Meilisearch: {e}")))?;
+        let t = self.client.index(uid).set_settings(&s).await.map_err(err)?;
+        self.wait(t).await
+    }
+
+    async fn add(&self, uid: &str, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        for chunk in docs.chunks(BATCH) {
+            let json: Vec<serde_json::Value> = chunk.iter().map(SearchDoc::to_json).collect();
+            let t = self
+                .client
+                .index(uid)
+                .add_or_replace(&json, Some("id"))
+                .await
+                .map_err(err)?;
+            self.wait(t).await?;
+        }
+        Ok(())
+    }
+
+    fn filter(&self, plan: &Plan) -> Vec<String> {
+        let f = &plan.filters;
+        let mut out = vec![];
+        if let Some(v) = &f.village {
+            out.push(format!("village_slug = {}", quote(v)));
+        }
+        if let Some(c) = &f.category {
+            out.push(format!("category_key = {}", quote(&text::fold_text(c))));
+        }
+        if let Some(n) = f.ocop_min {
+            out.push(format!("ocop_stars >= {n}"));
+        }
+        if let Some(n) = f.price_min {
+            out.push(format!("price_vnd >= {n}"));
+        }
+        if let Some(n) = f.price_max {
+            out.push(format!("price_vnd <= {n}"));
+        }
+        if let Some(b) = f.in_stock {
+            out.push(format!("in_stock = {}", i64::from(b)));
+        }
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Catalogue for Meili {
+    fn name(&self) -> &'static str {
+        "meilisearch"
+    }
+
+    async fn prepare(&self) -> Result<bool, SearchError> {
+        self.client.health().await.map_err(err)?;
+        self.apply_settings(&self.index).await?;
+        Ok(self.count().await? == 0)
+    }
+
+    async fn upsert(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        self.add(&self.index, docs).await
+    }
+
+    async fn delete(&self, ids: &[i64]) -> Result<(), SearchError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let t = self
+            .client
+            .index(&self.index)
+            .delete_documents(ids)
+            .await
+            .map_err(err)?;
+        self.wait(t).await
+    }
+
+    async fn replace_all(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        let side = format!("{}_rebuild", self.index);
+        if let Ok(t) = self.client.index(&side).delete().await {
+            // A missing side index fails this task; that is fine.
+            let _ = t
+                .wait_for_completion(
+                    &self.client,
+                    Some(Duration::from_millis(50)),
+                    Some(TASK_TIMEOUT),
+                )
+                .await;
+        }
+        self.apply_settings(&side).await?;
+        self.add(&side, docs).await?;
+        // The live index must exist to be swapped.
+        self.apply_settings(&self.index).await?;
+        let t = self
+            .client
+            .swap_indexes([&SwapIndexes {
+                indexes: (self.index.clone(), side.clone()),
+                rename: None,
+            }])
+            .await
+            .map_err(err)?;
+        self.wait(t).await?;
+        let t = self.client.index(&side).delete().await.map_err(err)?;
+        self.wait(t).await
+    }
+
+    async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
+        let index = self.client.index(&self.index);
+        let mut q = index.search();
+        q.with_query(&plan.folded_query)
+            .with_matching_strategy(MatchingStrategies::ALL);
+        let filters = self.filter(plan);
+        let filter = filters.join(" AND ");
+        if !filter.is_empty() {
+            q.with_filter(&filter);
+        }
+        let sort: &[&str] = match plan.sort {
+            Sort::Relevance => &[],
+            Sort::PriceAsc => &["price_vnd:asc"],
+            Sort::PriceDesc => &["price_vnd:desc"],
+            Sort::Newest => &["created_at:desc"],
+        };
+        if !sort.is_empty() {
+            q.with_sort(sort);
+        }
+        let facet_names = ["village_slug", "category_label", "ocop_stars"];
+        if plan.with_facets {
+            q.with_facets(Selectors::Some(&facet_names));
+        }
+        let retrieve: &[&str] = if plan.with_exact {
+            &["id", "exact"]
+        } else {
+            &["id"]
+        };
+        q.with_attributes_to_retrieve(Selectors::Some(retrieve));
+        // Page mode gives an exact total; windows that do not start on a page use offsets.
+        if plan.limit == 0 {
+            q.with_page(1).with_hits_per_page(0);
+        } else if plan.offset.is_multiple_of(plan.limit) {
+            q.with_page(plan.offset / plan.limit + 1)
+                .with_hits_per_page(plan.limit);
+        } else {
+            q.with_offset(plan.offset).with_limit(plan.limit);
+        }
+        let r = q.execute::<IdOnly>().await.map_err(err)?;
+        let total = r
+            .total_hits
+            .or(r.estimated_total_hits)
+            .unwrap_or(r.hits.len()) as u64;
+        let mut facets = Facets::default();
+        if let Some(dist) = r.facet_distribution {
+            let take = |name: &str| -> BTreeMap<String, u64> {
+                dist.get(name)
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| name != "ocop_stars" || k.as_str() != "0")
+                            .map(|(k, v)| (k.clone(), *v as u64))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            facets.village = take("village_slug");
+            facets.category = take("category_label");
+            facets.ocop_stars = take("ocop_stars");
+        }
+        let hits = r
+            .hits
+            .into_iter()
+            .map(|h| EngineHit {
+                id: h.result.id,
+                exact: h.result.exact,
+            })
+            .collect();
+        Ok(EngineResult {
+            total,
+            hits,
+            facets,
+        })
+    }
+
+    async fn count(&self) -> Result<u64, SearchError> {
+        match self.client.index(&self.index).get_stats().await {
+            Ok(s) => Ok(s.number_of_documents as u64),
+            Err(MeiliError::Meilisearch(m))
+                if m.error_code == meilisearch_sdk::errors::ErrorCode::IndexNotFound =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+impl Meili {
+    /// Delete the index (tests clean up after themselves).
+    pub async fn drop_index(&self) -> Result<(), SearchError> {
+        let t = self.client.index(&self.index).delete().await.map_err(err)?;
+        self.wait(t).await
+    }
+}

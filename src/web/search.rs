@@ -1,0 +1,457 @@
+//! Catalogue search: `GET /api/v1/search` (JSON) and `GET /tim-kiem` (the page). Both parse
+//! the same parameters into a `SearchRequest`; `search::Search` does the rest.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::session::{CsrfSeed, Layout, MaybeUser};
+use super::views::CardView;
+use super::{PageResult, render};
+use crate::app::AppState;
+use crate::domain::money::format_vnd;
+use crate::error::{AppError, Result};
+use crate::search::{SearchOutcome, SearchRequest, Sort};
+
+pub fn api_router() -> Router<AppState> {
+    Router::new().route("/search", get(api_search))
+}
+
+pub fn page_router() -> Router<AppState> {
+    Router::new().route("/tim-kiem", get(page))
+}
+
+fn params(raw: &Option<String>) -> HashMap<String, String> {
+    form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+async fn api_search(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>> {
+    let req = SearchRequest::parse(&params(&raw))?;
+    let out = st.search.search(&req).await?;
+    let hits: Vec<Value> = out
+        .hits
+        .iter()
+        .map(|h| {
+            let c = &h.card;
+            json!({
+                "id": c.id.0,
+                "slug": c.slug,
+                "name": c.name,
+                "price_vnd": c.price_vnd,
+                "unit": c.unit,
+                "in_stock": c.stock > 0,
+                "stock": c.stock,
+                "ocop_stars": c.ocop_stars,
+                "category": c.category,
+                "village": c.village_name,
+                "village_slug": c.village_slug,
+                "shop": {"slug": c.shop_slug, "name": c.shop_name},
+                "url": format!("/san-pham/{}", c.slug),
+                "image_url": c.thumb.as_ref().map(|t| format!("/anh/{t}")),
+                "highlight": h.highlight,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "query": req.q,
+        "total": out.total,
+        "page": req.page,
+        "per_page": req.per_page,
+        "sort": out.sort,
+        "hits": hits,
+        "facets": out.facets,
+        "suggestions": out.suggestions,
+        "took_ms": out.took_ms,
+        "engine": st.search.engine.name(),
+    })))
+}
+
+/// A facet value as a link that toggles it.
+pub struct FacetLink {
+    pub label: String,
+    pub count: u64,
+    pub url: String,
+    pub active: bool,
+}
+
+pub struct FacetGroup {
+    pub title: &'static str,
+    pub links: Vec<FacetLink>,
+}
+
+pub struct Chip {
+    pub label: String,
+    pub remove_url: String,
+}
+
+pub struct SortLink {
+    pub label: &'static str,
+    pub url: String,
+    pub active: bool,
+}
+
+pub struct PageLink {
+    pub label: String,
+    pub url: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    layout: Layout,
+    q: String,
+    searched: bool,
+    errors: Vec<String>,
+    total: u64,
+    hits: Vec<CardView>,
+    facets: Vec<FacetGroup>,
+    chips: Vec<Chip>,
+    sorts: Vec<SortLink>,
+    pages: Vec<PageLink>,
+    prev_url: Option<String>,
+    next_url: Option<String>,
+    suggestions: Vec<(String, String, u64)>,
+    categories: Vec<FacetLink>,
+    price_min: String,
+    price_max: String,
+    in_stock: bool,
+    hidden: Vec<(String, String)>,
+}
+
+/// The current parameters with some replaced (an empty value removes the parameter); the
+/// page goes back to 1 unless `page` itself is set.
+fn url_with(p: &HashMap<String, String>, set: &[(&str, &str)]) -> String {
+    let mut m: BTreeMap<String, String> = p
+        .iter()
+        .filter(|(k, v)| !v.is_empty() && k.as_str() != "page")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in set {
+        if v.is_empty() {
+            m.remove(*k);
+        } else {
+            m.insert(k.to_string(), v.to_string());
+        }
+    }
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    // q first, for readable addresses
+    if let Some(q) = m.remove("q") {
+        ser.append_pair("q", &q);
+    }
+    for (k, v) in &m {
+        ser.append_pair(k, v);
+    }
+    format!("/tim-kiem?{}", ser.finish())
+}
+
+fn hit_view(h: &crate::search::Hit) -> CardView {
+    let mut v = CardView::from(&h.card);
+    v.highlight = Some(h.highlight.clone());
+    v
+}
+
+async fn page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let p = params(&raw);
+    let q = p.get("q").cloned().unwrap_or_default();
+    let title = if q.trim().is_empty() {
+        "Tìm kiếm".to_string()
+    } else {
+        format!("Tìm “{}”", q.trim())
+    };
+    let mut view = SearchPage {
+        layout: Layout::new(&st, &seed, &user, title),
+        q: q.trim().to_string(),
+        searched: p.keys().any(|k| k != "page"),
+        errors: vec![],
+        total: 0,
+        hits: vec![],
+        facets: vec![],
+        chips: vec![],
+        sorts: vec![],
+        pages: vec![],
+        prev_url: None,
+        next_url: None,
+        suggestions: vec![],
+        categories: vec![],
+        price_min: p.get("price_min").cloned().unwrap_or_default(),
+        price_max: p.get("price_max").cloned().unwrap_or_default(),
+        in_stock: p.get("in_stock").is_some_and(|v| v == "1" || v == "true"),
+        hidden: vec![],
+    };
+    let req = match SearchRequest::parse(&p) {
+        Ok(r) => r,
+        Err(AppError::Validation(f)) => {
+            view.errors =
+                f.0.iter()
+                    .map(|(k, m)| format!("{}: {m}", field_label(k)))
+                    .collect();
+            let mut resp = render(view)?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !view.searched {
+        // The bare page: show the categories to browse.
+        let all = st.search.search(&req).await?;
+        view.categories = category_links(&p, &all);
+        return render(view);
+    }
+    let out = match st.search.search(&req).await {
+        Ok(o) => o,
+        Err(AppError::Validation(f)) => {
+            view.errors = f.0.values().cloned().collect();
+            let mut resp = render(view)?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let villages: HashMap<String, String> = crate::catalog::store::list_villages(&st.db)
+        .await?
+        .into_iter()
+        .map(|v| (v.slug, v.name))
+        .collect();
+    let village_name = |slug: &str| {
+        villages
+            .get(slug)
+            .cloned()
+            .unwrap_or_else(|| slug.to_string())
+    };
+    view.total = out.total;
+    view.hits = out.hits.iter().map(hit_view).collect();
+    let fl = &req.filters;
+    let toggle = |key: &str, value: &str, current: &Option<String>| -> (String, bool) {
+        let active = current.as_deref() == Some(value);
+        (
+            url_with(&p, &[(key, if active { "" } else { value })]),
+            active,
+        )
+    };
+    let mut village_links: Vec<FacetLink> = out
+        .facets
+        .village
+        .iter()
+        .map(|(slug, n)| {
+            let (url, active) = toggle("village", slug, &fl.village);
+            FacetLink {
+                label: village_name(slug),
+                count: *n,
+                url,
+                active,
+            }
+        })
+        .collect();
+    village_links.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
+    let mut cat_links: Vec<FacetLink> = out
+        .facets
+        .category
+        .iter()
+        .map(|(c, n)| {
+            let (url, active) = toggle("category", c, &fl.category);
+            FacetLink {
+                label: c.clone(),
+                count: *n,
+                url,
+                active,
+            }
+        })
+        .collect();
+    cat_links.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
+    let ocop_now = fl.ocop_min.map(|n| n.to_string());
+    let ocop_links = out
+        .facets
+        .ocop_stars
+        .iter()
+        .rev()
+        .map(|(stars, n)| {
+            let (url, active) = toggle("ocop_min", stars, &ocop_now);
+            FacetLink {
+                label: format!("OCOP {stars} sao"),
+                count: *n,
+                url,
+                active,
+            }
+        })
+        .collect();
+    view.facets = vec![
+        FacetGroup {
+            title: "Làng nghề",
+            links: village_links,
+        },
+        FacetGroup {
+            title: "Loại hàng",
+            links: cat_links,
+        },
+        FacetGroup {
+            title: "Hạng OCOP",
+            links: ocop_links,
+        },
+    ];
+    if let Some(v) = &fl.village {
+        view.chips.push(Chip {
+            label: format!("Làng {}", village_name(v)),
+            remove_url: url_with(&p, &[("village", "")]),
+        });
+    }
+    if let Some(c) = &fl.category {
+        view.chips.push(Chip {
+            label: c.clone(),
+            remove_url: url_with(&p, &[("category", "")]),
+        });
+    }
+    if let Some(n) = fl.ocop_min {
+        view.chips.push(Chip {
+            label: format!("OCOP từ {n} sao"),
+            remove_url: url_with(&p, &[("ocop_min", "")]),
+        });
+    }
+    if fl.price_min.is_some() || fl.price_max.is_some() {
+        let label = match (fl.price_min, fl.price_max) {
+            (Some(a), Some(b)) => format!("Giá {} – {}", format_vnd(a), format_vnd(b)),
+            (Some(a), None) => format!("Giá từ {}", format_vnd(a)),
+            (None, Some(b)) => format!("Giá đến {}", format_vnd(b)),
+            _ => unreachable!(),
+        };
+        view.chips.push(Chip {
+            label,
+            remove_url: url_with(&p, &[("price_min", ""), ("price_max", "")]),
+        });
+    }
+    if fl.in_stock == Some(true) {
+        view.chips.push(Chip {
+            label: "Còn hàng".into(),
+            remove_url: url_with(&p, &[("in_stock", "")]),
+        });
+    }
+    let sorts: [(Sort, &str); 4] = [
+        (Sort::Relevance, "Phù hợp nhất"),
+        (Sort::PriceAsc, "Giá thấp trước"),
+        (Sort::PriceDesc, "Giá cao trước"),
+        (Sort::Newest, "Mới nhất"),
+    ];
+    view.sorts = sorts
+        .iter()
+        .filter(|(s, _)| *s != Sort::Relevance || !view.q.is_empty())
+        .map(|(s, label)| SortLink {
+            label,
+            url: url_with(
+                &p,
+                &[(
+                    "sort",
+                    if *s == Sort::Relevance {
+                        ""
+                    } else {
+                        s.as_str()
+                    },
+                )],
+            ),
+            active: *s == out.sort,
+        })
+        .collect();
+    pagination(&mut view, &p, &req, &out, st.search.settings.max_total_hits);
+    view.suggestions = out
+        .suggestions
+        .iter()
+        .map(|s| {
+            (
+                url_with(&HashMap::new(), &[("q", &s.q)]),
+                s.q.clone(),
+                s.total,
+            )
+        })
+        .collect();
+    if out.total == 0 {
+        let all = st
+            .search
+            .search(&SearchRequest::parse(&HashMap::new())?)
+            .await?;
+        view.categories = category_links(&HashMap::new(), &all);
+    }
+    // Filters kept when the buyer submits the price/stock form.
+    for k in ["q", "village", "category", "ocop_min", "sort"] {
+        if let Some(v) = p.get(k).filter(|v| !v.is_empty()) {
+            view.hidden.push((k.to_string(), v.clone()));
+        }
+    }
+    render(view)
+}
+
+fn category_links(p: &HashMap<String, String>, out: &SearchOutcome) -> Vec<FacetLink> {
+    let mut links: Vec<FacetLink> = out
+        .facets
+        .category
+        .iter()
+        .map(|(c, n)| FacetLink {
+            label: c.clone(),
+            count: *n,
+            url: url_with(p, &[("category", c)]),
+            active: false,
+        })
+        .collect();
+    links.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
+    links
+}
+
+fn pagination(
+    view: &mut SearchPage,
+    p: &HashMap<String, String>,
+    req: &SearchRequest,
+    out: &SearchOutcome,
+    max_total: usize,
+) {
+    let reachable = (out.total as usize).min(max_total);
+    let last = reachable.div_ceil(req.per_page).max(1);
+    if last <= 1 {
+        return;
+    }
+    let page_url = |n: usize| {
+        let s = n.to_string();
+        url_with(p, &[("page", if n == 1 { "" } else { &s })])
+    };
+    let cur = req.page;
+    if cur > 1 {
+        view.prev_url = Some(page_url(cur - 1));
+    }
+    if cur < last {
+        view.next_url = Some(page_url(cur + 1));
+    }
+    let lo = cur.saturating_sub(2).max(1);
+    let hi = (cur + 2).min(last);
+    view.pages = (lo..=hi)
+        .map(|n| PageLink {
+            label: n.to_string(),
+            url: page_url(n),
+            current: n == cur,
+        })
+        .collect();
+}
+
+fn field_label(k: &str) -> &'static str {
+    match k {
+        "q" => "Từ khoá",
+        "village" => "Làng",
+        "category" => "Loại hàng",
+        "ocop_min" => "Hạng OCOP",
+        "price_min" => "Giá từ",
+        "price_max" => "Giá đến",
+        "in_stock" => "Còn hàng",
+        "sort" => "Sắp xếp",
+        "page" => "Trang",
+        "per_page" => "Số kết quả mỗi trang",
+        _ => "Tham số",
+    }
+}

@@ -1,0 +1,880 @@
+//! Catalogue search: the relevance suite (the same expectations for the embedded engine and,
+//! with TEST_MEILI_URL, Meilisearch), the index following every change through the durable
+//! queue, an engine stopped and restarted, the API's validation and the page.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    relevance_suite_embedded,
+    index_follows_products_prices_stock_and_shops,
+    api_validates_paginates_and_reports_facets,
+    page_shows_highlights_facets_sorts_and_suggestions,
+    stopped_server_catches_up_on_restart,
+    reindex_rebuilds_from_the_database,
+);
+
+/// What one query must give.
+enum Expect {
+    /// The first hit.
+    Top(&'static str),
+    /// The first hit is one of these.
+    TopIn(&'static [&'static str]),
+    /// All of these are among the hits.
+    Has(&'static [&'static str]),
+    /// None of these is among the hits.
+    Lacks(&'static [&'static str]),
+    /// The first comes before the second.
+    Before(&'static str, &'static str),
+    Total(u64),
+    Empty,
+    /// Every hit has this JSON field equal to this value.
+    Every(&'static str, &'static str),
+    /// Every hit's integer field is at least / at most.
+    AtLeast(&'static str, i64),
+    AtMost(&'static str, i64),
+    /// Hits ordered by price, ascending (true) or descending.
+    PriceOrder(bool),
+    /// A facet value's count.
+    Facet(&'static str, &'static str, u64),
+    /// A "no results" suggestion.
+    Suggests(&'static str),
+}
+
+use Expect::*;
+
+const MAN_2CUA: &str = "Màn tuyn 2 cửa 1m8 x 2m";
+const MAN_1M6: &str = "Màn tuyn 1m6 x 2m";
+const MAN_TRE_EM: &str = "Màn tuyn trẻ em 1m2";
+const MAN_CHUP: &str = "Màn chụp tự bung 2m2";
+const MAT_ONG_NHAN: &str = "Mật ong hoa nhãn 500ml";
+const MAT_ONG_BAC_HA: &str = "Mật ong hoa bạc hà 500ml";
+const MAT_ONG: &[&str] = &[MAT_ONG_NHAN, MAT_ONG_BAC_HA];
+const GHE_DAU: &str = "Ghế đẩu gỗ xoan";
+const GHE_BOAT: &str = "Mô hình ghe gỗ 40cm";
+const KHOA: &str = "Khoá cửa tay gạt inox";
+const DUA: &str = "Bộ đũa khảm trai 10 đôi";
+const BAT: &str = "Bát gỗ dừa ăn cơm";
+const GIO: &str = "Giò lụa thịt lợn 1kg";
+const NHAN_TUOI: &str = "Trái nhãn lồng tươi 2kg";
+const NGO: &str = "Ngô nếp sấy giòn 250g";
+const COM_LE: &str = "Bộ com lê nam may đo";
+const TRANH: &str = "Tranh khảm trai Vịnh Hạ Long 60x90";
+const GIO_BEO: &str = "Giỏ bèo bồng đan tay 30cm";
+const BINH: &str = "Bình hoa sơn mài khảm trứng";
+const THOT: &str = "Thớt gỗ nghiến tròn 35cm";
+const REM: &str = "Rèm cửa lưới chống muỗi nam châm";
+const GAO_TAM: &str = "Gạo tám thơm 5kg";
+const PHAN_HOA: &str = "Phấn hoa ong 250g";
+const LONG_NHAN: &str = "Long nhãn sấy khô 500g";
+
+fn q(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The suite: (query string, expectations). At least 40 queries over the demo catalogue.
+fn cases() -> Vec<(String, Vec<Expect>)> {
+    let nfd: String = "màn tuyn".nfd().collect();
+    vec![
+        // with and without diacritics, any case, any Unicode form
+        (
+            format!("q={}", q("màn tuyn")),
+            vec![
+                Has(&[MAN_2CUA, MAN_1M6, MAN_TRE_EM]),
+                Lacks(&[MAT_ONG_NHAN]),
+            ],
+        ),
+        (
+            "q=man+tuyn".into(),
+            vec![
+                Has(&[MAN_2CUA, MAN_1M6, MAN_TRE_EM]),
+                Lacks(&[MAT_ONG_NHAN]),
+            ],
+        ),
+        (
+            "q=MAN+TUYN".into(),
+            vec![Has(&[MAN_2CUA, MAN_1M6, MAN_TRE_EM])],
+        ),
+        (
+            format!("q={}", q(&nfd)),
+            vec![Has(&[MAN_2CUA, MAN_1M6, MAN_TRE_EM])],
+        ),
+        (
+            format!("q={}", q("mật ong")),
+            vec![TopIn(MAT_ONG), Has(MAT_ONG)],
+        ),
+        ("q=mat+ong".into(), vec![TopIn(MAT_ONG), Has(MAT_ONG)]),
+        (format!("q={}", q("đũa")), vec![Top(DUA)]),
+        ("q=dua".into(), vec![Has(&[DUA, BAT])]),
+        (format!("q={}", q("khóa cửa")), vec![Top(KHOA)]),
+        (format!("q={}", q("khoá cửa")), vec![Top(KHOA)]),
+        // an exact-diacritics match first: chairs (ghế) above boats (ghe)
+        (
+            format!("q={}", q("ghế")),
+            vec![Top(GHE_DAU), Has(&[GHE_BOAT]), Before(GHE_DAU, GHE_BOAT)],
+        ),
+        (
+            format!("q={}", q("ghe gỗ")),
+            vec![Has(&[GHE_DAU, GHE_BOAT])],
+        ),
+        (format!("q={}", q("mô hình ghe")), vec![Top(GHE_BOAT)]),
+        (
+            format!("q={}", q("đồ gỗ")),
+            vec![Has(&[GHE_DAU, THOT, BAT])],
+        ),
+        ("q=do+go".into(), vec![Has(&[GHE_DAU, THOT, BAT])]),
+        // typos: one from 4 letters, two from 8, transpositions count one
+        ("q=man+tuyen".into(), vec![Has(&[MAN_2CUA, MAN_1M6])]),
+        (format!("q={}", q("khảm trau")), vec![Has(&[TRANH, DUA])]),
+        (format!("q={}", q("thớt ngien")), vec![Top(THOT)]),
+        (format!("q={}", q("giỏ bèo bnog")), vec![Top(GIO_BEO)]),
+        ("q=poliestr".into(), vec![Top(MAN_1M6)]),
+        // a wrong first letter is two typos: too many for a 4-letter word
+        ("q=man+xuyn".into(), vec![Empty]),
+        // regional synonyms
+        (format!("q={}", q("mùng")), vec![Has(&[MAN_2CUA, MAN_CHUP])]),
+        ("q=mung+tuyn".into(), vec![Has(&[MAN_2CUA, MAN_1M6])]),
+        (format!("q={}", q("chén gỗ")), vec![Top(BAT)]),
+        ("q=heo".into(), vec![Top(GIO)]),
+        (format!("q={}", q("thịt heo")), vec![Top(GIO)]),
+        (format!("q={}", q("quả nhãn")), vec![Top(NHAN_TUOI)]),
+        (format!("q={}", q("bắp")), vec![Has(&[NGO])]),
+        ("q=comple".into(), vec![Top(COM_LE)]),
+        (format!("q={}", q("com lê")), vec![Top(COM_LE)]),
+        // the last word is a prefix while the buyer types
+        (
+            format!("q={}", q("mật o")),
+            vec![TopIn(MAT_ONG), Has(MAT_ONG)],
+        ),
+        (format!("q={}", q("khảm tr")), vec![Has(&[TRANH, DUA])]),
+        (format!("q={}", q("giỏ bèo b")), vec![Top(GIO_BEO)]),
+        (format!("q={}", q("sơn m")), vec![Has(&[BINH])]),
+        // name outranks description
+        (
+            format!("q={}", q("nhãn")),
+            vec![
+                Has(&[MAT_ONG_NHAN, LONG_NHAN, NHAN_TUOI, PHAN_HOA]),
+                Before(MAT_ONG_NHAN, PHAN_HOA),
+                Before(LONG_NHAN, PHAN_HOA),
+                Before(NHAN_TUOI, PHAN_HOA),
+            ],
+        ),
+        // village and shop names are searchable
+        (
+            format!("q={}", q("chuyên mỹ")),
+            vec![
+                Has(&[TRANH, BINH]),
+                Lacks(&[MAT_ONG_NHAN]),
+                Every("village_slug", "chuyen-my"),
+            ],
+        ),
+        (format!("q={}", q("thanh hương")), vec![Has(&[REM])]),
+        ("q=tri+thuy".into(), vec![Has(&[GAO_TAM, MAT_ONG_NHAN])]),
+        // stop words are dropped
+        (
+            format!("q={}", q("mua mật ong")),
+            vec![TopIn(MAT_ONG), Has(MAT_ONG)],
+        ),
+        (format!("q={}", q("màn cho trẻ em")), vec![Top(MAN_TRE_EM)]),
+        // filters
+        (
+            format!("q={}&village=phu-doi", q("màn")),
+            vec![Has(&[MAN_2CUA]), Every("village_slug", "phu-doi")],
+        ),
+        (
+            format!("category={}", q("Khảm trai")),
+            vec![Total(5), Every("category", "Khảm trai")],
+        ),
+        ("category=kham+trai".into(), vec![Total(5)]),
+        (
+            "ocop_min=4".into(),
+            vec![Total(6), AtLeast("ocop_stars", 4)],
+        ),
+        (
+            "q=mat+ong&price_max=200000".into(),
+            vec![
+                Has(&[MAT_ONG_NHAN]),
+                Lacks(&[MAT_ONG_BAC_HA]),
+                AtMost("price_vnd", 200_000),
+            ],
+        ),
+        ("q=nhan".into(), vec![Has(&[NHAN_TUOI])]),
+        (
+            "q=nhan&in_stock=true".into(),
+            vec![Lacks(&[NHAN_TUOI]), Has(&[MAT_ONG_NHAN])],
+        ),
+        (
+            "price_min=1000000".into(),
+            vec![AtLeast("price_vnd", 1_000_000), Has(&[TRANH, COM_LE])],
+        ),
+        // sorts
+        (
+            format!("q={}&sort=price_asc", q("gỗ")),
+            vec![PriceOrder(true), Has(&[GHE_DAU])],
+        ),
+        (
+            format!("q={}&sort=price_desc", q("gỗ")),
+            vec![PriceOrder(false)],
+        ),
+        (
+            "sort=price_asc&village=tri-thuy".into(),
+            vec![PriceOrder(true), Every("village_slug", "tri-thuy")],
+        ),
+        // facets
+        (
+            format!("q={}", q("khảm trai")),
+            vec![
+                Facet("village", "chuyen-my", 6),
+                Facet("category", "Khảm trai", 5),
+            ],
+        ),
+        ("q=mat+ong".into(), vec![Facet("ocop_stars", "4", 2)]),
+        // nothing, and what to try instead
+        ("q=khong+co+gi+nhu+vay".into(), vec![Empty]),
+        (
+            format!("q={}", q("mật ong xanh lá")),
+            vec![Empty, Suggests("mật ong")],
+        ),
+    ]
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Run every case; return the failures (so one run reports them all).
+async fn run_suite(app: &TestApp) -> Vec<String> {
+    let cases = cases();
+    assert!(cases.len() >= 40, "the suite has {} queries", cases.len());
+    let mut failures = vec![];
+    for (query, expects) in &cases {
+        let (status, v) = app.search(&format!("{query}&per_page=50")).await;
+        if status != StatusCode::OK {
+            failures.push(format!("{query}: status {status} {v}"));
+            continue;
+        }
+        let hits = names(&v);
+        let pos = |n: &str| hits.iter().position(|h| h == n);
+        for e in expects {
+            let ok = match e {
+                Top(n) => hits.first().map(String::as_str) == Some(*n),
+                TopIn(ns) => hits.first().is_some_and(|h| ns.contains(&h.as_str())),
+                Has(ns) => ns.iter().all(|n| pos(n).is_some()),
+                Lacks(ns) => ns.iter().all(|n| pos(n).is_none()),
+                Before(a, b) => matches!((pos(a), pos(b)), (Some(x), Some(y)) if x < y),
+                Total(n) => v["total"] == *n,
+                Empty => v["total"] == 0 && hits.is_empty(),
+                Every(f, val) => v["hits"].as_array().unwrap().iter().all(|h| h[*f] == *val),
+                AtLeast(f, n) => v["hits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h[*f].as_i64().is_some_and(|x| x >= *n)),
+                AtMost(f, n) => v["hits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h[*f].as_i64().is_some_and(|x| x <= *n)),
+                PriceOrder(asc) => {
+                    let p: Vec<i64> = v["hits"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| h["price_vnd"].as_i64().unwrap())
+                        .collect();
+                    p.len() > 1
+                        && p.windows(2)
+                            .all(|w| if *asc { w[0] <= w[1] } else { w[0] >= w[1] })
+                }
+                Facet(f, k, n) => v["facets"][*f][*k] == *n,
+                Suggests(s) => v["suggestions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["q"] == *s),
+            };
+            if !ok {
+                let what = match e {
+                    Top(n) => format!("top {n}"),
+                    TopIn(ns) => format!("top in {ns:?}"),
+                    Has(ns) => format!("has {ns:?}"),
+                    Lacks(ns) => format!("lacks {ns:?}"),
+                    Before(a, b) => format!("{a} before {b}"),
+                    Total(n) => format!("total {n}"),
+                    Empty => "empty".into(),
+                    Every(f, val) => format!("every {f} = {val}"),
+                    AtLeast(f, n) => format!("every {f} >= {n}"),
+                    AtMost(f, n) => format!("every {f} <= {n}"),
+                    PriceOrder(a) => format!("price order asc={a}"),
+                    Facet(f, k, n) => format!("facet {f}.{k} = {n} (got {})", v["facets"][*f][*k]),
+                    Suggests(s) => format!("suggests {s} (got {})", v["suggestions"]),
+                };
+                failures.push(format!(
+                    "{query}: expected {what}; total {} hits {hits:?}",
+                    v["total"]
+                ));
+            }
+        }
+    }
+    failures
+}
+
+async fn relevance_suite_embedded(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let failures = run_suite(&app).await;
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same suite against a real Meilisearch server, in an index of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relevance_suite_meilisearch() {
+    let Some((url, key)) = meili() else {
+        eprintln!("TEST_MEILI_URL not set: Meilisearch run skipped");
+        return;
+    };
+    let index = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let app = TestApp::with_demo_and(
+        Backend::Sqlite,
+        &[
+            ("MEILI_URL", &url),
+            ("MEILI_MASTER_KEY", &key),
+            ("MEILI_INDEX", &index),
+        ],
+    )
+    .await;
+    let (_, v) = app.search("q=man").await;
+    assert_eq!(v["engine"], "meilisearch");
+    let failures = run_suite(&app).await;
+    drop_meili_index(&url, &key, &index).await;
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+async fn drop_meili_index(url: &str, key: &str, index: &str) {
+    let settings = std::sync::Arc::new(cholang::search::SearchSettings::built_in());
+    let m = cholang::search::meili::Meili::new(url, Some(key), index, settings).unwrap();
+    let _ = m.drop_index().await;
+}
+
+async fn index_follows_products_prices_stock_and_shops(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    // A product renamed by its seller is found by its new name, not its old one.
+    let (s, _) = app
+        .api(
+            "PATCH",
+            "/products/man-tuyn-tre-em-1m2",
+            Some(&hanh),
+            Some(serde_json::json!({"name": "Màn tuyn em bé hoạ tiết gấu"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.search_synced().await;
+    let (_, v) = app.search(&format!("q={}", q("hoạ tiết gấu"))).await;
+    assert_eq!(names(&v), vec!["Màn tuyn em bé hoạ tiết gấu"]);
+    let (_, v) = app.search(&format!("q={}", q("trẻ em 1m2"))).await;
+    assert_eq!(v["total"], 0, "old name gone: {v}");
+
+    // An agreed price change reaches every listing of the item: price filters see it.
+    let (_, v) = app.search("q=man+tuyn+2+cua&price_min=190000").await;
+    assert_eq!(v["total"], 0);
+    sqlx::query("UPDATE villages SET quorum_min_yes = 1, quorum_percent = 0")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let item: i64 = sqlx::query_scalar(
+        "SELECT price_item_id FROM products WHERE slug = 'man-tuyn-2-cua-1m8-x-2m'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let (s, p) = app
+        .api(
+            "POST",
+            &format!("/price-items/{item}/proposals"),
+            Some(&hanh),
+            Some(serde_json::json!({"price_vnd": 195000, "reason": "Giá sợi tăng"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let pid = p["proposal"]["id"].as_i64().unwrap();
+    let (s, p) = app
+        .api(
+            "POST",
+            &format!("/proposals/{pid}/votes"),
+            Some(&hanh),
+            Some(serde_json::json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    app.search_synced().await;
+    let (_, v) = app.search("q=man+tuyn+2+cua&price_min=190000").await;
+    assert_eq!(v["total"], 2, "both shops' listings at the new price: {v}");
+    assert!(
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["price_vnd"] == 195000)
+    );
+    // Search shows the price the product page shows.
+    let (_, product) = app
+        .api("GET", "/products/man-tuyn-2-cua-1m8-x-2m", None, None)
+        .await;
+    assert_eq!(product["product"]["price_vnd"], 195000);
+
+    // Selling the last unit takes a product out of "in stock"; the search result says so.
+    sqlx::query("UPDATE products SET stock = 1 WHERE slug = 'ghe-dau-go-xoan'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (s, _) = app.checkout(&[("ghe-dau-go-xoan", 1)]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    app.search_synced().await;
+    let (_, v) = app
+        .search(&format!("q={}&in_stock=true", q("ghế đẩu")))
+        .await;
+    assert_eq!(v["total"], 0, "{v}");
+    let (_, v) = app.search(&format!("q={}", q("ghế đẩu"))).await;
+    assert_eq!(v["hits"][0]["in_stock"], false);
+
+    // A shop's new name is searchable on all its products.
+    let duc = app.api_login(DUC, PW).await;
+    let (s, r) = app
+        .api(
+            "PATCH",
+            "/shops/do-go-minh-duc",
+            Some(&duc),
+            Some(serde_json::json!({"name": "Mộc Minh Đức Phú Đôi"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    app.search_synced().await;
+    let (_, v) = app.search(&format!("q={}", q("mộc minh đức"))).await;
+    assert_eq!(v["total"], 7, "all of the shop's products: {v}");
+
+    // A product taken off sale leaves the results.
+    let (s, _) = app
+        .api(
+            "PATCH",
+            "/products/thot-go-nghien-tron-35cm",
+            Some(&duc),
+            Some(serde_json::json!({"active": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.search_synced().await;
+    let (_, v) = app.search("q=thot+nghien").await;
+    assert_eq!(v["total"], 0, "{v}");
+}
+
+async fn api_validates_paginates_and_reports_facets(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    for (query, field) in [
+        ("sort=cheapest", "sort"),
+        ("page=0", "page"),
+        ("page=abc", "page"),
+        ("per_page=1000", "per_page"),
+        ("price_min=-1", "price_min"),
+        ("price_min=500&price_max=100", "price_max"),
+        ("ocop_min=6", "ocop_min"),
+        ("in_stock=maybe", "in_stock"),
+        ("village=Ph%C3%BA%20%C4%90%C3%B4i", "village"),
+        ("page=60&per_page=20", "page"),
+    ] {
+        let (s, v) = app.search(query).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {v}");
+        assert_eq!(v["error"]["code"], "validation");
+        assert!(v["error"]["fields"][field].is_string(), "{query}: {v}");
+    }
+    // The shape of an answer.
+    let (s, v) = app.search("q=man&per_page=3").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["query"], "man");
+    assert_eq!(
+        (v["page"].as_i64(), v["per_page"].as_i64()),
+        (Some(1), Some(3))
+    );
+    assert!(v["took_ms"].is_u64());
+    let total = v["total"].as_u64().unwrap();
+    assert!(total > 3);
+    let h = &v["hits"][0];
+    for k in [
+        "id",
+        "slug",
+        "name",
+        "price_vnd",
+        "unit",
+        "in_stock",
+        "ocop_stars",
+        "category",
+        "village",
+        "url",
+        "image_url",
+        "highlight",
+    ] {
+        assert!(h.get(k).is_some(), "hit has {k}: {h}");
+    }
+    assert!(h["shop"]["slug"].is_string() && h["shop"]["name"].is_string());
+    assert!(h["highlight"].as_str().unwrap().contains("<mark>"));
+    let village_sum: u64 = v["facets"]["village"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        village_sum, total,
+        "village facet counts add up to the total"
+    );
+    // Pages are disjoint and cover every hit once.
+    let mut seen = std::collections::BTreeSet::new();
+    let pages = total.div_ceil(3);
+    for page in 1..=pages {
+        let (_, v) = app.search(&format!("q=man&per_page=3&page={page}")).await;
+        for h in v["hits"].as_array().unwrap() {
+            assert!(
+                seen.insert(h["id"].as_i64().unwrap()),
+                "hit repeated on page {page}"
+            );
+        }
+    }
+    assert_eq!(seen.len() as u64, total);
+    // An empty query lists the newest products, with all facets.
+    let (_, v) = app.search("").await;
+    assert_eq!(v["total"], 49);
+    assert_eq!(v["sort"], "newest");
+}
+
+async fn page_shows_highlights_facets_sorts_and_suggestions(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let html = app.page(&format!("/tim-kiem?q={}", q("mat ong"))).await;
+    assert!(
+        html.contains("<mark>Mật</mark> <mark>ong</mark> hoa nhãn 500ml"),
+        "highlighted name"
+    );
+    assert!(html.contains("180.000"), "price in VND");
+    assert!(
+        html.contains("Làng nghề") && html.contains("Tri Thủy"),
+        "village facet"
+    );
+    assert!(html.contains("Giá thấp trước") && html.contains("sort=price_asc"));
+    // facet links keep the query and add the filter
+    assert!(
+        html.contains("/tim-kiem?q=mat+ong&#38;village=tri-thuy"),
+        "facet link"
+    );
+    // a filtered page shows the filter as a removable chip
+    let html = app.page("/tim-kiem?q=man&village=phu-doi").await;
+    assert!(html.contains("Làng Phú Đôi ✕"));
+    // nothing found: suggestions and categories to browse
+    let html = app
+        .page(&format!("/tim-kiem?q={}", q("mật ong xanh lá")))
+        .await;
+    assert!(html.contains("Không tìm thấy sản phẩm nào"));
+    assert!(
+        html.contains("Thử tìm") && html.contains(">mật ong</a>"),
+        "suggestion"
+    );
+    assert!(html.contains("Khảm trai"), "categories to browse");
+    // pagination links
+    let html = app.page("/tim-kiem?q=go&per_page=4").await;
+    assert!(html.contains("rel=\"next\"") && html.contains("page=2"));
+    // the query is escaped, bad parameters are explained inline
+    let html = app
+        .page(&format!("/tim-kiem?q={}", q("<script>x</script>")))
+        .await;
+    assert!(!html.contains("<script>x</script>"));
+    let r = app.get("/tim-kiem?q=man&sort=cheap").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Sắp xếp: chỉ nhận"));
+    // the home page's search box leads here
+    let home = app.page("/").await;
+    assert!(home.contains("action=\"/tim-kiem\""));
+}
+
+fn spawn_server(app: &TestApp, data: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cholang"))
+        .arg("serve")
+        .env("CHOLANG_DATA_DIR", data)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
+        .env("NOTIFY_WORKER", "off")
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_up(base: &str, child: &mut std::process::Child) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "server exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn search_at(base: &str, query: &str) -> Value {
+    reqwest::get(format!("{base}/api/v1/search?{query}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The embedded engine lives in the server process: stop it, change the catalogue with
+/// `cholang import`, start it again and every change arrives.
+async fn stopped_server_catches_up_on_restart(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("SEARCH_WORKER", "off")]).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_server(&app, data.path(), port);
+    wait_up(&base, &mut child).await;
+    let csv = data.path().join("demo.csv");
+    std::fs::write(&csv, cholang::catalog::demo::DEMO_CSV).unwrap();
+    let out = app.cli(&["import", csv.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.search_synced().await;
+    // the shop "Ong mật Nguyễn Lợi" makes all five of its products match
+    assert_eq!(search_at(&base, "q=mat+ong").await["total"], 5);
+    sigterm(&mut child);
+
+    // Engine down: a new product, a new description, a product sold out, a new price.
+    let changed = cholang::catalog::demo::DEMO_CSV
+        .replace("Sáp ong nguyên chất 200g,\"Sáp ong lọc sạch", "Sáp ong nguyên chất 200g,\"Sáp ong rừng U Minh lọc sạch")
+        .replace("Mật ong hoa bạc hà 500ml,\"Mật ong bạc hà vùng cao, đặc sánh, hương thơm mát.\",Nông sản OCOP,260000,chai,30,4", "Mật ong hoa bạc hà 500ml,\"Mật ong bạc hà vùng cao, đặc sánh, hương thơm mát.\",Nông sản OCOP,275000,chai,0,4")
+        + "\nTri Thủy,Tri Thủy,Phú Xuyên,Ong mật Nguyễn Lợi,0912000502,,Mật ong hoa vải 1 lít,\"Mật ong vải thiều, sánh, thơm.\",Nông sản OCOP,300000,chai,12,\n";
+    assert_ne!(changed, cholang::catalog::demo::DEMO_CSV);
+    std::fs::write(&csv, &changed).unwrap();
+    let out = app.cli(&["import", csv.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queued = app.scalar("SELECT COUNT(*) FROM search_queue").await;
+    assert!(queued >= 3, "changes wait in the queue: {queued}");
+
+    let mut child = spawn_server(&app, data.path(), port);
+    wait_up(&base, &mut child).await;
+    app.search_synced().await;
+    let v = search_at(&base, "q=mat+ong").await;
+    let hits = names(&v);
+    assert!(
+        hits.contains(&"Mật ong hoa vải 1 lít".to_string()),
+        "{hits:?}"
+    );
+    assert_eq!(v["total"], 6);
+    assert_eq!(
+        search_at(&base, &format!("q={}", q("u minh"))).await["hits"][0]["name"],
+        "Sáp ong nguyên chất 200g"
+    );
+    let v = search_at(&base, "q=mat+ong+bac+ha&in_stock=true").await;
+    assert_eq!(v["total"], 0, "sold out while the engine was down: {v}");
+    let v = search_at(&base, "q=mat+ong+bac+ha&price_min=270000").await;
+    assert_eq!(v["hits"][0]["price_vnd"], 275000);
+    sigterm(&mut child);
+}
+
+async fn reindex_rebuilds_from_the_database(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    // Into a new index dir: a full rebuild from the database.
+    let dir = tempfile::tempdir().unwrap();
+    let out = app.cli(
+        &["reindex"],
+        &[("SEARCH_INDEX_DIR", dir.path().to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rebuilt (embedded): 49 products"), "{text}");
+    // The running server's own index is held open: the rebuild is queued for it.
+    let out = app.cli(&["reindex"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
+    app.search_synced().await;
+    let (_, v) = app.search("").await;
+    assert_eq!(v["total"], 49);
+}
+
+/// Meilisearch unreachable (a loopback proxy in front of it is stopped): changes wait in
+/// the queue, retried with backoff, and all arrive once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meilisearch_outage_loses_nothing() {
+    let Some((url, key)) = meili() else {
+        eprintln!("TEST_MEILI_URL not set: Meilisearch outage test skipped");
+        return;
+    };
+    let target = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let proxy = Proxy::start(free_port(), target.clone()).await;
+    let index = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+    let app = TestApp::with_demo_and(
+        Backend::Sqlite,
+        &[
+            ("MEILI_URL", &proxy_url),
+            ("MEILI_MASTER_KEY", &key),
+            ("MEILI_INDEX", &index),
+        ],
+    )
+    .await;
+    assert_eq!(app.search("q=heo").await.1["hits"][0]["name"], GIO);
+    proxy.stop();
+    let (s, v) = app.search("q=heo").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable");
+    let duc = app.api_login(DUC, PW).await;
+    for (slug, name) in [
+        ("ban-tra-go-mit-1m", "Bàn trà gỗ mít nguyên tấm"),
+        ("khay-tra-go-huong", "Khay trà gỗ hương đục sen"),
+    ] {
+        let (s, _) = app
+            .api(
+                "PATCH",
+                &format!("/products/{slug}"),
+                Some(&duc),
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    // The worker keeps failing and keeps the rows.
+    let started = Instant::now();
+    while app
+        .scalar("SELECT COUNT(*) FROM search_queue WHERE attempts > 0")
+        .await
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no retry recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.scalar("SELECT COUNT(*) FROM search_queue").await >= 2);
+    let proxy = Proxy::start(proxy.port, target).await;
+    app.search_synced().await;
+    let (_, v) = app.search(&format!("q={}", q("nguyên tấm"))).await;
+    assert!(
+        names(&v).contains(&"Bàn trà gỗ mít nguyên tấm".to_string()),
+        "{v}"
+    );
+    let (_, v) = app.search(&format!("q={}", q("đục sen"))).await;
+    assert_eq!(v["hits"][0]["name"], "Khay trà gỗ hương đục sen");
+    proxy.stop();
+    drop_meili_index(&url, &key, &index).await;
+}
+
+/// A TCP proxy on loopback that can be switched off (listener and open connections).
+struct Proxy {
+    port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(port: u16, target: String) -> Proxy {
+        // The stopped proxy's listener may take a moment to close.
+        let started = Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "proxy port: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            Default::default();
+        let t2 = tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                t2.lock().unwrap().push(h);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Proxy { port, tasks }
+    }
+
+    fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
