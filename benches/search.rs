@@ -200,6 +200,20 @@ fn request(q: &str) -> SearchRequest {
     SearchRequest::parse(&p).unwrap()
 }
 
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn proc_status(pid: u32, key: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -243,8 +257,13 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
         )
         .unwrap();
         embedded.replace_all(&docs).await.unwrap();
+        rows.push(format!(
+            "| {n} | index size on disk | {:.1} MB | | |",
+            dir_size(&config.search.index_dir) as f64 / 1e6
+        ));
         let rounds = 30;
         let mut lat = vec![];
+        let mut slowest: Vec<(Duration, &str)> = vec![];
         for _ in 0..rounds {
             for q in QUERIES {
                 let r = request(q);
@@ -262,8 +281,12 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
                 let t = Instant::now();
                 embedded.search_now(&plan).unwrap();
                 lat.push(t.elapsed());
+                slowest.push((t.elapsed(), q));
             }
         }
+        slowest.sort();
+        let worst: Vec<&str> = slowest.iter().rev().take(3).map(|(_, q)| *q).collect();
+        eprintln!("{n}: slowest engine queries: {worst:?}");
         rows.push(format!(
             "| {n} | in-process, engine (top 200 + facets) | {} queries | {:.2} ms | {:.2} ms |",
             lat.len(),

@@ -414,30 +414,6 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-/// Simple search: every folded word of the query must appear in the product's folded text.
-pub async fn search_simple(db: &Db, query: &str, limit: i64) -> Result<Vec<ProductCard>> {
-    let words: Vec<String> = crate::domain::text::fold(query)
-        .split_whitespace()
-        .take(8)
-        .map(|w| format!("%{}%", w.replace(['%', '_', '\\'], "")))
-        .collect();
-    if words.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut sql = String::from(card_select!());
-    sql.push_str(" WHERE p.active = 1 AND s.active = 1");
-    for i in 0..words.len() {
-        sql.push_str(&format!(" AND p.search_text LIKE ${}", i + 1));
-    }
-    sql.push_str(&format!(" ORDER BY p.name LIMIT ${}", words.len() + 1));
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for w in words {
-        q = q.bind(w);
-    }
-    let rows = q.bind(limit).fetch_all(&db.pool).await?;
-    rows.iter().map(card_from_row).collect()
-}
-
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
         "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.created_at,

@@ -43,6 +43,9 @@ const TOKENIZER: &str = "folded";
 const HASH_FILE: &str = "settings.hash";
 /// Prefix variants of the last word, most frequent first, are capped at this many.
 const MAX_PREFIX_TERMS: usize = 50;
+/// Typo variants of a word, fewest typos then most frequent first, are capped at this many
+/// (a bound on the work one query word can cause).
+const MAX_TYPO_TERMS: usize = 100;
 
 struct Fields {
     id: Field,
@@ -234,13 +237,18 @@ impl Inner {
             } else {
                 vocab.get(&first).into_iter().collect()
             };
-            for (w, _) in lists.into_iter().flatten() {
-                if w != t
-                    && let Some(n) = text::typos(t, w, budget)
-                {
-                    out.push((w.clone(), n, false));
-                }
-            }
+            let mut typo: Vec<(&String, u8, u64)> = lists
+                .into_iter()
+                .flatten()
+                .filter(|(w, _)| w != t)
+                .filter_map(|(w, f)| text::typos(t, w, budget).map(|n| (w, n, *f)))
+                .collect();
+            typo.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+            out.extend(
+                typo.into_iter()
+                    .take(MAX_TYPO_TERMS)
+                    .map(|(w, n, _)| (w.clone(), n, false)),
+            );
         }
         if alt.prefix {
             let mut starts: Vec<&(String, u64)> = vocab

@@ -507,8 +507,6 @@ pub struct Search {
     pub engine: Arc<dyn Catalogue>,
     pub settings: Arc<SearchSettings>,
     pub db: Db,
-    /// Wakes the sync worker when this process queued a change.
-    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Search {
@@ -533,7 +531,6 @@ impl Search {
             engine,
             settings,
             db,
-            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -63,7 +63,7 @@ impl SearchSync {
                 Ok(items.len())
             }
             Err(e) => {
-                tracing::warn!(error = %e, rows = items.len(), "search sync failed; will retry");
+                tracing::debug!(error = %e, rows = items.len(), "search sync failed; will retry");
                 if let SyncError::Search(SearchError::Unavailable(_)) = e {
                     // The engine may have lost its settings while away: apply them again.
                     self.prepared = false;
@@ -108,18 +108,38 @@ impl SearchSync {
     /// Run until `shutdown` resolves, polling the queue every `every`.
     pub async fn run(mut self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Consecutive failures: the wait grows (up to 30 s) while the engine is away.
+        let mut failures: u32 = 0;
         loop {
             // Drain what is due, then wait.
             loop {
                 match self.run_once().await {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => {
+                        if failures > 0 {
+                            tracing::info!(
+                                engine = self.search.engine.name(),
+                                "search engine reachable again"
+                            );
+                        }
+                        failures = 0;
+                        break;
+                    }
                     Ok(_) => continue,
+                    Err(e) => {
+                        if failures == 0 {
+                            tracing::warn!(error = %e, engine = self.search.engine.name(), "search sync failing; changes stay queued");
+                        }
+                        failures = failures.saturating_add(1);
+                        break;
+                    }
                 }
             }
+            let wait = every
+                .saturating_mul(1 << failures.min(7))
+                .min(Duration::from_secs(30));
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = self.search.wake.notified() => {}
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         let _ = queue::release_lease(&self.search.db, LEASE, &self.holder).await;

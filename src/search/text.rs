@@ -91,6 +91,11 @@ pub fn typo_budget(word: &str, one: usize, two: usize) -> u8 {
 /// adjacent transpositions counting one, and a wrong first letter counting two. `None` when
 /// over `max`.
 pub fn typos(query: &str, term: &str, max: u8) -> Option<u8> {
+    // Cheap rejection first (this runs over the whole vocabulary for long words): lengths
+    // in chars never differ less than the byte lengths of folded ASCII words do.
+    if query.is_ascii() && term.is_ascii() && query.len().abs_diff(term.len()) > usize::from(max) {
+        return None;
+    }
     let a: Vec<char> = query.chars().collect();
     let b: Vec<char> = term.chars().collect();
     if a.is_empty() || b.is_empty() {
