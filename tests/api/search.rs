@@ -878,3 +878,72 @@ impl Proxy {
         }
     }
 }
+
+/// With Meilisearch, `cholang worker` can apply the queue instead of `serve`, and
+/// `cholang reindex` rebuilds the index (in a side index swapped in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meilisearch_worker_process_and_reindex() {
+    let Some((url, key)) = meili() else {
+        eprintln!("TEST_MEILI_URL not set: Meilisearch worker test skipped");
+        return;
+    };
+    let index = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let env = [
+        ("MEILI_URL", url.as_str()),
+        ("MEILI_MASTER_KEY", key.as_str()),
+        ("MEILI_INDEX", index.as_str()),
+    ];
+    let mut extra = env.to_vec();
+    extra.push(("SEARCH_WORKER", "off"));
+    let app = TestApp::spawn_with(Backend::Sqlite, &extra).await;
+    assert!(
+        cholang::catalog::demo::load_if_empty(&app.db)
+            .await
+            .unwrap()
+    );
+    let out = app.cli(&["reindex"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rebuilt (meilisearch): 49 products"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM search_queue").await,
+        0,
+        "reindex cleared the queue"
+    );
+    assert_eq!(app.search("").await.1["total"], 49);
+    // A change while only the separate worker process applies the queue.
+    let duc = app.api_login(DUC, PW).await;
+    let (s, _) = app
+        .api(
+            "PATCH",
+            "/products/ke-sach-go-thong-5-tang",
+            Some(&duc),
+            Some(serde_json::json!({"name": "Kệ sách gỗ thông sáu tầng"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM search_queue").await, 1);
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_cholang"))
+        .arg("worker")
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("CHOLANG_DATA_DIR", &app.config.data_dir)
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    app.search_synced().await;
+    sigterm(&mut worker);
+    let (_, v) = app.search(&format!("q={}", q("sáu tầng"))).await;
+    assert_eq!(v["hits"][0]["name"], "Kệ sách gỗ thông sáu tầng", "{v}");
+    drop_meili_index(&url, &key, &index).await;
+}
