@@ -109,6 +109,8 @@ pub struct SearchConfig {
     pub meili_url: Option<String>,
     pub meili_key: Option<String>,
     pub meili_index: String,
+    /// Bound on each Meilisearch request.
+    pub meili_timeout_ms: u64,
     /// Where the embedded index lives.
     pub index_dir: PathBuf,
     /// Settings JSON: `SEARCH_CONFIG`, else the compiled-in `search-config/products.json`.
@@ -137,6 +139,7 @@ impl SearchConfig {
                 .filter(|k| !k.is_empty())
                 .map(str::to_string),
             meili_index: s.get("MEILI_INDEX").unwrap_or("products").to_string(),
+            meili_timeout_ms: s.parse("MEILI_TIMEOUT_MS", 5000)?,
             index_dir: s
                 .get("SEARCH_INDEX_DIR")
                 .map(PathBuf::from)

@@ -26,6 +26,9 @@ pub struct Meili {
     client: Client,
     index: String,
     settings: Arc<SearchSettings>,
+    /// Bound on each request: the SDK's HTTP client has none, and a Meilisearch that accepts
+    /// connections but does not answer must not hang buyers or the sync worker.
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -62,19 +65,44 @@ impl Meili {
             client,
             index: index.to_string(),
             settings,
+            timeout: Duration::from_secs(5),
         })
     }
 
+    pub fn with_timeout(mut self, timeout: Duration) -> Meili {
+        self.timeout = timeout;
+        self
+    }
+
+    /// One request, bounded by the timeout.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, MeiliError>>,
+    ) -> Result<T, SearchError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => r.map_err(err),
+            Err(_) => Err(SearchError::Unavailable(format!(
+                "Meilisearch did not answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+
     async fn wait(&self, t: TaskInfo) -> Result<(), SearchError> {
-        match t
-            .wait_for_completion(
+        // The SDK stops polling after TASK_TIMEOUT; one poll that hangs is bounded here.
+        let waited = tokio::time::timeout(
+            TASK_TIMEOUT + self.timeout,
+            t.wait_for_completion(
                 &self.client,
                 Some(Duration::from_millis(50)),
                 Some(TASK_TIMEOUT),
-            )
-            .await
-            .map_err(err)?
-        {
+            ),
+        )
+        .await
+        .map_err(|_| {
+            SearchError::Unavailable("a Meilisearch task did not finish in time".into())
+        })?;
+        match waited.map_err(err)? {
             Task::Failed { content } => {
                 tracing::error!(index = %self.index, error = %content.error, "Meilisearch task failed");
                 Err(SearchError::Engine(format!(
@@ -89,7 +117,9 @@ impl Meili {
     async fn apply_settings(&self, uid: &str) -> Result<(), SearchError> {
         let s: Settings = serde_json::from_value(self.settings.meili_json.clone())
             .map_err(|e| SearchError::Engine(format!("search settings for Meilisearch: {e}")))?;
-        let t = self.client.index(uid).set_settings(&s).await.map_err(err)?;
+        let t = self
+            .bounded(self.client.index(uid).set_settings(&s))
+            .await?;
         self.wait(t).await
     }
 
@@ -97,11 +127,8 @@ impl Meili {
         for chunk in docs.chunks(BATCH) {
             let json: Vec<serde_json::Value> = chunk.iter().map(SearchDoc::to_json).collect();
             let t = self
-                .client
-                .index(uid)
-                .add_or_replace(&json, Some("id"))
-                .await
-                .map_err(err)?;
+                .bounded(self.client.index(uid).add_or_replace(&json, Some("id")))
+                .await?;
             self.wait(t).await?;
         }
         Ok(())
@@ -139,7 +166,7 @@ impl Catalogue for Meili {
     }
 
     async fn prepare(&self) -> Result<bool, SearchError> {
-        self.client.health().await.map_err(err)?;
+        self.bounded(self.client.health()).await?;
         self.apply_settings(&self.index).await?;
         Ok(self.count().await? == 0)
     }
@@ -153,40 +180,36 @@ impl Catalogue for Meili {
             return Ok(());
         }
         let t = self
-            .client
-            .index(&self.index)
-            .delete_documents(ids)
-            .await
-            .map_err(err)?;
+            .bounded(self.client.index(&self.index).delete_documents(ids))
+            .await?;
         self.wait(t).await
     }
 
     async fn replace_all(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
         let side = format!("{}_rebuild", self.index);
-        if let Ok(t) = self.client.index(&side).delete().await {
-            // A missing side index fails this task; that is fine.
-            let _ = t
-                .wait_for_completion(
-                    &self.client,
-                    Some(Duration::from_millis(50)),
-                    Some(TASK_TIMEOUT),
-                )
-                .await;
-        }
+        // Leftovers of an interrupted rebuild go; a missing side index fails this task, fine.
+        let t = self.bounded(self.client.index(&side).delete()).await?;
+        let _ = tokio::time::timeout(
+            TASK_TIMEOUT,
+            t.wait_for_completion(
+                &self.client,
+                Some(Duration::from_millis(50)),
+                Some(TASK_TIMEOUT),
+            ),
+        )
+        .await;
         self.apply_settings(&side).await?;
         self.add(&side, docs).await?;
         // The live index must exist to be swapped.
         self.apply_settings(&self.index).await?;
         let t = self
-            .client
-            .swap_indexes([&SwapIndexes {
+            .bounded(self.client.swap_indexes([&SwapIndexes {
                 indexes: (self.index.clone(), side.clone()),
                 rename: None,
-            }])
-            .await
-            .map_err(err)?;
+            }]))
+            .await?;
         self.wait(t).await?;
-        let t = self.client.index(&side).delete().await.map_err(err)?;
+        let t = self.bounded(self.client.index(&side).delete()).await?;
         self.wait(t).await
     }
 
@@ -228,7 +251,7 @@ impl Catalogue for Meili {
         } else {
             q.with_offset(plan.offset).with_limit(plan.limit);
         }
-        let r = q.execute::<IdOnly>().await.map_err(err)?;
+        let r = self.bounded(q.execute::<IdOnly>()).await?;
         let total = r
             .total_hits
             .or(r.estimated_total_hits)
@@ -265,7 +288,10 @@ impl Catalogue for Meili {
     }
 
     async fn count(&self) -> Result<u64, SearchError> {
-        match self.client.index(&self.index).get_stats().await {
+        let stats = tokio::time::timeout(self.timeout, self.client.index(&self.index).get_stats())
+            .await
+            .map_err(|_| SearchError::Unavailable("Meilisearch did not answer in time".into()))?;
+        match stats {
             Ok(s) => Ok(s.number_of_documents as u64),
             Err(MeiliError::Meilisearch(m))
                 if m.error_code == meilisearch_sdk::errors::ErrorCode::IndexNotFound =>
@@ -280,7 +306,9 @@ impl Catalogue for Meili {
 impl Meili {
     /// Delete the index (tests clean up after themselves).
     pub async fn drop_index(&self) -> Result<(), SearchError> {
-        let t = self.client.index(&self.index).delete().await.map_err(err)?;
+        let t = self
+            .bounded(self.client.index(&self.index).delete())
+            .await?;
         self.wait(t).await
     }
 }

@@ -516,12 +516,15 @@ impl Search {
         let settings =
             Arc::new(SearchSettings::parse(&config.settings_json).map_err(SearchError::Engine)?);
         let engine: Arc<dyn Catalogue> = match &config.meili_url {
-            Some(url) => Arc::new(meili::Meili::new(
-                url,
-                config.meili_key.as_deref(),
-                &config.meili_index,
-                settings.clone(),
-            )?),
+            Some(url) => Arc::new(
+                meili::Meili::new(
+                    url,
+                    config.meili_key.as_deref(),
+                    &config.meili_index,
+                    settings.clone(),
+                )?
+                .with_timeout(std::time::Duration::from_millis(config.meili_timeout_ms)),
+            ),
             None => Arc::new(embedded::Embedded::open(
                 &config.index_dir,
                 settings.clone(),

@@ -832,6 +832,49 @@ async fn meilisearch_outage_loses_nothing() {
     drop_meili_index(&url, &key, &index).await;
 }
 
+/// A Meilisearch that accepts connections and never answers: searches get a 503 instead of
+/// hanging, changes stay queued with the timeout recorded. Needs no real Meilisearch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresponsive_meilisearch_gives_503_and_keeps_changes() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h2 = held.clone();
+    let black_hole = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            h2.lock().unwrap().push(sock); // read nothing, answer nothing
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("MEILI_URL", &url),
+            ("MEILI_MASTER_KEY", "k"),
+            ("MEILI_TIMEOUT_MS", "300"),
+        ],
+    )
+    .await;
+    let (s, v) = app.search("q=man").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable");
+    let html = app.get("/tim-kiem?q=man").await;
+    assert_eq!(html.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A change is kept for later, whatever the engine does.
+    assert!(
+        cholang::catalog::demo::load_if_empty(&app.db)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(app.scalar("SELECT COUNT(*) FROM search_queue").await > 0);
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the app did try to reach it"
+    );
+    black_hole.abort();
+}
+
 /// A TCP proxy on loopback that can be switched off (listener and open connections).
 struct Proxy {
     port: u16,
