@@ -27,6 +27,11 @@ pub struct Db {
 
 pub type Tx = Transaction<'static, Any>;
 
+/// Integers as a SQL list for `IN (…)`: safe to format into a query (digits and commas only).
+pub fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Migrations, one list per backend, compiled into the binary so it runs from anywhere.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (

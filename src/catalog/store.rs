@@ -399,7 +399,7 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let list = crate::db::id_list(ids);
     let rows = sqlx::query(AssertSqlSafe(format!(
         "{} WHERE p.active = 1 AND s.active = 1 AND p.id IN ({list})",
         card_select!()

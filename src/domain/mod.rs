@@ -11,6 +11,19 @@ pub use money::Vnd;
 pub use phone::PhoneVn;
 pub use slug::Slug;
 
+/// Retry delay after `attempts` failures (counted from 1): `base_secs` doubling each time,
+/// capped at `cap_secs`, plus up to 25 % jitter so retries of many rows do not bunch up.
+/// Shared by the notice outbox and the search queue.
+pub fn retry_backoff(base_secs: i64, attempts: i64, cap_secs: i64) -> std::time::Duration {
+    use rand::Rng;
+    let exp = base_secs
+        .max(1)
+        .saturating_mul(1 << attempts.clamp(1, 12).saturating_sub(1));
+    let secs = exp.min(cap_secs.max(1)) as f64;
+    let jitter = rand::thread_rng().gen_range(0.0..0.25);
+    std::time::Duration::from_secs_f64(secs * (1.0 + jitter))
+}
+
 /// Milliseconds since the Unix epoch, UTC: how every time is stored.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -35,6 +48,17 @@ pub fn format_vn_time(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        for attempts in 1..20 {
+            let b = super::retry_backoff(10, attempts, 3600).as_secs_f64();
+            let base = (10.0 * 2f64.powi(attempts as i32 - 1)).min(3600.0);
+            assert!(b >= base && b <= base * 1.25, "{attempts}: {b}");
+        }
+        let b = super::retry_backoff(1, 30, 60).as_secs_f64();
+        assert!((60.0..=75.0).contains(&b), "{b}");
+    }
+
     #[test]
     fn shows_hanoi_local_time() {
         // 2026-11-28T17:30:00Z is 00:30 on the 29th in Hà Nội.

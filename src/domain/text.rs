@@ -20,6 +20,15 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// Text made safe inside HTML (element content or a quoted attribute).
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// A trimmed, NFC, single-line text of bounded length; `what` names it in the message.
 pub fn clean_line(s: &str, what: &str, max_chars: usize) -> Result<String, String> {
     let s = nfc(s.trim());

@@ -71,11 +71,7 @@ impl Message {
 
     /// Telegram HTML: only `<`, `>` and `&` need escaping.
     pub fn telegram(&self) -> Value {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
+        let esc = crate::domain::text::escape_html;
         let mut t = format!("<b>{}</b>\n", esc(&self.subject));
         for l in &self.lines {
             t.push_str(&esc(l));

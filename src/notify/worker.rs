@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
-
 use super::channels::{self, Mailer, SendError, ZaloOutcome};
 use super::store::{self, Claimed};
 use crate::config::Config;
@@ -24,14 +22,9 @@ pub struct Notifier {
     mailer: Mailer,
 }
 
-/// Exponential backoff with up to 25 % jitter, capped at one hour.
+/// Retry delay for a notice: exponential with jitter, capped at one hour.
 pub fn backoff(base_secs: i64, attempts: i64) -> Duration {
-    let exp = base_secs
-        .max(1)
-        .saturating_mul(1 << attempts.clamp(1, 12).saturating_sub(1));
-    let secs = exp.min(3600) as f64;
-    let jitter = rand::thread_rng().gen_range(0.0..0.25);
-    Duration::from_secs_f64(secs * (1.0 + jitter))
+    crate::domain::retry_backoff(base_secs, attempts, 3600)
 }
 
 impl Notifier {

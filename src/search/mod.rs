@@ -53,6 +53,9 @@ pub const FILTER_FIELDS: &[&str] = &[
     "created_at",
 ];
 
+/// At most this many shorter queries are tried when nothing matched.
+pub const MAX_SUGGESTION_QUERIES: usize = 6;
+
 /// How many top hits the exact-diacritics rank reorders; later pages keep the engine's order.
 pub const RERANK_WINDOW: usize = 200;
 
@@ -469,13 +472,7 @@ pub fn highlight(groups: &[Group], s: &SearchSettings, original: &str) -> String
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use crate::domain::text::escape_html as escape;
 
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -613,6 +610,8 @@ impl Search {
                 .map(|skip| (0..n).filter(|i| *i != skip).collect())
                 .collect();
             keeps.extend((1..n - 1).rev().map(|k| (0..k).collect()));
+            // Each candidate is one more engine query: bound what a bogus query can cost.
+            keeps.truncate(MAX_SUGGESTION_QUERIES);
             let words: Vec<String> = text::words(&req.q);
             for keep in keeps {
                 let fewer: Vec<Group> = keep.iter().map(|i| groups[*i].clone()).collect();

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, id_list};
 use crate::domain::now_ms;
 use crate::error::Result;
 
@@ -92,10 +92,6 @@ pub async fn due(db: &Db, limit: i64) -> Result<Vec<Item>> {
         .collect()
 }
 
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-}
-
 /// Applied: the rows go.
 pub async fn done(db: &Db, items: &[Item]) -> Result<()> {
     for chunk in items.chunks(500) {
@@ -110,14 +106,6 @@ pub async fn done(db: &Db, items: &[Item]) -> Result<()> {
     Ok(())
 }
 
-/// Backoff after `attempts` failures: 1 s, 2 s, 4 s … capped at a minute, with jitter.
-pub fn backoff_ms(attempts: i64) -> i64 {
-    let base = 1000_i64
-        .saturating_mul(1 << attempts.clamp(0, 6))
-        .min(60_000);
-    base + rand::random::<u16>() as i64 % (base / 4 + 1)
-}
-
 /// Not applied: the rows stay, due again after a backoff, with the error kept for admins.
 pub async fn failed(db: &Db, items: &[Item], error: &str) -> Result<()> {
     let now = now_ms();
@@ -125,7 +113,8 @@ pub async fn failed(db: &Db, items: &[Item], error: &str) -> Result<()> {
         sqlx::query(
             "UPDATE search_queue SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3",
         )
-        .bind(now + backoff_ms(i.attempts))
+        // 1 s, 2 s, 4 s … a minute at most (`i.attempts` failures so far, this one included).
+        .bind(now + crate::domain::retry_backoff(1, i.attempts + 1, 60).as_millis() as i64)
         .bind(error.chars().take(500).collect::<String>())
         .bind(i.id)
         .execute(&db.pool)

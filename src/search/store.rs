@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::SearchDoc;
 use super::queue::Scope;
-use crate::db::Db;
+use crate::db::{Db, id_list};
 use crate::error::Result;
 
 const DOC_SELECT: &str =
@@ -36,10 +36,6 @@ fn doc_from_row(r: &AnyRow) -> Result<SearchDoc> {
         ocop_stars: r.try_get::<Option<i64>, _>("ocop_stars")?.unwrap_or(0),
         created_at: r.try_get("created_at")?,
     })
-}
-
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Every product a set of scopes covers (active or not: inactive ones leave the index).
