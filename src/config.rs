@@ -19,6 +19,12 @@ pub struct Config {
     pub session_days: i64,
     pub login_max_failures: i64,
     pub login_window_minutes: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`CHOLANG_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Open unpaid checkouts allowed per phone number and per client address.
+    pub checkout_max_open: i64,
+    /// Units held by open unpaid checkouts allowed per phone number and per client address.
+    pub checkout_max_held_units: i64,
     pub payments: PaymentsConfig,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
@@ -387,6 +393,20 @@ impl Config {
             session_days: settings.parse("CHOLANG_SESSION_DAYS", 14)?,
             login_max_failures: settings.parse("CHOLANG_LOGIN_MAX_FAILURES", 5)?,
             login_window_minutes: settings.parse("CHOLANG_LOGIN_WINDOW_MINUTES", 15)?,
+            trusted_proxies: match settings.get("CHOLANG_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|e| anyhow::anyhow!("CHOLANG_TRUSTED_PROXIES: {s:?}: {e}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            },
+            checkout_max_open: settings.parse("CHECKOUT_MAX_OPEN", 3)?,
+            checkout_max_held_units: settings.parse("CHECKOUT_MAX_HELD_UNITS", 30)?,
             payments: PaymentsConfig::load(settings)?,
             notify: NotifyConfig::load(settings)?,
         })

@@ -54,6 +54,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "search_queue",
         include_str!("../migrations/sqlite/0004_search_queue.sql"),
     ),
+    (
+        5,
+        "hardening",
+        include_str!("../migrations/sqlite/0005_hardening.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -75,6 +80,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "search_queue",
         include_str!("../migrations/postgres/0004_search_queue.sql"),
+    ),
+    (
+        5,
+        "hardening",
+        include_str!("../migrations/postgres/0005_hardening.sql"),
     ),
 ];
 

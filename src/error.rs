@@ -69,10 +69,13 @@ pub enum AppError {
     BadRequest(String),
     #[error("phiên biểu mẫu đã hết hạn, vui lòng tải lại trang và thử lại")]
     Csrf,
-    #[error("quá nhiều lần đăng nhập sai, vui lòng thử lại sau {0} phút")]
+    #[error("Quá nhiều lần thử sai, vui lòng thử lại sau {0} phút")]
     TooManyAttempts(i64),
     #[error("tệp quá lớn")]
     PayloadTooLarge,
+    /// A bounded pool (password hashing, photo decoding) is full: retry in a moment.
+    #[error("máy chủ đang bận ({0}), vui lòng thử lại sau ít giây")]
+    Busy(&'static str),
     /// A dependency (the search engine) is down; the client may retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -97,7 +100,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,7 +117,17 @@ impl AppError {
             AppError::TooManyAttempts(_) => "too_many_attempts",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Busy(_) => "busy",
             AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// Seconds after which a retry may succeed, sent as `Retry-After`.
+    pub fn retry_after(&self) -> Option<i64> {
+        match self {
+            AppError::Busy(_) => Some(1),
+            AppError::TooManyAttempts(minutes) => Some(minutes * 60),
+            _ => None,
         }
     }
 
@@ -147,6 +160,11 @@ impl IntoResponse for AppError {
         };
         let body =
             json!({"error": {"code": self.code(), "message": self.to_string(), "fields": fields}});
-        (self.status(), Json(body)).into_response()
+        let mut resp = (self.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

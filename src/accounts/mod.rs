@@ -1,12 +1,17 @@
 //! Accounts: sellers, moderators and admins; argon2id passwords; sessions; login limits.
 //! Buyers need no account.
 
+pub mod reset;
 pub mod store;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use crate::limits::Slots;
 
 use crate::domain::{Email, PhoneVn};
 use crate::error::{AppError, FieldErrors};
@@ -95,8 +100,17 @@ pub fn check_password_strength(pw: &str) -> Result<(), String> {
     }
 }
 
-/// argon2id with the crate's defaults (OWASP's m=19 MiB, t=2, p=1), run off the async threads.
-pub async fn hash_password(pw: String) -> anyhow::Result<String> {
+/// Password hashes running at once in this process: about one per core, a few dozen
+/// waiting at most 5 s, everyone else refused with 503 + `Retry-After`. argon2id takes
+/// 19 MiB for each hash it runs, so without this bound a login flood grows the blocking
+/// pool to hundreds of threads and the process to gigabytes.
+pub static HASHING: LazyLock<Slots> =
+    LazyLock::new(|| Slots::new(crate::limits::cores(), 64, Duration::from_secs(5)));
+
+/// argon2id with the crate's defaults (OWASP's m=19 MiB, t=2, p=1), run off the async
+/// threads and within [`HASHING`].
+pub async fn hash_password(pw: String) -> Result<String, AppError> {
+    let _turn = HASHING.turn("mã hóa mật khẩu").await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -104,10 +118,13 @@ pub async fn hash_password(pw: String) -> anyhow::Result<String> {
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
     })
-    .await?
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
+    .map_err(AppError::Internal)
 }
 
-pub async fn verify_password(pw: String, hash: String) -> anyhow::Result<bool> {
+pub async fn verify_password(pw: String, hash: String) -> Result<bool, AppError> {
+    let _turn = HASHING.turn("kiểm tra mật khẩu").await?;
     tokio::task::spawn_blocking(move || {
         let parsed =
             PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
@@ -115,7 +132,9 @@ pub async fn verify_password(pw: String, hash: String) -> anyhow::Result<bool> {
             .verify_password(pw.as_bytes(), &parsed)
             .is_ok())
     })
-    .await?
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
+    .map_err(AppError::Internal)
 }
 
 /// A hash to verify against when the login name is unknown, so that answering

@@ -111,41 +111,67 @@ pub async fn delete_session(db: &Db, token: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn record_failure(db: &Db, key: &str) -> Result<()> {
-    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-        .bind(key.to_string())
-        .bind(now_ms())
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+/// End every session of a user, or every one but `keep` (the token of the asking session).
+pub async fn delete_sessions_of(db: &Db, user: UserId, keep: Option<&str>) -> Result<u64> {
+    let keep = keep.map(token_hash).unwrap_or_default();
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user.0)
+            .bind(keep)
+            .execute(&db.pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
-pub async fn count_failures(db: &Db, key: &str, since_ms: i64) -> Result<i64> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE key = $1 AND at > $2")
-            .bind(key.to_string())
-            .bind(since_ms)
+/// The stored password hash of a user.
+pub async fn password_hash_of(db: &Db, user: UserId) -> Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user.0)
             .fetch_one(&db.pool)
-            .await?;
-    Ok(n)
+            .await?,
+    )
 }
 
-pub async fn clear_failures(db: &Db, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE key = $1")
-        .bind(key.to_string())
-        .execute(&db.pool)
+/// Set a new password (already checked for strength) and end the user's other sessions in
+/// the same transaction.
+pub async fn set_password(
+    db: &Db,
+    user: UserId,
+    password: String,
+    keep_session: Option<&str>,
+) -> Result<()> {
+    let hash = super::hash_password(password).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(user.0)
+        .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user.0)
+        .bind(keep_session.map(token_hash).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now_ms())
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Remove expired sessions and old failure records.
-pub async fn sweep(db: &Db, failures_older_than_ms: i64) -> Result<()> {
+/// Remove expired sessions, counters whose window ended and old reset codes.
+pub async fn sweep(db: &Db, counters_before_ms: i64) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now_ms())
         .execute(&db.pool)
         .await?;
-    sqlx::query("DELETE FROM login_failures WHERE at <= $1")
-        .bind(failures_older_than_ms)
+    crate::limits::sweep(db, counters_before_ms).await?;
+    sqlx::query("DELETE FROM password_resets WHERE expires_at <= $1")
+        .bind(now_ms() - 86_400_000)
         .execute(&db.pool)
         .await?;
     Ok(())
@@ -189,20 +215,38 @@ pub async fn can_moderate(db: &Db, user: &User, village_id: i64) -> Result<bool>
     Ok(n > 0)
 }
 
-/// Login attempt limit: at most `max` failures per login name, and `4 * max` per client
-/// address, inside the window. Returns the error to answer with when over the limit.
-pub async fn check_login_limit(
-    db: &Db,
-    keys: &[String],
-    max: i64,
-    window_minutes: i64,
-) -> Result<()> {
-    let since = now_ms() - window_minutes * 60_000;
-    for key in keys {
-        let limit = if key.starts_with("ip:") { max * 4 } else { max };
-        if count_failures(db, key, since).await? >= limit {
-            return Err(AppError::TooManyAttempts(window_minutes));
+/// The keys one login attempt is counted under: the account *and* the address together
+/// (lockout: `max` failures lock that account from that address only, so nobody can lock
+/// the admin out from everywhere), and the address alone (throttle: `4 × max`).
+pub struct AttemptKeys {
+    pub lockout: String,
+    pub throttle: String,
+}
+
+impl AttemptKeys {
+    pub fn new(subject: &str, client: &str) -> AttemptKeys {
+        AttemptKeys {
+            lockout: format!("lock:{subject}|{client}"),
+            throttle: format!("ip:{client}"),
         }
     }
-    Ok(())
+
+    /// Reserve this attempt on both counters before any expensive check; refused beyond the
+    /// limits (the caller then answers 429 without hashing anything).
+    pub async fn reserve(&self, db: &Db, max: i64, window_minutes: i64) -> Result<()> {
+        let window = window_minutes * 60_000;
+        let throttle_ok = crate::limits::take(db, &self.throttle, max * 4, window).await?;
+        let lockout_ok = crate::limits::take(db, &self.lockout, max, window).await?;
+        if throttle_ok && lockout_ok {
+            Ok(())
+        } else {
+            Err(AppError::TooManyAttempts(window_minutes))
+        }
+    }
+
+    /// The attempt succeeded: it was no failure.
+    pub async fn succeeded(&self, db: &Db) -> Result<()> {
+        crate::limits::clear(db, &self.lockout).await?;
+        crate::limits::give_back(db, &self.throttle).await
+    }
 }

@@ -479,6 +479,9 @@ async fn shop_for_insert(tx: &mut Tx, shop_id: i64) -> Result<super::Shop> {
         bank_account_name: None,
         story: String::new(),
         active: true,
+        // The importer is run by the cooperative's admin: its shops are the village's own.
+        membership: "accepted".into(),
+        email_confirmed: true,
         notify_email: true,
         notify_zalo: true,
         notify_telegram: true,

@@ -54,9 +54,34 @@ pub struct Shop {
     pub bank_account_name: Option<String>,
     pub story: String,
     pub active: bool,
+    /// `pending` until the village's moderator accepts the shop onto the board, then
+    /// `accepted` (or `rejected`). Only accepted shops list products, propose and vote.
+    pub membership: String,
+    /// Whether `email` was confirmed through the link mailed to it (notices go only then).
+    pub email_confirmed: bool,
     pub notify_email: bool,
     pub notify_zalo: bool,
     pub notify_telegram: bool,
+}
+
+impl Shop {
+    /// What anyone may see of a shop: no email, bank account or notice settings (only its
+    /// owner and admins see those, through the full `Shop`).
+    pub fn public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "slug": self.slug,
+            "village_id": self.village_id,
+            "name": self.name,
+            "phone": self.phone,
+            "story": self.story,
+            "active": self.active,
+        })
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.active && self.membership == "accepted"
+    }
 }
 
 /// A product as lists show it, with the agreed price of its price item.

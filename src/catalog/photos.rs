@@ -11,6 +11,16 @@ use crate::error::AppError;
 pub const MAX_PHOTOS: i64 = 8;
 const FULL_SIDE: u32 = 1600;
 const THUMB_SIDE: u32 = 480;
+/// The most pixels a photo may declare: 24 megapixels (6000 × 4000, more than a phone
+/// camera's usual 12). Checked from the header before decoding: a small PNG can declare
+/// 10000 × 8000 and decode to a quarter of a gigabyte.
+pub const MAX_PIXELS: u64 = 24_000_000;
+/// What decoding may allocate at most (24 MP as RGBA is 96 MB).
+const MAX_DECODE_ALLOC: u64 = 100 * 1024 * 1024;
+
+/// Photos decoded at once in this process (2), with a short queue.
+pub static DECODING: crate::limits::Slots =
+    crate::limits::Slots::new(2, 16, std::time::Duration::from_secs(20));
 
 pub struct Processed {
     pub full_jpeg: Vec<u8>,
@@ -39,11 +49,16 @@ pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed, AppError> {
     ) {
         return Err(bad("chỉ nhận ảnh JPEG, PNG hoặc WebP"));
     }
+    // Read the declared size from the header alone, before any pixel is decoded.
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|_| bad("không đọc được ảnh (tệp hỏng)"))?;
+    check_pixels(w, h)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
-    limits.max_image_width = Some(10_000);
-    limits.max_image_height = Some(10_000);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_image_width = Some(12_000);
+    limits.max_image_height = Some(12_000);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
     let img = reader
         .decode()
@@ -62,6 +77,17 @@ pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed, AppError> {
         full_jpeg: encode_jpeg(&full)?,
         thumb_jpeg: encode_jpeg(&thumb)?,
     })
+}
+
+/// Refuse a photo whose declared size is beyond [`MAX_PIXELS`].
+pub fn check_pixels(w: u32, h: u32) -> Result<(), AppError> {
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(bad(&format!(
+            "Ảnh {w} × {h} điểm ảnh quá lớn; tối đa {} triệu điểm ảnh (ví dụ 6000 × 4000)",
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
 fn encode_jpeg(img: &image::DynamicImage) -> Result<Vec<u8>, AppError> {
@@ -106,6 +132,34 @@ mod tests {
             image::guess_format(&p.full_jpeg).unwrap(),
             ImageFormat::Jpeg
         );
+    }
+
+    /// A valid grey PNG of `w` × `h` black pixels: a small file that decodes to `w × h`
+    /// bytes or more (the "decompression bomb").
+    fn bomb_png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_compression(png::Compression::Fast);
+        let mut writer = enc.write_header().unwrap();
+        writer
+            .write_image_data(&vec![0u8; w as usize * h as usize])
+            .unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn refuses_too_many_pixels_before_decoding() {
+        let bytes = bomb_png(7_000, 5_000);
+        assert!(bytes.len() < 1_000_000, "{} bytes", bytes.len());
+        let err = process(&bytes, 5 << 20).err().expect("refused");
+        let AppError::Validation(f) = err else {
+            panic!("expected a field error")
+        };
+        assert!(f.get("photo").unwrap().contains("7000 × 5000"), "{f:?}");
+        assert!(check_pixels(6000, 4000).is_ok());
+        assert!(check_pixels(6001, 4000).is_err());
     }
 
     #[test]

@@ -150,13 +150,15 @@ fn shop_from_row(r: &AnyRow) -> Result<Shop> {
         bank_account_name: r.try_get("bank_account_name")?,
         story: r.try_get("story")?,
         active: r.try_get::<i64, _>("active")? == 1,
+        membership: r.try_get("membership")?,
+        email_confirmed: r.try_get::<i64, _>("email_confirmed")? == 1,
         notify_email: r.try_get::<i64, _>("notify_email")? == 1,
         notify_zalo: r.try_get::<i64, _>("notify_zalo")? == 1,
         notify_telegram: r.try_get::<i64, _>("notify_telegram")? == 1,
     })
 }
 
-const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, notify_email, notify_zalo, notify_telegram";
+const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, membership, email_confirmed, notify_email, notify_zalo, notify_telegram";
 
 pub async fn shop_by_slug(db: &Db, slug: &str) -> Result<Shop> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -182,7 +184,7 @@ pub async fn shop_by_id(db: &Db, id: ShopId) -> Result<Shop> {
 
 pub async fn shops_of_village(db: &Db, village: VillageId) -> Result<Vec<Shop>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {SHOP_COLS} FROM shops WHERE village_id = $1 AND active = 1 ORDER BY name"
+        "SELECT {SHOP_COLS} FROM shops WHERE village_id = $1 AND active = 1 AND membership = 'accepted' ORDER BY name"
     )))
     .bind(village.0)
     .fetch_all(&db.pool)
@@ -202,7 +204,7 @@ pub async fn shops_of_owner(db: &Db, owner: &User) -> Result<Vec<Shop>> {
 
 pub async fn all_shops(db: &Db) -> Result<Vec<Shop>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {SHOP_COLS} FROM shops WHERE active = 1 ORDER BY name"
+        "SELECT {SHOP_COLS} FROM shops WHERE active = 1 AND membership = 'accepted' ORDER BY name"
     )))
     .fetch_all(&db.pool)
     .await?;
@@ -218,16 +220,29 @@ pub fn authorize_shop(user: &User, shop: &Shop) -> Result<()> {
     }
 }
 
-pub async fn create_shop(db: &Db, owner: &User, village: &Village, f: &ShopFields) -> Result<Shop> {
+/// A seller opens a shop in a village. It waits for the village's moderator (an admin's
+/// own shop is accepted at once); its email waits for confirmation.
+pub async fn create_shop(
+    db: &Db,
+    cfg: &crate::config::Config,
+    owner: &User,
+    village: &Village,
+    f: &ShopFields,
+) -> Result<Shop> {
     let mut tx = db.begin().await?;
+    let membership = if owner.is_admin() {
+        "accepted"
+    } else {
+        "pending"
+    };
     let slug = free_slug(&mut tx, "shops", &Slug::from_name(&f.name), &village.name).await?;
     let now = now_ms();
     let (bin, acct, acct_name) = f.bank.clone().unzip3();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO shops (slug, village_id, owner_id, name, phone, email, zalo_phone,
            telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active,
-           created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+           created_at, updated_at, membership, email_confirmed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, 0) RETURNING id",
     )
     .bind(slug)
     .bind(village.id.0)
@@ -242,10 +257,110 @@ pub async fn create_shop(db: &Db, owner: &User, village: &Village, f: &ShopField
     .bind(acct_name)
     .bind(f.story.clone())
     .bind(now)
+    .bind(membership)
     .fetch_one(&mut *tx)
     .await?;
+    if let Some(email) = &f.email {
+        ask_email_confirmation(&mut tx, cfg, ShopId(id), email.as_str()).await?;
+    }
+    if membership == "pending" {
+        crate::notify::event(&mut tx, "shop_join_request", id).await?;
+    }
     tx.commit().await?;
     shop_by_id(db, ShopId(id)).await
+}
+
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Mark the shop's email unconfirmed and mail a confirmation link to it (only a hash of
+/// the link's token is kept).
+async fn ask_email_confirmation(
+    tx: &mut Tx,
+    cfg: &crate::config::Config,
+    shop: ShopId,
+    email: &str,
+) -> Result<()> {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    sqlx::query("UPDATE shops SET email_confirmed = 0, email_token_hash = $1 WHERE id = $2")
+        .bind(token_hash(&token))
+        .bind(shop.0)
+        .execute(&mut **tx)
+        .await?;
+    crate::notify::render::shop_email_confirmation(tx, cfg, shop.0, email, &token).await
+}
+
+/// The link from the confirmation mail: the shop's email now receives notices.
+pub async fn confirm_email(db: &Db, token: &str) -> Result<Shop> {
+    if token.len() > 100 {
+        return Err(AppError::NotFound);
+    }
+    let id: i64 = sqlx::query_scalar(
+        "UPDATE shops SET email_confirmed = 1, email_token_hash = NULL
+         WHERE email_token_hash = $1 RETURNING id",
+    )
+    .bind(token_hash(token))
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    shop_by_id(db, ShopId(id)).await
+}
+
+/// Shops waiting for the village moderator: (slug, name, owner's display name).
+pub async fn join_requests(db: &Db, village: VillageId) -> Result<Vec<(String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT s.slug, s.name, COALESCE(u.display_name, '') AS owner FROM shops s
+         LEFT JOIN users u ON u.id = s.owner_id
+         WHERE s.village_id = $1 AND s.membership = 'pending' ORDER BY s.created_at, s.id",
+    )
+    .bind(village.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("slug")?, r.try_get("name")?, r.try_get("owner")?)))
+        .collect()
+}
+
+/// The village's moderator (or an admin) accepts a shop onto the board or refuses it.
+pub async fn decide_membership(
+    db: &Db,
+    user: &User,
+    shop: &Shop,
+    accept: bool,
+    reason: &str,
+) -> Result<Shop> {
+    if !crate::accounts::store::can_moderate(db, user, shop.village_id.0).await? {
+        return Err(AppError::Forbidden);
+    }
+    let reason = crate::domain::text::clean_text(reason, "lý do", 500)
+        .map_err(|m| AppError::field("reason", m))?;
+    let mut tx = db.begin().await?;
+    let n = sqlx::query(
+        "UPDATE shops SET membership = $1, membership_by = $2, membership_at = $3,
+           membership_reason = $4, updated_at = $3 WHERE id = $5 AND membership = 'pending'",
+    )
+    .bind(if accept { "accepted" } else { "rejected" })
+    .bind(user.id.0)
+    .bind(now_ms())
+    .bind(reason)
+    .bind(shop.id.0)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict(
+            "Cửa hàng này không còn chờ duyệt".into(),
+        ));
+    }
+    refresh_search_text(&mut tx, Some(shop.id), None).await?;
+    tx.commit().await?;
+    shop_by_id(db, shop.id).await
 }
 
 trait Unzip3 {
@@ -260,7 +375,12 @@ impl Unzip3 for Option<(String, String, String)> {
     }
 }
 
-pub async fn update_shop(db: &Db, shop: &Shop, f: &ShopFields) -> Result<Shop> {
+pub async fn update_shop(
+    db: &Db,
+    cfg: &crate::config::Config,
+    shop: &Shop,
+    f: &ShopFields,
+) -> Result<Shop> {
     let mut tx = db.begin().await?;
     let (bin, acct, acct_name) = f.bank.clone().unzip3();
     sqlx::query(
@@ -285,6 +405,12 @@ pub async fn update_shop(db: &Db, shop: &Shop, f: &ShopFields) -> Result<Shop> {
     .bind(i64::from(f.notify.2))
     .execute(&mut *tx)
     .await?;
+    let new_email = f.email.as_ref().map(|e| e.as_str());
+    if new_email != shop.email.as_deref()
+        && let Some(email) = new_email
+    {
+        ask_email_confirmation(&mut tx, cfg, shop.id, email).await?;
+    }
     refresh_search_text(&mut tx, Some(shop.id), None).await?;
     tx.commit().await?;
     shop_by_id(db, shop.id).await
@@ -480,7 +606,19 @@ async fn check_item_in_village(tx: &mut Tx, item: i64, village: VillageId) -> Re
     Ok(())
 }
 
+/// Why a shop that the village has not accepted lists nothing.
+pub fn require_member(shop: &Shop) -> Result<()> {
+    if shop.is_member() {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(
+            "Cửa hàng chưa được điều phối viên của làng chấp nhận nên chưa thể đăng hoặc sửa sản phẩm".into(),
+        ))
+    }
+}
+
 pub async fn create_product(db: &Db, shop: &Shop, f: &ProductFields) -> Result<ProductDetail> {
+    require_member(shop)?;
     let mut tx = db.begin().await?;
     let slug = insert_product(&mut tx, shop, f).await?;
     tx.commit().await?;
@@ -521,6 +659,7 @@ pub async fn update_product(
     product: &ProductDetail,
     f: &ProductFields,
 ) -> Result<ProductDetail> {
+    require_member(shop)?;
     let mut tx = db.begin().await?;
     check_item_in_village(&mut tx, f.price_item_id, shop.village_id).await?;
     sqlx::query(

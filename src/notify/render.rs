@@ -104,7 +104,8 @@ struct ShopTarget {
 
 async fn shop_target(tx: &mut Tx, shop_id: i64) -> Result<ShopTarget> {
     let r = sqlx::query(
-        "SELECT id, name, email, phone, zalo_phone, telegram_chat_id, notify_email, notify_zalo, notify_telegram
+        "SELECT id, name, CASE WHEN email_confirmed = 1 THEN email END AS email, phone, zalo_phone,
+           telegram_chat_id, notify_email, notify_zalo, notify_telegram
          FROM shops WHERE id = $1",
     )
     .bind(shop_id)
@@ -184,6 +185,102 @@ fn for_shop(
         }
     }
     Ok(out)
+}
+
+/// Notices about a seller's account itself (password reset codes, a registration tried with
+/// their login): the account's email if it has one, else every shop of theirs on its
+/// confirmed email and Telegram. Written straight into the outbox in the caller's
+/// transaction (the content carries a one-time code, so it cannot be rendered later).
+pub async fn account_notices(
+    tx: &mut Tx,
+    cfg: &Config,
+    user_id: i64,
+    key: &str,
+    kind: &str,
+    msg: &Message,
+) -> Result<usize> {
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut out = Vec::new();
+    if let Some(email) = email {
+        out.push(NewNotice {
+            key: format!("{key}:email"),
+            kind: kind.into(),
+            channel: "email",
+            recipient: email,
+            shop_id: None,
+            payload: msg.email()?,
+        });
+    } else {
+        let shops: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM shops WHERE owner_id = $1 ORDER BY id")
+                .bind(user_id)
+                .fetch_all(&mut **tx)
+                .await?;
+        for shop_id in shops {
+            let shop = shop_target(tx, shop_id).await?;
+            out.extend(for_shop(
+                cfg,
+                &shop,
+                &format!("{key}:shop-{shop_id}"),
+                kind,
+                msg,
+                None,
+                true,
+            )?);
+        }
+    }
+    let mut n = 0;
+    for notice in &out {
+        if super::store::insert(tx, notice).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The link that confirms a shop's new email address, mailed to that address only.
+pub async fn shop_email_confirmation(
+    tx: &mut Tx,
+    cfg: &Config,
+    shop_id: i64,
+    email: &str,
+    token: &str,
+) -> Result<()> {
+    let name: String = sqlx::query_scalar("SELECT name FROM shops WHERE id = $1")
+        .bind(shop_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let msg = Message {
+        subject: "Xác nhận email nhận thông báo — Chợ Làng".into(),
+        greeting: format!("Chào {name},"),
+        lines: vec![
+            "Email này vừa được đặt làm nơi nhận thông báo đơn hàng của cửa hàng trên Chợ Làng."
+                .into(),
+            "Nếu đúng là bạn, hãy bấm liên kết dưới đây. Nếu không, hãy bỏ qua thư này.".into(),
+        ],
+        items: vec![],
+        total: String::new(),
+        link: Some((
+            format!("{}/xac-nhan-email/{token}", cfg.public_url),
+            "Xác nhận email".into(),
+        )),
+    };
+    super::store::insert(
+        tx,
+        &NewNotice {
+            key: format!("shop-email:{shop_id}:{}", &token[..12]),
+            kind: "shop_email_confirm".into(),
+            channel: "email",
+            recipient: email.to_string(),
+            shop_id: Some(shop_id),
+            payload: msg.email()?,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 async fn admins_emails(tx: &mut Tx) -> Result<Vec<String>> {
@@ -285,7 +382,18 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 zalo,
                 false,
             )?;
-            if let Some(email) = o.try_get::<Option<String>, _>("buyer_email")? {
+            // A buyer's typed address is mailed only about money that actually arrived:
+            // otherwise anyone could make us mail any address ("order closed").
+            let money_in: i64 = sqlx::query_scalar(
+                "SELECT p.amount_paid_vnd FROM payments p JOIN orders o ON o.checkout_id = p.checkout_id WHERE o.id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            if let Some(email) = o
+                .try_get::<Option<String>, _>("buyer_email")?
+                .filter(|_| paid || money_in > 0)
+            {
                 let buyer_msg = Message {
                     subject: if paid {
                         format!("Biên nhận đơn hàng {code} — Chợ Làng")
@@ -299,9 +407,10 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                             shop.name
                         )]
                     } else {
-                        vec![format!(
-                            "Đơn {code} chưa được thanh toán trong thời hạn nên đã đóng."
-                        )]
+                        vec![
+                            format!("Đơn {code} đã đóng (hết hạn hoặc người bán đã hủy)."),
+                            "Số tiền bạn đã chuyển sẽ được Chợ Làng hoàn lại vào tài khoản đã chuyển.".into(),
+                        ]
                     },
                     items,
                     total,

@@ -108,20 +108,94 @@ pub struct Created {
     pub payment_code: PaymentCode,
 }
 
+/// How much stock anonymous buyers may hold unpaid: open checkouts and units, per phone
+/// number; four times that per client address (many phones share a carrier's address).
+#[derive(Debug, Clone)]
+pub struct HoldLimits {
+    pub client: String,
+    pub max_open: i64,
+    pub max_units: i64,
+}
+
+/// Refuse a checkout that would take the buyer's phone or address past its hold limits.
+/// The two rows locked first (an upsert takes the row lock on PostgreSQL; SQLite holds its
+/// write lock) make concurrent checkouts of one phone or address count one after another.
+async fn check_holds(tx: &mut Tx, phone: &str, limits: &HoldLimits, units: i64) -> Result<()> {
+    let scopes = [
+        (
+            "buyer_phone",
+            format!("hold:phone:{phone}"),
+            phone.to_string(),
+            1,
+        ),
+        (
+            "client_ip",
+            format!("hold:ip:{}", limits.client),
+            limits.client.clone(),
+            4,
+        ),
+    ];
+    for (_, key, _, _) in &scopes {
+        sqlx::query(
+            "INSERT INTO attempt_counters (key, window_start, n) VALUES ($1, 0, 0)
+             ON CONFLICT (key) DO UPDATE SET n = attempt_counters.n",
+        )
+        .bind(key.clone())
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (column, _, value, factor) in scopes {
+        let open: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM checkouts c JOIN payments p ON p.checkout_id = c.id
+             WHERE c.{column} = $1 AND p.status IN ('pending', 'underpaid')"
+        )))
+        .bind(value.clone())
+        .fetch_one(&mut **tx)
+        .await?;
+        if open >= limits.max_open * factor {
+            return Err(AppError::Conflict(format!(
+                "Đang có {open} đơn chưa thanh toán với số điện thoại hoặc mạng này. \
+                 Hãy thanh toán hoặc chờ đơn cũ hết hạn rồi đặt tiếp."
+            )));
+        }
+        let held: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(SUM(l.quantity), 0) AS BIGINT) FROM checkouts c
+             JOIN payments p ON p.checkout_id = c.id
+             JOIN orders o ON o.checkout_id = c.id
+             JOIN order_lines l ON l.order_id = o.id
+             WHERE c.{column} = $1 AND p.status IN ('pending', 'underpaid') AND o.status = 'pending_payment'"
+        )))
+        .bind(value)
+        .fetch_one(&mut **tx)
+        .await?;
+        if held + units > limits.max_units * factor {
+            return Err(AppError::Conflict(format!(
+                "Mỗi người mua chỉ được giữ tối đa {} sản phẩm chưa thanh toán; hãy thanh toán các đơn đang chờ trước.",
+                limits.max_units * factor
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Create checkout, payment and one order per shop in one transaction, reserving stock.
 /// The total is computed here from the agreed prices in force now.
 pub async fn create_checkout(
     db: &Db,
     req: &CheckoutRequest,
     expiry_minutes: i64,
+    holds: &HoldLimits,
 ) -> Result<Created> {
     let mut tx = db.begin().await?;
+    let units: i64 = req.items.iter().map(|(_, q)| *q).sum();
+    check_holds(&mut tx, req.buyer.phone.as_str(), holds, units).await?;
     let mut snaps: Vec<Snap> = Vec::new();
     for (r, qty) in &req.items {
         let row = match r {
             ProductRef::Id(id) => {
                 sqlx::query(
-                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active, s.active AS shop_active
+                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active,
+                       CASE WHEN s.active = 1 AND s.membership = 'accepted' THEN 1 ELSE 0 END AS shop_active
                      FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
                      WHERE p.id = $1",
                 )
@@ -131,7 +205,8 @@ pub async fn create_checkout(
             }
             ProductRef::Slug(slug) => {
                 sqlx::query(
-                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active, s.active AS shop_active
+                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active,
+                       CASE WHEN s.active = 1 AND s.membership = 'accepted' THEN 1 ELSE 0 END AS shop_active
                      FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
                      WHERE p.slug = $1",
                 )
@@ -199,8 +274,8 @@ pub async fn create_checkout(
     .await?;
     let b = &req.buyer;
     let checkout_id: i64 = sqlx::query_scalar(
-        "INSERT INTO checkouts (code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO checkouts (code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at, client_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(checkout_code)
     .bind(b.name.clone())
@@ -210,6 +285,7 @@ pub async fn create_checkout(
     .bind(b.note.clone())
     .bind(total)
     .bind(now)
+    .bind(holds.client.clone())
     .fetch_one(&mut *tx)
     .await?;
     let code = unused_code(
@@ -522,6 +598,12 @@ pub async fn seller_move(
         Actor::Seller
     };
     let mut tx = db.begin().await?;
+    if order.status == OrderStatus::PendingPayment && to == OrderStatus::Cancelled {
+        crate::payments::store::cancel_unpaid_order(&mut tx, &order, actor, Some(user.id.0))
+            .await?;
+        tx.commit().await?;
+        return order_by_code(db, code).await;
+    }
     set_status(&mut tx, order.id, order.status, to, actor, Some(user.id.0)).await?;
     if to == OrderStatus::RefundDue {
         for l in &order.lines {

@@ -52,7 +52,8 @@ pub fn qr_payload(cfg: &Config, p: &PaymentView) -> Result<Option<String>> {
 /// Create the checkout, then (outside the transaction, never holding a lock over the
 /// network) the payOS link or Stripe session. If the provider fails, the checkout is
 /// cancelled and its stock released.
-pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest) -> Result<i64> {
+/// Start a checkout for a buyer at `client` (their address key, for the hold limits).
+pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -> Result<i64> {
     match req.method {
         Method::Vietqr if cfg.payments.collect.is_none() => {
             return Err(AppError::field(
@@ -71,7 +72,12 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest) -> Result<i64> 
         }
         _ => {}
     }
-    let created = create_checkout(db, req, cfg.payments.expiry_minutes).await?;
+    let holds = crate::orders::store::HoldLimits {
+        client: client.to_string(),
+        max_open: cfg.checkout_max_open,
+        max_units: cfg.checkout_max_held_units,
+    };
+    let created = create_checkout(db, req, cfg.payments.expiry_minutes, &holds).await?;
     if req.method == Method::Vietqr {
         return Ok(created.checkout_id);
     }
@@ -145,6 +151,7 @@ pub fn payment_status_json(p: &PaymentView) -> Value {
         "amount_paid_vnd": p.amount_paid_vnd,
         "amount_remaining_vnd": p.amount_remaining_vnd,
         "overpaid_vnd": p.overpaid_vnd,
+        "cancelled": p.cancelled,
         "expires_at": p.expires_at,
         "expires_at_local": format_vn_time(p.expires_at),
     })

@@ -202,7 +202,32 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
         .checked_add(amount)
         .ok_or_else(|| AppError::BadRequest("số tiền vượt giới hạn".into()))?;
     let late = now > p.expires_at;
+    let orders_in = |status: OrderStatus| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM orders WHERE checkout_id = $1 AND status = $2",
+        )
+        .bind(p.checkout_id)
+        .bind(status.as_str())
+    };
+    let open_orders = orders_in(OrderStatus::PendingPayment)
+        .fetch_one(&mut **tx)
+        .await?;
+    let expired_orders = orders_in(OrderStatus::Expired).fetch_one(&mut **tx).await?;
     let status = match p.status.as_str() {
+        // Every order was cancelled by its seller: nothing is left to pay for, so the money
+        // is owed back (and shows in reconciliation), never "paid" for a cancelled order.
+        "pending" | "underpaid" | "expired" if open_orders == 0 && expired_orders == 0 => {
+            set_checkout_orders(
+                tx,
+                p.checkout_id,
+                OrderStatus::Cancelled,
+                OrderStatus::RefundDue,
+                Actor::System,
+                None,
+            )
+            .await?;
+            "refund_due"
+        }
         "pending" | "underpaid" if paid >= p.amount => {
             // Not yet swept: the stock is still reserved, so even a late payment is honoured.
             set_checkout_orders(
@@ -329,6 +354,12 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         tx.commit().await?;
         return Ok(false);
     }
+    let open: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE checkout_id = $1 AND status = 'pending_payment' ORDER BY id",
+    )
+    .bind(p.checkout_id)
+    .fetch_all(&mut *tx)
+    .await?;
     for (product, qty) in
         lines_in_status(&mut tx, p.checkout_id, OrderStatus::PendingPayment).await?
     {
@@ -354,11 +385,8 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         )
         .await?;
     }
-    let closed: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE checkout_id = $1 AND status IN ('expired', 'cancelled', 'refund_due') ORDER BY id")
-        .bind(p.checkout_id)
-        .fetch_all(&mut *tx)
-        .await?;
-    for id in closed {
+    // Only the orders this close moved are announced (cancelled ones were already).
+    for id in open {
         crate::notify::event(&mut tx, "order_closed", id).await?;
     }
     let status = if p.paid > 0 { "refund_due" } else { "expired" };
@@ -373,6 +401,81 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// A seller (or admin) cancels an order nobody has paid for yet. Under the payment's lock:
+/// the order's stock goes back once, the payment now asks only for the other orders of the
+/// checkout, and when no order is left the payment closes — money arriving later for it is
+/// owed back (`apply_money`).
+pub async fn cancel_unpaid_order(
+    tx: &mut Tx,
+    order: &crate::orders::store::OrderView,
+    actor: Actor,
+    user: Option<i64>,
+) -> Result<()> {
+    let payment_id: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE checkout_id = $1")
+        .bind(order.checkout_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let p = lock_payment(tx, payment_id).await?;
+    // Guarded by `WHERE status = pending_payment`: an order paid a moment ago is not cancelled.
+    crate::orders::store::set_status(
+        tx,
+        order.id,
+        OrderStatus::PendingPayment,
+        OrderStatus::Cancelled,
+        actor,
+        user,
+    )
+    .await?;
+    for l in &order.lines {
+        release(tx, l.product_id, l.quantity).await?;
+    }
+    crate::notify::event(tx, "order_closed", order.id).await?;
+    let remaining: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE checkout_id = $1 AND status = 'pending_payment'",
+    )
+    .bind(order.checkout_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let now = now_ms();
+    if remaining > 0 {
+        sqlx::query(
+            "UPDATE payments SET amount_vnd = amount_vnd - $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(order.total_vnd)
+        .bind(now)
+        .bind(payment_id)
+        .execute(&mut **tx)
+        .await?;
+        if p.paid > 0 {
+            // What already arrived may now cover the orders that are left.
+            apply_money(tx, payment_id, 0).await?;
+        }
+    } else if p.paid > 0 {
+        set_checkout_orders(
+            tx,
+            p.checkout_id,
+            OrderStatus::Cancelled,
+            OrderStatus::RefundDue,
+            Actor::System,
+            None,
+        )
+        .await?;
+        sqlx::query("UPDATE payments SET status = 'refund_due', cancelled_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(payment_id)
+            .execute(&mut **tx)
+            .await?;
+        crate::notify::event(tx, "refund_due", payment_id).await?;
+    } else {
+        sqlx::query("UPDATE payments SET status = 'expired', cancelled_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(payment_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Expire every payment past its time; returns how many were closed.
@@ -405,6 +508,8 @@ pub struct PaymentView {
     pub overpaid_vnd: i64,
     pub refunded_vnd: i64,
     pub late: bool,
+    /// Closed because its seller(s) cancelled every order before money arrived.
+    pub cancelled: bool,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub checkout_id: i64,
@@ -414,7 +519,7 @@ pub struct PaymentView {
 
 const PAYMENT_SELECT: &str =
     "SELECT id, code, order_code, method, status, amount_vnd, amount_paid_vnd, refunded_vnd,
-        late, expires_at, paid_at, checkout_id, checkout_url, provider_qr FROM payments";
+        late, cancelled_at, expires_at, paid_at, checkout_id, checkout_url, provider_qr FROM payments";
 
 fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentView> {
     let amount: i64 = r.try_get("amount_vnd")?;
@@ -431,6 +536,7 @@ fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentView> {
         overpaid_vnd: (paid - amount).max(0),
         refunded_vnd: r.try_get("refunded_vnd")?,
         late: r.try_get::<i64, _>("late")? == 1,
+        cancelled: r.try_get::<Option<i64>, _>("cancelled_at")?.is_some(),
         expires_at: r.try_get("expires_at")?,
         paid_at: r.try_get("paid_at")?,
         checkout_id: r.try_get("checkout_id")?,

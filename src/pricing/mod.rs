@@ -7,7 +7,9 @@ pub mod store;
 use serde::Serialize;
 
 /// When a proposal passes by vote: at least `min_yes` yes votes AND strictly more than
-/// `percent` % of the village's active shops (those with an owner who can vote).
+/// `percent` % of the village's voters. Voters are people, not shops: sellers with at least
+/// one active shop the village's moderator accepted, one vote each however many shops they
+/// own (five shops opened by one account once carried a price alone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quorum {
     pub min_yes: i64,
@@ -25,28 +27,71 @@ impl Quorum {
     }
 }
 
+/// A change of more than this many percent of the current price needs the moderator's
+/// approval even when the vote passes.
+pub const MODERATOR_BAND_PERCENT: i64 = 30;
+/// Shortest reason a proposer (or a moderator rejecting) must write, in characters.
+pub const MIN_REASON_CHARS: usize = 15;
+
+/// Whether moving a price from `old` to `new` is beyond ±30 % and so needs a moderator.
+pub fn needs_moderator(old: i64, new: i64) -> bool {
+    (new - old).abs() * 100 > old * MODERATOR_BAND_PERCENT
+}
+
+/// A written reason: trimmed, at least [`MIN_REASON_CHARS`] characters, at most 500.
+pub fn parse_reason(s: &str, what: &str) -> Result<String, String> {
+    let r = crate::domain::text::clean_line(s, what, 500)?;
+    if r.chars().count() < MIN_REASON_CHARS {
+        return Err(format!(
+            "{} cần ít nhất {MIN_REASON_CHARS} ký tự để cả làng hiểu vì sao",
+            capitalize(what)
+        ));
+    }
+    Ok(r)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Open,
+    /// The vote passed but the change is beyond ±30 %: the moderator decides.
+    AwaitingModerator,
     Approved,
     Rejected,
 }
 
 impl ProposalStatus {
-    pub fn parse(s: &str) -> ProposalStatus {
-        match s {
-            "approved" => ProposalStatus::Approved,
-            "rejected" => ProposalStatus::Rejected,
+    /// From the stored status and stage (`open` + `moderator` = awaiting the moderator).
+    pub fn parse(status: &str, stage: &str) -> ProposalStatus {
+        match (status, stage) {
+            ("approved", _) => ProposalStatus::Approved,
+            ("rejected", _) => ProposalStatus::Rejected,
+            (_, "moderator") => ProposalStatus::AwaitingModerator,
             _ => ProposalStatus::Open,
         }
     }
     pub fn label(self) -> &'static str {
         match self {
             ProposalStatus::Open => "Đang biểu quyết",
+            ProposalStatus::AwaitingModerator => "Chờ điều phối viên",
             ProposalStatus::Approved => "Đã thông qua",
             ProposalStatus::Rejected => "Không thông qua",
         }
+    }
+    /// Still to be decided (voting, or waiting for the moderator).
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            ProposalStatus::Open | ProposalStatus::AwaitingModerator
+        )
     }
 }
 
@@ -90,6 +135,7 @@ impl PriceChange {
 pub struct Vote {
     pub shop_id: i64,
     pub shop_name: String,
+    pub voter: String,
     pub approve: bool,
     pub at: i64,
 }
@@ -110,6 +156,9 @@ pub struct Proposal {
     pub reason: String,
     pub status: ProposalStatus,
     pub decision: Option<String>,
+    /// The moderator's written reason when they rejected it (public).
+    pub decision_reason: Option<String>,
+    pub decided_by: Option<String>,
     pub created_at: i64,
     pub closes_at: i64,
     pub decided_at: Option<i64>,
@@ -140,6 +189,25 @@ mod tests {
         assert!(!DEFAULT.reached(2, 2));
         assert_eq!(DEFAULT.needed(2), 3);
         assert_eq!(DEFAULT.needed(4), 3);
+    }
+
+    #[test]
+    fn thirty_percent_band() {
+        assert!(!needs_moderator(100_000, 130_000));
+        assert!(needs_moderator(100_000, 130_001));
+        assert!(!needs_moderator(100_000, 70_000));
+        assert!(needs_moderator(100_000, 69_999));
+        assert!(needs_moderator(1_850_000, 1_000));
+    }
+
+    #[test]
+    fn reasons_have_a_minimum_length() {
+        assert!(parse_reason("rẻ", "lý do").is_err());
+        assert!(parse_reason("               ", "lý do").is_err());
+        assert_eq!(
+            parse_reason("  Giá vải tuyn tăng 10 %  ", "lý do").unwrap(),
+            "Giá vải tuyn tăng 10 %"
+        );
     }
 
     #[test]

@@ -202,14 +202,17 @@ pub async fn history_of_item(db: &Db, item_id: i64) -> Result<Vec<PriceChange>> 
 const PROPOSAL_SELECT: &str =
     "SELECT p.id, p.price_item_id, pi.village_id, pi.name AS item_name, pi.unit, p.proposer_user_id,
         u.display_name AS proposer, s.name AS proposer_shop, p.old_price_vnd, p.new_price_vnd,
-        p.reason, p.status, p.decision, p.created_at, p.closes_at, p.decided_at
+        p.reason, p.status, p.stage, p.decision, p.decision_reason, d.display_name AS decided_by,
+        p.created_at, p.closes_at, p.decided_at
      FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
-     JOIN users u ON u.id = p.proposer_user_id JOIN shops s ON s.id = p.proposer_shop_id";
+     JOIN users u ON u.id = p.proposer_user_id JOIN shops s ON s.id = p.proposer_shop_id
+     LEFT JOIN users d ON d.id = p.decided_by";
 
 async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
     let id: i64 = r.try_get("id")?;
     let vote_rows = sqlx::query(
-        "SELECT v.shop_id, s.name AS shop_name, v.approve, v.at FROM votes v JOIN shops s ON s.id = v.shop_id
+        "SELECT v.shop_id, s.name AS shop_name, u.display_name AS voter, v.approve, v.at
+         FROM votes v JOIN shops s ON s.id = v.shop_id JOIN users u ON u.id = v.user_id
          WHERE v.proposal_id = $1 ORDER BY v.at, s.name",
     )
     .bind(id)
@@ -220,6 +223,7 @@ async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
         votes.push(Vote {
             shop_id: v.try_get("shop_id")?,
             shop_name: v.try_get("shop_name")?,
+            voter: v.try_get("voter")?,
             approve: v.try_get::<i64, _>("approve")? == 1,
             at: v.try_get("at")?,
         });
@@ -236,8 +240,13 @@ async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
         old_price_vnd: r.try_get("old_price_vnd")?,
         new_price_vnd: r.try_get("new_price_vnd")?,
         reason: r.try_get("reason")?,
-        status: ProposalStatus::parse(&r.try_get::<String, _>("status")?),
+        status: ProposalStatus::parse(
+            &r.try_get::<String, _>("status")?,
+            &r.try_get::<String, _>("stage")?,
+        ),
         decision: r.try_get("decision")?,
+        decision_reason: r.try_get("decision_reason")?,
+        decided_by: r.try_get("decided_by")?,
         created_at: r.try_get("created_at")?,
         closes_at: r.try_get("closes_at")?,
         decided_at: r.try_get("decided_at")?,
@@ -274,10 +283,12 @@ pub async fn proposals_of_village(db: &Db, village_id: i64) -> Result<Vec<Propos
     Ok(out)
 }
 
-/// The caller's active shops in a village: the shops that vote and propose for them.
+/// The caller's shops that give them a voice on the village's board: active and accepted
+/// by the moderator. The first one is named on their proposals and votes.
 async fn voting_shops(tx: &mut Tx, user: &User, village_id: i64) -> Result<Vec<i64>> {
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM shops WHERE owner_id = $1 AND village_id = $2 AND active = 1 ORDER BY id",
+        "SELECT id FROM shops WHERE owner_id = $1 AND village_id = $2 AND active = 1
+           AND membership = 'accepted' ORDER BY id",
     )
     .bind(user.id.0)
     .bind(village_id)
@@ -286,14 +297,20 @@ async fn voting_shops(tx: &mut Tx, user: &User, village_id: i64) -> Result<Vec<i
     Ok(ids)
 }
 
-/// Shops that count toward the quorum: active, and owned by an account that can vote.
-async fn active_shop_count(tx: &mut Tx, village_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL",
-    )
-    .bind(village_id)
-    .fetch_one(&mut **tx)
-    .await?)
+/// A seller without an accepted, active shop in the village has no voice on its board.
+fn not_a_member() -> AppError {
+    AppError::Forbidden
+}
+
+/// The people who count toward the quorum: sellers with an active, accepted shop here.
+const VOTERS: &str = "SELECT COUNT(DISTINCT owner_id) FROM shops
+     WHERE village_id = $1 AND active = 1 AND membership = 'accepted' AND owner_id IS NOT NULL";
+
+async fn voter_count(tx: &mut Tx, village_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(VOTERS)
+        .bind(village_id)
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 pub async fn propose(
@@ -309,7 +326,7 @@ pub async fn propose(
             .await?;
     let mut e = FieldErrors::new();
     let price = e.check("price_vnd", Vnd::parse(price));
-    let reason = e.check("reason", clean_line(reason, "lý do", 500));
+    let reason = e.check("reason", parse_reason(reason, "lý do"));
     if let Some(p) = price
         && p.get() == item.price_vnd
     {
@@ -320,7 +337,7 @@ pub async fn propose(
     let mut tx = db.begin().await?;
     let shops = voting_shops(&mut tx, user, item.village_id).await?;
     let Some(shop) = shops.first() else {
-        return Err(AppError::Forbidden);
+        return Err(not_a_member());
     };
     let now = now_ms();
     let id: i64 = sqlx::query_scalar(
@@ -343,29 +360,47 @@ pub async fn propose(
     proposal_by_id(db, id).await
 }
 
+/// An open proposal, read under its row lock.
+struct Locked {
+    item_id: i64,
+    village_id: i64,
+    old_price: i64,
+    new_price: i64,
+    stage: String,
+}
+
 /// Take the proposal's row lock (PostgreSQL) so concurrent voters are counted one after
 /// another; on SQLite the write transaction already holds the database lock.
-/// Returns the proposal's item, village and new price while it is open.
-async fn lock_open(tx: &mut Tx, proposal_id: i64) -> Result<(i64, i64, i64)> {
+/// Voting needs an open proposal in its voting time; a moderator may also decide one that
+/// waits for them after its voting time.
+async fn lock_open(tx: &mut Tx, proposal_id: i64, for_moderator: bool) -> Result<Locked> {
     let locked = sqlx::query(
-        "UPDATE proposals SET status = status WHERE id = $1 AND status = 'open' AND closes_at > $2",
+        "UPDATE proposals SET status = status
+         WHERE id = $1 AND status = 'open' AND (closes_at > $2 OR ($3 = 1 AND stage = 'moderator'))",
     )
     .bind(proposal_id)
     .bind(now_ms())
+    .bind(i64::from(for_moderator))
     .execute(&mut **tx)
     .await?
     .rows_affected();
     if locked == 0 {
-        return Err(AppError::Conflict("đề xuất này đã kết thúc".into()));
+        return Err(AppError::Conflict("Đề xuất này đã kết thúc".into()));
     }
     let r = sqlx::query(
-        "SELECT p.price_item_id, pi.village_id, p.new_price_vnd FROM proposals p
+        "SELECT p.price_item_id, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.stage FROM proposals p
          JOIN price_items pi ON pi.id = p.price_item_id WHERE p.id = $1",
     )
     .bind(proposal_id)
     .fetch_one(&mut **tx)
     .await?;
-    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    Ok(Locked {
+        item_id: r.try_get(0)?,
+        village_id: r.try_get(1)?,
+        old_price: r.try_get(2)?,
+        new_price: r.try_get(3)?,
+        stage: r.try_get(4)?,
+    })
 }
 
 async fn approve_in_tx(
@@ -396,12 +431,13 @@ async fn approve_in_tx(
     apply_price(tx, item_id, price, source, Some(proposal_id), by).await
 }
 
-/// Record the caller's vote (one per shop they own in the village; a new vote replaces
-/// their earlier one) and approve the proposal the moment the quorum is reached.
+/// Record the caller's vote — one per person, whatever the number of shops they own; a new
+/// vote replaces their earlier one — and decide the proposal the moment the quorum of
+/// people is reached: approved, or handed to the moderator when the change is beyond ±30 %.
 pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Result<Proposal> {
     close_expired(db).await?;
     let mut tx = db.begin().await?;
-    let (item_id, village_id, new_price) = match lock_open(&mut tx, proposal_id).await {
+    let p = match lock_open(&mut tx, proposal_id, false).await {
         Err(AppError::Conflict(m)) => {
             let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM proposals WHERE id = $1")
                 .bind(proposal_id)
@@ -415,64 +451,122 @@ pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Resu
         }
         other => other?,
     };
-    let shops = voting_shops(&mut tx, user, village_id).await?;
-    if shops.is_empty() {
-        return Err(AppError::Forbidden);
+    if p.stage == "moderator" {
+        return Err(AppError::Conflict(
+            "Biểu quyết đã đủ; đề xuất đang chờ điều phối viên quyết định".into(),
+        ));
     }
+    let shops = voting_shops(&mut tx, user, p.village_id).await?;
+    let Some(shop) = shops.first() else {
+        return Err(not_a_member());
+    };
     let now = now_ms();
-    for shop in shops {
-        sqlx::query(
-            "INSERT INTO votes (proposal_id, shop_id, user_id, approve, at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (proposal_id, shop_id) DO UPDATE SET approve = excluded.approve, at = excluded.at, user_id = excluded.user_id",
-        )
-        .bind(proposal_id)
-        .bind(shop)
-        .bind(user.id.0)
-        .bind(i64::from(approve))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let yes: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM votes v JOIN shops s ON s.id = v.shop_id
-         WHERE v.proposal_id = $1 AND v.approve = 1 AND s.active = 1",
+    sqlx::query(
+        "INSERT INTO votes (proposal_id, shop_id, user_id, approve, at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (proposal_id, user_id) DO UPDATE SET approve = excluded.approve, at = excluded.at, shop_id = excluded.shop_id",
     )
     .bind(proposal_id)
+    .bind(*shop)
+    .bind(user.id.0)
+    .bind(i64::from(approve))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    // Yes votes of people who still have a voice here (a shop closed or refused since
+    // does not count).
+    let yes: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM votes v WHERE v.proposal_id = $1 AND v.approve = 1
+           AND EXISTS (SELECT 1 FROM shops s WHERE s.owner_id = v.user_id AND s.village_id = $2
+                         AND s.active = 1 AND s.membership = 'accepted')",
+    )
+    .bind(proposal_id)
+    .bind(p.village_id)
     .fetch_one(&mut *tx)
     .await?;
-    let active = active_shop_count(&mut tx, village_id).await?;
+    let voters = voter_count(&mut tx, p.village_id).await?;
     let village = sqlx::query("SELECT quorum_min_yes, quorum_percent FROM villages WHERE id = $1")
-        .bind(village_id)
+        .bind(p.village_id)
         .fetch_one(&mut *tx)
         .await?;
     let quorum = Quorum {
         min_yes: village.try_get(0)?,
         percent: village.try_get(1)?,
     };
-    if quorum.reached(yes, active) {
-        approve_in_tx(&mut tx, proposal_id, item_id, new_price, "quorum", None).await?;
+    if quorum.reached(yes, voters) {
+        if needs_moderator(p.old_price, p.new_price) {
+            sqlx::query("UPDATE proposals SET stage = 'moderator' WHERE id = $1")
+                .bind(proposal_id)
+                .execute(&mut *tx)
+                .await?;
+            crate::notify::event(&mut tx, "proposal_awaiting_moderator", proposal_id).await?;
+        } else {
+            approve_in_tx(&mut tx, proposal_id, p.item_id, p.new_price, "quorum", None).await?;
+        }
     }
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
 }
 
-/// A moderator of the village (or an admin) approves without waiting for the quorum.
-pub async fn approve_by_moderator(db: &Db, user: &User, proposal_id: i64) -> Result<Proposal> {
+/// A moderator of the village (or an admin) approves, confirming it (pages ask first):
+/// without waiting for the quorum, or after a vote that passed beyond ±30 %.
+pub async fn approve_by_moderator(
+    db: &Db,
+    user: &User,
+    proposal_id: i64,
+    confirmed: bool,
+) -> Result<Proposal> {
     let p = proposal_by_id(db, proposal_id).await?;
     if !can_moderate(db, user, p.village_id).await? {
         return Err(AppError::Forbidden);
     }
+    if !confirmed {
+        return Err(AppError::field(
+            "confirm",
+            "Hãy xác nhận: giá mới sẽ áp dụng ngay cho mọi sản phẩm của mặt hàng này",
+        ));
+    }
     let mut tx = db.begin().await?;
-    let (item_id, _, new_price) = lock_open(&mut tx, proposal_id).await?;
+    let l = lock_open(&mut tx, proposal_id, true).await?;
     approve_in_tx(
         &mut tx,
         proposal_id,
-        item_id,
-        new_price,
+        l.item_id,
+        l.new_price,
         "moderator",
         Some(user.id.0),
     )
     .await?;
+    tx.commit().await?;
+    proposal_by_id(db, proposal_id).await
+}
+
+/// A moderator of the village (or an admin) rejects an open proposal with a written
+/// reason, shown on the public history.
+pub async fn reject_by_moderator(
+    db: &Db,
+    user: &User,
+    proposal_id: i64,
+    reason: &str,
+) -> Result<Proposal> {
+    let p = proposal_by_id(db, proposal_id).await?;
+    if !can_moderate(db, user, p.village_id).await? {
+        return Err(AppError::Forbidden);
+    }
+    let reason = parse_reason(reason, "lý do từ chối").map_err(|m| AppError::field("reason", m))?;
+    let mut tx = db.begin().await?;
+    lock_open(&mut tx, proposal_id, true).await?;
+    sqlx::query(
+        "UPDATE proposals SET status = 'rejected', decision = 'moderator', decision_reason = $1,
+           decided_at = $2, decided_by = $3
+         WHERE id = $4 AND status = 'open'",
+    )
+    .bind(reason)
+    .bind(now_ms())
+    .bind(user.id.0)
+    .bind(proposal_id)
+    .execute(&mut *tx)
+    .await?;
+    crate::notify::event(&mut tx, "proposal_rejected", proposal_id).await?;
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
 }
@@ -482,7 +576,7 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
     let now = now_ms();
     // Reads call this: look first, so a quiet board never takes SQLite's write lock.
     let due: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM proposals WHERE status = 'open' AND closes_at <= $1",
+        "SELECT COUNT(*) FROM proposals WHERE status = 'open' AND stage = 'voting' AND closes_at <= $1",
     )
     .bind(now)
     .fetch_one(&db.pool)
@@ -492,7 +586,7 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
     }
     let mut tx = db.begin().await?;
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM proposals WHERE status = 'open' AND closes_at <= $1 ORDER BY id",
+        "SELECT id FROM proposals WHERE status = 'open' AND stage = 'voting' AND closes_at <= $1 ORDER BY id",
     )
     .bind(now)
     .fetch_all(&mut *tx)
@@ -500,7 +594,7 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
     for id in &ids {
         let closed = sqlx::query(
             "UPDATE proposals SET status = 'rejected', decision = 'expired', decided_at = closes_at
-             WHERE id = $1 AND status = 'open'",
+             WHERE id = $1 AND status = 'open' AND stage = 'voting'",
         )
         .bind(*id)
         .execute(&mut *tx)
@@ -514,14 +608,12 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
     Ok(ids.len() as u64)
 }
 
-/// Quorum figures for display: (active shops, yes votes needed).
+/// Quorum figures for display: (voters — sellers with an accepted shop, yes votes needed).
 pub async fn quorum_status(db: &Db, village: &Village) -> Result<(i64, i64)> {
-    let active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL",
-    )
-    .bind(village.id.0)
-    .fetch_one(&db.pool)
-    .await?;
+    let active: i64 = sqlx::query_scalar(VOTERS)
+        .bind(village.id.0)
+        .fetch_one(&db.pool)
+        .await?;
     let q = Quorum {
         min_yes: village.quorum_min_yes,
         percent: village.quorum_percent,

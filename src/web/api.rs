@@ -2,10 +2,8 @@
 //! Auth: `POST /auth/login` returns a bearer token; send `Authorization: Bearer <token>`.
 //! Errors: `{"error":{"code","message","fields"}}` (see `error.rs`).
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::ClientIp;
 use super::session::{CurrentUser, session_token};
 use crate::accounts::{self, NewUser, Role};
 use crate::app::AppState;
@@ -27,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/auth/register", post(register))
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/auth/password", post(change_password))
+        .route("/auth/password-reset", post(password_reset))
+        .route("/auth/password-reset/confirm", post(password_reset_confirm))
         .route("/me", get(me))
         .route("/villages", get(villages).post(create_village))
         .route("/villages/{slug}", get(village))
@@ -40,8 +43,11 @@ pub fn router() -> Router<AppState> {
         .route("/proposals/{id}", get(proposal))
         .route("/proposals/{id}/votes", post(vote))
         .route("/proposals/{id}/approve", post(approve))
+        .route("/proposals/{id}/reject", post(reject))
         .route("/shops", get(shops).post(create_shop))
         .route("/shops/{slug}", get(shop).patch(update_shop))
+        .route("/shops/{slug}/membership", post(decide_membership))
+        .route("/villages/{slug}/join-requests", get(join_requests))
         .route("/products", get(products).post(create_product))
         .route("/products/{slug}", get(product).patch(update_product))
         .route("/checkout", post(checkout))
@@ -82,14 +88,20 @@ struct RegisterBody {
     password: String,
 }
 
+/// The same 202 answer whether or not the login already had an account (its owner is told
+/// by notice instead); the new seller then logs in with `POST /auth/login`.
 async fn register(
     State(st): State<AppState>,
+    client: ClientIp,
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> Result<Response> {
     let new = NewUser::parse(&b.login, &b.display_name, &b.password, Role::Seller)?;
-    let user = accounts::store::create_user(&st.db, new).await?;
-    let token = accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
-    Ok(created(json!({"user": user, "token": token})))
+    super::auth::register_limited(&st, &client, new).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": accounts::reset::REGISTERED})),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -102,7 +114,7 @@ struct LoginBody {
 
 async fn login(
     State(st): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     ApiJson(b): ApiJson<LoginBody>,
 ) -> Result<Json<Value>> {
     let user = match super::auth::authenticate(&st, &b.login, &b.password, client).await {
@@ -119,6 +131,81 @@ async fn logout(State(st): State<AppState>, req: axum::extract::Request) -> Resu
         accounts::store::delete_session(&st.db, &t).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_all(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<StatusCode> {
+    accounts::store::delete_sessions_of(&st.db, user.id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// Change the password; every other session of the account ends, this token stays valid.
+async fn change_password(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    req_parts: axum::http::HeaderMap,
+    ApiJson(b): ApiJson<PasswordBody>,
+) -> Result<Json<Value>> {
+    let token = req_parts
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    accounts::reset::change_password(
+        &st.db,
+        &user,
+        &b.current_password,
+        &b.new_password,
+        token.as_deref(),
+    )
+    .await?;
+    Ok(Json(
+        json!({"message": "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc."}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// Ask for a reset code: 202 whether or not the account exists.
+async fn password_reset(
+    State(st): State<AppState>,
+    client: ClientIp,
+    ApiJson(b): ApiJson<ResetBody>,
+) -> Result<Response> {
+    accounts::reset::request_reset(&st.db, &st.config, &b.login, &client.key()).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": accounts::reset::RESET_SENT})),
+    )
+        .into_response())
+}
+
+async fn password_reset_confirm(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<ResetBody>,
+) -> Result<Json<Value>> {
+    accounts::reset::finish_reset(&st.db, &b.login, &b.code, &b.new_password).await?;
+    Ok(Json(
+        json!({"message": "Đã đặt mật khẩu mới; hãy đăng nhập lại."}),
+    ))
 }
 
 async fn me(State(st): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Value>> {
@@ -205,10 +292,14 @@ async fn create_village(
 
 async fn village(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    let shops = store::shops_of_village(&st.db, v.id).await?;
-    let (active, needed) = pricing::quorum_status(&st.db, &v).await?;
+    let shops: Vec<Value> = store::shops_of_village(&st.db, v.id)
+        .await?
+        .iter()
+        .map(|s| s.public_json())
+        .collect();
+    let (voters, needed) = pricing::quorum_status(&st.db, &v).await?;
     Ok(Json(
-        json!({"village": v, "shops": shops, "quorum": {"active_shops": active, "yes_needed": needed}}),
+        json!({"village": v, "shops": shops, "quorum": {"voters": voters, "yes_needed": needed}}),
     ))
 }
 
@@ -301,13 +392,43 @@ async fn vote(
     ))
 }
 
+#[derive(Deserialize, Default)]
+struct DecideBody {
+    #[serde(default)]
+    confirm: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /proposals/{id}/approve {"confirm": true}`: the moderator confirms the new price.
 async fn approve(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    // An empty body is allowed (and means "not confirmed").
+    let confirm = if body.is_empty() {
+        false
+    } else {
+        serde_json::from_slice::<DecideBody>(&body)
+            .map_err(|e| AppError::BadRequest(format!("nội dung JSON không hợp lệ: {e}")))?
+            .confirm
+    };
+    Ok(Json(
+        json!({"proposal": pricing::approve_by_moderator(&st.db, &user, id, confirm).await?}),
+    ))
+}
+
+/// `POST /proposals/{id}/reject {"reason"}`: the moderator rejects, with a public reason.
+async fn reject(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<DecideBody>,
 ) -> Result<Json<Value>> {
     Ok(Json(
-        json!({"proposal": pricing::approve_by_moderator(&st.db, &user, id).await?}),
+        json!({"proposal": pricing::reject_by_moderator(&st.db, &user, id, &b.reason).await?}),
     ))
 }
 
@@ -325,16 +446,75 @@ async fn shops(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result
         }
         None => store::all_shops(&st.db).await?,
     };
+    let list: Vec<Value> = list.iter().map(|s| s.public_json()).collect();
     Ok(Json(json!({"shops": list})))
 }
 
-async fn shop(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+/// A shop: everyone sees its public face; its owner and admins also see its email, bank
+/// account, notice settings and whether the village has accepted it.
+async fn shop(
+    State(st): State<AppState>,
+    super::MaybeUser(user): super::MaybeUser,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
     let s = store::shop_by_slug(&st.db, &slug).await?;
-    if !s.active {
+    let owner = user
+        .as_ref()
+        .is_some_and(|u| store::authorize_shop(u, &s).is_ok());
+    if !owner && !s.is_member() {
         return Err(AppError::NotFound);
     }
     let products = store::products_of_shop(&st.db, s.id, false).await?;
-    Ok(Json(json!({"shop": s, "products": products})))
+    let shop = if owner { json!(s) } else { s.public_json() };
+    Ok(Json(json!({"shop": shop, "products": products})))
+}
+
+#[derive(Deserialize)]
+struct MembershipBody {
+    decision: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /shops/{slug}/membership {"decision":"accept"|"reject","reason"?}`: the village's
+/// moderator (or an admin) decides on a shop asking to join the board.
+async fn decide_membership(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<MembershipBody>,
+) -> Result<Json<Value>> {
+    let s = store::shop_by_slug(&st.db, &slug).await?;
+    let accept = match b.decision.as_deref() {
+        Some("accept") => true,
+        Some("reject") => false,
+        _ => {
+            return Err(AppError::field(
+                "decision",
+                "Cần \"accept\" (chấp nhận) hoặc \"reject\" (từ chối)",
+            ));
+        }
+    };
+    let s = store::decide_membership(&st.db, &user, &s, accept, &b.reason).await?;
+    Ok(Json(json!({"shop": s})))
+}
+
+/// `GET /villages/{slug}/join-requests`: shops waiting for the moderator.
+async fn join_requests(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    if !crate::accounts::store::can_moderate(&st.db, &user, v.id.0).await? {
+        return Err(AppError::Forbidden);
+    }
+    let list: Vec<Value> = store::join_requests(&st.db, v.id)
+        .await?
+        .into_iter()
+        .map(|(slug, name, owner)| json!({"slug": slug, "name": name, "owner": owner}))
+        .collect();
+    Ok(Json(json!({"shops": list})))
 }
 
 /// Shop fields in JSON; every field optional so PATCH can send only what changes.
@@ -409,7 +589,7 @@ async fn create_shop(
         ..Default::default()
     };
     let fields = b.over(defaults).parse()?;
-    let shop = store::create_shop(&st.db, &user, &village, &fields).await?;
+    let shop = store::create_shop(&st.db, &st.config, &user, &village, &fields).await?;
     Ok(created(json!({"shop": shop})))
 }
 
@@ -429,7 +609,7 @@ async fn update_shop(
     }
     let fields = b.over(ShopInput::from_shop(&s)).parse()?;
     Ok(Json(
-        json!({"shop": store::update_shop(&st.db, &s, &fields).await?}),
+        json!({"shop": store::update_shop(&st.db, &st.config, &s, &fields).await?}),
     ))
 }
 
@@ -556,10 +736,12 @@ struct CheckoutBody {
 /// `POST /checkout`: prices and totals come from the board, never from the client.
 async fn checkout(
     State(st): State<AppState>,
+    client: ClientIp,
     ApiJson(b): ApiJson<CheckoutBody>,
 ) -> Result<Response> {
     let req = crate::orders::checkout::validate(&b.items, &b.buyer, &b.method)?;
-    let checkout_id = crate::payments::service::start(&st.db, &st.config, &req).await?;
+    let checkout_id =
+        crate::payments::service::start(&st.db, &st.config, &req, &client.key()).await?;
     Ok(created(
         crate::payments::service::checkout_json(&st.db, &st.config, checkout_id).await?,
     ))

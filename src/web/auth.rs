@@ -1,18 +1,17 @@
 //! Login, registration and logout pages.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Form;
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::session::{SESSION_COOKIE, session_cookie, verify_csrf};
-use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
+use super::client::ClientIp;
+use super::session::{CurrentUser, SESSION_COOKIE, session_cookie, verify_csrf};
+use super::{CsrfSeed, Layout, MaybeUser, PageError, PageResult, render, see_other};
 use crate::accounts::{self, Login, NewUser, Role, User};
 use crate::app::AppState;
 use crate::error::{AppError, FieldErrors};
@@ -22,6 +21,10 @@ pub fn router() -> Router<AppState> {
         .route("/dang-nhap", get(login_page).post(login))
         .route("/dang-ky", get(register_page).post(register))
         .route("/dang-xuat", post(logout))
+        .route("/dang-xuat-moi-noi", post(logout_everywhere))
+        .route("/doi-mat-khau", get(password_page).post(change_password))
+        .route("/quen-mat-khau", get(forgot_page).post(forgot))
+        .route("/dat-lai-mat-khau", get(reset_page).post(reset))
 }
 
 #[derive(Template)]
@@ -37,11 +40,21 @@ struct LoginPage {
 struct NextQuery {
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    ok: String,
 }
 
-/// Only same-site relative paths are followed after login.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+/// Only a path on this site is followed after login: it starts with one `/`, and holds no
+/// backslash, whitespace or control character (browsers drop a tab or newline and read
+/// `/\t/evil.example` as `//evil.example`; a newline would also break the header).
+pub fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 2000
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if ok {
         next.to_string()
     } else {
         "/quan-ly".to_string()
@@ -54,8 +67,13 @@ async fn login_page(
     MaybeUser(user): MaybeUser,
     Query(q): Query<NextQuery>,
 ) -> PageResult {
+    let notice = match q.ok.as_str() {
+        "registered" => Some(accounts::reset::REGISTERED),
+        "password-reset" => Some("Đã đặt mật khẩu mới. Hãy đăng nhập."),
+        _ => None,
+    };
     render(LoginPage {
-        layout: Layout::new(&st, &seed, &user, "Đăng nhập"),
+        layout: Layout::new(&st, &seed, &user, "Đăng nhập").with_notice(notice),
         login: String::new(),
         next: safe_next(&q.next),
         error: None,
@@ -71,19 +89,19 @@ pub struct LoginForm {
     pub next: String,
 }
 
-/// Check the attempt limit, then the password. Every failure is counted against both the
-/// login name and the client address. Shared by the login page and the API.
+/// Reserve the attempt (per account and address, and per address), then check the
+/// password. Over the limit the attempt is refused before any hashing. Shared by the login
+/// page and the API.
 pub async fn authenticate(
     st: &AppState,
     login: &str,
     password: &str,
-    client: SocketAddr,
+    client: ClientIp,
 ) -> Result<User, AppError> {
     let parsed = Login::parse(login).map_err(|m| AppError::field("login", m))?;
-    let keys = [parsed.limit_key(), format!("ip:{}", client.ip())];
-    accounts::store::check_login_limit(
+    let keys = accounts::store::AttemptKeys::new(&parsed.limit_key(), &client.key());
+    keys.reserve(
         &st.db,
-        &keys,
         st.config.login_max_failures,
         st.config.login_window_minutes,
     )
@@ -96,37 +114,33 @@ pub async fn authenticate(
     let ok = accounts::verify_password(password.to_string(), hash).await?;
     match user {
         Some(u) if ok => {
-            accounts::store::clear_failures(&st.db, &keys[0]).await?;
+            keys.succeeded(&st.db).await?;
             Ok(u)
         }
-        _ => {
-            for k in &keys {
-                accounts::store::record_failure(&st.db, k).await?;
-            }
-            Err(AppError::field(
-                "password",
-                "sai email/số điện thoại hoặc mật khẩu",
-            ))
-        }
+        _ => Err(AppError::field(
+            "password",
+            "Sai email/số điện thoại hoặc mật khẩu",
+        )),
     }
 }
 
 async fn login(
     State(st): State<AppState>,
     seed: CsrfSeed,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     jar: CookieJar,
     Form(f): Form<LoginForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
+    let next = safe_next(&f.next);
     match authenticate(&st, &f.login, &f.password, client).await {
         Ok(user) => {
             let token =
                 accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
             let jar = jar.add(session_cookie(&st, token));
-            Ok((jar, see_other(&safe_next(&f.next))?).into_response())
+            Ok((jar, see_other(&next)?).into_response())
         }
-        Err(e @ (AppError::Validation(_) | AppError::TooManyAttempts(_))) => {
+        Err(e @ (AppError::Validation(_) | AppError::TooManyAttempts(_) | AppError::Busy(_))) => {
             let message = match &e {
                 AppError::Validation(fe) => fe.0.values().next().cloned().unwrap_or_default(),
                 other => other.to_string(),
@@ -134,10 +148,14 @@ async fn login(
             let mut resp = render(LoginPage {
                 layout: Layout::new(&st, &seed, &None, "Đăng nhập"),
                 login: f.login,
-                next: safe_next(&f.next),
+                next,
                 error: Some(message),
             })?;
             *resp.status_mut() = e.status();
+            if let Some(secs) = e.retry_after() {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
             Ok(resp)
         }
         Err(e) => Err(e.into()),
@@ -184,22 +202,18 @@ struct RegisterForm {
 async fn register(
     State(st): State<AppState>,
     seed: CsrfSeed,
-    jar: CookieJar,
+    client: ClientIp,
     Form(f): Form<RegisterForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let created = match NewUser::parse(&f.login, &f.display_name, &f.password, Role::Seller) {
-        Ok(new) => accounts::store::create_user(&st.db, new).await,
+    let result = match NewUser::parse(&f.login, &f.display_name, &f.password, Role::Seller) {
+        Ok(new) => register_limited(&st, &client, new).await,
         Err(e) => Err(e),
     };
-    match created {
-        Ok(user) => {
-            let token =
-                accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
-            let jar = jar.add(session_cookie(&st, token));
-            Ok((jar, see_other("/quan-ly?ok=welcome")?).into_response())
-        }
-        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+    match result {
+        // The same answer whether or not the login had an account.
+        Ok(()) => see_other("/dang-nhap?ok=registered"),
+        Err(e @ (AppError::Validation(_) | AppError::TooManyAttempts(_) | AppError::Busy(_))) => {
             let status = e.status();
             let errors = match e {
                 AppError::Validation(fe) => fe,
@@ -222,6 +236,19 @@ async fn register(
     }
 }
 
+/// Registrations per client address: 10 an hour (each one costs a password hash).
+pub async fn register_limited(
+    st: &AppState,
+    client: &ClientIp,
+    new: NewUser,
+) -> Result<(), AppError> {
+    let key = format!("register-ip:{}", client.key());
+    if !crate::limits::take(&st.db, &key, 10, 3_600_000).await? {
+        return Err(AppError::TooManyAttempts(60));
+    }
+    accounts::reset::register(&st.db, &st.config, new).await
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct CsrfOnly {
@@ -240,4 +267,223 @@ async fn logout(
     }
     let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, see_other("/")?).into_response())
+}
+
+/// End every session of this account, this one included (a lost phone, a shared computer).
+async fn logout_everywhere(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    jar: CookieJar,
+    Form(f): Form<CsrfOnly>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    accounts::store::delete_sessions_of(&st.db, user.id, None).await?;
+    let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, see_other("/dang-nhap")?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    layout: Layout,
+    /// "change", "forgot" or "reset"
+    mode: &'static str,
+    login: String,
+    errors: FieldErrors,
+}
+
+impl PasswordPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+}
+
+fn password_form(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<User>,
+    mode: &'static str,
+    login: String,
+    errors: FieldErrors,
+    notice: Option<&str>,
+) -> PageResult {
+    let title = match mode {
+        "change" => "Đổi mật khẩu",
+        "forgot" => "Quên mật khẩu",
+        _ => "Đặt lại mật khẩu",
+    };
+    let status = if errors.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut resp = render(PasswordPage {
+        layout: Layout::new(st, seed, user, title).with_notice(notice),
+        mode,
+        login,
+        errors,
+    })?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+/// A form's error as field messages (other errors go to the error page).
+fn as_fields(e: AppError, field: &str) -> Result<FieldErrors, PageError> {
+    match e {
+        AppError::Validation(fe) => Ok(fe),
+        e @ (AppError::TooManyAttempts(_) | AppError::Busy(_)) => {
+            let mut fe = FieldErrors::new();
+            fe.add(field, e.to_string());
+            Ok(fe)
+        }
+        other => Err(other.into()),
+    }
+}
+
+async fn password_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+) -> PageResult {
+    password_form(
+        &st,
+        &seed,
+        &Some(user),
+        "change",
+        String::new(),
+        FieldErrors::new(),
+        None,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChangeForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    jar: CookieJar,
+    Form(f): Form<ChangeForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let keep = jar.get(SESSION_COOKIE).map(|c| c.value().to_string());
+    match accounts::reset::change_password(
+        &st.db,
+        &user,
+        &f.current_password,
+        &f.new_password,
+        keep.as_deref(),
+    )
+    .await
+    {
+        Ok(()) => see_other("/quan-ly?ok=password-changed"),
+        Err(e) => {
+            let errors = as_fields(e, "current_password")?;
+            password_form(
+                &st,
+                &seed,
+                &Some(user),
+                "change",
+                String::new(),
+                errors,
+                None,
+            )
+        }
+    }
+}
+
+async fn forgot_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+) -> PageResult {
+    password_form(
+        &st,
+        &seed,
+        &user,
+        "forgot",
+        String::new(),
+        FieldErrors::new(),
+        None,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ForgotForm {
+    csrf: String,
+    login: String,
+}
+
+async fn forgot(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    client: ClientIp,
+    Form(f): Form<ForgotForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    match accounts::reset::request_reset(&st.db, &st.config, &f.login, &client.key()).await {
+        Ok(()) => password_form(
+            &st,
+            &seed,
+            &user,
+            "reset",
+            f.login,
+            FieldErrors::new(),
+            Some(accounts::reset::RESET_SENT),
+        ),
+        Err(e) => {
+            let errors = as_fields(e, "login")?;
+            password_form(&st, &seed, &user, "forgot", f.login, errors, None)
+        }
+    }
+}
+
+async fn reset_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+) -> PageResult {
+    password_form(
+        &st,
+        &seed,
+        &user,
+        "reset",
+        String::new(),
+        FieldErrors::new(),
+        None,
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResetForm {
+    csrf: String,
+    login: String,
+    code: String,
+    password: String,
+}
+
+async fn reset(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Form(f): Form<ResetForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    match accounts::reset::finish_reset(&st.db, &f.login, &f.code, &f.password).await {
+        Ok(_) => see_other("/dang-nhap?ok=password-reset"),
+        Err(e) => {
+            let errors = as_fields(e, "code")?;
+            password_form(&st, &seed, &user, "reset", f.login, errors, None)
+        }
+    }
 }

@@ -23,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{slug}/bang-gia/mat-hang", post(add_item))
         .route("/de-xuat/{id}/bieu-quyet", post(vote))
         .route("/de-xuat/{id}/duyet", post(approve))
+        .route("/de-xuat/{id}/tu-choi", post(reject))
+        .route("/cua-hang/{slug}/gia-nhap", post(decide_membership))
 }
 
 #[derive(Template)]
@@ -38,6 +40,8 @@ struct BoardPage {
     proposal_days: i64,
     can_vote: bool,
     can_moderate: bool,
+    /// Shops asking to join the board (shown to the moderator): (slug, name, owner).
+    join_requests: Vec<(String, String, String)>,
     errors: FieldErrors,
     form_item: String,
     form_price: String,
@@ -47,6 +51,9 @@ struct BoardPage {
 impl BoardPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn decide_err(&self, id: &i64) -> String {
+        self.err(&format!("decide_{id}"))
     }
     fn selected(&self, id: &i64) -> bool {
         self.form_item == id.to_string()
@@ -58,11 +65,18 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "proposed" => "Đã gửi đề xuất giá. Các cửa hàng trong làng có thể biểu quyết.",
         "voted" => "Đã ghi nhận phiếu của bạn.",
         "approved" => "Đề xuất đã được duyệt; giá mới áp dụng cho mọi sản phẩm của mặt hàng.",
+        "rejected" => "Đã từ chối đề xuất; lý do hiện trong lịch sử công khai.",
+        "shop-accepted" => "Đã chấp nhận cửa hàng vào bảng giá của làng.",
+        "shop-rejected" => "Đã từ chối cửa hàng.",
+        "password-changed" => "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc.",
+        "email-confirmed" => "Đã xác nhận email nhận thông báo của cửa hàng.",
         "item-added" => "Đã thêm mặt hàng vào bảng giá.",
         "product-created" => "Đã đăng sản phẩm.",
         "product-saved" => "Đã lưu sản phẩm.",
         "photo-added" => "Đã thêm ảnh.",
-        "shop-created" => "Đã tạo cửa hàng.",
+        "shop-created" => {
+            "Đã tạo cửa hàng. Điều phối viên của làng sẽ xem xét; khi được chấp nhận, bạn có thể đăng sản phẩm và biểu quyết giá."
+        }
         "shop-saved" => "Đã lưu thông tin cửa hàng.",
         "welcome" => "Chào mừng bạn đến Chợ Làng! Hãy tạo cửa hàng đầu tiên.",
         "test-sent" => {
@@ -102,7 +116,9 @@ async fn board_page(
         Some(u) => {
             let shops = catalog::shops_of_owner(&st.db, u).await?;
             (
-                shops.iter().any(|s| s.village_id == v.id && s.active),
+                shops
+                    .iter()
+                    .any(|s| s.village_id == v.id && s.active && s.membership == "accepted"),
                 crate::accounts::store::can_moderate(&st.db, u, v.id.0).await?,
             )
         }
@@ -120,6 +136,11 @@ async fn board_page(
         proposal_days: v.proposal_days,
         can_vote,
         can_moderate,
+        join_requests: if can_moderate {
+            catalog::join_requests(&st.db, v.id).await?
+        } else {
+            Vec::new()
+        },
         errors: draft.errors,
         form_item: draft.item,
         form_price: draft.price,
@@ -225,8 +246,51 @@ async fn vote(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct CsrfOnly {
+struct DecideForm {
     csrf: String,
+    /// "1" when the moderator ticked the confirmation box.
+    confirm: String,
+    reason: String,
+    decision: String,
+}
+
+/// The moderator's decision on the board page; a refusal (no confirmation, a short reason)
+/// comes back as the board with the message next to the proposal.
+async fn decided(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: User,
+    id: i64,
+    result: Result<crate::pricing::Proposal, AppError>,
+    ok: &str,
+) -> PageResult {
+    match result {
+        Ok(p) => {
+            let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
+            see_other(&format!("/lang/{}/bang-gia?ok={ok}#de-xuat-{id}", v.slug))
+        }
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let p = pricing::proposal_by_id(&st.db, id).await?;
+            let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
+            let status = e.status();
+            let mut errors = FieldErrors::new();
+            let msg = match e {
+                AppError::Validation(fe) => fe.0.into_values().next().unwrap_or_default(),
+                other => other.to_string(),
+            };
+            errors.add(&format!("decide_{id}"), msg);
+            let draft = Draft {
+                errors,
+                item: String::new(),
+                price: String::new(),
+                reason: String::new(),
+            };
+            let mut resp = board_page(st, seed, &Some(user), &v.slug, "", draft).await?;
+            *resp.status_mut() = status;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn approve(
@@ -234,12 +298,44 @@ async fn approve(
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<DecideForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let p = pricing::approve_by_moderator(&st.db, &user, id).await?;
-    let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
-    see_other(&format!("/lang/{}/bang-gia?ok=approved", v.slug))
+    let r = pricing::approve_by_moderator(&st.db, &user, id, f.confirm == "1").await;
+    decided(&st, &seed, user, id, r, "approved").await
+}
+
+async fn reject(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<DecideForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let r = pricing::reject_by_moderator(&st.db, &user, id, &f.reason).await;
+    decided(&st, &seed, user, id, r, "rejected").await
+}
+
+/// The moderator accepts or refuses a shop asking to join the village's board.
+async fn decide_membership(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<DecideForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let shop = catalog::shop_by_slug(&st.db, &slug).await?;
+    let accept = f.decision == "accept";
+    catalog::decide_membership(&st.db, &user, &shop, accept, &f.reason).await?;
+    let v = catalog::village_by_id(&st.db, shop.village_id).await?;
+    let ok = if accept {
+        "shop-accepted"
+    } else {
+        "shop-rejected"
+    };
+    see_other(&format!("/lang/{}/bang-gia?ok={ok}", v.slug))
 }
 
 #[derive(Deserialize, Default)]

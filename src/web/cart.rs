@@ -1,12 +1,10 @@
 //! The buyer's path: cart (a cookie, no account needed), checkout form, payment page with
 //! the VietQR code and a live status, and order tracking after confirming the phone number.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Form;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -260,6 +258,7 @@ async fn place_order(
     State(st): State<AppState>,
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
+    client: super::client::ClientIp,
     jar: CookieJar,
     Form(f): Form<CheckoutForm>,
 ) -> PageResult {
@@ -281,7 +280,7 @@ async fn place_order(
         note: Some(f.note),
     };
     let result = match checkout::validate(&items, &buyer, &f.method) {
-        Ok(req) => service::start(&st.db, &st.config, &req).await,
+        Ok(req) => service::start(&st.db, &st.config, &req, &client.key()).await,
         Err(e) => Err(e),
     };
     match result {
@@ -380,7 +379,11 @@ async fn pay_page(
         layout: Layout::new(&st, &seed, &user, format!("Thanh toán {}", p.code)),
         code: p.code.clone(),
         status: p.status.clone(),
-        status_label: status_label(&p.status).into(),
+        status_label: if p.cancelled && p.status == "expired" {
+            "Đơn đã bị hủy".into()
+        } else {
+            status_label(&p.status).into()
+        },
         amount: format_vnd(p.amount_vnd),
         paid: format_vnd(p.amount_paid_vnd),
         remaining: format_vnd(p.amount_remaining_vnd),
@@ -504,24 +507,23 @@ async fn track(
     State(st): State<AppState>,
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: super::client::ClientIp,
     Path(code): Path<String>,
     Form(f): Form<TrackForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let order = orders::order_by_code(&st.db, &code).await?;
-    let keys = [
-        format!("order:{}", order.code),
-        format!("ip:{}", client.ip()),
-    ];
     let layout = Layout::new(&st, &seed, &user, format!("Đơn hàng {}", order.code));
-    if let Err(e) = crate::accounts::store::check_login_limit(
-        &st.db,
-        &keys,
-        st.config.login_max_failures,
-        st.config.login_window_minutes,
-    )
-    .await
+    // The guess is reserved before it is checked, so concurrent guesses cannot pass the limit.
+    let keys =
+        crate::accounts::store::AttemptKeys::new(&format!("order:{}", order.code), &client.key());
+    if let Err(e) = keys
+        .reserve(
+            &st.db,
+            st.config.login_max_failures,
+            st.config.login_window_minutes,
+        )
+        .await
     {
         let mut resp = render(TrackPage {
             layout,
@@ -537,18 +539,16 @@ async fn track(
         .map(|p| p.as_str() == c.buyer_phone)
         .unwrap_or(false);
     if !matches {
-        for k in &keys {
-            crate::accounts::store::record_failure(&st.db, k).await?;
-        }
         let mut resp = render(TrackPage {
             layout,
             code: order.code,
-            error: Some("số điện thoại không khớp với đơn hàng".into()),
+            error: Some("Số điện thoại không khớp với đơn hàng".into()),
             order: None,
         })?;
         *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(resp);
     }
+    keys.succeeded(&st.db).await?;
     let p = payments::payment_of_checkout(&st.db, c.id).await?;
     render(TrackPage {
         layout,

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
             get(edit_shop_page).post(edit_shop),
         )
         .route("/quan-ly/cua-hang/{slug}/thu-thong-bao", post(test_notice))
+        .route("/xac-nhan-email/{token}", get(confirm_email))
         .route(
             "/quan-ly/san-pham/moi",
             get(new_product_page).post(new_product),
@@ -212,7 +213,7 @@ async fn create_shop(
             .await
             .map_err(|_| AppError::field("village", "chọn làng của cửa hàng"))?;
         let fields = f.shop.parse()?;
-        store::create_shop(&st.db, &user, &village, &fields).await
+        store::create_shop(&st.db, &st.config, &user, &village, &fields).await
     }
     .await;
     match result {
@@ -279,7 +280,7 @@ async fn edit_shop(
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
     let result = match f.shop.parse() {
-        Ok(fields) => store::update_shop(&st.db, &shop, &fields).await,
+        Ok(fields) => store::update_shop(&st.db, &st.config, &shop, &fields).await,
         Err(e) => Err(e),
     };
     match result {
@@ -526,9 +527,19 @@ async fn upload_photo(
     let (shop, p) = my_product(&st, &user, &slug).await?;
     let max = st.config.max_upload_bytes;
     let bytes = data.unwrap_or_default();
-    let processed = tokio::task::spawn_blocking(move || catalog::photos::process(&bytes, max))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    // The photo limit is counted before any decoding, and at most a few photos are decoded
+    // at once (each may take up to ~100 MB while it is worked on).
+    let processed = if p.photos.len() as i64 >= catalog::photos::MAX_PHOTOS {
+        Err(AppError::field(
+            "photo",
+            format!("Mỗi sản phẩm có tối đa {} ảnh", catalog::photos::MAX_PHOTOS),
+        ))
+    } else {
+        let _turn = catalog::photos::DECODING.turn("xử lý ảnh").await?;
+        tokio::task::spawn_blocking(move || catalog::photos::process(&bytes, max))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+    };
     match processed {
         Ok(img) => {
             let dir = st.config.photos_dir();
@@ -587,6 +598,20 @@ async fn test_notice(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
+    // A test notice reaches whatever address the seller typed: a few an hour per shop.
+    let key = format!("test-notice:{}", shop.id.0);
+    if !crate::limits::take(&st.db, &key, TEST_NOTICES_PER_HOUR, 3_600_000).await? {
+        return Err(AppError::TooManyAttempts(60).into());
+    }
     crate::notify::store::event_now(&st.db, "test", shop.id.0).await?;
     see_other("/quan-ly?ok=test-sent")
+}
+
+/// Test notices a shop may send in an hour.
+pub const TEST_NOTICES_PER_HOUR: i64 = 3;
+
+/// The link mailed to a shop's new email address.
+async fn confirm_email(State(st): State<AppState>, Path(token): Path<String>) -> PageResult {
+    store::confirm_email(&st.db, &token).await?;
+    see_other("/quan-ly?ok=email-confirmed")
 }

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod board;
 pub mod cart;
+pub mod client;
 pub mod dashboard;
 pub mod orders;
 pub mod pages;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state, session::csrf_cookie))
+        .layer(middleware::from_fn(no_store_private))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             header::HeaderValue::from_static("nosniff"),
@@ -60,6 +62,29 @@ pub fn router(state: AppState) -> Router<AppState> {
             header::REFERRER_POLICY,
             header::HeaderValue::from_static("same-origin"),
         ))
+}
+
+/// Pages and answers that may carry a buyer's name, phone or address, or a seller's money,
+/// are never kept by a browser or proxy cache: anything asked with a session (cookie or
+/// bearer token), and the buyer's payment and order pages.
+async fn no_store_private(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let path = req.uri().path();
+    let private = req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().get_all(header::COOKIE).iter().any(|c| {
+            c.to_str()
+                .is_ok_and(|c| c.contains(session::SESSION_COOKIE))
+        })
+        || ["/pay/", "/don-hang/", "/quan-ly", "/quan-tri"]
+            .iter()
+            .any(|p| path.starts_with(p));
+    let mut resp = next.run(req).await;
+    if private {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    resp
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {

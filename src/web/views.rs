@@ -163,6 +163,9 @@ pub struct ProposalView {
     pub reason: String,
     pub status: String,
     pub is_open: bool,
+    pub awaiting_moderator: bool,
+    /// How it was decided, for the public history ("" while open).
+    pub decision: String,
     pub created: String,
     pub closes: String,
     pub yes: i64,
@@ -183,6 +186,27 @@ impl From<&Proposal> for ProposalView {
             reason: p.reason.clone(),
             status: p.status.label().to_string(),
             is_open: p.status == ProposalStatus::Open,
+            awaiting_moderator: p.status == ProposalStatus::AwaitingModerator,
+            decision: match (p.status, p.decision.as_deref()) {
+                (ProposalStatus::Rejected, Some("moderator")) => format!(
+                    "Điều phối viên {} từ chối: {}",
+                    p.decided_by.clone().unwrap_or_default(),
+                    p.decision_reason.clone().unwrap_or_default()
+                ),
+                (ProposalStatus::Rejected, Some("expired")) => {
+                    "Hết thời gian biểu quyết mà chưa đủ phiếu.".into()
+                }
+                (ProposalStatus::Approved, Some("moderator")) => format!(
+                    "Điều phối viên {} duyệt.",
+                    p.decided_by.clone().unwrap_or_default()
+                ),
+                (ProposalStatus::Approved, _) => "Đủ phiếu đồng ý.".into(),
+                (ProposalStatus::AwaitingModerator, _) => format!(
+                    "Đủ phiếu, nhưng giá thay đổi quá {}% nên chờ điều phối viên duyệt.",
+                    crate::pricing::MODERATOR_BAND_PERCENT
+                ),
+                _ => String::new(),
+            },
             created: format_vn_time(p.created_at),
             closes: format_vn_time(p.closes_at),
             yes: p.yes,
@@ -190,7 +214,7 @@ impl From<&Proposal> for ProposalView {
             votes: p
                 .votes
                 .iter()
-                .map(|v| (v.shop_name.clone(), v.approve))
+                .map(|v| (format!("{} · {}", v.voter, v.shop_name), v.approve))
                 .collect(),
         }
     }

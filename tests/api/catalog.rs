@@ -358,11 +358,7 @@ async fn photos_are_checked_and_reencoded(b: Backend) {
 
 async fn sellers_open_shops_with_clean_slugs(b: Backend) {
     let app = TestApp::with_demo(b).await;
-    let (s, body) = app
-        .api("POST", "/auth/register", None, Some(json!({"login": "0987654321", "display_name": "Chị Mai", "password": "mat-khau-dai"})))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let token = body["token"].as_str().unwrap().to_string();
+    let token = app.register_seller("0987654321", "Chị Mai").await;
     let (s, e) = app
         .api("POST", "/shops", Some(&token), Some(json!({"village": "phu-doi", "name": "Màn Mai", "phone": "12345", "bank_bin": "97"})))
         .await;
@@ -400,8 +396,12 @@ async fn sellers_open_shops_with_clean_slugs(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(shop["shop"]["slug"], "man-tuyn-ba-hanh-chuyen-my");
-    // A new seller's shop counts toward the village quorum.
+    // A new seller counts toward the village quorum once the village accepted their shop.
+    assert_eq!(shop["shop"]["membership"], "pending");
     let (_, v) = app.api("GET", "/villages/phu-doi", None, None).await;
-    assert_eq!(v["quorum"]["active_shops"], 5);
+    assert_eq!(v["quorum"]["voters"], 4);
+    app.accept_shop("man-mai").await;
+    let (_, v) = app.api("GET", "/villages/phu-doi", None, None).await;
+    assert_eq!(v["quorum"]["voters"], 5);
     assert_eq!(v["quorum"]["yes_needed"], 3);
 }

@@ -94,7 +94,7 @@ async fn checkout_snapshots_board_prices_and_reserves_stock(b: Backend) {
             "POST",
             &format!("/price-items/{item}/proposals"),
             Some(&duc),
-            Some(json!({"price_vnd": 130000, "reason": "gỗ tăng"})),
+            Some(json!({"price_vnd": 130000, "reason": "gỗ xoan tăng giá từ tháng 11"})),
         )
         .await;
     let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
@@ -103,7 +103,7 @@ async fn checkout_snapshots_board_prices_and_reserves_stock(b: Backend) {
             "POST",
             &format!("/proposals/{}/approve", pr["proposal"]["id"]),
             Some(&admin),
-            None,
+            Some(json!({"confirm": true})),
         )
         .await;
     assert_eq!(s, StatusCode::OK);

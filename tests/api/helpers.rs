@@ -122,6 +122,10 @@ impl TestApp {
             ("CASSO_CHECKSUM_KEY".into(), CASSO_KEY.into()),
             // Tests drive the notice worker themselves (`Notifier::run_once`).
             ("NOTIFY_WORKER".into(), "off".into()),
+            // Most tests check out many times from one phone on loopback; the hold limits
+            // have their own test with the defaults.
+            ("CHECKOUT_MAX_OPEN".into(), "100000".into()),
+            ("CHECKOUT_MAX_HELD_UNITS".into(), "1000000".into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
@@ -283,6 +287,36 @@ impl TestApp {
         let text = r.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, json)
+    }
+
+    /// Register a seller over the API and log in: returns the bearer token.
+    pub async fn register_seller(&self, login: &str, name: &str) -> String {
+        let (s, body) = self
+            .api(
+                "POST",
+                "/auth/register",
+                None,
+                Some(serde_json::json!({"login": login, "display_name": name, "password": PW})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        self.api_login(login, PW).await
+    }
+
+    /// The demo admin accepts a shop onto its village's board.
+    pub async fn accept_shop(&self, slug: &str) {
+        let admin = self
+            .api_login(cholang::catalog::demo::ADMIN_EMAIL, PW)
+            .await;
+        let (s, body) = self
+            .api(
+                "POST",
+                &format!("/shops/{slug}/membership"),
+                Some(&admin),
+                Some(serde_json::json!({"decision": "accept"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
     }
 
     pub async fn scalar(&self, sql: &'static str) -> i64 {

@@ -559,7 +559,7 @@ async fn price_board_notices_reach_village_sellers(b: Backend) {
             "POST",
             &format!("/price-items/{item}/proposals"),
             Some(&toan),
-            Some(json!({"price_vnd": 115000, "reason": "Thép tăng giá"})),
+            Some(json!({"price_vnd": 115000, "reason": "Thép cuộn tăng giá từ tháng 11"})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -568,7 +568,7 @@ async fn price_board_notices_reach_village_sellers(b: Backend) {
         "POST",
         &format!("/proposals/{}/approve", p["proposal"]["id"]),
         Some(&admin),
-        None,
+        Some(json!({"confirm": true})),
     )
     .await;
     app.notifier().run_once().await.unwrap();

@@ -54,7 +54,7 @@ async fn buyers_browse_villages_shops_and_products(b: Backend) {
     let out = app.page("/san-pham/trai-nhan-long-tuoi-2kg").await;
     assert!(out.contains("Hết hàng"));
     let board = app.page("/lang/phu-doi/bang-gia").await;
-    assert!(board.contains("ít nhất 3 trong 4 cửa hàng"));
+    assert!(board.contains("ít nhất 3 trong 4 người bán"));
     assert!(board.contains("Giá sợi polyester tăng"));
     // Text people wrote is escaped, never run.
     let hanh = app.api_login(HANH, PW).await;

@@ -209,7 +209,7 @@ async fn only_village_shops_vote_and_only_moderators_approve(b: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
     let other = item_id(&app, "phu-doi", "Kéo cắt cành 20cm").await;
-    let (s, _) = propose(&app, &nghia, other, json!(1), "x").await;
+    let (s, _) = propose(&app, &nghia, other, json!(1), "Giá kéo ở Chuyên Mỹ rẻ hơn").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Neither a seller nor a stranger may approve.
     for token in [&duc, &nghia] {
@@ -240,11 +240,23 @@ async fn only_village_shops_vote_and_only_moderators_approve(b: Backend) {
         board.contains(&format!("/de-xuat/{id}/duyet")),
         "moderator sees the approve button"
     );
+    // Approving asks for confirmation first: without the box ticked nothing changes, and
+    // the message stands next to the proposal.
     let r = app
         .submit(
             "/lang/phu-doi/bang-gia",
             &format!("/de-xuat/{id}/duyet"),
             &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Hãy xác nhận"));
+    assert_eq!(prices_of_item(&app, item).await, vec![120_000]);
+    let r = app
+        .submit(
+            "/lang/phu-doi/bang-gia",
+            &format!("/de-xuat/{id}/duyet"),
+            &[("confirm", "1")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -271,7 +283,7 @@ async fn one_open_proposal_per_item_and_clear_validation(b: Backend) {
             "POST",
             &path,
             Some(&hanh),
-            Some(json!({"price_vnd": 170000, "reason": "thử"})),
+            Some(json!({"price_vnd": 170000, "reason": "Giá vải tuyn lại tăng thêm"})),
         )
         .await;
     assert_eq!(

@@ -417,7 +417,9 @@ async fn index_follows_products_prices_stock_and_shops(b: Backend) {
             "POST",
             &format!("/price-items/{item}/proposals"),
             Some(&hanh),
-            Some(serde_json::json!({"price_vnd": 195000, "reason": "Giá sợi tăng"})),
+            Some(
+                serde_json::json!({"price_vnd": 195000, "reason": "Giá sợi cói tăng từ tháng 11"}),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");

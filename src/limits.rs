@@ -1,0 +1,194 @@
+//! Limits on what one client can make the server do: attempt counters reserved *before* the
+//! expensive or risky work they guard (password checks, order look-ups, test notices,
+//! checkout holds), and bounded pools for CPU- and memory-heavy work (password hashing,
+//! photo decoding).
+//!
+//! A counter is one row of `attempt_counters`, bumped with a single
+//! `INSERT … ON CONFLICT (key) DO UPDATE … RETURNING n`: PostgreSQL takes the row's lock and
+//! SQLite its write lock, so N concurrent attempts read 1, 2, … N and exactly `max` of them
+//! pass, however they race. A counter covers one fixed window from its first attempt.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::db::Db;
+use crate::domain::now_ms;
+use crate::error::{AppError, Result};
+
+/// Reserve one attempt under `key` and return how many were made in the current window,
+/// this one included.
+pub async fn reserve(db: &Db, key: &str, window_ms: i64) -> Result<i64> {
+    let now = now_ms();
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO attempt_counters (key, window_start, n) VALUES ($1, $2, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           n = CASE WHEN attempt_counters.window_start <= $3 THEN 1 ELSE attempt_counters.n + 1 END,
+           window_start = CASE WHEN attempt_counters.window_start <= $3 THEN $2 ELSE attempt_counters.window_start END
+         RETURNING n",
+    )
+    .bind(key.to_string())
+    .bind(now)
+    .bind(now - window_ms)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(n)
+}
+
+/// Reserve an attempt and refuse it when it is beyond `max` in the window.
+pub async fn take(db: &Db, key: &str, max: i64, window_ms: i64) -> Result<bool> {
+    Ok(reserve(db, key, window_ms).await? <= max)
+}
+
+/// Give a reserved attempt back (it turned out not to be a failure).
+pub async fn give_back(db: &Db, key: &str) -> Result<()> {
+    sqlx::query("UPDATE attempt_counters SET n = n - 1 WHERE key = $1 AND n > 0")
+        .bind(key.to_string())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Forget a counter (a successful login clears its lockout counter).
+pub async fn clear(db: &Db, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM attempt_counters WHERE key = $1")
+        .bind(key.to_string())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Attempts counted under `key` in the current window (0 when none).
+pub async fn count(db: &Db, key: &str, window_ms: i64) -> Result<i64> {
+    let n: Option<i64> =
+        sqlx::query_scalar("SELECT n FROM attempt_counters WHERE key = $1 AND window_start > $2")
+            .bind(key.to_string())
+            .bind(now_ms() - window_ms)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Drop counters whose window ended before `before_ms`.
+pub async fn sweep(db: &Db, before_ms: i64) -> Result<()> {
+    sqlx::query("DELETE FROM attempt_counters WHERE window_start <= $1")
+        .bind(before_ms)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// A bounded pool for heavy work: at most `permits` jobs run at once, at most `max_waiting`
+/// wait for a turn, each for at most `wait`; everyone else gets [`AppError::Busy`] at once,
+/// which the API answers 503 with `Retry-After`.
+pub struct Slots {
+    permits: Semaphore,
+    size: usize,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    wait: Duration,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// A turn in a [`Slots`] pool; the turn ends when it is dropped.
+pub struct Turn<'a> {
+    _permit: SemaphorePermit<'a>,
+    slots: &'a Slots,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.slots.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Slots {
+    pub const fn new(permits: usize, max_waiting: usize, wait: Duration) -> Slots {
+        Slots {
+            permits: Semaphore::const_new(permits),
+            size: permits,
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            wait,
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Wait (boundedly) for a turn.
+    pub async fn turn(&self, what: &'static str) -> Result<Turn<'_>> {
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(AppError::Busy(what));
+                }
+                let got = tokio::time::timeout(self.wait, self.permits.acquire()).await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match got {
+                    Ok(Ok(p)) => p,
+                    _ => return Err(AppError::Busy(what)),
+                }
+            }
+        };
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Ok(Turn {
+            _permit: permit,
+            slots: self,
+        })
+    }
+
+    /// The most jobs that ever ran at once (tests and benchmarks read it).
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// Cores this process may use (at least 1).
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_most_permits_run_and_the_queue_is_bounded() {
+        let slots = Arc::new(Slots::new(2, 3, Duration::from_millis(300)));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = slots.clone();
+            tasks.push(tokio::spawn(async move {
+                match s.turn("test").await {
+                    Ok(_t) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        true
+                    }
+                    Err(AppError::Busy(_)) => false,
+                    Err(e) => panic!("{e}"),
+                }
+            }));
+        }
+        let mut ran = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                ran += 1;
+            }
+        }
+        assert_eq!(slots.peak(), 2, "never more than two at once");
+        // 2 run at once, 3 may wait (each turn takes 100 ms, the wait is 300 ms), 3 refused.
+        assert_eq!(ran, 5);
+    }
+}
