@@ -215,33 +215,36 @@ pub async fn can_moderate(db: &Db, user: &User, village_id: i64) -> Result<bool>
     Ok(n > 0)
 }
 
-/// The keys one login attempt is counted under: the account *and* the address together
-/// (lockout: `max` failures lock that account from that address only, so nobody can lock
-/// the admin out from everywhere), and the address alone (throttle: `4 × max`).
+/// The keys one guarded attempt (a login, an order look-up) is counted under: the subject
+/// (account, order) *and* the address together — the lockout: `max` failures lock that
+/// subject from that address only, so nobody can lock the admin out from everywhere — and
+/// the address alone, per scope — the throttle: `4 × max`.
 pub struct AttemptKeys {
     pub lockout: String,
     pub throttle: String,
 }
 
 impl AttemptKeys {
-    pub fn new(subject: &str, client: &str) -> AttemptKeys {
+    pub fn new(scope: &str, subject: &str, client: &str) -> AttemptKeys {
         AttemptKeys {
             lockout: format!("lock:{subject}|{client}"),
-            throttle: format!("ip:{client}"),
+            throttle: format!("ip:{scope}:{client}"),
         }
     }
 
-    /// Reserve this attempt on both counters before any expensive check; refused beyond the
-    /// limits (the caller then answers 429 without hashing anything).
+    /// Reserve this attempt before any expensive check; refused beyond the limits (the
+    /// caller then answers 429 without hashing anything). The lockout is reserved first, and
+    /// an attempt it refuses does not count against the address.
     pub async fn reserve(&self, db: &Db, max: i64, window_minutes: i64) -> Result<()> {
         let window = window_minutes * 60_000;
-        let throttle_ok = crate::limits::take(db, &self.throttle, max * 4, window).await?;
-        let lockout_ok = crate::limits::take(db, &self.lockout, max, window).await?;
-        if throttle_ok && lockout_ok {
-            Ok(())
-        } else {
-            Err(AppError::TooManyAttempts(window_minutes))
+        if !crate::limits::take(db, &self.lockout, max, window).await? {
+            return Err(AppError::TooManyAttempts(window_minutes));
         }
+        if !crate::limits::take(db, &self.throttle, max * 4, window).await? {
+            crate::limits::give_back(db, &self.lockout).await?;
+            return Err(AppError::TooManyAttempts(window_minutes));
+        }
+        Ok(())
     }
 
     /// The attempt succeeded: it was no failure.

@@ -99,7 +99,7 @@ pub async fn authenticate(
     client: ClientIp,
 ) -> Result<User, AppError> {
     let parsed = Login::parse(login).map_err(|m| AppError::field("login", m))?;
-    let keys = accounts::store::AttemptKeys::new(&parsed.limit_key(), &client.key());
+    let keys = accounts::store::AttemptKeys::new("login", &parsed.limit_key(), &client.key());
     keys.reserve(
         &st.db,
         st.config.login_max_failures,

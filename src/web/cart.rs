@@ -515,8 +515,11 @@ async fn track(
     let order = orders::order_by_code(&st.db, &code).await?;
     let layout = Layout::new(&st, &seed, &user, format!("Đơn hàng {}", order.code));
     // The guess is reserved before it is checked, so concurrent guesses cannot pass the limit.
-    let keys =
-        crate::accounts::store::AttemptKeys::new(&format!("order:{}", order.code), &client.key());
+    let keys = crate::accounts::store::AttemptKeys::new(
+        "track",
+        &format!("order:{}", order.code),
+        &client.key(),
+    );
     if let Err(e) = keys
         .reserve(
             &st.db,
