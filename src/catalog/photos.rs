@@ -63,12 +63,17 @@ pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed, AppError> {
     let img = reader
         .decode()
         .map_err(|_| bad("không đọc được ảnh (tệp hỏng hoặc quá lớn)"))?;
+    // Shrink by area averaging first (integer work, no buffer beyond the result), then make
+    // the thumbnail from the shrunk image: a filtered resize of a 24 MP photo would build a
+    // floating-point copy of it (~100 MB) per upload.
     let full = if img.width() > FULL_SIDE || img.height() > FULL_SIDE {
-        img.resize(FULL_SIDE, FULL_SIDE, image::imageops::FilterType::Triangle)
+        let small = img.thumbnail(FULL_SIDE, FULL_SIDE);
+        drop(img);
+        small
     } else {
-        img.clone()
+        img
     };
-    let thumb = img.resize(
+    let thumb = full.resize(
         THUMB_SIDE,
         THUMB_SIDE,
         image::imageops::FilterType::Triangle,
