@@ -481,7 +481,8 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
         }
         "proposal_opened" | "proposal_approved" | "proposal_rejected" => {
             let p = sqlx::query(
-                "SELECT pi.name, pi.unit, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.reason, v.slug
+                "SELECT pi.name, pi.unit, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.reason, v.slug,
+                   p.decision, p.decision_reason
                  FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id JOIN villages v ON v.id = pi.village_id WHERE p.id = $1",
             )
             .bind(ev.ref_id)
@@ -507,10 +508,15 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 ),
                 _ => (
                     format!("Đề xuất giá không được thông qua: {item}"),
-                    format!("Đề xuất {change} đã kết thúc mà không đủ phiếu."),
+                    match p.try_get::<Option<String>, _>("decision_reason")? {
+                        Some(reason) => {
+                            format!("Điều phối viên từ chối đề xuất {change}. Lý do: {reason}.")
+                        }
+                        None => format!("Đề xuất {change} đã kết thúc mà không đủ phiếu."),
+                    },
                 ),
             };
-            let shop_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE village_id = $1 AND active = 1 AND owner_id IS NOT NULL ORDER BY id")
+            let shop_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE village_id = $1 AND active = 1 AND membership = 'accepted' AND owner_id IS NOT NULL ORDER BY id")
                 .bind(p.try_get::<i64, _>("village_id")?)
                 .fetch_all(&mut **tx)
                 .await?;
@@ -537,6 +543,82 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     None,
                     false,
                 )?);
+            }
+            Ok(out)
+        }
+        "proposal_awaiting_moderator" | "shop_join_request" => {
+            // The village's moderators (and the admins) who have an email address.
+            let (village_id, slug, subject, line): (i64, String, String, String) = if ev.kind
+                == "shop_join_request"
+            {
+                let r = sqlx::query(
+                    "SELECT s.village_id, v.slug, s.name, COALESCE(u.display_name, '') AS owner
+                         FROM shops s JOIN villages v ON v.id = s.village_id
+                         LEFT JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
+                )
+                .bind(ev.ref_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let name: String = r.try_get("name")?;
+                (
+                    r.try_get("village_id")?,
+                    r.try_get("slug")?,
+                    format!("Cửa hàng xin tham gia bảng giá: {name}"),
+                    format!(
+                        "{} mở cửa hàng “{name}” và chờ điều phối viên chấp nhận.",
+                        r.try_get::<String, _>("owner")?
+                    ),
+                )
+            } else {
+                let r = sqlx::query(
+                    "SELECT pi.village_id, v.slug, pi.name, p.old_price_vnd, p.new_price_vnd
+                         FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
+                         JOIN villages v ON v.id = pi.village_id WHERE p.id = $1",
+                )
+                .bind(ev.ref_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let item: String = r.try_get("name")?;
+                (
+                    r.try_get("village_id")?,
+                    r.try_get("slug")?,
+                    format!("Đề xuất giá chờ điều phối viên: {item}"),
+                    format!(
+                        "Đề xuất {} → {} đã đủ phiếu nhưng thay đổi quá 30%: cần điều phối viên duyệt hoặc từ chối.",
+                        format_vnd(r.try_get("old_price_vnd")?),
+                        format_vnd(r.try_get("new_price_vnd")?)
+                    ),
+                )
+            };
+            let emails: Vec<String> = sqlx::query_scalar(
+                "SELECT u.email FROM users u WHERE u.email IS NOT NULL AND (u.role = 'admin'
+                   OR u.id IN (SELECT user_id FROM village_moderators WHERE village_id = $1))
+                 ORDER BY u.id",
+            )
+            .bind(village_id)
+            .fetch_all(&mut **tx)
+            .await?;
+            let msg = Message {
+                subject,
+                greeting: "Chào điều phối viên,".into(),
+                lines: vec![line],
+                items: vec![],
+                total: String::new(),
+                link: Some((
+                    format!("{base}/lang/{slug}/bang-gia"),
+                    "Mở bảng giá của làng".into(),
+                )),
+            };
+            let mut out = Vec::new();
+            for email in emails {
+                out.push(NewNotice {
+                    key: format!("{key}:moderator:{email}"),
+                    kind: ev.kind.clone(),
+                    channel: "email",
+                    recipient: email,
+                    shop_id: None,
+                    payload: msg.email()?,
+                });
             }
             Ok(out)
         }

@@ -87,7 +87,7 @@ async fn shop(
     Path(slug): Path<String>,
 ) -> PageResult {
     let s = store::shop_by_slug(&st.db, &slug).await?;
-    if !s.active {
+    if !s.is_member() {
         return Err(crate::error::AppError::NotFound.into());
     }
     let v = store::village_by_id(&st.db, s.village_id).await?;

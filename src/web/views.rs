@@ -86,6 +86,8 @@ pub struct ShopView {
     pub phone: String,
     pub story: String,
     pub edit_url: String,
+    /// "" for a shop on its village's board; otherwise why it cannot sell yet.
+    pub membership_note: String,
 }
 
 impl From<&Shop> for ShopView {
@@ -97,6 +99,11 @@ impl From<&Shop> for ShopView {
             phone: s.phone.clone(),
             story: s.story.clone(),
             edit_url: format!("/quan-ly/cua-hang/{}", s.slug),
+            membership_note: match s.membership.as_str() {
+                "pending" => "Đang chờ điều phối viên của làng chấp nhận. Khi được chấp nhận, bạn có thể đăng sản phẩm và biểu quyết giá.".into(),
+                "rejected" => "Điều phối viên của làng chưa chấp nhận cửa hàng này.".into(),
+                _ => String::new(),
+            },
         }
     }
 }

@@ -114,7 +114,16 @@ async fn five_shops_of_one_person_cannot_set_the_village_price(b: Backend) {
     let demo_proposal = open["proposals"][0]["id"].as_i64().unwrap();
     let (s, _) = vote(&app, &attacker, demo_proposal).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    // Pending shops are not public and do not count toward the quorum.
+    // The seller's dashboard says why; pending shops are not public and do not count
+    // toward the quorum.
+    app.login_page("0977000001", PW).await;
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Đang chờ điều phối viên của làng chấp nhận"));
+    assert!(!dash.contains("/quan-ly/san-pham/moi?shop="));
+    assert_eq!(
+        app.get(&format!("/shop/{}", slugs[0])).await.status(),
+        StatusCode::NOT_FOUND
+    );
     let (_, v) = app.api("GET", "/villages/phu-doi", None, None).await;
     assert_eq!(v["quorum"]["voters"], 4);
     assert_eq!(v["shops"].as_array().unwrap().len(), 4);
@@ -188,6 +197,17 @@ async fn five_shops_of_one_person_cannot_set_the_village_price(b: Backend) {
     let board = app.page("/lang/phu-doi/bang-gia").await;
     assert!(board.contains("Chờ điều phối viên"));
     assert!(board.contains("chờ điều phối viên duyệt"));
+    // The moderators (here: the admin, who has an email) hear of both.
+    app.notifier().run_once().await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM notices WHERE kind = 'shop_join_request' AND recipient = 'admin@cholang.local'").await,
+        5
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM notices WHERE kind = 'proposal_awaiting_moderator'")
+            .await,
+        1
+    );
 }
 
 async fn the_moderator_rejects_with_a_public_reason(b: Backend) {
@@ -421,27 +441,13 @@ fn bomb_png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-async fn upload(app: &TestApp, slug: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let token = app.csrf("/quan-ly").await;
-    let form = reqwest::multipart::Form::new().text("csrf", token).part(
-        "photo",
-        reqwest::multipart::Part::bytes(bytes).file_name("anh.png"),
-    );
-    app.client
-        .post(app.url(&format!("/quan-ly/san-pham/{slug}/anh")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn oversized_photos_are_refused_before_decoding(b: Backend) {
     let app = TestApp::with_demo(b).await;
     app.login_page(HANH, PW).await;
     // 7000 × 5000 = 35 megapixels in a file of a few dozen kilobytes.
     let bomb = bomb_png(7_000, 5_000);
     assert!(bomb.len() < 500_000, "{}", bomb.len());
-    let r = upload(&app, "man-tuyn-1m6-x-2m", bomb.clone()).await;
+    let r = upload_photo(&app, "man-tuyn-1m6-x-2m", bomb.clone(), "anh.png").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(html.contains("7000 × 5000"), "refused for its pixels");
@@ -461,7 +467,7 @@ async fn oversized_photos_are_refused_before_decoding(b: Backend) {
             .await
             .unwrap();
     }
-    let r = upload(&app, "man-tuyn-1m6-x-2m", bomb).await;
+    let r = upload_photo(&app, "man-tuyn-1m6-x-2m", bomb, "anh.png").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(html.contains("tối đa 8 ảnh"));
@@ -1120,22 +1126,21 @@ async fn shop_emails_are_confirmed_and_test_notices_limited(b: Backend) {
     let path = &link[link.find("/xac-nhan-email/").unwrap()..];
     // …no test or order notice until it is confirmed.
     app.login_page(HANH, PW).await;
-    let r = app
-        .submit(
+    let send_test = || {
+        app.submit(
             "/quan-ly",
             "/quan-ly/cua-hang/man-tuyn-ba-hanh/thu-thong-bao",
             &[],
         )
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    app.notifier().run_once().await.unwrap();
-    assert_eq!(
+    };
+    let tests_to_new_address = || {
         app.scalar(
-            "SELECT COUNT(*) FROM notices WHERE kind = 'test' AND recipient = 'ai-do@example.com'"
+            "SELECT COUNT(*) FROM notices WHERE kind = 'test' AND recipient = 'ai-do@example.com'",
         )
-        .await,
-        0
-    );
+    };
+    assert_eq!(send_test().await.status(), StatusCode::SEE_OTHER);
+    app.notifier().run_once().await.unwrap();
+    assert_eq!(tests_to_new_address().await, 0);
     let r = app.get(path).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
     let (_, shop) = app
@@ -1144,29 +1149,9 @@ async fn shop_emails_are_confirmed_and_test_notices_limited(b: Backend) {
     assert_eq!(shop["shop"]["email_confirmed"], true);
     // Test notices: three an hour, then 429.
     for _ in 0..2 {
-        let r = app
-            .submit(
-                "/quan-ly",
-                "/quan-ly/cua-hang/man-tuyn-ba-hanh/thu-thong-bao",
-                &[],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(send_test().await.status(), StatusCode::SEE_OTHER);
     }
-    let r = app
-        .submit(
-            "/quan-ly",
-            "/quan-ly/cua-hang/man-tuyn-ba-hanh/thu-thong-bao",
-            &[],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(send_test().await.status(), StatusCode::TOO_MANY_REQUESTS);
     app.notifier().run_once().await.unwrap();
-    assert_eq!(
-        app.scalar(
-            "SELECT COUNT(*) FROM notices WHERE kind = 'test' AND recipient = 'ai-do@example.com'"
-        )
-        .await,
-        2
-    );
+    assert_eq!(tests_to_new_address().await, 2);
 }

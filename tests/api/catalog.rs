@@ -273,25 +273,11 @@ fn png_bytes() -> Vec<u8> {
     out.into_inner()
 }
 
-async fn upload(app: &TestApp, slug: &str, bytes: Vec<u8>, name: &str) -> reqwest::Response {
-    let token = app.csrf("/quan-ly").await;
-    let form = reqwest::multipart::Form::new().text("csrf", token).part(
-        "photo",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
-    app.client
-        .post(app.url(&format!("/quan-ly/san-pham/{slug}/anh")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn photos_are_checked_and_reencoded(b: Backend) {
     let app = TestApp::with_demo(b).await;
     app.login_page(DUC, PW).await;
     let slug = "ghe-dau-go-xoan";
-    let r = upload(&app, slug, png_bytes(), "ghe.png").await;
+    let r = upload_photo(&app, slug, png_bytes(), "ghe.png").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
     let html = app.page(&format!("/san-pham/{slug}")).await;
     let start = html
@@ -311,7 +297,7 @@ async fn photos_are_checked_and_reencoded(b: Backend) {
     assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 480);
 
     // Not an image, or a disguised one: refused with a message, nothing stored.
-    let r = upload(&app, slug, b"<?php echo 1; ?>".to_vec(), "x.jpg").await;
+    let r = upload_photo(&app, slug, b"<?php echo 1; ?>".to_vec(), "x.jpg").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         r.text()
@@ -323,7 +309,7 @@ async fn photos_are_checked_and_reencoded(b: Backend) {
     assert_eq!(app.scalar("SELECT COUNT(*) FROM product_photos").await, 1);
     // Another seller cannot add photos to this product.
     app.login_page(TOAN, PW).await;
-    let r = upload(&app, "ke-sach-go-thong-5-tang", png_bytes(), "k.png").await;
+    let r = upload_photo(&app, "ke-sach-go-thong-5-tang", png_bytes(), "k.png").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM product_photos").await, 1);
 

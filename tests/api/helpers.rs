@@ -668,3 +668,18 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Upload a product photo from the seller's page, as a browser would.
+pub async fn upload_photo(app: &TestApp, slug: &str, bytes: Vec<u8>, name: &str) -> Response {
+    let token = app.csrf("/quan-ly").await;
+    let form = reqwest::multipart::Form::new().text("csrf", token).part(
+        "photo",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    );
+    app.client
+        .post(app.url(&format!("/quan-ly/san-pham/{slug}/anh")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
