@@ -94,8 +94,9 @@ impl Server {
     }
 }
 
-/// Every 15 seconds: expire unpaid payments (releasing their stock), close proposals whose
-/// vote ran out, drop expired sessions and old failed-login records.
+/// Every 15 seconds: expire unpaid payments (releasing their stock), release the money of
+/// orders shipped `PAYOUT_RELEASE_DAYS` ago, send and follow payOS payouts, close proposals
+/// whose vote ran out, drop expired sessions and old attempt counters.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
@@ -104,6 +105,20 @@ async fn housekeeping(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
             Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
+        }
+        match crate::ledger::store::release_due(
+            &state.db,
+            state.config.payouts.release_days,
+            state.config.payouts.fee_bps,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "shipped orders released to their shops"),
+            Err(e) => tracing::warn!(error = %e, "release of shipped orders failed"),
+        }
+        if let Err(e) = crate::payouts::payos::run_once(&state.db, &state.config).await {
+            tracing::warn!(error = %e, "payOS payout follow-up failed");
         }
         if let Err(e) = crate::pricing::store::close_expired(&state.db).await {
             tracing::warn!(error = %e, "closing expired proposals failed");

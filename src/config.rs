@@ -26,6 +26,7 @@ pub struct Config {
     /// Units held by open unpaid checkouts allowed per phone number and per client address.
     pub checkout_max_held_units: i64,
     pub payments: PaymentsConfig,
+    pub payouts: PayoutsConfig,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
 }
@@ -190,6 +191,55 @@ pub struct PaymentsConfig {
     pub casso_checksum_key: Option<String>,
     pub payos: Option<PayosConfig>,
     pub stripe: Option<StripeConfig>,
+}
+
+/// Paying sellers: when money is released, the fee, the hold after a bank account change,
+/// the smallest payout, and the payOS payout channel (its own three keys).
+#[derive(Clone)]
+pub struct PayoutsConfig {
+    pub release_days: i64,
+    pub fee_bps: i64,
+    pub account_hold_hours: i64,
+    pub min_vnd: i64,
+    pub payos: Option<PayosConfig>,
+    pub zalo_template_sent: Option<String>,
+}
+
+impl PayoutsConfig {
+    fn load(s: &Settings) -> anyhow::Result<PayoutsConfig> {
+        let fee_bps: i64 = s.parse("PLATFORM_FEE_BPS", 0)?;
+        if !(0..=10_000).contains(&fee_bps) {
+            anyhow::bail!("PLATFORM_FEE_BPS must be 0 to 10000");
+        }
+        let payos = match (
+            s.get("PAYOS_PAYOUT_CLIENT_ID"),
+            s.get("PAYOS_PAYOUT_API_KEY"),
+            s.get("PAYOS_PAYOUT_CHECKSUM_KEY"),
+        ) {
+            (Some(id), Some(key), Some(sum)) => Some(PayosConfig {
+                client_id: id.into(),
+                api_key: key.into(),
+                checksum_key: sum.into(),
+                api_url: s
+                    .get("PAYOS_PAYOUT_API_URL")
+                    .unwrap_or("https://api-merchant.payos.vn")
+                    .trim_end_matches('/')
+                    .into(),
+            }),
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "set all of PAYOS_PAYOUT_CLIENT_ID, PAYOS_PAYOUT_API_KEY and PAYOS_PAYOUT_CHECKSUM_KEY, or none"
+            ),
+        };
+        Ok(PayoutsConfig {
+            release_days: s.parse("PAYOUT_RELEASE_DAYS", 7)?,
+            fee_bps,
+            account_hold_hours: s.parse("PAYOUT_ACCOUNT_HOLD_HOURS", 24)?,
+            min_vnd: s.parse("PAYOUT_MIN_VND", 50_000)?,
+            payos,
+            zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
+        })
+    }
 }
 
 impl PaymentsConfig {
@@ -408,6 +458,7 @@ impl Config {
             checkout_max_open: settings.parse("CHECKOUT_MAX_OPEN", 3)?,
             checkout_max_held_units: settings.parse("CHECKOUT_MAX_HELD_UNITS", 30)?,
             payments: PaymentsConfig::load(settings)?,
+            payouts: PayoutsConfig::load(settings)?,
             notify: NotifyConfig::load(settings)?,
         })
     }

@@ -59,6 +59,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "hardening",
         include_str!("../migrations/sqlite/0005_hardening.sql"),
     ),
+    (
+        6,
+        "ledger_payouts",
+        include_str!("../migrations/sqlite/0006_ledger_payouts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -85,6 +90,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "hardening",
         include_str!("../migrations/postgres/0005_hardening.sql"),
+    ),
+    (
+        6,
+        "ledger_payouts",
+        include_str!("../migrations/postgres/0006_ledger_payouts.sql"),
     ),
 ];
 
@@ -152,6 +162,9 @@ impl Db {
             .run(&self.pool)
             .await
             .context("running migrations")?;
+        crate::ledger::store::backfill(self)
+            .await
+            .map_err(|e| anyhow::anyhow!("ledger backfill: {e:?}"))?;
         Ok(())
     }
 

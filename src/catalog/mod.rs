@@ -59,6 +59,9 @@ pub struct Shop {
     pub membership: String,
     /// Whether `email` was confirmed through the link mailed to it (notices go only then).
     pub email_confirmed: bool,
+    /// Payouts wait until this time after the payout account changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_hold_until: Option<i64>,
     pub notify_email: bool,
     pub notify_zalo: bool,
     pub notify_telegram: bool,

@@ -152,13 +152,14 @@ fn shop_from_row(r: &AnyRow) -> Result<Shop> {
         active: r.try_get::<i64, _>("active")? == 1,
         membership: r.try_get("membership")?,
         email_confirmed: r.try_get::<i64, _>("email_confirmed")? == 1,
+        payout_hold_until: r.try_get("payout_hold_until")?,
         notify_email: r.try_get::<i64, _>("notify_email")? == 1,
         notify_zalo: r.try_get::<i64, _>("notify_zalo")? == 1,
         notify_telegram: r.try_get::<i64, _>("notify_telegram")? == 1,
     })
 }
 
-const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, membership, email_confirmed, notify_email, notify_zalo, notify_telegram";
+const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, membership, email_confirmed, payout_hold_until, notify_email, notify_zalo, notify_telegram";
 
 pub async fn shop_by_slug(db: &Db, slug: &str) -> Result<Shop> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -381,22 +382,19 @@ pub async fn update_shop(
     shop: &Shop,
     f: &ShopFields,
 ) -> Result<Shop> {
+    // The payout account is not changed here: that needs the password again
+    // (`payouts::store::set_account`).
     let mut tx = db.begin().await?;
-    let (bin, acct, acct_name) = f.bank.clone().unzip3();
     sqlx::query(
         "UPDATE shops SET name = $1, phone = $2, email = $3, zalo_phone = $4, telegram_chat_id = $5,
-           bank_bin = $6, bank_account_no = $7, bank_account_name = $8, story = $9, updated_at = $10,
-           notify_email = $12, notify_zalo = $13, notify_telegram = $14
-         WHERE id = $11",
+           story = $6, updated_at = $7, notify_email = $9, notify_zalo = $10, notify_telegram = $11
+         WHERE id = $8",
     )
     .bind(f.name.clone())
     .bind(f.phone.as_str().to_string())
     .bind(f.email.as_ref().map(|e| e.as_str().to_string()))
     .bind(f.zalo_phone.as_ref().map(|p| p.as_str().to_string()))
     .bind(f.telegram_chat_id.clone())
-    .bind(bin)
-    .bind(acct)
-    .bind(acct_name)
     .bind(f.story.clone())
     .bind(now_ms())
     .bind(shop.id.0)

@@ -622,6 +622,128 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             }
             Ok(out)
         }
+        "payout_sent" | "payout_paid" | "payout_failed" | "payout_flagged" => {
+            let r = sqlx::query(
+                "SELECT code, shop_id, amount_vnd, account_no, bank_bin, last_error, flag FROM payouts WHERE id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let code: String = r.try_get("code")?;
+            let amount = format_vnd(r.try_get("amount_vnd")?);
+            let account: String = r.try_get("account_no")?;
+            let tail = &account[account.len().saturating_sub(4)..];
+            let shop = shop_target(tx, r.try_get("shop_id")?).await?;
+            let (subject, line) = match ev.kind.as_str() {
+                "payout_sent" => (
+                    format!("Chợ Làng đang chuyển {amount} cho cửa hàng"),
+                    format!(
+                        "Khoản chi {code}: {amount} đang được chuyển vào tài khoản ••••{tail}."
+                    ),
+                ),
+                "payout_paid" => (
+                    format!("Đã chuyển {amount} vào tài khoản của cửa hàng"),
+                    format!("Khoản chi {code}: {amount} đã vào tài khoản ••••{tail}."),
+                ),
+                "payout_failed" => (
+                    format!("Khoản chi {code} chưa chuyển được"),
+                    format!(
+                        "Khoản chi {code} ({amount}) không chuyển được ({}); số tiền đã trở lại số dư có thể rút và sẽ được chi ở đợt sau. Hãy kiểm tra tài khoản nhận tiền.",
+                        r.try_get::<Option<String>, _>("last_error")?
+                            .unwrap_or_default()
+                    ),
+                ),
+                _ => (
+                    format!("Khoản chi {code} cần kiểm tra"),
+                    r.try_get::<Option<String>, _>("flag")?.unwrap_or_default(),
+                ),
+            };
+            let msg = Message {
+                subject,
+                greeting: format!("Chào {},", shop.name),
+                lines: vec![line],
+                items: vec![],
+                total: String::new(),
+                link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
+            };
+            let mut out = Vec::new();
+            if ev.kind != "payout_flagged" {
+                out.extend(for_shop(
+                    cfg,
+                    &shop,
+                    &format!("{key}:seller"),
+                    &ev.kind,
+                    &msg,
+                    None,
+                    false,
+                )?);
+            }
+            if ev.kind == "payout_sent"
+                && let (Some(_), Some(template)) =
+                    (&cfg.notify.zalo, &cfg.payouts.zalo_template_sent)
+                && shop.notify_zalo
+                && let Ok(p) = PhoneVn::parse(shop.zalo_phone.as_deref().unwrap_or(&shop.phone))
+            {
+                out.push(NewNotice {
+                    key: format!("{key}:seller:zalo"),
+                    kind: ev.kind.clone(),
+                    channel: "zalo",
+                    recipient: p.international(),
+                    shop_id: Some(shop.id),
+                    payload: json!({"template_id": template, "template_data": {"payout_code": code, "amount": amount}}),
+                });
+            }
+            if matches!(ev.kind.as_str(), "payout_failed" | "payout_flagged") {
+                let admins = admins_emails(tx).await?;
+                out.extend(admin_notices(&admins, &key, &ev.kind, &msg)?);
+            }
+            Ok(out)
+        }
+        "payout_account_changed" => {
+            let shop = shop_target(tx, ev.ref_id).await?;
+            let r = sqlx::query(
+                "SELECT bank_bin, bank_account_no, payout_hold_until FROM shops WHERE id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let account: String = r
+                .try_get::<Option<String>, _>("bank_account_no")?
+                .unwrap_or_default();
+            let msg = Message {
+                subject: "Tài khoản nhận tiền của cửa hàng vừa được đổi".into(),
+                greeting: format!("Chào {},", shop.name),
+                lines: vec![
+                    format!(
+                        "Tài khoản nhận tiền vừa được đổi sang ngân hàng {} số ••••{}.",
+                        r.try_get::<Option<String>, _>("bank_bin")?
+                            .unwrap_or_default(),
+                        &account[account.len().saturating_sub(4)..]
+                    ),
+                    format!(
+                        "Để an toàn, tiền chỉ được chuyển vào tài khoản mới từ {}.",
+                        crate::domain::format_vn_time(
+                            r.try_get::<Option<i64>, _>("payout_hold_until")?
+                                .unwrap_or(0)
+                        )
+                    ),
+                    "Nếu không phải bạn đổi, hãy đổi mật khẩu và báo cho Chợ Làng ngay.".into(),
+                ],
+                items: vec![],
+                total: String::new(),
+                link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
+            };
+            // Every channel of the shop, whatever the seller chose (an attacker may have).
+            for_shop(
+                cfg,
+                &shop,
+                &format!("{key}:event-{}", ev.id),
+                &ev.kind,
+                &msg,
+                None,
+                true,
+            )
+        }
         "test" => {
             let shop = shop_target(tx, ev.ref_id).await?;
             let msg = Message {

@@ -588,6 +588,7 @@ pub async fn seller_move(
     user: &crate::accounts::User,
     code: &str,
     to: OrderStatus,
+    fee_bps: i64,
 ) -> Result<OrderView> {
     let order = order_by_code(db, code).await?;
     let shop = crate::catalog::store::shop_by_id(db, crate::catalog::ShopId(order.shop_id)).await?;
@@ -605,6 +606,23 @@ pub async fn seller_move(
         return order_by_code(db, code).await;
     }
     set_status(&mut tx, order.id, order.status, to, actor, Some(user.id.0)).await?;
+    match to {
+        // The money becomes available days after shipping, or when delivered.
+        OrderStatus::Shipped => {
+            sqlx::query("UPDATE orders SET shipped_at = $1 WHERE id = $2")
+                .bind(crate::domain::now_ms())
+                .bind(order.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        OrderStatus::Delivered => {
+            crate::ledger::store::release_order(&mut tx, order.id, fee_bps).await?;
+        }
+        OrderStatus::RefundDue => {
+            crate::ledger::store::order_refund_due(&mut tx, order.id).await?;
+        }
+        _ => {}
+    }
     if to == OrderStatus::RefundDue {
         for l in &order.lines {
             release(&mut tx, l.product_id, l.quantity).await?;

@@ -10,6 +10,7 @@ use crate::accounts::User;
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::{AppError, Result};
+use crate::ledger::store as ledger;
 use crate::orders::store::{lines_in_status, release, reserve, set_checkout_orders};
 use crate::orders::{Actor, OrderStatus};
 
@@ -99,10 +100,26 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
             .bind(txn_row)
             .execute(&mut *tx)
             .await?;
+        // Money going out of the collecting account may be a payout the treasurer made
+        // from the bank app: confirmed when it names a payout and its exact amount.
+        if t.amount < 0 && t.success {
+            crate::payouts::store::confirm_from_feed(&mut tx, txn_row, -t.amount, &t.description)
+                .await?;
+        }
         tx.commit().await?;
         return Ok(Outcome::Ignored);
     }
     let Some(payment_id) = find_payment(&mut tx, t).await? else {
+        ledger::post(
+            &mut tx,
+            &crate::ledger::transfer_unmatched(t.amount),
+            ledger::Refs {
+                txn: Some(txn_row),
+                ..Default::default()
+            },
+            "",
+        )
+        .await?;
         crate::notify::event(&mut tx, "unmatched_transfer", txn_row).await?;
         tx.commit().await?;
         tracing::warn!(
@@ -112,6 +129,17 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         );
         return Ok(Outcome::Unmatched);
     };
+    ledger::post(
+        &mut tx,
+        &crate::ledger::transfer_in(payment_id, t.amount),
+        ledger::Refs {
+            payment: Some(payment_id),
+            txn: Some(txn_row),
+            ..Default::default()
+        },
+        "",
+    )
+    .await?;
     let (code, status) = apply_money(&mut tx, payment_id, t.amount).await?;
     sqlx::query("UPDATE bank_transactions SET payment_id = $1, status = 'matched' WHERE id = $2")
         .bind(payment_id)
@@ -297,6 +325,7 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
     .bind(payment_id)
     .execute(&mut **tx)
     .await?;
+    ledger::settle_payment(tx, payment_id).await?;
     Ok((p.code, status.to_string()))
 }
 
@@ -399,6 +428,7 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         .bind(payment_id)
         .execute(&mut *tx)
         .await?;
+    ledger::settle_payment(&mut tx, payment_id).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -475,7 +505,7 @@ pub async fn cancel_unpaid_order(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    ledger::settle_payment(tx, payment_id).await
 }
 
 /// Expire every payment past its time; returns how many were closed.
@@ -680,6 +710,17 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
         .bind(txn_id)
         .fetch_one(&mut *tx)
         .await?;
+    ledger::post(
+        &mut tx,
+        &crate::ledger::transfer_assigned(payment_id, amount),
+        ledger::Refs {
+            payment: Some(payment_id),
+            txn: Some(txn_id),
+            ..Default::default()
+        },
+        "",
+    )
+    .await?;
     let (code, status) = apply_money(&mut tx, payment_id, amount).await?;
     audit(
         &mut tx,
@@ -712,6 +753,20 @@ pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()
             "giao dịch này không còn ở trạng thái chưa khớp".into(),
         ));
     }
+    let amount: i64 = sqlx::query_scalar("SELECT amount_vnd FROM bank_transactions WHERE id = $1")
+        .bind(txn_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    ledger::post(
+        &mut tx,
+        &crate::ledger::suspense_returned(amount),
+        ledger::Refs {
+            txn: Some(txn_id),
+            ..Default::default()
+        },
+        "",
+    )
+    .await?;
     audit(
         &mut tx,
         admin,
@@ -764,6 +819,18 @@ pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<Payment
     .bind(p.id)
     .execute(&mut *tx)
     .await?;
+    // Whatever was still held for the payment is owed back first, then paid out.
+    ledger::settle_payment(&mut tx, p.id).await?;
+    ledger::post(
+        &mut tx,
+        &crate::ledger::refund_paid(new_refunded - refunded),
+        ledger::Refs {
+            payment: Some(p.id),
+            ..Default::default()
+        },
+        "",
+    )
+    .await?;
     audit(
         &mut tx,
         admin,
@@ -788,6 +855,16 @@ pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()>
         OrderStatus::Refunded,
         Actor::Admin,
         Some(admin.id.0),
+    )
+    .await?;
+    ledger::post(
+        &mut tx,
+        &crate::ledger::refund_paid(order.total_vnd),
+        ledger::Refs {
+            order: Some(order.id),
+            ..Default::default()
+        },
+        "",
     )
     .await?;
     // Recorded on the order (status, order event) and in the audit log. `payments.refunded_vnd`

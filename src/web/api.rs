@@ -607,6 +607,12 @@ async fn update_shop(
             "không thể chuyển cửa hàng sang làng khác",
         ));
     }
+    if b.bank_bin.is_some() || b.bank_account_no.is_some() || b.bank_account_name.is_some() {
+        return Err(AppError::field(
+            "bank_bin",
+            "Tài khoản nhận tiền được đổi qua PUT /api/v1/shops/{slug}/payout-account, kèm mật khẩu",
+        ));
+    }
     let fields = b.over(ShopInput::from_shop(&s)).parse()?;
     Ok(Json(
         json!({"shop": store::update_shop(&st.db, &st.config, &s, &fields).await?}),

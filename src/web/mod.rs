@@ -6,6 +6,7 @@ pub mod board;
 pub mod cart;
 pub mod client;
 pub mod dashboard;
+pub mod money;
 pub mod orders;
 pub mod pages;
 pub mod search;
@@ -42,7 +43,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(search::page_router())
-        .nest("/api/v1", api::router().merge(search::api_router()))
+        .merge(money::page_router())
+        .nest(
+            "/api/v1",
+            api::router()
+                .merge(search::api_router())
+                .merge(money::api_router()),
+        )
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(css))
         .nest_service("/anh", photos)

@@ -143,7 +143,7 @@ async fn move_order(
     verify_csrf(&st, &seed, &f.csrf)?;
     let to = OrderStatus::parse(&f.to)
         .ok_or_else(|| AppError::field("to", "trạng thái không hợp lệ"))?;
-    orders::seller_move(&st.db, &user, &code, to).await?;
+    orders::seller_move(&st.db, &user, &code, to, st.config.payouts.fee_bps).await?;
     see_other("/quan-ly/don-hang?ok=moved")
 }
 

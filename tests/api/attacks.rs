@@ -793,10 +793,20 @@ async fn shop_bank_and_notice_settings_are_private(b: Backend) {
         "membership",
     ];
     let hanh = app.api_login(HANH, PW).await;
+    // The payout account is changed only with the password again (a PATCH is refused).
     let (s, _) = app
         .api("PATCH", "/shops/man-tuyn-ba-hanh", Some(&hanh), Some(json!({"bank_bin": "970436", "bank_account_no": "0011001234567", "bank_account_name": "NGUYEN THI HANH"})))
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, e) = app
+        .api(
+            "PUT",
+            "/shops/man-tuyn-ba-hanh/payout-account",
+            Some(&hanh),
+            Some(json!({"bank_bin": "970436", "account_no": "0011001234567", "account_name": "Nguyễn Thị Hạnh", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
     let (_, public) = app.api("GET", "/shops/man-tuyn-ba-hanh", None, None).await;
     let duc = app.api_login(DUC, PW).await;
     let (_, other_seller) = app

@@ -1,0 +1,356 @@
+//! The ledger of the collecting account: append-only, double-entry.
+//!
+//! Every movement of money is one journal of postings that sum to zero, built here by a pure
+//! function from the business event (a transfer matched, an order released, a payout sent…)
+//! and appended by `store::post` in the caller's transaction. Amounts are signed whole đồng,
+//! debit positive: the collecting account (an asset) grows with money in; what the
+//! marketplace owes (a shop's pending or available money, refunds due) is credited.
+
+pub mod store;
+
+use serde::Serialize;
+
+/// A ledger account; shop accounts are per shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Account {
+    /// The collecting bank account: money in − money out.
+    Collect,
+    /// Money received that matches no payment yet.
+    Suspense,
+    /// Money received for a payment that is not settled yet.
+    PaymentsOpen,
+    /// Owed back to buyers.
+    RefundsDue,
+    /// Platform fees taken at release.
+    Fees,
+    ShopPending,
+    ShopAvailable,
+    ShopInTransit,
+    /// Owed back by a shop (a refund after its money was released or paid out).
+    ShopOwed,
+}
+
+impl Account {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Account::Collect => "collect",
+            Account::Suspense => "suspense",
+            Account::PaymentsOpen => "payments_open",
+            Account::RefundsDue => "refunds_due",
+            Account::Fees => "fees",
+            Account::ShopPending => "shop_pending",
+            Account::ShopAvailable => "shop_available",
+            Account::ShopInTransit => "shop_in_transit",
+            Account::ShopOwed => "shop_owed",
+        }
+    }
+
+    pub fn label(name: &str) -> &'static str {
+        match name {
+            "collect" => "Tài khoản thu hộ",
+            "suspense" => "Tiền chưa khớp",
+            "payments_open" => "Tiền của thanh toán chưa đủ",
+            "refunds_due" => "Phải hoàn cho người mua",
+            "fees" => "Phí nền tảng",
+            "shop_pending" => "Chờ đối soát",
+            "shop_available" => "Có thể rút",
+            "shop_in_transit" => "Đang chuyển",
+            "shop_owed" => "Cửa hàng còn nợ",
+            _ => "",
+        }
+    }
+}
+
+/// One line of a journal. `shop` tags shop accounts (and the shop's fee and payout lines);
+/// `payment` tags money held for one payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posting {
+    pub account: Account,
+    pub amount: i64,
+    pub shop: Option<i64>,
+    pub payment: Option<i64>,
+}
+
+fn line(account: Account, amount: i64) -> Posting {
+    Posting {
+        account,
+        amount,
+        shop: None,
+        payment: None,
+    }
+}
+
+fn shop_line(account: Account, shop: i64, amount: i64) -> Posting {
+    Posting {
+        account,
+        amount,
+        shop: Some(shop),
+        payment: None,
+    }
+}
+
+fn payment_line(payment: i64, amount: i64) -> Posting {
+    Posting {
+        account: Account::PaymentsOpen,
+        amount,
+        shop: None,
+        payment: Some(payment),
+    }
+}
+
+/// A journal: its postings sum to zero (zero lines are dropped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Journal {
+    pub kind: &'static str,
+    pub postings: Vec<Posting>,
+}
+
+impl Journal {
+    fn new(kind: &'static str, postings: Vec<Posting>) -> Journal {
+        let postings: Vec<Posting> = postings.into_iter().filter(|p| p.amount != 0).collect();
+        Journal { kind, postings }
+    }
+
+    pub fn balanced(&self) -> bool {
+        self.postings
+            .iter()
+            .try_fold(0i64, |acc, p| acc.checked_add(p.amount))
+            == Some(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.postings.is_empty()
+    }
+}
+
+/// Money arrived for a payment.
+pub fn transfer_in(payment: i64, amount: i64) -> Journal {
+    Journal::new(
+        "transfer_in",
+        vec![
+            line(Account::Collect, amount),
+            payment_line(payment, -amount),
+        ],
+    )
+}
+
+/// Money arrived that matches no payment: it waits in suspense.
+pub fn transfer_unmatched(amount: i64) -> Journal {
+    Journal::new(
+        "transfer_unmatched",
+        vec![
+            line(Account::Collect, amount),
+            line(Account::Suspense, -amount),
+        ],
+    )
+}
+
+/// An admin assigned a waiting transfer to a payment.
+pub fn transfer_assigned(payment: i64, amount: i64) -> Journal {
+    Journal::new(
+        "transfer_assigned",
+        vec![
+            line(Account::Suspense, amount),
+            payment_line(payment, -amount),
+        ],
+    )
+}
+
+/// A payment became paid: its money goes to each order's shop, by the order's total; what
+/// is left over (an overpayment) is owed back. `open` must cover the orders.
+pub fn payment_settled(payment: i64, open: i64, orders: &[(i64, i64)]) -> Option<Journal> {
+    let to_shops: i64 = orders.iter().map(|(_, t)| *t).sum();
+    if to_shops > open {
+        return None;
+    }
+    let mut postings = vec![payment_line(payment, open)];
+    for (shop, total) in orders {
+        postings.push(shop_line(Account::ShopPending, *shop, -total));
+    }
+    postings.push(line(Account::RefundsDue, -(open - to_shops)));
+    Some(Journal::new("payment_settled", postings))
+}
+
+/// Money held for a payment that will not be paid for (late, cancelled) or that came on top
+/// of a settled payment: owed back to the buyer.
+pub fn payment_to_refund(payment: i64, open: i64) -> Journal {
+    Journal::new(
+        "payment_refund_due",
+        vec![
+            payment_line(payment, open),
+            line(Account::RefundsDue, -open),
+        ],
+    )
+}
+
+/// A paid order is cancelled by its seller: its money leaves the shop and is owed back.
+/// Taken from pending before release; after release from available as far as it goes, and
+/// the rest is owed by the shop (netted against its next releases).
+pub fn order_refund(shop: i64, total: i64, released: bool, available: i64) -> Journal {
+    let postings = if released {
+        let from_available = total.min(available.max(0));
+        vec![
+            shop_line(Account::ShopAvailable, shop, from_available),
+            shop_line(Account::ShopOwed, shop, total - from_available),
+            line(Account::RefundsDue, -total),
+        ]
+    } else {
+        vec![
+            shop_line(Account::ShopPending, shop, total),
+            line(Account::RefundsDue, -total),
+        ]
+    };
+    Journal::new("order_refund_due", postings)
+}
+
+/// The fee on an order: `bps` basis points of its total, rounded half up to whole đồng.
+pub fn fee(total: i64, bps: i64) -> i64 {
+    (total * bps + 5_000) / 10_000
+}
+
+/// An order's money becomes available to its shop, less the fee; whatever the shop owes is
+/// netted first.
+pub fn release(shop: i64, total: i64, bps: i64, owed: i64) -> Journal {
+    let fee = fee(total, bps);
+    let net = total - fee;
+    let netted = owed.clamp(0, net);
+    Journal::new(
+        "order_released",
+        vec![
+            shop_line(Account::ShopPending, shop, total),
+            shop_line(Account::Fees, shop, -fee),
+            shop_line(Account::ShopAvailable, shop, -(net - netted)),
+            shop_line(Account::ShopOwed, shop, -netted),
+        ],
+    )
+}
+
+/// An admin sent money owed to a buyer back (a refund recorded).
+pub fn refund_paid(amount: i64) -> Journal {
+    Journal::new(
+        "refund_paid",
+        vec![
+            line(Account::RefundsDue, amount),
+            line(Account::Collect, -amount),
+        ],
+    )
+}
+
+/// An admin sent an unmatched transfer back to its payer.
+pub fn suspense_returned(amount: i64) -> Journal {
+    Journal::new(
+        "transfer_returned",
+        vec![
+            line(Account::Suspense, amount),
+            line(Account::Collect, -amount),
+        ],
+    )
+}
+
+pub fn payout_sent(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "payout_sent",
+        vec![
+            shop_line(Account::ShopAvailable, shop, amount),
+            shop_line(Account::ShopInTransit, shop, -amount),
+        ],
+    )
+}
+
+/// The money reached the shop's bank: it left the collecting account.
+pub fn payout_paid(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "payout_paid",
+        vec![
+            shop_line(Account::ShopInTransit, shop, amount),
+            shop_line(Account::Collect, shop, -amount),
+        ],
+    )
+}
+
+/// The payout failed or came back: the money is available again.
+pub fn payout_failed(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "payout_failed",
+        vec![
+            shop_line(Account::ShopInTransit, shop, amount),
+            shop_line(Account::ShopAvailable, shop, -amount),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_journal_balances() {
+        let all = [
+            transfer_in(1, 300_000),
+            transfer_unmatched(50_000),
+            transfer_assigned(1, 50_000),
+            payment_settled(1, 350_000, &[(7, 180_000), (8, 120_000)]).unwrap(),
+            payment_to_refund(1, 20_000),
+            order_refund(7, 180_000, false, 0),
+            order_refund(7, 180_000, true, 100_000),
+            release(7, 180_000, 250, 0),
+            release(7, 180_000, 250, 30_000),
+            refund_paid(70_000),
+            suspense_returned(10_000),
+            payout_sent(7, 175_500),
+            payout_paid(7, 175_500),
+            payout_failed(7, 175_500),
+        ];
+        for j in &all {
+            assert!(j.balanced(), "{j:?}");
+            assert!(j.postings.iter().all(|p| p.amount != 0), "{j:?}");
+        }
+    }
+
+    #[test]
+    fn settlement_splits_by_order_and_refunds_the_overpayment() {
+        let j = payment_settled(1, 350_000, &[(7, 180_000), (8, 120_000)]).unwrap();
+        let refund: i64 = j
+            .postings
+            .iter()
+            .filter(|p| p.account == Account::RefundsDue)
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(refund, -50_000);
+        assert!(payment_settled(1, 100_000, &[(7, 180_000)]).is_none());
+    }
+
+    #[test]
+    fn fee_rounds_half_up_to_whole_dong() {
+        assert_eq!(fee(180_000, 0), 0);
+        assert_eq!(fee(180_000, 250), 4_500);
+        // 0.5 đồng rounds up, 0.4999 down.
+        assert_eq!(fee(100, 50), 1); // 0.5
+        assert_eq!(fee(99, 50), 0); // 0.495
+        assert_eq!(fee(1_850_001, 100), 18_500); // 18,500.01
+        assert_eq!(fee(1_850_050, 100), 18_501); // 18,500.5
+    }
+
+    #[test]
+    fn a_refund_after_release_is_owed_and_netted_next_time() {
+        let j = order_refund(7, 180_000, true, 100_000);
+        let owed: i64 = j
+            .postings
+            .iter()
+            .filter(|p| p.account == Account::ShopOwed)
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(owed, 80_000);
+        let r = release(7, 120_000, 0, 80_000);
+        let avail: i64 = r
+            .postings
+            .iter()
+            .filter(|p| p.account == Account::ShopAvailable)
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(
+            avail, -40_000,
+            "120,000 released, 80,000 of it pays the debt"
+        );
+    }
+}

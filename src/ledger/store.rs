@@ -1,0 +1,579 @@
+//! Appending journals in the caller's transaction, balances as sums, the business steps that
+//! post (settling a payment, releasing an order), the invariants, and the backfill of
+//! databases that had money before the ledger existed.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Account, Journal};
+use crate::db::{Db, Tx};
+use crate::domain::now_ms;
+use crate::error::{AppError, Result};
+
+/// What a journal is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refs {
+    pub payment: Option<i64>,
+    pub order: Option<i64>,
+    pub payout: Option<i64>,
+    pub txn: Option<i64>,
+}
+
+/// Append a journal (nothing for an empty one). A journal that does not sum to zero is a bug:
+/// the whole transaction fails.
+pub async fn post(tx: &mut Tx, j: &Journal, refs: Refs, memo: &str) -> Result<Option<i64>> {
+    if j.is_empty() {
+        return Ok(None);
+    }
+    if !j.balanced() {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "unbalanced journal {}: {:?}",
+            j.kind,
+            j.postings
+        )));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO ledger_journals (kind, payment_id, order_id, payout_id, txn_id, memo, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(j.kind)
+    .bind(refs.payment)
+    .bind(refs.order)
+    .bind(refs.payout)
+    .bind(refs.txn)
+    .bind(memo.to_string())
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?;
+    for p in &j.postings {
+        sqlx::query(
+            "INSERT INTO ledger_entries (journal_id, account, shop_id, payment_id, amount_vnd)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(p.account.as_str())
+        .bind(p.shop)
+        .bind(p.payment)
+        .bind(p.amount)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Some(id))
+}
+
+/// Sum of an account's entries for one shop (debit positive).
+pub async fn shop_sum(tx: &mut Tx, shop: i64, account: Account) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries
+         WHERE shop_id = $1 AND account = $2",
+    )
+    .bind(shop)
+    .bind(account.as_str())
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Money held for a payment and not yet settled (positive).
+pub async fn payment_open(tx: &mut Tx, payment: i64) -> Result<i64> {
+    let sum: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries
+         WHERE payment_id = $1 AND account = 'payments_open'",
+    )
+    .bind(payment)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(-sum)
+}
+
+/// Take the shop's row lock (PostgreSQL; SQLite holds its write lock) before reading and
+/// moving its available money, so a refund, a release and a payout run see each other.
+pub async fn lock_shop(tx: &mut Tx, shop: i64) -> Result<()> {
+    sqlx::query("UPDATE shops SET payout_hold_until = payout_hold_until WHERE id = $1")
+        .bind(shop)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// After a payment's status changed: move the money it holds where its state says. Paid:
+/// each paid order's total to its shop (once), the rest owed back; refund due or refunded:
+/// all of it owed back; otherwise it keeps waiting for the rest of the money.
+pub async fn settle_payment(tx: &mut Tx, payment: i64) -> Result<()> {
+    let open = payment_open(tx, payment).await?;
+    if open <= 0 {
+        return Ok(());
+    }
+    let r = sqlx::query("SELECT status, checkout_id FROM payments WHERE id = $1")
+        .bind(payment)
+        .fetch_one(&mut **tx)
+        .await?;
+    let status: String = r.try_get("status")?;
+    let checkout: i64 = r.try_get("checkout_id")?;
+    let refs = Refs {
+        payment: Some(payment),
+        ..Refs::default()
+    };
+    match status.as_str() {
+        "paid" => {
+            let settled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM ledger_journals WHERE payment_id = $1 AND kind = 'payment_settled'",
+            )
+            .bind(payment)
+            .fetch_one(&mut **tx)
+            .await?;
+            if settled > 0 {
+                return post(tx, &super::payment_to_refund(payment, open), refs, "")
+                    .await
+                    .map(|_| ());
+            }
+            let rows = sqlx::query(
+                "SELECT shop_id, total_vnd FROM orders WHERE checkout_id = $1
+                   AND status IN ('paid', 'accepted', 'shipped', 'delivered') ORDER BY id",
+            )
+            .bind(checkout)
+            .fetch_all(&mut **tx)
+            .await?;
+            let orders: Vec<(i64, i64)> = rows
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_>>()?;
+            let j = super::payment_settled(payment, open, &orders).ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "payment {payment} paid with {open} held, less than its orders"
+                ))
+            })?;
+            post(tx, &j, refs, "").await?;
+        }
+        "refund_due" | "refunded" => {
+            post(tx, &super::payment_to_refund(payment, open), refs, "").await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A paid order was cancelled by its seller: its money is owed back to the buyer.
+pub async fn order_refund_due(tx: &mut Tx, order: i64) -> Result<()> {
+    let r = sqlx::query("SELECT shop_id, total_vnd, released_at FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&mut **tx)
+        .await?;
+    let shop: i64 = r.try_get("shop_id")?;
+    let total: i64 = r.try_get("total_vnd")?;
+    let released = r.try_get::<Option<i64>, _>("released_at")?.is_some();
+    // Only money that reached the shop's accounts moves (a payment not settled keeps it).
+    let settled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_journals j ON j.id = e.journal_id
+         JOIN orders o ON o.checkout_id = (SELECT checkout_id FROM payments WHERE id = j.payment_id)
+         WHERE o.id = $1 AND j.kind = 'payment_settled' AND e.shop_id = $2",
+    )
+    .bind(order)
+    .bind(shop)
+    .fetch_one(&mut **tx)
+    .await?;
+    if settled == 0 {
+        return Ok(());
+    }
+    lock_shop(tx, shop).await?;
+    let available = -shop_sum(tx, shop, Account::ShopAvailable).await?;
+    let j = super::order_refund(shop, total, released, available);
+    post(
+        tx,
+        &j,
+        Refs {
+            order: Some(order),
+            ..Refs::default()
+        },
+        "",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Release an order's money to its shop (delivered, or days after shipping), once.
+pub async fn release_order(tx: &mut Tx, order: i64, fee_bps: i64) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE orders SET released_at = $1 WHERE id = $2 AND released_at IS NULL
+           AND status IN ('shipped', 'delivered') RETURNING shop_id, total_vnd",
+    )
+    .bind(now_ms())
+    .bind(order)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = r else { return Ok(false) };
+    let shop: i64 = r.try_get("shop_id")?;
+    let total: i64 = r.try_get("total_vnd")?;
+    lock_shop(tx, shop).await?;
+    let owed = shop_sum(tx, shop, Account::ShopOwed).await?;
+    post(
+        tx,
+        &super::release(shop, total, fee_bps, owed),
+        Refs {
+            order: Some(order),
+            ..Refs::default()
+        },
+        "",
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Release every order shipped more than `days` ago (the housekeeping task).
+pub async fn release_due(db: &Db, days: i64, fee_bps: i64) -> Result<usize> {
+    let due: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'shipped' AND released_at IS NULL AND shipped_at <= $1 ORDER BY id",
+    )
+    .bind(now_ms() - days * 86_400_000)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut n = 0;
+    for id in due {
+        let mut tx = db.begin().await?;
+        if release_order(&mut tx, id, fee_bps).await? {
+            n += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ShopBalance {
+    pub pending_vnd: i64,
+    pub available_vnd: i64,
+    pub in_transit_vnd: i64,
+    pub paid_out_vnd: i64,
+    pub fees_vnd: i64,
+    pub owed_vnd: i64,
+}
+
+pub async fn shop_balance(db: &Db, shop: i64) -> Result<ShopBalance> {
+    let rows = sqlx::query(
+        "SELECT account, CAST(SUM(amount_vnd) AS BIGINT) AS s FROM ledger_entries
+         WHERE shop_id = $1 GROUP BY account",
+    )
+    .bind(shop)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut b = ShopBalance::default();
+    for r in rows {
+        let s: i64 = r.try_get("s")?;
+        match r.try_get::<String, _>("account")?.as_str() {
+            "shop_pending" => b.pending_vnd = -s,
+            "shop_available" => b.available_vnd = -s,
+            "shop_in_transit" => b.in_transit_vnd = -s,
+            "collect" => b.paid_out_vnd = -s,
+            "fees" => b.fees_vnd = -s,
+            "shop_owed" => b.owed_vnd = s,
+            _ => {}
+        }
+    }
+    Ok(b)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    pub at: i64,
+    pub journal: i64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_code: Option<String>,
+    pub amount_vnd: i64,
+    pub account: String,
+}
+
+/// A shop's entries, newest first: amounts as the shop sees them (money to it positive).
+pub async fn shop_entries(
+    db: &Db,
+    shop: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<EntryView>, i64)> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE shop_id = $1")
+        .bind(shop)
+        .fetch_one(&db.pool)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT j.at, j.id AS journal, j.kind, o.code AS order_code, po.code AS payout_code,
+           e.amount_vnd, e.account
+         FROM ledger_entries e JOIN ledger_journals j ON j.id = e.journal_id
+         LEFT JOIN orders o ON o.id = j.order_id
+         LEFT JOIN payouts po ON po.id = j.payout_id
+         WHERE e.shop_id = $1 ORDER BY j.id DESC, e.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(shop)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let account: String = r.try_get("account")?;
+        let amount: i64 = r.try_get("amount_vnd")?;
+        // Owed is a claim on the shop: shown with its own sign; the rest as credit to it.
+        let shown = if account == "shop_owed" {
+            amount
+        } else {
+            -amount
+        };
+        let mut order_code: Option<String> = r.try_get("order_code")?;
+        if order_code.is_none() {
+            // Settlement journals name the payment; show the shop's order of it.
+            order_code = sqlx::query_scalar(
+                "SELECT o.code FROM orders o JOIN payments p ON p.checkout_id = o.checkout_id
+                 JOIN ledger_journals j ON j.payment_id = p.id WHERE j.id = $1 AND o.shop_id = $2",
+            )
+            .bind(r.try_get::<i64, _>("journal")?)
+            .bind(shop)
+            .fetch_optional(&db.pool)
+            .await?;
+        }
+        out.push(EntryView {
+            at: r.try_get("at")?,
+            journal: r.try_get("journal")?,
+            kind: r.try_get("kind")?,
+            order_code,
+            payout_code: r.try_get("payout_code")?,
+            amount_vnd: shown,
+            account: account.clone(),
+        });
+    }
+    Ok((out, total))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountBalance {
+    pub account: String,
+    pub balance_vnd: i64,
+}
+
+/// Every account's balance (shop accounts summed over shops); they add up to zero.
+pub async fn trial_balance(db: &Db) -> Result<Vec<AccountBalance>> {
+    let rows = sqlx::query(
+        "SELECT account, CAST(SUM(amount_vnd) AS BIGINT) AS s FROM ledger_entries
+         GROUP BY account ORDER BY account",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AccountBalance {
+                account: r.try_get("account")?,
+                balance_vnd: r.try_get("s")?,
+            })
+        })
+        .collect()
+}
+
+/// What must always hold; a list of what does not (empty when all is well).
+pub async fn check_invariants(db: &Db) -> Result<Vec<String>> {
+    let mut broken = Vec::new();
+    let unbalanced: Vec<i64> = sqlx::query_scalar(
+        "SELECT journal_id FROM ledger_entries GROUP BY journal_id HAVING SUM(amount_vnd) <> 0",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    if !unbalanced.is_empty() {
+        broken.push(format!("journals not summing to zero: {unbalanced:?}"));
+    }
+    let negative: Vec<i64> = sqlx::query_scalar(
+        "SELECT shop_id FROM ledger_entries WHERE account = 'shop_available'
+         GROUP BY shop_id HAVING SUM(amount_vnd) > 0",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    if !negative.is_empty() {
+        broken.push(format!(
+            "shops with a negative available balance: {negative:?}"
+        ));
+    }
+    let collect: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries WHERE account = 'collect'",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let expected = money_in_minus_out(db).await?;
+    if collect != expected {
+        broken.push(format!(
+            "collecting account {collect} ≠ money in − money out {expected}"
+        ));
+    }
+    Ok(broken)
+}
+
+/// From the records the ledger does not own: incoming transfers the feed reported, minus
+/// payouts confirmed and refunds recorded by admins.
+async fn money_in_minus_out(db: &Db) -> Result<i64> {
+    let q = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).fetch_one(&db.pool);
+    let money_in = q(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM bank_transactions
+         WHERE amount_vnd > 0 AND status IN ('matched', 'unmatched', 'refunded')",
+    )
+    .await?;
+    let payouts =
+        q("SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM payouts WHERE status = 'paid'")
+            .await?;
+    let refunds = q("SELECT CAST(COALESCE(SUM(refunded_vnd), 0) AS BIGINT) FROM payments")
+        .await?
+        + q("SELECT CAST(COALESCE(SUM(o.total_vnd), 0) AS BIGINT) FROM orders o
+             JOIN payments p ON p.checkout_id = o.checkout_id
+             WHERE o.status = 'refunded' AND p.status <> 'refunded'")
+        .await?
+        + q("SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM bank_transactions WHERE status = 'refunded'")
+            .await?;
+    Ok(money_in - payouts - refunds)
+}
+
+const BACKFILL: &str = "ledger_backfill";
+
+/// Post journals for money that moved before the ledger existed, once: every transfer in,
+/// every payment's settlement, releases of delivered orders (no fee), refunds recorded.
+/// Runs after the SQL migrations; a fresh database just records that it is done.
+pub async fn backfill(db: &Db) -> Result<()> {
+    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_migrations WHERE name = $1")
+        .bind(BACKFILL)
+        .fetch_one(&db.pool)
+        .await?;
+    if done > 0 {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    let txns = sqlx::query(
+        "SELECT id, amount_vnd, payment_id, status FROM bank_transactions
+         WHERE amount_vnd > 0 AND status IN ('matched', 'unmatched', 'refunded') ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut payments: Vec<i64> = Vec::new();
+    for t in &txns {
+        let id: i64 = t.try_get("id")?;
+        let amount: i64 = t.try_get("amount_vnd")?;
+        let refs = Refs {
+            txn: Some(id),
+            ..Refs::default()
+        };
+        match (
+            t.try_get::<String, _>("status")?.as_str(),
+            t.try_get::<Option<i64>, _>("payment_id")?,
+        ) {
+            ("matched", Some(p)) => {
+                post(
+                    &mut tx,
+                    &super::transfer_in(p, amount),
+                    Refs {
+                        payment: Some(p),
+                        ..refs
+                    },
+                    "backfill",
+                )
+                .await?;
+                if !payments.contains(&p) {
+                    payments.push(p);
+                }
+            }
+            ("refunded", _) => {
+                post(
+                    &mut tx,
+                    &super::transfer_unmatched(amount),
+                    refs,
+                    "backfill",
+                )
+                .await?;
+                post(&mut tx, &super::suspense_returned(amount), refs, "backfill").await?;
+            }
+            _ => {
+                post(
+                    &mut tx,
+                    &super::transfer_unmatched(amount),
+                    refs,
+                    "backfill",
+                )
+                .await?;
+            }
+        }
+    }
+    for p in payments {
+        let r = sqlx::query("SELECT status, refunded_vnd, checkout_id FROM payments WHERE id = $1")
+            .bind(p)
+            .fetch_one(&mut *tx)
+            .await?;
+        let status: String = r.try_get("status")?;
+        let refunded: i64 = r.try_get("refunded_vnd")?;
+        let checkout: i64 = r.try_get("checkout_id")?;
+        if status == "paid" {
+            // Orders refunded or owed back after payment were paid first: settle them too.
+            let rows = sqlx::query(
+                "SELECT id, shop_id, total_vnd, status FROM orders WHERE checkout_id = $1 AND status IN
+                   ('paid', 'accepted', 'shipped', 'delivered', 'refund_due', 'refunded') ORDER BY id",
+            )
+            .bind(checkout)
+            .fetch_all(&mut *tx)
+            .await?;
+            let open = payment_open(&mut tx, p).await?;
+            let orders: Vec<(i64, i64)> = rows
+                .iter()
+                .map(|r| Ok((r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<_>>()?;
+            if let Some(j) = super::payment_settled(p, open, &orders) {
+                post(
+                    &mut tx,
+                    &j,
+                    Refs {
+                        payment: Some(p),
+                        ..Refs::default()
+                    },
+                    "backfill",
+                )
+                .await?;
+            }
+            for r in &rows {
+                let order: i64 = r.try_get(0)?;
+                match r.try_get::<String, _>(3)?.as_str() {
+                    "delivered" => {
+                        release_order(&mut tx, order, 0).await?;
+                    }
+                    "refund_due" | "refunded" => {
+                        order_refund_due(&mut tx, order).await?;
+                        if r.try_get::<String, _>(3)? == "refunded" {
+                            let total: i64 = r.try_get(2)?;
+                            post(
+                                &mut tx,
+                                &super::refund_paid(total),
+                                Refs {
+                                    order: Some(order),
+                                    ..Refs::default()
+                                },
+                                "backfill",
+                            )
+                            .await?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            settle_payment(&mut tx, p).await?;
+        }
+        if refunded > 0 {
+            post(
+                &mut tx,
+                &super::refund_paid(refunded),
+                Refs {
+                    payment: Some(p),
+                    ..Refs::default()
+                },
+                "backfill",
+            )
+            .await?;
+        }
+    }
+    sqlx::query("INSERT INTO data_migrations (name, done_at) VALUES ($1, $2)")
+        .bind(BACKFILL)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

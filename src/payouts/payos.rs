@@ -1,0 +1,219 @@
+//! The payOS Payouts API: send each payout once (its code is the idempotency key, so a retry
+//! after a timeout or a 5xx can never pay twice), verify every answer's `x-signature`, and
+//! follow the payout until its transaction settles.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::{Settled, settled, sign, verify};
+use crate::config::{Config, PayosConfig};
+use crate::db::Db;
+use crate::domain::{now_ms, retry_backoff};
+use crate::error::Result;
+
+/// What an answer from payOS means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Accepted (or found): payOS's payout id and its first transaction's state.
+    Ok { id: String, state: String },
+    /// payOS refused it for good (`code` ≠ "00" with a 4xx, or a definite refusal).
+    Refused(String),
+    /// No trustworthy answer (timeout, 5xx, bad signature): ask again later, same key.
+    Retry(String),
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+fn read(cfg: &PayosConfig, status: u16, signature: Option<String>, body: &str) -> Answer {
+    if status >= 500 || status == 429 {
+        return Answer::Retry(format!("payOS HTTP {status}"));
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return Answer::Retry(format!("payOS HTTP {status}: unreadable body"));
+    };
+    let code = v["code"].as_str().unwrap_or("");
+    if code != "00" {
+        let desc = v["desc"].as_str().unwrap_or("").to_string();
+        return if status >= 400 || !code.is_empty() {
+            Answer::Refused(format!("payOS {code}: {desc}"))
+        } else {
+            Answer::Retry(format!("payOS HTTP {status} without a code"))
+        };
+    }
+    let data = &v["data"];
+    match signature {
+        Some(sig) if verify(&cfg.checksum_key, data, &sig) => {}
+        _ => return Answer::Retry("payOS answer with a missing or wrong x-signature".into()),
+    }
+    Answer::Ok {
+        id: data["id"].as_str().unwrap_or_default().to_string(),
+        state: data["transactions"][0]["state"]
+            .as_str()
+            .unwrap_or("RECEIVED")
+            .to_string(),
+    }
+}
+
+async fn answer(cfg: &PayosConfig, r: reqwest::Result<reqwest::Response>) -> Answer {
+    match r {
+        Err(e) => Answer::Retry(format!("payOS unreachable: {e}")),
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let sig = resp
+                .headers()
+                .get("x-signature")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string);
+            let body = resp.text().await.unwrap_or_default();
+            read(cfg, status, sig, &body)
+        }
+    }
+}
+
+/// `POST /v1/payouts` for one payout.
+pub async fn send(cfg: &PayosConfig, code: &str, amount: i64, bin: &str, account: &str) -> Answer {
+    let body = json!({
+        "referenceId": code,
+        "amount": amount,
+        "description": super::description(code),
+        "toBin": bin,
+        "toAccountNumber": account,
+    });
+    let r = client()
+        .post(format!("{}/v1/payouts", cfg.api_url))
+        .header("x-client-id", &cfg.client_id)
+        .header("x-api-key", &cfg.api_key)
+        .header("x-idempotency-key", code)
+        .header("x-signature", sign(&cfg.checksum_key, &body))
+        .json(&body)
+        .send()
+        .await;
+    answer(cfg, r).await
+}
+
+/// `GET /v1/payouts/{id}`.
+pub async fn fetch(cfg: &PayosConfig, id: &str) -> Answer {
+    let r = client()
+        .get(format!("{}/v1/payouts/{id}", cfg.api_url))
+        .header("x-client-id", &cfg.client_id)
+        .header("x-api-key", &cfg.api_key)
+        .send()
+        .await;
+    answer(cfg, r).await
+}
+
+/// One pass of the follow-up job: send payOS payouts not yet accepted, and ask about those
+/// accepted until they settle. Each payout is claimed by pushing its next check out first
+/// (a conditional update), so two workers never handle one at once. Returns how many
+/// payouts were handled.
+pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
+    let Some(pc) = cfg.payouts.payos.as_ref() else {
+        return Ok(0);
+    };
+    let now = now_ms();
+    let due = sqlx::query(
+        "SELECT id, code, status, amount_vnd, bank_bin, account_no, provider_id, attempts FROM payouts
+         WHERE method = 'payos' AND status IN ('pending', 'sent') AND next_check_at <= $1
+         ORDER BY next_check_at, id LIMIT 100",
+    )
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut handled = 0;
+    for r in due {
+        let id: i64 = r.try_get("id")?;
+        let claimed = sqlx::query(
+            "UPDATE payouts SET next_check_at = $1 WHERE id = $2 AND next_check_at <= $3",
+        )
+        .bind(now + 60_000)
+        .bind(id)
+        .bind(now)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            continue;
+        }
+        handled += 1;
+        let code: String = r.try_get("code")?;
+        let status: String = r.try_get("status")?;
+        let attempts: i64 = r.try_get("attempts")?;
+        let provider_id: Option<String> = r.try_get("provider_id")?;
+        let answer = match (&status[..], &provider_id) {
+            ("sent", Some(pid)) => fetch(pc, pid).await,
+            _ => {
+                send(
+                    pc,
+                    &code,
+                    r.try_get("amount_vnd")?,
+                    &r.try_get::<String, _>("bank_bin")?,
+                    &r.try_get::<String, _>("account_no")?,
+                )
+                .await
+            }
+        };
+        let mut tx = db.begin().await?;
+        match answer {
+            Answer::Ok { id: pid, state } => {
+                if status == "pending" {
+                    sqlx::query(
+                        "UPDATE payouts SET status = 'sent', provider_id = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+                    )
+                    .bind(pid)
+                    .bind(now_ms())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    crate::notify::event(&mut tx, "payout_sent", id).await?;
+                }
+                sqlx::query("UPDATE payouts SET provider_state = $1 WHERE id = $2")
+                    .bind(state.clone())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                match settled(&state) {
+                    Settled::Paid => {
+                        super::store::mark_paid(&mut tx, id, None).await?;
+                    }
+                    Settled::Failed => {
+                        super::store::mark_failed(&mut tx, id, &format!("payOS: {state}")).await?;
+                    }
+                    Settled::Waiting => {
+                        let wait = retry_backoff(5, attempts + 1, 3_600).as_millis() as i64;
+                        sqlx::query(
+                            "UPDATE payouts SET attempts = attempts + 1, next_check_at = $1 WHERE id = $2",
+                        )
+                        .bind(now_ms() + wait)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            Answer::Refused(why) => {
+                super::store::mark_failed(&mut tx, id, &why).await?;
+            }
+            Answer::Retry(why) => {
+                tracing::warn!(payout = %code, error = %why, "payOS payout: will ask again");
+                let wait = retry_backoff(5, attempts + 1, 3_600).as_millis() as i64;
+                sqlx::query(
+                    "UPDATE payouts SET attempts = attempts + 1, last_error = $1, next_check_at = $2 WHERE id = $3",
+                )
+                .bind(why)
+                .bind(now_ms() + wait)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(handled)
+}

@@ -1,0 +1,762 @@
+//! Sellers' money and payouts: balances and ledger entries (page, CSV, API), the payout
+//! account, payout runs for admins (bank-app QR codes and bulk CSV, payOS), the trial
+//! balance, and the orders API sellers move their orders with.
+
+use askama::Template;
+use axum::Form;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::ApiJson;
+use super::session::{CurrentUser, verify_csrf};
+use super::{CsrfSeed, Layout, PageResult, render, see_other};
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::catalog::{Shop, store as catalog};
+use crate::domain::format_vn_time;
+use crate::domain::money::format_vnd;
+use crate::error::{AppError, Result};
+use crate::ledger::store as ledger;
+use crate::orders::OrderStatus;
+use crate::payouts::{self, PayoutAccount, store as payout_store};
+
+/// Routes under `/api/v1`.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/shops/{slug}/balance", get(api_balance))
+        .route("/shops/{slug}/ledger", get(api_ledger))
+        .route("/shops/{slug}/payout-account", put(api_payout_account))
+        .route("/payout-runs", post(api_start_run))
+        .route("/payout-runs/{code}", get(api_run))
+        .route("/payouts/{code}", get(api_payout))
+        .route("/payouts/{code}/mark-paid", post(api_mark_paid))
+        .route("/ledger/trial-balance", get(api_trial_balance))
+        .route("/orders", get(api_orders))
+        .route("/orders/{code}/transitions", post(api_transition))
+}
+
+pub fn page_router() -> Router<AppState> {
+    Router::new()
+        .route("/quan-ly/doanh-thu", get(revenue_page))
+        .route("/quan-ly/doanh-thu.csv", get(revenue_csv))
+        .route(
+            "/quan-ly/cua-hang/{slug}/tai-khoan-nhan-tien",
+            post(payout_account_form),
+        )
+        .route("/quan-tri/so-cai", get(trial_balance_page))
+        .route("/quan-tri/chi-tra", get(runs_page).post(start_run_form))
+        .route("/quan-tri/chi-tra/{code}", get(run_page))
+        .route("/quan-tri/chi-tra/{code}/tai-ve.csv", get(run_csv))
+        .route(
+            "/quan-tri/chi-tra/khoan/{code}/da-chuyen",
+            post(mark_paid_form),
+        )
+}
+
+/// The shop, if the caller owns it or is an admin (only they see its money).
+async fn money_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop> {
+    let shop = catalog::shop_by_slug(&st.db, slug).await?;
+    catalog::authorize_shop(user, &shop)?;
+    Ok(shop)
+}
+
+async fn api_balance(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
+    let shop = money_shop(&st, &user, &slug).await?;
+    Ok(Json(json!(ledger::shop_balance(&st.db, shop.id.0).await?)))
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    page: Option<String>,
+    shop: Option<String>,
+    status: Option<String>,
+}
+
+const LEDGER_PAGE: i64 = 50;
+
+async fn api_ledger(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>> {
+    let shop = money_shop(&st, &user, &slug).await?;
+    let page = match q.page.as_deref() {
+        None | Some("") => 1,
+        Some(p) => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=100_000).contains(p))
+            .ok_or_else(|| AppError::field("page", "Trang là số từ 1"))?,
+    };
+    let (entries, total) =
+        ledger::shop_entries(&st.db, shop.id.0, LEDGER_PAGE, (page - 1) * LEDGER_PAGE).await?;
+    Ok(Json(
+        json!({"entries": entries, "page": page, "total": total}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct AccountBody {
+    #[serde(default)]
+    bank_bin: Value,
+    #[serde(default)]
+    account_no: Value,
+    #[serde(default)]
+    account_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+async fn api_payout_account(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<AccountBody>,
+) -> Result<Json<Value>> {
+    let shop = money_shop(&st, &user, &slug).await?;
+    let account = PayoutAccount::parse(&text(&b.bank_bin), &text(&b.account_no), &b.account_name)?;
+    let hold_until =
+        payout_store::set_account(&st.db, &st.config, &user, &shop, &account, &b.password).await?;
+    Ok(Json(json!({
+        "account": account,
+        "hold_until": hold_until,
+        "hold_until_local": format_vn_time(hold_until),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+struct RunBody {
+    #[serde(default)]
+    method: String,
+}
+
+async fn api_start_run(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(b): ApiJson<RunBody>,
+) -> Result<Response> {
+    let run = payout_store::start_run(&st.db, &st.config, &user, &b.method).await?;
+    Ok((StatusCode::CREATED, Json(json!(run))).into_response())
+}
+
+fn require_admin(u: &User) -> Result<()> {
+    if u.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+async fn api_run(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> Result<Json<Value>> {
+    require_admin(&user)?;
+    Ok(Json(json!(payout_store::run_by_code(&st.db, &code).await?)))
+}
+
+async fn api_payout(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> Result<Json<Value>> {
+    let p = payout_store::payout_by_code(&st.db, &code).await?;
+    let shop = catalog::shop_by_id(&st.db, crate::catalog::ShopId(p.shop_id)).await?;
+    catalog::authorize_shop(&user, &shop).map_err(|_| AppError::NotFound)?;
+    Ok(Json(json!(p)))
+}
+
+#[derive(Deserialize, Default)]
+struct MarkPaidBody {
+    #[serde(default)]
+    reference: String,
+}
+
+async fn api_mark_paid(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    ApiJson(b): ApiJson<MarkPaidBody>,
+) -> Result<Json<Value>> {
+    Ok(Json(json!(
+        payout_store::admin_mark_paid(&st.db, &user, &code, &b.reference).await?
+    )))
+}
+
+async fn api_trial_balance(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Value>> {
+    require_admin(&user)?;
+    let accounts = ledger::trial_balance(&st.db).await?;
+    let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
+    Ok(Json(json!({"accounts": accounts, "total_vnd": total})))
+}
+
+/// `GET /orders?status=&shop=`: the caller's shops' orders (admins: every shop's).
+async fn api_orders(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            OrderStatus::parse(s)
+                .ok_or_else(|| AppError::field("status", "Trạng thái không hợp lệ"))?,
+        ),
+    };
+    let shops: Vec<i64> = match q.shop.as_deref() {
+        Some(slug) if !slug.is_empty() => {
+            let s = catalog::shop_by_slug(&st.db, slug)
+                .await
+                .map_err(|_| AppError::field("shop", "Không có cửa hàng này"))?;
+            catalog::authorize_shop(&user, &s)?;
+            vec![s.id.0]
+        }
+        _ if user.is_admin() => catalog::all_shops(&st.db)
+            .await?
+            .iter()
+            .map(|s| s.id.0)
+            .collect(),
+        _ => catalog::shops_of_owner(&st.db, &user)
+            .await?
+            .iter()
+            .map(|s| s.id.0)
+            .collect(),
+    };
+    let list = crate::orders::store::orders_of_shops(&st.db, &shops, 500).await?;
+    let list: Vec<Value> = list
+        .into_iter()
+        .filter(|o| status.is_none_or(|s| o.status == s))
+        .map(|o| json!(o))
+        .collect();
+    Ok(Json(json!({"orders": list})))
+}
+
+#[derive(Deserialize, Default)]
+struct TransitionBody {
+    #[serde(default)]
+    to: String,
+}
+
+async fn api_transition(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    ApiJson(b): ApiJson<TransitionBody>,
+) -> Result<Json<Value>> {
+    let to = match b.to.as_str() {
+        "accepted" | "shipped" | "delivered" | "cancelled" => {
+            OrderStatus::parse(&b.to).expect("listed")
+        }
+        _ => {
+            return Err(AppError::field(
+                "to",
+                "Chọn accepted, shipped, delivered hoặc cancelled",
+            ));
+        }
+    };
+    let order = crate::orders::store::order_by_code(&st.db, &code).await?;
+    // "cancelled" of a paid order is the refund path (money owed back to the buyer).
+    let to = if to == OrderStatus::Cancelled && order.status != OrderStatus::PendingPayment {
+        OrderStatus::RefundDue
+    } else {
+        to
+    };
+    let o = crate::orders::store::seller_move(&st.db, &user, &code, to, st.config.payouts.fee_bps)
+        .await?;
+    Ok(Json(json!({"order": o})))
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+struct EntryRow {
+    at: String,
+    what: String,
+    reference: String,
+    account: String,
+    amount: String,
+}
+
+struct ShopMoney {
+    name: String,
+    slug: String,
+    pending: String,
+    available: String,
+    in_transit: String,
+    paid_out: String,
+    fees: String,
+    owed: String,
+    has_owed: bool,
+    account: String,
+    hold: String,
+    entries: Vec<EntryRow>,
+    payouts: Vec<(String, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "revenue.html")]
+struct RevenuePage {
+    layout: Layout,
+    shops: Vec<ShopMoney>,
+    banks: Vec<(&'static str, &'static str)>,
+    error: String,
+}
+
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "payment_settled" => "Đơn đã thanh toán",
+        "order_released" => "Tiền đơn được giải ngân",
+        "order_refund_due" => "Hoàn tiền đơn",
+        "payout_sent" => "Lệnh chi",
+        "payout_paid" => "Đã chuyển vào tài khoản",
+        "payout_failed" => "Chi không thành công, tiền trở lại",
+        _ => "Khác",
+    }
+}
+
+async fn revenue(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &User,
+    notice: Option<&str>,
+    error: String,
+) -> PageResult {
+    let shops = catalog::shops_of_owner(&st.db, user).await?;
+    let mut out = Vec::new();
+    for s in shops {
+        let b = ledger::shop_balance(&st.db, s.id.0).await?;
+        let (entries, _) = ledger::shop_entries(&st.db, s.id.0, 100, 0).await?;
+        let payouts = payout_store::payouts_of_shop(&st.db, s.id.0, 20)
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.code,
+                    format_vnd(p.amount_vnd),
+                    payout_status_label(&p.status).to_string(),
+                    format_vn_time(p.created_at),
+                )
+            })
+            .collect();
+        out.push(ShopMoney {
+            name: s.name.clone(),
+            slug: s.slug.clone(),
+            pending: format_vnd(b.pending_vnd),
+            available: format_vnd(b.available_vnd),
+            in_transit: format_vnd(b.in_transit_vnd),
+            paid_out: format_vnd(b.paid_out_vnd),
+            fees: format_vnd(b.fees_vnd),
+            owed: format_vnd(b.owed_vnd),
+            has_owed: b.owed_vnd > 0,
+            account: match (&s.bank_bin, &s.bank_account_no, &s.bank_account_name) {
+                (Some(bin), Some(no), Some(name)) => format!(
+                    "{} · ••••{} · {name}",
+                    crate::payments::banks::BankBin::parse(bin)
+                        .ok()
+                        .and_then(|b| b.bank().map(|b| b.short_name))
+                        .unwrap_or(bin),
+                    &no[no.len().saturating_sub(4)..]
+                ),
+                _ => String::new(),
+            },
+            hold: s
+                .payout_hold_until
+                .filter(|h| *h > crate::domain::now_ms())
+                .map(format_vn_time)
+                .unwrap_or_default(),
+            entries: entries
+                .iter()
+                .map(|e| EntryRow {
+                    at: format_vn_time(e.at),
+                    what: kind_label(&e.kind).to_string(),
+                    reference: e
+                        .order_code
+                        .clone()
+                        .or_else(|| e.payout_code.clone())
+                        .unwrap_or_default(),
+                    account: crate::ledger::Account::label(&e.account).to_string(),
+                    amount: format_vnd(e.amount_vnd),
+                })
+                .collect(),
+            payouts,
+        });
+    }
+    let mut resp = render(RevenuePage {
+        layout: Layout::new(st, seed, &Some(user.clone()), "Doanh thu và rút tiền")
+            .with_notice(notice),
+        shops: out,
+        banks: crate::payments::banks::BANKS
+            .iter()
+            .map(|b| (b.bin, b.short_name))
+            .collect(),
+        error: error.clone(),
+    })?;
+    if !error.is_empty() {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+fn payout_status_label(s: &str) -> &'static str {
+    match s {
+        "pending" => "Chờ chuyển",
+        "sent" => "Đang chuyển",
+        "paid" => "Đã chuyển",
+        "failed" => "Không thành công",
+        _ => "",
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OkQuery {
+    #[serde(default)]
+    ok: String,
+    #[serde(default)]
+    shop: String,
+}
+
+async fn revenue_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> PageResult {
+    let notice = match q.ok.as_str() {
+        "account" => Some(
+            "Đã lưu tài khoản nhận tiền. Để an toàn, tiền chỉ chuyển vào tài khoản mới sau thời gian chờ.",
+        ),
+        _ => None,
+    };
+    revenue(&st, &seed, &user, notice, String::new()).await
+}
+
+/// Every entry of one of my shops as CSV (UTF-8 with BOM, for spreadsheets).
+async fn revenue_csv(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<OkQuery>,
+) -> Result<Response> {
+    let shop = money_shop(&st, &user, &q.shop).await?;
+    let (entries, _) = ledger::shop_entries(&st.db, shop.id.0, 100_000, 0).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "thoi_gian",
+        "loai",
+        "ma_don",
+        "ma_chi",
+        "tai_khoan",
+        "so_tien_vnd",
+    ]);
+    for e in &entries {
+        let _ = w.write_record([
+            format_vn_time(e.at),
+            kind_label(&e.kind).to_string(),
+            e.order_code.clone().unwrap_or_default(),
+            e.payout_code.clone().unwrap_or_default(),
+            e.account.clone(),
+            e.amount_vnd.to_string(),
+        ]);
+    }
+    let mut body = "\u{feff}".as_bytes().to_vec();
+    body.extend(
+        w.into_inner()
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("csv: {e}")))?,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"doanh-thu-{}.csv\"", shop.slug),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AccountForm {
+    csrf: String,
+    bank_bin: String,
+    account_no: String,
+    account_name: String,
+    password: String,
+}
+
+async fn payout_account_form(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<AccountForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let shop = money_shop(&st, &user, &slug).await?;
+    let result = match PayoutAccount::parse(&f.bank_bin, &f.account_no, &f.account_name) {
+        Ok(a) => payout_store::set_account(&st.db, &st.config, &user, &shop, &a, &f.password)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => see_other("/quan-ly/doanh-thu?ok=account"),
+        Err(AppError::Validation(fe)) => {
+            let msg = fe.0.into_values().collect::<Vec<_>>().join(". ");
+            revenue(&st, &seed, &user, None, msg).await
+        }
+        Err(e @ AppError::TooManyAttempts(_)) => {
+            revenue(&st, &seed, &user, None, e.to_string()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "trial_balance.html")]
+struct TrialBalancePage {
+    layout: Layout,
+    rows: Vec<(String, String, String)>,
+    total: String,
+}
+
+async fn trial_balance_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+) -> PageResult {
+    require_admin(&user)?;
+    let accounts = ledger::trial_balance(&st.db).await?;
+    let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
+    render(TrialBalancePage {
+        layout: Layout::new(&st, &seed, &Some(user), "Sổ cái — bảng cân đối"),
+        rows: accounts
+            .iter()
+            .map(|a| {
+                (
+                    crate::ledger::Account::label(&a.account).to_string(),
+                    a.account.clone(),
+                    format_vnd(a.balance_vnd),
+                )
+            })
+            .collect(),
+        total: format_vnd(total),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "payout_runs.html")]
+struct RunsPage {
+    layout: Layout,
+    runs: Vec<(String, String, String, i64, String)>,
+    payos: bool,
+    error: String,
+}
+
+async fn runs(st: &AppState, seed: &CsrfSeed, user: User, error: String) -> PageResult {
+    require_admin(&user)?;
+    let runs = payout_store::recent_runs(&st.db, 50)
+        .await?
+        .into_iter()
+        .map(|(code, method, at, n, total)| {
+            (
+                code,
+                if method == "payos" {
+                    "payOS".to_string()
+                } else {
+                    "Ứng dụng ngân hàng".to_string()
+                },
+                format_vn_time(at),
+                n,
+                format_vnd(total),
+            )
+        })
+        .collect();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut resp = render(RunsPage {
+        layout: Layout::new(st, seed, &Some(user), "Chi trả cho người bán"),
+        runs,
+        payos: st.config.payouts.payos.is_some(),
+        error,
+    })?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+async fn runs_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+) -> PageResult {
+    runs(&st, &seed, user, String::new()).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunForm {
+    csrf: String,
+    method: String,
+    reference: String,
+}
+
+async fn start_run_form(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<RunForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    match payout_store::start_run(&st.db, &st.config, &user, &f.method).await {
+        Ok(run) => see_other(&format!("/quan-tri/chi-tra/{}", run.code)),
+        Err(AppError::Validation(fe)) => {
+            let msg = fe.0.into_values().collect::<Vec<_>>().join(". ");
+            runs(&st, &seed, user, msg).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct PayoutRow {
+    code: String,
+    shop: String,
+    amount: String,
+    status: String,
+    bank: String,
+    qr_svg: String,
+    flag: String,
+    open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "payout_run.html")]
+struct RunPage {
+    layout: Layout,
+    code: String,
+    method: String,
+    created: String,
+    payouts: Vec<PayoutRow>,
+    total: String,
+}
+
+async fn run_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> PageResult {
+    require_admin(&user)?;
+    let run = payout_store::run_by_code(&st.db, &code).await?;
+    let total: i64 = run.payouts.iter().map(|p| p.amount_vnd).sum();
+    let mut rows = Vec::new();
+    for p in &run.payouts {
+        let qr_svg = match &p.vietqr_payload {
+            Some(payload) => qrcode::QrCode::new(payload.as_bytes())
+                .map(|q| {
+                    q.render::<qrcode::render::svg::Color>()
+                        .min_dimensions(180, 180)
+                        .build()
+                })
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        rows.push(PayoutRow {
+            code: p.code.clone(),
+            shop: p.shop.name.clone(),
+            amount: format_vnd(p.amount_vnd),
+            status: payout_status_label(&p.status).to_string(),
+            bank: format!(
+                "{} · {} · {}",
+                crate::payments::banks::BankBin::parse(&p.bank.bin)
+                    .ok()
+                    .and_then(|b| b.bank().map(|b| b.short_name))
+                    .unwrap_or(&p.bank.bin),
+                p.bank.account_no,
+                p.bank.account_name
+            ),
+            qr_svg,
+            flag: p.flag.clone().unwrap_or_default(),
+            open: matches!(p.status.as_str(), "pending" | "sent"),
+        });
+    }
+    render(RunPage {
+        layout: Layout::new(&st, &seed, &Some(user), format!("Đợt chi {}", run.code)),
+        code: run.code.clone(),
+        method: run.method.clone(),
+        created: format_vn_time(run.created_at),
+        payouts: rows,
+        total: format_vnd(total),
+    })
+}
+
+/// The run for the bank's bulk-transfer upload.
+async fn run_csv(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> Result<Response> {
+    require_admin(&user)?;
+    let run = payout_store::run_by_code(&st.db, &code).await?;
+    let rows: Vec<payouts::CsvRow> = run
+        .payouts
+        .iter()
+        .filter(|p| p.status != "failed")
+        .map(|p| payouts::CsvRow {
+            code: &p.code,
+            account_no: &p.bank.account_no,
+            account_name: &p.bank.account_name,
+            bank_bin: &p.bank.bin,
+            amount: p.amount_vnd,
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"chi-tra-{}.csv\"", run.code),
+            ),
+        ],
+        payouts::bulk_csv(&rows),
+    )
+        .into_response())
+}
+
+async fn mark_paid_form(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    Form(f): Form<RunForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let p = payout_store::admin_mark_paid(&st.db, &user, &code, &f.reference).await?;
+    see_other(&format!("/quan-tri/chi-tra/{}", p.run_code))
+}
