@@ -202,6 +202,8 @@ pub struct PayoutsConfig {
     pub account_hold_hours: i64,
     pub min_vnd: i64,
     pub payos: Option<PayosConfig>,
+    /// Bound on each payOS Payouts request (`PAYOS_PAYOUT_TIMEOUT_MS`).
+    pub payos_timeout_ms: u64,
     pub zalo_template_sent: Option<String>,
 }
 
@@ -237,6 +239,7 @@ impl PayoutsConfig {
             account_hold_hours: s.parse("PAYOUT_ACCOUNT_HOLD_HOURS", 24)?,
             min_vnd: s.parse("PAYOUT_MIN_VND", 50_000)?,
             payos,
+            payos_timeout_ms: s.parse("PAYOS_PAYOUT_TIMEOUT_MS", 10_000)?,
             zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
         })
     }

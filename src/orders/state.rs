@@ -79,7 +79,7 @@ impl OrderStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Delivered | OrderStatus::Refunded)
+        matches!(self, OrderStatus::Refunded)
     }
 
     /// The moves `actor` may make from this status.
@@ -95,7 +95,11 @@ impl OrderStatus {
             // The seller works the order; before shipping they may still cancel (refund).
             (Paid, Actor::Seller | Actor::Admin) => &[Accepted, RefundDue],
             (Accepted, Actor::Seller | Actor::Admin) => &[Shipped, RefundDue],
-            (Shipped, Actor::Seller | Actor::Admin) => &[Delivered],
+            (Shipped, Actor::Seller) => &[Delivered],
+            // A return the cooperative accepts after shipping or delivery: the shop's money
+            // (pending, available, or already paid out) is owed back to the buyer.
+            (Shipped, Actor::Admin) => &[Delivered, RefundDue],
+            (Delivered, Actor::Admin) => &[RefundDue],
             // Only an admin records that money went back.
             (RefundDue, Actor::Admin) => &[Refunded],
             _ => &[],
@@ -127,8 +131,9 @@ mod tests {
         s = s.transition(Accepted, Actor::Seller).unwrap();
         s = s.transition(Shipped, Actor::Seller).unwrap();
         s = s.transition(Delivered, Actor::Seller).unwrap();
-        assert!(s.is_final());
-        assert!(s.next(Actor::Admin).is_empty());
+        assert!(s.next(Actor::Seller).is_empty());
+        // Only the cooperative takes a return after delivery.
+        assert_eq!(s.next(Actor::Admin), &[RefundDue]);
     }
 
     #[test]

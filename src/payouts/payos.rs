@@ -24,9 +24,9 @@ pub enum Answer {
     Retry(String),
 }
 
-fn client() -> reqwest::Client {
+fn client(timeout_ms: u64) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_millis(timeout_ms))
         .build()
         .expect("http client")
 }
@@ -78,7 +78,14 @@ async fn answer(cfg: &PayosConfig, r: reqwest::Result<reqwest::Response>) -> Ans
 }
 
 /// `POST /v1/payouts` for one payout.
-pub async fn send(cfg: &PayosConfig, code: &str, amount: i64, bin: &str, account: &str) -> Answer {
+pub async fn send(
+    cfg: &PayosConfig,
+    timeout_ms: u64,
+    code: &str,
+    amount: i64,
+    bin: &str,
+    account: &str,
+) -> Answer {
     let body = json!({
         "referenceId": code,
         "amount": amount,
@@ -86,7 +93,7 @@ pub async fn send(cfg: &PayosConfig, code: &str, amount: i64, bin: &str, account
         "toBin": bin,
         "toAccountNumber": account,
     });
-    let r = client()
+    let r = client(timeout_ms)
         .post(format!("{}/v1/payouts", cfg.api_url))
         .header("x-client-id", &cfg.client_id)
         .header("x-api-key", &cfg.api_key)
@@ -99,8 +106,8 @@ pub async fn send(cfg: &PayosConfig, code: &str, amount: i64, bin: &str, account
 }
 
 /// `GET /v1/payouts/{id}`.
-pub async fn fetch(cfg: &PayosConfig, id: &str) -> Answer {
-    let r = client()
+pub async fn fetch(cfg: &PayosConfig, timeout_ms: u64, id: &str) -> Answer {
+    let r = client(timeout_ms)
         .get(format!("{}/v1/payouts/{id}", cfg.api_url))
         .header("x-client-id", &cfg.client_id)
         .header("x-api-key", &cfg.api_key)
@@ -147,10 +154,11 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
         let attempts: i64 = r.try_get("attempts")?;
         let provider_id: Option<String> = r.try_get("provider_id")?;
         let answer = match (&status[..], &provider_id) {
-            ("sent", Some(pid)) => fetch(pc, pid).await,
+            ("sent", Some(pid)) => fetch(pc, cfg.payouts.payos_timeout_ms, pid).await,
             _ => {
                 send(
                     pc,
+                    cfg.payouts.payos_timeout_ms,
                     &code,
                     r.try_get("amount_vnd")?,
                     &r.try_get::<String, _>("bank_bin")?,

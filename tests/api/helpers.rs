@@ -56,6 +56,7 @@ pub fn pg_url() -> Option<String> {
 
 pub struct TestApp {
     pub base: String,
+    db_url: String,
     pub db: Db,
     pub client: Client,
     pub config: Config,
@@ -141,6 +142,7 @@ impl TestApp {
             .build()
             .unwrap();
         TestApp {
+            db_url: url.clone(),
             base: format!("http://{addr}"),
             db,
             client,
@@ -327,8 +329,45 @@ impl TestApp {
     }
 }
 
+/// The ledger's invariants, checked after every integration test (when the test itself
+/// passed): every journal sums to zero, no shop's available balance is negative, and the
+/// collecting account equals money in minus money out.
+fn check_ledger(url: &str) -> Vec<String> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let db = Db::connect(&url)
+                .await
+                .expect("connect for the ledger check");
+            let broken = cholang::ledger::store::check_invariants(&db)
+                .await
+                .expect("ledger check");
+            db.pool.close().await;
+            broken
+        })
+    })
+    .join()
+    .unwrap()
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
+        let broken = if std::thread::panicking() {
+            Vec::new()
+        } else {
+            check_ledger(&self.db_url)
+        };
+        self.drop_database();
+        assert!(broken.is_empty(), "ledger invariants broken: {broken:?}");
+    }
+}
+
+impl TestApp {
+    fn drop_database(&mut self) {
         if let Some(name) = self.pg_db_name.take() {
             // Drop the per-test database on a separate thread (Drop cannot be async).
             let url = pg_url().unwrap();

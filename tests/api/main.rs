@@ -14,6 +14,7 @@ mod import;
 mod money;
 mod notices;
 mod pages;
+mod payouts;
 mod pricing;
 mod providers;
 mod search;

@@ -1,0 +1,880 @@
+//! Sellers get paid: the ledger through the whole money path, payout accounts, payout runs by
+//! payOS (a stand-in that checks signatures and misbehaves on request) and by the bank app,
+//! refunds racing runs, and the backfill of a database from before the ledger.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    money_path_through_payos_with_balances_at_each_step,
+    a_payos_retry_after_5xx_or_timeout_pays_once,
+    a_failed_payout_returns_the_money,
+    bank_app_payouts_confirmed_by_the_bank_feed,
+    refunds_and_runs_racing_leave_one_payout_and_no_negative_balance,
+    payout_account_change_needs_the_password_holds_and_tells,
+    a_database_from_before_the_ledger_is_backfilled,
+    sellers_move_orders_over_the_api,
+    the_ledger_check_catches_what_it_guards,
+);
+
+const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
+const NET: &str = "man-tuyn-2-cua-1m8-x-2m"; // Bà Hạnh, 180.000 ₫
+
+/// How the stand-in payOS behaves.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Normal,
+    /// Accept the first request, then answer 500 (the money would be on its way).
+    FailAfterAccepting,
+    /// Accept, then take longer than the client waits.
+    Slow,
+    /// The transaction fails at the bank.
+    TransactionFails,
+    /// Refuse the payout (bad account).
+    Refuse,
+}
+
+#[derive(Default)]
+struct PayosState {
+    /// idempotency key → payout id, as payOS keeps them
+    created: Vec<(String, String)>,
+    posts: usize,
+    bad_signatures: usize,
+}
+
+struct FakePayos {
+    url: String,
+    state: Arc<Mutex<PayosState>>,
+}
+
+fn signed(data: Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let sig = cholang::payouts::sign(CHECKSUM, &data);
+    (
+        [("x-signature", sig)],
+        axum::Json(json!({"code": "00", "desc": "success", "data": data})),
+    )
+        .into_response()
+}
+
+fn payout_data(id: &str, reference: &str, amount: i64, state: &str) -> Value {
+    json!({"id": id, "referenceId": reference, "transactions": [{"id": format!("txn_{id}"),
+        "referenceId": reference, "amount": amount, "description": format!("CHO LANG {reference}"),
+        "toBin": "970436", "toAccountNumber": "0011001234567", "toAccountName": "NGUYEN THI HANH",
+        "reference": "FT1", "transactionDatetime": null, "errorMessage": null, "errorCode": null,
+        "state": state}], "category": null, "approvalState": "PROCESSING", "createdAt": "2026-12-01T10:00:00+07:00"})
+}
+
+impl FakePayos {
+    async fn start(mode: Mode) -> FakePayos {
+        use axum::body::Bytes;
+        use axum::extract::Path;
+        use axum::http::HeaderMap;
+        use axum::response::IntoResponse;
+        use axum::routing::{get, post};
+        let state: Arc<Mutex<PayosState>> = Default::default();
+        let (s1, s2) = (state.clone(), state.clone());
+        let app = axum::Router::new()
+            .route(
+                "/v1/payouts",
+                post(move |headers: HeaderMap, body: Bytes| {
+                    let state = s1.clone();
+                    async move {
+                        let body: Value = serde_json::from_slice(&body).unwrap();
+                        let sig = headers["x-signature"].to_str().unwrap().to_string();
+                        let key = headers["x-idempotency-key"].to_str().unwrap().to_string();
+                        assert_eq!(headers["x-client-id"], "payout-client");
+                        assert_eq!(headers["x-api-key"], "payout-api-key");
+                        assert_eq!(
+                            body["referenceId"],
+                            key.as_str(),
+                            "the code is the idempotency key"
+                        );
+                        if sig != cholang::payouts::sign(CHECKSUM, &body) {
+                            state.lock().unwrap().bad_signatures += 1;
+                            return (
+                                StatusCode::UNAUTHORIZED,
+                                axum::Json(json!({"code": "401", "desc": "invalid signature"})),
+                            )
+                                .into_response();
+                        }
+                        if mode == Mode::Refuse {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                axum::Json(
+                                    json!({"code": "214", "desc": "Tài khoản không hợp lệ"}),
+                                ),
+                            )
+                                .into_response();
+                        }
+                        let (id, first) = {
+                            let mut st = state.lock().unwrap();
+                            st.posts += 1;
+                            match st.created.iter().find(|(k, _)| *k == key) {
+                                Some((_, id)) => (id.clone(), false),
+                                None => {
+                                    let id = format!("po_{}", st.created.len() + 1);
+                                    st.created.push((key.clone(), id.clone()));
+                                    (id, true)
+                                }
+                            }
+                        };
+                        if first && mode == Mode::FailAfterAccepting {
+                            return (StatusCode::BAD_GATEWAY, "upstream error").into_response();
+                        }
+                        if first && mode == Mode::Slow {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                        }
+                        let amount = body["amount"].as_i64().unwrap();
+                        signed(payout_data(&id, &key, amount, "PROCESSING"))
+                    }
+                }),
+            )
+            .route(
+                "/v1/payouts/{id}",
+                get(move |Path(id): Path<String>| {
+                    let state = s2.clone();
+                    async move {
+                        let key = state
+                            .lock()
+                            .unwrap()
+                            .created
+                            .iter()
+                            .find(|(_, i)| *i == id)
+                            .map(|(k, _)| k.clone())
+                            .unwrap();
+                        let end = if mode == Mode::TransactionFails {
+                            "FAILED"
+                        } else {
+                            "SUCCEEDED"
+                        };
+                        signed(payout_data(&id, &key, 0, end))
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakePayos { url, state }
+    }
+
+    fn created(&self) -> usize {
+        self.state.lock().unwrap().created.len()
+    }
+    fn posts(&self) -> usize {
+        self.state.lock().unwrap().posts
+    }
+}
+
+async fn app_with_payos(b: Backend, payos: &FakePayos, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![
+        ("PAYOS_PAYOUT_CLIENT_ID", "payout-client"),
+        ("PAYOS_PAYOUT_API_KEY", "payout-api-key"),
+        ("PAYOS_PAYOUT_CHECKSUM_KEY", CHECKSUM),
+        ("PAYOS_PAYOUT_API_URL", payos.url.as_str()),
+        ("PAYOS_PAYOUT_TIMEOUT_MS", "500"),
+        ("PAYOUT_ACCOUNT_HOLD_HOURS", "0"),
+        ("PLATFORM_FEE_BPS", "250"),
+    ];
+    env.extend_from_slice(extra);
+    TestApp::with_demo_and(b, &env).await
+}
+
+async fn balance(app: &TestApp, token: &str, shop: &str) -> Value {
+    let (s, v) = app
+        .api("GET", &format!("/shops/{shop}/balance"), Some(token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+async fn set_account(app: &TestApp, token: &str, shop: &str) {
+    let (s, v) = app
+        .api(
+            "PUT",
+            &format!("/shops/{shop}/payout-account"),
+            Some(token),
+            Some(json!({"bank_bin": "970436", "account_no": "0011 0012 34567", "account_name": "Nguyễn Thị Hạnh", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Buy `qty` of `slug`, pay in full, return the order code.
+async fn sold(app: &TestApp, slug: &str, qty: i64) -> String {
+    let (s, c) = app.checkout(&[(slug, qty)]).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let code = c["payment"]["code"].as_str().unwrap();
+    let out = app.transfer(c["total_vnd"].as_i64().unwrap(), code).await;
+    assert_eq!(out["outcome"]["status"], "paid", "{out}");
+    c["orders"][0]["code"].as_str().unwrap().to_string()
+}
+
+async fn transition(app: &TestApp, token: &str, order: &str, to: &str) -> (StatusCode, Value) {
+    app.api(
+        "POST",
+        &format!("/orders/{order}/transitions"),
+        Some(token),
+        Some(json!({"to": to})),
+    )
+    .await
+}
+
+async fn deliver(app: &TestApp, token: &str, order: &str) {
+    for to in ["accepted", "shipped", "delivered"] {
+        let (s, v) = transition(app, token, order, to).await;
+        assert_eq!(s, StatusCode::OK, "{to}: {v}");
+    }
+}
+
+async fn admin(app: &TestApp) -> String {
+    app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await
+}
+
+async fn run(app: &TestApp, method: &str) -> Value {
+    let admin = admin(app).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            "/payout-runs",
+            Some(&admin),
+            Some(json!({"method": method})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+/// Let the follow-up job ask payOS now.
+async fn follow_up(app: &TestApp) {
+    sqlx::query("UPDATE payouts SET next_check_at = 0 WHERE next_check_at IS NOT NULL")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let cfg = app.config.clone();
+    cholang::payouts::payos::run_once(&app.db, &cfg)
+        .await
+        .unwrap();
+}
+
+async fn trial_total(app: &TestApp) -> i64 {
+    let admin = admin(app).await;
+    let (s, v) = app
+        .api("GET", "/ledger/trial-balance", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!v["accounts"].as_array().unwrap().is_empty());
+    v["total_vnd"].as_i64().unwrap()
+}
+
+async fn money_path_through_payos_with_balances_at_each_step(b: Backend) {
+    let payos = FakePayos::start(Mode::Normal).await;
+    let app = app_with_payos(b, &payos, &[]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let order = sold(&app, NET, 2).await; // 360.000 ₫
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["pending_vnd"], 360_000, "{bal}");
+    assert_eq!(bal["available_vnd"], 0);
+    // Nobody else sees the shop's money.
+    let duc = app.api_login(DUC, PW).await;
+    let (s, _) = app
+        .api("GET", "/shops/man-tuyn-ba-hanh/balance", Some(&duc), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Nothing to pay before delivery.
+    let r = run(&app, "payos").await;
+    assert_eq!(r["payouts"].as_array().unwrap().len(), 0);
+    deliver(&app, &hanh, &order).await;
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    // 2.5 % fee: 9.000 ₫.
+    assert_eq!(
+        (
+            bal["pending_vnd"].as_i64(),
+            bal["available_vnd"].as_i64(),
+            bal["fees_vnd"].as_i64()
+        ),
+        (Some(0), Some(351_000), Some(9_000)),
+        "{bal}"
+    );
+    let r = run(&app, "payos").await;
+    let payouts = r["payouts"].as_array().unwrap();
+    assert_eq!(payouts.len(), 1, "{r}");
+    let p = &payouts[0];
+    let code = p["code"].as_str().unwrap().to_string();
+    assert!(code.starts_with("CLPO"));
+    assert_eq!(p["amount_vnd"], 351_000);
+    assert_eq!(p["shop"]["slug"], "man-tuyn-ba-hanh");
+    assert_eq!(p["bank"]["account_no"], "0011001234567");
+    assert_eq!(p["bank"]["account_name"], "NGUYEN THI HANH");
+    assert_eq!(p["status"], "sent", "accepted by payOS at once: {p}");
+    assert_eq!((payos.posts(), payos.created()), (1, 1));
+    assert_eq!(payos.state.lock().unwrap().bad_signatures, 0);
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(
+        (
+            bal["available_vnd"].as_i64(),
+            bal["in_transit_vnd"].as_i64()
+        ),
+        (Some(0), Some(351_000))
+    );
+    // A second run finds nothing to pay.
+    assert_eq!(
+        run(&app, "payos").await["payouts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // The follow-up job sees the transaction succeed.
+    follow_up(&app).await;
+    let (_, p) = app
+        .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+        .await;
+    assert_eq!(p["status"], "paid", "{p}");
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(
+        (
+            bal["in_transit_vnd"].as_i64(),
+            bal["paid_out_vnd"].as_i64(),
+            bal["available_vnd"].as_i64()
+        ),
+        (Some(0), Some(351_000), Some(0))
+    );
+    assert_eq!(trial_total(&app).await, 0);
+    // The seller hears both; the ledger page and CSV list every step.
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM notice_events WHERE kind IN ('payout_sent', 'payout_paid')"
+        )
+        .await,
+        2
+    );
+    let (_, l) = app
+        .api("GET", "/shops/man-tuyn-ba-hanh/ledger", Some(&hanh), None)
+        .await;
+    let kinds: Vec<&str> = l["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "payment_settled",
+        "order_released",
+        "payout_sent",
+        "payout_paid",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    assert!(
+        l["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["payout_code"] == code.as_str())
+    );
+    assert!(
+        l["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["order_code"] == order.as_str())
+    );
+    app.login_page(HANH, PW).await;
+    let page = app.page("/quan-ly/doanh-thu").await;
+    assert!(page.contains("Có thể rút") && page.contains("351.000 ₫") && page.contains(&code));
+    let csv = app
+        .get("/quan-ly/doanh-thu.csv?shop=man-tuyn-ba-hanh")
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.contains(&code) && csv.contains("351000"), "{csv}");
+    // The admin's trial balance page.
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let tb = app.page("/quan-tri/so-cai").await;
+    assert!(tb.contains("Tài khoản thu hộ") && tb.contains("Phí nền tảng"));
+}
+
+async fn a_payos_retry_after_5xx_or_timeout_pays_once(b: Backend) {
+    for mode in [Mode::FailAfterAccepting, Mode::Slow] {
+        let payos = FakePayos::start(mode).await;
+        let app = app_with_payos(b, &payos, &[]).await;
+        let hanh = app.api_login(HANH, PW).await;
+        set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+        let order = sold(&app, NET, 1).await;
+        deliver(&app, &hanh, &order).await;
+        let r = run(&app, "payos").await;
+        let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+        assert_eq!(
+            r["payouts"][0]["status"], "pending",
+            "{mode:?}: no trustworthy answer yet"
+        );
+        let last_error: Option<String> = sqlx::query_scalar("SELECT last_error FROM payouts")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        assert!(last_error.is_some(), "{mode:?}");
+        // Asked again with the same idempotency key: payOS knows it, nothing is paid twice.
+        follow_up(&app).await;
+        let (_, p) = app
+            .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+            .await;
+        assert_eq!(p["status"], "sent", "{mode:?}: {p}");
+        follow_up(&app).await;
+        let (_, p) = app
+            .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+            .await;
+        assert_eq!(p["status"], "paid", "{mode:?}");
+        assert_eq!(payos.created(), 1, "{mode:?}: one payout at payOS");
+        assert_eq!(payos.posts(), 2, "{mode:?}: asked twice");
+        let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+        assert_eq!(bal["paid_out_vnd"], 175_500, "{mode:?}: {bal}");
+        assert_eq!(bal["in_transit_vnd"], 0);
+    }
+}
+
+async fn a_failed_payout_returns_the_money(b: Backend) {
+    for mode in [Mode::TransactionFails, Mode::Refuse] {
+        let payos = FakePayos::start(mode).await;
+        let app = app_with_payos(b, &payos, &[]).await;
+        let hanh = app.api_login(HANH, PW).await;
+        set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+        let order = sold(&app, NET, 1).await;
+        deliver(&app, &hanh, &order).await;
+        let r = run(&app, "payos").await;
+        let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+        follow_up(&app).await;
+        let (_, p) = app
+            .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+            .await;
+        assert_eq!(p["status"], "failed", "{mode:?}: {p}");
+        let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+        assert_eq!(
+            (
+                bal["available_vnd"].as_i64(),
+                bal["in_transit_vnd"].as_i64(),
+                bal["paid_out_vnd"].as_i64()
+            ),
+            (Some(175_500), Some(0), Some(0)),
+            "{mode:?}: the money is back"
+        );
+        // The seller and the admins are told.
+        app.notifier().run_once().await.unwrap();
+        assert_eq!(
+            app.scalar("SELECT COUNT(*) FROM notices WHERE kind = 'payout_failed' AND recipient = 'admin@cholang.local'").await,
+            1,
+            "{mode:?}"
+        );
+        assert_eq!(
+            app.scalar(
+                "SELECT COUNT(*) FROM notices WHERE kind = 'payout_failed' AND shop_id IS NOT NULL"
+            )
+            .await,
+            1,
+            "{mode:?}"
+        );
+        // The next run pays it again, under a new code.
+        let again = run(&app, "bank_app").await;
+        assert_eq!(again["payouts"][0]["amount_vnd"], 175_500);
+        assert_ne!(again["payouts"][0]["code"], code.as_str());
+    }
+}
+
+async fn bank_app_payouts_confirmed_by_the_bank_feed(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PAYOUT_ACCOUNT_HOLD_HOURS", "0")]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let duc = app.api_login(DUC, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    set_account(&app, &duc, "do-go-minh-duc").await;
+    let o1 = sold(&app, NET, 1).await;
+    let o2 = sold(&app, "ghe-dau-go-xoan", 1).await; // 120.000 ₫
+    deliver(&app, &hanh, &o1).await;
+    deliver(&app, &duc, &o2).await;
+    let r = run(&app, "bank_app").await;
+    let payouts = r["payouts"].as_array().unwrap();
+    assert_eq!(payouts.len(), 2, "{r}");
+    let of = |slug: &str| {
+        payouts
+            .iter()
+            .find(|p| p["shop"]["slug"] == slug)
+            .unwrap()
+            .clone()
+    };
+    let (p1, p2) = (of("man-tuyn-ba-hanh"), of("do-go-minh-duc"));
+    assert_eq!(p1["status"], "pending");
+    // The QR carries the shop's account, the exact amount and the code.
+    let qr = cholang::payments::vietqr::parse(p1["vietqr_payload"].as_str().unwrap()).unwrap();
+    assert_eq!(qr.bin, "970436");
+    assert_eq!(qr.account, "0011001234567");
+    assert_eq!(qr.amount, Some(180_000));
+    assert!(qr.purpose.unwrap().contains(p1["code"].as_str().unwrap()));
+    let run_code = r["code"].as_str().unwrap();
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let page = app.page(&format!("/quan-tri/chi-tra/{run_code}")).await;
+    assert!(page.contains("<svg") && page.contains(p1["code"].as_str().unwrap()));
+    let csv = app
+        .get(&format!("/quan-tri/chi-tra/{run_code}/tai-ve.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains(&format!(
+            "0011001234567,NGUYEN THI HANH,970436,VCB,180000,CHO LANG {}",
+            p1["code"].as_str().unwrap()
+        )),
+        "{csv}"
+    );
+    // The treasurer pays p1 from the bank app: the feed reports the money leaving.
+    let out = app
+        .bank_webhook(&json!({"id": "OUT1", "amount": -180_000, "description": format!("MBVCB.99 {} chuyen tien", p1["code"].as_str().unwrap().to_lowercase()), "account_number": "1017595600"}))
+        .await;
+    assert_eq!(out.status(), StatusCode::OK);
+    let (_, v) = app
+        .api(
+            "GET",
+            &format!("/payouts/{}", p1["code"].as_str().unwrap()),
+            Some(&hanh),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "paid");
+    assert_eq!(v["bank_reference"], "OUT1");
+    // p2 with another amount is flagged, not confirmed.
+    app.bank_webhook(&json!({"id": "OUT2", "amount": -100_000, "description": p2["code"], "account_number": "1017595600"}))
+        .await;
+    let (_, v) = app
+        .api(
+            "GET",
+            &format!("/payouts/{}", p2["code"].as_str().unwrap()),
+            Some(&duc),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "pending");
+    assert!(v["flag"].as_str().unwrap().contains("100000"), "{v}");
+    // The admin records it paid with the bank's reference (audited).
+    let r = app
+        .submit(
+            &format!("/quan-tri/chi-tra/{run_code}"),
+            &format!(
+                "/quan-tri/chi-tra/khoan/{}/da-chuyen",
+                p2["code"].as_str().unwrap()
+            ),
+            &[("reference", "FT-TAY-001")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let bal = balance(&app, &duc, "do-go-minh-duc").await;
+    assert_eq!(bal["paid_out_vnd"], 120_000);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_marked_paid'")
+            .await,
+        1
+    );
+    assert_eq!(trial_total(&app).await, 0);
+}
+
+async fn refunds_and_runs_racing_leave_one_payout_and_no_negative_balance(b: Backend) {
+    let app = Arc::new(TestApp::with_demo_and(b, &[("PAYOUT_ACCOUNT_HOLD_HOURS", "0")]).await);
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let first = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &first).await;
+    let second = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &second).await;
+    let admin = admin(&app).await;
+    // Two runs and a return of a delivered order, all at once.
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let (app, admin, order) = (app.clone(), admin.clone(), second.clone());
+        tasks.push(tokio::spawn(async move {
+            if n == 2 {
+                let (s, v) = transition(&app, &admin, &order, "cancelled").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            } else {
+                let (s, v) = app
+                    .api(
+                        "POST",
+                        "/payout-runs",
+                        Some(&admin),
+                        Some(json!({"method": "bank_app"})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let open = app
+        .scalar("SELECT COUNT(*) FROM payouts WHERE status IN ('pending', 'sent')")
+        .await;
+    assert_eq!(open, 1, "one payout for the shop");
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let (avail, transit, owed) = (
+        bal["available_vnd"].as_i64().unwrap(),
+        bal["in_transit_vnd"].as_i64().unwrap(),
+        bal["owed_vnd"].as_i64().unwrap(),
+    );
+    assert!(avail >= 0, "{bal}");
+    // Whatever the order, 360.000 released minus the 180.000 return stays accounted for.
+    assert_eq!(avail + transit - owed, 180_000, "{bal}");
+    // The order's money is owed back to the buyer; the shop's next releases pay any debt.
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE code = $1")
+        .bind(second.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "refund_due");
+    if owed > 0 {
+        let third = sold(&app, NET, 1).await;
+        deliver(&app, &hanh, &third).await;
+        let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+        assert_eq!(bal["owed_vnd"], 0, "netted: {bal}");
+        assert_eq!(bal["available_vnd"], 0);
+    }
+}
+
+async fn payout_account_change_needs_the_password_holds_and_tells(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let put = |body: Value| {
+        let (app, hanh) = (&app, hanh.clone());
+        async move {
+            app.api(
+                "PUT",
+                "/shops/man-tuyn-ba-hanh/payout-account",
+                Some(&hanh),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, e) = put(json!({"bank_bin": "970436", "account_no": "0011001234567", "account_name": "NGUYEN THI HANH", "password": "sai-mat-khau"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["fields"]["password"].is_string(), "{e}");
+    let (s, e) = put(
+        json!({"bank_bin": "123456", "account_no": "12ab", "account_name": "N", "password": PW}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for f in ["bank_bin", "account_no", "account_name"] {
+        assert!(e["error"]["fields"][f].is_string(), "{f}: {e}");
+    }
+    // Another seller cannot touch it.
+    let duc = app.api_login(DUC, PW).await;
+    let (s, _) = app
+        .api("PUT", "/shops/man-tuyn-ba-hanh/payout-account", Some(&duc), Some(json!({"bank_bin": "970436", "account_no": "0011001234567", "account_name": "LE MINH DUC", "password": PW})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let before = cholang::domain::now_ms();
+    let (s, v) = put(json!({"bank_bin": "970436", "account_no": "0011001234567", "account_name": "Nguyễn Thị Hạnh", "password": PW})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let hold = v["hold_until"].as_i64().unwrap();
+    assert!(
+        (hold - before - 24 * 3_600_000).abs() < 60_000,
+        "held 24 h: {v}"
+    );
+    assert_eq!(v["account"]["account_name"], "NGUYEN THI HANH");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'payout_account_changed'")
+            .await,
+        1
+    );
+    // Every channel of the shop hears of it.
+    app.notifier().run_once().await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM notices WHERE kind = 'payout_account_changed' AND recipient = 'hanh.phudoi@example.vn'").await,
+        1
+    );
+    // Money is there, but the run waits for the hold.
+    let order = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &order).await;
+    assert_eq!(
+        run(&app, "bank_app").await["payouts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    sqlx::query("UPDATE shops SET payout_hold_until = $1 WHERE slug = 'man-tuyn-ba-hanh'")
+        .bind(cholang::domain::now_ms() - 1)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        run(&app, "bank_app").await["payouts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Below PAYOUT_MIN_VND (50.000 ₫) nothing is paid; payOS is not configured here.
+    let admin = admin(&app).await;
+    let (s, e) = app
+        .api(
+            "POST",
+            "/payout-runs",
+            Some(&admin),
+            Some(json!({"method": "payos"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, _) = app
+        .api(
+            "POST",
+            "/payout-runs",
+            Some(&hanh),
+            Some(json!({"method": "bank_app"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+async fn a_database_from_before_the_ledger_is_backfilled(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PAYOUT_ACCOUNT_HOLD_HOURS", "0")]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let delivered = sold(&app, NET, 2).await;
+    deliver(&app, &hanh, &delivered).await;
+    let _paid = sold(&app, "man-tuyn-1m6-x-2m", 1).await;
+    let returned = sold(&app, "man-chup-tu-bung-2m2", 1).await;
+    let (s, _) = transition(&app, &hanh, &returned, "cancelled").await;
+    assert_eq!(s, StatusCode::OK);
+    app.transfer(77_000, "chuyen nham khong co ma").await;
+    let (_, c) = app.checkout(&[("ghe-dau-go-xoan", 1)]).await;
+    app.transfer(200_000, c["payment"]["code"].as_str().unwrap())
+        .await; // overpaid by 80.000
+    let expected = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let admin_t = admin(&app).await;
+    let (_, tb_before) = app
+        .api("GET", "/ledger/trial-balance", Some(&admin_t), None)
+        .await;
+    // As if the database came from before the ledger: no journals, no backfill mark.
+    for sql in [
+        "DELETE FROM ledger_entries",
+        "DELETE FROM ledger_journals",
+        "DELETE FROM data_migrations",
+        "UPDATE orders SET released_at = NULL",
+    ] {
+        sqlx::query(sql).execute(&app.db.pool).await.unwrap();
+    }
+    app.db.migrate().await.unwrap();
+    assert_eq!(balance(&app, &hanh, "man-tuyn-ba-hanh").await, expected);
+    let (_, tb_after) = app
+        .api("GET", "/ledger/trial-balance", Some(&admin_t), None)
+        .await;
+    assert_eq!(tb_after, tb_before);
+    // Running it again changes nothing.
+    let journals = app.scalar("SELECT COUNT(*) FROM ledger_journals").await;
+    app.db.migrate().await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM ledger_journals").await,
+        journals
+    );
+}
+
+async fn sellers_move_orders_over_the_api(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let order = sold(&app, NET, 1).await;
+    let (s, v) = app
+        .api("GET", "/orders?status=paid", Some(&hanh), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let codes: Vec<&str> = v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, vec![order.as_str()]);
+    let (s, v) = app
+        .api("GET", "/orders?status=lost", Some(&hanh), None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Another seller sees none of it and moves nothing.
+    let duc = app.api_login(DUC, PW).await;
+    let (_, v) = app.api("GET", "/orders", Some(&duc), None).await;
+    assert!(
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["code"] != order.as_str())
+    );
+    let (s, _) = transition(&app, &duc, &order, "accepted").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = transition(&app, &hanh, &order, "delivered").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) = transition(&app, &hanh, &order, "paid").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = transition(&app, &hanh, &order, "accepted").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["order"]["status"], "accepted");
+}
+
+/// The check every test runs at its end is not vacuous: it sees an unbalanced journal, a
+/// negative available balance and a collecting account that disagrees with the bank feed.
+async fn the_ledger_check_catches_what_it_guards(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    sold(&app, NET, 1).await;
+    assert!(
+        cholang::ledger::store::check_invariants(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let shop: i64 = app
+        .scalar("SELECT id FROM shops WHERE slug = 'man-tuyn-ba-hanh'")
+        .await;
+    let jid: i64 = sqlx::query_scalar(
+        "INSERT INTO ledger_journals (kind, memo, at) VALUES ('test', '', 0) RETURNING id",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO ledger_entries (journal_id, account, shop_id, amount_vnd) VALUES ($1, 'shop_available', $2, 5)")
+        .bind(jid)
+        .bind(shop)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let broken = cholang::ledger::store::check_invariants(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(broken.len(), 2, "{broken:?}");
+    sqlx::query(
+        "INSERT INTO ledger_entries (journal_id, account, amount_vnd) VALUES ($1, 'collect', -5)",
+    )
+    .bind(jid)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let broken = cholang::ledger::store::check_invariants(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(broken.len(), 2, "balanced now, but {broken:?}");
+    assert!(broken[0].contains("negative available") && broken[1].contains("collecting account"));
+    sqlx::query("DELETE FROM ledger_entries WHERE journal_id = $1")
+        .bind(jid)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        cholang::ledger::store::check_invariants(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
