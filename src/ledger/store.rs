@@ -19,6 +19,33 @@ pub struct Refs {
     pub txn: Option<i64>,
 }
 
+impl Refs {
+    pub fn payment(id: i64) -> Refs {
+        Refs {
+            payment: Some(id),
+            ..Refs::default()
+        }
+    }
+    pub fn order(id: i64) -> Refs {
+        Refs {
+            order: Some(id),
+            ..Refs::default()
+        }
+    }
+    pub fn payout(id: i64) -> Refs {
+        Refs {
+            payout: Some(id),
+            ..Refs::default()
+        }
+    }
+    pub fn txn(id: i64) -> Refs {
+        Refs {
+            txn: Some(id),
+            ..Refs::default()
+        }
+    }
+}
+
 /// Append a journal (nothing for an empty one). A journal that does not sum to zero is a bug:
 /// the whole transaction fails.
 pub async fn post(tx: &mut Tx, j: &Journal, refs: Refs, memo: &str) -> Result<Option<i64>> {
@@ -109,10 +136,7 @@ pub async fn settle_payment(tx: &mut Tx, payment: i64) -> Result<()> {
         .await?;
     let status: String = r.try_get("status")?;
     let checkout: i64 = r.try_get("checkout_id")?;
-    let refs = Refs {
-        payment: Some(payment),
-        ..Refs::default()
-    };
+    let refs = Refs::payment(payment);
     match status.as_str() {
         "paid" => {
             let settled: i64 = sqlx::query_scalar(
@@ -177,16 +201,7 @@ pub async fn order_refund_due(tx: &mut Tx, order: i64) -> Result<()> {
     lock_shop(tx, shop).await?;
     let available = -shop_sum(tx, shop, Account::ShopAvailable).await?;
     let j = super::order_refund(shop, total, released, available);
-    post(
-        tx,
-        &j,
-        Refs {
-            order: Some(order),
-            ..Refs::default()
-        },
-        "",
-    )
-    .await?;
+    post(tx, &j, Refs::order(order), "").await?;
     Ok(())
 }
 
@@ -208,10 +223,7 @@ pub async fn release_order(tx: &mut Tx, order: i64, fee_bps: i64) -> Result<bool
     post(
         tx,
         &super::release(shop, total, fee_bps, owed),
-        Refs {
-            order: Some(order),
-            ..Refs::default()
-        },
+        Refs::order(order),
         "",
     )
     .await?;
@@ -450,10 +462,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
     for t in &txns {
         let id: i64 = t.try_get("id")?;
         let amount: i64 = t.try_get("amount_vnd")?;
-        let refs = Refs {
-            txn: Some(id),
-            ..Refs::default()
-        };
+        let refs = Refs::txn(id);
         match (
             t.try_get::<String, _>("status")?.as_str(),
             t.try_get::<Option<i64>, _>("payment_id")?,
@@ -517,16 +526,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
                 .map(|r| Ok((r.try_get(1)?, r.try_get(2)?)))
                 .collect::<Result<_>>()?;
             if let Some(j) = super::payment_settled(p, open, &orders) {
-                post(
-                    &mut tx,
-                    &j,
-                    Refs {
-                        payment: Some(p),
-                        ..Refs::default()
-                    },
-                    "backfill",
-                )
-                .await?;
+                post(&mut tx, &j, Refs::payment(p), "backfill").await?;
             }
             for r in &rows {
                 let order: i64 = r.try_get(0)?;
@@ -541,10 +541,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
                             post(
                                 &mut tx,
                                 &super::refund_paid(total),
-                                Refs {
-                                    order: Some(order),
-                                    ..Refs::default()
-                                },
+                                Refs::order(order),
                                 "backfill",
                             )
                             .await?;
@@ -560,10 +557,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
             post(
                 &mut tx,
                 &super::refund_paid(refunded),
-                Refs {
-                    payment: Some(p),
-                    ..Refs::default()
-                },
+                Refs::payment(p),
                 "backfill",
             )
             .await?;

@@ -113,10 +113,7 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         ledger::post(
             &mut tx,
             &crate::ledger::transfer_unmatched(t.amount),
-            ledger::Refs {
-                txn: Some(txn_row),
-                ..Default::default()
-            },
+            ledger::Refs::txn(txn_row),
             "",
         )
         .await?;
@@ -665,7 +662,14 @@ pub async fn unmatched_transactions(db: &Db) -> Result<Vec<TxnView>> {
         .collect()
 }
 
-async fn audit(tx: &mut Tx, admin: &User, action: &str, subject: &str, detail: &str) -> Result<()> {
+/// An audit log row in the caller's transaction (admin money actions, payout account changes).
+pub async fn audit(
+    tx: &mut Tx,
+    admin: &User,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<()> {
     sqlx::query("INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES ($1, $2, $3, $4, $5)")
         .bind(admin.id.0)
         .bind(action.to_string())
@@ -677,17 +681,9 @@ async fn audit(tx: &mut Tx, admin: &User, action: &str, subject: &str, detail: &
     Ok(())
 }
 
-fn require_admin(u: &User) -> Result<()> {
-    if u.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
 /// An admin assigns an unmatched transfer to a payment; it then counts like any match.
 pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> Result<Outcome> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     let code = PaymentCode::parse(payment_code).map_err(|m| AppError::field("payment_code", m))?;
     let mut tx = db.begin().await?;
     let payment_id: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE code = $1")
@@ -739,7 +735,7 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
 
 /// An admin records that an unmatched transfer was sent back.
 pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     let mut tx = db.begin().await?;
     let n = sqlx::query(
         "UPDATE bank_transactions SET status = 'refunded' WHERE id = $1 AND status = 'unmatched'",
@@ -760,10 +756,7 @@ pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()
     ledger::post(
         &mut tx,
         &crate::ledger::suspense_returned(amount),
-        ledger::Refs {
-            txn: Some(txn_id),
-            ..Default::default()
-        },
+        ledger::Refs::txn(txn_id),
         "",
     )
     .await?;
@@ -782,7 +775,7 @@ pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()
 /// An admin records a refund on a payment: everything received when the payment is
 /// refund_due (its orders become refunded), or the overpaid part of a paid payment.
 pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<PaymentView> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     let p = payment_by_code(db, code).await?;
     let mut tx = db.begin().await?;
     let locked = lock_payment(&mut tx, p.id).await?;
@@ -824,10 +817,7 @@ pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<Payment
     ledger::post(
         &mut tx,
         &crate::ledger::refund_paid(new_refunded - refunded),
-        ledger::Refs {
-            payment: Some(p.id),
-            ..Default::default()
-        },
+        ledger::Refs::payment(p.id),
         "",
     )
     .await?;
@@ -845,7 +835,7 @@ pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<Payment
 
 /// Orders a seller cancelled after payment, waiting for their money to go back.
 pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     let order = crate::orders::store::order_by_code(db, order_code).await?;
     let mut tx = db.begin().await?;
     crate::orders::store::set_status(
@@ -860,10 +850,7 @@ pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()>
     ledger::post(
         &mut tx,
         &crate::ledger::refund_paid(order.total_vnd),
-        ledger::Refs {
-            order: Some(order.id),
-            ..Default::default()
-        },
+        ledger::Refs::order(order.id),
         "",
     )
     .await?;

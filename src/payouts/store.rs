@@ -13,28 +13,7 @@ use crate::domain::now_ms;
 use crate::error::{AppError, Result};
 use crate::ledger::store::{self as ledger, Refs};
 use crate::ledger::{self as journals, Account};
-
-fn require_admin(u: &User) -> Result<()> {
-    if u.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
-async fn audit(tx: &mut Tx, who: &User, action: &str, subject: &str, detail: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(who.id.0)
-    .bind(action.to_string())
-    .bind(subject.to_string())
-    .bind(detail.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+use crate::payments::store::audit;
 
 /// A seller sets where their shop's money goes. The password is asked again (a stolen
 /// session must not redirect a village's income), the change is audited and announced on
@@ -271,7 +250,7 @@ pub async fn recent_runs(db: &Db, limit: i64) -> Result<Vec<(String, String, i64
 /// same transaction, under the shop's lock (a refund or another run at the same moment sees
 /// the money gone; the partial unique index allows one open payout per shop).
 pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Result<RunView> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     match method {
         "bank_app" => {}
         "payos" if cfg.payouts.payos.is_some() => {}
@@ -359,10 +338,7 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
         ledger::post(
             &mut tx,
             &journals::payout_sent(shop, available),
-            Refs {
-                payout: Some(id),
-                ..Refs::default()
-            },
+            Refs::payout(id),
             "",
         )
         .await?;
@@ -405,10 +381,7 @@ pub async fn mark_paid(tx: &mut Tx, payout: i64, reference: Option<&str>) -> Res
     ledger::post(
         tx,
         &journals::payout_paid(shop, amount),
-        Refs {
-            payout: Some(payout),
-            ..Refs::default()
-        },
+        Refs::payout(payout),
         "",
     )
     .await?;
@@ -434,10 +407,7 @@ pub async fn mark_failed(tx: &mut Tx, payout: i64, reason: &str) -> Result<bool>
     ledger::post(
         tx,
         &journals::payout_failed(shop, amount),
-        Refs {
-            payout: Some(payout),
-            ..Refs::default()
-        },
+        Refs::payout(payout),
         reason,
     )
     .await?;
@@ -494,7 +464,7 @@ pub async fn admin_mark_paid(
     code: &str,
     reference: &str,
 ) -> Result<PayoutView> {
-    require_admin(admin)?;
+    admin.require_admin()?;
     let reference = crate::domain::text::clean_line(reference, "mã giao dịch ngân hàng", 100)
         .map_err(|m| AppError::field("reference", m))?;
     let p = payout_by_code(db, code).await?;

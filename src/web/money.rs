@@ -158,20 +158,12 @@ async fn api_start_run(
     Ok((StatusCode::CREATED, Json(json!(run))).into_response())
 }
 
-fn require_admin(u: &User) -> Result<()> {
-    if u.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
 async fn api_run(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(code): Path<String>,
 ) -> Result<Json<Value>> {
-    require_admin(&user)?;
+    user.require_admin()?;
     Ok(Json(json!(payout_store::run_by_code(&st.db, &code).await?)))
 }
 
@@ -207,7 +199,7 @@ async fn api_trial_balance(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> Result<Json<Value>> {
-    require_admin(&user)?;
+    user.require_admin()?;
     let accounts = ledger::trial_balance(&st.db).await?;
     let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
     Ok(Json(json!({"accounts": accounts, "total_vnd": total})))
@@ -549,7 +541,7 @@ async fn trial_balance_page(
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
 ) -> PageResult {
-    require_admin(&user)?;
+    user.require_admin()?;
     let accounts = ledger::trial_balance(&st.db).await?;
     let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
     render(TrialBalancePage {
@@ -578,7 +570,7 @@ struct RunsPage {
 }
 
 async fn runs(st: &AppState, seed: &CsrfSeed, user: User, error: String) -> PageResult {
-    require_admin(&user)?;
+    user.require_admin()?;
     let runs = payout_store::recent_runs(&st.db, 50)
         .await?
         .into_iter()
@@ -672,7 +664,7 @@ async fn run_page(
     CurrentUser(user): CurrentUser,
     Path(code): Path<String>,
 ) -> PageResult {
-    require_admin(&user)?;
+    user.require_admin()?;
     let run = payout_store::run_by_code(&st.db, &code).await?;
     let total: i64 = run.payouts.iter().map(|p| p.amount_vnd).sum();
     let mut rows = Vec::new();
@@ -722,7 +714,7 @@ async fn run_csv(
     CurrentUser(user): CurrentUser,
     Path(code): Path<String>,
 ) -> Result<Response> {
-    require_admin(&user)?;
+    user.require_admin()?;
     let run = payout_store::run_by_code(&st.db, &code).await?;
     let rows: Vec<payouts::CsvRow> = run
         .payouts

@@ -175,14 +175,6 @@ struct ReconcilePage {
     audit: Vec<(String, String, String, String, String)>,
 }
 
-fn require_admin(u: &crate::accounts::User) -> Result<(), AppError> {
-    if u.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
 fn reason_label(r: &str) -> &'static str {
     match r {
         "underpaid" => "Chuyển thiếu",
@@ -198,7 +190,7 @@ async fn reconcile(
     CurrentUser(user): CurrentUser,
     Query(q): Query<OkQuery>,
 ) -> PageResult {
-    require_admin(&user)?;
+    user.require_admin()?;
     let unmatched = payments::unmatched_transactions(&st.db).await?;
     let attention = payments::payments_needing_attention(&st.db).await?;
     let orders_due = payments::orders_refund_due(&st.db).await?;
@@ -324,7 +316,7 @@ async fn failed_notices(
     CurrentUser(user): CurrentUser,
     Query(q): Query<OkQuery>,
 ) -> PageResult {
-    require_admin(&user)?;
+    user.require_admin()?;
     let failed = crate::notify::store::failed_notices(&st.db).await?;
     let notice = (q.ok == "queued").then_some("Đã đưa thông báo vào hàng gửi lại.");
     render(NoticesPage {
@@ -348,7 +340,7 @@ async fn retry_notice(
     Form(f): Form<CsrfOnlyForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    require_admin(&user)?;
+    user.require_admin()?;
     if !crate::notify::store::retry_now(&st.db, id).await? {
         return Err(
             AppError::Conflict("thông báo này không ở trạng thái gửi không được".into()).into(),
