@@ -21,6 +21,7 @@ on_both_backends!(
     a_database_from_before_the_ledger_is_backfilled,
     sellers_move_orders_over_the_api,
     the_ledger_check_catches_what_it_guards,
+    shipped_orders_are_released_after_the_waiting_days,
 );
 
 const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
@@ -876,5 +877,68 @@ async fn the_ledger_check_catches_what_it_guards(b: Backend) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn shipped_orders_are_released_after_the_waiting_days(b: Backend) {
+    let app = TestApp::with_demo_and(
+        b,
+        &[("PAYOUT_RELEASE_DAYS", "7"), ("PLATFORM_FEE_BPS", "100")],
+    )
+    .await;
+    let hanh = app.api_login(HANH, PW).await;
+    let order = sold(&app, NET, 1).await;
+    for to in ["accepted", "shipped"] {
+        let (s, v) = transition(&app, &hanh, &order, to).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (days, bps) = (app.config.payouts.release_days, app.config.payouts.fee_bps);
+    // Six days after shipping: still pending.
+    sqlx::query("UPDATE orders SET shipped_at = $1 WHERE code = $2")
+        .bind(cholang::domain::now_ms() - 6 * 86_400_000)
+        .bind(order.clone())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        cholang::ledger::store::release_due(&app.db, days, bps)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        balance(&app, &hanh, "man-tuyn-ba-hanh").await["pending_vnd"],
+        180_000
+    );
+    // Seven days: released once, less 1 % (1.800 ₫); delivery later changes nothing more.
+    sqlx::query("UPDATE orders SET shipped_at = $1 WHERE code = $2")
+        .bind(cholang::domain::now_ms() - 7 * 86_400_000 - 1)
+        .bind(order.clone())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        cholang::ledger::store::release_due(&app.db, days, bps)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        cholang::ledger::store::release_due(&app.db, days, bps)
+            .await
+            .unwrap(),
+        0
+    );
+    let (s, _) = transition(&app, &hanh, &order, "delivered").await;
+    assert_eq!(s, StatusCode::OK);
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(
+        (
+            bal["pending_vnd"].as_i64(),
+            bal["available_vnd"].as_i64(),
+            bal["fees_vnd"].as_i64()
+        ),
+        (Some(0), Some(178_200), Some(1_800)),
+        "{bal}"
     );
 }
