@@ -158,10 +158,14 @@ impl IntoResponse for PageError {
             status: status.as_u16(),
             message: e.to_string(),
         };
-        match page.render() {
+        let mut resp = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, e.to_string()).into_response(),
+        };
+        if let Some(secs) = e.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
+        resp
     }
 }
 

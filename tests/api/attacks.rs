@@ -1161,7 +1161,9 @@ async fn shop_emails_are_confirmed_and_test_notices_limited(b: Backend) {
     for _ in 0..2 {
         assert_eq!(send_test().await.status(), StatusCode::SEE_OTHER);
     }
-    assert_eq!(send_test().await.status(), StatusCode::TOO_MANY_REQUESTS);
+    let refused = send_test().await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "3600");
     app.notifier().run_once().await.unwrap();
     assert_eq!(tests_to_new_address().await, 2);
 }
