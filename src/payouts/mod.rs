@@ -291,6 +291,22 @@ mod tests {
         assert!(PayoutAccount::parse("970436", "0011001234567", "NG").is_err());
     }
 
+    proptest::proptest! {
+        /// Bank descriptions and typed account details of any shape: no panic, and what is
+        /// accepted is what a bank takes.
+        #[test]
+        fn parsers_take_any_input(s in "\\PC{0,80}", bin in "[0-9]{0,8}", no in "[0-9 .a-z-]{0,25}") {
+            for c in codes_in(&s) {
+                proptest::prop_assert!(c.starts_with(CODE_PREFIX) && c.len() == 10);
+            }
+            if let Ok(a) = PayoutAccount::parse(&bin, &no, &s) {
+                proptest::prop_assert!(a.account_no.bytes().all(|b| b.is_ascii_digit()));
+                proptest::prop_assert!(a.account_name.chars().all(|c| c.is_ascii_uppercase() || c == ' '));
+            }
+            let _ = canonical(&serde_json::json!({"description": s, "amount": 1}));
+        }
+    }
+
     #[test]
     fn bulk_csv_has_one_row_per_payout() {
         let csv = bulk_csv(&[CsvRow {

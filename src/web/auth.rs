@@ -487,3 +487,43 @@ async fn reset(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+    use proptest::prelude::*;
+
+    #[test]
+    fn only_paths_on_this_site() {
+        assert_eq!(
+            safe_next("/quan-ly/don-hang?tab=moi"),
+            "/quan-ly/don-hang?tab=moi"
+        );
+        for bad in [
+            "/\t/evil.example",
+            "/\t/x",
+            "//evil",
+            "/\\evil",
+            "https://evil",
+            "",
+            "/a b",
+            "/\u{7f}",
+        ] {
+            assert_eq!(safe_next(bad), "/quan-ly", "{bad:?}");
+        }
+    }
+
+    proptest! {
+        /// Whatever a client sends, the redirect target is a path on this site that a browser
+        /// cannot read as another host, and a valid header value.
+        #[test]
+        fn any_next_is_safe(next in "\\PC*|/[ -~\t\n\r\u{b}\u{7f}\\\\/]{0,40}") {
+            let out = safe_next(&next);
+            prop_assert!(out.starts_with('/'));
+            prop_assert!(!out.starts_with("//"));
+            prop_assert!(!out.contains('\\'));
+            prop_assert!(!out.chars().any(|c| c.is_whitespace() || c.is_control()));
+            prop_assert!(axum::http::HeaderValue::from_str(&out).is_ok());
+        }
+    }
+}

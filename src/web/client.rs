@@ -107,6 +107,17 @@ mod tests {
         assert_eq!(client_ip(proxy, &trusted, None), proxy);
     }
 
+    proptest::proptest! {
+        /// A forwarded header of any shape never panics and never names a trusted proxy.
+        #[test]
+        fn any_forwarded_header(h in "\\PC{0,120}") {
+            let proxy = ip("10.0.0.2");
+            let got = client_ip(proxy, &[proxy], Some(&h));
+            proptest::prop_assert!(got == proxy || !h.is_empty());
+            let _ = ClientIp(got).key();
+        }
+    }
+
     #[test]
     fn ipv6_keyed_by_its_64() {
         assert_eq!(
