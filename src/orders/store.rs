@@ -553,6 +553,29 @@ pub async fn checkout_by_id(db: &Db, id: i64) -> Result<CheckoutView> {
     })
 }
 
+/// The checkout behind any code a buyer was shown: the payment code (`CL…`), an order code
+/// (`CL…-1`) or the checkout code (`DH…`), in any case, with the spaces and dots people type.
+pub async fn checkout_id_by_any_code(db: &Db, code: &str) -> Result<Option<i64>> {
+    let code: String = code
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect::<String>()
+        .to_uppercase();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT checkout_id FROM payments WHERE code = $1
+         UNION SELECT checkout_id FROM orders WHERE code = $1
+         UNION SELECT id FROM checkouts WHERE code = $1",
+    )
+    .bind(code)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
 pub async fn order_by_code(db: &Db, code: &str) -> Result<OrderView> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{ORDER_SELECT} WHERE o.code = $1"

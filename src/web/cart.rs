@@ -485,7 +485,17 @@ async fn track_page(
     MaybeUser(user): MaybeUser,
     Path(code): Path<String>,
 ) -> PageResult {
-    orders::order_by_code(&st.db, &code).await?;
+    // The code buyers see most is the payment's: take them to the lookup page with it.
+    if let Err(AppError::NotFound) = orders::order_by_code(&st.db, &code).await {
+        if orders::checkout_id_by_any_code(&st.db, &code)
+            .await?
+            .is_some()
+        {
+            let q: String = form_urlencoded::byte_serialize(code.as_bytes()).collect();
+            return see_other(&format!("/tra-cuu-don?ma={q}"));
+        }
+        return Err(AppError::NotFound.into());
+    }
     render(TrackPage {
         layout: Layout::new(&st, &seed, &user, format!("Đơn hàng {code}")),
         code,

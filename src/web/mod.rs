@@ -6,6 +6,7 @@ pub mod board;
 pub mod cart;
 pub mod client;
 pub mod dashboard;
+pub mod lookup;
 pub mod money;
 pub mod orders;
 pub mod pages;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(webhooks::router())
         .merge(cart::router())
+        .merge(lookup::router())
         .merge(orders::router())
         .merge(search::page_router())
         .merge(money::page_router())
@@ -81,9 +83,15 @@ async fn no_store_private(req: axum::extract::Request, next: middleware::Next) -
             c.to_str()
                 .is_ok_and(|c| c.contains(session::SESSION_COOKIE))
         })
-        || ["/pay/", "/don-hang/", "/quan-ly", "/quan-tri"]
-            .iter()
-            .any(|p| path.starts_with(p));
+        || [
+            "/pay/",
+            "/don-hang/",
+            "/tra-cuu-don",
+            "/quan-ly",
+            "/quan-tri",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p));
     let mut resp = next.run(req).await;
     if private {
         resp.headers_mut().insert(

@@ -11,6 +11,7 @@ mod checkout;
 mod cli;
 mod health;
 mod import;
+mod lookup;
 mod money;
 mod notices;
 mod pages;

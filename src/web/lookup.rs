@@ -1,0 +1,326 @@
+//! "Tra cứu đơn hàng": a buyer finds their order again with any code they were shown (the
+//! payment code `CL…`, an order code `CL…-1`, the checkout code `DH…`) and the phone number
+//! once; the browser remembers it for the session (a signed cookie naming the checkout), and
+//! the page shows every shop's order of the checkout with its steps and the seller's phone.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::client::ClientIp;
+use super::session::verify_csrf;
+use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
+use crate::app::AppState;
+use crate::domain::money::format_vnd;
+use crate::domain::{PhoneVn, format_vn_time};
+use crate::orders::OrderStatus;
+use crate::orders::store as orders;
+
+pub const LOOKUP_COOKIE: &str = "cl_orders";
+/// Checkouts one browser session remembers.
+const REMEMBERED: usize = 10;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tra-cuu-don", get(form_page).post(lookup))
+        .route("/tra-cuu-don/{code}", get(checkout_page))
+}
+
+fn token(st: &AppState, checkout: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&st.config.secret_key).expect("hmac key");
+    mac.update(format!("orders:{checkout}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// The checkouts this browser proved it may see.
+fn remembered(st: &AppState, jar: &CookieJar) -> Vec<i64> {
+    let Some(c) = jar.get(LOOKUP_COOKIE) else {
+        return Vec::new();
+    };
+    c.value()
+        .split('_')
+        .take(REMEMBERED)
+        .filter_map(|part| {
+            let (id, mac) = part.split_once('.')?;
+            let id: i64 = id.parse().ok()?;
+            let ok: bool = token(st, id).as_bytes().ct_eq(mac.as_bytes()).into();
+            ok.then_some(id)
+        })
+        .collect()
+}
+
+fn remember(st: &AppState, jar: CookieJar, checkout: i64) -> CookieJar {
+    let mut ids = remembered(st, &jar);
+    ids.retain(|i| *i != checkout);
+    ids.insert(0, checkout);
+    ids.truncate(REMEMBERED);
+    let value = ids
+        .iter()
+        .map(|i| format!("{i}.{}", token(st, *i)))
+        .collect::<Vec<_>>()
+        .join("_");
+    // No max-age: forgotten when the browser session ends.
+    jar.add(
+        Cookie::build((LOOKUP_COOKIE, value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(st.config.secure_cookies())
+            .build(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "lookup.html")]
+struct FormPage {
+    layout: Layout,
+    code: String,
+    phone: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct CodeQuery {
+    #[serde(default)]
+    ma: String,
+}
+
+async fn form_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Query(q): Query<CodeQuery>,
+) -> PageResult {
+    render(FormPage {
+        layout: Layout::new(&st, &seed, &user, "Tra cứu đơn hàng"),
+        code: q.ma.trim().chars().take(40).collect(),
+        phone: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LookupForm {
+    csrf: String,
+    code: String,
+    phone: String,
+}
+
+async fn lookup(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    client: ClientIp,
+    jar: CookieJar,
+    Form(f): Form<LookupForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let again = |error: String, status: axum::http::StatusCode| -> PageResult {
+        let mut resp = render(FormPage {
+            layout: Layout::new(&st, &seed, &user, "Tra cứu đơn hàng"),
+            code: f.code.chars().take(40).collect(),
+            phone: f.phone.chars().take(20).collect(),
+            error: Some(error),
+        })?;
+        *resp.status_mut() = status;
+        Ok(resp)
+    };
+    let not_found = "Không tìm thấy đơn với mã và số điện thoại này. Mã nằm trong nội dung chuyển khoản (CL…) hoặc email biên nhận.";
+    // An unknown code is counted like a wrong phone, so codes cannot be probed for free.
+    let checkout = orders::checkout_id_by_any_code(&st.db, &f.code).await?;
+    let subject = match checkout {
+        Some(id) => format!("checkout:{id}"),
+        None => "checkout:unknown".to_string(),
+    };
+    let keys = crate::accounts::store::AttemptKeys::new("track", &subject, &client.key());
+    if let Err(e) = keys
+        .reserve(
+            &st.db,
+            st.config.login_max_failures,
+            st.config.login_window_minutes,
+        )
+        .await
+    {
+        let status = e.status();
+        return again(e.to_string(), status);
+    }
+    let Some(id) = checkout else {
+        return again(
+            not_found.into(),
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let c = orders::checkout_by_id(&st.db, id).await?;
+    let matches = PhoneVn::parse(&f.phone)
+        .map(|p| p.as_str() == c.buyer_phone)
+        .unwrap_or(false);
+    if !matches {
+        return again(
+            not_found.into(),
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    keys.succeeded(&st.db).await?;
+    let jar = remember(&st, jar, id);
+    Ok((jar, see_other(&format!("/tra-cuu-don/{}", c.code))?).into_response())
+}
+
+struct Step {
+    label: &'static str,
+    done: bool,
+}
+
+struct OrderCard {
+    code: String,
+    shop_name: String,
+    shop_url: String,
+    phone: String,
+    zalo: String,
+    status: String,
+    note: String,
+    steps: Vec<Step>,
+    lines: Vec<String>,
+    total: String,
+}
+
+#[derive(Template)]
+#[template(path = "lookup_checkout.html")]
+struct CheckoutPage {
+    layout: Layout,
+    code: String,
+    created: String,
+    payment_code: String,
+    payment_status: String,
+    pay_url: String,
+    buyer: String,
+    total: String,
+    orders: Vec<OrderCard>,
+}
+
+/// How far an order got: đặt → thanh toán → nhận → gửi → giao.
+fn steps(status: OrderStatus) -> (Vec<Step>, &'static str) {
+    use OrderStatus::*;
+    let reached = match status {
+        PendingPayment | Cancelled | Expired => 1,
+        Paid | RefundDue | Refunded => 2,
+        Accepted => 3,
+        Shipped => 4,
+        Delivered => 5,
+    };
+    let note = match status {
+        Cancelled => "Đơn đã bị hủy.",
+        Expired => "Đơn hết hạn thanh toán.",
+        RefundDue => "Đơn đã hủy; Chợ Làng sẽ hoàn tiền cho bạn.",
+        Refunded => "Đơn đã hủy và đã hoàn tiền.",
+        _ => "",
+    };
+    let labels = [
+        "Đặt hàng",
+        "Thanh toán",
+        "Người bán nhận đơn",
+        "Đã gửi hàng",
+        "Đã giao",
+    ];
+    (
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Step {
+                label: l,
+                done: i < reached,
+            })
+            .collect(),
+        note,
+    )
+}
+
+async fn checkout_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    jar: CookieJar,
+    Path(code): Path<String>,
+) -> PageResult {
+    let Some(id) = orders::checkout_id_by_any_code(&st.db, &code).await? else {
+        return see_other(&format!("/tra-cuu-don?ma={}", urlencode(&code)));
+    };
+    if !remembered(&st, &jar).contains(&id) {
+        return see_other(&format!("/tra-cuu-don?ma={}", urlencode(&code)));
+    }
+    let c = orders::checkout_by_id(&st.db, id).await?;
+    let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
+    let mut cards = Vec::new();
+    for o in &c.orders {
+        let shop =
+            crate::catalog::store::shop_by_id(&st.db, crate::catalog::ShopId(o.shop_id)).await?;
+        let (steps, note) = steps(o.status);
+        let zalo = shop
+            .zalo_phone
+            .clone()
+            .unwrap_or_else(|| shop.phone.clone());
+        cards.push(OrderCard {
+            code: o.code.clone(),
+            shop_name: o.shop_name.clone(),
+            shop_url: format!("/shop/{}", o.shop_slug),
+            phone: shop.phone.clone(),
+            zalo,
+            status: o.status.label().to_string(),
+            note: note.to_string(),
+            steps,
+            lines: o
+                .lines
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} × {} {} ({})",
+                        l.name,
+                        l.quantity,
+                        l.unit,
+                        format_vnd(l.unit_price_vnd)
+                    )
+                })
+                .collect(),
+            total: format_vnd(o.total_vnd),
+        });
+    }
+    render(CheckoutPage {
+        layout: Layout::new(&st, &seed, &user, format!("Đơn hàng {}", p.code)),
+        code: c.code.clone(),
+        created: format_vn_time(c.created_at),
+        payment_code: p.code.clone(),
+        payment_status: super::cart::status_label(&p.status).to_string(),
+        pay_url: format!("/pay/{}", p.code),
+        buyer: format!("{}, {}", c.buyer_name, c.buyer_address),
+        total: format_vnd(c.total_vnd),
+        orders: cards,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.trim().as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_the_order() {
+        let (s, note) = steps(OrderStatus::Shipped);
+        assert_eq!(s.iter().filter(|s| s.done).count(), 4);
+        assert!(note.is_empty());
+        let (s, note) = steps(OrderStatus::RefundDue);
+        assert_eq!(s.iter().filter(|s| s.done).count(), 2);
+        assert!(note.contains("hoàn tiền"));
+    }
+}
