@@ -64,6 +64,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger_payouts",
         include_str!("../migrations/sqlite/0006_ledger_payouts.sql"),
     ),
+    (
+        7,
+        "unreachable",
+        include_str!("../migrations/sqlite/0007_unreachable.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -95,6 +100,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "ledger_payouts",
         include_str!("../migrations/postgres/0006_ledger_payouts.sql"),
+    ),
+    (
+        7,
+        "unreachable",
+        include_str!("../migrations/postgres/0007_unreachable.sql"),
     ),
 ];
 

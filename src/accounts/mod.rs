@@ -52,6 +52,10 @@ pub struct User {
     pub phone: Option<String>,
     pub display_name: String,
     pub role: Role,
+    /// Paid orders of this user's shops waiting to be accepted (read with the session, for
+    /// the header's count).
+    #[serde(skip)]
+    pub paid_waiting: i64,
 }
 
 impl User {

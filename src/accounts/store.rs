@@ -18,6 +18,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         phone: r.try_get("phone")?,
         display_name: r.try_get("display_name")?,
         role: Role::parse(&r.try_get::<String, _>("role")?).map_err(|e| anyhow::anyhow!(e))?,
+        paid_waiting: 0,
     })
 }
 
@@ -92,7 +93,9 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.phone, u.display_name, u.role
+        "SELECT u.id, u.email, u.phone, u.display_name, u.role,
+           (SELECT COUNT(*) FROM orders o JOIN shops sh ON sh.id = o.shop_id
+            WHERE sh.owner_id = u.id AND o.status = 'paid') AS paid_waiting
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
@@ -100,7 +103,14 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
     .bind(now_ms())
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(user_from_row).transpose()
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let mut u = user_from_row(&r)?;
+            u.paid_waiting = r.try_get("paid_waiting")?;
+            Ok(Some(u))
+        }
+    }
 }
 
 pub async fn delete_session(db: &Db, token: &str) -> Result<()> {

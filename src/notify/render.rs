@@ -283,6 +283,38 @@ pub async fn shop_email_confirmation(
     Ok(())
 }
 
+/// A shop's notices: on the channels it chose; when none of those can deliver, on any channel
+/// that can; when none can, the case is kept for the admin (never silently dropped).
+#[allow(clippy::too_many_arguments)]
+async fn reach_shop(
+    tx: &mut Tx,
+    cfg: &Config,
+    shop: &ShopTarget,
+    key: &str,
+    kind: &str,
+    msg: &Message,
+    zalo: Option<Value>,
+) -> Result<Vec<NewNotice>> {
+    let mut out = for_shop(cfg, shop, key, kind, msg, zalo, false)?;
+    if out.is_empty() {
+        out = for_shop(cfg, shop, key, kind, msg, None, true)?;
+    }
+    if out.is_empty() {
+        sqlx::query(
+            "INSERT INTO unreachable_notices (shop_id, kind, event_key, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (event_key) DO NOTHING",
+        )
+        .bind(shop.id)
+        .bind(kind.to_string())
+        .bind(key.to_string())
+        .bind(crate::domain::now_ms())
+        .execute(&mut **tx)
+        .await?;
+        tracing::warn!(shop = shop.id, kind, "no channel can reach this shop");
+    }
+    Ok(out)
+}
+
 async fn admins_emails(tx: &mut Tx) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT email FROM users WHERE role = 'admin' AND email IS NOT NULL ORDER BY id",
@@ -373,15 +405,16 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             };
             let zalo = paid
                 .then(|| json!({"order_code": code, "customer_name": buyer_name, "amount": total}));
-            let mut out = for_shop(
+            let mut out = reach_shop(
+                tx,
                 cfg,
                 &shop,
                 &format!("{key}:seller"),
                 &ev.kind,
                 &seller_msg,
                 zalo,
-                false,
-            )?;
+            )
+            .await?;
             // A buyer's typed address is mailed only about money that actually arrived:
             // otherwise anyone could make us mail any address ("order closed").
             let money_in: i64 = sqlx::query_scalar(
@@ -534,15 +567,18 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                         "Xem bảng giá của làng".into(),
                     )),
                 };
-                out.extend(for_shop(
-                    cfg,
-                    &shop,
-                    &format!("{key}:shop-{sid}"),
-                    &ev.kind,
-                    &msg,
-                    None,
-                    false,
-                )?);
+                out.extend(
+                    reach_shop(
+                        tx,
+                        cfg,
+                        &shop,
+                        &format!("{key}:shop-{sid}"),
+                        &ev.kind,
+                        &msg,
+                        None,
+                    )
+                    .await?,
+                );
             }
             Ok(out)
         }
@@ -668,15 +704,18 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             };
             let mut out = Vec::new();
             if ev.kind != "payout_flagged" {
-                out.extend(for_shop(
-                    cfg,
-                    &shop,
-                    &format!("{key}:seller"),
-                    &ev.kind,
-                    &msg,
-                    None,
-                    false,
-                )?);
+                out.extend(
+                    reach_shop(
+                        tx,
+                        cfg,
+                        &shop,
+                        &format!("{key}:seller"),
+                        &ev.kind,
+                        &msg,
+                        None,
+                    )
+                    .await?,
+                );
             }
             if ev.kind == "payout_sent"
                 && let (Some(_), Some(template)) =
@@ -756,15 +795,16 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             };
             let zalo =
                 Some(json!({"order_code": "THU", "customer_name": "Chợ Làng", "amount": "0 ₫"}));
-            for_shop(
+            reach_shop(
+                tx,
                 cfg,
                 &shop,
                 &format!("{key}:event-{}", ev.id),
                 "test",
                 &msg,
                 zalo,
-                false,
             )
+            .await
         }
         other => {
             tracing::warn!(kind = other, "unknown notice event ignored");

@@ -255,3 +255,32 @@ pub async fn failed_notices(db: &Db) -> Result<Vec<NoticeRow>> {
     .await?;
     rows.iter().map(row).collect()
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreachable {
+    pub shop_slug: String,
+    pub shop_name: String,
+    pub kind: String,
+    pub at: i64,
+}
+
+/// Shops that could not be told something, newest first.
+pub async fn unreachable(db: &Db, limit: i64) -> Result<Vec<Unreachable>> {
+    let rows = sqlx::query(
+        "SELECT s.slug, s.name, u.kind, u.at FROM unreachable_notices u JOIN shops s ON s.id = u.shop_id
+         ORDER BY u.at DESC, u.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Unreachable {
+                shop_slug: r.try_get("slug")?,
+                shop_name: r.try_get("name")?,
+                kind: r.try_get("kind")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}

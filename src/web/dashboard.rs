@@ -68,6 +68,8 @@ struct DashboardPage {
     villages: Vec<VillageView>,
     /// (board url, proposal, how my shops voted: "đồng ý" / "không đồng ý" / "")
     open_proposals: Vec<(String, ProposalView, String)>,
+    /// Paid orders waiting to be accepted: (code, shop, total, when).
+    paid_orders: Vec<(String, String, String, String)>,
     my_proposals: Vec<(String, ProposalView)>,
     shop_form: ShopInput,
     shop_village: String,
@@ -100,6 +102,20 @@ async fn dashboard_page(
     errors: FieldErrors,
 ) -> PageResult {
     let shops = store::shops_of_owner(&st.db, user).await?;
+    let shop_ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
+    let paid_orders = crate::orders::store::orders_of_shops(&st.db, &shop_ids, 200)
+        .await?
+        .into_iter()
+        .filter(|o| o.status == crate::orders::OrderStatus::Paid)
+        .map(|o| {
+            (
+                o.code,
+                o.shop_name,
+                crate::domain::money::format_vnd(o.total_vnd),
+                crate::domain::format_vn_time(o.created_at),
+            )
+        })
+        .collect();
     let mut blocks = Vec::new();
     let mut my_villages = Vec::new();
     for s in &shops {
@@ -154,6 +170,7 @@ async fn dashboard_page(
         shops: blocks,
         villages: villages.iter().map(VillageView::from).collect(),
         open_proposals: open,
+        paid_orders,
         my_proposals: mine,
         shop_form,
         shop_village,
@@ -235,12 +252,67 @@ struct ShopFormPage {
     shop: ShopView,
     input: ShopInput,
     errors: FieldErrors,
+    /// (field, label, ticked, can deliver, what is missing)
+    channels: Vec<(&'static str, &'static str, bool, bool, String)>,
 }
 
 impl ShopFormPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
     }
+}
+
+/// Which notice channels can reach this shop now, and what is missing for the others: only
+/// those that can deliver are ticked.
+fn channels(
+    st: &AppState,
+    shop: &Shop,
+    input: &ShopInput,
+) -> Vec<(&'static str, &'static str, bool, bool, String)> {
+    let email_ok = shop.email.is_some() && shop.email_confirmed;
+    let email_missing = match (&shop.email, shop.email_confirmed) {
+        (None, _) => "Chưa có email".to_string(),
+        (Some(_), false) => {
+            "Email chưa xác nhận: hãy bấm liên kết trong thư Chợ Làng đã gửi".to_string()
+        }
+        _ => String::new(),
+    };
+    let zalo_ok = st.config.notify.zalo.is_some();
+    let telegram_ok = st.config.notify.telegram.is_some() && shop.telegram_chat_id.is_some();
+    let telegram_missing = if st.config.notify.telegram.is_none() {
+        "Telegram chưa bật trên Chợ Làng".to_string()
+    } else if shop.telegram_chat_id.is_none() {
+        "Chưa có mã chat Telegram: nhắn /start cho bot Chợ Làng rồi dán mã chat (một dãy số) vào ô trên".to_string()
+    } else {
+        String::new()
+    };
+    vec![
+        (
+            "notify_email",
+            "Email",
+            input.notify_email.is_some() && email_ok,
+            email_ok,
+            email_missing,
+        ),
+        (
+            "notify_zalo",
+            "Zalo (số Zalo ở trên, mặc định là số điện thoại)",
+            input.notify_zalo.is_some() && zalo_ok,
+            zalo_ok,
+            if zalo_ok {
+                String::new()
+            } else {
+                "Zalo chưa bật trên Chợ Làng".into()
+            },
+        ),
+        (
+            "notify_telegram",
+            "Telegram",
+            input.notify_telegram.is_some() && telegram_ok,
+            telegram_ok,
+            telegram_missing,
+        ),
+    ]
 }
 
 /// Load a shop and check that this user may change it.
@@ -264,6 +336,7 @@ async fn edit_shop_page(
             &Some(user),
             format!("Sửa cửa hàng {}", shop.name),
         ),
+        channels: channels(&st, &shop, &ShopInput::from_shop(&shop)),
         input: ShopInput::from_shop(&shop),
         shop: ShopView::from(&shop),
         errors: FieldErrors::new(),
@@ -296,6 +369,7 @@ async fn edit_shop(
                     format!("Sửa cửa hàng {}", shop.name),
                 ),
                 shop: ShopView::from(&shop),
+                channels: channels(&st, &shop, &f.shop),
                 input: f.shop,
                 errors,
             })?;

@@ -308,6 +308,8 @@ async fn refund_order(
 struct NoticesPage {
     layout: Layout,
     failed: Vec<crate::notify::store::NoticeRow>,
+    /// (shop slug, shop name, what it could not be told, when)
+    unreachable: Vec<(String, String, String, String)>,
 }
 
 async fn failed_notices(
@@ -323,7 +325,35 @@ async fn failed_notices(
         layout: Layout::new(&st, &seed, &Some(user), "Thông báo gửi không được")
             .with_notice(notice),
         failed,
+        unreachable: crate::notify::store::unreachable(&st.db, 200)
+            .await?
+            .into_iter()
+            .map(|u| {
+                (
+                    u.shop_slug,
+                    u.shop_name,
+                    notice_kind_label(&u.kind).to_string(),
+                    format_vn_time(u.at),
+                )
+            })
+            .collect(),
     })
+}
+
+/// What a notice was about, in words.
+fn notice_kind_label(kind: &str) -> &'static str {
+    match kind {
+        "order_paid" => "đơn hàng mới đã thanh toán",
+        "order_closed" => "đơn hàng đã đóng",
+        "proposal_opened" => "đề xuất giá mới",
+        "proposal_approved" => "giá mới được thông qua",
+        "proposal_rejected" => "đề xuất giá không được thông qua",
+        "payout_sent" => "khoản chi đang chuyển",
+        "payout_paid" => "khoản chi đã chuyển",
+        "payout_failed" => "khoản chi không thành công",
+        "test" => "thông báo thử",
+        _ => "thông báo",
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -208,6 +208,8 @@ pub struct Layout {
     pub title: String,
     pub user_name: Option<String>,
     pub is_seller: bool,
+    /// Paid orders waiting for the seller (shown as a count in the header).
+    pub paid_waiting: i64,
     pub csrf: String,
     pub notice: Option<String>,
 }
@@ -223,6 +225,7 @@ impl Layout {
             title: title.into(),
             user_name: user.as_ref().map(|u| u.display_name.clone()),
             is_seller: user.is_some(),
+            paid_waiting: user.as_ref().map(|u| u.paid_waiting).unwrap_or(0),
             csrf: csrf_token(state, seed),
             notice: None,
         }
@@ -234,6 +237,7 @@ impl Layout {
             title: title.into(),
             user_name: None,
             is_seller: false,
+            paid_waiting: 0,
             csrf: String::new(),
             notice: None,
         }

@@ -18,4 +18,5 @@ mod pages;
 mod payouts;
 mod pricing;
 mod providers;
+mod reach;
 mod search;
