@@ -91,6 +91,7 @@ struct CartLine {
 #[template(path = "cart.html")]
 struct CartPage {
     layout: Layout,
+    error: Option<String>,
     lines: Vec<CartLine>,
     total: String,
 }
@@ -128,12 +129,30 @@ async fn cart_page(
     MaybeUser(user): MaybeUser,
     jar: CookieJar,
 ) -> PageResult {
-    let (lines, total) = cart_lines(&st, &cart_of(&jar)).await?;
-    render(CartPage {
-        layout: Layout::new(&st, &seed, &user, "Giỏ hàng"),
+    cart_view(&st, &seed, &user, &cart_of(&jar), None).await
+}
+
+async fn cart_view(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<crate::accounts::User>,
+    cart: &[(i64, i64)],
+    error: Option<String>,
+) -> PageResult {
+    let (lines, total) = cart_lines(st, cart).await?;
+    let status = if error.is_some() {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let mut resp = render(CartPage {
+        layout: Layout::new(st, seed, user, "Giỏ hàng"),
         lines,
         total: format_vnd(total),
-    })
+        error,
+    })?;
+    *resp.status_mut() = status;
+    Ok(resp)
 }
 
 #[derive(Deserialize, Default)]
@@ -142,13 +161,48 @@ struct CartForm {
     csrf: String,
     product_id: String,
     quantity: String,
-    /// "add" adds to what is there; anything else sets the quantity (0 removes).
+    /// "add" adds to what is there (from a product page); anything else sets the quantity
+    /// (0 removes).
     action: String,
+}
+
+/// What the cart may hold of a product: a whole number, at least 1 when adding, and no more
+/// than the stock left (counting what is already in the cart).
+fn check_quantity(
+    raw: &str,
+    adding: bool,
+    in_cart: i64,
+    stock: i64,
+    unit: &str,
+) -> Result<i64, String> {
+    let q: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| "Số lượng phải là một số nguyên".to_string())?;
+    if q < 0 || (adding && q == 0) {
+        return Err("Số lượng ít nhất là 1".into());
+    }
+    let wanted = if adding { in_cart + q } else { q };
+    if wanted > stock {
+        return Err(if adding && in_cart > 0 {
+            format!("Chỉ còn {stock} {unit}; giỏ hàng đã có {in_cart} {unit}")
+        } else {
+            format!("Chỉ còn {stock} {unit}")
+        });
+    }
+    if wanted > checkout::MAX_QUANTITY {
+        return Err(format!(
+            "Mỗi lần đặt tối đa {} {unit}",
+            checkout::MAX_QUANTITY
+        ));
+    }
+    Ok(wanted)
 }
 
 async fn update_cart(
     State(st): State<AppState>,
     seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
     jar: CookieJar,
     Form(f): Form<CartForm>,
 ) -> PageResult {
@@ -157,23 +211,44 @@ async fn update_cart(
         .product_id
         .trim()
         .parse()
-        .map_err(|_| AppError::field("product_id", "sản phẩm không hợp lệ"))?;
-    let q: i64 = f
-        .quantity
-        .trim()
-        .parse()
-        .map_err(|_| AppError::field("quantity", "số lượng không hợp lệ"))?;
-    if !(0..=checkout::MAX_QUANTITY).contains(&q) {
-        return Err(AppError::field("quantity", "số lượng không hợp lệ").into());
-    }
-    catalog::product_by_id(&st.db, id).await?;
+        .map_err(|_| AppError::field("product_id", "Sản phẩm không hợp lệ"))?;
+    let product = catalog::product_by_id(&st.db, id).await?;
     let mut cart = cart_of(&jar);
-    let room = cart.len() < MAX_CART_LINES;
+    let in_cart = cart
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|l| l.1)
+        .unwrap_or(0);
+    let adding = f.action == "add";
+    let wanted = match check_quantity(&f.quantity, adding, in_cart, product.stock, &product.unit) {
+        Ok(q) => q,
+        // The message stands where the buyer was: the product page, or the cart.
+        Err(msg) if adding => {
+            return super::pages::product_with_error(
+                &st,
+                &seed,
+                &user,
+                &product.slug,
+                &f.quantity,
+                msg,
+            )
+            .await;
+        }
+        Err(msg) => return cart_view(&st, &seed, &user, &cart, Some(msg)).await,
+    };
+    if in_cart == 0 && wanted > 0 && cart.len() >= MAX_CART_LINES {
+        return cart_view(
+            &st,
+            &seed,
+            &user,
+            &cart,
+            Some(format!("Giỏ hàng có tối đa {MAX_CART_LINES} sản phẩm")),
+        )
+        .await;
+    }
     match cart.iter_mut().find(|(i, _)| *i == id) {
-        Some(line) if f.action == "add" => line.1 = (line.1 + q).min(checkout::MAX_QUANTITY),
-        Some(line) => line.1 = q,
-        None if q > 0 && room => cart.push((id, q)),
-        None => {}
+        Some(line) => line.1 = wanted,
+        None => cart.push((id, wanted)),
     }
     cart.retain(|(_, q)| *q > 0);
     let jar = jar.add(cart_cookie(&st, &cart));
@@ -590,4 +665,35 @@ async fn track(
             created: format_vn_time(order.created_at),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_quantity;
+
+    #[test]
+    fn the_cart_holds_what_is_in_stock() {
+        assert_eq!(check_quantity("3", true, 0, 40, "chiếc"), Ok(3));
+        assert_eq!(check_quantity(" 10 ", true, 30, 40, "chiếc"), Ok(40));
+        assert_eq!(
+            check_quantity("11", true, 30, 40, "chiếc"),
+            Err("Chỉ còn 40 chiếc; giỏ hàng đã có 30 chiếc".into())
+        );
+        assert_eq!(
+            check_quantity("41", true, 0, 40, "chiếc"),
+            Err("Chỉ còn 40 chiếc".into())
+        );
+        assert_eq!(
+            check_quantity("0", true, 0, 40, "chiếc"),
+            Err("Số lượng ít nhất là 1".into())
+        );
+        assert_eq!(
+            check_quantity("0", false, 5, 40, "chiếc"),
+            Ok(0),
+            "0 removes in the cart"
+        );
+        assert!(check_quantity("abc", false, 0, 40, "chiếc").is_err());
+        assert!(check_quantity("-1", false, 0, 40, "chiếc").is_err());
+        assert!(check_quantity("5000", false, 0, 1_000_000, "chiếc").is_err());
+    }
 }

@@ -106,6 +106,30 @@ struct ProductPage {
     layout: Layout,
     p: DetailView,
     village_url: String,
+    /// The quantity typed and what was wrong with it (adding to the cart).
+    quantity: String,
+    error: Option<String>,
+}
+
+/// The product page again with the cart's message beside the quantity the buyer typed.
+pub async fn product_with_error(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<crate::accounts::User>,
+    slug: &str,
+    typed: &str,
+    error: String,
+) -> PageResult {
+    let d = store::product_by_slug(&st.db, slug).await?;
+    let mut resp = render(ProductPage {
+        layout: Layout::new(st, seed, user, d.card.name.clone()),
+        village_url: format!("/lang/{}", d.card.village_slug),
+        p: detail(&d),
+        quantity: typed.chars().take(10).collect(),
+        error: Some(error),
+    })?;
+    *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(resp)
 }
 
 async fn product(
@@ -122,5 +146,7 @@ async fn product(
         layout: Layout::new(&st, &seed, &user, d.card.name.clone()),
         village_url: format!("/lang/{}", d.card.village_slug),
         p: detail(&d),
+        quantity: "1".into(),
+        error: None,
     })
 }

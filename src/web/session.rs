@@ -21,9 +21,10 @@ use crate::error::AppError;
 pub const SESSION_COOKIE: &str = "cl_session";
 pub const CSRF_COOKIE: &str = "cl_csrf";
 
-/// The random value of this browser's CSRF cookie (new if the request had none).
+/// The random value of this browser's CSRF cookie (new if the request had none), and how
+/// many lines its cart cookie holds (for the header's count).
 #[derive(Clone)]
-pub struct CsrfSeed(pub String);
+pub struct CsrfSeed(pub String, pub usize);
 
 /// Give every browser a CSRF cookie; forms carry HMAC(secret, cookie) and posts must match.
 pub async fn csrf_cookie(
@@ -47,7 +48,14 @@ pub async fn csrf_cookie(
             )
         }
     };
-    req.extensions_mut().insert(CsrfSeed(seed.clone()));
+    let cart_lines = super::cart::parse_cart(
+        jar.get(super::cart::CART_COOKIE)
+            .map(|c| c.value())
+            .unwrap_or(""),
+    )
+    .len();
+    req.extensions_mut()
+        .insert(CsrfSeed(seed.clone(), cart_lines));
     let mut resp = next.run(req).await;
     if is_new {
         let cookie = Cookie::build((CSRF_COOKIE, seed))
@@ -210,6 +218,8 @@ pub struct Layout {
     pub is_seller: bool,
     /// Paid orders waiting for the seller (shown as a count in the header).
     pub paid_waiting: i64,
+    /// Lines in this browser's cart.
+    pub cart_lines: usize,
     pub csrf: String,
     pub notice: Option<String>,
 }
@@ -226,6 +236,7 @@ impl Layout {
             user_name: user.as_ref().map(|u| u.display_name.clone()),
             is_seller: user.is_some(),
             paid_waiting: user.as_ref().map(|u| u.paid_waiting).unwrap_or(0),
+            cart_lines: seed.1,
             csrf: csrf_token(state, seed),
             notice: None,
         }
@@ -238,6 +249,7 @@ impl Layout {
             user_name: None,
             is_seller: false,
             paid_waiting: 0,
+            cart_lines: 0,
             csrf: String::new(),
             notice: None,
         }

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod attacks;
 mod browser;
+mod cart;
 mod catalog;
 mod checkout;
 mod cli;
