@@ -69,6 +69,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "unreachable",
         include_str!("../migrations/sqlite/0007_unreachable.sql"),
     ),
+    (
+        8,
+        "shipping",
+        include_str!("../migrations/sqlite/0008_shipping.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -105,6 +110,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "unreachable",
         include_str!("../migrations/postgres/0007_unreachable.sql"),
+    ),
+    (
+        8,
+        "shipping",
+        include_str!("../migrations/postgres/0008_shipping.sql"),
     ),
 ];
 

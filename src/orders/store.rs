@@ -33,6 +33,22 @@ pub struct OrderView {
     pub lines: Vec<LineView>,
     pub created_at: i64,
     pub checkout_id: i64,
+    pub carrier: Option<String>,
+    pub tracking_code: Option<String>,
+}
+
+impl OrderView {
+    /// "Gửi qua … · mã vận đơn …" once the seller said how the parcel left.
+    pub fn shipping_line(&self) -> String {
+        match (&self.carrier, &self.tracking_code) {
+            (None, None) => String::new(),
+            (c, t) => format!(
+                "Gửi qua {} · mã vận đơn {}",
+                c.as_deref().unwrap_or("—"),
+                t.as_deref().unwrap_or("—")
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -499,7 +515,7 @@ async fn lines_of(db: &Db, order_id: i64) -> Result<Vec<LineView>> {
 
 const ORDER_SELECT: &str =
     "SELECT o.id, o.code, o.shop_id, s.slug AS shop_slug, s.name AS shop_name, o.status,
-        o.total_vnd, o.created_at, o.checkout_id
+        o.total_vnd, o.created_at, o.checkout_id, o.carrier, o.tracking_code
      FROM orders o JOIN shops s ON s.id = o.shop_id";
 
 async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderView>> {
@@ -518,6 +534,8 @@ async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderV
             total_vnd: r.try_get("total_vnd")?,
             created_at: r.try_get("created_at")?,
             checkout_id: r.try_get("checkout_id")?,
+            carrier: r.try_get("carrier")?,
+            tracking_code: r.try_get("tracking_code")?,
             lines: lines_of(db, id).await?,
         });
     }
@@ -604,6 +622,31 @@ pub async fn orders_of_shops(db: &Db, shop_ids: &[i64], limit: i64) -> Result<Ve
     Ok(all)
 }
 
+/// How a parcel left: optional carrier and tracking code, given with "shipped".
+#[derive(Debug, Clone, Default)]
+pub struct Shipping {
+    pub carrier: Option<String>,
+    pub tracking_code: Option<String>,
+}
+
+impl Shipping {
+    pub fn parse(carrier: &str, tracking: &str) -> Result<Shipping> {
+        let opt = |s: &str, what: &str, max: usize| -> Result<Option<String>> {
+            if s.trim().is_empty() {
+                Ok(None)
+            } else {
+                crate::domain::text::clean_line(s, what, max)
+                    .map(Some)
+                    .map_err(|m| AppError::field(what, m))
+            }
+        };
+        Ok(Shipping {
+            carrier: opt(carrier, "đơn vị vận chuyển", 60)?,
+            tracking_code: opt(tracking, "mã vận đơn", 60)?,
+        })
+    }
+}
+
 /// A seller moves their order along (accept, ship, deliver, or cancel before shipping,
 /// which puts the goods back in stock and owes the buyer a refund).
 pub async fn seller_move(
@@ -612,6 +655,17 @@ pub async fn seller_move(
     code: &str,
     to: OrderStatus,
     fee_bps: i64,
+) -> Result<OrderView> {
+    seller_move_with(db, user, code, to, fee_bps, &Shipping::default()).await
+}
+
+pub async fn seller_move_with(
+    db: &Db,
+    user: &crate::accounts::User,
+    code: &str,
+    to: OrderStatus,
+    fee_bps: i64,
+    shipping: &Shipping,
 ) -> Result<OrderView> {
     let order = order_by_code(db, code).await?;
     let shop = crate::catalog::store::shop_by_id(db, crate::catalog::ShopId(order.shop_id)).await?;
@@ -632,11 +686,15 @@ pub async fn seller_move(
     match to {
         // The money becomes available days after shipping, or when delivered.
         OrderStatus::Shipped => {
-            sqlx::query("UPDATE orders SET shipped_at = $1 WHERE id = $2")
-                .bind(crate::domain::now_ms())
-                .bind(order.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE orders SET shipped_at = $1, carrier = $3, tracking_code = $4 WHERE id = $2",
+            )
+            .bind(crate::domain::now_ms())
+            .bind(order.id)
+            .bind(shipping.carrier.clone())
+            .bind(shipping.tracking_code.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         OrderStatus::Delivered => {
             crate::ledger::store::release_order(&mut tx, order.id, fee_bps).await?;

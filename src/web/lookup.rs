@@ -188,6 +188,7 @@ struct OrderCard {
     zalo: String,
     status: String,
     note: String,
+    shipping: String,
     steps: Vec<Step>,
     lines: Vec<String>,
     total: String,
@@ -276,6 +277,7 @@ async fn checkout_page(
             zalo,
             status: o.status.label().to_string(),
             note: note.to_string(),
+            shipping: o.shipping_line(),
             steps,
             lines: o
                 .lines

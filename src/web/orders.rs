@@ -38,7 +38,13 @@ struct OrderRow {
     created: String,
     lines: Vec<String>,
     buyer: String,
+    buyer_phone: String,
+    shipping: String,
+    /// Forward moves (accept, ship, deliver): (status, label).
     next: Vec<(String, String)>,
+    /// The cancelling move, kept apart and confirmed: (status, label).
+    cancel: Option<(String, String)>,
+    ship: bool,
 }
 
 #[derive(Template)]
@@ -46,6 +52,29 @@ struct OrderRow {
 struct SellerOrdersPage {
     layout: Layout,
     orders: Vec<OrderRow>,
+    /// (tab key, label, count, current)
+    tabs: Vec<(&'static str, &'static str, usize, bool)>,
+    error: Option<String>,
+}
+
+/// The tabs of the seller's orders and which statuses each shows.
+const TABS: &[(&str, &str)] = &[
+    ("moi", "Mới thanh toán"),
+    ("dang-xu-ly", "Đã nhận"),
+    ("dang-giao", "Đang giao"),
+    ("xong", "Đã giao"),
+    ("khac", "Chờ thanh toán, hủy, hoàn tiền"),
+    ("tat-ca", "Tất cả"),
+];
+
+fn tab_of(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Paid => "moi",
+        OrderStatus::Accepted => "dang-xu-ly",
+        OrderStatus::Shipped => "dang-giao",
+        OrderStatus::Delivered => "xong",
+        _ => "khac",
+    }
 }
 
 fn action_label(to: OrderStatus) -> &'static str {
@@ -63,6 +92,8 @@ fn action_label(to: OrderStatus) -> &'static str {
 struct OkQuery {
     #[serde(default)]
     ok: String,
+    #[serde(default)]
+    tab: String,
 }
 
 async fn seller_orders(
@@ -71,26 +102,60 @@ async fn seller_orders(
     CurrentUser(user): CurrentUser,
     Query(q): Query<OkQuery>,
 ) -> PageResult {
+    let notice = (q.ok == "moved").then_some("Đã cập nhật đơn hàng.");
+    orders_page(&st, &seed, user, &q.tab, notice, None).await
+}
+
+async fn orders_page(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: crate::accounts::User,
+    tab: &str,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> PageResult {
     let shops = crate::catalog::store::shops_of_owner(&st.db, &user).await?;
     let ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
-    let list = orders::orders_of_shops(&st.db, &ids, 200).await?;
+    let list = orders::orders_of_shops(&st.db, &ids, 500).await?;
+    // New paid orders first when there are any, else everything.
+    let tab = if TABS.iter().any(|(k, _)| *k == tab) {
+        tab
+    } else if list.iter().any(|o| o.status == OrderStatus::Paid) {
+        "moi"
+    } else {
+        "tat-ca"
+    };
+    let tabs = TABS
+        .iter()
+        .map(|(k, label)| {
+            let n = list
+                .iter()
+                .filter(|o| *k == "tat-ca" || tab_of(o.status) == *k)
+                .count();
+            (*k, *label, n, *k == tab)
+        })
+        .collect();
     let mut rows = Vec::new();
-    for o in list {
+    for o in list
+        .into_iter()
+        .filter(|o| tab == "tat-ca" || tab_of(o.status) == tab)
+    {
         // Buyer details are for orders that are paid or later, not for unpaid carts.
         let show_buyer = !matches!(
             o.status,
             OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled
         );
-        let buyer = if show_buyer {
+        let (buyer, buyer_phone) = if show_buyer {
             let c = orders::checkout_by_id(&st.db, o.checkout_id).await?;
-            let mut b = format!("{} · {} · {}", c.buyer_name, c.buyer_phone, c.buyer_address);
+            let mut b = format!("{} · {}", c.buyer_name, c.buyer_address);
             if !c.note.is_empty() {
                 b.push_str(&format!(" · Ghi chú: {}", c.note));
             }
-            b
+            (b, c.buyer_phone)
         } else {
-            String::new()
+            (String::new(), String::new())
         };
+        let moves = o.status.next(Actor::Seller);
         rows.push(OrderRow {
             code: o.code.clone(),
             shop_name: o.shop_name.clone(),
@@ -111,19 +176,38 @@ async fn seller_orders(
                 })
                 .collect(),
             buyer,
-            next: o
-                .status
-                .next(Actor::Seller)
+            buyer_phone,
+            shipping: o.shipping_line(),
+            ship: moves.contains(&OrderStatus::Shipped),
+            next: moves
                 .iter()
+                .filter(|s| {
+                    !matches!(
+                        s,
+                        OrderStatus::RefundDue | OrderStatus::Cancelled | OrderStatus::Shipped
+                    )
+                })
                 .map(|s| (s.as_str().to_string(), action_label(*s).to_string()))
                 .collect(),
+            cancel: moves
+                .iter()
+                .find(|s| matches!(s, OrderStatus::RefundDue | OrderStatus::Cancelled))
+                .map(|s| (s.as_str().to_string(), action_label(*s).to_string())),
         });
     }
-    let notice = (q.ok == "moved").then_some("Đã cập nhật đơn hàng.");
-    render(SellerOrdersPage {
-        layout: Layout::new(&st, &seed, &Some(user), "Đơn hàng của tôi").with_notice(notice),
+    let status = if error.is_some() {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let mut resp = render(SellerOrdersPage {
+        layout: Layout::new(st, seed, &Some(user), "Đơn hàng của cửa hàng").with_notice(notice),
         orders: rows,
-    })
+        tabs,
+        error,
+    })?;
+    *resp.status_mut() = status;
+    Ok(resp)
 }
 
 #[derive(Deserialize, Default)]
@@ -131,6 +215,10 @@ async fn seller_orders(
 struct MoveForm {
     csrf: String,
     to: String,
+    /// "1" when the seller ticked "I am sure" (cancelling).
+    confirm: String,
+    carrier: String,
+    tracking_code: String,
 }
 
 async fn move_order(
@@ -143,7 +231,22 @@ async fn move_order(
     verify_csrf(&st, &seed, &f.csrf)?;
     let to = OrderStatus::parse(&f.to)
         .ok_or_else(|| AppError::field("to", "trạng thái không hợp lệ"))?;
-    orders::seller_move(&st.db, &user, &code, to, st.config.payouts.fee_bps).await?;
+    if matches!(to, OrderStatus::RefundDue | OrderStatus::Cancelled) && f.confirm != "1" {
+        let msg = format!(
+            "Đơn {code} chưa bị hủy: hãy đánh dấu “Tôi chắc chắn hủy đơn này” rồi bấm hủy."
+        );
+        return orders_page(&st, &seed, user, "tat-ca", None, Some(msg)).await;
+    }
+    let shipping = orders::Shipping::parse(&f.carrier, &f.tracking_code)?;
+    orders::seller_move_with(
+        &st.db,
+        &user,
+        &code,
+        to,
+        st.config.payouts.fee_bps,
+        &shipping,
+    )
+    .await?;
     see_other("/quan-ly/don-hang?ok=moved")
 }
 

@@ -303,7 +303,7 @@ async fn seller_moves(app: &TestApp, seller: &str, order: &str, to: &str) -> Sta
     app.submit(
         "/quan-ly/don-hang",
         &format!("/quan-ly/don-hang/{order}"),
-        &[("to", to)],
+        &[("to", to), ("confirm", "1")],
     )
     .await
     .status()

@@ -21,3 +21,4 @@ mod pricing;
 mod providers;
 mod reach;
 mod search;
+mod seller_orders;

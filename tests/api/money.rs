@@ -421,7 +421,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
     let list = app.page("/quan-ly/don-hang").await;
     assert!(list.contains("Đã thanh toán"));
     assert!(list.contains(
-        "Chị Mai · 0987654321 · 12 Hàng Bông, Hoàn Kiếm, Hà Nội · Ghi chú: Gọi trước khi giao"
+        "Chị Mai · 12 Hàng Bông, Hoàn Kiếm, Hà Nội · Ghi chú: Gọi trước khi giao · <a href=\"tel:0987654321\">Gọi 0987654321</a>"
     ));
     assert!(list.contains("Màn chụp tự bung 2m2 × 1 chiếc (230.000 ₫)"));
     assert!(
@@ -470,7 +470,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
         .submit(
             "/quan-ly/don-hang",
             &format!("/quan-ly/don-hang/{code}-2"),
-            &[("to", "refund_due")],
+            &[("to", "refund_due"), ("confirm", "1")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
