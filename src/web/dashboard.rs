@@ -60,6 +60,15 @@ fn notice_state(s: &str) -> &'static str {
     }
 }
 
+/// What waits for a moderator in one village: (village, board url, proposals to decide,
+/// shops asking to join as (slug, name, owner)).
+type InboxVillage = (
+    String,
+    String,
+    Vec<ProposalView>,
+    Vec<(String, String, String)>,
+);
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
@@ -70,6 +79,8 @@ struct DashboardPage {
     open_proposals: Vec<(String, ProposalView, String)>,
     /// Paid orders waiting to be accepted: (code, shop, total, when).
     paid_orders: Vec<(String, String, String, String)>,
+    /// A moderator's inbox, per village.
+    inbox: Vec<InboxVillage>,
     my_proposals: Vec<(String, ProposalView)>,
     shop_form: ShopInput,
     shop_village: String,
@@ -164,6 +175,28 @@ async fn dashboard_page(
         }
     }
     let villages = store::list_villages(&st.db).await?;
+    // What waits for this moderator (or admin): proposals still open and shops asking to join.
+    let mut inbox = Vec::new();
+    for v in &villages {
+        if !crate::accounts::store::can_moderate(&st.db, user, v.id.0).await? {
+            continue;
+        }
+        let proposals: Vec<ProposalView> = pricing::proposals_of_village(&st.db, v.id.0)
+            .await?
+            .iter()
+            .filter(|p| p.status.is_pending())
+            .map(ProposalView::from)
+            .collect();
+        let joins = store::join_requests(&st.db, v.id).await?;
+        if !proposals.is_empty() || !joins.is_empty() {
+            inbox.push((
+                v.name.clone(),
+                format!("/lang/{}/bang-gia", v.slug),
+                proposals,
+                joins,
+            ));
+        }
+    }
     render(DashboardPage {
         layout: Layout::new(st, seed, &Some(user.clone()), "Quản lý cửa hàng")
             .with_notice(notice(notice_code)),
@@ -171,6 +204,7 @@ async fn dashboard_page(
         villages: villages.iter().map(VillageView::from).collect(),
         open_proposals: open,
         paid_orders,
+        inbox,
         my_proposals: mine,
         shop_form,
         shop_village,

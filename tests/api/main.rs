@@ -13,6 +13,7 @@ mod cli;
 mod health;
 mod import;
 mod lookup;
+mod moderators;
 mod money;
 mod notices;
 mod pages;

@@ -1,0 +1,69 @@
+//! Moderators and sellers on the board (issue 15): an inbox after login, errors where the eye
+//! is, a history table that reads on a phone.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(moderators_have_an_inbox_and_errors_show_at_the_top,);
+
+async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let newcomer = app.register_seller("0977000002", "Chị Lụa").await;
+    let (s, _) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&newcomer),
+            Some(json!({"village": "phu-doi", "name": "Màn Chị Lụa", "phone": "0977000002"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // After login the moderator lands on the dashboard, which lists what waits for them.
+    let r = app.login_page(MODERATOR, PW).await;
+    assert_eq!(location(&r), "/quan-ly");
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Việc chờ điều phối viên"));
+    assert!(dash.contains("Làng Phú Đôi"));
+    assert!(
+        dash.contains("Màn tuyn 1m6 x 2m: 150.000 ₫ → 160.000 ₫"),
+        "the open proposal"
+    );
+    assert!(dash.contains("Cửa hàng “Màn Chị Lụa” (Chị Lụa) xin tham gia bảng giá"));
+    // A seller's failed proposal shows its problems at the top, linked to the fields.
+    app.login_page(HANH, PW).await;
+    assert!(
+        !app.page("/quan-ly")
+            .await
+            .contains("Việc chờ điều phối viên")
+    );
+    let item = app
+        .scalar("SELECT price_item_id FROM products WHERE slug = 'man-chup-tu-bung-2m2'")
+        .await
+        .to_string();
+    let r = app
+        .submit(
+            "/lang/phu-doi/bang-gia",
+            "/lang/phu-doi/bang-gia/de-xuat",
+            &[
+                ("price_item_id", &item),
+                ("price_vnd", "240000"),
+                ("reason", "rẻ"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let summary = html.find("error-summary").expect("a summary");
+    assert!(
+        summary < html.find("Giá đang áp dụng").unwrap(),
+        "above the board"
+    );
+    assert!(html.contains(r##"<a href="#f-reason">"##));
+    assert!(html.contains(r#"id="f-reason""#));
+    assert!(html.contains(r#"value="240000""#), "what was typed stays");
+    // The history table carries its column names for phone widths.
+    assert!(html.contains(r#"data-label="Giá mới""#));
+}
