@@ -452,6 +452,21 @@ pub async fn backfill(db: &Db) -> Result<()> {
         return Ok(());
     }
     let mut tx = db.begin().await?;
+    // Claim the step inside the transaction: a second instance starting at the same moment
+    // waits on this row (PostgreSQL) or the write lock (SQLite) and then finds it taken, so
+    // the journals are never posted twice.
+    let claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO data_migrations (name, done_at) VALUES ($1, $2)
+         ON CONFLICT (name) DO NOTHING RETURNING name",
+    )
+    .bind(BACKFILL)
+    .bind(now_ms())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if claimed.is_none() {
+        tx.commit().await?;
+        return Ok(());
+    }
     let txns = sqlx::query(
         "SELECT id, amount_vnd, payment_id, status FROM bank_transactions
          WHERE amount_vnd > 0 AND status IN ('matched', 'unmatched', 'refunded') ORDER BY id",
@@ -563,11 +578,6 @@ pub async fn backfill(db: &Db) -> Result<()> {
             .await?;
         }
     }
-    sqlx::query("INSERT INTO data_migrations (name, done_at) VALUES ($1, $2)")
-        .bind(BACKFILL)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(())
 }

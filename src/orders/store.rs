@@ -21,6 +21,19 @@ pub struct LineView {
     pub unit_price_vnd: i64,
 }
 
+impl LineView {
+    /// "Màn tuyn 1m6 x 2m × 2 chiếc (150.000 ₫)", as seller and buyer pages list it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} × {} {} ({})",
+            self.name,
+            self.quantity,
+            self.unit,
+            crate::domain::money::format_vnd(self.unit_price_vnd)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
     pub id: i64,

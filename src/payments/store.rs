@@ -103,8 +103,13 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         // Money going out of the collecting account may be a payout the treasurer made
         // from the bank app: confirmed when it names a payout and its exact amount.
         if t.amount < 0 && t.success {
-            crate::payouts::store::confirm_from_feed(&mut tx, txn_row, -t.amount, &t.description)
-                .await?;
+            crate::payouts::store::confirm_from_feed(
+                &mut tx,
+                txn_row,
+                t.amount.saturating_neg(),
+                &t.description,
+            )
+            .await?;
         }
         tx.commit().await?;
         return Ok(Outcome::Ignored);

@@ -52,8 +52,11 @@ fn read(cfg: &PayosConfig, status: u16, signature: Option<String>, body: &str) -
         Some(sig) if verify(&cfg.checksum_key, data, &sig) => {}
         _ => return Answer::Retry("payOS answer with a missing or wrong x-signature".into()),
     }
+    let Some(id) = data["id"].as_str().filter(|i| !i.is_empty()) else {
+        return Answer::Retry("payOS answer without a payout id".into());
+    };
     Answer::Ok {
-        id: data["id"].as_str().unwrap_or_default().to_string(),
+        id: id.to_string(),
         state: data["transactions"][0]["state"]
             .as_str()
             .unwrap_or("RECEIVED")
@@ -154,7 +157,12 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
         let attempts: i64 = r.try_get("attempts")?;
         let provider_id: Option<String> = r.try_get("provider_id")?;
         let answer = match (&status[..], &provider_id) {
-            ("sent", Some(pid)) => fetch(pc, cfg.payouts.payos_timeout_ms, pid).await,
+            // Once payOS accepted the payout, only its transaction's state may fail it: a
+            // refused look-up (404, bad key) is asked again, never taken as "not paid".
+            ("sent", Some(pid)) => match fetch(pc, cfg.payouts.payos_timeout_ms, pid).await {
+                Answer::Refused(why) => Answer::Retry(why),
+                other => other,
+            },
             _ => {
                 send(
                     pc,

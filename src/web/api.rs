@@ -70,7 +70,7 @@ fn created(v: Value) -> Response {
 }
 
 /// Numbers or strings in JSON both become the text the domain parser reads.
-fn text(v: &Option<Value>) -> String {
+pub(super) fn text(v: &Option<Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),

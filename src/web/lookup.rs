@@ -279,19 +279,7 @@ async fn checkout_page(
             note: note.to_string(),
             shipping: o.shipping_line(),
             steps,
-            lines: o
-                .lines
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} × {} {} ({})",
-                        l.name,
-                        l.quantity,
-                        l.unit,
-                        format_vnd(l.unit_price_vnd)
-                    )
-                })
-                .collect(),
+            lines: o.lines.iter().map(|l| l.describe()).collect(),
             total: format_vnd(o.total_vnd),
         });
     }

@@ -108,22 +108,12 @@ async fn api_ledger(
 
 #[derive(Deserialize, Default)]
 struct AccountBody {
-    #[serde(default)]
-    bank_bin: Value,
-    #[serde(default)]
-    account_no: Value,
+    bank_bin: Option<Value>,
+    account_no: Option<Value>,
     #[serde(default)]
     account_name: String,
     #[serde(default)]
     password: String,
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 async fn api_payout_account(
@@ -133,7 +123,11 @@ async fn api_payout_account(
     ApiJson(b): ApiJson<AccountBody>,
 ) -> Result<Json<Value>> {
     let shop = money_shop(&st, &user, &slug).await?;
-    let account = PayoutAccount::parse(&text(&b.bank_bin), &text(&b.account_no), &b.account_name)?;
+    let account = PayoutAccount::parse(
+        &super::api::text(&b.bank_bin),
+        &super::api::text(&b.account_no),
+        &b.account_name,
+    )?;
     let hold_until =
         payout_store::set_account(&st.db, &st.config, &user, &shop, &account, &b.password).await?;
     Ok(Json(json!({

@@ -162,19 +162,7 @@ async fn orders_page(
             status: o.status.label().into(),
             total: format_vnd(o.total_vnd),
             created: format_vn_time(o.created_at),
-            lines: o
-                .lines
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} × {} {} ({})",
-                        l.name,
-                        l.quantity,
-                        l.unit,
-                        format_vnd(l.unit_price_vnd)
-                    )
-                })
-                .collect(),
+            lines: o.lines.iter().map(|l| l.describe()).collect(),
             buyer,
             buyer_phone,
             shipping: o.shipping_line(),

@@ -22,6 +22,7 @@ on_both_backends!(
     sellers_move_orders_over_the_api,
     the_ledger_check_catches_what_it_guards,
     shipped_orders_are_released_after_the_waiting_days,
+    a_refused_lookup_never_fails_an_accepted_payout,
 );
 
 const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
@@ -39,6 +40,8 @@ enum Mode {
     TransactionFails,
     /// Refuse the payout (bad account).
     Refuse,
+    /// Accept the payout, then answer look-ups with an error (no transaction state).
+    LookupRefused,
 }
 
 #[derive(Default)]
@@ -142,6 +145,13 @@ impl FakePayos {
                 get(move |Path(id): Path<String>| {
                     let state = s2.clone();
                     async move {
+                        if mode == Mode::LookupRefused {
+                            return (
+                                StatusCode::NOT_FOUND,
+                                axum::Json(json!({"code": "404", "desc": "not found"})),
+                            )
+                                .into_response();
+                        }
                         let key = state
                             .lock()
                             .unwrap()
@@ -770,7 +780,10 @@ async fn a_database_from_before_the_ledger_is_backfilled(b: Backend) {
     ] {
         sqlx::query(sql).execute(&app.db.pool).await.unwrap();
     }
-    app.db.migrate().await.unwrap();
+    // Two instances starting at once: the journals are posted once.
+    let (a, b2) = tokio::join!(app.db.migrate(), app.db.migrate());
+    a.unwrap();
+    b2.unwrap();
     assert_eq!(balance(&app, &hanh, "man-tuyn-ba-hanh").await, expected);
     let (_, tb_after) = app
         .api("GET", "/ledger/trial-balance", Some(&admin_t), None)
@@ -940,5 +953,33 @@ async fn shipped_orders_are_released_after_the_waiting_days(b: Backend) {
         ),
         (Some(0), Some(178_200), Some(1_800)),
         "{bal}"
+    );
+}
+
+/// Once payOS accepted a payout, a look-up answered with an error says nothing about the
+/// money: the payout stays in transit (failing it would make the money available twice).
+async fn a_refused_lookup_never_fails_an_accepted_payout(b: Backend) {
+    let payos = FakePayos::start(Mode::LookupRefused).await;
+    let app = app_with_payos(b, &payos, &[]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let order = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &order).await;
+    let r = run(&app, "payos").await;
+    let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    assert_eq!(r["payouts"][0]["status"], "sent");
+    follow_up(&app).await;
+    follow_up(&app).await;
+    let (_, p) = app
+        .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+        .await;
+    assert_eq!(p["status"], "sent", "{p}");
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(
+        (
+            bal["in_transit_vnd"].as_i64(),
+            bal["available_vnd"].as_i64()
+        ),
+        (Some(175_500), Some(0))
     );
 }
