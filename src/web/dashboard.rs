@@ -349,8 +349,9 @@ fn channels(
     ]
 }
 
-/// Load a shop and check that this user may change it.
-async fn my_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppError> {
+/// Load a shop and check that this user may change it (or see its money): its owner or an
+/// admin.
+pub(super) async fn my_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppError> {
     let shop = store::shop_by_slug(&st.db, slug).await?;
     store::authorize_shop(user, &shop)?;
     Ok(shop)

@@ -18,7 +18,7 @@ use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::User;
 use crate::app::AppState;
-use crate::catalog::{Shop, store as catalog};
+use crate::catalog::store as catalog;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
 use crate::error::{AppError, Result};
@@ -59,19 +59,12 @@ pub fn page_router() -> Router<AppState> {
         )
 }
 
-/// The shop, if the caller owns it or is an admin (only they see its money).
-async fn money_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop> {
-    let shop = catalog::shop_by_slug(&st.db, slug).await?;
-    catalog::authorize_shop(user, &shop)?;
-    Ok(shop)
-}
-
 async fn api_balance(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>> {
-    let shop = money_shop(&st, &user, &slug).await?;
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     Ok(Json(json!(ledger::shop_balance(&st.db, shop.id.0).await?)))
 }
 
@@ -90,7 +83,7 @@ async fn api_ledger(
     Path(slug): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>> {
-    let shop = money_shop(&st, &user, &slug).await?;
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     let page = match q.page.as_deref() {
         None | Some("") => 1,
         Some(p) => p
@@ -122,7 +115,7 @@ async fn api_payout_account(
     Path(slug): Path<String>,
     ApiJson(b): ApiJson<AccountBody>,
 ) -> Result<Json<Value>> {
-    let shop = money_shop(&st, &user, &slug).await?;
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     let account = PayoutAccount::parse(
         &super::api::text(&b.bank_bin),
         &super::api::text(&b.account_no),
@@ -445,7 +438,7 @@ async fn revenue_csv(
     CurrentUser(user): CurrentUser,
     Query(q): Query<OkQuery>,
 ) -> Result<Response> {
-    let shop = money_shop(&st, &user, &q.shop).await?;
+    let shop = super::dashboard::my_shop(&st, &user, &q.shop).await?;
     let (entries, _) = ledger::shop_entries(&st.db, shop.id.0, 100_000, 0).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
@@ -502,7 +495,7 @@ async fn payout_account_form(
     Form(f): Form<AccountForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let shop = money_shop(&st, &user, &slug).await?;
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     let result = match PayoutAccount::parse(&f.bank_bin, &f.account_no, &f.account_name) {
         Ok(a) => payout_store::set_account(&st.db, &st.config, &user, &shop, &a, &f.password)
             .await
