@@ -16,6 +16,8 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub search: crate::search::Search,
+    /// Origin page views not yet written (`origin::scans`).
+    pub scans: Arc<crate::origin::scans::Tally>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +42,7 @@ impl Server {
                 db,
                 config: Arc::new(config),
                 search,
+                scans: Arc::default(),
             },
         })
     }
@@ -54,6 +57,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let scans = tokio::spawn(flush_scans(self.state.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = if self.state.config.notify.embedded_worker {
             let n = crate::notify::worker::Notifier::new(
@@ -82,6 +86,10 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await?;
         housekeeping.abort();
+        scans.abort();
+        if let Err(e) = self.state.scans.flush(&self.state.db).await {
+            tracing::warn!(error = %e, "origin page views not written at shutdown");
+        }
         // Let the notice worker finish the notice in hand; unsent ones stay in the outbox.
         let _ = stop_tx.send(true);
         if let Some(w) = worker {
@@ -91,6 +99,17 @@ impl Server {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(20), w).await;
         }
         Ok(())
+    }
+}
+
+/// Every 5 seconds: add the origin page views tallied in memory to the database.
+async fn flush_scans(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.scans.flush(&state.db).await {
+            tracing::warn!(error = %e, "writing origin page views failed; kept for the next try");
+        }
     }
 }
 

@@ -74,6 +74,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "shipping",
         include_str!("../migrations/sqlite/0008_shipping.sql"),
     ),
+    (
+        9,
+        "origin",
+        include_str!("../migrations/sqlite/0009_origin.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -115,6 +120,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "shipping",
         include_str!("../migrations/postgres/0008_shipping.sql"),
+    ),
+    (
+        9,
+        "origin",
+        include_str!("../migrations/postgres/0009_origin.sql"),
     ),
 ];
 

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod limits;
 pub mod notify;
 pub mod orders;
+pub mod origin;
 pub mod payments;
 pub mod payouts;
 pub mod pricing;

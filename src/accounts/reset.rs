@@ -70,6 +70,7 @@ pub async fn register(db: &Db, cfg: &Config, new: NewUser) -> Result<()> {
             ],
             items: vec![],
             total: String::new(),
+            origins: Vec::new(),
             link: Some((
                 format!("{}/quen-mat-khau", cfg.public_url),
                 "Đặt lại mật khẩu".into(),
@@ -144,6 +145,7 @@ pub async fn request_reset(db: &Db, cfg: &Config, login: &str, client: &str) -> 
         ],
         items: vec![],
         total: String::new(),
+        origins: Vec::new(),
         link: Some((
             format!("{}/dat-lai-mat-khau", cfg.public_url),
             "Đặt mật khẩu mới".into(),

@@ -426,6 +426,7 @@ async fn upsert_product(
             materials: String::new(),
             made_in: format!("Làng {}, xã {}, huyện {}", r.village, r.commune, r.district),
             price_item_id: item_id,
+            gtin: None,
         };
         insert_product(tx, &shop, &fields).await?;
         report.products_created += 1;

@@ -126,6 +126,8 @@ pub struct ProductDetail {
     pub shop_id: ShopId,
     pub village_id: VillageId,
     pub photos: Vec<Photo>,
+    /// GTIN-14 when the product carries a GS1 barcode.
+    pub gtin: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -165,6 +167,9 @@ pub struct ProductInput {
     #[serde(default)]
     pub made_in: String,
     pub price_item_id: String,
+    /// GS1 barcode number (8, 12, 13 or 14 digits); empty for none.
+    #[serde(default)]
+    pub gtin: String,
 }
 
 impl ProductInput {
@@ -180,6 +185,7 @@ impl ProductInput {
             materials: p.materials.clone(),
             made_in: p.made_in.clone(),
             price_item_id: p.card.price_item_id.to_string(),
+            gtin: p.gtin.clone().unwrap_or_default(),
         }
     }
 }
@@ -195,6 +201,7 @@ pub struct ProductFields {
     pub materials: String,
     pub made_in: String,
     pub price_item_id: i64,
+    pub gtin: Option<crate::domain::Gtin>,
 }
 
 impl ProductInput {
@@ -215,6 +222,7 @@ impl ProductInput {
                 .parse::<i64>()
                 .map_err(|_| "chọn một mặt hàng trên bảng giá của làng"),
         );
+        let gtin = e.check("gtin", optional(&self.gtin, crate::domain::Gtin::parse));
         e.into_result()?;
         Ok(ProductFields {
             name: name.unwrap(),
@@ -226,6 +234,7 @@ impl ProductInput {
             materials: materials.unwrap(),
             made_in: made_in.unwrap(),
             price_item_id: item.unwrap(),
+            gtin: gtin.unwrap(),
         })
     }
 }

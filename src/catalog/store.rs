@@ -540,7 +540,7 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
 
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
-        "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.created_at,
+        "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin, p.created_at,
                 p.updated_at, pi.name AS price_item_name, pi.village_id
          FROM (",
         card_select!(),
@@ -562,6 +562,7 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
         price_item_name: row.try_get("price_item_name")?,
         shop_id: ShopId(row.try_get("shop_id")?),
         village_id: VillageId(row.try_get("village_id")?),
+        gtin: row.try_get("gtin")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         photos,
@@ -604,6 +605,23 @@ async fn check_item_in_village(tx: &mut Tx, item: i64, village: VillageId) -> Re
     Ok(())
 }
 
+/// A GTIN names one trade item: no two products share it.
+async fn check_gtin_free(tx: &mut Tx, f: &ProductFields, this: Option<ProductId>) -> Result<()> {
+    let Some(g) = &f.gtin else { return Ok(()) };
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE gtin = $1 AND id <> $2")
+        .bind(g.to_string())
+        .bind(this.map(|p| p.0).unwrap_or(0))
+        .fetch_one(&mut **tx)
+        .await?;
+    if n > 0 {
+        return Err(AppError::field(
+            "gtin",
+            "Mã GTIN này đã gắn với một sản phẩm khác",
+        ));
+    }
+    Ok(())
+}
+
 /// Why a shop that the village has not accepted lists nothing.
 pub fn require_member(shop: &Shop) -> Result<()> {
     if shop.is_member() {
@@ -626,12 +644,13 @@ pub async fn create_product(db: &Db, shop: &Shop, f: &ProductFields) -> Result<P
 /// Insert inside a caller's transaction (used by the form, the API and the importer).
 pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Result<String> {
     check_item_in_village(tx, f.price_item_id, shop.village_id).await?;
+    check_gtin_free(tx, f, None).await?;
     let slug = free_slug(tx, "products", &Slug::from_name(&f.name), &shop.name).await?;
     let now = now_ms();
     sqlx::query(
         "INSERT INTO products (slug, shop_id, price_item_id, name, description, category, stock,
-           ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12)",
+           ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at, gtin)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12, $13)",
     )
     .bind(slug.clone())
     .bind(shop.id.0)
@@ -645,6 +664,7 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     .bind(f.materials.clone())
     .bind(f.made_in.clone())
     .bind(now)
+    .bind(f.gtin.as_ref().map(|g| g.to_string()))
     .execute(&mut **tx)
     .await?;
     refresh_search_text(tx, None, Some(&slug)).await?;
@@ -660,9 +680,10 @@ pub async fn update_product(
     require_member(shop)?;
     let mut tx = db.begin().await?;
     check_item_in_village(&mut tx, f.price_item_id, shop.village_id).await?;
+    check_gtin_free(&mut tx, f, Some(product.card.id)).await?;
     sqlx::query(
         "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
-           maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10
+           maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10, gtin = $12
          WHERE id = $11",
     )
     .bind(f.name.clone())
@@ -676,6 +697,7 @@ pub async fn update_product(
     .bind(f.price_item_id)
     .bind(now_ms())
     .bind(product.card.id.0)
+    .bind(f.gtin.as_ref().map(|g| g.to_string()))
     .execute(&mut *tx)
     .await?;
     refresh_search_text(&mut tx, None, Some(&product.card.slug)).await?;

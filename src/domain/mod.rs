@@ -1,12 +1,14 @@
 //! Domain newtypes that validate at the edge: once built, a value is known to be good.
 
 mod email;
+mod gtin;
 pub mod money;
 mod phone;
 mod slug;
 pub mod text;
 
 pub use email::Email;
+pub use gtin::Gtin;
 pub use money::Vnd;
 pub use phone::PhoneVn;
 pub use slug::Slug;

@@ -21,6 +21,8 @@ pub struct EmailText<'a> {
     pub items: &'a [(String, i64, String)],
     pub total: &'a str,
     pub link: Option<(String, String)>,
+    /// (label, URL) of the origin pages of the batches sold.
+    pub origins: &'a [(String, String)],
 }
 
 #[derive(Template)]
@@ -32,6 +34,8 @@ pub struct EmailHtml<'a> {
     pub items: &'a [(String, i64, String)],
     pub total: &'a str,
     pub link: Option<(String, String)>,
+    /// (label, URL) of the origin pages of the batches sold.
+    pub origins: &'a [(String, String)],
 }
 
 /// One message's content, rendered for every channel.
@@ -42,6 +46,8 @@ pub struct Message {
     pub items: Vec<(String, i64, String)>,
     pub total: String,
     pub link: Option<(String, String)>,
+    /// (label, URL) of the origin pages of the batches sold (the buyer's receipt).
+    pub origins: Vec<(String, String)>,
 }
 
 impl Message {
@@ -52,6 +58,7 @@ impl Message {
             lines: &self.lines,
             items: &self.items,
             total: &self.total,
+            origins: &self.origins,
             link: self.link.clone(),
         }
         .render()
@@ -62,6 +69,7 @@ impl Message {
             lines: &self.lines,
             items: &self.items,
             total: &self.total,
+            origins: &self.origins,
             link: self.link.clone(),
         }
         .render()
@@ -82,6 +90,9 @@ impl Message {
         }
         if !self.total.is_empty() {
             t.push_str(&format!("<b>Tổng: {}</b>\n", esc(&self.total)));
+        }
+        for (label, url) in &self.origins {
+            t.push_str(&format!("<a href=\"{}\">{}</a>\n", esc(url), esc(label)));
         }
         if let Some((url, label)) = &self.link {
             t.push_str(&format!("<a href=\"{}\">{}</a>", esc(url), esc(label)));
@@ -263,6 +274,7 @@ pub async fn shop_email_confirmation(
         ],
         items: vec![],
         total: String::new(),
+        origins: Vec::new(),
         link: Some((
             format!("{}/xac-nhan-email/{token}", cfg.public_url),
             "Xác nhận email".into(),
@@ -359,10 +371,24 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             .await?;
             let code: String = o.try_get("code")?;
             let total = format_vnd(o.try_get("total_vnd")?);
-            let lines = sqlx::query("SELECT name, quantity, unit_price_vnd FROM order_lines WHERE order_id = $1 ORDER BY id")
+            let lines = sqlx::query("SELECT name, quantity, unit_price_vnd, batch_code FROM order_lines WHERE order_id = $1 ORDER BY id")
                 .bind(ev.ref_id)
                 .fetch_all(&mut **tx)
                 .await?;
+            // Each line's batch: the receipt links its origin page.
+            let mut origins: Vec<(String, String)> = Vec::new();
+            for l in &lines {
+                if let Some(c) = l.try_get::<Option<String>, _>("batch_code")? {
+                    let name: String = l.try_get("name")?;
+                    let entry = (
+                        format!("Nguồn gốc {name} (lô {c})"),
+                        format!("{base}/truy-xuat/{c}"),
+                    );
+                    if !origins.contains(&entry) {
+                        origins.push(entry);
+                    }
+                }
+            }
             let items: Vec<(String, i64, String)> = lines
                 .iter()
                 .map(|l| {
@@ -398,6 +424,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 },
                 items: items.clone(),
                 total: total.clone(),
+                origins: Vec::new(),
                 link: Some((
                     format!("{base}/quan-ly/don-hang#don-{code}"),
                     "Xem đơn trong trang quản lý".into(),
@@ -447,6 +474,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     },
                     items,
                     total,
+                    origins: if paid { origins } else { Vec::new() },
                     link: Some((
                         format!("{base}/don-hang/{code}"),
                         "Theo dõi đơn hàng".into(),
@@ -482,6 +510,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     )],
                     items: vec![],
                     total: String::new(),
+                    origins: Vec::new(),
                     link: Some((
                         format!("{base}/quan-tri/doi-soat"),
                         "Mở trang đối soát".into(),
@@ -504,6 +533,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     )],
                     items: vec![],
                     total: String::new(),
+                    origins: Vec::new(),
                     link: Some((
                         format!("{base}/quan-tri/doi-soat"),
                         "Mở trang đối soát".into(),
@@ -562,6 +592,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     lines: vec![line.clone()],
                     items: vec![],
                     total: String::new(),
+                    origins: Vec::new(),
                     link: Some((
                         format!("{base}/lang/{}/bang-gia", p.try_get::<String, _>("slug")?),
                         "Xem bảng giá của làng".into(),
@@ -640,6 +671,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 lines: vec![line],
                 items: vec![],
                 total: String::new(),
+                origins: Vec::new(),
                 link: Some((
                     format!("{base}/lang/{slug}/bang-gia"),
                     "Mở bảng giá của làng".into(),
@@ -700,6 +732,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 lines: vec![line],
                 items: vec![],
                 total: String::new(),
+                origins: Vec::new(),
                 link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
             };
             let mut out = Vec::new();
@@ -770,6 +803,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 ],
                 items: vec![],
                 total: String::new(),
+                origins: Vec::new(),
                 link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
             };
             // Every channel of the shop, whatever the seller chose (an attacker may have).
@@ -791,6 +825,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 lines: vec!["Nếu bạn nhận được tin này, kênh thông báo đã hoạt động.".into()],
                 items: vec![],
                 total: String::new(),
+                origins: Vec::new(),
                 link: Some((format!("{base}/quan-ly"), "Trang quản lý cửa hàng".into())),
             };
             let zalo =
@@ -841,6 +876,7 @@ pub async fn fallback_for_shop(
         ],
         items: vec![],
         total: data["amount"].as_str().unwrap_or("").to_string(),
+        origins: Vec::new(),
         link: Some((
             format!("{}/quan-ly/don-hang", cfg.public_url),
             "Xem đơn trong trang quản lý".into(),

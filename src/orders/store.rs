@@ -19,6 +19,8 @@ pub struct LineView {
     pub unit: String,
     pub quantity: i64,
     pub unit_price_vnd: i64,
+    /// The production batch the goods came from (origin page `/truy-xuat/{code}`).
+    pub batch_code: Option<String>,
 }
 
 impl LineView {
@@ -371,9 +373,11 @@ pub async fn create_checkout(
         .fetch_one(&mut *tx)
         .await?;
         for s in lines {
+            // The batch the goods come from: the receipt and the order page link its origin.
+            let batch = crate::origin::store::current_code(&mut tx, s.product_id).await?;
             sqlx::query(
-                "INSERT INTO order_lines (order_id, product_id, name, unit, quantity, unit_price_vnd)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO order_lines (order_id, product_id, name, unit, quantity, unit_price_vnd, batch_code)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(order_id)
             .bind(s.product_id)
@@ -381,6 +385,7 @@ pub async fn create_checkout(
             .bind(s.unit.clone())
             .bind(s.qty)
             .bind(s.price)
+            .bind(batch)
             .execute(&mut *tx)
             .await?;
         }
@@ -508,7 +513,7 @@ pub async fn lines_in_status(
 
 async fn lines_of(db: &Db, order_id: i64) -> Result<Vec<LineView>> {
     let rows = sqlx::query(
-        "SELECT product_id, name, unit, quantity, unit_price_vnd FROM order_lines WHERE order_id = $1 ORDER BY id",
+        "SELECT product_id, name, unit, quantity, unit_price_vnd, batch_code FROM order_lines WHERE order_id = $1 ORDER BY id",
     )
     .bind(order_id)
     .fetch_all(&db.pool)
@@ -521,6 +526,7 @@ async fn lines_of(db: &Db, order_id: i64) -> Result<Vec<LineView>> {
                 unit: r.try_get("unit")?,
                 quantity: r.try_get("quantity")?,
                 unit_price_vnd: r.try_get("unit_price_vnd")?,
+                batch_code: r.try_get("batch_code")?,
             })
         })
         .collect()

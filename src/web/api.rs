@@ -69,6 +69,13 @@ fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
+/// A field that was sent, even as `null` (which then means "clear it").
+pub(super) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 /// Numbers or strings in JSON both become the text the domain parser reads.
 pub(super) fn text(v: &Option<Value>) -> String {
     match v {
@@ -655,6 +662,11 @@ struct ProductBody {
     materials: Option<String>,
     made_in: Option<String>,
     price_item_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    gtin: Option<Value>,
+    /// A batch code, or null to sell from the newest batch.
+    #[serde(default, deserialize_with = "present")]
+    current_batch: Option<Value>,
     active: Option<bool>,
     price_vnd: Option<Value>,
     price: Option<Value>,
@@ -677,6 +689,7 @@ impl ProductBody {
             stock: opt(&self.stock).unwrap_or(base.stock),
             ocop_stars: opt(&self.ocop_stars).unwrap_or(base.ocop_stars),
             price_item_id: opt(&self.price_item_id).unwrap_or(base.price_item_id),
+            gtin: opt(&self.gtin).unwrap_or(base.gtin),
             name: self.name.unwrap_or(base.name),
             description: self.description.unwrap_or(base.description),
             category: self.category.unwrap_or(base.category),
@@ -720,13 +733,36 @@ async fn update_product(
         ));
     }
     let active = b.active;
+    let current_batch = b.current_batch.clone();
     let fields = b.over(ProductInput::from_detail(&p)).parse()?;
+    if let Some(v) = &current_batch {
+        // Checked before anything is written: a bad code leaves the product as it was.
+        let code = text(&Some(v.clone()));
+        let code = code.trim();
+        if !code.is_empty() {
+            let b = crate::origin::store::by_code(&st.db, code)
+                .await
+                .map_err(|_| AppError::field("current_batch", "Không có lô này"))?;
+            if b.product_id != p.card.id.0 {
+                return Err(AppError::field(
+                    "current_batch",
+                    "Lô này thuộc sản phẩm khác",
+                ));
+            }
+        }
+    }
     let mut updated = store::update_product(&st.db, &shop, &p, &fields).await?;
+    if let Some(v) = current_batch {
+        let code = text(&Some(v));
+        let code = Some(code.trim()).filter(|c| !c.is_empty());
+        crate::origin::store::set_current(&st.db, updated.card.id.0, code).await?;
+    }
     if let Some(a) = active {
         store::set_product_active(&st.db, updated.card.id, a).await?;
         updated = store::product_by_slug(&st.db, &slug).await?;
     }
-    Ok(Json(json!({"product": updated})))
+    let current = crate::origin::store::chosen_code(&st.db, updated.card.id.0).await?;
+    Ok(Json(json!({"product": updated, "current_batch": current})))
 }
 
 #[derive(Deserialize)]

@@ -74,6 +74,12 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "product-created" => "Đã đăng sản phẩm.",
         "product-saved" => "Đã lưu sản phẩm.",
         "photo-added" => "Đã thêm ảnh.",
+        "batch-created" => "Đã ghi lô sản xuất. Hãy in tem truy xuất để dán lên hàng.",
+        "batch-saved" => "Đã lưu lô sản xuất.",
+        "batch-revised" => {
+            "Tem của lô đã in nên chỉnh sửa được ghi thành một phiên bản mới; trang nguồn gốc hiện cả lịch sử."
+        }
+        "batch-current" => "Đã chọn lô đang bán; đơn hàng mới sẽ ghi lô này.",
         "shop-created" => {
             "Đã tạo cửa hàng. Điều phối viên của làng sẽ xem xét; khi được chấp nhận, bạn có thể đăng sản phẩm và biểu quyết giá."
         }

@@ -546,7 +546,8 @@ struct TrackView {
     shop_name: String,
     status: String,
     total: String,
-    lines: Vec<(String, i64, String, String)>,
+    /// (name, quantity, unit, price, origin page of the batch)
+    lines: Vec<(String, i64, String, String, Option<String>)>,
     buyer_name: String,
     address: String,
     payment_code: String,
@@ -655,6 +656,7 @@ async fn track(
                         l.quantity,
                         l.unit.clone(),
                         format_vnd(l.unit_price_vnd),
+                        l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
                     )
                 })
                 .collect(),

@@ -611,17 +611,12 @@ async fn edit_product(
     }
 }
 
-async fn upload_photo(
-    State(st): State<AppState>,
-    seed: CsrfSeed,
-    CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
-    mut form: Multipart,
-) -> PageResult {
+/// The CSRF token and the photo of an upload form (product and batch photos).
+pub(super) async fn read_photo_form(form: &mut Multipart) -> Result<(String, Vec<u8>), AppError> {
     let mut csrf = String::new();
     let mut data: Option<Vec<u8>> = None;
     while let Some(field) = form.next_field().await.map_err(|_| {
-        AppError::BadRequest("biểu mẫu tải ảnh không hợp lệ hoặc ảnh quá lớn".into())
+        AppError::BadRequest("Biểu mẫu tải ảnh không hợp lệ hoặc ảnh quá lớn".into())
     })? {
         match field.name() {
             Some("csrf") => csrf = field.text().await.map_err(|_| AppError::Csrf)?,
@@ -632,47 +627,63 @@ async fn upload_photo(
             _ => {}
         }
     }
+    Ok((csrf, data.unwrap_or_default()))
+}
+
+/// Check, re-encode and save a photo, at most a few decoded at once (each may take up to
+/// ~100 MB while it is worked on), then `attach` it; the files of a photo that could not be
+/// attached (e.g. too many photos) are removed, leaving no orphans.
+pub(super) async fn save_photo<F, Fut>(
+    st: &AppState,
+    bytes: Vec<u8>,
+    attach: F,
+) -> Result<(), AppError>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AppError>>,
+{
+    let max = st.config.max_upload_bytes;
+    let img = {
+        let _turn = catalog::photos::DECODING.turn("xử lý ảnh").await?;
+        tokio::task::spawn_blocking(move || catalog::photos::process(&bytes, max))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))??
+    };
+    let dir = st.config.photos_dir();
+    let (full, thumb) = catalog::photos::save(&dir, &img).await?;
+    let attached = attach(full.clone(), thumb.clone()).await;
+    if attached.is_err() {
+        let _ = tokio::fs::remove_file(dir.join(&full)).await;
+        let _ = tokio::fs::remove_file(dir.join(&thumb)).await;
+    }
+    attached
+}
+
+async fn upload_photo(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    mut form: Multipart,
+) -> PageResult {
+    let (csrf, bytes) = read_photo_form(&mut form).await?;
     verify_csrf(&st, &seed, &csrf)?;
     let (shop, p) = my_product(&st, &user, &slug).await?;
-    let max = st.config.max_upload_bytes;
-    let bytes = data.unwrap_or_default();
-    // The photo limit is counted before any decoding, and at most a few photos are decoded
-    // at once (each may take up to ~100 MB while it is worked on).
-    let processed = if p.photos.len() as i64 >= catalog::photos::MAX_PHOTOS {
+    // The photo limit is counted before any decoding.
+    let result = if p.photos.len() as i64 >= catalog::photos::MAX_PHOTOS {
         Err(AppError::field(
             "photo",
             format!("Mỗi sản phẩm có tối đa {} ảnh", catalog::photos::MAX_PHOTOS),
         ))
     } else {
-        let _turn = catalog::photos::DECODING.turn("xử lý ảnh").await?;
-        tokio::task::spawn_blocking(move || catalog::photos::process(&bytes, max))
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?
+        let (db, id) = (st.db.clone(), p.card.id);
+        save_photo(&st, bytes, |full, thumb| async move {
+            store::add_photo(&db, id, &full, &thumb).await
+        })
+        .await
     };
-    match processed {
-        Ok(img) => {
-            let dir = st.config.photos_dir();
-            let (full, thumb) = catalog::photos::save(&dir, &img).await?;
-            if let Err(e) = store::add_photo(&st.db, p.card.id, &full, &thumb).await {
-                // Not attached (e.g. too many photos): leave no orphan files behind.
-                let _ = tokio::fs::remove_file(dir.join(&full)).await;
-                let _ = tokio::fs::remove_file(dir.join(&thumb)).await;
-                let status = e.status();
-                let errors = into_fields(e, "photo")?;
-                let mut resp = product_form(
-                    (&st, &seed, &user),
-                    &shop,
-                    ProductInput::from_detail(&p),
-                    errors,
-                    Some(&p),
-                    "",
-                )
-                .await?;
-                *resp.status_mut() = status;
-                return Ok(resp);
-            }
-            see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug))
-        }
+    match result {
+        Ok(()) => see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug)),
         Err(e) => {
             let status = e.status();
             let errors = into_fields(e, "photo")?;

@@ -190,7 +190,8 @@ struct OrderCard {
     note: String,
     shipping: String,
     steps: Vec<Step>,
-    lines: Vec<String>,
+    /// (description, origin page of the batch sold, if any)
+    lines: Vec<(String, Option<String>)>,
     total: String,
 }
 
@@ -279,7 +280,16 @@ async fn checkout_page(
             note: note.to_string(),
             shipping: o.shipping_line(),
             steps,
-            lines: o.lines.iter().map(|l| l.describe()).collect(),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.describe(),
+                        l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
+                    )
+                })
+                .collect(),
             total: format_vnd(o.total_vnd),
         });
     }

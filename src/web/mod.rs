@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod lookup;
 pub mod money;
 pub mod orders;
+pub mod origin;
 pub mod pages;
 pub mod search;
 pub mod session;
@@ -45,12 +46,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(lookup::router())
         .merge(orders::router())
         .merge(search::page_router())
+        .merge(origin::page_router())
+        .merge(origin::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(money::page_router())
         .nest(
             "/api/v1",
             api::router()
                 .merge(search::api_router())
-                .merge(money::api_router()),
+                .merge(money::api_router())
+                .merge(origin::api_router()),
         )
         .route("/healthz", get(healthz))
         .route("/static/app.css", get(css))

@@ -109,6 +109,8 @@ struct ProductPage {
     /// The quantity typed and what was wrong with it (adding to the cart).
     quantity: String,
     error: Option<String>,
+    /// The origin page of the batch on sale, if the seller records batches.
+    origin_url: Option<String>,
 }
 
 /// The product page again with the cart's message beside the quantity the buyer typed.
@@ -127,9 +129,19 @@ pub async fn product_with_error(
         p: detail(&d),
         quantity: typed.chars().take(10).collect(),
         error: Some(error),
+        origin_url: origin_url(st, &d).await?,
     })?;
     *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(resp)
+}
+
+async fn origin_url(
+    st: &AppState,
+    d: &crate::catalog::ProductDetail,
+) -> Result<Option<String>, crate::error::AppError> {
+    Ok(crate::origin::store::selling_code(&st.db, d.card.id.0)
+        .await?
+        .map(|c| format!("/truy-xuat/{c}")))
 }
 
 async fn product(
@@ -148,5 +160,6 @@ async fn product(
         p: detail(&d),
         quantity: "1".into(),
         error: None,
+        origin_url: origin_url(&st, &d).await?,
     })
 }

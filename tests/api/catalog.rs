@@ -264,15 +264,6 @@ async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
     assert!(app.page("/quan-ly").await.contains("đang ẩn"));
 }
 
-fn png_bytes() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(900, 600, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
 async fn photos_are_checked_and_reencoded(b: Backend) {
     let app = TestApp::with_demo(b).await;
     app.login_page(DUC, PW).await;

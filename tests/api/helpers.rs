@@ -709,14 +709,29 @@ impl TestApp {
 }
 
 /// Upload a product photo from the seller's page, as a browser would.
+/// A 900 × 600 PNG photo.
+pub fn png_bytes() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(900, 600, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 pub async fn upload_photo(app: &TestApp, slug: &str, bytes: Vec<u8>, name: &str) -> Response {
+    upload_to(app, &format!("/quan-ly/san-pham/{slug}/anh"), bytes, name).await
+}
+
+/// A multipart photo upload with this browser's CSRF token.
+pub async fn upload_to(app: &TestApp, path: &str, bytes: Vec<u8>, name: &str) -> Response {
     let token = app.csrf("/quan-ly").await;
     let form = reqwest::multipart::Form::new().text("csrf", token).part(
         "photo",
         reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
     );
     app.client
-        .post(app.url(&format!("/quan-ly/san-pham/{slug}/anh")))
+        .post(app.url(path))
         .multipart(form)
         .send()
         .await
