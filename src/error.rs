@@ -20,8 +20,12 @@ impl FieldErrors {
     pub fn new() -> Self {
         Self::default()
     }
+    /// Messages are shown as sentences: the first letter is made upper case here, so every
+    /// parser may write its message in the middle-of-sentence form.
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.to_string()).or_insert(message.into());
+        self.0
+            .entry(field.to_string())
+            .or_insert_with(|| sentence(&message.into()));
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -53,33 +57,42 @@ impl FieldErrors {
     }
 }
 
+/// "vui lòng nhập tên" → "Vui lòng nhập tên".
+pub fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("không tìm thấy")]
+    #[error("Không tìm thấy trang hoặc mục này; có thể địa chỉ bị gõ sai hoặc mục đã bị gỡ")]
     NotFound,
-    #[error("cần đăng nhập")]
+    #[error("Cần đăng nhập")]
     Unauthorized,
-    #[error("bạn không có quyền làm việc này")]
+    #[error("Bạn không có quyền làm việc này")]
     Forbidden,
-    #[error("dữ liệu chưa hợp lệ")]
+    #[error("Dữ liệu chưa hợp lệ")]
     Validation(FieldErrors),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("phiên biểu mẫu đã hết hạn, vui lòng tải lại trang và thử lại")]
+    #[error("Phiên biểu mẫu đã hết hạn, vui lòng tải lại trang và thử lại")]
     Csrf,
     #[error("Quá nhiều lần thử sai, vui lòng thử lại sau {0} phút")]
     TooManyAttempts(i64),
-    #[error("tệp quá lớn")]
+    #[error("Tệp quá lớn")]
     PayloadTooLarge,
     /// A bounded pool (password hashing, photo decoding) is full: retry in a moment.
-    #[error("máy chủ đang bận ({0}), vui lòng thử lại sau ít giây")]
+    #[error("Máy chủ đang bận ({0}), vui lòng thử lại sau ít giây")]
     Busy(&'static str),
     /// A dependency (the search engine) is down; the client may retry later.
     #[error("{0}")]
     Unavailable(String),
-    #[error("lỗi hệ thống, vui lòng thử lại sau")]
+    #[error("Lỗi hệ thống, vui lòng thử lại sau")]
     Internal(#[from] anyhow::Error),
 }
 
@@ -158,8 +171,7 @@ impl IntoResponse for AppError {
             AppError::Validation(f) => json!(f.0),
             _ => json!({}),
         };
-        let body =
-            json!({"error": {"code": self.code(), "message": self.to_string(), "fields": fields}});
+        let body = json!({"error": {"code": self.code(), "message": sentence(&self.to_string()), "fields": fields}});
         let mut resp = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after() {
             resp.headers_mut()

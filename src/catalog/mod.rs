@@ -326,13 +326,15 @@ impl ShopInput {
         let telegram = e.check(
             "telegram_chat_id",
             optional(&self.telegram_chat_id, |s| {
+                // Bots can write to a person or group only by its numeric chat id; an
+                // "@name" would be accepted by nobody and every notice to it lost.
                 let s = s.trim();
-                let ok = s.strip_prefix('-').unwrap_or(s).parse::<i64>().is_ok()
-                    || (s.starts_with('@') && s.len() > 5 && s.len() < 40);
-                if ok {
+                if s.starts_with('@') {
+                    Err("Telegram không cho bot nhắn tới @tên; hãy nhập mã chat là một dãy số (xem hướng dẫn bên dưới ô)".into())
+                } else if s.strip_prefix('-').unwrap_or(s).parse::<i64>().is_ok() && s.len() <= 20 {
                     Ok(s.to_string())
                 } else {
-                    Err("mã chat Telegram là một số (ví dụ 123456789) hoặc @tenkenh".into())
+                    Err("Mã chat Telegram là một dãy số, ví dụ 123456789 (nhóm: -1001234567890)".into())
                 }
             }),
         );

@@ -728,7 +728,11 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
         admin,
         "assign_transaction",
         &format!("txn:{txn_id}"),
-        &format!("{amount} VND → {code} ({status})"),
+        &format!(
+            "{} → thanh toán {code} ({})",
+            crate::domain::money::format_vnd(amount),
+            status_words(&status)
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -831,7 +835,10 @@ pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<Payment
         admin,
         "refund_payment",
         &format!("payment:{}", p.code),
-        &format!("{} VND refunded", new_refunded - refunded),
+        &format!(
+            "Đã hoàn {}",
+            crate::domain::money::format_vnd(new_refunded - refunded)
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -867,11 +874,58 @@ pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()>
         admin,
         "refund_order",
         &format!("order:{}", order.code),
-        &format!("{} VND refunded", order.total_vnd),
+        &format!(
+            "Đã hoàn {}",
+            crate::domain::money::format_vnd(order.total_vnd)
+        ),
     )
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A payment status in the words buyers and admins read.
+pub fn status_words(status: &str) -> &'static str {
+    match status {
+        "pending" => "chờ chuyển khoản",
+        "underpaid" => "đã nhận một phần",
+        "paid" => "đã thanh toán",
+        "expired" => "hết hạn thanh toán",
+        "refund_due" => "chờ hoàn tiền",
+        "refunded" => "đã hoàn tiền",
+        _ => "",
+    }
+}
+
+/// What an audited action is called on the admin pages (the log keeps the stable code).
+pub fn audit_action_words(action: &str) -> String {
+    match action {
+        "assign_transaction" => "Gán giao dịch cho thanh toán",
+        "refund_transaction" => "Hoàn giao dịch",
+        "refund_payment" => "Hoàn tiền thanh toán",
+        "refund_order" => "Hoàn tiền đơn hàng",
+        "payout_account_changed" => "Đổi tài khoản nhận tiền",
+        "payout_run" => "Tạo đợt chi trả",
+        "payout_marked_paid" => "Xác nhận đã chi trả",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// `txn:3` → "Giao dịch #3", `payment:CL…` → "Thanh toán CL…", and so on.
+pub fn audit_subject_words(subject: &str) -> String {
+    let Some((kind, id)) = subject.split_once(':') else {
+        return subject.to_string();
+    };
+    match kind {
+        "txn" => format!("Giao dịch #{id}"),
+        "payment" => format!("Thanh toán {id}"),
+        "order" => format!("Đơn hàng {id}"),
+        "shop" => format!("Cửa hàng {id}"),
+        "run" => format!("Đợt chi trả {id}"),
+        "payout" => format!("Khoản chi trả {id}"),
+        _ => subject.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -351,7 +351,10 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
         admin,
         "payout_run",
         &format!("run:{run_code}"),
-        method,
+        match method {
+            "payos" => "Chuyển qua payOS",
+            _ => "Chuyển bằng ứng dụng ngân hàng",
+        },
     )
     .await?;
     tx.commit().await?;

@@ -395,16 +395,8 @@ async fn place_order(
     }
 }
 
-pub fn status_label(status: &str) -> &'static str {
-    match status {
-        "pending" => "Chờ chuyển khoản",
-        "underpaid" => "Đã nhận một phần",
-        "paid" => "Đã thanh toán",
-        "expired" => "Hết hạn thanh toán",
-        "refund_due" => "Chờ hoàn tiền",
-        "refunded" => "Đã hoàn tiền",
-        _ => "",
-    }
+pub fn status_label(status: &str) -> String {
+    crate::error::sentence(crate::payments::store::status_words(status))
 }
 
 #[derive(Template)]
@@ -457,7 +449,7 @@ async fn pay_page(
         status_label: if p.cancelled && p.status == "expired" {
             "Đơn đã bị hủy".into()
         } else {
-            status_label(&p.status).into()
+            status_label(&p.status)
         },
         amount: format_vnd(p.amount_vnd),
         paid: format_vnd(p.amount_paid_vnd),
@@ -663,7 +655,7 @@ async fn track(
             buyer_name: c.buyer_name.clone(),
             address: c.buyer_address.clone(),
             payment_code: p.code.clone(),
-            payment_status: status_label(&p.status).into(),
+            payment_status: status_label(&p.status),
             created: format_vn_time(order.created_at),
         }),
     })

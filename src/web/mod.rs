@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .nest_service("/anh", photos)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(middleware::from_fn_with_state(state, session::csrf_cookie))
         .layer(middleware::from_fn(no_store_private))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -161,24 +162,84 @@ impl IntoResponse for PageError {
             return Redirect::to("/dang-nhap").into_response();
         }
         let status = e.status();
+        let title = match status {
+            StatusCode::NOT_FOUND => "Không tìm thấy",
+            StatusCode::FORBIDDEN => "Không có quyền",
+            _ => "Có lỗi",
+        };
+        let message = crate::error::sentence(&e.to_string());
         let page = ErrorPage {
-            layout: Layout::bare(match status {
-                StatusCode::NOT_FOUND => "Không tìm thấy",
-                StatusCode::FORBIDDEN => "Không có quyền",
-                _ => "Có lỗi",
-            }),
+            layout: Layout::bare(title),
             status: status.as_u16(),
-            message: e.to_string(),
+            message: message.clone(),
         };
         let mut resp = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, e.to_string()).into_response(),
+            Err(_) => (status, message.clone()).into_response(),
         };
         if let Some(secs) = e.retry_after() {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
+        // `error_pages` renders it again with the visitor's header.
+        resp.extensions_mut()
+            .insert(ErrorPageParts { title, message });
         resp
     }
+}
+
+#[derive(Clone)]
+struct ErrorPageParts {
+    title: &'static str,
+    message: String,
+}
+
+/// An error page is made without the request (`PageError: IntoResponse`), so its header
+/// would show a logged-in seller as logged out; here, only for error pages, the visitor is
+/// looked up and the page rendered again with their header, cart count and logout form.
+async fn error_pages(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let cookies: Vec<header::HeaderValue> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let seed = req.extensions().get::<CsrfSeed>().cloned();
+    let resp = next.run(req).await;
+    let (Some(parts), Some(seed)) = (resp.extensions().get::<ErrorPageParts>().cloned(), seed)
+    else {
+        return resp;
+    };
+    let mut lookup = axum::http::Request::builder().uri("/");
+    for c in cookies {
+        lookup = lookup.header(header::COOKIE, c);
+    }
+    let Ok(lookup) = lookup.body(()) else {
+        return resp;
+    };
+    let (mut head, ()) = lookup.into_parts();
+    let user = match <MaybeUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut head, &state,
+    )
+    .await
+    {
+        Ok(MaybeUser(u)) => u,
+        Err(_) => return resp,
+    };
+    let page = ErrorPage {
+        layout: Layout::new(&state, &seed, &user, parts.title),
+        status: resp.status().as_u16(),
+        message: parts.message,
+    };
+    let Ok(html) = page.render() else {
+        return resp;
+    };
+    let (mut head, _) = resp.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(head, axum::body::Body::from(html))
 }
 
 pub type PageResult = Result<Response, PageError>;

@@ -304,7 +304,7 @@ async fn reconcile(
             .map(|(reason, p)| PaymentRow {
                 code: p.code.clone(),
                 reason: reason_label(reason).into(),
-                status: super::cart::status_label(&p.status).into(),
+                status: super::cart::status_label(&p.status),
                 amount: format_vnd(p.amount_vnd),
                 paid: format_vnd(p.amount_paid_vnd),
                 to_refund: format_vnd(match p.status.as_str() {
@@ -324,8 +324,8 @@ async fn reconcile(
                 (
                     format_vn_time(a.at),
                     a.actor.clone().unwrap_or_default(),
-                    a.action.clone(),
-                    a.subject.clone(),
+                    payments::audit_action_words(&a.action),
+                    payments::audit_subject_words(&a.subject),
                     a.detail.clone(),
                 )
             })

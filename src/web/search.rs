@@ -196,7 +196,7 @@ async fn page(
         Err(AppError::Validation(f)) => {
             view.errors =
                 f.0.iter()
-                    .map(|(k, m)| format!("{}: {m}", field_label(k)))
+                    .map(|(k, m)| format!("{}: {}", field_label(k), after_colon(m)))
                     .collect();
             let mut resp = render(view)?;
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -438,6 +438,15 @@ fn pagination(
             current: n == cur,
         })
         .collect();
+}
+
+/// A sentence continued after "Label: " starts in lower case again.
+fn after_colon(m: &str) -> String {
+    let mut c = m.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 fn field_label(k: &str) -> &'static str {

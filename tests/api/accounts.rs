@@ -190,7 +190,7 @@ async fn forms_without_a_valid_csrf_token_are_refused(b: Backend) {
         r.text()
             .await
             .unwrap()
-            .contains("phiên biểu mẫu đã hết hạn")
+            .contains("Phiên biểu mẫu đã hết hạn")
     );
     // a made-up token
     let mut with_bad = vec![("csrf", "00ff")];

@@ -209,7 +209,7 @@ async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
-    assert!(html.contains("số lượng tồn kho phải là số nguyên"));
+    assert!(html.contains("Số lượng tồn kho phải là số nguyên"));
     assert!(
         html.contains("value=\"Thớt nghiến 40cm\""),
         "what was typed is kept"
@@ -294,7 +294,7 @@ async fn photos_are_checked_and_reencoded(b: Backend) {
         r.text()
             .await
             .unwrap()
-            .contains("chỉ nhận ảnh JPEG, PNG hoặc WebP")
+            .contains("Chỉ nhận ảnh JPEG, PNG hoặc WebP")
     );
     // Over the size limit: refused before it is decoded.
     assert_eq!(app.scalar("SELECT COUNT(*) FROM product_photos").await, 1);

@@ -248,7 +248,7 @@ async fn a_buyer_checks_out_from_the_cart_on_pages(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
-    assert!(html.contains("số điện thoại di động Việt Nam không hợp lệ"));
+    assert!(html.contains("Số điện thoại di động Việt Nam không hợp lệ"));
     assert!(html.contains("Anh Tuấn"));
     assert_eq!(app.stock("mat-ong-hoa-nhan-500ml").await, 50);
     let r = app

@@ -25,6 +25,6 @@ async fn unknown_paths_are_404_in_the_right_shape(b: Backend) {
     let r = app.get("/lang/khong-co-lang-nay").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let html = r.text().await.unwrap();
-    assert!(html.contains("không tìm thấy"), "{html}");
+    assert!(html.contains("Không tìm thấy trang hoặc mục này"), "{html}");
     assert!(html.contains("<html lang=\"vi\">"));
 }

@@ -24,3 +24,4 @@ mod providers;
 mod reach;
 mod search;
 mod seller_orders;
+mod words;

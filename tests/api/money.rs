@@ -223,10 +223,16 @@ async fn under_split_and_over_payments_add_up(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = app.page("/quan-tri/doi-soat").await;
+    // Audited, in Vietnamese (issue 15: no English on admin pages).
     assert!(
-        page.contains("refund_payment") && page.contains("50000 VND refunded"),
+        page.contains("Hoàn tiền thanh toán")
+            && page.contains(&format!("Thanh toán {code2}"))
+            && page.contains("Đã hoàn 50.000 ₫"),
         "audited"
     );
+    for english in ["refund_payment", "VND refunded", "payment:"] {
+        assert!(!page.contains(english), "{english}");
+    }
     let refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM payments WHERE code = $1")
         .bind(code2.clone())
         .fetch_one(&app.db.pool)
@@ -312,6 +318,12 @@ async fn unknown_codes_wait_for_an_admin(b: Backend) {
         0
     );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM audit_log").await, 2);
+    let page = app.page("/quan-tri/doi-soat").await;
+    assert!(page.contains("Gán giao dịch cho thanh toán") && page.contains("Hoàn giao dịch"));
+    assert!(page.contains(&format!("Giao dịch #{txn}")) && page.contains("đã thanh toán"));
+    for english in ["assign_transaction", "refund_transaction", "txn:", " VND"] {
+        assert!(!page.contains(english), "no {english} on the admin page");
+    }
     assert_eq!(
         app.payment(&code).await["amount_paid_vnd"],
         total,
@@ -510,7 +522,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
     assert_eq!(r.status(), StatusCode::CONFLICT, "refunded once");
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(
-        page.contains("refund_order") && page.contains("240000 VND refunded"),
+        page.contains("Hoàn tiền đơn hàng") && page.contains("Đã hoàn 240.000 ₫"),
         "audited"
     );
     assert!(

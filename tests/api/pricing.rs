@@ -358,8 +358,8 @@ async fn one_open_proposal_per_item_and_clear_validation(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
-    assert!(html.contains("giá phải là số nguyên dương"));
-    assert!(html.contains("vui lòng nhập lý do"));
+    assert!(html.contains("Giá phải là số nguyên dương"));
+    assert!(html.contains("Vui lòng nhập lý do"));
 }
 
 async fn quorum_is_configurable_per_village(b: Backend) {
