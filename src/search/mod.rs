@@ -56,6 +56,9 @@ pub const FILTER_FIELDS: &[&str] = &[
 /// At most this many shorter queries are tried when nothing matched.
 pub const MAX_SUGGESTION_QUERIES: usize = 6;
 
+/// At most this many engine queries look for the products matching most of the words.
+pub const MAX_FALLBACK_QUERIES: usize = 10;
+
 /// How many top hits the exact-diacritics rank reorders; later pages keep the engine's order.
 pub const RERANK_WINDOW: usize = 200;
 
@@ -496,6 +499,8 @@ pub struct SearchOutcome {
     pub sort: Sort,
     /// When nothing matched: shorter queries that do.
     pub suggestions: Vec<Suggestion>,
+    /// No product has every word: the hits are the products with the most of them.
+    pub most_words: bool,
 }
 
 /// The search service: the engine behind the `Catalogue` trait, the settings, the database.
@@ -593,6 +598,28 @@ impl Search {
                 .await?;
             (r.total, r.facets, r.hits.iter().map(|h| h.id).collect())
         };
+        let (strict_total, mut total, mut facets, mut ids) = (total, total, facets, ids);
+        let mut most_words = false;
+        if total == 0 && groups.len() > 1 && offset < window {
+            let found = self
+                .most_words(&groups, &|g: Vec<Group>| Plan {
+                    folded_query: g
+                        .iter()
+                        .map(|g| g.alts[0].tokens.join(" "))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    groups: g,
+                    ..plan(0, window, false, false)
+                })
+                .await?;
+            if !found.is_empty() {
+                most_words = true;
+                total = found.len() as u64;
+                // Facets would count a different list than the links show: none are offered.
+                facets = Facets::default();
+                ids = found.into_iter().skip(offset).take(limit).collect();
+            }
+        }
         let cards = crate::catalog::store::cards_by_ids(&self.db, &ids).await?;
         let hits = cards
             .into_iter()
@@ -602,7 +629,7 @@ impl Search {
             })
             .collect();
         let mut suggestions: Vec<(usize, Suggestion)> = vec![];
-        if total == 0 && groups.len() > 1 {
+        if strict_total == 0 && groups.len() > 1 {
             // Drop one word, or keep only the first words (what the buyer typed first
             // usually matters most).
             let n = groups.len();
@@ -614,8 +641,10 @@ impl Search {
             keeps.truncate(MAX_SUGGESTION_QUERIES);
             let words: Vec<String> = text::words(&req.q);
             for keep in keeps {
-                let fewer: Vec<Group> = keep.iter().map(|i| groups[*i].clone()).collect();
                 let q = suggestion_text(&words, &groups, &keep);
+                // Counted as the link will search it: its own plan (the last word a
+                // prefix), with the same filters.
+                let fewer = Plan::groups(&q, &self.settings);
                 let p = Plan {
                     folded_query: fewer
                         .iter()
@@ -641,8 +670,83 @@ impl Search {
             took_ms: started.elapsed().as_millis() as u64,
             sort,
             suggestions,
+            most_words,
         })
     }
+
+    /// When no product has every word: the products matching most of them, as Meilisearch's
+    /// default matching strategy would keep them, the same on both engines. Subsets of the
+    /// words are searched from the largest down (those keeping the first words first); the
+    /// first size that finds anything gives the list, products found by more subsets first.
+    async fn most_words(
+        &self,
+        groups: &[Group],
+        plan_for: &(dyn Fn(Vec<Group>) -> Plan + Sync),
+    ) -> Result<Vec<i64>, AppError> {
+        let n = groups.len();
+        let mut queries = 0;
+        for size in (1..n).rev() {
+            let mut lists: Vec<Vec<i64>> = vec![];
+            for keep in combinations(n, size) {
+                if queries == MAX_FALLBACK_QUERIES {
+                    break;
+                }
+                queries += 1;
+                let fewer = keep.iter().map(|i| groups[*i].clone()).collect();
+                let r = self.engine.search(&plan_for(fewer)).await?;
+                lists.push(r.hits.iter().map(|h| h.id).collect());
+            }
+            if lists.iter().any(|l| !l.is_empty()) {
+                return Ok(merge_by_votes(&lists));
+            }
+            if queries == MAX_FALLBACK_QUERIES {
+                break;
+            }
+        }
+        Ok(vec![])
+    }
+}
+
+/// Index sets of `size` out of `0..n`, those keeping earlier indices first.
+fn combinations(n: usize, size: usize) -> Vec<Vec<usize>> {
+    fn go(start: usize, n: usize, left: usize, cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if left == 0 {
+            out.push(cur.clone());
+            return;
+        }
+        for i in start..=n - left {
+            cur.push(i);
+            go(i + 1, n, left - 1, cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = vec![];
+    if size <= n {
+        go(0, n, size, &mut vec![], &mut out);
+    }
+    out
+}
+
+/// One list from several ranked lists: ids found by more lists first, then by their best
+/// rank, then by the first list they appear in.
+fn merge_by_votes(lists: &[Vec<i64>]) -> Vec<i64> {
+    let mut seen: HashMap<i64, (usize, usize, usize)> = HashMap::new();
+    for (li, list) in lists.iter().enumerate() {
+        for (rank, id) in list.iter().enumerate() {
+            let e = seen.entry(*id).or_insert((0, rank, li));
+            e.0 += 1;
+            e.1 = e.1.min(rank);
+        }
+    }
+    let mut ids: Vec<(i64, (usize, usize, usize))> = seen.into_iter().collect();
+    ids.sort_by(|a, b| {
+        b.1.0
+            .cmp(&a.1.0)
+            .then(a.1.1.cmp(&b.1.1))
+            .then(a.1.2.cmp(&b.1.2))
+            .then(a.0.cmp(&b.0))
+    });
+    ids.into_iter().map(|(id, _)| id).collect()
 }
 
 /// The buyer's words of the groups in `keep` (stop words dropped like the plan does).
@@ -768,6 +872,20 @@ mod tests {
         }
         let ok = SearchRequest::parse(&HashMap::new()).unwrap();
         assert_eq!((ok.page, ok.per_page, ok.sort), (1, 20, Sort::Relevance));
+    }
+
+    #[test]
+    fn combinations_keep_earlier_words_first() {
+        assert_eq!(combinations(3, 2), vec![vec![0, 1], vec![0, 2], vec![1, 2]]);
+        assert_eq!(combinations(2, 1), vec![vec![0], vec![1]]);
+        assert_eq!(combinations(4, 4).len(), 1);
+        assert_eq!(combinations(10, 8).len(), 45);
+    }
+
+    #[test]
+    fn most_words_merge_puts_ids_found_more_often_first() {
+        let lists = vec![vec![1, 2, 3], vec![4, 2], vec![5, 1]];
+        assert_eq!(merge_by_votes(&lists), vec![1, 2, 4, 5, 3]);
     }
 
     #[test]

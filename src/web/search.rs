@@ -68,6 +68,7 @@ async fn api_search(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Resu
         "hits": hits,
         "facets": out.facets,
         "suggestions": out.suggestions,
+        "most_words": out.most_words,
         "took_ms": out.took_ms,
         "engine": st.search.engine.name(),
     })))
@@ -119,6 +120,8 @@ struct SearchPage {
     prev_url: Option<String>,
     next_url: Option<String>,
     suggestions: Vec<(String, String, u64)>,
+    /// No product has every word: these have the most of them.
+    most_words: bool,
     categories: Vec<FacetLink>,
     price_min: String,
     price_max: String,
@@ -185,6 +188,7 @@ async fn page(
         prev_url: None,
         next_url: None,
         suggestions: vec![],
+        most_words: false,
         categories: vec![],
         price_min: p.get("price_min").cloned().unwrap_or_default(),
         price_max: p.get("price_max").cloned().unwrap_or_default(),
@@ -232,6 +236,7 @@ async fn page(
             .unwrap_or_else(|| slug.to_string())
     };
     view.total = out.total;
+    view.most_words = out.most_words;
     view.hits = out.hits.iter().map(hit_view).collect();
     let fl = &req.filters;
     let toggle = |key: &str, value: &str, current: &Option<String>| -> (String, bool) {
@@ -272,16 +277,28 @@ async fn page(
         .collect();
     cat_links.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
     let ocop_now = fl.ocop_min.map(|n| n.to_string());
+    // The link filters "at least N stars", so its count is of N stars and more.
     let ocop_links = out
         .facets
         .ocop_stars
-        .iter()
+        .keys()
         .rev()
-        .map(|(stars, n)| {
+        .map(|stars| {
             let (url, active) = toggle("ocop_min", stars, &ocop_now);
+            let count = out
+                .facets
+                .ocop_stars
+                .iter()
+                .filter(|(s, _)| s.parse::<i64>().ok() >= stars.parse::<i64>().ok())
+                .map(|(_, n)| n)
+                .sum();
             FacetLink {
-                label: format!("OCOP {stars} sao"),
-                count: *n,
+                label: if stars == "5" {
+                    "OCOP 5 sao".to_string()
+                } else {
+                    format!("OCOP từ {stars} sao")
+                },
+                count,
                 url,
                 active,
             }
@@ -368,7 +385,8 @@ async fn page(
         .iter()
         .map(|s| {
             (
-                url_with(&HashMap::new(), &[("q", &s.q)]),
+                // The filters stay: the count was made with them.
+                url_with(&p, &[("q", &s.q)]),
                 s.q.clone(),
                 s.total,
             )

@@ -19,6 +19,7 @@ on_both_backends!(
     page_shows_highlights_facets_sorts_and_suggestions,
     stopped_server_catches_up_on_restart,
     reindex_rebuilds_from_the_database,
+    counts_on_links_match_what_the_links_show,
 );
 
 /// What one query must give.
@@ -46,6 +47,8 @@ enum Expect {
     Facet(&'static str, &'static str, u64),
     /// A "no results" suggestion.
     Suggests(&'static str),
+    /// No product had every word: the hits match most of them.
+    MostWords,
 }
 
 use Expect::*;
@@ -58,6 +61,7 @@ const MAT_ONG_NHAN: &str = "Mật ong hoa nhãn 500ml";
 const MAT_ONG_BAC_HA: &str = "Mật ong hoa bạc hà 500ml";
 const MAT_ONG: &[&str] = &[MAT_ONG_NHAN, MAT_ONG_BAC_HA];
 const GHE_DAU: &str = "Ghế đẩu gỗ xoan";
+const BAN_TRA: &str = "Bàn trà gỗ mít 1m";
 const GHE_BOAT: &str = "Mô hình ghe gỗ 40cm";
 const KHOA: &str = "Khoá cửa tay gạt inox";
 const DUA: &str = "Bộ đũa khảm trai 10 đôi";
@@ -140,7 +144,8 @@ fn cases() -> Vec<(String, Vec<Expect>)> {
         (format!("q={}", q("giỏ bèo bnog")), vec![Top(GIO_BEO)]),
         ("q=poliestr".into(), vec![Top(MAN_1M6)]),
         // a wrong first letter is two typos: too many for a 4-letter word
-        ("q=man+xuyn".into(), vec![Empty]),
+        ("q=xuyn".into(), vec![Empty]),
+        ("q=man+xuyn".into(), vec![MostWords, Has(&[MAN_2CUA])]),
         // regional synonyms
         (format!("q={}", q("mùng")), vec![Has(&[MAN_2CUA, MAN_CHUP])]),
         ("q=mung+tuyn".into(), vec![Has(&[MAN_2CUA, MAN_1M6])]),
@@ -240,10 +245,23 @@ fn cases() -> Vec<(String, Vec<Expect>)> {
         ),
         ("q=mat+ong".into(), vec![Facet("ocop_stars", "4", 2)]),
         // nothing, and what to try instead
-        ("q=khong+co+gi+nhu+vay".into(), vec![Empty]),
+        ("q=xyzzy+qwertz".into(), vec![Empty]),
         (
             format!("q={}", q("mật ong xanh lá")),
-            vec![Empty, Suggests("mật ong")],
+            vec![MostWords, Suggests("mật ong")],
+        ),
+        // no product has every word: those with most of them (issue 15)
+        (
+            format!("q={}", q("bàn ghế")),
+            vec![MostWords, Has(&[BAN_TRA, GHE_DAU])],
+        ),
+        (
+            format!("q={}", q("bàn ghê")),
+            vec![MostWords, Has(&[BAN_TRA, GHE_DAU])],
+        ),
+        (
+            format!("q={}", q("mật ong gỗ mít")),
+            vec![MostWords, Has(&[BAN_TRA]), Lacks(&[GHE_DAU])],
         ),
     ]
 }
@@ -307,6 +325,7 @@ async fn run_suite(app: &TestApp) -> Vec<String> {
                     .unwrap()
                     .iter()
                     .any(|x| x["q"] == *s),
+                MostWords => v["most_words"] == true && !hits.is_empty(),
             };
             if !ok {
                 let what = match e {
@@ -323,6 +342,7 @@ async fn run_suite(app: &TestApp) -> Vec<String> {
                     PriceOrder(a) => format!("price order asc={a}"),
                     Facet(f, k, n) => format!("facet {f}.{k} = {n} (got {})", v["facets"][*f][*k]),
                     Suggests(s) => format!("suggests {s} (got {})", v["suggestions"]),
+                    MostWords => "the products with most of the words".into(),
                 };
                 failures.push(format!(
                     "{query}: expected {what}; total {} hits {hits:?}",
@@ -397,11 +417,17 @@ async fn index_follows_products_prices_stock_and_shops(b: Backend) {
     let (_, v) = app.search(&format!("q={}", q("hoạ tiết gấu"))).await;
     assert_eq!(names(&v), vec!["Màn tuyn em bé hoạ tiết gấu"]);
     let (_, v) = app.search(&format!("q={}", q("trẻ em 1m2"))).await;
-    assert_eq!(v["total"], 0, "old name gone: {v}");
+    assert_eq!(
+        v["most_words"], true,
+        "old name gone, no product has every word: {v}"
+    );
 
     // An agreed price change reaches every listing of the item: price filters see it.
     let (_, v) = app.search("q=man+tuyn+2+cua&price_min=190000").await;
-    assert_eq!(v["total"], 0);
+    assert!(
+        !names(&v).contains(&"Màn tuyn 2 cửa 1m8 x 2m".to_string()),
+        "{v}"
+    );
     sqlx::query("UPDATE villages SET quorum_min_yes = 1, quorum_percent = 0")
         .execute(&app.db.pool)
         .await
@@ -460,7 +486,7 @@ async fn index_follows_products_prices_stock_and_shops(b: Backend) {
     let (_, v) = app
         .search(&format!("q={}&in_stock=true", q("ghế đẩu")))
         .await;
-    assert_eq!(v["total"], 0, "{v}");
+    assert!(!names(&v).contains(&GHE_DAU.to_string()), "{v}");
     let (_, v) = app.search(&format!("q={}", q("ghế đẩu"))).await;
     assert_eq!(v["hits"][0]["in_stock"], false);
 
@@ -491,7 +517,11 @@ async fn index_follows_products_prices_stock_and_shops(b: Backend) {
     assert_eq!(s, StatusCode::OK);
     app.search_synced().await;
     let (_, v) = app.search("q=thot+nghien").await;
-    assert_eq!(v["total"], 0, "{v}");
+    assert!(!names(&v).contains(&THOT.to_string()), "{v}");
+    assert_eq!(
+        v["most_words"], true,
+        "no active product has both words: {v}"
+    );
 }
 
 async fn api_validates_paginates_and_reports_facets(b: Backend) {
@@ -593,15 +623,22 @@ async fn page_shows_highlights_facets_sorts_and_suggestions(b: Backend) {
     // a filtered page shows the filter as a removable chip
     let html = app.page("/tim-kiem?q=man&village=phu-doi").await;
     assert!(html.contains("Làng Phú Đôi ✕"));
-    // nothing found: suggestions and categories to browse
+    // no product has every word: those with most of them, and shorter searches
     let html = app
         .page(&format!("/tim-kiem?q={}", q("mật ong xanh lá")))
         .await;
-    assert!(html.contains("Không tìm thấy sản phẩm nào"));
+    assert!(html.contains("Không có sản phẩm nào có đủ các từ"));
     assert!(
-        html.contains("Thử tìm") && html.contains(">mật ong</a>"),
+        html.contains("sản phẩm có nhiều từ nhất"),
+        "most words shown"
+    );
+    assert!(
+        html.contains("thử tìm") && html.contains(">mật ong</a>"),
         "suggestion"
     );
+    // nothing at all: categories to browse
+    let html = app.page("/tim-kiem?q=xyzzy+qwertz").await;
+    assert!(html.contains("Không tìm thấy sản phẩm nào"));
     assert!(html.contains("Khảm trai"), "categories to browse");
     // pagination links
     let html = app.page("/tim-kiem?q=go&per_page=4").await;
@@ -729,7 +766,14 @@ async fn stopped_server_catches_up_on_restart(b: Backend) {
         "Sáp ong nguyên chất 200g"
     );
     let v = search_at(&base, "q=mat+ong+bac+ha&in_stock=true").await;
-    assert_eq!(v["total"], 0, "sold out while the engine was down: {v}");
+    assert_eq!(
+        v["most_words"], true,
+        "sold out while the engine was down: {v}"
+    );
+    assert!(
+        !names(&v).contains(&"Mật ong hoa bạc hà 500ml".to_string()),
+        "sold out while the engine was down: {v}"
+    );
     let v = search_at(&base, "q=mat+ong+bac+ha&price_min=270000").await;
     assert_eq!(v["hits"][0]["price_vnd"], 275000);
     sigterm(&mut child);
@@ -994,4 +1038,57 @@ async fn meilisearch_worker_process_and_reindex() {
     let (_, v) = app.search(&format!("q={}", q("sáu tầng"))).await;
     assert_eq!(v["hits"][0]["name"], "Kệ sách gỗ thông sáu tầng", "{v}");
     drop_meili_index(&url, &key, &index).await;
+}
+
+/// Every "(N)" beside a link on a search page: (the link's query string, N).
+fn counted_links(html: &str) -> Vec<(String, u64)> {
+    let mut out = vec![];
+    let mut rest = html;
+    while let Some(i) = rest.find(r#"<a href="/tim-kiem?"#) {
+        rest = &rest[i + r#"<a href="/tim-kiem?"#.len()..];
+        let end = rest.find('"').unwrap();
+        let query = rest[..end].replace("&amp;", "&").replace("&#38;", "&");
+        let after = &rest[rest.find("</a>").unwrap() + 4..];
+        if let Some(c) = after.strip_prefix(r#" <span class="count">"#) {
+            let digits: String = c
+                .trim_start_matches('(')
+                .chars()
+                .take_while(|ch| ch.is_ascii_digit())
+                .collect();
+            out.push((query, digits.parse().unwrap()));
+        }
+    }
+    out
+}
+
+/// A facet or suggestion says how many products its link shows: following it shows exactly
+/// that many (issue 15: "bàn (2 sản phẩm)" opened 5, "OCOP 3 sao (1)" opened 3).
+async fn counts_on_links_match_what_the_links_show(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let mut checked = 0;
+    for page in [
+        format!("/tim-kiem?q={}", q("mật ong xanh lá")),
+        format!("/tim-kiem?q={}", q("bàn ghế")),
+        format!("/tim-kiem?q={}&village=phu-doi", q("màn tuyn đỏ")),
+        "/tim-kiem?q=ong".to_string(),
+        format!("/tim-kiem?q={}", q("gạo")),
+        "/tim-kiem?village=tri-thuy".to_string(),
+        "/tim-kiem?category=N%C3%B4ng+s%E1%BA%A3n+OCOP".to_string(),
+    ] {
+        let html = app.page(&page).await;
+        for (query, count) in counted_links(&html) {
+            let (s, v) = app.search(&query).await;
+            assert_eq!(s, StatusCode::OK, "{query}");
+            assert_eq!(
+                v["total"], count,
+                "on {page}: the link {query} says {count}, shows {}",
+                v["total"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} links checked");
+    // OCOP links count "at least N stars", as they filter.
+    let html = app.page("/tim-kiem?q=ong").await;
+    assert!(html.contains("OCOP từ 3 sao"), "labelled as it filters");
 }

@@ -11,6 +11,7 @@ on_both_backends!(
     messages_start_with_a_capital_letter,
     error_pages_keep_the_logged_in_header,
     telegram_takes_a_numeric_chat_id_only,
+    empty_sections_say_so,
 );
 
 fn starts_upper(s: &str) -> bool {
@@ -161,4 +162,30 @@ async fn telegram_takes_a_numeric_chat_id_only(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["error"]["fields"]["telegram_chat_id"].is_string());
+}
+
+async fn empty_sections_say_so(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            "/villages",
+            Some(&admin),
+            Some(json!({"name": "Nhị Khê", "commune": "Nhị Khê", "district": "Thường Tín", "province": "Hà Nội"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let slug = v["village"]["slug"].as_str().unwrap().to_string();
+    let html = app.page(&format!("/lang/{slug}")).await;
+    assert_eq!(
+        html.matches("<p>Không có.</p>").count(),
+        2,
+        "no shops, no products"
+    );
+    // A fresh market's reconciliation page: every empty section says so.
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let html = app.page("/quan-tri/doi-soat").await;
+    assert_eq!(html.matches("<p>Không có.</p>").count(), 4, "{html}");
 }
