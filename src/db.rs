@@ -79,6 +79,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "origin",
         include_str!("../migrations/sqlite/0009_origin.sql"),
     ),
+    (
+        10,
+        "ocop",
+        include_str!("../migrations/sqlite/0010_ocop.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -125,6 +130,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "origin",
         include_str!("../migrations/postgres/0009_origin.sql"),
+    ),
+    (
+        10,
+        "ocop",
+        include_str!("../migrations/postgres/0010_ocop.sql"),
     ),
 ];
 

@@ -427,8 +427,10 @@ async fn upsert_product(
             made_in: format!("Làng {}, xã {}, huyện {}", r.village, r.commune, r.district),
             price_item_id: item_id,
             gtin: None,
+            ocop_cert: None,
         };
-        insert_product(tx, &shop, &fields).await?;
+        let slug = insert_product(tx, &shop, &fields).await?;
+        super::store::mark_ocop_verified(tx, &slug).await?;
         report.products_created += 1;
         return Ok(());
     };
@@ -455,6 +457,7 @@ async fn upsert_product(
     .bind(row.try_get::<i64, _>("id")?)
     .execute(&mut **tx)
     .await?;
+    super::store::mark_ocop_verified(tx, &slug).await?;
     refresh_search_text(tx, None, Some(&slug)).await?;
     report.products_updated += 1;
     Ok(())

@@ -97,6 +97,8 @@ pub struct ProductCard {
     pub unit: String,
     pub stock: i64,
     pub ocop_stars: Option<i64>,
+    /// The stars were confirmed by the village's moderator (or an admin).
+    pub ocop_verified: bool,
     pub category: String,
     pub price_item_id: i64,
     pub shop_slug: String,
@@ -128,6 +130,8 @@ pub struct ProductDetail {
     pub photos: Vec<Photo>,
     /// GTIN-14 when the product carries a GS1 barcode.
     pub gtin: Option<String>,
+    pub ocop_cert_no: Option<String>,
+    pub ocop_cert_year: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -170,6 +174,11 @@ pub struct ProductInput {
     /// GS1 barcode number (8, 12, 13 or 14 digits); empty for none.
     #[serde(default)]
     pub gtin: String,
+    /// The OCOP certificate behind the stars.
+    #[serde(default)]
+    pub ocop_cert_no: String,
+    #[serde(default)]
+    pub ocop_cert_year: String,
 }
 
 impl ProductInput {
@@ -186,6 +195,8 @@ impl ProductInput {
             made_in: p.made_in.clone(),
             price_item_id: p.card.price_item_id.to_string(),
             gtin: p.gtin.clone().unwrap_or_default(),
+            ocop_cert_no: p.ocop_cert_no.clone().unwrap_or_default(),
+            ocop_cert_year: p.ocop_cert_year.map(|y| y.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -202,6 +213,43 @@ pub struct ProductFields {
     pub made_in: String,
     pub price_item_id: i64,
     pub gtin: Option<crate::domain::Gtin>,
+    /// (number, year) of the OCOP certificate, required with stars.
+    pub ocop_cert: Option<(String, i64)>,
+}
+
+impl ProductFields {
+    /// Whether a change leaves the moderator's confirmation standing: same stars, same
+    /// certificate.
+    pub fn same_ocop_claim(&self, p: &ProductDetail) -> bool {
+        self.ocop_stars == p.card.ocop_stars
+            && self.ocop_cert.as_ref().map(|c| (&c.0, c.1))
+                == p.ocop_cert_no.as_ref().zip(p.ocop_cert_year)
+    }
+}
+
+/// The OCOP certificate's number and year, required when a product claims stars.
+fn parse_ocop_cert(
+    e: &mut FieldErrors,
+    stars: Option<Option<i64>>,
+    no: &str,
+    year: &str,
+) -> Option<(String, i64)> {
+    let Some(Some(_)) = stars else { return None };
+    let this_year = i64::from(chrono::Datelike::year(&crate::origin::today_vn()));
+    let no = e.check(
+        "ocop_cert_no",
+        clean_line(no, "số giấy chứng nhận OCOP", 40),
+    );
+    let year = e.check(
+        "ocop_cert_year",
+        match year.trim().parse::<i64>() {
+            Ok(y) if (2018..=this_year).contains(&y) => Ok(y),
+            _ => Err(format!(
+                "năm cấp giấy chứng nhận OCOP từ 2018 đến {this_year}"
+            )),
+        },
+    );
+    no.zip(year)
 }
 
 impl ProductInput {
@@ -223,6 +271,7 @@ impl ProductInput {
                 .map_err(|_| "chọn một mặt hàng trên bảng giá của làng"),
         );
         let gtin = e.check("gtin", optional(&self.gtin, crate::domain::Gtin::parse));
+        let ocop_cert = parse_ocop_cert(&mut e, ocop, &self.ocop_cert_no, &self.ocop_cert_year);
         e.into_result()?;
         Ok(ProductFields {
             name: name.unwrap(),
@@ -235,6 +284,7 @@ impl ProductInput {
             made_in: made_in.unwrap(),
             price_item_id: item.unwrap(),
             gtin: gtin.unwrap(),
+            ocop_cert,
         })
     }
 }

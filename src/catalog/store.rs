@@ -429,7 +429,7 @@ macro_rules! card_select {
     () => {
         "SELECT p.id, p.slug, p.name, pi.price_vnd, pi.unit, p.stock, p.ocop_stars, p.category,
                 p.price_item_id, s.slug AS shop_slug, s.name AS shop_name, v.slug AS village_slug,
-                v.name AS village_name, p.active,
+                v.name AS village_name, p.active, p.ocop_verified_at,
                 (SELECT ph.thumb_name FROM product_photos ph WHERE ph.product_id = p.id
                  ORDER BY ph.position, ph.id LIMIT 1) AS thumb
          FROM products p
@@ -448,6 +448,7 @@ fn card_from_row(r: &AnyRow) -> Result<ProductCard> {
         unit: r.try_get("unit")?,
         stock: r.try_get("stock")?,
         ocop_stars: r.try_get("ocop_stars")?,
+        ocop_verified: r.try_get::<Option<i64>, _>("ocop_verified_at")?.is_some(),
         category: r.try_get("category")?,
         price_item_id: r.try_get("price_item_id")?,
         shop_slug: r.try_get("shop_slug")?,
@@ -540,7 +541,8 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
 
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
-        "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin, p.created_at,
+        "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin,
+                p.ocop_cert_no, p.ocop_cert_year, p.created_at,
                 p.updated_at, pi.name AS price_item_name, pi.village_id
          FROM (",
         card_select!(),
@@ -563,6 +565,8 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
         shop_id: ShopId(row.try_get("shop_id")?),
         village_id: VillageId(row.try_get("village_id")?),
         gtin: row.try_get("gtin")?,
+        ocop_cert_no: row.try_get("ocop_cert_no")?,
+        ocop_cert_year: row.try_get("ocop_cert_year")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         photos,
@@ -602,6 +606,83 @@ async fn check_item_in_village(tx: &mut Tx, item: i64, village: VillageId) -> Re
             "mặt hàng này không có trên bảng giá của làng",
         ));
     }
+    Ok(())
+}
+
+/// Products of a village whose OCOP stars wait for the moderator:
+/// (slug, name, shop, stars, certificate number, year).
+pub async fn ocop_to_verify(
+    db: &Db,
+    village: VillageId,
+) -> Result<Vec<(String, String, String, i64, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT p.slug, p.name, s.name, p.ocop_stars, COALESCE(p.ocop_cert_no, ''),
+                COALESCE(p.ocop_cert_year, 0)
+         FROM products p JOIN shops s ON s.id = p.shop_id
+         WHERE s.village_id = $1 AND p.ocop_stars IS NOT NULL AND p.ocop_verified_at IS NULL
+           AND p.active = 1
+         ORDER BY p.updated_at",
+    )
+    .bind(village.0)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// The village's moderator (or an admin) confirms a product's OCOP stars, or refuses them
+/// (the stars and certificate are removed; the seller may claim again with the right one).
+pub async fn decide_ocop(db: &Db, moderator: &User, slug: &str, confirm: bool) -> Result<()> {
+    let p = product_by_slug(db, slug).await?;
+    if !crate::accounts::store::can_moderate(db, moderator, p.village_id.0).await? {
+        return Err(AppError::Forbidden);
+    }
+    if p.card.ocop_stars.is_none() {
+        return Err(AppError::Conflict(
+            "Sản phẩm này không khai hạng OCOP".into(),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let n = if confirm {
+        sqlx::query(
+            "UPDATE products SET ocop_verified_at = $1, ocop_verified_by = $2
+             WHERE id = $3 AND ocop_stars IS NOT NULL AND ocop_verified_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(moderator.id.0)
+        .bind(p.card.id.0)
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query(
+            "UPDATE products SET ocop_stars = NULL, ocop_cert_no = NULL, ocop_cert_year = NULL,
+               ocop_verified_at = NULL, ocop_verified_by = NULL, updated_at = $1
+             WHERE id = $2 AND ocop_stars IS NOT NULL",
+        )
+        .bind(now_ms())
+        .bind(p.card.id.0)
+        .execute(&mut *tx)
+        .await?
+    }
+    .rows_affected();
+    if n == 0 {
+        return Err(AppError::Conflict(
+            "Hạng OCOP của sản phẩm này đã được xử lý".into(),
+        ));
+    }
+    search::queue::enqueue(&mut tx, search::queue::Scope::Product(p.card.id.0)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stars that came through the admin's importer count as confirmed by that admin.
+pub async fn mark_ocop_verified(tx: &mut Tx, slug: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE products SET ocop_verified_at = CASE WHEN ocop_stars IS NULL THEN NULL ELSE $1 END
+         WHERE slug = $2",
+    )
+    .bind(now_ms())
+    .bind(slug.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -649,8 +730,9 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     let now = now_ms();
     sqlx::query(
         "INSERT INTO products (slug, shop_id, price_item_id, name, description, category, stock,
-           ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at, gtin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12, $13)",
+           ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at, gtin,
+           ocop_cert_no, ocop_cert_year)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12, $13, $14, $15)",
     )
     .bind(slug.clone())
     .bind(shop.id.0)
@@ -665,6 +747,8 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     .bind(f.made_in.clone())
     .bind(now)
     .bind(f.gtin.as_ref().map(|g| g.to_string()))
+    .bind(f.ocop_cert.as_ref().map(|c| c.0.clone()))
+    .bind(f.ocop_cert.as_ref().map(|c| c.1))
     .execute(&mut **tx)
     .await?;
     refresh_search_text(tx, None, Some(&slug)).await?;
@@ -683,7 +767,10 @@ pub async fn update_product(
     check_gtin_free(&mut tx, f, Some(product.card.id)).await?;
     sqlx::query(
         "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
-           maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10, gtin = $12
+           maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10, gtin = $12,
+           ocop_cert_no = $13, ocop_cert_year = $14,
+           ocop_verified_at = CASE WHEN $15 = 1 THEN ocop_verified_at END,
+           ocop_verified_by = CASE WHEN $15 = 1 THEN ocop_verified_by END
          WHERE id = $11",
     )
     .bind(f.name.clone())
@@ -698,6 +785,10 @@ pub async fn update_product(
     .bind(now_ms())
     .bind(product.card.id.0)
     .bind(f.gtin.as_ref().map(|g| g.to_string()))
+    .bind(f.ocop_cert.as_ref().map(|c| c.0.clone()))
+    .bind(f.ocop_cert.as_ref().map(|c| c.1))
+    // Other stars or another certificate: the moderator checks again.
+    .bind(i64::from(f.same_ocop_claim(product)))
     .execute(&mut *tx)
     .await?;
     refresh_search_text(&mut tx, None, Some(&product.card.slug)).await?;

@@ -12,7 +12,7 @@ use crate::error::Result;
 
 const DOC_SELECT: &str =
     "SELECT p.id, p.name, p.description, p.category, p.materials, p.maker, p.stock,
-        p.ocop_stars, p.created_at, pi.price_vnd, s.name AS shop_name, v.slug AS village_slug,
+        CASE WHEN p.ocop_verified_at IS NULL THEN NULL ELSE p.ocop_stars END AS ocop_stars, p.created_at, pi.price_vnd, s.name AS shop_name, v.slug AS village_slug,
         v.name AS village_name
     FROM products p
     JOIN price_items pi ON pi.id = p.price_item_id

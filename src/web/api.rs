@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/villages/{slug}/join-requests", get(join_requests))
         .route("/products", get(products).post(create_product))
         .route("/products/{slug}", get(product).patch(update_product))
+        .route("/products/{slug}/ocop", post(decide_ocop))
         .route("/checkout", post(checkout))
         .route("/payments/{code}", get(payment))
 }
@@ -664,6 +665,8 @@ struct ProductBody {
     price_item_id: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     gtin: Option<Value>,
+    ocop_cert_no: Option<Value>,
+    ocop_cert_year: Option<Value>,
     /// A batch code, or null to sell from the newest batch.
     #[serde(default, deserialize_with = "present")]
     current_batch: Option<Value>,
@@ -690,6 +693,8 @@ impl ProductBody {
             ocop_stars: opt(&self.ocop_stars).unwrap_or(base.ocop_stars),
             price_item_id: opt(&self.price_item_id).unwrap_or(base.price_item_id),
             gtin: opt(&self.gtin).unwrap_or(base.gtin),
+            ocop_cert_no: opt(&self.ocop_cert_no).unwrap_or(base.ocop_cert_no),
+            ocop_cert_year: opt(&self.ocop_cert_year).unwrap_or(base.ocop_cert_year),
             name: self.name.unwrap_or(base.name),
             description: self.description.unwrap_or(base.description),
             category: self.category.unwrap_or(base.category),
@@ -763,6 +768,35 @@ async fn update_product(
     }
     let current = crate::origin::store::chosen_code(&st.db, updated.card.id.0).await?;
     Ok(Json(json!({"product": updated, "current_batch": current})))
+}
+
+#[derive(Deserialize)]
+struct OcopDecision {
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /products/{slug}/ocop {"decision": "confirm"|"reject"}`: the village's moderator
+/// (or an admin) checked the OCOP certificate.
+async fn decide_ocop(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<OcopDecision>,
+) -> Result<Json<Value>> {
+    let confirm = match b.decision.as_str() {
+        "confirm" => true,
+        "reject" => false,
+        _ => {
+            return Err(AppError::field(
+                "decision",
+                "Chọn confirm (xác nhận) hoặc reject (từ chối)",
+            ));
+        }
+    };
+    store::decide_ocop(&st.db, &user, &slug, confirm).await?;
+    let p = store::product_by_slug(&st.db, &slug).await?;
+    Ok(Json(json!({"product": p})))
 }
 
 #[derive(Deserialize)]

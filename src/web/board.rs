@@ -76,6 +76,10 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "photo-added" => "Đã thêm ảnh.",
         "batch-created" => "Đã ghi lô sản xuất. Hãy in tem truy xuất để dán lên hàng.",
         "batch-saved" => "Đã lưu lô sản xuất.",
+        "ocop-confirmed" => {
+            "Đã xác nhận hạng OCOP; sản phẩm hiện là sản phẩm OCOP và tìm được theo hạng."
+        }
+        "ocop-rejected" => "Đã gỡ hạng OCOP khai sai của sản phẩm.",
         "batch-revised" => {
             "Tem của lô đã in nên chỉnh sửa được ghi thành một phiên bản mới; trang nguồn gốc hiện cả lịch sử."
         }

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
             get(edit_shop_page).post(edit_shop),
         )
         .route("/quan-ly/cua-hang/{slug}/thu-thong-bao", post(test_notice))
+        .route("/quan-ly/ocop/{slug}", post(decide_ocop))
         .route("/xac-nhan-email/{token}", get(confirm_email))
         .route(
             "/quan-ly/san-pham/moi",
@@ -67,7 +68,11 @@ type InboxVillage = (
     String,
     Vec<ProposalView>,
     Vec<(String, String, String)>,
+    Vec<OcopClaim>,
 );
+
+/// A product's OCOP stars waiting for the moderator: (slug, name, shop, stars, certificate).
+type OcopClaim = (String, String, String, String, String);
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -188,12 +193,26 @@ async fn dashboard_page(
             .map(ProposalView::from)
             .collect();
         let joins = store::join_requests(&st.db, v.id).await?;
-        if !proposals.is_empty() || !joins.is_empty() {
+        let ocop: Vec<OcopClaim> = store::ocop_to_verify(&st.db, v.id)
+            .await?
+            .into_iter()
+            .map(|(slug, name, shop, stars, no, year)| {
+                (
+                    slug,
+                    name,
+                    shop,
+                    format!("{stars} sao"),
+                    format!("số {no}, năm {year}"),
+                )
+            })
+            .collect();
+        if !proposals.is_empty() || !joins.is_empty() || !ocop.is_empty() {
             inbox.push((
                 v.name.clone(),
                 format!("/lang/{}/bang-gia", v.slug),
                 proposals,
                 joins,
+                ocop,
             ));
         }
     }
@@ -734,4 +753,29 @@ pub const TEST_NOTICES_PER_HOUR: i64 = 3;
 async fn confirm_email(State(st): State<AppState>, Path(token): Path<String>) -> PageResult {
     store::confirm_email(&st.db, &token).await?;
     see_other("/quan-ly?ok=email-confirmed")
+}
+
+#[derive(Deserialize)]
+struct OcopForm {
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// The moderator confirms or refuses a product's OCOP stars from the inbox.
+async fn decide_ocop(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<OcopForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let confirm = f.decision == "confirm";
+    store::decide_ocop(&st.db, &user, &slug, confirm).await?;
+    see_other(if confirm {
+        "/quan-ly?ok=ocop-confirmed"
+    } else {
+        "/quan-ly?ok=ocop-rejected"
+    })
 }

@@ -373,6 +373,9 @@ async fn origin_page(
         expires: b.expires_on.as_deref().map(vn_date),
         ocop: t.product.card.ocop_stars.map(|s| {
             let mut o = format!("OCOP {s} sao");
+            if !t.product.card.ocop_verified {
+                o.push_str(" (chờ xác minh)");
+            }
             if let (Some(no), Some(y)) = (&b.ocop_cert_no, b.ocop_cert_year) {
                 o.push_str(&format!(" · Giấy chứng nhận số {no}, năm {y}"));
             }

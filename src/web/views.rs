@@ -22,6 +22,8 @@ pub struct CardView {
     pub village_name: String,
     pub thumb_url: Option<String>,
     pub ocop: String,
+    /// Stars claimed but not yet confirmed by the village's moderator.
+    pub ocop_pending: bool,
     pub in_stock: bool,
     pub stock: i64,
     pub category: String,
@@ -43,6 +45,7 @@ impl From<&ProductCard> for CardView {
             village_name: c.village_name.clone(),
             thumb_url: c.thumb.as_ref().map(|t| format!("/anh/{t}")),
             ocop: stars(c.ocop_stars),
+            ocop_pending: c.ocop_stars.is_some() && !c.ocop_verified,
             in_stock: c.stock > 0,
             stock: c.stock,
             category: c.category.clone(),
@@ -238,6 +241,8 @@ pub struct DetailView {
     pub board_url: String,
     pub photos: Vec<(String, String)>,
     pub updated: String,
+    /// "giấy chứng nhận số …, năm …", when given.
+    pub ocop_cert: String,
 }
 
 pub fn detail(d: &ProductDetail) -> DetailView {
@@ -264,5 +269,9 @@ pub fn detail(d: &ProductDetail) -> DetailView {
             })
             .collect(),
         updated: format_vn_time(d.updated_at),
+        ocop_cert: match (&d.ocop_cert_no, d.ocop_cert_year) {
+            (Some(no), Some(y)) => format!("giấy chứng nhận số {no}, năm {y}"),
+            _ => String::new(),
+        },
     }
 }

@@ -16,6 +16,7 @@ mod lookup;
 mod moderators;
 mod money;
 mod notices;
+mod ocop;
 mod origin;
 mod pages;
 mod payouts;
