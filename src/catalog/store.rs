@@ -852,13 +852,73 @@ pub async fn refresh_search_text(
     Ok(())
 }
 
+/// Remove one of a product's photos; returns its (full, thumbnail) files for the caller to
+/// delete once the row is gone.
+pub async fn remove_photo(db: &Db, product: ProductId, photo_id: i64) -> Result<(String, String)> {
+    let mut tx = db.begin().await?;
+    let files: Option<(String, String)> = sqlx::query_as(
+        "SELECT file_name, thumb_name FROM product_photos WHERE id = $1 AND product_id = $2",
+    )
+    .bind(photo_id)
+    .bind(product.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let files = files.ok_or(AppError::NotFound)?;
+    sqlx::query("DELETE FROM product_photos WHERE id = $1")
+        .bind(photo_id)
+        .execute(&mut *tx)
+        .await?;
+    touch_product(&mut tx, product).await?;
+    tx.commit().await?;
+    Ok(files)
+}
+
+/// Move a photo one place earlier; the first photo is the product's main picture.
+pub async fn move_photo_earlier(db: &Db, product: ProductId, photo_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM product_photos WHERE product_id = $1 ORDER BY position, id",
+    )
+    .bind(product.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    let i = ids
+        .iter()
+        .position(|id| *id == photo_id)
+        .ok_or(AppError::NotFound)?;
+    if i > 0 {
+        ids.swap(i, i - 1);
+    }
+    for (pos, id) in ids.iter().enumerate() {
+        sqlx::query("UPDATE product_photos SET position = $1 WHERE id = $2")
+            .bind(pos as i64)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    touch_product(&mut tx, product).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn touch_product(tx: &mut Tx, product: ProductId) -> Result<()> {
+    sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(product.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn add_photo(db: &Db, product: ProductId, file: &str, thumb: &str) -> Result<()> {
     let mut tx = db.begin().await?;
-    let pos: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_photos WHERE product_id = $1")
-        .bind(product.0)
-        .fetch_one(&mut *tx)
-        .await?;
-    if pos >= super::photos::MAX_PHOTOS {
+    let (count, pos): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(MAX(position) + 1, 0) FROM product_photos WHERE product_id = $1",
+    )
+    .bind(product.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    if count >= super::photos::MAX_PHOTOS {
         return Err(AppError::field(
             "photo",
             format!("mỗi sản phẩm có tối đa {} ảnh", super::photos::MAX_PHOTOS),
@@ -875,11 +935,7 @@ pub async fn add_photo(db: &Db, product: ProductId, file: &str, thumb: &str) -> 
     .bind(now_ms())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(product.0)
-        .execute(&mut *tx)
-        .await?;
+    touch_product(&mut tx, product).await?;
     tx.commit().await?;
     Ok(())
 }

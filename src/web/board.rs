@@ -74,6 +74,8 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "product-created" => "Đã đăng sản phẩm.",
         "product-saved" => "Đã lưu sản phẩm.",
         "photo-added" => "Đã thêm ảnh.",
+        "photo-removed" => "Đã xóa ảnh.",
+        "photo-moved" => "Đã đổi thứ tự ảnh; ảnh đầu tiên là ảnh chính của sản phẩm.",
         "batch-created" => "Đã ghi lô sản xuất. Hãy in tem truy xuất để dán lên hàng.",
         "batch-saved" => "Đã lưu lô sản xuất.",
         "ocop-confirmed" => {

@@ -29,18 +29,22 @@ pub fn router() -> Router<AppState> {
         .route("/quan-ly/cua-hang/{slug}/thu-thong-bao", post(test_notice))
         .route("/quan-ly/ocop/{slug}", post(decide_ocop))
         .route("/xac-nhan-email/{token}", get(confirm_email))
-        .route(
-            "/quan-ly/san-pham/moi",
-            get(new_product_page).post(new_product),
-        )
+        .route("/quan-ly/san-pham/{slug}/anh/{id}/xoa", post(remove_photo))
+        .route("/quan-ly/san-pham/{slug}/anh/{id}/len", post(move_photo))
         .route(
             "/quan-ly/san-pham/{slug}",
             get(edit_product_page).post(edit_product),
         )
 }
 
+/// Forms that carry a photo (multipart, with the upload size limit).
 pub fn upload_router() -> Router<AppState> {
-    Router::new().route("/quan-ly/san-pham/{slug}/anh", post(upload_photo))
+    Router::new()
+        .route("/quan-ly/san-pham/{slug}/anh", post(upload_photo))
+        .route(
+            "/quan-ly/san-pham/moi",
+            get(new_product_page).post(new_product),
+        )
 }
 
 struct ShopBlock {
@@ -444,7 +448,8 @@ struct ProductFormPage {
     errors: FieldErrors,
     action: String,
     is_new: bool,
-    photos: Vec<String>,
+    /// (photo id, thumbnail URL), in order: the first is the main picture.
+    photos: Vec<(i64, String)>,
     active: bool,
 }
 
@@ -495,7 +500,7 @@ async fn product_form(
             .map(|d| {
                 d.photos
                     .iter()
-                    .map(|p| format!("/anh/{}", p.thumb_name))
+                    .map(|p| (p.id, format!("/anh/{}", p.thumb_name)))
                     .collect()
             })
             .unwrap_or_default(),
@@ -542,28 +547,73 @@ async fn new_product(
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Query(q): Query<ShopQuery>,
-    Form(f): Form<ProductForm>,
+    mut form: Multipart,
 ) -> PageResult {
-    verify_csrf(&st, &seed, &f.csrf)?;
+    // The form is multipart so the first photo comes with it (a seller on a phone adds the
+    // product and its picture in one go).
+    let mut fields = serde_json::Map::new();
+    let mut photo: Vec<u8> = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|_| AppError::BadRequest("Biểu mẫu không hợp lệ hoặc ảnh quá lớn".into()))?
+    {
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
+        if name == "photo" {
+            photo = field
+                .bytes()
+                .await
+                .map_err(|_| AppError::PayloadTooLarge)?
+                .to_vec();
+        } else {
+            let text = field
+                .text()
+                .await
+                .map_err(|_| AppError::BadRequest("Biểu mẫu không hợp lệ".into()))?;
+            fields.insert(name, serde_json::Value::String(text));
+        }
+    }
+    let csrf = fields
+        .remove("csrf")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    verify_csrf(&st, &seed, &csrf)?;
+    let input: ProductInput = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|_| AppError::BadRequest("Biểu mẫu sản phẩm thiếu ô".into()))?;
     let shop = my_shop(&st, &user, &q.shop).await?;
-    let result = match f.product.parse() {
+    let result = match input.parse() {
         Ok(fields) => store::create_product(&st.db, &shop, &fields).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(p) => see_other(&format!(
-            "/quan-ly/san-pham/{}?ok=product-created",
-            p.card.slug
-        )),
+    let p = match result {
+        Ok(p) => p,
         Err(e) => {
             let status = e.status();
             let errors = into_fields(e, "name")?;
             let mut resp =
-                product_form((&st, &seed, &user), &shop, f.product, errors, None, "").await?;
+                product_form((&st, &seed, &user), &shop, input, errors, None, "").await?;
             *resp.status_mut() = status;
-            Ok(resp)
+            return Ok(resp);
+        }
+    };
+    if !photo.is_empty() {
+        let (db, id) = (st.db.clone(), p.card.id);
+        if let Err(e) = save_photo(&st, photo, |full, thumb| async move {
+            store::add_photo(&db, id, &full, &thumb).await
+        })
+        .await
+        {
+            // The product is saved; the photo's problem is shown on its edit page.
+            let p = store::product_by_slug(&st.db, &p.card.slug).await?;
+            return photo_refused((&st, &seed, &user), &shop, &p, e, "product-created").await;
         }
     }
+    see_other(&format!(
+        "/quan-ly/san-pham/{}?ok=product-created",
+        p.card.slug
+    ))
 }
 
 async fn my_product(
@@ -678,6 +728,29 @@ where
     attached
 }
 
+/// The product's edit page again with why a photo was refused beside the photo field.
+async fn photo_refused(
+    ctx: (&AppState, &CsrfSeed, &User),
+    shop: &Shop,
+    p: &catalog::ProductDetail,
+    e: AppError,
+    notice_code: &str,
+) -> PageResult {
+    let status = e.status();
+    let errors = into_fields(e, "photo")?;
+    let mut resp = product_form(
+        ctx,
+        shop,
+        ProductInput::from_detail(p),
+        errors,
+        Some(p),
+        notice_code,
+    )
+    .await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
 async fn upload_photo(
     State(st): State<AppState>,
     seed: CsrfSeed,
@@ -703,21 +776,7 @@ async fn upload_photo(
     };
     match result {
         Ok(()) => see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug)),
-        Err(e) => {
-            let status = e.status();
-            let errors = into_fields(e, "photo")?;
-            let mut resp = product_form(
-                (&st, &seed, &user),
-                &shop,
-                ProductInput::from_detail(&p),
-                errors,
-                Some(&p),
-                "",
-            )
-            .await?;
-            *resp.status_mut() = status;
-            Ok(resp)
-        }
+        Err(e) => photo_refused((&st, &seed, &user), &shop, &p, e, "").await,
     }
 }
 
@@ -778,4 +837,38 @@ async fn decide_ocop(
     } else {
         "/quan-ly?ok=ocop-rejected"
     })
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn remove_photo(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path((slug, id)): Path<(String, i64)>,
+    Form(f): Form<CsrfOnly>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let (_, p) = my_product(&st, &user, &slug).await?;
+    let (full, thumb) = store::remove_photo(&st.db, p.card.id, id).await?;
+    let dir = st.config.photos_dir();
+    let _ = tokio::fs::remove_file(dir.join(&full)).await;
+    let _ = tokio::fs::remove_file(dir.join(&thumb)).await;
+    see_other(&format!("/quan-ly/san-pham/{slug}?ok=photo-removed#anh"))
+}
+
+async fn move_photo(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path((slug, id)): Path<(String, i64)>,
+    Form(f): Form<CsrfOnly>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let (_, p) = my_product(&st, &user, &slug).await?;
+    store::move_photo_earlier(&st.db, p.card.id, id).await?;
+    see_other(&format!("/quan-ly/san-pham/{slug}?ok=photo-moved#anh"))
 }

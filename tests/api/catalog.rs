@@ -10,6 +10,7 @@ on_both_backends!(
     a_seller_cannot_touch_another_sellers_shop,
     products_take_their_price_from_the_village_board,
     dashboard_forms_show_errors_inline_and_create_products,
+    photos_come_with_the_new_product_and_are_removed_and_reordered,
     photos_are_checked_and_reencoded,
     sellers_open_shops_with_clean_slugs,
 );
@@ -194,19 +195,20 @@ async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
             .await
             .unwrap();
     let item_s = item.to_string();
-    let r = app
-        .submit(
-            form_page,
-            form_page,
-            &[
-                ("price_item_id", &item_s),
-                ("name", "Thớt nghiến 40cm"),
-                ("category", "Đồ gỗ"),
-                ("stock", "nhiều"),
-                ("ocop_stars", ""),
-            ],
-        )
-        .await;
+    let r = submit_multipart(
+        &app,
+        form_page,
+        form_page,
+        &[
+            ("price_item_id", &item_s),
+            ("name", "Thớt nghiến 40cm"),
+            ("category", "Đồ gỗ"),
+            ("stock", "nhiều"),
+            ("ocop_stars", ""),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(html.contains("Số lượng tồn kho phải là số nguyên"));
@@ -215,19 +217,20 @@ async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
         "what was typed is kept"
     );
 
-    let r = app
-        .submit(
-            form_page,
-            form_page,
-            &[
-                ("price_item_id", &item_s),
-                ("name", "Thớt nghiến 40cm"),
-                ("category", "Đồ gỗ"),
-                ("stock", "7"),
-                ("maker", "Lê Minh Đức"),
-            ],
-        )
-        .await;
+    let r = submit_multipart(
+        &app,
+        form_page,
+        form_page,
+        &[
+            ("price_item_id", &item_s),
+            ("name", "Thớt nghiến 40cm"),
+            ("category", "Đồ gỗ"),
+            ("stock", "7"),
+            ("maker", "Lê Minh Đức"),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         location(&r),
@@ -270,10 +273,11 @@ async fn photos_are_checked_and_reencoded(b: Backend) {
     let slug = "ghe-dau-go-xoan";
     let r = upload_photo(&app, slug, png_bytes(), "ghe.png").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
-    let html = app.page(&format!("/san-pham/{slug}")).await;
+    // Cards show the thumbnail (the product page shows the full photo).
+    let html = app.page("/shop/do-go-minh-duc").await;
     let start = html
         .find("src=\"/anh/")
-        .expect("product page shows the photo")
+        .expect("the shop's card shows the photo")
         + 5;
     let src = &html[start..start + html[start..].find('"').unwrap()];
     assert!(src.ends_with("-thumb.jpg"));
@@ -381,4 +385,143 @@ async fn sellers_open_shops_with_clean_slugs(b: Backend) {
     let (_, v) = app.api("GET", "/villages/phu-doi", None, None).await;
     assert_eq!(v["quorum"]["voters"], 5);
     assert_eq!(v["quorum"]["yes_needed"], 3);
+}
+
+async fn photos_come_with_the_new_product_and_are_removed_and_reordered(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    app.login_page(DUC, PW).await;
+    let form_page = "/quan-ly/san-pham/moi?shop=do-go-minh-duc";
+    assert!(
+        app.page(form_page)
+            .await
+            .contains(r#"enctype="multipart/form-data""#)
+    );
+    let item: i64 =
+        sqlx::query_scalar("SELECT id FROM price_items WHERE name = 'Thớt gỗ nghiến tròn 35cm'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let item_s = item.to_string();
+    // The product and its first photo in one form.
+    let r = submit_multipart(
+        &app,
+        form_page,
+        form_page,
+        &[
+            ("price_item_id", &item_s),
+            ("name", "Thớt nghiến 40cm"),
+            ("category", "Đồ gỗ"),
+            ("stock", "7"),
+        ],
+        Some((png_bytes(), "thot.png")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let slug = "thot-nghien-40cm";
+    let photos = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (i64, String, String)>(
+                "SELECT ph.id, ph.file_name, ph.thumb_name FROM product_photos ph
+                 JOIN products p ON p.id = ph.product_id WHERE p.slug = 'thot-nghien-40cm'
+                 ORDER BY ph.position, ph.id",
+            )
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+        }
+    };
+    let first = photos(&app).await;
+    assert_eq!(first.len(), 1, "photo saved with the product");
+    // The product page shows it large (the full image), not as a thumbnail.
+    let page = app.page(&format!("/san-pham/{slug}")).await;
+    assert!(
+        page.contains(&format!(r#"class="main-photo" src="/anh/{}""#, first[0].1)),
+        "main photo at full size"
+    );
+    // A second photo, then made the main one.
+    let r = upload_photo(&app, slug, png_bytes(), "hai.png").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let two = photos(&app).await;
+    assert_eq!(two.len(), 2);
+    let edit = format!("/quan-ly/san-pham/{slug}");
+    let r = app
+        .submit(&edit, &format!("{edit}/anh/{}/len", two[1].0), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let now = photos(&app).await;
+    assert_eq!((now[0].0, now[1].0), (two[1].0, two[0].0), "reordered");
+    let page = app.page(&format!("/san-pham/{slug}")).await;
+    assert!(page.contains(&format!(r#"class="main-photo" src="/anh/{}""#, two[1].1)));
+    // Another seller cannot touch them.
+    let other = app.new_browser();
+    let token = {
+        let r = other.get(app.url("/dang-nhap")).send().await.unwrap();
+        csrf_in(&r.text().await.unwrap())
+    };
+    other
+        .post(app.url("/dang-nhap"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("login", HANH),
+            ("password", PW),
+            ("next", "/quan-ly"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let token = {
+        let r = other.get(app.url("/quan-ly")).send().await.unwrap();
+        csrf_in(&r.text().await.unwrap())
+    };
+    let r = other
+        .post(app.url(&format!("{edit}/anh/{}/xoa", two[0].0)))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Removed: the row and both files go.
+    let dir = app.config.photos_dir();
+    assert!(dir.join(&two[0].1).exists() && dir.join(&two[0].2).exists());
+    let r = app
+        .submit(&edit, &format!("{edit}/anh/{}/xoa", two[0].0), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let left = photos(&app).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, two[1].0);
+    assert!(!dir.join(&two[0].1).exists() && !dir.join(&two[0].2).exists());
+    // A photo of another product is not found through this one.
+    let other_photo: i64 = {
+        upload_photo(&app, "ghe-dau-go-xoan", png_bytes(), "ghe.png").await;
+        sqlx::query_scalar(
+            "SELECT ph.id FROM product_photos ph JOIN products p ON p.id = ph.product_id
+             WHERE p.slug = 'ghe-dau-go-xoan'",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    let r = app
+        .submit(&edit, &format!("{edit}/anh/{other_photo}/xoa"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A bad photo at creation: the product is saved, the photo's problem shown beside it.
+    let r = submit_multipart(
+        &app,
+        form_page,
+        form_page,
+        &[
+            ("price_item_id", &item_s),
+            ("name", "Thớt nghiến 30cm"),
+            ("category", "Đồ gỗ"),
+            ("stock", "3"),
+        ],
+        Some((b"not an image".to_vec(), "x.jpg")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Chỉ nhận ảnh JPEG, PNG hoặc WebP") && html.contains("Đã đăng sản phẩm"));
 }

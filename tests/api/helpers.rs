@@ -723,17 +723,34 @@ pub async fn upload_photo(app: &TestApp, slug: &str, bytes: Vec<u8>, name: &str)
     upload_to(app, &format!("/quan-ly/san-pham/{slug}/anh"), bytes, name).await
 }
 
-/// A multipart photo upload with this browser's CSRF token.
-pub async fn upload_to(app: &TestApp, path: &str, bytes: Vec<u8>, name: &str) -> Response {
-    let token = app.csrf("/quan-ly").await;
-    let form = reqwest::multipart::Form::new().text("csrf", token).part(
-        "photo",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
+/// A multipart form (text fields and an optional photo) with this browser's CSRF token.
+pub async fn submit_multipart(
+    app: &TestApp,
+    token_page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    photo: Option<(Vec<u8>, &str)>,
+) -> Response {
+    let token = app.csrf(token_page).await;
+    let mut form = reqwest::multipart::Form::new().text("csrf", token);
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    if let Some((bytes, name)) = photo {
+        form = form.part(
+            "photo",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+    }
     app.client
         .post(app.url(path))
         .multipart(form)
         .send()
         .await
         .unwrap()
+}
+
+/// A multipart photo upload with this browser's CSRF token.
+pub async fn upload_to(app: &TestApp, path: &str, bytes: Vec<u8>, name: &str) -> Response {
+    submit_multipart(app, "/quan-ly", path, &[], Some((bytes, name))).await
 }
