@@ -243,7 +243,14 @@ pub async fn update(db: &Db, batch: &Batch, f: &BatchFields, user_id: i64) -> Re
     }
     let mut tx = db.begin().await?;
     let now = now_ms();
-    // Read inside the transaction: labels printed a moment ago count.
+    // Lock the batch first (the project's idiom: a write takes the row lock on PostgreSQL;
+    // SQLite's write transaction is already exclusive), then read: two corrections, or a
+    // correction and a print, are serialized instead of colliding on a revision number.
+    sqlx::query("UPDATE batches SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(batch.id)
+        .execute(&mut *tx)
+        .await?;
     let (printed, revision): (Option<i64>, i64) =
         sqlx::query_as("SELECT labels_printed_at, revision FROM batches WHERE id = $1")
             .bind(batch.id)
@@ -280,11 +287,6 @@ pub async fn update(db: &Db, batch: &Batch, f: &BatchFields, user_id: i64) -> Re
         }
         insert_revision(&mut tx, batch.id, revision + 1, f, user_id, now).await?;
     }
-    sqlx::query("UPDATE batches SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(batch.id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     by_code(db, &batch.code).await
 }

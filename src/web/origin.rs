@@ -442,6 +442,15 @@ async fn resolve_item(
 // ---------------------------------------------------------------------------------------
 // The seller's batch pages
 
+/// A form page answers 422 while it shows errors.
+fn form_status(errors: &FieldErrors) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 async fn my_product(st: &AppState, user: &User, slug: &str) -> Result<(Shop, ProductDetail)> {
     let p = catalog_store::product_by_slug(&st.db, slug).await?;
     let shop = catalog_store::shop_by_id(&st.db, p.shop_id).await?;
@@ -500,11 +509,7 @@ async fn batches_view(
         .clone()
         .or_else(|| list.first().map(|b| b.code.clone()));
     let rules = store::rules_for(p);
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(&errors);
     let mut resp = render(BatchesPage {
         layout: Layout::new(
             st,
@@ -666,11 +671,7 @@ async fn batch_view(
 ) -> PageResult {
     let rules = store::rules_for(&t.product);
     let scans = scan_days(st, t.batch.id).await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(&errors);
     let mut resp = render(BatchPage {
         layout: Layout::new(
             st,

@@ -270,7 +270,7 @@ async fn gs1_digital_links_resolve_to_product_and_batch(b: Backend) {
 }
 
 async fn batch_rules_and_corrections_after_printing(b: Backend) {
-    let app = TestApp::with_demo(b).await;
+    let app = std::sync::Arc::new(TestApp::with_demo(b).await);
     let token = app.api_login(TRI_THUY, PW).await;
     let path = format!("/products/{NHAN}/batches");
     // Food with OCOP stars: expiry and the certificate are required.
@@ -313,8 +313,27 @@ async fn batch_rules_and_corrections_after_printing(b: Backend) {
     }
     assert_eq!(app.scalar("SELECT COUNT(*) FROM batches").await, 1);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM batch_revisions").await, 1);
-    // Before labels are printed a fix is made in place.
+    // Before labels are printed a fix is made in place; fixes at the same moment are
+    // serialized on the batch (never two writers on one revision row, never a 500).
     let bp = "/batches/LNX-2026.A_1";
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            app.api(
+                "PATCH",
+                bp,
+                Some(&token),
+                Some(json!({"quantity": 200 + i})),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM batch_revisions").await, 1);
     let (s, v) = app
         .api("PATCH", bp, Some(&token), Some(json!({"quantity": 118})))
         .await;
@@ -353,8 +372,34 @@ async fn batch_rules_and_corrections_after_printing(b: Backend) {
     assert_eq!(v["batch"]["revision"], 2);
     assert_eq!(v["history"][0]["revision"], 1);
     assert_eq!(v["history"][0]["quantity"], 118);
+    // Corrections at the same moment are serialized: each one a revision, none a 500.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            app.api(
+                "PATCH",
+                "/batches/LNX-2026.A_1",
+                Some(&token),
+                Some(json!({"quantity": 100 + i, "reason": "Đếm lại lần nữa"})),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM batch_revisions").await, 10);
+    assert_eq!(
+        app.scalar("SELECT MAX(revision) FROM batch_revisions")
+            .await,
+        10
+    );
+    assert_eq!(app.scalar("SELECT revision FROM batches").await, 10);
     let page = app.page("/truy-xuat/LNX-2026.A_1").await;
-    assert!(page.contains("Phiên bản 2"), "current revision");
+    assert!(page.contains("Phiên bản 10"), "current revision");
+    assert!(page.contains("Phiên bản 2 ("), "history");
     assert!(page.contains("Phiên bản 1 ("), "history");
     assert!(page.contains("số lượng 118"));
     assert!(page.contains("Đếm lại sau khi đóng hộp"));
