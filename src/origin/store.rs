@@ -154,15 +154,56 @@ pub async fn create(
     user_id: i64,
 ) -> Result<Batch> {
     crate::catalog::store::require_member(shop)?;
+    // A generated code can still be taken between our look and our insert by a village
+    // with the same initials: the transaction is rolled back and the next number tried.
+    for _ in 0..3 {
+        match create_once(db, shop, product, village_name, f, user_id).await {
+            Err(Taken) if f.code.is_none() => continue,
+            Err(Taken) => return Err(code_conflict()),
+            Ok(code) => return by_code(db, &code).await,
+            Err(Failed(e)) => return Err(e),
+        }
+    }
+    Err(code_conflict())
+}
+
+enum CreateError {
+    /// The code was inserted by someone else first.
+    Taken,
+    Failed(AppError),
+}
+use CreateError::{Failed, Taken};
+
+impl<E: Into<AppError>> From<E> for CreateError {
+    fn from(e: E) -> Self {
+        Failed(e.into())
+    }
+}
+
+async fn create_once(
+    db: &Db,
+    shop: &Shop,
+    product: &ProductDetail,
+    village_name: &str,
+    f: &BatchFields,
+    user_id: i64,
+) -> std::result::Result<String, CreateError> {
     let mut tx = db.begin().await?;
     let code = match &f.code {
         Some(c) => {
             if code_taken(&mut tx, c.as_str()).await? {
-                return Err(code_conflict());
+                return Err(Taken);
             }
             c.as_str().to_string()
         }
         None => {
+            // Batches of one village number their days together: their creations take the
+            // village row's lock (a write that changes nothing; SQLite's write transaction is
+            // exclusive anyway), so they take numbers one after the other.
+            sqlx::query("UPDATE villages SET quorum_min_yes = quorum_min_yes WHERE id = $1")
+                .bind(shop.village_id.0)
+                .execute(&mut *tx)
+                .await?;
             let prefix = super::code_prefix(village_name);
             let mut n = 1;
             loop {
@@ -172,9 +213,9 @@ pub async fn create(
                 }
                 n += 1;
                 if n > 999 {
-                    return Err(AppError::Conflict(
+                    return Err(Failed(AppError::Conflict(
                         "Đã có quá nhiều lô trong ngày này; hãy tự đặt mã lô".into(),
-                    ));
+                    )));
                 }
             }
         }
@@ -192,13 +233,13 @@ pub async fn create(
     .await;
     let id = match inserted {
         Ok(id) => id,
-        // Two requests racing for one code: the loser is told, nothing is half-written.
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(code_conflict()),
+        // Nothing is half-written: the transaction is dropped (rolled back) here.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(Taken),
         Err(e) => return Err(e.into()),
     };
     insert_revision(&mut tx, id, 1, f, user_id, now).await?;
     tx.commit().await?;
-    by_code(db, &code).await
+    Ok(code)
 }
 
 async fn insert_revision(

@@ -220,6 +220,32 @@ async fn a_batch_through_the_api_has_a_public_origin_page(b: Backend) {
     let html = r.text().await.unwrap();
     assert!(html.contains("Không tìm thấy lô hàng") && html.contains("KHONG-CO-123"));
     assert!(html.contains(r#"action="/tim-kiem""#));
+    // Batches made at the same moment (two products, one village, one day) each get their
+    // own generated number: a code taken in between is retried, never refused or doubled.
+    let token = app.api_login(HANH, PW).await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, token) = (app.clone(), token.clone());
+        let slug = if i % 2 == 0 { MAN } else { "man-tuyn-1m6-x-2m" };
+        tasks.push(tokio::spawn(async move {
+            app.api(
+                "POST",
+                &format!("/products/{slug}/batches"),
+                Some(&token),
+                Some(batch_body()),
+            )
+            .await
+        }));
+    }
+    let mut codes = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        codes.insert(v["batch"]["code"].as_str().unwrap().to_string());
+    }
+    assert_eq!(codes.len(), 8, "{codes:?}");
+    assert!(codes.contains(&format!("PD-{}-09", &day[2..])), "{codes:?}");
 }
 
 async fn gs1_digital_links_resolve_to_product_and_batch(b: Backend) {
