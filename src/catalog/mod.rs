@@ -136,6 +136,19 @@ pub struct ProductDetail {
     pub updated_at: i64,
 }
 
+/// A moderator's answer to a product's OCOP claim: `confirm` (true) or `reject` (false);
+/// anything else is refused, so a malformed request never removes a product's stars.
+pub fn parse_ocop_decision(s: &str) -> Result<bool, AppError> {
+    match s.trim() {
+        "confirm" => Ok(true),
+        "reject" => Ok(false),
+        _ => Err(AppError::field(
+            "decision",
+            "Chọn confirm (xác nhận) hoặc reject (từ chối)",
+        )),
+    }
+}
+
 /// OCOP star rating: only 3, 4 and 5 stars are recognised OCOP products.
 pub fn parse_ocop(s: &str) -> Result<Option<i64>, String> {
     match s.trim() {

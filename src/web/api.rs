@@ -784,16 +784,7 @@ async fn decide_ocop(
     Path(slug): Path<String>,
     ApiJson(b): ApiJson<OcopDecision>,
 ) -> Result<Json<Value>> {
-    let confirm = match b.decision.as_str() {
-        "confirm" => true,
-        "reject" => false,
-        _ => {
-            return Err(AppError::field(
-                "decision",
-                "Chọn confirm (xác nhận) hoặc reject (từ chối)",
-            ));
-        }
-    };
+    let confirm = crate::catalog::parse_ocop_decision(&b.decision)?;
     store::decide_ocop(&st.db, &user, &slug, confirm).await?;
     let p = store::product_by_slug(&st.db, &slug).await?;
     Ok(Json(json!({"product": p})))

@@ -830,7 +830,7 @@ async fn decide_ocop(
     Form(f): Form<OcopForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let confirm = f.decision == "confirm";
+    let confirm = catalog::parse_ocop_decision(&f.decision)?;
     store::decide_ocop(&st.db, &user, &slug, confirm).await?;
     see_other(if confirm {
         "/quan-ly?ok=ocop-confirmed"

@@ -106,6 +106,19 @@ async fn ocop_stars_wait_for_the_village_moderator(b: Backend) {
         !app.page("/quan-ly").await.contains("khai OCOP 4 sao"),
         "inbox emptied"
     );
+    // A malformed decision is refused and changes nothing.
+    let r = app
+        .submit(
+            "/quan-ly",
+            &format!("/quan-ly/ocop/{SLUG}"),
+            &[("decision", "maybe")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = app
+        .api("GET", &format!("/products/{SLUG}"), None, None)
+        .await;
+    assert_eq!(v["product"]["ocop_stars"], 4, "stars kept");
     // Deciding twice is refused.
     let moderator = app.api_login(MODERATOR, PW).await;
     let (s, _) = app
