@@ -84,6 +84,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ocop",
         include_str!("../migrations/sqlite/0010_ocop.sql"),
     ),
+    (
+        11,
+        "categories",
+        include_str!("../migrations/sqlite/0011_categories.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -135,6 +140,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "ocop",
         include_str!("../migrations/postgres/0010_ocop.sql"),
+    ),
+    (
+        11,
+        "categories",
+        include_str!("../migrations/postgres/0011_categories.sql"),
     ),
 ];
 
@@ -205,7 +215,19 @@ impl Db {
         crate::ledger::store::backfill(self)
             .await
             .map_err(|e| anyhow::anyhow!("ledger backfill: {e:?}"))?;
+        crate::catalog::categories::adopt_existing(self)
+            .await
+            .map_err(|e| anyhow::anyhow!("categories from products: {e:?}"))?;
         Ok(())
+    }
+
+    /// Whether a one-off data step (run after the SQL migrations) is recorded as done.
+    pub async fn data_migration_done(&self, name: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_migrations WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     /// Begin a transaction that will write. On SQLite it takes the write lock up front
@@ -226,6 +248,21 @@ impl Db {
     }
 }
 
+/// Claim a one-off data step inside the transaction that does it: a second instance starting
+/// at the same moment waits on this row (PostgreSQL) or the write lock (SQLite) and then finds
+/// it taken (`false`), so the step never runs twice.
+pub async fn claim_data_migration(tx: &mut Tx, name: &str) -> Result<bool, sqlx::Error> {
+    let claimed: Option<String> = sqlx::query_scalar(
+        "INSERT INTO data_migrations (name, done_at) VALUES ($1, $2)
+         ON CONFLICT (name) DO NOTHING RETURNING name",
+    )
+    .bind(name.to_string())
+    .bind(crate::domain::now_ms())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(claimed.is_some())
+}
+
 /// Unique and check constraints the code relies on, with the message a person should see.
 /// PostgreSQL reports the constraint name; SQLite reports `table.column`.
 const CONSTRAINTS: &[(&str, &str, &str)] = &[
@@ -238,6 +275,11 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "users_phone_key",
         "users.phone",
         "số điện thoại này đã được dùng cho một tài khoản khác",
+    ),
+    (
+        "categories_village_key",
+        "categories.village_id, categories.name_key",
+        "làng đã có loại hàng cùng tên (tên giống nhau khi bỏ dấu)",
     ),
     (
         "villages_slug_key",

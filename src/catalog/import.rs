@@ -414,12 +414,14 @@ async fn upsert_product(
     .bind(r.product.clone())
     .fetch_optional(&mut **tx)
     .await?;
+    let shop = shop_for_insert(tx, shop_id).await?;
+    // The admin's file may bring a category the village lacks: it joins the village's list.
+    let category = super::categories::ensure(tx, shop.village_id, &r.category).await?;
     let Some(row) = found else {
-        let shop = shop_for_insert(tx, shop_id).await?;
         let fields = super::ProductFields {
             name: r.product.clone(),
             description: r.description.clone(),
-            category: r.category.clone(),
+            category,
             stock: r.stock,
             ocop_stars: r.ocop_stars,
             maker: String::new(),
@@ -435,7 +437,7 @@ async fn upsert_product(
         return Ok(());
     };
     let same = row.try_get::<String, _>("description")? == r.description
-        && row.try_get::<String, _>("category")? == r.category
+        && row.try_get::<String, _>("category")? == category
         && row.try_get::<i64, _>("stock")? == r.stock
         && row.try_get::<Option<i64>, _>("ocop_stars")? == r.ocop_stars
         && row.try_get::<i64, _>("price_item_id")? == item_id;
@@ -449,7 +451,7 @@ async fn upsert_product(
            price_item_id = $5, updated_at = $6 WHERE id = $7",
     )
     .bind(r.description.clone())
-    .bind(r.category.clone())
+    .bind(category)
     .bind(r.stock)
     .bind(r.ocop_stars)
     .bind(item_id)

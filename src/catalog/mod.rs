@@ -3,6 +3,7 @@
 //! A product never has a price of its own: it points at an item of its village's price
 //! board (`pricing`), and every read of a product joins that item's agreed price.
 
+pub mod categories;
 pub mod demo;
 pub mod import;
 pub mod photos;

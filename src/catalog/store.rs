@@ -725,6 +725,7 @@ pub async fn create_product(db: &Db, shop: &Shop, f: &ProductFields) -> Result<P
 /// Insert inside a caller's transaction (used by the form, the API and the importer).
 pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Result<String> {
     check_item_in_village(tx, f.price_item_id, shop.village_id).await?;
+    let category = super::categories::resolve(tx, shop.village_id, &f.category).await?;
     check_gtin_free(tx, f, None).await?;
     let slug = free_slug(tx, "products", &Slug::from_name(&f.name), &shop.name).await?;
     let now = now_ms();
@@ -739,7 +740,7 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     .bind(f.price_item_id)
     .bind(f.name.clone())
     .bind(f.description.clone())
-    .bind(f.category.clone())
+    .bind(category)
     .bind(f.stock)
     .bind(f.ocop_stars)
     .bind(f.maker.clone())
@@ -764,6 +765,7 @@ pub async fn update_product(
     require_member(shop)?;
     let mut tx = db.begin().await?;
     check_item_in_village(&mut tx, f.price_item_id, shop.village_id).await?;
+    let category = super::categories::resolve(&mut tx, shop.village_id, &f.category).await?;
     check_gtin_free(&mut tx, f, Some(product.card.id)).await?;
     sqlx::query(
         "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
@@ -775,7 +777,7 @@ pub async fn update_product(
     )
     .bind(f.name.clone())
     .bind(f.description.clone())
-    .bind(f.category.clone())
+    .bind(category)
     .bind(f.stock)
     .bind(f.ocop_stars)
     .bind(f.maker.clone())

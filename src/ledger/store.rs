@@ -444,26 +444,11 @@ const BACKFILL: &str = "ledger_backfill";
 /// every payment's settlement, releases of delivered orders (no fee), refunds recorded.
 /// Runs after the SQL migrations; a fresh database just records that it is done.
 pub async fn backfill(db: &Db) -> Result<()> {
-    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_migrations WHERE name = $1")
-        .bind(BACKFILL)
-        .fetch_one(&db.pool)
-        .await?;
-    if done > 0 {
+    if db.data_migration_done(BACKFILL).await? {
         return Ok(());
     }
     let mut tx = db.begin().await?;
-    // Claim the step inside the transaction: a second instance starting at the same moment
-    // waits on this row (PostgreSQL) or the write lock (SQLite) and then finds it taken, so
-    // the journals are never posted twice.
-    let claimed: Option<String> = sqlx::query_scalar(
-        "INSERT INTO data_migrations (name, done_at) VALUES ($1, $2)
-         ON CONFLICT (name) DO NOTHING RETURNING name",
-    )
-    .bind(BACKFILL)
-    .bind(now_ms())
-    .fetch_optional(&mut *tx)
-    .await?;
-    if claimed.is_none() {
+    if !crate::db::claim_data_migration(&mut tx, BACKFILL).await? {
         tx.commit().await?;
         return Ok(());
     }

@@ -38,6 +38,14 @@ pub fn router() -> Router<AppState> {
             get(price_items).post(create_price_item),
         )
         .route("/villages/{slug}/proposals", get(village_proposals))
+        .route(
+            "/villages/{slug}/categories",
+            get(categories).post(create_category),
+        )
+        .route(
+            "/villages/{slug}/categories/{id}",
+            axum::routing::patch(rename_category).delete(remove_category),
+        )
         .route("/price-items/{id}", get(price_item))
         .route("/price-items/{id}/proposals", post(propose))
         .route("/proposals/{id}", get(proposal))
@@ -337,6 +345,51 @@ async fn create_price_item(
     let item =
         pricing::create_item(&st.db, &user, &v, &b.name, &b.unit, &text(&b.price_vnd)).await?;
     Ok(created(json!({"price_item": item})))
+}
+
+async fn categories(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    Ok(Json(
+        json!({"categories": crate::catalog::categories::list(&st.db, v.id).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CategoryBody {
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_category(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    ApiJson(b): ApiJson<CategoryBody>,
+) -> Result<Response> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let c = crate::catalog::categories::add(&st.db, &user, v.id, &b.name).await?;
+    Ok(created(json!({"category": c})))
+}
+
+async fn rename_category(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((slug, id)): Path<(String, i64)>,
+    ApiJson(b): ApiJson<CategoryBody>,
+) -> Result<Json<Value>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let c = crate::catalog::categories::rename(&st.db, &user, v.id, id, &b.name).await?;
+    Ok(Json(json!({"category": c})))
+}
+
+async fn remove_category(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((slug, id)): Path<(String, i64)>,
+) -> Result<StatusCode> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    crate::catalog::categories::remove(&st.db, &user, v.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn village_proposals(

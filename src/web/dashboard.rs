@@ -90,6 +90,8 @@ struct DashboardPage {
     paid_orders: Vec<(String, String, String, String)>,
     /// A moderator's inbox, per village.
     inbox: Vec<InboxVillage>,
+    /// Villages this user moderates: (name, slug).
+    moderated: Vec<(String, String)>,
     my_proposals: Vec<(String, ProposalView)>,
     shop_form: ShopInput,
     shop_village: String,
@@ -186,10 +188,12 @@ async fn dashboard_page(
     let villages = store::list_villages(&st.db).await?;
     // What waits for this moderator (or admin): proposals still open and shops asking to join.
     let mut inbox = Vec::new();
+    let mut moderated = Vec::new();
     for v in &villages {
         if !crate::accounts::store::can_moderate(&st.db, user, v.id.0).await? {
             continue;
         }
+        moderated.push((v.name.clone(), v.slug.clone()));
         let proposals: Vec<ProposalView> = pricing::proposals_of_village(&st.db, v.id.0)
             .await?
             .iter()
@@ -228,6 +232,7 @@ async fn dashboard_page(
         open_proposals: open,
         paid_orders,
         inbox,
+        moderated,
         my_proposals: mine,
         shop_form,
         shop_village,
@@ -443,6 +448,9 @@ struct ProductFormPage {
     layout: Layout,
     shop: ShopView,
     items: Vec<ItemView>,
+    /// The village's categories, the only ones a product may have.
+    categories: Vec<String>,
+    categories_url: String,
     board_url: String,
     input: ProductInput,
     errors: FieldErrors,
@@ -459,6 +467,9 @@ impl ProductFormPage {
     }
     fn item_selected(&self, id: &i64) -> bool {
         self.input.price_item_id.trim() == id.to_string()
+    }
+    fn category_selected(&self, name: &str) -> bool {
+        catalog::categories::key(&self.input.category) == catalog::categories::key(name)
     }
 }
 
@@ -491,6 +502,12 @@ async fn product_form(
         .with_notice(notice(notice_code)),
         shop: ShopView::from(shop),
         items: items.iter().map(ItemView::from).collect(),
+        categories: catalog::categories::list(&st.db, v.id)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect(),
+        categories_url: format!("/lang/{}/loai-hang", v.slug),
         board_url: format!("/lang/{}/bang-gia", v.slug),
         input,
         errors,

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod board;
 pub mod cart;
+pub mod categories;
 pub mod client;
 pub mod dashboard;
 pub mod lookup;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(pages::router())
         .merge(auth::router())
         .merge(board::router())
+        .merge(categories::router())
         .merge(dashboard::router().layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(webhooks::router())

@@ -8,6 +8,7 @@ mod attacks;
 mod browser;
 mod cart;
 mod catalog;
+mod categories;
 mod checkout;
 mod cli;
 mod health;
