@@ -221,6 +221,28 @@ impl Db {
         Ok(())
     }
 
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The newest migration this binary has, and the newest applied to the database (None
+    /// before the first). Readiness wants them equal.
+    pub async fn migration_versions(&self) -> Result<(i64, Option<i64>), sqlx::Error> {
+        let ours = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.iter().map(|m| m.0).max(),
+            Backend::Postgres => POSTGRES_MIGRATIONS.iter().map(|m| m.0).max(),
+        }
+        .unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((ours, applied))
+    }
+
     /// Whether a one-off data step (run after the SQL migrations) is recorded as done.
     pub async fn data_migration_done(&self, name: &str) -> Result<bool, sqlx::Error> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_migrations WHERE name = $1")

@@ -165,6 +165,10 @@ impl Catalogue for Meili {
         "meilisearch"
     }
 
+    async fn health(&self) -> Result<(), SearchError> {
+        self.bounded(self.client.health()).await.map(|_| ())
+    }
+
     async fn prepare(&self) -> Result<bool, SearchError> {
         self.bounded(self.client.health()).await?;
         self.apply_settings(&self.index).await?;

@@ -406,6 +406,8 @@ pub trait Catalogue: Send + Sync {
     async fn replace_all(&self, docs: &[SearchDoc]) -> Result<(), SearchError>;
     async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError>;
     async fn count(&self) -> Result<u64, SearchError>;
+    /// Whether the engine answers (readiness).
+    async fn health(&self) -> Result<(), SearchError>;
 }
 
 /// Number of groups whose exact variants appear in a document's exact words.

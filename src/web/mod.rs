@@ -36,6 +36,13 @@ pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router<AppState> {
     let photos = ServeDir::new(state.config.photos_dir());
     let upload_limit = state.config.max_upload_bytes + 64 * 1024;
+    // Browsers that reached us over https keep to it for a year.
+    let hsts = state.config.secure_cookies().then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
     Router::new()
         .merge(pages::router())
         .merge(auth::router())
@@ -59,7 +66,9 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .merge(origin::api_router()),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/static/app.css", get(css))
+        .route("/static/pay.js", get(pay_js))
         .nest_service("/anh", photos)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
@@ -78,6 +87,15 @@ pub fn router(state: AppState) -> Router<AppState> {
             header::REFERRER_POLICY,
             header::HeaderValue::from_static("same-origin"),
         ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("permissions-policy"),
+            header::HeaderValue::from_static(PERMISSIONS_POLICY),
+        ))
+        .layer(tower::util::option_layer(hsts))
 }
 
 /// Pages and answers that may carry a buyer's name, phone or address, or a seller's money,
@@ -116,6 +134,58 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
             tracing::error!(error = %e, "health check: database does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
+    }
+}
+
+/// The payment page's live status: a file of its own, so the CSP needs no inline script.
+async fn pay_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/pay.js"),
+    )
+        .into_response()
+}
+
+/// What a page may load: only our own scripts, styles, images and forms; nothing inline, no
+/// frames. JSON-LD blocks (`type="application/ld+json"`) are data, not scripts, and need no
+/// exception.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Browser features no page of ours uses.
+pub const PERMISSIONS_POLICY: &str =
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()";
+
+/// Ready for traffic: the database answers with every migration applied, and the search
+/// engine answers. 503 with the reasons otherwise (a load balancer takes the instance out).
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    match state.db.migration_versions().await {
+        Ok((ours, Some(applied))) if applied >= ours => {}
+        Ok((ours, applied)) => problems.push(format!(
+            "database migrations behind: {} of {ours}",
+            applied.unwrap_or(0)
+        )),
+        Err(e) => problems.push(format!("database does not answer: {e}")),
+    }
+    if let Err(e) = state.search.engine.health().await {
+        problems.push(format!("search engine does not answer: {e}"));
+    }
+    let body = serde_json::json!({
+        "ready": problems.is_empty(),
+        "database": state.db.backend_name(),
+        "search": state.search.engine.name(),
+        "problems": problems,
+    });
+    if problems.is_empty() {
+        (StatusCode::OK, axum::Json(body)).into_response()
+    } else {
+        tracing::warn!(?problems, "not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
 

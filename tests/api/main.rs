@@ -18,6 +18,7 @@ mod moderators;
 mod money;
 mod notices;
 mod ocop;
+mod ops;
 mod origin;
 mod pages;
 mod payouts;

@@ -1,0 +1,161 @@
+//! Running it in production (issue 11): security headers, readiness, request ids, logs,
+//! rate limits, backups.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    pages_carry_a_strict_content_security_policy,
+    readiness_needs_the_database_and_the_search_engine,
+);
+
+async fn pages_carry_a_strict_content_security_policy(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (_, v) = app.checkout(&[("man-tuyn-1m6-x-2m", 1)]).await;
+    let code = v["payment"]["code"].as_str().unwrap().to_string();
+    for path in [
+        "/".to_string(),
+        "/tim-kiem?q=man".to_string(),
+        "/san-pham/man-tuyn-1m6-x-2m".to_string(),
+        format!("/pay/{code}"),
+        "/api/v1/villages".to_string(),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("style-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        assert!(
+            h["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("camera=()")
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "kept");
+        assert_eq!(h["x-frame-options"], "DENY", "kept");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "not over http"
+        );
+        // Nothing inline for the policy to refuse: scripts come from our files (JSON-LD is data).
+        let html = r.text().await.unwrap();
+        for (i, _) in html.match_indices("<script") {
+            let tag = &html[i..i + html[i..].find('>').unwrap()];
+            assert!(
+                tag.contains(" src=\"/static/") || tag.contains("application/ld+json"),
+                "{path}: inline script {tag}"
+            );
+        }
+        assert!(!html.contains(" style=\""), "{path}: inline style");
+        assert!(!html.contains("<style"), "{path}: inline style sheet");
+        assert!(!html.contains(" onclick="), "{path}: inline handler");
+    }
+    // The payment page's live status is a file of ours.
+    let html = app.page(&format!("/pay/{code}")).await;
+    assert!(html.contains("<script src=\"/static/pay.js\" defer></script>"));
+    assert!(html.contains(&format!("data-code=\"{code}\"")));
+    let js = app.get("/static/pay.js").await;
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.text().await.unwrap().contains("/api/v1/payments/"));
+    // Behind https, browsers are told to keep to it.
+    let https = TestApp::spawn_with(b, &[("CHOLANG_PUBLIC_URL", "https://cholang.example")]).await;
+    let r = https.get("/").await;
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+}
+
+async fn readiness_needs_the_database_and_the_search_engine(b: Backend) {
+    // A Meilisearch stand-in whose health can be switched off.
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down2 = down.clone();
+    let meili = FakeProvider::start(move |seen| {
+        if down2.load(std::sync::atomic::Ordering::SeqCst) {
+            (
+                503,
+                r#"{"message":"gone","code":"unavailable"}"#.to_string(),
+            )
+        } else if seen.path == "/health" {
+            (200, r#"{"status":"available"}"#.to_string())
+        } else {
+            (
+                404,
+                r#"{"message":"no","code":"index_not_found","type":"invalid_request","link":""}"#
+                    .to_string(),
+            )
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(
+        b,
+        &[
+            ("MEILI_URL", meili.url.as_str()),
+            ("MEILI_MASTER_KEY", "test-master-key"),
+            ("MEILI_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["search"], "meilisearch");
+    assert_eq!(v["ready"], true);
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("search engine"),
+        "{v}"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        StatusCode::OK,
+        "still alive"
+    );
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK, "back");
+    // Migrations behind this binary: not ready.
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("migrations behind"),
+        "{v}"
+    );
+    // The database gone.
+    app.db.pool.close().await;
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("database does not answer"),
+        "{v}"
+    );
+}
