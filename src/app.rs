@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
 use crate::db::Db;
@@ -22,8 +26,46 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     crate::web::router(state.clone())
-        .layer(TraceLayer::new_for_http())
+        // Every log line of a request sits in this span, so it carries the request id.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_odd_request_id))
         .with_state(state)
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request id from the client (a proxy's) is kept when it is a plain token of at most 64
+/// characters; anything else is replaced by a generated one, so logs hold no client junk.
+async fn drop_odd_request_id(mut req: Request, next: axum::middleware::Next) -> Response {
+    let ok = req.headers().get(REQUEST_ID).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 64
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    });
+    if !ok {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
 }
 
 /// A server bound to its port, ready to run (tests bind port 0 and read the address).

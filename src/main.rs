@@ -85,12 +85,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
+    // `CHOLANG_LOG_FORMAT=json`: one JSON object per line, with the request's span (its id)
+    // on every line logged while serving it.
+    match std::env::var("CHOLANG_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .init(),
+        Ok("text") | Err(_) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        Ok(other) => {
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+            anyhow::bail!("CHOLANG_LOG_FORMAT must be json or text, not {other:?}");
+        }
+    }
     let cli = Cli::parse();
     let mut config = Config::load(&Settings::from_env_and_file()?)?;
     let db = Db::connect(&config.database_url).await?;

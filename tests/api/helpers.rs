@@ -754,3 +754,59 @@ pub async fn submit_multipart(
 pub async fn upload_to(app: &TestApp, path: &str, bytes: Vec<u8>, name: &str) -> Response {
     submit_multipart(app, "/quan-ly", path, &[], Some((bytes, name))).await
 }
+
+/// `cholang serve` as a process of its own, on this test's database with a data dir of its own
+/// (the in-process server holds the first one's search index); killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    pub async fn serve_binary(&self, env: &[(&str, &str)], stdout: std::process::Stdio) -> Served {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cholang"));
+        cmd.arg("serve")
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("CHOLANG_DATA_DIR", data.path())
+            .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
+            .env("NOTIFY_WORKER", "off")
+            .env_remove("CHOLANG_CONFIG")
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut served = Served {
+            child: cmd.spawn().unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+            data,
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", served.base)).await
+                && r.status() == StatusCode::OK
+            {
+                return served;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server did not come up"
+            );
+            assert!(
+                served.child.try_wait().unwrap().is_none(),
+                "server exited early"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -9,6 +9,7 @@ use crate::on_both_backends;
 on_both_backends!(
     pages_carry_a_strict_content_security_policy,
     readiness_needs_the_database_and_the_search_engine,
+    every_log_line_of_a_request_carries_its_id,
 );
 
 async fn pages_carry_a_strict_content_security_policy(b: Backend) {
@@ -158,4 +159,66 @@ async fn readiness_needs_the_database_and_the_search_engine(b: Backend) {
             .contains("database does not answer"),
         "{v}"
     );
+}
+
+async fn every_log_line_of_a_request_carries_its_id(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let served = app
+        .serve_binary(
+            &[
+                ("CHOLANG_LOG_FORMAT", "json"),
+                ("RUST_LOG", "info"),
+                ("BANK_WEBHOOK_SECRET", BANK_SECRET),
+            ],
+            std::process::Stdio::from(log.reopen().unwrap()),
+        )
+        .await;
+    let client = reqwest::Client::new();
+    // A proxy's id is kept and echoed; a refused webhook logs within the request.
+    let r = client
+        .post(format!("{}/webhooks/bank", served.base))
+        .header("x-request-id", "req-42.abc")
+        .header("x-signature", "00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-request-id"], "req-42.abc");
+    // None given (or junk): one is made up and echoed.
+    let r = client
+        .get(format!("{}/api/v1/villages", served.base))
+        .send()
+        .await
+        .unwrap();
+    let made = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let r = client
+        .get(format!("{}/api/v1/villages", served.base))
+        .header("x-request-id", "a b\"<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "a b\"<script>");
+    drop(served);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let mut ours = 0;
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["span"]["request_id"] == "req-42.abc" {
+            ours += 1;
+            assert_eq!(v["span"]["path"], "/webhooks/bank", "{line}");
+        }
+    }
+    assert!(
+        ours >= 2,
+        "the login's own lines and the response line: {text}"
+    );
+    assert!(text.contains(&made), "the generated id is logged too");
 }
