@@ -760,7 +760,8 @@ pub async fn upload_to(app: &TestApp, path: &str, bytes: Vec<u8>, name: &str) ->
 pub struct Served {
     pub child: std::process::Child,
     pub base: String,
-    pub data: tempfile::TempDir,
+    /// Its data dir, removed after the process.
+    pub _data: tempfile::TempDir,
 }
 
 impl Drop for Served {
@@ -789,7 +790,7 @@ impl TestApp {
         let mut served = Served {
             child: cmd.spawn().unwrap(),
             base: format!("http://127.0.0.1:{port}"),
-            data,
+            _data: data,
         };
         let started = std::time::Instant::now();
         loop {
