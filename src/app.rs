@@ -22,6 +22,8 @@ pub struct AppState {
     pub search: crate::search::Search,
     /// Origin page views not yet written (`origin::scans`).
     pub scans: Arc<crate::origin::scans::Tally>,
+    /// Requests per client address on the routes scripts hammer (`limits::rate`).
+    pub rates: Arc<crate::limits::rate::Limiters>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -82,6 +84,7 @@ impl Server {
             listener,
             state: AppState {
                 db,
+                rates: Arc::new(crate::limits::rate::Limiters::new(&config.rates)),
                 config: Arc::new(config),
                 search,
                 scans: Arc::default(),

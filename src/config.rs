@@ -22,6 +22,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` is believed (`CHOLANG_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Open unpaid checkouts allowed per phone number and per client address.
+    /// Requests per client address on register, checkout, order look-ups and webhooks.
+    pub rates: crate::limits::rate::Rates,
     pub checkout_max_open: i64,
     /// Units held by open unpaid checkouts allowed per phone number and per client address.
     pub checkout_max_held_units: i64,
@@ -457,6 +459,18 @@ impl Config {
                             .map_err(|e| anyhow::anyhow!("CHOLANG_TRUSTED_PROXIES: {s:?}: {e}"))
                     })
                     .collect::<anyhow::Result<_>>()?,
+            },
+            rates: {
+                let rate = |key: &str, default: &str| {
+                    crate::limits::rate::Rate::parse(settings.get(key).unwrap_or(default))
+                        .map_err(|e| anyhow::anyhow!("{key}: {e}"))
+                };
+                crate::limits::rate::Rates {
+                    register: rate("RATE_LIMIT_REGISTER", "10/h")?,
+                    checkout: rate("RATE_LIMIT_CHECKOUT", "20/min")?,
+                    lookup: rate("RATE_LIMIT_LOOKUP", "30/min")?,
+                    webhook: rate("RATE_LIMIT_WEBHOOK", "3000/min")?,
+                }
             },
             checkout_max_open: settings.parse("CHECKOUT_MAX_OPEN", 3)?,
             checkout_max_held_units: settings.parse("CHECKOUT_MAX_HELD_UNITS", 30)?,

@@ -84,6 +84,9 @@ pub enum AppError {
     Csrf,
     #[error("Quá nhiều lần thử sai, vui lòng thử lại sau {0} phút")]
     TooManyAttempts(i64),
+    /// Too many requests from one client address (`limits::rate`); seconds to wait.
+    #[error("Quá nhiều yêu cầu từ địa chỉ của bạn, vui lòng thử lại sau {0} giây")]
+    RateLimited(u64),
     #[error("Tệp quá lớn")]
     PayloadTooLarge,
     /// A bounded pool (password hashing, photo decoding) is full: retry in a moment.
@@ -111,7 +114,9 @@ impl AppError {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts(_) | AppError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,6 +133,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Csrf => "csrf",
             AppError::TooManyAttempts(_) => "too_many_attempts",
+            AppError::RateLimited(_) => "rate_limited",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Unavailable(_) => "unavailable",
             AppError::Busy(_) => "busy",
@@ -140,6 +146,7 @@ impl AppError {
         match self {
             AppError::Busy(_) => Some(1),
             AppError::TooManyAttempts(minutes) => Some(minutes * 60),
+            AppError::RateLimited(secs) => Some(*secs as i64),
             _ => None,
         }
     }

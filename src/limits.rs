@@ -192,3 +192,159 @@ mod tests {
         assert_eq!(ran, 5);
     }
 }
+
+/// Requests per client address on the routes a script would hammer (registration, checkout,
+/// order look-ups, webhooks), refused with 429 and `Retry-After` before any work is done.
+/// Kept in this process (a generic cell rate algorithm per key, `governor`): with several
+/// instances each allows its own share.
+pub mod rate {
+    use std::num::NonZeroU32;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use governor::clock::{Clock, DefaultClock};
+    use governor::{DefaultKeyedRateLimiter, Quota};
+
+    /// What a route is counted under.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Scope {
+        Register,
+        Checkout,
+        Lookup,
+        Webhook,
+    }
+
+    /// `N/s`, `N/min` or `N/h` (a burst of N, refilled evenly over the period), or `off`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Rate {
+        pub n: u32,
+        pub period: Duration,
+    }
+
+    impl Rate {
+        pub fn parse(s: &str) -> Result<Option<Rate>, String> {
+            let s = s.trim();
+            if s == "off" {
+                return Ok(None);
+            }
+            let (n, unit) = s
+                .split_once('/')
+                .ok_or_else(|| format!("{s:?}: expected N/s, N/min, N/h or off"))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{s:?}: N must be a whole number above 0"))?;
+            let period = match unit.trim() {
+                "s" => Duration::from_secs(1),
+                "min" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                u => return Err(format!("{s:?}: unit {u:?} is not s, min or h")),
+            };
+            Ok(Some(Rate { n, period }))
+        }
+
+        fn quota(&self) -> Quota {
+            let n = NonZeroU32::new(self.n).unwrap_or(NonZeroU32::MIN);
+            Quota::with_period(self.period / self.n)
+                .unwrap_or_else(|| Quota::per_second(n))
+                .allow_burst(n)
+        }
+    }
+
+    /// The configured rates (`None`: no limit).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Rates {
+        pub register: Option<Rate>,
+        pub checkout: Option<Rate>,
+        pub lookup: Option<Rate>,
+        pub webhook: Option<Rate>,
+    }
+
+    pub struct Limiters {
+        register: Option<DefaultKeyedRateLimiter<String>>,
+        checkout: Option<DefaultKeyedRateLimiter<String>>,
+        lookup: Option<DefaultKeyedRateLimiter<String>>,
+        webhook: Option<DefaultKeyedRateLimiter<String>>,
+        calls: AtomicU64,
+    }
+
+    impl Limiters {
+        pub fn new(r: &Rates) -> Limiters {
+            let make = |r: &Option<Rate>| r.map(|r| governor::RateLimiter::keyed(r.quota()));
+            Limiters {
+                register: make(&r.register),
+                checkout: make(&r.checkout),
+                lookup: make(&r.lookup),
+                webhook: make(&r.webhook),
+                calls: AtomicU64::new(0),
+            }
+        }
+
+        /// `Ok` to go on, or the whole seconds to wait.
+        pub fn check(&self, scope: Scope, key: &str) -> Result<(), u64> {
+            let limiter = match scope {
+                Scope::Register => &self.register,
+                Scope::Checkout => &self.checkout,
+                Scope::Lookup => &self.lookup,
+                Scope::Webhook => &self.webhook,
+            };
+            let Some(limiter) = limiter else {
+                return Ok(());
+            };
+            // Forget addresses whose allowance is whole again, now and then, so the table
+            // holds only recent clients.
+            if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+                for l in [&self.register, &self.checkout, &self.lookup, &self.webhook]
+                    .into_iter()
+                    .flatten()
+                {
+                    l.retain_recent();
+                    l.shrink_to_fit();
+                }
+            }
+            limiter.check_key(&key.to_string()).map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn rates_parse() {
+            assert_eq!(
+                Rate::parse("10/min").unwrap(),
+                Some(Rate {
+                    n: 10,
+                    period: Duration::from_secs(60)
+                })
+            );
+            assert_eq!(Rate::parse("off").unwrap(), None);
+            for bad in ["", "10", "0/min", "x/min", "10/day", "-1/s"] {
+                assert!(Rate::parse(bad).is_err(), "{bad}");
+            }
+        }
+
+        #[test]
+        fn a_burst_then_refused_with_the_wait() {
+            let l = Limiters::new(&Rates {
+                register: Rate::parse("3/h").unwrap(),
+                checkout: None,
+                lookup: None,
+                webhook: None,
+            });
+            for _ in 0..3 {
+                assert!(l.check(Scope::Register, "1.2.3.4").is_ok());
+            }
+            let wait = l.check(Scope::Register, "1.2.3.4").unwrap_err();
+            assert!((1100..=1200).contains(&wait), "20 min for the next: {wait}");
+            assert!(l.check(Scope::Register, "5.6.7.8").is_ok(), "per address");
+            assert!(l.check(Scope::Checkout, "1.2.3.4").is_ok(), "no limit set");
+        }
+    }
+}

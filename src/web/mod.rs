@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .nest_service("/anh", photos)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(middleware::from_fn_with_state(state, session::csrf_cookie))
         .layer(middleware::from_fn(no_store_private))
@@ -135,6 +136,56 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
+}
+
+/// The routes a script would hammer, and what each counts under.
+fn rate_scope(method: &axum::http::Method, path: &str) -> Option<crate::limits::rate::Scope> {
+    use crate::limits::rate::Scope;
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    Some(match path {
+        "/dang-ky" | "/api/v1/auth/register" => Scope::Register,
+        "/thanh-toan" | "/api/v1/checkout" => Scope::Checkout,
+        "/tra-cuu-don" => Scope::Lookup,
+        p if p.starts_with("/don-hang/") => Scope::Lookup,
+        p if p.starts_with("/webhooks/") => Scope::Webhook,
+        _ => return None,
+    })
+}
+
+/// 429 with `Retry-After` before any work, per client address (`limits::rate`): the API's
+/// error body on the API and webhooks, the error page on pages.
+async fn rate_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let Some(scope) = rate_scope(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let ip =
+        match <client::ClientIp as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+            &mut parts, &state,
+        )
+        .await
+        {
+            Ok(ip) => ip,
+            Err(e) => return e.into_response(),
+        };
+    if let Err(secs) = state.rates.check(scope, &ip.key()) {
+        tracing::warn!(?scope, client = %ip.key(), "rate limited");
+        let e = AppError::RateLimited(secs);
+        let path = parts.uri.path();
+        return if path.starts_with("/api/") || path.starts_with("/webhooks/") {
+            e.into_response()
+        } else {
+            PageError(e).into_response()
+        };
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 /// The payment page's live status: a file of its own, so the CSP needs no inline script.

@@ -127,6 +127,12 @@ impl TestApp {
             // have their own test with the defaults.
             ("CHECKOUT_MAX_OPEN".into(), "100000".into()),
             ("CHECKOUT_MAX_HELD_UNITS".into(), "1000000".into()),
+            // Likewise the per-address request rates (`ops::rate_limits…` tests the defaults'
+            // mechanism with low ones).
+            ("RATE_LIMIT_REGISTER".into(), "1000000/min".into()),
+            ("RATE_LIMIT_CHECKOUT".into(), "1000000/min".into()),
+            ("RATE_LIMIT_LOOKUP".into(), "1000000/min".into()),
+            ("RATE_LIMIT_WEBHOOK".into(), "1000000/min".into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();

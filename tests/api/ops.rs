@@ -10,6 +10,7 @@ on_both_backends!(
     pages_carry_a_strict_content_security_policy,
     readiness_needs_the_database_and_the_search_engine,
     every_log_line_of_a_request_carries_its_id,
+    scripts_are_slowed_per_client_address,
 );
 
 async fn pages_carry_a_strict_content_security_policy(b: Backend) {
@@ -221,4 +222,150 @@ async fn every_log_line_of_a_request_carries_its_id(b: Backend) {
         "the login's own lines and the response line: {text}"
     );
     assert!(text.contains(&made), "the generated id is logged too");
+}
+
+async fn scripts_are_slowed_per_client_address(b: Backend) {
+    let app = TestApp::with_demo_and(
+        b,
+        &[
+            ("RATE_LIMIT_REGISTER", "2/h"),
+            ("RATE_LIMIT_CHECKOUT", "3/min"),
+            ("RATE_LIMIT_LOOKUP", "2/min"),
+            ("RATE_LIMIT_WEBHOOK", "4/min"),
+            // Loopback is a proxy here, so each test "client" is its X-Forwarded-For.
+            ("CHOLANG_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let from = |ip: &'static str| {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-forwarded-for", ip.parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(h)
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap()
+    };
+    let refused = |r: &reqwest::Response, max_wait: u64| {
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=max_wait).contains(&wait), "Retry-After {wait}");
+    };
+    // Checkout: three from one address, the fourth refused in the API's error shape.
+    let a = from("203.0.113.7");
+    let order = serde_json::json!({
+        "items": [{"product_slug": "man-tuyn-1m6-x-2m", "quantity": 1}],
+        "buyer": {"name": "Chị Mai", "phone": "0987654321", "address": "12 Hàng Bông, Hà Nội"}
+    });
+    let mut last_code = String::new();
+    for _ in 0..3 {
+        let r = a
+            .post(app.url("/api/v1/checkout"))
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: serde_json::Value = r.json().await.unwrap();
+        last_code = v["payment"]["code"].as_str().unwrap().to_string();
+    }
+    let r = a
+        .post(app.url("/api/v1/checkout"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    refused(&r, 20);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Quá nhiều yêu cầu")
+    );
+    // The checkout page counts under the same allowance and answers with a page.
+    let r = a
+        .post(app.url("/thanh-toan"))
+        .form(&[("name", "Chị Mai")])
+        .send()
+        .await
+        .unwrap();
+    refused(&r, 20);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Quá nhiều yêu cầu từ địa chỉ của bạn")
+    );
+    // Another address is not held back.
+    let r = from("198.51.100.4")
+        .post(app.url("/api/v1/checkout"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Registration: two an hour.
+    for i in 0..3 {
+        let r = a
+            .post(app.url("/api/v1/auth/register"))
+            .json(&serde_json::json!({"login": format!("098811122{i}"), "display_name": "Anh Tú", "password": "12345678x"}))
+            .send()
+            .await
+            .unwrap();
+        if i < 2 {
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+        } else {
+            refused(&r, 1800);
+        }
+    }
+    // Order look-ups: two a minute.
+    for i in 0..3 {
+        let r = a
+            .post(app.url("/tra-cuu-don"))
+            .form(&[("code", last_code.as_str()), ("phone", "0900000000")])
+            .send()
+            .await
+            .unwrap();
+        if i < 2 {
+            assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        } else {
+            refused(&r, 30);
+        }
+    }
+    // Webhooks: four a minute from one address (a bank retries what got no 2xx).
+    let raw = b"{}".to_vec();
+    for i in 0..5 {
+        let r = a
+            .post(app.url("/webhooks/bank"))
+            .header("content-type", "application/json")
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        if i < 4 {
+            assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        } else {
+            refused(&r, 15);
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "rate_limited");
+        }
+    }
+    // Pages and reads are not counted.
+    for _ in 0..10 {
+        assert_eq!(
+            a.get(app.url("/san-pham/man-tuyn-1m6-x-2m"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
 }
