@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod db;

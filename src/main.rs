@@ -41,6 +41,10 @@ enum Command {
         #[arg(long, default_value = "Hà Nội")]
         province: String,
     },
+    /// Copy the embedded database (consistent, while `serve` runs), photos and key into FILE.
+    Backup { file: PathBuf },
+    /// Restore a backup into an empty data dir (the search index is rebuilt at start).
+    Restore { file: PathBuf },
     /// Accounts and roles.
     Admin {
         #[command(subcommand)]
@@ -104,6 +108,19 @@ async fn run() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     let mut config = Config::load(&Settings::from_env_and_file()?)?;
+    // Restoring comes before anything opens (and so creates) the database.
+    if let Command::Restore { file } = &cli.command {
+        let m = cholang::backup::restore(&config, file).await?;
+        println!(
+            "restored {} (taken {}): {} orders, {} products, {} photos; the search index is rebuilt at the first start",
+            file.display(),
+            m.created_at,
+            m.orders,
+            m.products,
+            m.photos
+        );
+        return Ok(());
+    }
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     match cli.command {
@@ -171,6 +188,17 @@ async fn run() -> anyhow::Result<()> {
             }
         }
         Command::Reindex => reindex(&config, db).await?,
+        Command::Backup { file } => {
+            let m = cholang::backup::backup(&db, &config, &file).await?;
+            println!(
+                "backup written to {}: {} orders, {} products, {} photos",
+                file.display(),
+                m.orders,
+                m.products,
+                m.photos
+            );
+        }
+        Command::Restore { .. } => unreachable!("handled before the database opens"),
         Command::Admin { command } => admin(&db, command).await?,
     }
     Ok(())

@@ -11,6 +11,7 @@ on_both_backends!(
     readiness_needs_the_database_and_the_search_engine,
     every_log_line_of_a_request_carries_its_id,
     scripts_are_slowed_per_client_address,
+    a_backup_taken_under_writes_restores_every_committed_order,
 );
 
 async fn pages_carry_a_strict_content_security_policy(b: Backend) {
@@ -368,4 +369,157 @@ async fn scripts_are_slowed_per_client_address(b: Backend) {
             StatusCode::OK
         );
     }
+}
+
+async fn a_backup_taken_under_writes_restores_every_committed_order(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("cholang-backup.tar.gz");
+    let file_s = file.display().to_string();
+    if b == Backend::Postgres {
+        let o = app.cli(&["backup", &file_s], &[]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("pg_dump") && err.contains("pg_restore"),
+            "{err}"
+        );
+        assert!(!file.exists());
+        return;
+    }
+    // A photo, to come back with the database.
+    app.login_page(HANH, PW).await;
+    let r = upload_photo(&app, "man-tuyn-1m6-x-2m", png_bytes(), "man.png").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A writer checking out without pause while the backup is taken.
+    let (_, list) = app.api("GET", "/products", None, None).await;
+    let slugs: Vec<String> = list["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap().to_string())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let writer = {
+        let (stop, done, base) = (stop.clone(), done.clone(), app.base.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let slug = &slugs[i % slugs.len()];
+                i += 1;
+                let r = client
+                    .post(format!("{base}/api/v1/checkout"))
+                    .json(&serde_json::json!({
+                        "items": [{"product_slug": slug, "quantity": 1}],
+                        "buyer": {"name": "Chị Mai", "phone": "0987654321", "address": "12 Hàng Bông, Hà Nội"}
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == StatusCode::CREATED {
+                    let v: serde_json::Value = r.json().await.unwrap();
+                    for o in v["orders"].as_array().unwrap() {
+                        done.lock()
+                            .unwrap()
+                            .push(o["code"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+        })
+    };
+    while done.lock().unwrap().len() < 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let committed_before: Vec<String> = done.lock().unwrap().clone();
+    let o = {
+        let (db, dir) = (app.config.database_url.clone(), app.config.data_dir.clone());
+        let file_s = file_s.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_cholang"))
+                .args(["backup", &file_s])
+                .env("DATABASE_URL", db)
+                .env("CHOLANG_DATA_DIR", dir)
+                .env("RUST_LOG", "error")
+                .env_remove("CHOLANG_CONFIG")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let during = done.lock().unwrap().len() - committed_before.len();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("backup written to"));
+    // Restore into an empty data dir.
+    let target = tempfile::tempdir().unwrap();
+    let target_db = format!("sqlite://{}/cholang.db?mode=rwc", target.path().display());
+    let restore = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cholang"));
+        cmd.env("CHOLANG_DATA_DIR", target.path())
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "error")
+            .env_remove("CHOLANG_CONFIG");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let o = restore(&[]).args(["restore", &file_s]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let restored = cholang::db::Db::connect(&target_db).await.unwrap();
+    let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&restored.pool)
+        .await
+        .unwrap();
+    assert_eq!(verdict, "ok");
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM orders")
+        .fetch_all(&restored.pool)
+        .await
+        .unwrap();
+    for c in &committed_before {
+        assert!(
+            codes.contains(c),
+            "order {c} committed before the backup is in it"
+        );
+    }
+    // Nothing half-written: every order has its lines and its payment.
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id)",
+    )
+    .fetch_one(&restored.pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+    assert!(
+        cholang::ledger::store::check_invariants(&restored)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    restored.pool.close().await;
+    // The photo came back; the key too.
+    let photos: Vec<_> = std::fs::read_dir(target.path().join("photos"))
+        .unwrap()
+        .collect();
+    assert!(!photos.is_empty(), "photos restored");
+    assert_eq!(
+        std::fs::read(target.path().join("secret.key")).unwrap(),
+        std::fs::read(app.config.data_dir.join("secret.key")).unwrap()
+    );
+    // The restored market serves, its search index rebuilt from the database.
+    let o = restore(&[]).args(["reindex"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A second restore into a data dir that now holds a database is refused.
+    let o = restore(&[]).args(["restore", &file_s]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a database"));
+    eprintln!(
+        "backup under writes: {} orders committed before, {during} during the backup, {} in it",
+        committed_before.len(),
+        codes.len()
+    );
 }
