@@ -6,7 +6,7 @@ RUN cargo build --release --locked && strip target/release/cholang
 
 # Run
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data cholang && mkdir -p /data && chown cholang /data
 COPY --from=build /src/target/release/cholang /usr/local/bin/cholang

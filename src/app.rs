@@ -24,6 +24,8 @@ pub struct AppState {
     pub scans: Arc<crate::origin::scans::Tally>,
     /// Requests per client address on the routes scripts hammer (`limits::rate`).
     pub rates: Arc<crate::limits::rate::Limiters>,
+    /// This server's Prometheus figures (`metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -73,16 +75,24 @@ async fn drop_odd_request_id(mut req: Request, next: axum::middleware::Next) -> 
 /// A server bound to its port, ready to run (tests bind port 0 and read the address).
 pub struct Server {
     listener: TcpListener,
+    /// `CHOLANG_METRICS_ADDR`: `/metrics` on a listener of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
 impl Server {
     pub async fn bind(config: Config, db: Db) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.addr).await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
         let search = crate::search::Search::open(&config.search, db.clone())?;
         Ok(Server {
             listener,
+            metrics_listener,
             state: AppState {
+                metrics: Arc::default(),
                 db,
                 rates: Arc::new(crate::limits::rate::Limiters::new(&config.rates)),
                 config: Arc::new(config),
@@ -94,6 +104,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Serve until `shutdown` resolves, with the housekeeping task beside the server.
@@ -123,6 +140,14 @@ impl Server {
         } else {
             None
         };
+        let metrics = self.metrics_listener.map(|l| {
+            let app = crate::metrics::router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            })
+        });
         let app = router(self.state.clone());
         axum::serve(
             self.listener,
@@ -132,6 +157,9 @@ impl Server {
         .await?;
         housekeeping.abort();
         scans.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         if let Err(e) = self.state.scans.flush(&self.state.db).await {
             tracing::warn!(error = %e, "origin page views not written at shutdown");
         }

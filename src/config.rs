@@ -12,6 +12,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub addr: SocketAddr,
+    /// `CHOLANG_METRICS_ADDR`: where `/metrics` listens (off when unset).
+    pub metrics_addr: Option<SocketAddr>,
     pub public_url: String,
     /// Key for CSRF tokens; generated once into the data dir when not configured.
     pub secret_key: Vec<u8>,
@@ -442,6 +444,13 @@ impl Config {
             search,
             database_url,
             addr,
+            metrics_addr: match settings.get("CHOLANG_METRICS_ADDR") {
+                None | Some("") => None,
+                Some(a) => Some(
+                    a.parse()
+                        .map_err(|e| anyhow::anyhow!("CHOLANG_METRICS_ADDR={a:?}: {e}"))?,
+                ),
+            },
             public_url,
             secret_key,
             max_upload_bytes: settings.parse("CHOLANG_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)?,

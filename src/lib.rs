@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod ledger;
 pub mod limits;
+pub mod metrics;
 pub mod notify;
 pub mod orders;
 pub mod origin;

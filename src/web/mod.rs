@@ -70,6 +70,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/static/app.css", get(css))
         .route("/static/pay.js", get(pay_js))
         .nest_service("/anh", photos)
+        // After routing, so requests are counted under their route template.
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
@@ -178,6 +183,15 @@ async fn rate_limit(
         tracing::warn!(?scope, client = %ip.key(), "rate limited");
         let e = AppError::RateLimited(secs);
         let path = parts.uri.path();
+        // Refused before routing: counted here, under the route's template.
+        let route = if path.starts_with("/don-hang/") {
+            "/don-hang/:code"
+        } else {
+            path
+        };
+        state
+            .metrics
+            .observe("POST", route, StatusCode::TOO_MANY_REQUESTS, 0.0);
         return if path.starts_with("/api/") || path.starts_with("/webhooks/") {
             e.into_response()
         } else {
@@ -251,7 +265,14 @@ async fn css() -> Response {
         .into_response()
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    state
+        .metrics
+        .observe(method.as_str(), "unmatched", StatusCode::NOT_FOUND, 0.0);
     if uri.path().starts_with("/api/") {
         AppError::NotFound.into_response()
     } else {

@@ -60,6 +60,8 @@ pub struct TestApp {
     pub db: Db,
     pub client: Client,
     pub config: Config,
+    /// `http://…/metrics` when the test asked for `CHOLANG_METRICS_ADDR`.
+    pub metrics_url: Option<String>,
     pg_db_name: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -140,6 +142,7 @@ impl TestApp {
         db.migrate().await.unwrap();
         let server = Server::bind(config.clone(), db.clone()).await.unwrap();
         let addr = server.local_addr().unwrap();
+        let metrics_url = server.metrics_addr().map(|a| format!("http://{a}/metrics"));
         tokio::spawn(server.run(std::future::pending()));
         let client = Client::builder()
             .cookie_store(true)
@@ -153,6 +156,7 @@ impl TestApp {
             db,
             client,
             config,
+            metrics_url,
             pg_db_name,
             _dir: dir,
         }

@@ -12,6 +12,7 @@ on_both_backends!(
     every_log_line_of_a_request_carries_its_id,
     scripts_are_slowed_per_client_address,
     a_backup_taken_under_writes_restores_every_committed_order,
+    metrics_count_traffic_by_route_template_on_their_own_listener,
 );
 
 async fn pages_carry_a_strict_content_security_policy(b: Backend) {
@@ -521,5 +522,150 @@ async fn a_backup_taken_under_writes_restores_every_committed_order(b: Backend) 
         "backup under writes: {} orders committed before, {during} during the backup, {} in it",
         committed_before.len(),
         codes.len()
+    );
+}
+
+/// Scrape and parse `/metrics`; the value of the sample with this name and these labels.
+async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
+    let r = reqwest::get(app.metrics_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e}): {text}"))
+}
+
+fn sample(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match &x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+            other => panic!("{name}: {other:?}"),
+        })
+}
+
+async fn metrics_count_traffic_by_route_template_on_their_own_listener(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("CHOLANG_METRICS_ADDR", "127.0.0.1:0")]).await;
+    // Never on the public listener.
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+    for slug in ["man-tuyn-1m6-x-2m", "ban-tra-go-mit-1m"] {
+        assert_eq!(
+            app.get(&format!("/san-pham/{slug}")).await.status(),
+            StatusCode::OK
+        );
+    }
+    app.get("/khong-co-trang-nay").await;
+    let (_, v) = app.checkout(&[("man-tuyn-1m6-x-2m", 1)]).await;
+    let code = v["payment"]["code"].as_str().unwrap().to_string();
+    let amount = v["payment"]["amount_vnd"].as_i64().unwrap();
+    app.transfer(amount, &format!("CK {code}")).await;
+    let r = app
+        .client
+        .post(app.url("/webhooks/bank"))
+        .header("x-cholang-signature", "t=1,v1=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let s = scrape(&app).await;
+    let product = [
+        ("method", "GET"),
+        ("route", "/san-pham/:slug"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&s, "cholang_http_requests_total", &product),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "cholang_http_request_duration_seconds_count",
+            &[("route", "/san-pham/:slug")]
+        )
+        .or_else(|| sample(
+            &s,
+            "cholang_http_request_duration_seconds",
+            &[("route", "/san-pham/:slug")]
+        )),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "cholang_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        Some(2.0),
+        "/metrics asked of the public listener, and the missing page"
+    );
+    // Label sets are route templates, never raw paths.
+    for x in &s.samples {
+        if let Some(route) = x.labels.get("route") {
+            assert!(
+                route == "unmatched" || !route.contains("man-tuyn") && !route.contains(&code),
+                "raw path as a label: {route}"
+            );
+        }
+    }
+    assert_eq!(
+        sample(
+            &s,
+            "cholang_webhook_deliveries_total",
+            &[("provider", "bank"), ("outcome", "accepted")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "cholang_webhook_deliveries_total",
+            &[("provider", "bank"), ("outcome", "refused")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&s, "cholang_payments", &[("status", "paid")]),
+        Some(1.0)
+    );
+    // The gauges read the database (the paid order's notice waits: the worker is off here).
+    let events = app
+        .scalar("SELECT COUNT(*) FROM notice_events WHERE expanded_at IS NULL")
+        .await;
+    assert!(events > 0);
+    assert_eq!(
+        sample(&s, "cholang_notice_events_pending", &[]),
+        Some(events as f64)
+    );
+    let pending = app
+        .scalar("SELECT COUNT(*) FROM notices WHERE status = 'pending'")
+        .await;
+    assert_eq!(
+        sample(&s, "cholang_notices", &[("status", "pending")]),
+        Some(pending as f64)
+    );
+    assert!(sample(&s, "cholang_notice_oldest_due_seconds", &[]).is_some());
+    assert!(sample(&s, "cholang_search_queue_depth", &[]).is_some());
+    assert!(sample(&s, "cholang_db_pool_size", &[]).unwrap() >= 1.0);
+    assert_eq!(
+        sample(
+            &s,
+            "cholang_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    // Counts move with traffic.
+    app.get("/san-pham/ban-tra-go-mit-1m").await;
+    let s = scrape(&app).await;
+    assert_eq!(
+        sample(&s, "cholang_http_requests_total", &product),
+        Some(3.0)
     );
 }
