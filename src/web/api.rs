@@ -55,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/shops", get(shops).post(create_shop))
         .route("/shops/{slug}", get(shop).patch(update_shop))
         .route("/shops/{slug}/membership", post(decide_membership))
+        .route("/shops/{slug}/notice-channels", get(notice_channels))
+        .route("/shops/{slug}/test-notice", post(test_notice))
         .route("/villages/{slug}/join-requests", get(join_requests))
         .route("/products", get(products).post(create_product))
         .route("/products/{slug}", get(product).patch(update_product))
@@ -539,6 +541,31 @@ struct MembershipBody {
 
 /// `POST /shops/{slug}/membership {"decision":"accept"|"reject","reason"?}`: the village's
 /// moderator (or an admin) decides on a shop asking to join the board.
+/// Whether each channel can reach the shop now, and what is missing (owner, admins).
+async fn notice_channels(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+) -> Result<Json<Value>> {
+    let shop = store::shop_by_slug(&st.db, &slug).await?;
+    store::authorize_shop(&user, &shop)?;
+    Ok(Json(
+        json!({"channels": crate::notify::reach(&st.config.notify, &shop)}),
+    ))
+}
+
+/// Queue a test notice on every channel of the shop (3 an hour).
+async fn test_notice(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+) -> Result<Response> {
+    let shop = store::shop_by_slug(&st.db, &slug).await?;
+    store::authorize_shop(&user, &shop)?;
+    crate::notify::send_test(&st.db, shop.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": true}))).into_response())
+}
+
 async fn decide_membership(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -331,50 +331,31 @@ fn channels(
     shop: &Shop,
     input: &ShopInput,
 ) -> Vec<(&'static str, &'static str, bool, bool, String)> {
-    let email_ok = shop.email.is_some() && shop.email_confirmed;
-    let email_missing = match (&shop.email, shop.email_confirmed) {
-        (None, _) => "Chưa có email".to_string(),
-        (Some(_), false) => {
-            "Email chưa xác nhận: hãy bấm liên kết trong thư Chợ Làng đã gửi".to_string()
-        }
-        _ => String::new(),
-    };
-    let zalo_ok = st.config.notify.zalo.is_some();
-    let telegram_ok = st.config.notify.telegram.is_some() && shop.telegram_chat_id.is_some();
-    let telegram_missing = if st.config.notify.telegram.is_none() {
-        "Telegram chưa bật trên Chợ Làng".to_string()
-    } else if shop.telegram_chat_id.is_none() {
-        "Chưa có mã chat Telegram: nhắn /start cho bot Chợ Làng rồi dán mã chat (một dãy số) vào ô trên".to_string()
-    } else {
-        String::new()
-    };
-    vec![
-        (
-            "notify_email",
-            "Email",
-            input.notify_email.is_some() && email_ok,
-            email_ok,
-            email_missing,
-        ),
-        (
-            "notify_zalo",
-            "Zalo (số Zalo ở trên, mặc định là số điện thoại)",
-            input.notify_zalo.is_some() && zalo_ok,
-            zalo_ok,
-            if zalo_ok {
-                String::new()
-            } else {
-                "Zalo chưa bật trên Chợ Làng".into()
-            },
-        ),
-        (
-            "notify_telegram",
-            "Telegram",
-            input.notify_telegram.is_some() && telegram_ok,
-            telegram_ok,
-            telegram_missing,
-        ),
-    ]
+    crate::notify::reach(&st.config.notify, shop)
+        .into_iter()
+        .map(|r| {
+            let (field, label, asked) = match r.channel {
+                "email" => ("notify_email", "Email", input.notify_email.is_some()),
+                "zalo" => (
+                    "notify_zalo",
+                    "Zalo (số Zalo ở trên, mặc định là số điện thoại)",
+                    input.notify_zalo.is_some(),
+                ),
+                _ => (
+                    "notify_telegram",
+                    "Telegram",
+                    input.notify_telegram.is_some(),
+                ),
+            };
+            (
+                field,
+                label,
+                asked && r.can_deliver,
+                r.can_deliver,
+                r.missing,
+            )
+        })
+        .collect()
 }
 
 /// Load a shop and check that this user may change it (or see its money): its owner or an
@@ -813,17 +794,9 @@ async fn test_notice(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
-    // A test notice reaches whatever address the seller typed: a few an hour per shop.
-    let key = format!("test-notice:{}", shop.id.0);
-    if !crate::limits::take(&st.db, &key, TEST_NOTICES_PER_HOUR, 3_600_000).await? {
-        return Err(AppError::TooManyAttempts(60).into());
-    }
-    crate::notify::store::event_now(&st.db, "test", shop.id.0).await?;
+    crate::notify::send_test(&st.db, shop.id).await?;
     see_other("/quan-ly?ok=test-sent")
 }
-
-/// Test notices a shop may send in an hour.
-pub const TEST_NOTICES_PER_HOUR: i64 = 3;
 
 /// The link mailed to a shop's new email address.
 async fn confirm_email(State(st): State<AppState>, Path(token): Path<String>) -> PageResult {

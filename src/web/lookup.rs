@@ -22,6 +22,7 @@ use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::app::AppState;
 use crate::domain::money::format_vnd;
 use crate::domain::{PhoneVn, format_vn_time};
+use crate::error::AppError;
 use crate::orders::OrderStatus;
 use crate::orders::store as orders;
 
@@ -136,43 +137,116 @@ async fn lookup(
         Ok(resp)
     };
     let not_found = "Không tìm thấy đơn với mã và số điện thoại này. Mã nằm trong nội dung chuyển khoản (CL…) hoặc email biên nhận.";
-    // An unknown code is counted like a wrong phone, so codes cannot be probed for free.
-    let checkout = orders::checkout_id_by_any_code(&st.db, &f.code).await?;
+    let id = match find_checkout(&st, &client, &f.code, &f.phone).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return again(
+                not_found.into(),
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(e @ AppError::TooManyAttempts(_)) => {
+            let status = e.status();
+            return again(e.to_string(), status);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let c = orders::checkout_by_id(&st.db, id).await?;
+    let jar = remember(&st, jar, id);
+    Ok((jar, see_other(&format!("/tra-cuu-don/{}", c.code))?).into_response())
+}
+
+/// The checkout a buyer asks about with any of its codes (checkout, payment, order) and the
+/// phone used to order; `None` when they do not match. Every try counts against the order
+/// and the address (an unknown code like a wrong phone, so codes cannot be probed for free).
+async fn find_checkout(
+    st: &AppState,
+    client: &ClientIp,
+    code: &str,
+    phone: &str,
+) -> Result<Option<i64>, AppError> {
+    let checkout = orders::checkout_id_by_any_code(&st.db, code).await?;
     let subject = match checkout {
         Some(id) => format!("checkout:{id}"),
         None => "checkout:unknown".to_string(),
     };
     let keys = crate::accounts::store::AttemptKeys::new("track", &subject, &client.key());
-    if let Err(e) = keys
-        .reserve(
-            &st.db,
-            st.config.login_max_failures,
-            st.config.login_window_minutes,
-        )
-        .await
-    {
-        let status = e.status();
-        return again(e.to_string(), status);
-    }
+    keys.reserve(
+        &st.db,
+        st.config.login_max_failures,
+        st.config.login_window_minutes,
+    )
+    .await?;
     let Some(id) = checkout else {
-        return again(
-            not_found.into(),
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        return Ok(None);
     };
     let c = orders::checkout_by_id(&st.db, id).await?;
-    let matches = PhoneVn::parse(&f.phone)
+    let matches = PhoneVn::parse(phone)
         .map(|p| p.as_str() == c.buyer_phone)
         .unwrap_or(false);
     if !matches {
-        return again(
-            not_found.into(),
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        return Ok(None);
     }
     keys.succeeded(&st.db).await?;
-    let jar = remember(&st, jar, id);
-    Ok((jar, see_other(&format!("/tra-cuu-don/{}", c.code))?).into_response())
+    Ok(Some(id))
+}
+
+#[derive(Deserialize)]
+struct LookupBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    phone: String,
+}
+
+/// `POST /api/v1/orders/lookup {code, phone}`: what the lookup page shows, as JSON.
+async fn api_lookup(
+    State(st): State<AppState>,
+    client: ClientIp,
+    super::api::ApiJson(b): super::api::ApiJson<LookupBody>,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
+    let Some(id) = find_checkout(&st, &client, &b.code, &b.phone).await? else {
+        return Err(AppError::NotFound);
+    };
+    let c = orders::checkout_by_id(&st.db, id).await?;
+    let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
+    let mut list = Vec::new();
+    for o in &c.orders {
+        let shop =
+            crate::catalog::store::shop_by_id(&st.db, crate::catalog::ShopId(o.shop_id)).await?;
+        let (steps, note) = steps(o.status);
+        list.push(serde_json::json!({
+            "code": o.code,
+            "status": o.status,
+            "status_label": o.status.label(),
+            "note": note,
+            "steps": steps.iter().map(|s| serde_json::json!({"label": s.label, "done": s.done})).collect::<Vec<_>>(),
+            "shipping": o.shipping_line(),
+            "shop": {
+                "slug": o.shop_slug,
+                "name": o.shop_name,
+                "phone": shop.phone,
+                "zalo": shop.zalo_phone.clone().unwrap_or_else(|| shop.phone.clone()),
+            },
+            "lines": o.lines.iter().map(|l| serde_json::json!({
+                "description": l.describe(),
+                "batch_code": l.batch_code,
+                "origin_url": l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
+            })).collect::<Vec<_>>(),
+            "total_vnd": o.total_vnd,
+        }));
+    }
+    Ok(axum::Json(serde_json::json!({"checkout": {
+        "code": c.code,
+        "created_at": c.created_at,
+        "total_vnd": c.total_vnd,
+        "payment": {"code": p.code, "status": p.status, "pay_url": format!("/pay/{}", p.code)},
+        "orders": list,
+    }})))
+}
+
+pub fn api_router() -> Router<AppState> {
+    Router::new().route("/orders/lookup", axum::routing::post(api_lookup))
 }
 
 struct Step {

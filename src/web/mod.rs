@@ -63,7 +63,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             api::router()
                 .merge(search::api_router())
                 .merge(money::api_router())
-                .merge(origin::api_router()),
+                .merge(origin::api_router())
+                .merge(lookup::api_router())
+                .merge(orders::api_router()),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -152,7 +154,7 @@ fn rate_scope(method: &axum::http::Method, path: &str) -> Option<crate::limits::
     Some(match path {
         "/dang-ky" | "/api/v1/auth/register" => Scope::Register,
         "/thanh-toan" | "/api/v1/checkout" => Scope::Checkout,
-        "/tra-cuu-don" => Scope::Lookup,
+        "/tra-cuu-don" | "/api/v1/orders/lookup" => Scope::Lookup,
         p if p.starts_with("/don-hang/") => Scope::Lookup,
         p if p.starts_with("/webhooks/") => Scope::Webhook,
         _ => return None,

@@ -469,3 +469,112 @@ async fn retry_notice(
     }
     see_other("/quan-tri/thong-bao?ok=queued")
 }
+
+/// The admin's reconciliation and failed notices over the API (the pages' rules).
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/reconciliation", get(api_reconciliation))
+        .route("/transactions/{id}/assign", axum::routing::post(api_assign))
+        .route(
+            "/transactions/{id}/refund",
+            axum::routing::post(api_refund_txn),
+        )
+        .route(
+            "/payments/{code}/refund",
+            axum::routing::post(api_refund_payment),
+        )
+        .route(
+            "/orders/{code}/refund",
+            axum::routing::post(api_refund_order),
+        )
+        .route("/notices/failed", get(api_failed_notices))
+        .route("/notices/{id}/retry", axum::routing::post(api_retry_notice))
+}
+
+type ApiResult = Result<axum::Json<serde_json::Value>, AppError>;
+
+async fn api_reconciliation(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> ApiResult {
+    user.require_admin()?;
+    let attention: Vec<serde_json::Value> = payments::payments_needing_attention(&st.db)
+        .await?
+        .into_iter()
+        .map(|(reason, p)| serde_json::json!({"reason": reason, "payment": p}))
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "unmatched_transactions": payments::unmatched_transactions(&st.db).await?,
+        "payments_needing_attention": attention,
+        "orders_refund_due": payments::orders_refund_due(&st.db).await?,
+        "audit": payments::recent_audit(&st.db, 50).await?,
+    })))
+}
+
+#[derive(Deserialize)]
+struct AssignBody {
+    #[serde(default)]
+    payment_code: String,
+}
+
+async fn api_assign(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    super::api::ApiJson(b): super::api::ApiJson<AssignBody>,
+) -> ApiResult {
+    payments::assign(&st.db, &user, id, &b.payment_code).await?;
+    Ok(axum::Json(serde_json::json!({"assigned": true})))
+}
+
+async fn api_refund_txn(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    payments::refund_transaction(&st.db, &user, id).await?;
+    Ok(axum::Json(serde_json::json!({"refunded": true})))
+}
+
+async fn api_refund_payment(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> ApiResult {
+    payments::refund_payment(&st.db, &user, &code).await?;
+    Ok(axum::Json(serde_json::json!({"refunded": true})))
+}
+
+async fn api_refund_order(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+) -> ApiResult {
+    payments::refund_order(&st.db, &user, &code).await?;
+    Ok(axum::Json(serde_json::json!({"refunded": true})))
+}
+
+async fn api_failed_notices(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> ApiResult {
+    user.require_admin()?;
+    Ok(axum::Json(serde_json::json!({
+        "failed": crate::notify::store::failed_notices(&st.db).await?,
+        "unreachable": crate::notify::store::unreachable(&st.db, 200).await?,
+    })))
+}
+
+async fn api_retry_notice(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    user.require_admin()?;
+    if !crate::notify::store::retry_now(&st.db, id).await? {
+        return Err(AppError::Conflict(
+            "thông báo này không ở trạng thái gửi không được".into(),
+        ));
+    }
+    Ok(axum::Json(serde_json::json!({"queued": true})))
+}

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod api_parity;
 mod attacks;
 mod browser;
 mod cart;
