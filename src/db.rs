@@ -89,6 +89,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "categories",
         include_str!("../migrations/sqlite/0011_categories.sql"),
     ),
+    (
+        12,
+        "outflows",
+        include_str!("../migrations/sqlite/0012_outflows.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -145,6 +150,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "categories",
         include_str!("../migrations/postgres/0011_categories.sql"),
+    ),
+    (
+        12,
+        "outflows",
+        include_str!("../migrations/postgres/0012_outflows.sql"),
     ),
 ];
 

@@ -268,6 +268,26 @@ pub fn payout_paid(shop: i64, amount: i64) -> Journal {
     )
 }
 
+/// Money left the collecting account a second time for a payout already paid: the shop owes
+/// it back (netted at its next release).
+pub fn payout_duplicate(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "payout_duplicate",
+        vec![
+            shop_line(Account::ShopOwed, shop, amount),
+            shop_line(Account::Collect, shop, -amount),
+        ],
+    )
+}
+
+/// Money that left the collecting account and will not come back: the platform's loss.
+pub fn outflow_written_off(amount: i64) -> Journal {
+    Journal::new(
+        "outflow_written_off",
+        vec![line(Account::Fees, amount), line(Account::Collect, -amount)],
+    )
+}
+
 /// The payout failed or came back: the money is available again.
 pub fn payout_failed(shop: i64, amount: i64) -> Journal {
     Journal::new(

@@ -435,7 +435,14 @@ async fn money_in_minus_out(db: &Db) -> Result<i64> {
         .await?
         + q("SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM bank_transactions WHERE status = 'refunded'")
             .await?;
-    Ok(money_in - payouts - refunds)
+    // Outflows the admin explained as a payout sent twice or a loss (the others are either
+    // already counted above or still waiting to be explained).
+    let explained_out = q(
+        "SELECT CAST(COALESCE(SUM(-amount_vnd), 0) AS BIGINT) FROM bank_transactions
+         WHERE amount_vnd < 0 AND outflow IN ('duplicate_payout', 'written_off')",
+    )
+    .await?;
+    Ok(money_in - payouts - refunds - explained_out)
 }
 
 const BACKFILL: &str = "ledger_backfill";

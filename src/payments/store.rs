@@ -103,13 +103,21 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         // Money going out of the collecting account may be a payout the treasurer made
         // from the bank app: confirmed when it names a payout and its exact amount.
         if t.amount < 0 && t.success {
-            crate::payouts::store::confirm_from_feed(
+            let confirmed = crate::payouts::store::confirm_from_feed(
                 &mut tx,
                 txn_row,
                 t.amount.saturating_neg(),
                 &t.description,
             )
             .await?;
+            // Anything else that left the account waits for the admin to explain it, so the
+            // books never drift from the bank unseen (a payout sent twice, say).
+            if !confirmed {
+                sqlx::query("UPDATE bank_transactions SET outflow = 'unexplained' WHERE id = $1")
+                    .bind(txn_row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         return Ok(Outcome::Ignored);
@@ -645,10 +653,19 @@ pub struct TxnView {
 }
 
 pub async fn unmatched_transactions(db: &Db) -> Result<Vec<TxnView>> {
-    let rows = sqlx::query(
+    transactions_where(db, "status = 'unmatched'").await
+}
+
+/// Money that left the collecting account and confirms no payout, waiting for the admin.
+pub async fn unexplained_outflows(db: &Db) -> Result<Vec<TxnView>> {
+    transactions_where(db, "outflow = 'unexplained'").await
+}
+
+async fn transactions_where(db: &Db, cond: &'static str) -> Result<Vec<TxnView>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, provider, provider_txn_id, amount_vnd, description, reference, status, received_at
-         FROM bank_transactions WHERE status = 'unmatched' ORDER BY received_at DESC, id DESC LIMIT 500",
-    )
+         FROM bank_transactions WHERE {cond} ORDER BY received_at DESC, id DESC LIMIT 500"
+    )))
     .fetch_all(&db.pool)
     .await?;
     rows.iter()
@@ -907,6 +924,7 @@ pub fn audit_action_words(action: &str) -> String {
         "payout_account_changed" => "Đổi tài khoản nhận tiền",
         "payout_run" => "Tạo đợt chi trả",
         "payout_marked_paid" => "Xác nhận đã chi trả",
+        "outflow_explained" => "Giải thích tiền ra",
         other => return other.to_string(),
     }
     .to_string()

@@ -419,14 +419,14 @@ pub async fn mark_failed(tx: &mut Tx, payout: i64, reason: &str) -> Result<bool>
 }
 
 /// An outgoing transfer in the bank feed: a payout made from the bank app is confirmed when
-/// the description names it and the amount is exactly its amount; any other amount is
-/// flagged for the admin.
+/// the description names it and the amount is exactly its amount (true); any other amount is
+/// flagged for the admin (false, as is a transfer naming no open payout).
 pub async fn confirm_from_feed(
     tx: &mut Tx,
     txn: i64,
     amount: i64,
     description: &str,
-) -> Result<()> {
+) -> Result<bool> {
     for code in super::codes_in(description) {
         let r = sqlx::query(
             "SELECT id, amount_vnd FROM payouts WHERE code = $1 AND status IN ('pending', 'sent')",
@@ -442,7 +442,7 @@ pub async fn confirm_from_feed(
                 .fetch_optional(&mut **tx)
                 .await?;
         if amount == expected {
-            mark_paid(tx, id, reference.as_deref()).await?;
+            return mark_paid(tx, id, reference.as_deref()).await;
         } else {
             sqlx::query("UPDATE payouts SET flag = $1, updated_at = $2 WHERE id = $3")
                 .bind(format!(
@@ -455,9 +455,9 @@ pub async fn confirm_from_feed(
                 .await?;
             crate::notify::event(tx, "payout_flagged", id).await?;
         }
-        return Ok(());
+        return Ok(false);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// An admin records that a payout was paid (the bank's reference), audited.
@@ -487,4 +487,132 @@ pub async fn admin_mark_paid(
     .await?;
     tx.commit().await?;
     payout_by_code(db, code).await
+}
+
+/// What an admin says an unexplained outgoing transfer was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outflow {
+    /// A bank-app payout sent a second time: the shop owes it back.
+    DuplicatePayout,
+    /// Already in the books (a refund recorded, a payout marked paid by hand).
+    Accounted,
+    /// Gone for good: the platform's loss.
+    WrittenOff,
+}
+
+impl Outflow {
+    pub fn parse(s: &str) -> std::result::Result<Outflow, String> {
+        match s.trim() {
+            "duplicate_payout" => Ok(Outflow::DuplicatePayout),
+            "accounted" => Ok(Outflow::Accounted),
+            "written_off" => Ok(Outflow::WrittenOff),
+            _ => {
+                Err("chọn một cách giải thích: duplicate_payout, accounted hoặc written_off".into())
+            }
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outflow::DuplicatePayout => "duplicate_payout",
+            Outflow::Accounted => "accounted",
+            Outflow::WrittenOff => "written_off",
+        }
+    }
+}
+
+/// The admin explains an outgoing transfer that confirmed no payout, in one transaction with
+/// its journal: a payout sent twice (`payout_code` of a paid payout of the same amount; the
+/// shop owes it back), already accounted for, or written off (a note of at least 10
+/// characters for the last two). Audited; explained once.
+pub async fn explain_outflow(
+    db: &Db,
+    admin: &User,
+    txn: i64,
+    how: &str,
+    payout_code: &str,
+    note: &str,
+) -> Result<()> {
+    admin.require_admin()?;
+    let how = Outflow::parse(how).map_err(|m| AppError::field("as", m))?;
+    let note = note.trim();
+    if how != Outflow::DuplicatePayout && note.chars().count() < 10 {
+        return Err(AppError::field(
+            "note",
+            "ghi rõ khoản tiền này là gì (ít nhất 10 ký tự)",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    // The row's lock (PostgreSQL) or the write lock (SQLite): explained once.
+    let amount: Option<i64> = sqlx::query_scalar(
+        "UPDATE bank_transactions SET outflow = outflow WHERE id = $1 AND outflow = 'unexplained'
+         RETURNING amount_vnd",
+    )
+    .bind(txn)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(amount) = amount else {
+        return Err(AppError::Conflict(
+            "Giao dịch này không phải tiền ra đang chờ giải thích".into(),
+        ));
+    };
+    let out = amount.saturating_neg();
+    let detail = match how {
+        Outflow::DuplicatePayout => {
+            let code = payout_code.trim().to_uppercase();
+            let p: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, shop_id, amount_vnd FROM payouts WHERE code = $1 AND status = 'paid'",
+            )
+            .bind(code.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((payout, shop, paid)) = p else {
+                return Err(AppError::field(
+                    "payout_code",
+                    "không có khoản chi đã chuyển với mã này",
+                ));
+            };
+            if paid != out {
+                return Err(AppError::field(
+                    "payout_code",
+                    format!("khoản chi {code} là {paid} đ, khác số tiền ra {out} đ"),
+                ));
+            }
+            ledger::post(
+                &mut tx,
+                &journals::payout_duplicate(shop, out),
+                Refs::payout(payout),
+                "",
+            )
+            .await?;
+            code
+        }
+        Outflow::WrittenOff => {
+            ledger::post(
+                &mut tx,
+                &journals::outflow_written_off(out),
+                Refs::txn(txn),
+                "",
+            )
+            .await?;
+            note.to_string()
+        }
+        Outflow::Accounted => note.to_string(),
+    };
+    sqlx::query("UPDATE bank_transactions SET outflow = $1, outflow_note = $2 WHERE id = $3")
+        .bind(how.as_str())
+        .bind(detail.clone())
+        .bind(txn)
+        .execute(&mut *tx)
+        .await?;
+    audit(
+        &mut tx,
+        admin,
+        "outflow_explained",
+        &format!("txn:{txn}"),
+        &format!("{}: {detail}", how.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

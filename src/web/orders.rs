@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/quan-tri/doi-soat/hoan-giao-dich", post(refund_txn))
         .route("/quan-tri/doi-soat/hoan-thanh-toan", post(refund_payment))
         .route("/quan-tri/doi-soat/hoan-don", post(refund_order))
+        .route("/quan-tri/doi-soat/tien-ra", post(explain_outflow))
         .route("/quan-tri/thong-bao", get(failed_notices))
         .route("/quan-tri/thong-bao/{id}/gui-lai", post(retry_notice))
 }
@@ -261,9 +262,22 @@ struct PaymentRow {
 struct ReconcilePage {
     layout: Layout,
     unmatched: Vec<TxnRow>,
+    outflows: Vec<TxnRow>,
     payments: Vec<PaymentRow>,
     orders: Vec<(String, String, String)>,
     audit: Vec<(String, String, String, String, String)>,
+}
+
+impl From<&payments::TxnView> for TxnRow {
+    fn from(t: &payments::TxnView) -> Self {
+        TxnRow {
+            id: t.id,
+            provider: t.provider.clone(),
+            amount: format_vnd(t.amount_vnd),
+            description: t.description.clone(),
+            received: format_vn_time(t.received_at),
+        }
+    }
 }
 
 fn reason_label(r: &str) -> &'static str {
@@ -283,22 +297,15 @@ async fn reconcile(
 ) -> PageResult {
     user.require_admin()?;
     let unmatched = payments::unmatched_transactions(&st.db).await?;
+    let outflows = payments::unexplained_outflows(&st.db).await?;
     let attention = payments::payments_needing_attention(&st.db).await?;
     let orders_due = payments::orders_refund_due(&st.db).await?;
     let audit = payments::recent_audit(&st.db, 50).await?;
     let notice = (q.ok == "done").then_some("Đã ghi nhận.");
     render(ReconcilePage {
         layout: Layout::new(&st, &seed, &Some(user), "Đối soát giao dịch").with_notice(notice),
-        unmatched: unmatched
-            .iter()
-            .map(|t| TxnRow {
-                id: t.id,
-                provider: t.provider.clone(),
-                amount: format_vnd(t.amount_vnd),
-                description: t.description.clone(),
-                received: format_vn_time(t.received_at),
-            })
-            .collect(),
+        unmatched: unmatched.iter().map(TxnRow::from).collect(),
+        outflows: outflows.iter().map(TxnRow::from).collect(),
         payments: attention
             .iter()
             .map(|(reason, p)| PaymentRow {
@@ -391,6 +398,34 @@ async fn refund_order(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     payments::refund_order(&st.db, &user, &f.order_code).await?;
+    see_other("/quan-tri/doi-soat?ok=done")
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OutflowForm {
+    csrf: String,
+    txn_id: String,
+    #[serde(rename = "as")]
+    how: String,
+    payout_code: String,
+    note: String,
+}
+
+async fn explain_outflow(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<OutflowForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let id = f
+        .txn_id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::field("txn_id", "giao dịch không hợp lệ"))?;
+    crate::payouts::store::explain_outflow(&st.db, &user, id, &f.how, &f.payout_code, &f.note)
+        .await?;
     see_other("/quan-tri/doi-soat?ok=done")
 }
 
@@ -487,6 +522,10 @@ pub fn api_router() -> Router<AppState> {
             "/orders/{code}/refund",
             axum::routing::post(api_refund_order),
         )
+        .route(
+            "/transactions/{id}/explain",
+            axum::routing::post(api_explain_outflow),
+        )
         .route("/notices/failed", get(api_failed_notices))
         .route("/notices/{id}/retry", axum::routing::post(api_retry_notice))
 }
@@ -505,6 +544,7 @@ async fn api_reconciliation(
         .collect();
     Ok(axum::Json(serde_json::json!({
         "unmatched_transactions": payments::unmatched_transactions(&st.db).await?,
+        "unexplained_outflows": payments::unexplained_outflows(&st.db).await?,
         "payments_needing_attention": attention,
         "orders_refund_due": payments::orders_refund_due(&st.db).await?,
         "audit": payments::recent_audit(&st.db, 50).await?,
@@ -525,6 +565,27 @@ async fn api_assign(
 ) -> ApiResult {
     payments::assign(&st.db, &user, id, &b.payment_code).await?;
     Ok(axum::Json(serde_json::json!({"assigned": true})))
+}
+
+#[derive(Deserialize)]
+struct ExplainBody {
+    #[serde(default, rename = "as")]
+    how: String,
+    #[serde(default)]
+    payout_code: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn api_explain_outflow(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    super::api::ApiJson(b): super::api::ApiJson<ExplainBody>,
+) -> ApiResult {
+    crate::payouts::store::explain_outflow(&st.db, &user, id, &b.how, &b.payout_code, &b.note)
+        .await?;
+    Ok(axum::Json(serde_json::json!({"explained": true})))
 }
 
 async fn api_refund_txn(

@@ -23,6 +23,7 @@ on_both_backends!(
     the_ledger_check_catches_what_it_guards,
     shipped_orders_are_released_after_the_waiting_days,
     a_refused_lookup_never_fails_an_accepted_payout,
+    money_out_that_nothing_explains_waits_for_the_admin,
 );
 
 const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
@@ -981,5 +982,146 @@ async fn a_refused_lookup_never_fails_an_accepted_payout(b: Backend) {
             bal["available_vnd"].as_i64()
         ),
         (Some(175_500), Some(0))
+    );
+}
+
+async fn outflows(app: &TestApp, admin: &str) -> Vec<Value> {
+    let (s, v) = app.api("GET", "/reconciliation", Some(admin), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["unexplained_outflows"].as_array().unwrap().clone()
+}
+
+async fn explain(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
+    app.api(
+        "POST",
+        &format!("/transactions/{id}/explain"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+async fn money_out_that_nothing_explains_waits_for_the_admin(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PAYOUT_ACCOUNT_HOLD_HOURS", "0")]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let admin = admin(&app).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let o1 = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &o1).await;
+    let r = run(&app, "bank_app").await;
+    let p1 = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    let amount = r["payouts"][0]["amount_vnd"].as_i64().unwrap();
+    assert_eq!(amount, 180_000);
+    // The treasurer pays it from the bank app, then — unsure it went — pays it again.
+    for id in ["OUT1", "OUT1-AGAIN"] {
+        let out = app
+            .bank_webhook(&json!({"id": id, "amount": -amount, "description": format!("CHO LANG {p1}"), "account_number": "1017595600"}))
+            .await;
+        assert_eq!(out.status(), StatusCode::OK);
+    }
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["paid_out_vnd"], amount, "paid once: {bal}");
+    // The second transfer waits for the admin, on the page and over the API.
+    let waiting = outflows(&app, &admin).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["amount_vnd"], -amount);
+    assert_eq!(waiting[0]["provider_txn_id"], "OUT1-AGAIN");
+    let txn = waiting[0]["id"].as_i64().unwrap();
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let page = app.page("/quan-tri/doi-soat").await;
+    assert!(
+        page.contains("Tiền ra chưa giải thích (1)") && page.contains("-180.000"),
+        "on the page"
+    );
+    // Explained only by an admin, with a payout of that amount that was paid.
+    let (s, _) = explain(
+        &app,
+        &hanh,
+        txn,
+        json!({"as": "duplicate_payout", "payout_code": p1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = explain(
+        &app,
+        &admin,
+        txn,
+        json!({"as": "duplicate_payout", "payout_code": "CLPONOPE"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = explain(&app, &admin, txn, json!({"as": "accounted", "note": "ok"})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reason is needed: {v}"
+    );
+    let (s, v) = explain(&app, &admin, txn, json!({"as": "maybe"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Through the page form: a payout sent twice, the shop owes it back.
+    let r = app
+        .submit(
+            "/quan-tri/doi-soat",
+            "/quan-tri/doi-soat/tien-ra",
+            &[
+                ("txn_id", &txn.to_string()),
+                ("as", "duplicate_payout"),
+                ("payout_code", &p1.to_lowercase()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["owed_vnd"], amount, "{bal}");
+    assert!(outflows(&app, &admin).await.is_empty());
+    let (s, _) = explain(
+        &app,
+        &admin,
+        txn,
+        json!({"as": "duplicate_payout", "payout_code": p1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "explained once");
+    assert!(
+        cholang::ledger::store::check_invariants(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(trial_total(&app).await, 0);
+    // The debt is netted at the shop's next release.
+    let o2 = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &o2).await;
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["owed_vnd"], 0, "{bal}");
+    assert_eq!(
+        bal["available_vnd"], 0,
+        "180.000 released, 180.000 owed: {bal}"
+    );
+    // Money nobody can name: written off, with the admin's words.
+    app.bank_webhook(&json!({"id": "OUT9", "amount": -50_000, "description": "CK NHAM", "account_number": "1017595600"}))
+        .await;
+    let waiting = outflows(&app, &admin).await;
+    let txn = waiting[0]["id"].as_i64().unwrap();
+    let (s, v) = explain(
+        &app,
+        &admin,
+        txn,
+        json!({"as": "written_off", "note": "Chuyển nhầm, ngân hàng không hoàn"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(outflows(&app, &admin).await.is_empty());
+    assert!(
+        cholang::ledger::store::check_invariants(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'outflow_explained'")
+            .await,
+        2
     );
 }

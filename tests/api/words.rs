@@ -187,5 +187,5 @@ async fn empty_sections_say_so(b: Backend) {
     app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
         .await;
     let html = app.page("/quan-tri/doi-soat").await;
-    assert_eq!(html.matches("<p>Không có.</p>").count(), 4, "{html}");
+    assert_eq!(html.matches("<p>Không có.</p>").count(), 5, "{html}");
 }
