@@ -118,7 +118,12 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let housekeeping = self.state.config.housekeeping_in_serve.then(|| {
+            tokio::spawn(housekeeping(
+                self.state.db.clone(),
+                self.state.config.clone(),
+            ))
+        });
         let scans = tokio::spawn(flush_scans(self.state.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = if self.state.config.notify.embedded_worker {
@@ -155,7 +160,9 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        housekeeping.abort();
+        if let Some(h) = housekeeping {
+            h.abort();
+        }
         scans.abort();
         if let Some(m) = metrics {
             m.abort();
@@ -186,39 +193,43 @@ async fn flush_scans(state: AppState) {
     }
 }
 
-/// Every 15 seconds: expire unpaid payments (releasing their stock), release the money of
-/// orders shipped `PAYOUT_RELEASE_DAYS` ago, send and follow payOS payouts, close proposals
-/// whose vote ran out, drop expired sessions and old attempt counters.
-async fn housekeeping(state: AppState) {
+/// Every 15 seconds, `housekeeping_once`: in `serve` unless `HOUSEKEEPING=off`, and in every
+/// `cholang worker`. Each step is safe with several processes at once (conditional updates,
+/// row claims and leases), so instances and workers may all run it.
+pub async fn housekeeping(db: Db, config: Arc<Config>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tick.tick().await;
-        match crate::payments::store::expire_due(&state.db).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
-            Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
-        }
-        match crate::ledger::store::release_due(
-            &state.db,
-            state.config.payouts.release_days,
-            state.config.payouts.fee_bps,
-        )
+        housekeeping_once(&db, &config).await;
+    }
+}
+
+/// Expire unpaid payments (releasing their stock), release the money of orders shipped
+/// `PAYOUT_RELEASE_DAYS` ago, send and follow payOS payouts, close proposals whose vote ran
+/// out, drop expired sessions and old attempt counters. Failures are logged and tried again
+/// at the next tick.
+pub async fn housekeeping_once(db: &Db, config: &Config) {
+    match crate::payments::store::expire_due(db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
+        Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
+    }
+    match crate::ledger::store::release_due(db, config.payouts.release_days, config.payouts.fee_bps)
         .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(released = n, "shipped orders released to their shops"),
-            Err(e) => tracing::warn!(error = %e, "release of shipped orders failed"),
-        }
-        if let Err(e) = crate::payouts::payos::run_once(&state.db, &state.config).await {
-            tracing::warn!(error = %e, "payOS payout follow-up failed");
-        }
-        if let Err(e) = crate::pricing::store::close_expired(&state.db).await {
-            tracing::warn!(error = %e, "closing expired proposals failed");
-        }
-        let keep_from = crate::domain::now_ms() - state.config.login_window_minutes * 60_000;
-        if let Err(e) = crate::accounts::store::sweep(&state.db, keep_from).await {
-            tracing::warn!(error = %e, "session sweep failed");
-        }
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "shipped orders released to their shops"),
+        Err(e) => tracing::warn!(error = %e, "release of shipped orders failed"),
+    }
+    if let Err(e) = crate::payouts::payos::run_once(db, config).await {
+        tracing::warn!(error = %e, "payOS payout follow-up failed");
+    }
+    if let Err(e) = crate::pricing::store::close_expired(db).await {
+        tracing::warn!(error = %e, "closing expired proposals failed");
+    }
+    let keep_from = crate::domain::now_ms() - config.login_window_minutes * 60_000;
+    if let Err(e) = crate::accounts::store::sweep(db, keep_from).await {
+        tracing::warn!(error = %e, "session sweep failed");
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Config {
     /// Open unpaid checkouts allowed per phone number and per client address.
     /// Requests per client address on register, checkout, order look-ups and webhooks.
     pub rates: crate::limits::rate::Rates,
+    /// Run the housekeeping task (expiry, releases, payout follow-ups…) inside `serve`
+    /// (`HOUSEKEEPING=off` when only `cholang worker`s should).
+    pub housekeeping_in_serve: bool,
     pub checkout_max_open: i64,
     /// Units held by open unpaid checkouts allowed per phone number and per client address.
     pub checkout_max_held_units: i64,
@@ -481,6 +484,10 @@ impl Config {
                     webhook: rate("RATE_LIMIT_WEBHOOK", "3000/min")?,
                 }
             },
+            housekeeping_in_serve: !matches!(
+                settings.get("HOUSEKEEPING"),
+                Some("off" | "0" | "false")
+            ),
             checkout_max_open: settings.parse("CHECKOUT_MAX_OPEN", 3)?,
             checkout_max_held_units: settings.parse("CHECKOUT_MAX_HELD_UNITS", 30)?,
             payments: PaymentsConfig::load(settings)?,

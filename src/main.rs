@@ -135,6 +135,13 @@ async fn run() -> anyhow::Result<()> {
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let run = tokio::spawn(notifier.run(stop_rx));
             tracing::info!("notice worker running");
+            // Payment expiry, releases, payout follow-ups…: safe beside `serve` and other
+            // workers doing the same.
+            let housekeeping = tokio::spawn(cholang::app::housekeeping(
+                db.clone(),
+                std::sync::Arc::new(config.clone()),
+            ));
+            tracing::info!("housekeeping running");
             // The embedded index belongs to `serve`; Meilisearch can be fed from here.
             let search = match &config.search.meili_url {
                 Some(_) => {
@@ -150,6 +157,7 @@ async fn run() -> anyhow::Result<()> {
                 None => None,
             };
             shutdown_signal().await;
+            housekeeping.abort();
             let _ = stop_tx.send(true);
             let _ = run.await;
             if let Some(s) = search {

@@ -24,6 +24,8 @@ on_both_backends!(
     shipped_orders_are_released_after_the_waiting_days,
     a_refused_lookup_never_fails_an_accepted_payout,
     money_out_that_nothing_explains_waits_for_the_admin,
+    cholang_worker_follows_payouts_and_expires_payments,
+    a_sent_payout_reaches_the_seller_by_zalo_template,
 );
 
 const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
@@ -1124,4 +1126,126 @@ async fn money_out_that_nothing_explains_waits_for_the_admin(b: Backend) {
             .await,
         2
     );
+}
+
+async fn cholang_worker_follows_payouts_and_expires_payments(b: Backend) {
+    let payos = FakePayos::start(Mode::Normal).await;
+    // `serve` leaves housekeeping to the workers.
+    let app = app_with_payos(b, &payos, &[("HOUSEKEEPING", "off")]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let order = sold(&app, NET, 2).await;
+    deliver(&app, &hanh, &order).await;
+    let r = run(&app, "payos").await;
+    let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    assert_eq!(r["payouts"][0]["status"], "sent");
+    sqlx::query("UPDATE payouts SET next_check_at = 0 WHERE next_check_at IS NOT NULL")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    // An unpaid checkout past its time.
+    let before = app.stock("ghe-dau-go-xoan").await;
+    let (_, c) = app.checkout(&[("ghe-dau-go-xoan", 2)]).await;
+    let pay = c["payment"]["code"].as_str().unwrap().to_string();
+    assert_eq!(app.stock("ghe-dau-go-xoan").await, before - 2);
+    sqlx::query("UPDATE payments SET expires_at = 1 WHERE code = $1")
+        .bind(pay.clone())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_cholang"))
+        .arg("worker")
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("CHOLANG_DATA_DIR", data.path())
+        .env("PAYOS_PAYOUT_CLIENT_ID", "payout-client")
+        .env("PAYOS_PAYOUT_API_KEY", "payout-api-key")
+        .env("PAYOS_PAYOUT_CHECKSUM_KEY", CHECKSUM)
+        .env("PAYOS_PAYOUT_API_URL", payos.url.as_str())
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let done = loop {
+        let (_, p) = app
+            .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+            .await;
+        let expired = app.payment(&pay).await["status"] == "expired";
+        if p["status"] == "paid" && expired {
+            break true;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(
+        done,
+        "the worker followed the payout and expired the payment"
+    );
+    assert_eq!(app.stock("ghe-dau-go-xoan").await, before, "stock back");
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["in_transit_vnd"], 0, "{bal}");
+}
+
+async fn a_sent_payout_reaches_the_seller_by_zalo_template(b: Backend) {
+    let payos = FakePayos::start(Mode::Normal).await;
+    let zalo = FakeProvider::start(|_| {
+        (
+            200,
+            json!({"error": 0, "message": "Success", "data": {"msg_id": "zmsg-9"}}).to_string(),
+        )
+    })
+    .await;
+    let app = app_with_payos(
+        b,
+        &payos,
+        &[
+            ("ZALO_ACCESS_TOKEN", "tok-1"),
+            ("ZALO_ZNS_URL", zalo.url.as_str()),
+            // Zalo is on with its order-paid template; the payout one is extra.
+            ("ZALO_TEMPLATE_ORDER_PAID", "2468"),
+            ("ZALO_TEMPLATE_PAYOUT_SENT", "1357"),
+        ],
+    )
+    .await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let order = sold(&app, NET, 2).await;
+    deliver(&app, &hanh, &order).await;
+    let r = run(&app, "payos").await;
+    let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    assert_eq!(r["payouts"][0]["status"], "sent");
+    // Twice: the outbox sends each notice once.
+    app.notifier().run_once().await.unwrap();
+    app.notifier().run_once().await.unwrap();
+    let sent: Vec<Value> = zalo
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .filter(|b| b["template_id"] == "1357")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let z = &sent[0];
+    assert_eq!(z["phone"], "84912000101", "the shop's Zalo number");
+    assert_eq!(z["template_data"]["payout_code"], code.as_str());
+    assert!(
+        z["template_data"]["amount"]
+            .as_str()
+            .unwrap()
+            .contains("351.000"),
+        "{z}"
+    );
+    assert!(z["tracking_id"].as_str().unwrap().ends_with(":zalo"), "{z}");
+    let request = zalo
+        .requests()
+        .into_iter()
+        .find(|r| r.body.contains("1357"))
+        .unwrap();
+    assert_eq!(request.path, "/message/template");
+    assert_eq!(request.headers["access_token"], "tok-1");
 }
