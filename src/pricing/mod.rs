@@ -2,6 +2,7 @@
 //!
 //! Rules in this file are pure; `store` applies them inside transactions.
 
+pub mod chart;
 pub mod store;
 
 use serde::Serialize;

@@ -35,6 +35,8 @@ struct BoardPage {
     items: Vec<ItemView>,
     proposals: Vec<ProposalView>,
     history: Vec<ChangeView>,
+    /// Each item's price over time (items with at least one change).
+    charts: Vec<super::views::ChartView>,
     active_shops: i64,
     needed: i64,
     proposal_days: i64,
@@ -142,6 +144,10 @@ async fn board_page(
         village: VillageView::from(&v),
         items: items.iter().map(ItemView::from).collect(),
         proposals: proposals.iter().map(ProposalView::from).collect(),
+        charts: items
+            .iter()
+            .filter_map(|i| super::views::ChartView::of(i.id, &i.name, &i.unit, &history))
+            .collect(),
         history: history.iter().map(ChangeView::from).collect(),
         active_shops,
         needed,

@@ -111,6 +111,8 @@ struct ProductPage {
     error: Option<String>,
     /// The origin page of the batch on sale, if the seller records batches.
     origin_url: Option<String>,
+    /// The agreed price of the product's item over time.
+    chart: Option<super::views::ChartView>,
 }
 
 /// The product page again with the cart's message beside the quantity the buyer typed.
@@ -130,9 +132,23 @@ pub async fn product_with_error(
         quantity: typed.chars().take(10).collect(),
         error: Some(error),
         origin_url: origin_url(st, &d).await?,
+        chart: chart(st, &d).await?,
     })?;
     *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(resp)
+}
+
+async fn chart(
+    st: &AppState,
+    d: &crate::catalog::ProductDetail,
+) -> Result<Option<super::views::ChartView>, crate::error::AppError> {
+    let history = crate::pricing::store::history_of_item(&st.db, d.card.price_item_id).await?;
+    Ok(super::views::ChartView::of(
+        d.card.price_item_id,
+        &d.price_item_name,
+        &d.card.unit,
+        &history,
+    ))
 }
 
 async fn origin_url(
@@ -161,5 +177,6 @@ async fn product(
         quantity: "1".into(),
         error: None,
         origin_url: origin_url(&st, &d).await?,
+        chart: chart(&st, &d).await?,
     })
 }

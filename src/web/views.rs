@@ -275,3 +275,51 @@ pub fn detail(d: &ProductDetail) -> DetailView {
         },
     }
 }
+
+/// One item's price history: the SVG and the same dates and prices as text.
+pub struct ChartView {
+    pub anchor: String,
+    pub name: String,
+    pub unit: String,
+    pub svg: String,
+    /// (day, price), oldest first.
+    pub points: Vec<(String, String)>,
+}
+
+impl ChartView {
+    /// The chart of one item's changes; None without any.
+    pub fn of(
+        item_id: i64,
+        name: &str,
+        unit: &str,
+        changes: &[crate::pricing::PriceChange],
+    ) -> Option<ChartView> {
+        let mut mine: Vec<&crate::pricing::PriceChange> = changes
+            .iter()
+            .filter(|c| c.price_item_id == item_id)
+            .collect();
+        mine.sort_by_key(|c| (c.at, c.id));
+        let owned: Vec<crate::pricing::PriceChange> = mine.iter().map(|c| (*c).clone()).collect();
+        let svg = crate::pricing::chart::svg(
+            &format!("gia-{item_id}"),
+            name,
+            &owned,
+            crate::domain::now_ms(),
+        )?;
+        Some(ChartView {
+            anchor: format!("bieu-do-{item_id}"),
+            name: name.to_string(),
+            unit: unit.to_string(),
+            svg,
+            points: owned
+                .iter()
+                .map(|c| {
+                    (
+                        crate::pricing::chart::day(c.at),
+                        format_vnd(c.new_price_vnd),
+                    )
+                })
+                .collect(),
+        })
+    }
+}

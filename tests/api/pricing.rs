@@ -12,6 +12,7 @@ on_both_backends!(
     only_village_shops_vote_and_only_moderators_approve,
     one_open_proposal_per_item_and_clear_validation,
     quorum_is_configurable_per_village,
+    the_price_history_is_a_chart_a_phone_can_read,
 );
 
 async fn item_id(app: &TestApp, village: &str, name: &str) -> i64 {
@@ -133,9 +134,16 @@ async fn quorum_approval_changes_every_listing_of_the_item(b: Backend) {
         "man-tuyn-1m6-x-2m-man-phu-doi-thanh-huong",
     ] {
         let html = app.page(&format!("/san-pham/{slug}")).await;
-        assert!(html.contains("160.000 ₫"), "{slug} shows the new price");
         assert!(
-            !html.contains("150.000 ₫"),
+            html.contains("<p class=\"price big\">160.000 ₫"),
+            "{slug} shows the new price"
+        );
+        // The old price remains only in the price history.
+        let start = html.find("<figure class=\"price-history\"").unwrap();
+        let end = start + html[start..].find("</figure>").unwrap();
+        let outside = format!("{}{}", &html[..start], &html[end..]);
+        assert!(
+            !outside.contains("150.000 ₫"),
             "{slug} no longer shows the old price"
         );
     }
@@ -404,4 +412,51 @@ async fn quorum_is_configurable_per_village(b: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(e["error"]["fields"]["commune"].is_string());
     assert!(e["error"]["fields"]["quorum_percent"].is_string());
+}
+
+async fn the_price_history_is_a_chart_a_phone_can_read(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let item = item_id(&app, "phu-doi", "Màn tuyn 1m6 x 2m").await;
+    let chart_of = |html: &str| -> String {
+        let start = html
+            .find(&format!(
+                "<figure class=\"price-history\" id=\"bieu-do-{item}\">"
+            ))
+            .unwrap_or_else(|| panic!("a chart for item {item}"));
+        let end = start + html[start..].find("</figure>").unwrap();
+        html[start..end].to_string()
+    };
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    let c = chart_of(&board);
+    assert!(c.contains("<svg class=\"price-chart\" viewBox=\"0 0 320 132\""));
+    assert!(c.contains("role=\"img\"") && c.contains("<title id=\"gia-"));
+    assert!(c.contains("Giá cộng đồng của Màn tuyn 1m6 x 2m theo thời gian"));
+    assert_eq!(c.matches("<circle").count(), 1, "one price so far");
+    assert!(c.contains(": 150.000 ₫</li>"), "the numbers as text");
+    // Every item of the board with a price has its chart.
+    let (_, items) = app
+        .api("GET", "/villages/phu-doi/price-items", None, None)
+        .await;
+    assert_eq!(
+        board.matches("<figure class=\"price-history\"").count(),
+        items["price_items"].as_array().unwrap().len()
+    );
+    // The demo proposal passes (a third yes): the chart steps to the new price.
+    let (_, body) = app
+        .api("GET", "/villages/phu-doi/proposals", None, None)
+        .await;
+    let proposal = body["proposals"][0]["id"].as_i64().unwrap();
+    let duc = app.api_login(DUC, PW).await;
+    let (_, p) = vote(&app, &duc, proposal, true).await;
+    assert_eq!(p["proposal"]["status"], "approved");
+    let page = app.page("/san-pham/man-tuyn-1m6-x-2m").await;
+    let c = chart_of(&page);
+    assert_eq!(c.matches("<circle").count(), 2);
+    assert!(c.contains(": 150.000 ₫</li>") && c.contains(": 160.000 ₫</li>"));
+    assert!(c.contains("2 thay đổi giá"), "{c}");
+    assert!(c.contains(">160.000 ₫</text>") && c.contains(">150.000 ₫</text>"));
+    // Drawn by the server, styled by our sheet: nothing inline.
+    assert!(!c.contains("style=") && !c.contains("<script"));
+    let css = app.get("/static/app.css").await.text().await.unwrap();
+    assert!(css.contains(".price-chart .line"));
 }
