@@ -175,6 +175,18 @@ async fn run() -> anyhow::Result<()> {
                     cholang::catalog::demo::DEMO_PASSWORD
                 );
             }
+            if demo {
+                // Pictures for the demo's products, drawn in the background so the market
+                // answers at once (a few seconds on a laptop).
+                let (db, dir) = (db.clone(), config.photos_dir());
+                tokio::spawn(async move {
+                    match cholang::catalog::demo_pictures::add_missing(&db, &dir).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pictures = n, "demo pictures drawn"),
+                        Err(e) => tracing::warn!(error = %e, "demo pictures not drawn"),
+                    }
+                });
+            }
             let server = Server::bind(config.clone(), db).await?;
             tracing::info!(config = ?config, "Chợ Làng listening on http://{}", server.local_addr()?);
             server.run(shutdown_signal()).await?;

@@ -5,6 +5,7 @@
 
 pub mod categories;
 pub mod demo;
+pub mod demo_pictures;
 pub mod import;
 pub mod photos;
 pub mod store;

@@ -8,7 +8,8 @@ use crate::on_both_backends;
 on_both_backends!(
     buyers_browse_villages_shops_and_products,
     search_finds_with_or_without_diacritics,
-    times_are_shown_in_hanoi_time
+    times_are_shown_in_hanoi_time,
+    the_demo_market_has_a_picture_for_every_product,
 );
 
 async fn buyers_browse_villages_shops_and_products(b: Backend) {
@@ -101,4 +102,44 @@ async fn times_are_shown_in_hanoi_time(b: Backend) {
         .unwrap();
     let board = app.page("/lang/phu-doi/bang-gia").await;
     assert!(board.contains("29/11/2026 00:30"), "board shows local time");
+}
+
+async fn the_demo_market_has_a_picture_for_every_product(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let home = app.page("/").await;
+    assert!(home.contains("class=\"ph\""), "grey boxes before");
+    let n = cholang::catalog::demo_pictures::add_missing(&app.db, &app.config.photos_dir())
+        .await
+        .unwrap();
+    let products = app.scalar("SELECT COUNT(*) FROM products").await;
+    assert_eq!(n as i64, products);
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT product_id) FROM product_photos")
+            .await,
+        products
+    );
+    // Once: a second pass (the next start) adds nothing.
+    assert_eq!(
+        cholang::catalog::demo_pictures::add_missing(&app.db, &app.config.photos_dir())
+            .await
+            .unwrap(),
+        0
+    );
+    app.search_synced().await;
+    let home = app.page("/").await;
+    assert!(!home.contains("class=\"ph\""), "every card has its picture");
+    let page = app.page("/san-pham/man-tuyn-1m6-x-2m").await;
+    let start = page.find("<img class=\"main-photo\" src=\"").unwrap() + 29;
+    let src = &page[start..start + page[start..].find('"').unwrap()];
+    let r = app.get(src).await;
+    assert_eq!(r.status(), StatusCode::OK, "{src}");
+    let bytes = r.bytes().await.unwrap();
+    let img = image::load_from_memory(&bytes).unwrap();
+    assert_eq!(
+        (img.width(), img.height()),
+        (
+            cholang::catalog::demo_pictures::WIDTH,
+            cholang::catalog::demo_pictures::HEIGHT
+        )
+    );
 }
