@@ -92,7 +92,7 @@ pub fn picture(category: &str, name: &str) -> RgbImage {
     let (w, h) = (WIDTH as f32, HEIGHT as f32);
     let mut img = RgbImage::new(WIDTH, HEIGHT);
     let dots = scatter(&mut rng, 70, (10.0, 26.0));
-    let phase = rng.range(0.0, 6.28);
+    let phase = rng.range(0.0, std::f32::consts::TAU);
     let inside = |x: f32, y: f32, d: &[(f32, f32, f32, f32)]| {
         d.iter()
             .find(|(cx, cy, r, _)| (x - cx).powi(2) + (y - cy).powi(2) < r * r)
@@ -183,7 +183,7 @@ pub fn picture(category: &str, name: &str) -> RgbImage {
             mix(
                 [150.0, 112.0, 60.0],
                 [214.0, 178.0, 112.0],
-                (along / 12.0 * 3.14).sin(),
+                (along / 12.0 * std::f32::consts::PI).sin(),
             )
         } else if kind.contains("mat ong") || name.to_lowercase().contains("mật ong") {
             // Honey: amber light through glass.
