@@ -249,17 +249,11 @@ pub async fn register_limited(
     accounts::reset::register(&st.db, &st.config, new).await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CsrfOnly {
-    csrf: String,
-}
-
 async fn logout(
     State(st): State<AppState>,
     seed: CsrfSeed,
     jar: CookieJar,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     if let Some(c) = jar.get(SESSION_COOKIE) {
@@ -275,7 +269,7 @@ async fn logout_everywhere(
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     jar: CookieJar,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     accounts::store::delete_sessions_of(&st.db, user.id, None).await?;

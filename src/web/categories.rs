@@ -198,18 +198,12 @@ async fn rename(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: String,
-}
-
 async fn remove(
     State(st): State<AppState>,
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path((slug, id)): Path<(String, i64)>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let v = catalog::village_by_slug(&st.db, &slug).await?;

@@ -778,19 +778,13 @@ async fn upload_photo(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: String,
-}
-
 /// The seller checks their channels: a test notice through the same outbox as real ones.
 async fn test_notice(
     State(st): State<AppState>,
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path(slug): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
@@ -829,17 +823,12 @@ async fn decide_ocop(
     })
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    csrf: String,
-}
-
 async fn remove_photo(
     State(st): State<AppState>,
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path((slug, id)): Path<(String, i64)>,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let (_, p) = my_product(&st, &user, &slug).await?;
@@ -855,7 +844,7 @@ async fn move_photo(
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path((slug, id)): Path<(String, i64)>,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let (_, p) = my_product(&st, &user, &slug).await?;

@@ -482,18 +482,12 @@ fn notice_kind_label(kind: &str) -> &'static str {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CsrfOnlyForm {
-    csrf: String,
-}
-
 async fn retry_notice(
     State(st): State<AppState>,
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfOnlyForm>,
+    Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     user.require_admin()?;

@@ -26,6 +26,13 @@ pub const CSRF_COOKIE: &str = "cl_csrf";
 #[derive(Clone)]
 pub struct CsrfSeed(pub String, pub usize);
 
+/// A form that carries nothing but its CSRF token (a button: remove, retry, log out…).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 /// Give every browser a CSRF cookie; forms carry HMAC(secret, cookie) and posts must match.
 pub async fn csrf_cookie(
     State(state): State<AppState>,
