@@ -18,7 +18,7 @@ use crate::domain::text::clean_line;
 use crate::error::{AppError, Result};
 use crate::search;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Category {
     pub id: i64,
     pub name: String,

@@ -50,7 +50,7 @@ pub struct ImportRow {
     pub ocop_stars: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     pub line: u64,
     pub message: String,
@@ -62,7 +62,7 @@ impl std::fmt::Display for RowError {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub villages_created: u32,
     pub shops_created: u32,

@@ -9,6 +9,7 @@ pub mod demo_pictures;
 pub mod import;
 pub mod photos;
 pub mod store;
+pub use categories::Category;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,14 +17,14 @@ use crate::domain::text::{clean_line, clean_text};
 use crate::domain::{Email, PhoneVn};
 use crate::error::{AppError, FieldErrors};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VillageId(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShopId(pub i64);
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductId(pub i64);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Village {
     pub id: VillageId,
     pub slug: String,
@@ -37,7 +38,7 @@ pub struct Village {
     pub proposal_days: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Shop {
     pub id: ShopId,
     pub slug: String,
@@ -72,16 +73,17 @@ pub struct Shop {
 impl Shop {
     /// What anyone may see of a shop: no email, bank account or notice settings (only its
     /// owner and admins see those, through the full `Shop`).
-    pub fn public_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "slug": self.slug,
-            "village_id": self.village_id,
-            "name": self.name,
-            "phone": self.phone,
-            "story": self.story,
-            "active": self.active,
-        })
+    /// What anyone may see of a shop.
+    pub fn public(&self) -> PublicShop {
+        PublicShop {
+            id: self.id,
+            slug: self.slug.clone(),
+            village_id: self.village_id,
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            story: self.story.clone(),
+            active: self.active,
+        }
     }
 
     pub fn is_member(&self) -> bool {
@@ -89,8 +91,22 @@ impl Shop {
     }
 }
 
+/// A shop's public face (no email, bank account or notice settings). Its schema allows no
+/// other field, so it and `Shop` never both describe one answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicShop {
+    pub id: ShopId,
+    pub slug: String,
+    pub village_id: VillageId,
+    pub name: String,
+    pub phone: String,
+    pub story: String,
+    pub active: bool,
+}
+
 /// A product as lists show it, with the agreed price of its price item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProductCard {
     pub id: ProductId,
     pub slug: String,
@@ -111,14 +127,14 @@ pub struct ProductCard {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Photo {
     pub id: i64,
     pub file_name: String,
     pub thumb_name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProductDetail {
     #[serde(flatten)]
     pub card: ProductCard,

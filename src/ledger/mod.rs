@@ -11,7 +11,7 @@ pub mod store;
 use serde::Serialize;
 
 /// A ledger account; shop accounts are per shop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 pub enum Account {
     /// The collecting bank account: money in − money out.
     Collect,

@@ -249,7 +249,7 @@ pub async fn release_due(db: &Db, days: i64, fee_bps: i64) -> Result<usize> {
     Ok(n)
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ShopBalance {
     pub pending_vnd: i64,
     pub available_vnd: i64,
@@ -283,7 +283,7 @@ pub async fn shop_balance(db: &Db, shop: i64) -> Result<ShopBalance> {
     Ok(b)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub at: i64,
     pub journal: i64,
@@ -355,7 +355,7 @@ pub async fn shop_entries(
     Ok((out, total))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountBalance {
     pub account: String,
     pub balance_vnd: i64,

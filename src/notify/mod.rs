@@ -10,7 +10,7 @@ pub mod worker;
 pub use store::event;
 
 /// Whether a shop can be told something on one channel now, and what is missing if not.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Reach {
     /// `email`, `zalo` or `telegram`
     pub channel: &'static str,

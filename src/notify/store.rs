@@ -209,7 +209,7 @@ pub async fn retry_now(db: &Db, id: i64) -> Result<bool> {
     Ok(n == 1)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NoticeRow {
     pub id: i64,
     pub kind: String,
@@ -256,7 +256,7 @@ pub async fn failed_notices(db: &Db) -> Result<Vec<NoticeRow>> {
     rows.iter().map(row).collect()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Unreachable {
     pub shop_slug: String,
     pub shop_name: String,

@@ -41,14 +41,18 @@ pub enum ProductRef {
     Slug(String),
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One line of a checkout: a product by id or slug, and how many.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RawItem {
+    #[schema(schema_with = crate::web::openapi::text_or_number)]
     pub product_id: Option<serde_json::Value>,
     pub product_slug: Option<String>,
+    #[schema(schema_with = crate::web::openapi::text_or_number)]
     pub quantity: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Who pays and where the goods go.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RawBuyer {
     #[serde(default)]
     pub name: String,

@@ -12,7 +12,7 @@ use crate::error::{AppError, Result};
 use crate::payments::code::{ALPHABET, PaymentCode};
 use crate::search;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LineView {
     pub product_id: i64,
     pub name: String,
@@ -36,7 +36,7 @@ impl LineView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
     pub code: String,
@@ -66,7 +66,7 @@ impl OrderView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckoutView {
     pub id: i64,
     pub code: String,

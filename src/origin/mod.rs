@@ -18,7 +18,7 @@ use crate::domain::text::{clean_line, clean_text, fold};
 use crate::error::{AppError, FieldErrors};
 
 /// A batch code as printed on labels and in `/truy-xuat/{code}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 pub struct BatchCode(String);
 
 pub const MAX_CODE_LEN: usize = 20;
@@ -107,7 +107,7 @@ pub fn is_food_category(category: &str) -> bool {
 }
 
 /// One input of a batch and where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InputSource {
     pub material: String,
     pub source: String,

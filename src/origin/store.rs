@@ -13,7 +13,7 @@ use crate::error::{AppError, Result};
 
 /// One state of a batch's record. The first is revision 1; a correction after labels were
 /// printed adds the next one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Revision {
     pub revision: i64,
     pub produced_on: String,
@@ -29,7 +29,7 @@ pub struct Revision {
 }
 
 /// A batch with its current revision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Batch {
     #[serde(skip)]
     pub id: i64,

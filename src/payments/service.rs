@@ -1,7 +1,7 @@
 //! Starting a checkout and describing it: the one place that ties orders, the payment
 //! method and the VietQR payload together, for the API and the payment page alike.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::providers::{PayosLinkRequest, payos_create_link, stripe_create_session};
 use super::store::{PaymentView, payment_by_id, payment_of_checkout};
@@ -130,72 +130,154 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
     }
 }
 
-pub fn bank_json(collect: Option<&CollectAccount>) -> Value {
-    match collect {
-        Some(c) => json!({
-            "bin": c.bin.as_str(),
-            "name": c.bin.bank().map(|b| b.short_name).unwrap_or(""),
-            "account_no": c.account_no,
-            "account_name": c.account_name,
-        }),
-        None => Value::Null,
-    }
+/// The collecting account a transfer goes to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BankOut {
+    /// NAPAS bank id (BIN).
+    pub bin: String,
+    pub name: String,
+    pub account_no: String,
+    pub account_name: String,
 }
 
-/// `GET /api/v1/payments/{code}`.
-pub fn payment_status_json(p: &PaymentView) -> Value {
-    json!({
-        "code": p.code,
-        "status": p.status,
-        "amount_vnd": p.amount_vnd,
-        "amount_paid_vnd": p.amount_paid_vnd,
-        "amount_remaining_vnd": p.amount_remaining_vnd,
-        "overpaid_vnd": p.overpaid_vnd,
-        "cancelled": p.cancelled,
-        "expires_at": p.expires_at,
-        "expires_at_local": format_vn_time(p.expires_at),
+pub fn bank_out(collect: Option<&CollectAccount>) -> Option<BankOut> {
+    collect.map(|c| BankOut {
+        bin: c.bin.as_str().to_string(),
+        name: c.bin.bank().map(|b| b.short_name).unwrap_or("").to_string(),
+        account_no: c.account_no.clone(),
+        account_name: c.account_name.clone(),
     })
 }
 
-/// The checkout as the API returns it (spec of issue 4).
-pub async fn checkout_json(db: &Db, cfg: &Config, checkout_id: i64) -> Result<Value> {
+/// `GET /api/v1/payments/{code}`: where a payment stands.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PaymentStatus {
+    pub code: String,
+    /// `pending`, `partially_paid`, `paid`, `expired`, `refunded`, …
+    pub status: String,
+    pub amount_vnd: i64,
+    pub amount_paid_vnd: i64,
+    pub amount_remaining_vnd: i64,
+    pub overpaid_vnd: i64,
+    pub cancelled: bool,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The same moment in Vietnam's time, as a page shows it.
+    pub expires_at_local: String,
+}
+
+pub fn payment_status(p: &PaymentView) -> PaymentStatus {
+    PaymentStatus {
+        code: p.code.clone(),
+        status: p.status.clone(),
+        amount_vnd: p.amount_vnd,
+        amount_paid_vnd: p.amount_paid_vnd,
+        amount_remaining_vnd: p.amount_remaining_vnd,
+        overpaid_vnd: p.overpaid_vnd,
+        cancelled: p.cancelled,
+        expires_at: p.expires_at,
+        expires_at_local: format_vn_time(p.expires_at),
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ShopRefOut {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckoutLineOut {
+    pub product_id: i64,
+    pub name: String,
+    pub quantity: i64,
+    pub unit: String,
+    /// The board's agreed price when the order was placed.
+    pub unit_price_vnd: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckoutOrderOut {
+    pub code: String,
+    pub status: crate::orders::OrderStatus,
+    pub shop: ShopRefOut,
+    pub lines: Vec<CheckoutLineOut>,
+    pub total_vnd: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckoutPaymentOut {
+    pub code: String,
+    pub order_code: i64,
+    /// `vietqr`, `payos` or `stripe`.
+    pub method: String,
+    pub status: String,
+    pub amount_vnd: i64,
+    /// The EMVCo VietQR text to show as a QR code (bank transfers).
+    pub vietqr_payload: Option<String>,
+    pub qr_png_url: String,
+    pub bank: Option<BankOut>,
+    /// What the buyer writes in the transfer's description.
+    pub description: String,
+    /// The provider's hosted page (payOS, Stripe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_url: Option<String>,
+}
+
+/// The checkout as the API returns it (spec of issue 4): one order per shop, one payment.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckoutOut {
+    pub checkout_code: String,
+    pub total_vnd: i64,
+    pub expires_at: i64,
+    pub orders: Vec<CheckoutOrderOut>,
+    pub payment: CheckoutPaymentOut,
+}
+
+pub async fn checkout_out(db: &Db, cfg: &Config, checkout_id: i64) -> Result<CheckoutOut> {
     let c: CheckoutView = checkout_by_id(db, checkout_id).await?;
     let p = payment_of_checkout(db, checkout_id).await?;
-    let orders: Vec<Value> = c
+    let orders = c
         .orders
         .iter()
-        .map(|o| {
-            json!({
-                "code": o.code,
-                "status": o.status,
-                "shop": {"slug": o.shop_slug, "name": o.shop_name},
-                "lines": o.lines.iter().map(|l| json!({
-                    "product_id": l.product_id, "name": l.name, "quantity": l.quantity,
-                    "unit": l.unit, "unit_price_vnd": l.unit_price_vnd,
-                })).collect::<Vec<_>>(),
-                "total_vnd": o.total_vnd,
-            })
+        .map(|o| CheckoutOrderOut {
+            code: o.code.clone(),
+            status: o.status,
+            shop: ShopRefOut {
+                slug: o.shop_slug.clone(),
+                name: o.shop_name.clone(),
+            },
+            lines: o
+                .lines
+                .iter()
+                .map(|l| CheckoutLineOut {
+                    product_id: l.product_id,
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit: l.unit.clone(),
+                    unit_price_vnd: l.unit_price_vnd,
+                })
+                .collect(),
+            total_vnd: o.total_vnd,
         })
         .collect();
-    let mut payment = json!({
-        "code": p.code,
-        "order_code": p.order_code,
-        "method": p.method,
-        "status": p.status,
-        "amount_vnd": p.amount_vnd,
-        "vietqr_payload": qr_payload(cfg, &p)?,
-        "qr_png_url": format!("{}/pay/{}/qr.png", cfg.public_url, p.code),
-        "bank": bank_json(cfg.payments.collect.as_ref()),
-        "description": transfer_description(&p),
-    });
-    if let Some(u) = &p.checkout_url {
-        payment["checkout_url"] = json!(u);
-    }
-    Ok(json!({
-        "checkout_code": c.code,
-        "total_vnd": c.total_vnd,
-        "expires_at": p.expires_at,
-        "orders": orders,
-        "payment": payment,
-    }))
+    let payment = CheckoutPaymentOut {
+        code: p.code.clone(),
+        order_code: p.order_code,
+        method: p.method.clone(),
+        status: p.status.clone(),
+        amount_vnd: p.amount_vnd,
+        vietqr_payload: qr_payload(cfg, &p)?,
+        qr_png_url: format!("{}/pay/{}/qr.png", cfg.public_url, p.code),
+        bank: bank_out(cfg.payments.collect.as_ref()),
+        description: transfer_description(&p),
+        checkout_url: p.checkout_url.clone(),
+    };
+    Ok(CheckoutOut {
+        checkout_code: c.code,
+        total_vnd: c.total_vnd,
+        expires_at: p.expires_at,
+        orders,
+        payment,
+    })
 }

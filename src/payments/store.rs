@@ -14,7 +14,7 @@ use crate::ledger::store as ledger;
 use crate::orders::store::{lines_in_status, release, reserve, set_checkout_orders};
 use crate::orders::{Actor, OrderStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Bank,
@@ -58,7 +58,7 @@ pub struct Incoming {
     pub success: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     /// The same (provider, id) was already recorded: nothing changes.
@@ -535,7 +535,7 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
     Ok(n)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub id: i64,
     pub code: String,
@@ -640,7 +640,7 @@ pub async fn payments_needing_attention(db: &Db) -> Result<Vec<(String, PaymentV
     Ok(out)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TxnView {
     pub id: i64,
     pub provider: String,
@@ -946,7 +946,7 @@ pub fn audit_subject_words(subject: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub actor: Option<String>,
     pub action: String,

@@ -52,7 +52,7 @@ pub fn codes_in(description: &str) -> Vec<String> {
 }
 
 /// Where a shop's money goes, as banks show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PayoutAccount {
     pub bank_bin: String,
     pub account_no: String,

@@ -68,7 +68,7 @@ pub async fn set_account(
     Ok(hold_until)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PayoutView {
     pub code: String,
     pub shop: ShopRef,
@@ -94,13 +94,13 @@ pub struct PayoutView {
     pub shop_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ShopRef {
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BankRef {
     pub bin: String,
     pub account_no: String,
@@ -195,7 +195,7 @@ pub async fn payouts_of_shop(db: &Db, shop: i64, limit: i64) -> Result<Vec<Payou
     rows.iter().map(payout_from_row).collect()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     pub code: String,
     pub method: String,

@@ -59,7 +59,7 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Open,
@@ -96,7 +96,7 @@ impl ProposalStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriceItem {
     pub id: i64,
     pub village_id: i64,
@@ -106,7 +106,7 @@ pub struct PriceItem {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriceChange {
     pub id: i64,
     pub price_item_id: i64,
@@ -132,7 +132,7 @@ impl PriceChange {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Vote {
     pub shop_id: i64,
     pub shop_name: String,
@@ -141,7 +141,7 @@ pub struct Vote {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Proposal {
     pub id: i64,
     pub price_item_id: i64,

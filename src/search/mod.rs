@@ -133,7 +133,7 @@ impl SearchDoc {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
     Relevance,
@@ -359,7 +359,7 @@ pub struct EngineHit {
     pub exact: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Facets {
     pub village: BTreeMap<String, u64>,
     pub category: BTreeMap<String, u64>,
@@ -485,7 +485,7 @@ pub struct Hit {
     pub highlight: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Suggestion {
     pub q: String,
     pub total: u64,

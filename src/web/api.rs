@@ -2,67 +2,65 @@
 //! Auth: `POST /auth/login` returns a bearer token; send `Authorization: Bearer <token>`.
 //! Errors: `{"error":{"code","message","fields"}}` (see `error.rs`).
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, State};
+use axum::extract::{FromRequest, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::client::ClientIp;
+use super::openapi::{CodeParam, IdParam, ProductSlug, ShopSlug, VillageSlug};
 use super::session::{CurrentUser, session_token};
 use crate::accounts::{self, NewUser, Role};
 use crate::app::AppState;
 use crate::catalog::store::NewVillage;
-use crate::catalog::{ProductInput, ShopInput, store};
+use crate::catalog::{
+    Category, ProductCard, ProductDetail, ProductInput, PublicShop, Shop, ShopInput, Village, store,
+};
 use crate::domain::text::clean_line;
 use crate::error::{AppError, FieldErrors, Result};
 use crate::pricing::store as pricing;
+use crate::pricing::{PriceChange, PriceItem, Proposal};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/password", post(change_password))
-        .route("/auth/password-reset", post(password_reset))
-        .route("/auth/password-reset/confirm", post(password_reset_confirm))
-        .route("/me", get(me))
-        .route("/villages", get(villages).post(create_village))
-        .route("/villages/{slug}", get(village))
-        .route(
-            "/villages/{slug}/price-items",
-            get(price_items).post(create_price_item),
-        )
-        .route("/villages/{slug}/proposals", get(village_proposals))
-        .route(
-            "/villages/{slug}/categories",
-            get(categories).post(create_category),
-        )
-        .route(
-            "/villages/{slug}/categories/{id}",
-            axum::routing::patch(rename_category).delete(remove_category),
-        )
-        .route("/price-items/{id}", get(price_item))
-        .route("/price-items/{id}/proposals", post(propose))
-        .route("/proposals/{id}", get(proposal))
-        .route("/proposals/{id}/votes", post(vote))
-        .route("/proposals/{id}/approve", post(approve))
-        .route("/proposals/{id}/reject", post(reject))
-        .route("/shops", get(shops).post(create_shop))
-        .route("/shops/{slug}", get(shop).patch(update_shop))
-        .route("/shops/{slug}/membership", post(decide_membership))
-        .route("/shops/{slug}/notice-channels", get(notice_channels))
-        .route("/shops/{slug}/test-notice", post(test_notice))
-        .route("/villages/{slug}/join-requests", get(join_requests))
-        .route("/products", get(products).post(create_product))
-        .route("/products/{slug}", get(product).patch(update_product))
-        .route("/products/{slug}/ocop", post(decide_ocop))
-        .route("/checkout", post(checkout))
-        .route("/payments/{code}", get(payment))
+/// Every `/api/v1` route of this module, with its documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(change_password))
+        .routes(routes!(password_reset))
+        .routes(routes!(password_reset_confirm))
+        .routes(routes!(me))
+        .routes(routes!(villages, create_village))
+        .routes(routes!(village))
+        .routes(routes!(price_items, create_price_item))
+        .routes(routes!(village_proposals))
+        .routes(routes!(categories, create_category))
+        .routes(routes!(rename_category, remove_category))
+        .routes(routes!(price_item))
+        .routes(routes!(propose))
+        .routes(routes!(proposal))
+        .routes(routes!(vote))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(shops, create_shop))
+        .routes(routes!(shop, update_shop))
+        .routes(routes!(decide_membership))
+        .routes(routes!(notice_channels))
+        .routes(routes!(test_notice))
+        .routes(routes!(join_requests))
+        .routes(routes!(products, create_product))
+        .routes(routes!(product, update_product))
+        .routes(routes!(decide_ocop))
+        .routes(routes!(checkout))
+        .routes(routes!(payment))
 }
 
 /// `Json` whose rejections use our error body.
@@ -70,13 +68,35 @@ pub fn router() -> Router<AppState> {
 #[from_request(via(axum::Json), rejection(AppError))]
 pub struct ApiJson<T>(pub T);
 
+/// `Path` whose rejections (a number out of range, say) use our error body.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        AppError::BadRequest(format!("địa chỉ không hợp lệ: {}", r.body_text()))
+    }
+}
+
+/// `Query` whose rejections use our error body.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::BadRequest(format!("tham số không hợp lệ: {}", r.body_text()))
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         AppError::BadRequest(format!("nội dung JSON không hợp lệ: {}", r.body_text()))
     }
 }
 
-fn created(v: Value) -> Response {
+fn created(v: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
@@ -96,7 +116,7 @@ pub(super) fn text(v: &Option<Value>) -> String {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     #[serde(default)]
     login: String,
@@ -108,6 +128,9 @@ struct RegisterBody {
 
 /// The same 202 answer whether or not the login already had an account (its owner is told
 /// by notice instead); the new seller then logs in with `POST /auth/login`.
+#[utoipa::path(post, path = "/auth/register", tag = "accounts", request_body = RegisterBody,
+    responses((status = 202, body = MessageOut, description = "Registered, or the owner of an existing account was told"),
+        (status = 422), (status = 429)))]
 async fn register(
     State(st): State<AppState>,
     client: ClientIp,
@@ -117,12 +140,12 @@ async fn register(
     super::auth::register_limited(&st, &client, new).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"message": accounts::reset::REGISTERED})),
+        Json(MessageOut::new(accounts::reset::REGISTERED)),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     #[serde(default)]
     login: String,
@@ -130,19 +153,24 @@ struct LoginBody {
     password: String,
 }
 
+#[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LoginBody,
+    responses((status = 200, body = LoginOut, description = "A session token"),
+        (status = 401, description = "Wrong login or password"), (status = 429)))]
 async fn login(
     State(st): State<AppState>,
     client: ClientIp,
     ApiJson(b): ApiJson<LoginBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let user = match super::auth::authenticate(&st, &b.login, &b.password, client).await {
         Err(AppError::Validation(_)) => return Err(AppError::Unauthorized),
         other => other?,
     };
     let token = accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
-    Ok(Json(json!({"user": user, "token": token})))
+    Ok(Json(LoginOut { user, token }))
 }
 
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts", security((), ("bearer" = [])),
+    responses((status = 204, description = "The token (if any) no longer works")))]
 async fn logout(State(st): State<AppState>, req: axum::extract::Request) -> Result<StatusCode> {
     let (parts, _) = req.into_parts();
     if let Some(t) = session_token(&parts) {
@@ -151,6 +179,8 @@ async fn logout(State(st): State<AppState>, req: axum::extract::Request) -> Resu
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/auth/logout-all", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204, description = "Every session of the account ended")))]
 async fn logout_all(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -159,7 +189,7 @@ async fn logout_all(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordBody {
     #[serde(default)]
     current_password: String,
@@ -168,12 +198,15 @@ struct PasswordBody {
 }
 
 /// Change the password; every other session of the account ends, this token stays valid.
+#[utoipa::path(post, path = "/auth/password", tag = "accounts", security(("bearer" = [])),
+    request_body = PasswordBody,
+    responses((status = 200, body = MessageOut), (status = 422), (status = 429)))]
 async fn change_password(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     req_parts: axum::http::HeaderMap,
     ApiJson(b): ApiJson<PasswordBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let token = req_parts
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -187,12 +220,12 @@ async fn change_password(
         token.as_deref(),
     )
     .await?;
-    Ok(Json(
-        json!({"message": "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc."}),
-    ))
+    Ok(Json(MessageOut::new(
+        "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc.",
+    )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResetBody {
     #[serde(default)]
     login: String,
@@ -203,6 +236,9 @@ struct ResetBody {
 }
 
 /// Ask for a reset code: 202 whether or not the account exists.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "accounts", request_body = ResetBody,
+    responses((status = 202, body = MessageOut, description = "A code was sent if the account exists"),
+        (status = 422), (status = 429)))]
 async fn password_reset(
     State(st): State<AppState>,
     client: ClientIp,
@@ -211,33 +247,42 @@ async fn password_reset(
     accounts::reset::request_reset(&st.db, &st.config, &b.login, &client.key()).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"message": accounts::reset::RESET_SENT})),
+        Json(MessageOut::new(accounts::reset::RESET_SENT)),
     )
         .into_response())
 }
 
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "accounts", request_body = ResetBody,
+    responses((status = 200, body = MessageOut), (status = 422), (status = 429)))]
 async fn password_reset_confirm(
     State(st): State<AppState>,
     ApiJson(b): ApiJson<ResetBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     accounts::reset::finish_reset(&st.db, &b.login, &b.code, &b.new_password).await?;
-    Ok(Json(
-        json!({"message": "Đã đặt mật khẩu mới; hãy đăng nhập lại."}),
-    ))
+    Ok(Json(MessageOut::new(
+        "Đã đặt mật khẩu mới; hãy đăng nhập lại.",
+    )))
 }
 
-async fn me(State(st): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = MeOut)))]
+async fn me(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<impl Serialize>> {
     let shops = store::shops_of_owner(&st.db, &user).await?;
-    Ok(Json(json!({"user": user, "shops": shops})))
+    Ok(Json(MeOut { user, shops }))
 }
 
-async fn villages(State(st): State<AppState>) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({"villages": store::list_villages(&st.db).await?}),
-    ))
+#[utoipa::path(get, path = "/villages", tag = "villages",
+    responses((status = 200, body = VillagesOut)))]
+async fn villages(State(st): State<AppState>) -> Result<Json<impl Serialize>> {
+    Ok(Json(VillagesOut {
+        villages: store::list_villages(&st.db).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct VillageBody {
     #[serde(default)]
     name: String,
@@ -254,6 +299,9 @@ struct VillageBody {
     proposal_days: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/villages", tag = "villages", security(("bearer" = [])),
+    request_body = VillageBody,
+    responses((status = 201, body = VillageOut), (status = 409), (status = 422)))]
 async fn create_village(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -305,157 +353,211 @@ async fn create_village(
     })?;
     store::set_quorum(&st.db, id, min_yes, percent, days).await?;
     let v = store::village_by_id(&st.db, id).await?;
-    Ok(created(json!({"village": v})))
+    Ok(created(VillageOut { village: v }))
 }
 
-async fn village(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/villages/{slug}", tag = "villages", params(VillageSlug),
+    responses((status = 200, body = VillageDetailOut)))]
+async fn village(
+    State(st): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    let shops: Vec<Value> = store::shops_of_village(&st.db, v.id)
+    let shops: Vec<PublicShop> = store::shops_of_village(&st.db, v.id)
         .await?
         .iter()
-        .map(|s| s.public_json())
+        .map(Shop::public)
         .collect();
     let (voters, needed) = pricing::quorum_status(&st.db, &v).await?;
-    Ok(Json(
-        json!({"village": v, "shops": shops, "quorum": {"voters": voters, "yes_needed": needed}}),
-    ))
+    Ok(Json(VillageDetailOut {
+        village: v,
+        shops,
+        quorum: Quorum {
+            voters,
+            yes_needed: needed,
+        },
+    }))
 }
 
-async fn price_items(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/villages/{slug}/price-items", tag = "pricing", params(VillageSlug),
+    responses((status = 200, body = PriceItemsOut)))]
+async fn price_items(
+    State(st): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    Ok(Json(
-        json!({"price_items": pricing::items_of_village(&st.db, v.id.0).await?}),
-    ))
+    Ok(Json(PriceItemsOut {
+        price_items: pricing::items_of_village(&st.db, v.id.0).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ItemBody {
     #[serde(default)]
     name: String,
     #[serde(default)]
     unit: String,
+    #[schema(schema_with = super::openapi::text_or_number)]
     price_vnd: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/villages/{slug}/price-items", tag = "pricing", params(VillageSlug),
+    security(("bearer" = [])), request_body = ItemBody,
+    responses((status = 201, body = PriceItemOut), (status = 409), (status = 422)))]
 async fn create_price_item(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<ItemBody>,
 ) -> Result<Response> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     let item =
         pricing::create_item(&st.db, &user, &v, &b.name, &b.unit, &text(&b.price_vnd)).await?;
-    Ok(created(json!({"price_item": item})))
+    Ok(created(PriceItemOut { price_item: item }))
 }
 
-async fn categories(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/villages/{slug}/categories", tag = "villages", params(VillageSlug),
+    responses((status = 200, body = CategoriesOut)))]
+async fn categories(
+    State(st): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    Ok(Json(
-        json!({"categories": crate::catalog::categories::list(&st.db, v.id).await?}),
-    ))
+    Ok(Json(CategoriesOut {
+        categories: crate::catalog::categories::list(&st.db, v.id).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CategoryBody {
     #[serde(default)]
     name: String,
 }
 
+#[utoipa::path(post, path = "/villages/{slug}/categories", tag = "villages", params(VillageSlug),
+    security(("bearer" = [])), request_body = CategoryBody,
+    responses((status = 201, body = CategoryOut), (status = 409), (status = 422)))]
 async fn create_category(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<CategoryBody>,
 ) -> Result<Response> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     let c = crate::catalog::categories::add(&st.db, &user, v.id, &b.name).await?;
-    Ok(created(json!({"category": c})))
+    Ok(created(CategoryOut { category: c }))
 }
 
+#[utoipa::path(patch, path = "/villages/{slug}/categories/{id}", tag = "villages",
+    params(VillageSlug, IdParam), security(("bearer" = [])), request_body = CategoryBody,
+    responses((status = 200, body = CategoryOut), (status = 409), (status = 422)))]
 async fn rename_category(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path((slug, id)): Path<(String, i64)>,
+    ApiPath((slug, id)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<CategoryBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     let c = crate::catalog::categories::rename(&st.db, &user, v.id, id, &b.name).await?;
-    Ok(Json(json!({"category": c})))
+    Ok(Json(CategoryOut { category: c }))
 }
 
+#[utoipa::path(delete, path = "/villages/{slug}/categories/{id}", tag = "villages",
+    params(VillageSlug, IdParam), security(("bearer" = [])),
+    responses((status = 204, description = "Removed"), (status = 409, description = "Products still use it")))]
 async fn remove_category(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path((slug, id)): Path<(String, i64)>,
+    ApiPath((slug, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     crate::catalog::categories::remove(&st.db, &user, v.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/villages/{slug}/proposals", tag = "pricing", params(VillageSlug),
+    responses((status = 200, body = ProposalsOut)))]
 async fn village_proposals(
     State(st): State<AppState>,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    Ok(Json(
-        json!({"proposals": pricing::proposals_of_village(&st.db, v.id.0).await?}),
-    ))
+    Ok(Json(ProposalsOut {
+        proposals: pricing::proposals_of_village(&st.db, v.id.0).await?,
+    }))
 }
 
-async fn price_item(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/price-items/{id}", tag = "pricing", params(IdParam),
+    responses((status = 200, body = PriceItemDetailOut)))]
+async fn price_item(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<impl Serialize>> {
     let item = pricing::item_by_id(&st.db, id).await?;
     let history = pricing::history_of_item(&st.db, id).await?;
     let listings = store::products_of_item(&st.db, id).await?;
-    Ok(Json(
-        json!({"price_item": item, "history": history, "products": listings}),
-    ))
+    Ok(Json(PriceItemDetailOut {
+        price_item: item,
+        history,
+        products: listings,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProposalBody {
+    #[schema(schema_with = super::openapi::text_or_number)]
     price_vnd: Option<Value>,
     #[serde(default)]
     reason: String,
 }
 
+#[utoipa::path(post, path = "/price-items/{id}/proposals", tag = "pricing", params(IdParam),
+    security(("bearer" = [])), request_body = ProposalBody,
+    responses((status = 201, body = ProposalOut), (status = 409), (status = 422)))]
 async fn propose(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<ProposalBody>,
 ) -> Result<Response> {
     let p = pricing::propose(&st.db, &user, id, &text(&b.price_vnd), &b.reason).await?;
-    Ok(created(json!({"proposal": p})))
+    Ok(created(ProposalOut { proposal: p }))
 }
 
-async fn proposal(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({"proposal": pricing::proposal_by_id(&st.db, id).await?}),
-    ))
+#[utoipa::path(get, path = "/proposals/{id}", tag = "pricing", params(IdParam),
+    responses((status = 200, body = ProposalOut)))]
+async fn proposal(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<impl Serialize>> {
+    Ok(Json(ProposalOut {
+        proposal: pricing::proposal_by_id(&st.db, id).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct VoteBody {
     approve: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/proposals/{id}/votes", tag = "pricing", params(IdParam),
+    security(("bearer" = [])), request_body = VoteBody,
+    responses((status = 200, body = ProposalOut), (status = 409), (status = 422)))]
 async fn vote(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<VoteBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let approve = b
         .approve
         .ok_or_else(|| AppError::field("approve", "cần true (đồng ý) hoặc false (không đồng ý)"))?;
-    Ok(Json(
-        json!({"proposal": pricing::vote(&st.db, &user, id, approve).await?}),
-    ))
+    Ok(Json(ProposalOut {
+        proposal: pricing::vote(&st.db, &user, id, approve).await?,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct DecideBody {
     #[serde(default)]
     confirm: bool,
@@ -464,12 +566,15 @@ struct DecideBody {
 }
 
 /// `POST /proposals/{id}/approve {"confirm": true}`: the moderator confirms the new price.
+#[utoipa::path(post, path = "/proposals/{id}/approve", tag = "pricing", params(IdParam),
+    security(("bearer" = [])), request_body(content = Option<DecideBody>, description = "`{\"confirm\": true}`; an empty body means not confirmed"),
+    responses((status = 200, body = ProposalOut), (status = 409), (status = 422)))]
 async fn approve(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     // An empty body is allowed (and means "not confirmed").
     let confirm = if body.is_empty() {
         false
@@ -478,30 +583,39 @@ async fn approve(
             .map_err(|e| AppError::BadRequest(format!("nội dung JSON không hợp lệ: {e}")))?
             .confirm
     };
-    Ok(Json(
-        json!({"proposal": pricing::approve_by_moderator(&st.db, &user, id, confirm).await?}),
-    ))
+    Ok(Json(ProposalOut {
+        proposal: pricing::approve_by_moderator(&st.db, &user, id, confirm).await?,
+    }))
 }
 
 /// `POST /proposals/{id}/reject {"reason"}`: the moderator rejects, with a public reason.
+#[utoipa::path(post, path = "/proposals/{id}/reject", tag = "pricing", params(IdParam),
+    security(("bearer" = [])), request_body = DecideBody,
+    responses((status = 200, body = ProposalOut), (status = 409), (status = 422)))]
 async fn reject(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<DecideBody>,
-) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({"proposal": pricing::reject_by_moderator(&st.db, &user, id, &b.reason).await?}),
-    ))
+) -> Result<Json<impl Serialize>> {
+    Ok(Json(ProposalOut {
+        proposal: pricing::reject_by_moderator(&st.db, &user, id, &b.reason).await?,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     village: Option<String>,
     shop: Option<String>,
 }
 
-async fn shops(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/shops", tag = "shops", params(ListQuery),
+    responses((status = 200, body = PublicShopsOut), (status = 404, description = "No such village")))]
+async fn shops(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<impl Serialize>> {
     let list = match q.village {
         Some(slug) => {
             let v = store::village_by_slug(&st.db, &slug).await?;
@@ -509,17 +623,20 @@ async fn shops(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result
         }
         None => store::all_shops(&st.db).await?,
     };
-    let list: Vec<Value> = list.iter().map(|s| s.public_json()).collect();
-    Ok(Json(json!({"shops": list})))
+    let shops = list.iter().map(Shop::public).collect();
+    Ok(Json(PublicShopsOut { shops }))
 }
 
 /// A shop: everyone sees its public face; its owner and admins also see its email, bank
 /// account, notice settings and whether the village has accepted it.
+#[utoipa::path(get, path = "/shops/{slug}", tag = "shops", params(ShopSlug),
+    security((), ("bearer" = [])),
+    responses((status = 200, body = ShopDetailOut)))]
 async fn shop(
     State(st): State<AppState>,
     super::MaybeUser(user): super::MaybeUser,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let s = store::shop_by_slug(&st.db, &slug).await?;
     let owner = user
         .as_ref()
@@ -528,11 +645,15 @@ async fn shop(
         return Err(AppError::NotFound);
     }
     let products = store::products_of_shop(&st.db, s.id, false).await?;
-    let shop = if owner { json!(s) } else { s.public_json() };
-    Ok(Json(json!({"shop": shop, "products": products})))
+    let shop = if owner {
+        ShopView::Full(Box::new(s))
+    } else {
+        ShopView::Public(s.public())
+    };
+    Ok(Json(ShopDetailOut { shop, products }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MembershipBody {
     decision: Option<String>,
     #[serde(default)]
@@ -542,36 +663,44 @@ struct MembershipBody {
 /// `POST /shops/{slug}/membership {"decision":"accept"|"reject","reason"?}`: the village's
 /// moderator (or an admin) decides on a shop asking to join the board.
 /// Whether each channel can reach the shop now, and what is missing (owner, admins).
+#[utoipa::path(get, path = "/shops/{slug}/notice-channels", tag = "shops", params(ShopSlug),
+    security(("bearer" = [])), responses((status = 200, body = ChannelsOut)))]
 async fn notice_channels(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let shop = store::shop_by_slug(&st.db, &slug).await?;
     store::authorize_shop(&user, &shop)?;
-    Ok(Json(
-        json!({"channels": crate::notify::reach(&st.config.notify, &shop)}),
-    ))
+    Ok(Json(ChannelsOut {
+        channels: crate::notify::reach(&st.config.notify, &shop).to_vec(),
+    }))
 }
 
 /// Queue a test notice on every channel of the shop (3 an hour).
+#[utoipa::path(post, path = "/shops/{slug}/test-notice", tag = "shops", params(ShopSlug),
+    security(("bearer" = [])),
+    responses((status = 202, body = QueuedOut), (status = 429, description = "Three test notices an hour")))]
 async fn test_notice(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> Result<Response> {
     let shop = store::shop_by_slug(&st.db, &slug).await?;
     store::authorize_shop(&user, &shop)?;
     crate::notify::send_test(&st.db, shop.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"queued": true}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(QueuedOut { queued: true })).into_response())
 }
 
+#[utoipa::path(post, path = "/shops/{slug}/membership", tag = "shops", params(ShopSlug),
+    security(("bearer" = [])), request_body = MembershipBody,
+    responses((status = 200, body = ShopOut), (status = 409), (status = 422)))]
 async fn decide_membership(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<MembershipBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let s = store::shop_by_slug(&st.db, &slug).await?;
     let accept = match b.decision.as_deref() {
         Some("accept") => true,
@@ -584,37 +713,42 @@ async fn decide_membership(
         }
     };
     let s = store::decide_membership(&st.db, &user, &s, accept, &b.reason).await?;
-    Ok(Json(json!({"shop": s})))
+    Ok(Json(ShopOut { shop: s }))
 }
 
 /// `GET /villages/{slug}/join-requests`: shops waiting for the moderator.
+#[utoipa::path(get, path = "/villages/{slug}/join-requests", tag = "shops", params(VillageSlug),
+    security(("bearer" = [])), responses((status = 200, body = JoinRequestsOut)))]
 async fn join_requests(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     if !crate::accounts::store::can_moderate(&st.db, &user, v.id.0).await? {
         return Err(AppError::Forbidden);
     }
-    let list: Vec<Value> = store::join_requests(&st.db, v.id)
+    let shops = store::join_requests(&st.db, v.id)
         .await?
         .into_iter()
-        .map(|(slug, name, owner)| json!({"slug": slug, "name": name, "owner": owner}))
+        .map(|(slug, name, owner)| JoinRequest { slug, name, owner })
         .collect();
-    Ok(Json(json!({"shops": list})))
+    Ok(Json(JoinRequestsOut { shops }))
 }
 
 /// Shop fields in JSON; every field optional so PATCH can send only what changes.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct ShopBody {
     village: Option<String>,
     name: Option<String>,
     phone: Option<String>,
     email: Option<String>,
     zalo_phone: Option<String>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     telegram_chat_id: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     bank_bin: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     bank_account_no: Option<Value>,
     bank_account_name: Option<String>,
     story: Option<String>,
@@ -660,6 +794,9 @@ impl ShopBody {
     }
 }
 
+#[utoipa::path(post, path = "/shops", tag = "shops", security(("bearer" = [])),
+    request_body = ShopBody,
+    responses((status = 201, body = ShopOut), (status = 409), (status = 422)))]
 async fn create_shop(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -678,15 +815,18 @@ async fn create_shop(
     };
     let fields = b.over(defaults).parse()?;
     let shop = store::create_shop(&st.db, &st.config, &user, &village, &fields).await?;
-    Ok(created(json!({"shop": shop})))
+    Ok(created(ShopOut { shop }))
 }
 
+#[utoipa::path(patch, path = "/shops/{slug}", tag = "shops", params(ShopSlug),
+    security(("bearer" = [])), request_body = ShopBody,
+    responses((status = 200, body = ShopOut), (status = 409), (status = 422)))]
 async fn update_shop(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<ShopBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let s = store::shop_by_slug(&st.db, &slug).await?;
     store::authorize_shop(&user, &s)?;
     if b.village.is_some() {
@@ -702,12 +842,17 @@ async fn update_shop(
         ));
     }
     let fields = b.over(ShopInput::from_shop(&s)).parse()?;
-    Ok(Json(
-        json!({"shop": store::update_shop(&st.db, &st.config, &s, &fields).await?}),
-    ))
+    Ok(Json(ShopOut {
+        shop: store::update_shop(&st.db, &st.config, &s, &fields).await?,
+    }))
 }
 
-async fn products(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/products", tag = "products", params(ListQuery),
+    responses((status = 200, body = ProductsOut), (status = 404, description = "No such shop or village")))]
+async fn products(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<impl Serialize>> {
     let list = match (q.shop, q.village) {
         (Some(slug), _) => {
             let s = store::shop_by_slug(&st.db, &slug).await?;
@@ -719,39 +864,53 @@ async fn products(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Res
         }
         (None, None) => store::newest_products(&st.db, 200).await?,
     };
-    Ok(Json(json!({"products": list})))
+    Ok(Json(ProductsOut { products: list }))
 }
 
-async fn product(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/products/{slug}", tag = "products", params(ProductSlug),
+    responses((status = 200, body = ProductOut)))]
+async fn product(
+    State(st): State<AppState>,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let p = store::product_by_slug(&st.db, &slug).await?;
     if !p.card.active {
         return Err(AppError::NotFound);
     }
-    Ok(Json(json!({"product": p})))
+    Ok(Json(ProductOut { product: p }))
 }
 
 /// Product fields in JSON. A price cannot be sent: it comes from the village board.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct ProductBody {
     shop: Option<String>,
     name: Option<String>,
     description: Option<String>,
     category: Option<String>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     stock: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     ocop_stars: Option<Value>,
     maker: Option<String>,
     materials: Option<String>,
     made_in: Option<String>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     price_item_id: Option<Value>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
     gtin: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_no: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_year: Option<Value>,
     /// A batch code, or null to sell from the newest batch.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
     current_batch: Option<Value>,
     active: Option<bool>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     price_vnd: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     price: Option<Value>,
 }
 
@@ -785,6 +944,9 @@ impl ProductBody {
     }
 }
 
+#[utoipa::path(post, path = "/products", tag = "products", security(("bearer" = [])),
+    request_body = ProductBody,
+    responses((status = 201, body = ProductOut), (status = 409), (status = 422)))]
 async fn create_product(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -798,15 +960,18 @@ async fn create_product(
     store::authorize_shop(&user, &shop)?;
     let fields = b.over(ProductInput::default()).parse()?;
     let p = store::create_product(&st.db, &shop, &fields).await?;
-    Ok(created(json!({"product": p})))
+    Ok(created(ProductOut { product: p }))
 }
 
+#[utoipa::path(patch, path = "/products/{slug}", tag = "products", params(ProductSlug),
+    security(("bearer" = [])), request_body = ProductBody,
+    responses((status = 200, body = ProductUpdatedOut), (status = 409), (status = 422)))]
 async fn update_product(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<ProductBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     b.refuse_price()?;
     let p = store::product_by_slug(&st.db, &slug).await?;
     let shop = store::shop_by_id(&st.db, p.shop_id).await?;
@@ -847,10 +1012,13 @@ async fn update_product(
         updated = store::product_by_slug(&st.db, &slug).await?;
     }
     let current = crate::origin::store::chosen_code(&st.db, updated.card.id.0).await?;
-    Ok(Json(json!({"product": updated, "current_batch": current})))
+    Ok(Json(ProductUpdatedOut {
+        product: updated,
+        current_batch: current,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct OcopDecision {
     #[serde(default)]
     decision: String,
@@ -858,19 +1026,22 @@ struct OcopDecision {
 
 /// `POST /products/{slug}/ocop {"decision": "confirm"|"reject"}`: the village's moderator
 /// (or an admin) checked the OCOP certificate.
+#[utoipa::path(post, path = "/products/{slug}/ocop", tag = "products", params(ProductSlug),
+    security(("bearer" = [])), request_body = OcopDecision,
+    responses((status = 200, body = ProductOut), (status = 409), (status = 422)))]
 async fn decide_ocop(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<OcopDecision>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let confirm = crate::catalog::parse_ocop_decision(&b.decision)?;
     store::decide_ocop(&st.db, &user, &slug, confirm).await?;
     let p = store::product_by_slug(&st.db, &slug).await?;
-    Ok(Json(json!({"product": p})))
+    Ok(Json(ProductOut { product: p }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CheckoutBody {
     #[serde(default)]
     items: Vec<crate::orders::checkout::RawItem>,
@@ -881,6 +1052,10 @@ struct CheckoutBody {
 }
 
 /// `POST /checkout`: prices and totals come from the board, never from the client.
+#[utoipa::path(post, path = "/checkout", tag = "checkout", request_body = CheckoutBody,
+    responses((status = 201, body = crate::payments::service::CheckoutOut),
+        (status = 409, description = "Out of stock, or a product is no longer sold"),
+        (status = 422), (status = 429)))]
 async fn checkout(
     State(st): State<AppState>,
     client: ClientIp,
@@ -890,11 +1065,171 @@ async fn checkout(
     let checkout_id =
         crate::payments::service::start(&st.db, &st.config, &req, &client.key()).await?;
     Ok(created(
-        crate::payments::service::checkout_json(&st.db, &st.config, checkout_id).await?,
+        crate::payments::service::checkout_out(&st.db, &st.config, checkout_id).await?,
     ))
 }
 
-async fn payment(State(st): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/payments/{code}", tag = "checkout", params(CodeParam),
+    responses((status = 200, body = crate::payments::service::PaymentStatus)))]
+async fn payment(
+    State(st): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let p = crate::payments::store::payment_by_code(&st.db, &code).await?;
-    Ok(Json(crate::payments::service::payment_status_json(&p)))
+    Ok(Json(crate::payments::service::payment_status(&p)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Response bodies (the document's schemas come from these types)
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageOut {
+    /// A sentence for the person, in Vietnamese.
+    message: String,
+}
+
+impl MessageOut {
+    fn new(m: &str) -> Self {
+        MessageOut { message: m.into() }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct LoginOut {
+    user: accounts::User,
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct MeOut {
+    user: accounts::User,
+    shops: Vec<Shop>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VillagesOut {
+    villages: Vec<Village>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VillageOut {
+    village: Village,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Quorum {
+    /// Accepted shops that can vote.
+    voters: i64,
+    /// Yes votes a proposal needs to pass.
+    yes_needed: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VillageDetailOut {
+    village: Village,
+    shops: Vec<PublicShop>,
+    quorum: Quorum,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PriceItemsOut {
+    price_items: Vec<PriceItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PriceItemOut {
+    price_item: PriceItem,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PriceItemDetailOut {
+    price_item: PriceItem,
+    /// Every change of the agreed price, oldest first.
+    history: Vec<PriceChange>,
+    products: Vec<ProductCard>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CategoriesOut {
+    categories: Vec<Category>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CategoryOut {
+    category: Category,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProposalsOut {
+    proposals: Vec<Proposal>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProposalOut {
+    proposal: Proposal,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PublicShopsOut {
+    shops: Vec<PublicShop>,
+}
+
+/// The shop's owner and admins see every field; everyone else its public face.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum ShopView {
+    Full(Box<Shop>),
+    Public(PublicShop),
+}
+
+#[derive(Serialize, ToSchema)]
+struct ShopDetailOut {
+    shop: ShopView,
+    products: Vec<ProductCard>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ShopOut {
+    shop: Shop,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ChannelsOut {
+    channels: Vec<crate::notify::Reach>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueuedOut {
+    pub queued: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct JoinRequest {
+    slug: String,
+    name: String,
+    /// The owner's display name.
+    owner: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct JoinRequestsOut {
+    shops: Vec<JoinRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProductsOut {
+    products: Vec<ProductCard>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProductOut {
+    product: ProductDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProductUpdatedOut {
+    product: ProductDetail,
+    /// The batch sold now (chosen, or the newest), if any.
+    current_batch: Option<String>,
 }

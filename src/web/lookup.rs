@@ -191,7 +191,7 @@ async fn find_checkout(
     Ok(Some(id))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LookupBody {
     #[serde(default)]
     code: String,
@@ -200,11 +200,15 @@ struct LookupBody {
 }
 
 /// `POST /api/v1/orders/lookup {code, phone}`: what the lookup page shows, as JSON.
+#[utoipa::path(post, path = "/orders/lookup", tag = "checkout", request_body = LookupBody,
+    responses((status = 200, body = LookupOut),
+        (status = 404, description = "No order with this code and phone (counted against the address)"),
+        (status = 422), (status = 429)))]
 async fn api_lookup(
     State(st): State<AppState>,
     client: ClientIp,
     super::api::ApiJson(b): super::api::ApiJson<LookupBody>,
-) -> Result<axum::Json<serde_json::Value>, AppError> {
+) -> Result<axum::Json<LookupOut>, AppError> {
     let Some(id) = find_checkout(&st, &client, &b.code, &b.phone).await? else {
         return Err(AppError::NotFound);
     };
@@ -215,38 +219,115 @@ async fn api_lookup(
         let shop =
             crate::catalog::store::shop_by_id(&st.db, crate::catalog::ShopId(o.shop_id)).await?;
         let (steps, note) = steps(o.status);
-        list.push(serde_json::json!({
-            "code": o.code,
-            "status": o.status,
-            "status_label": o.status.label(),
-            "note": note,
-            "steps": steps.iter().map(|s| serde_json::json!({"label": s.label, "done": s.done})).collect::<Vec<_>>(),
-            "shipping": o.shipping_line(),
-            "shop": {
-                "slug": o.shop_slug,
-                "name": o.shop_name,
-                "phone": shop.phone,
-                "zalo": shop.zalo_phone.clone().unwrap_or_else(|| shop.phone.clone()),
+        list.push(LookupOrder {
+            code: o.code.clone(),
+            status: o.status,
+            status_label: o.status.label().to_string(),
+            note: note.to_string(),
+            steps: steps
+                .iter()
+                .map(|s| LookupStep {
+                    label: s.label.to_string(),
+                    done: s.done,
+                })
+                .collect(),
+            shipping: o.shipping_line(),
+            shop: LookupShop {
+                slug: o.shop_slug.clone(),
+                name: o.shop_name.clone(),
+                phone: shop.phone.clone(),
+                zalo: shop
+                    .zalo_phone
+                    .clone()
+                    .unwrap_or_else(|| shop.phone.clone()),
             },
-            "lines": o.lines.iter().map(|l| serde_json::json!({
-                "description": l.describe(),
-                "batch_code": l.batch_code,
-                "origin_url": l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
-            })).collect::<Vec<_>>(),
-            "total_vnd": o.total_vnd,
-        }));
+            lines: o
+                .lines
+                .iter()
+                .map(|l| LookupLine {
+                    description: l.describe(),
+                    batch_code: l.batch_code.clone(),
+                    origin_url: l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
+                })
+                .collect(),
+            total_vnd: o.total_vnd,
+        });
     }
-    Ok(axum::Json(serde_json::json!({"checkout": {
-        "code": c.code,
-        "created_at": c.created_at,
-        "total_vnd": c.total_vnd,
-        "payment": {"code": p.code, "status": p.status, "pay_url": format!("/pay/{}", p.code)},
-        "orders": list,
-    }})))
+    Ok(axum::Json(LookupOut {
+        checkout: LookupCheckout {
+            code: c.code,
+            created_at: c.created_at,
+            total_vnd: c.total_vnd,
+            payment: LookupPayment {
+                pay_url: format!("/pay/{}", p.code),
+                code: p.code,
+                status: p.status,
+            },
+            orders: list,
+        },
+    }))
 }
 
-pub fn api_router() -> Router<AppState> {
-    Router::new().route("/orders/lookup", axum::routing::post(api_lookup))
+/// What the buyer's look-up finds: the checkout, its payment, each shop's order.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupOut {
+    checkout: LookupCheckout,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupCheckout {
+    code: String,
+    created_at: i64,
+    total_vnd: i64,
+    payment: LookupPayment,
+    orders: Vec<LookupOrder>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupPayment {
+    code: String,
+    status: String,
+    /// The payment page (QR code, live status).
+    pay_url: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupOrder {
+    code: String,
+    status: crate::orders::OrderStatus,
+    status_label: String,
+    note: String,
+    steps: Vec<LookupStep>,
+    /// Carrier and tracking code once shipped ("" before).
+    shipping: String,
+    shop: LookupShop,
+    lines: Vec<LookupLine>,
+    total_vnd: i64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupStep {
+    label: String,
+    done: bool,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupShop {
+    slug: String,
+    name: String,
+    phone: String,
+    zalo: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct LookupLine {
+    description: String,
+    batch_code: Option<String>,
+    origin_url: Option<String>,
+}
+
+pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(api_lookup))
 }
 
 struct Step {

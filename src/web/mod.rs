@@ -9,6 +9,7 @@ pub mod client;
 pub mod dashboard;
 pub mod lookup;
 pub mod money;
+pub mod openapi;
 pub mod orders;
 pub mod origin;
 pub mod pages;
@@ -35,6 +36,8 @@ pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let photos = ServeDir::new(state.config.photos_dir());
+    // The API's routes and its document come from the same handler list.
+    let (api_routes, api_doc) = openapi::router().split_for_parts();
     let upload_limit = state.config.max_upload_bytes + 64 * 1024;
     // Browsers that reached us over https keep to it for a year.
     let hsts = state.config.secure_cookies().then(|| {
@@ -50,7 +53,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(categories::router())
         .merge(dashboard::router().layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
-        .merge(webhooks::router())
         .merge(cart::router())
         .merge(lookup::router())
         .merge(orders::router())
@@ -58,15 +60,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(origin::page_router())
         .merge(origin::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(money::page_router())
-        .nest(
-            "/api/v1",
-            api::router()
-                .merge(search::api_router())
-                .merge(money::api_router())
-                .merge(origin::api_router())
-                .merge(lookup::api_router())
-                .merge(orders::api_router()),
-        )
+        .merge(api_routes)
+        .merge(openapi::served(api_doc))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/app.css", get(css))

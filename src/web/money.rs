@@ -9,11 +9,15 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::api::ApiJson;
+use super::openapi::{CodeParam, ShopSlug};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::User;
@@ -26,19 +30,19 @@ use crate::ledger::store as ledger;
 use crate::orders::OrderStatus;
 use crate::payouts::{self, PayoutAccount, store as payout_store};
 
-/// Routes under `/api/v1`.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/shops/{slug}/balance", get(api_balance))
-        .route("/shops/{slug}/ledger", get(api_ledger))
-        .route("/shops/{slug}/payout-account", put(api_payout_account))
-        .route("/payout-runs", post(api_start_run))
-        .route("/payout-runs/{code}", get(api_run))
-        .route("/payouts/{code}", get(api_payout))
-        .route("/payouts/{code}/mark-paid", post(api_mark_paid))
-        .route("/ledger/trial-balance", get(api_trial_balance))
-        .route("/orders", get(api_orders))
-        .route("/orders/{code}/transitions", post(api_transition))
+/// Routes under `/api/v1`, with their documentation.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api_balance))
+        .routes(routes!(api_ledger))
+        .routes(routes!(api_payout_account))
+        .routes(routes!(api_start_run))
+        .routes(routes!(api_run))
+        .routes(routes!(api_payout))
+        .routes(routes!(api_mark_paid))
+        .routes(routes!(api_trial_balance))
+        .routes(routes!(api_orders))
+        .routes(routes!(api_transition))
 }
 
 pub fn page_router() -> Router<AppState> {
@@ -59,16 +63,19 @@ pub fn page_router() -> Router<AppState> {
         )
 }
 
+#[utoipa::path(get, path = "/shops/{slug}/balance", tag = "money", params(ShopSlug),
+    security(("bearer" = [])), responses((status = 200, body = ledger::ShopBalance)))]
 async fn api_balance(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
-) -> Result<Json<Value>> {
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
-    Ok(Json(json!(ledger::shop_balance(&st.db, shop.id.0).await?)))
+    Ok(Json(ledger::shop_balance(&st.db, shop.id.0).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
     page: Option<String>,
     shop: Option<String>,
@@ -77,12 +84,14 @@ struct PageQuery {
 
 const LEDGER_PAGE: i64 = 50;
 
+#[utoipa::path(get, path = "/shops/{slug}/ledger", tag = "money", params(ShopSlug, PageQuery),
+    security(("bearer" = [])), responses((status = 200, body = LedgerOut), (status = 422)))]
 async fn api_ledger(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<Value>> {
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
+    super::api::ApiQuery(q): super::api::ApiQuery<PageQuery>,
+) -> Result<Json<impl Serialize>> {
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     let page = match q.page.as_deref() {
         None | Some("") => 1,
@@ -94,14 +103,18 @@ async fn api_ledger(
     };
     let (entries, total) =
         ledger::shop_entries(&st.db, shop.id.0, LEDGER_PAGE, (page - 1) * LEDGER_PAGE).await?;
-    Ok(Json(
-        json!({"entries": entries, "page": page, "total": total}),
-    ))
+    Ok(Json(LedgerOut {
+        entries,
+        page,
+        total,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct AccountBody {
+    #[schema(schema_with = super::openapi::text_or_number)]
     bank_bin: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     account_no: Option<Value>,
     #[serde(default)]
     account_name: String,
@@ -109,12 +122,15 @@ struct AccountBody {
     password: String,
 }
 
+#[utoipa::path(put, path = "/shops/{slug}/payout-account", tag = "money", params(ShopSlug),
+    security(("bearer" = [])), request_body = AccountBody,
+    responses((status = 200, body = PayoutAccountOut), (status = 422), (status = 429)))]
 async fn api_payout_account(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<AccountBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     let account = PayoutAccount::parse(
         &super::api::text(&b.bank_bin),
@@ -123,81 +139,98 @@ async fn api_payout_account(
     )?;
     let hold_until =
         payout_store::set_account(&st.db, &st.config, &user, &shop, &account, &b.password).await?;
-    Ok(Json(json!({
-        "account": account,
-        "hold_until": hold_until,
-        "hold_until_local": format_vn_time(hold_until),
-    })))
+    Ok(Json(PayoutAccountOut {
+        account,
+        hold_until,
+        hold_until_local: format_vn_time(hold_until),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct RunBody {
     #[serde(default)]
     method: String,
 }
 
+#[utoipa::path(post, path = "/payout-runs", tag = "money", security(("bearer" = [])),
+    request_body = RunBody,
+    responses((status = 201, body = payout_store::RunView), (status = 409), (status = 422)))]
 async fn api_start_run(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiJson(b): ApiJson<RunBody>,
 ) -> Result<Response> {
     let run = payout_store::start_run(&st.db, &st.config, &user, &b.method).await?;
-    Ok((StatusCode::CREATED, Json(json!(run))).into_response())
+    Ok((StatusCode::CREATED, Json(run)).into_response())
 }
 
+#[utoipa::path(get, path = "/payout-runs/{code}", tag = "money", params(CodeParam),
+    security(("bearer" = [])), responses((status = 200, body = payout_store::RunView)))]
 async fn api_run(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
-) -> Result<Json<Value>> {
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     user.require_admin()?;
-    Ok(Json(json!(payout_store::run_by_code(&st.db, &code).await?)))
+    Ok(Json(payout_store::run_by_code(&st.db, &code).await?))
 }
 
+#[utoipa::path(get, path = "/payouts/{code}", tag = "money", params(CodeParam),
+    security(("bearer" = [])), responses((status = 200, body = payout_store::PayoutView)))]
 async fn api_payout(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
-) -> Result<Json<Value>> {
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let p = payout_store::payout_by_code(&st.db, &code).await?;
     let shop = catalog::shop_by_id(&st.db, crate::catalog::ShopId(p.shop_id)).await?;
     catalog::authorize_shop(&user, &shop).map_err(|_| AppError::NotFound)?;
-    Ok(Json(json!(p)))
+    Ok(Json(p))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct MarkPaidBody {
     #[serde(default)]
     reference: String,
 }
 
+#[utoipa::path(post, path = "/payouts/{code}/mark-paid", tag = "money", params(CodeParam),
+    security(("bearer" = [])), request_body = MarkPaidBody,
+    responses((status = 200, body = payout_store::PayoutView), (status = 409), (status = 422)))]
 async fn api_mark_paid(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
+    super::api::ApiPath(code): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<MarkPaidBody>,
-) -> Result<Json<Value>> {
-    Ok(Json(json!(
-        payout_store::admin_mark_paid(&st.db, &user, &code, &b.reference).await?
-    )))
+) -> Result<Json<impl Serialize>> {
+    Ok(Json(
+        payout_store::admin_mark_paid(&st.db, &user, &code, &b.reference).await?,
+    ))
 }
 
+#[utoipa::path(get, path = "/ledger/trial-balance", tag = "money", security(("bearer" = [])),
+    responses((status = 200, body = TrialBalanceOut)))]
 async fn api_trial_balance(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     user.require_admin()?;
     let accounts = ledger::trial_balance(&st.db).await?;
     let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
-    Ok(Json(json!({"accounts": accounts, "total_vnd": total})))
+    Ok(Json(TrialBalanceOut {
+        accounts,
+        total_vnd: total,
+    }))
 }
 
 /// `GET /orders?status=&shop=`: the caller's shops' orders (admins: every shop's).
+#[utoipa::path(get, path = "/orders", tag = "orders", params(PageQuery),
+    security(("bearer" = [])), responses((status = 200, body = OrdersOut), (status = 422)))]
 async fn api_orders(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<Value>> {
+    super::api::ApiQuery(q): super::api::ApiQuery<PageQuery>,
+) -> Result<Json<impl Serialize>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -225,26 +258,28 @@ async fn api_orders(
             .collect(),
     };
     let list = crate::orders::store::orders_of_shops(&st.db, &shops, 500).await?;
-    let list: Vec<Value> = list
+    let orders = list
         .into_iter()
         .filter(|o| status.is_none_or(|s| o.status == s))
-        .map(|o| json!(o))
         .collect();
-    Ok(Json(json!({"orders": list})))
+    Ok(Json(OrdersOut { orders }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct TransitionBody {
     #[serde(default)]
     to: String,
 }
 
+#[utoipa::path(post, path = "/orders/{code}/transitions", tag = "orders", params(CodeParam),
+    security(("bearer" = [])), request_body = TransitionBody,
+    responses((status = 200, body = OrderOut), (status = 409), (status = 422)))]
 async fn api_transition(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
+    super::api::ApiPath(code): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<TransitionBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let to = match b.to.as_str() {
         "accepted" | "shipped" | "delivered" | "cancelled" => {
             OrderStatus::parse(&b.to).expect("listed")
@@ -265,7 +300,40 @@ async fn api_transition(
     };
     let o = crate::orders::store::seller_move(&st.db, &user, &code, to, st.config.payouts.fee_bps)
         .await?;
-    Ok(Json(json!({"order": o})))
+    Ok(Json(OrderOut { order: o }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct LedgerOut {
+    /// Newest first, 50 a page.
+    entries: Vec<ledger::EntryView>,
+    page: i64,
+    total: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PayoutAccountOut {
+    account: PayoutAccount,
+    /// Payouts wait until then (Unix seconds): a changed account is held for a while.
+    hold_until: i64,
+    hold_until_local: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TrialBalanceOut {
+    accounts: Vec<ledger::AccountBalance>,
+    /// Always 0: debits equal credits.
+    total_vnd: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct OrdersOut {
+    orders: Vec<crate::orders::store::OrderView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct OrderOut {
+    order: crate::orders::store::OrderView,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,8 +5,12 @@ use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{CodeParam, IdParam};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::app::AppState;
@@ -500,68 +504,118 @@ async fn retry_notice(
 }
 
 /// The admin's reconciliation and failed notices over the API (the pages' rules).
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/reconciliation", get(api_reconciliation))
-        .route("/transactions/{id}/assign", axum::routing::post(api_assign))
-        .route(
-            "/transactions/{id}/refund",
-            axum::routing::post(api_refund_txn),
-        )
-        .route(
-            "/payments/{code}/refund",
-            axum::routing::post(api_refund_payment),
-        )
-        .route(
-            "/orders/{code}/refund",
-            axum::routing::post(api_refund_order),
-        )
-        .route(
-            "/transactions/{id}/explain",
-            axum::routing::post(api_explain_outflow),
-        )
-        .route("/notices/failed", get(api_failed_notices))
-        .route("/notices/{id}/retry", axum::routing::post(api_retry_notice))
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api_reconciliation))
+        .routes(routes!(api_assign))
+        .routes(routes!(api_refund_txn))
+        .routes(routes!(api_refund_payment))
+        .routes(routes!(api_refund_order))
+        .routes(routes!(api_explain_outflow))
+        .routes(routes!(api_failed_notices))
+        .routes(routes!(api_retry_notice))
 }
 
-type ApiResult = Result<axum::Json<serde_json::Value>, AppError>;
+/// What the admin sees to reconcile.
+#[derive(Serialize, ToSchema)]
+struct ReconciliationOut {
+    /// Incoming transfers no payment could claim.
+    unmatched_transactions: Vec<payments::TxnView>,
+    /// Outgoing transfers that confirm no payout.
+    unexplained_outflows: Vec<payments::TxnView>,
+    payments_needing_attention: Vec<Attention>,
+    orders_refund_due: Vec<orders::OrderView>,
+    audit: Vec<payments::AuditEntry>,
+}
 
+#[derive(Serialize, ToSchema)]
+struct Attention {
+    /// `underpaid`, `refund_due`, `overpaid` or `late`.
+    reason: String,
+    payment: payments::PaymentView,
+}
+
+#[derive(Serialize, ToSchema)]
+struct FailedNoticesOut {
+    failed: Vec<crate::notify::store::NoticeRow>,
+    unreachable: Vec<crate::notify::store::Unreachable>,
+}
+
+/// The action was done (exactly one of the flags is present).
+#[derive(Serialize, ToSchema, Default)]
+struct DoneOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assigned: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explained: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunded: Option<bool>,
+}
+
+impl DoneOut {
+    fn assigned() -> Self {
+        DoneOut {
+            assigned: Some(true),
+            ..Default::default()
+        }
+    }
+    fn explained() -> Self {
+        DoneOut {
+            explained: Some(true),
+            ..Default::default()
+        }
+    }
+    fn refunded() -> Self {
+        DoneOut {
+            refunded: Some(true),
+            ..Default::default()
+        }
+    }
+}
+
+type ApiResult<T> = Result<axum::Json<T>, AppError>;
+
+#[utoipa::path(get, path = "/reconciliation", tag = "reconciliation", security(("bearer" = [])),
+    responses((status = 200, body = ReconciliationOut)))]
 async fn api_reconciliation(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> ApiResult {
+) -> ApiResult<impl Serialize> {
     user.require_admin()?;
-    let attention: Vec<serde_json::Value> = payments::payments_needing_attention(&st.db)
+    let attention = payments::payments_needing_attention(&st.db)
         .await?
         .into_iter()
-        .map(|(reason, p)| serde_json::json!({"reason": reason, "payment": p}))
+        .map(|(reason, payment)| Attention { reason, payment })
         .collect();
-    Ok(axum::Json(serde_json::json!({
-        "unmatched_transactions": payments::unmatched_transactions(&st.db).await?,
-        "unexplained_outflows": payments::unexplained_outflows(&st.db).await?,
-        "payments_needing_attention": attention,
-        "orders_refund_due": payments::orders_refund_due(&st.db).await?,
-        "audit": payments::recent_audit(&st.db, 50).await?,
-    })))
+    Ok(axum::Json(ReconciliationOut {
+        unmatched_transactions: payments::unmatched_transactions(&st.db).await?,
+        unexplained_outflows: payments::unexplained_outflows(&st.db).await?,
+        payments_needing_attention: attention,
+        orders_refund_due: payments::orders_refund_due(&st.db).await?,
+        audit: payments::recent_audit(&st.db, 50).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AssignBody {
     #[serde(default)]
     payment_code: String,
 }
 
+#[utoipa::path(post, path = "/transactions/{id}/assign", tag = "reconciliation", params(IdParam),
+    security(("bearer" = [])), request_body = AssignBody,
+    responses((status = 200, body = DoneOut), (status = 409), (status = 422)))]
 async fn api_assign(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    super::api::ApiPath(id): super::api::ApiPath<i64>,
     super::api::ApiJson(b): super::api::ApiJson<AssignBody>,
-) -> ApiResult {
+) -> ApiResult<impl Serialize> {
     payments::assign(&st.db, &user, id, &b.payment_code).await?;
-    Ok(axum::Json(serde_json::json!({"assigned": true})))
+    Ok(axum::Json(DoneOut::assigned()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ExplainBody {
     #[serde(default, rename = "as")]
     how: String,
@@ -571,65 +625,78 @@ struct ExplainBody {
     note: String,
 }
 
+#[utoipa::path(post, path = "/transactions/{id}/explain", tag = "reconciliation", params(IdParam),
+    security(("bearer" = [])), request_body = ExplainBody,
+    responses((status = 200, body = DoneOut), (status = 409), (status = 422)))]
 async fn api_explain_outflow(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
+    super::api::ApiPath(id): super::api::ApiPath<i64>,
     super::api::ApiJson(b): super::api::ApiJson<ExplainBody>,
-) -> ApiResult {
+) -> ApiResult<impl Serialize> {
     crate::payouts::store::explain_outflow(&st.db, &user, id, &b.how, &b.payout_code, &b.note)
         .await?;
-    Ok(axum::Json(serde_json::json!({"explained": true})))
+    Ok(axum::Json(DoneOut::explained()))
 }
 
+#[utoipa::path(post, path = "/transactions/{id}/refund", tag = "reconciliation", params(IdParam),
+    security(("bearer" = [])), responses((status = 200, body = DoneOut), (status = 409)))]
 async fn api_refund_txn(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
-) -> ApiResult {
+    super::api::ApiPath(id): super::api::ApiPath<i64>,
+) -> ApiResult<impl Serialize> {
     payments::refund_transaction(&st.db, &user, id).await?;
-    Ok(axum::Json(serde_json::json!({"refunded": true})))
+    Ok(axum::Json(DoneOut::refunded()))
 }
 
+#[utoipa::path(post, path = "/payments/{code}/refund", tag = "reconciliation", params(CodeParam),
+    security(("bearer" = [])), responses((status = 200, body = DoneOut), (status = 409)))]
 async fn api_refund_payment(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
-) -> ApiResult {
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> ApiResult<impl Serialize> {
     payments::refund_payment(&st.db, &user, &code).await?;
-    Ok(axum::Json(serde_json::json!({"refunded": true})))
+    Ok(axum::Json(DoneOut::refunded()))
 }
 
+#[utoipa::path(post, path = "/orders/{code}/refund", tag = "reconciliation", params(CodeParam),
+    security(("bearer" = [])), responses((status = 200, body = DoneOut), (status = 409)))]
 async fn api_refund_order(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
-) -> ApiResult {
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> ApiResult<impl Serialize> {
     payments::refund_order(&st.db, &user, &code).await?;
-    Ok(axum::Json(serde_json::json!({"refunded": true})))
+    Ok(axum::Json(DoneOut::refunded()))
 }
 
+#[utoipa::path(get, path = "/notices/failed", tag = "reconciliation", security(("bearer" = [])),
+    responses((status = 200, body = FailedNoticesOut)))]
 async fn api_failed_notices(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> ApiResult {
+) -> ApiResult<impl Serialize> {
     user.require_admin()?;
-    Ok(axum::Json(serde_json::json!({
-        "failed": crate::notify::store::failed_notices(&st.db).await?,
-        "unreachable": crate::notify::store::unreachable(&st.db, 200).await?,
-    })))
+    Ok(axum::Json(FailedNoticesOut {
+        failed: crate::notify::store::failed_notices(&st.db).await?,
+        unreachable: crate::notify::store::unreachable(&st.db, 200).await?,
+    }))
 }
 
+#[utoipa::path(post, path = "/notices/{id}/retry", tag = "reconciliation", params(IdParam),
+    security(("bearer" = [])), responses((status = 200, body = super::api::QueuedOut), (status = 409)))]
 async fn api_retry_notice(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<i64>,
-) -> ApiResult {
+    super::api::ApiPath(id): super::api::ApiPath<i64>,
+) -> ApiResult<impl Serialize> {
     user.require_admin()?;
     if !crate::notify::store::retry_now(&st.db, id).await? {
         return Err(AppError::Conflict(
             "thông báo này không ở trạng thái gửi không được".into(),
         ));
     }
-    Ok(axum::Json(serde_json::json!({"queued": true})))
+    Ok(axum::Json(super::api::QueuedOut { queued: true }))
 }

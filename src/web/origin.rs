@@ -7,12 +7,16 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::api::{ApiJson, text};
 use super::board::notice;
 use super::dashboard::{read_photo_form, save_photo};
+use super::openapi::{CodeParam, ProductSlug};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::accounts::User;
@@ -46,11 +50,11 @@ pub fn upload_router() -> Router<AppState> {
     Router::new().route("/quan-ly/lo/{code}/anh", post(upload_photo))
 }
 
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/products/{slug}/batches", get(api_list).post(api_create))
-        .route("/batches/{code}", get(api_get).patch(api_update))
-        .route("/batches/{code}/scans", get(api_scans))
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api_list, api_create))
+        .routes(routes!(api_get, api_update))
+        .routes(routes!(api_scans))
 }
 
 /// Everything the origin page, the labels and the API say about a batch.
@@ -115,47 +119,133 @@ impl Traced {
     }
 
     /// The batch's public fields (API).
-    fn json(&self, st: &AppState) -> Value {
+    fn json(&self, st: &AppState) -> BatchJson {
         let base = st.config.public_url.trim_end_matches('/');
         let gtin = self.gtin();
-        json!({
-            "code": self.batch.code,
-            "url": format!("{base}/truy-xuat/{}", self.batch.code),
-            "qr_payload": self.qr_payload(st),
-            "gs1_digital_link": gtin.as_ref().map(|_| self.qr_payload(st)),
-            "label_pdf_url": format!("{base}/quan-ly/lo/{}/tem.pdf", self.batch.code),
-            "label_svg_url": format!("{base}/quan-ly/lo/{}/tem.svg", self.batch.code),
-            "revision": self.batch.current.revision,
-            "produced_on": self.batch.current.produced_on,
-            "quantity": self.batch.current.quantity,
-            "maker": self.batch.current.maker,
-            "inputs": self.batch.current.inputs,
-            "notes": self.batch.current.notes,
-            "expires_on": self.batch.current.expires_on,
-            "ocop_stars": self.product.card.ocop_stars,
-            "ocop_cert_no": self.batch.current.ocop_cert_no,
-            "ocop_cert_year": self.batch.current.ocop_cert_year,
-            "labels_printed": self.batch.labels_printed_at.is_some(),
-            "created_at": self.batch.created_at,
-            "updated_at": self.batch.updated_at,
-            "product": {
-                "slug": self.product.card.slug,
-                "name": self.product.card.name,
-                "gtin": gtin.map(|g| g.to_string()),
-                "price_vnd": self.product.card.price_vnd,
-                "unit": self.product.card.unit,
-                "url": format!("{base}/san-pham/{}", self.product.card.slug),
+        let cur = &self.batch.current;
+        let card = &self.product.card;
+        BatchJson {
+            code: self.batch.code.clone(),
+            url: format!("{base}/truy-xuat/{}", self.batch.code),
+            qr_payload: self.qr_payload(st),
+            gs1_digital_link: gtin.as_ref().map(|_| self.qr_payload(st)),
+            label_pdf_url: format!("{base}/quan-ly/lo/{}/tem.pdf", self.batch.code),
+            label_svg_url: format!("{base}/quan-ly/lo/{}/tem.svg", self.batch.code),
+            revision: cur.revision,
+            produced_on: cur.produced_on.clone(),
+            quantity: cur.quantity,
+            maker: cur.maker.clone(),
+            inputs: cur.inputs.clone(),
+            notes: cur.notes.clone(),
+            expires_on: cur.expires_on.clone(),
+            ocop_stars: card.ocop_stars,
+            ocop_cert_no: cur.ocop_cert_no.clone(),
+            ocop_cert_year: cur.ocop_cert_year,
+            labels_printed: self.batch.labels_printed_at.is_some(),
+            created_at: self.batch.created_at,
+            updated_at: self.batch.updated_at,
+            product: BatchProduct {
+                slug: card.slug.clone(),
+                name: card.name.clone(),
+                gtin: gtin.map(|g| g.to_string()),
+                price_vnd: card.price_vnd,
+                unit: card.unit.clone(),
+                url: format!("{base}/san-pham/{}", card.slug),
             },
-            "shop": {"slug": self.shop.slug, "name": self.shop.name},
-            "village": {
-                "slug": self.village.slug,
-                "name": self.village.name,
-                "commune": self.village.commune,
-                "district": self.village.district,
-                "province": self.village.province,
+            shop: crate::payments::service::ShopRefOut {
+                slug: self.shop.slug.clone(),
+                name: self.shop.name.clone(),
             },
-        })
+            village: BatchVillage {
+                slug: self.village.slug.clone(),
+                name: self.village.name.clone(),
+                commune: self.village.commune.clone(),
+                district: self.village.district.clone(),
+                province: self.village.province.clone(),
+            },
+        }
     }
+}
+
+/// A batch as the API shows it: its current revision, where it comes from, its label.
+#[derive(Serialize, ToSchema)]
+struct BatchJson {
+    code: String,
+    /// The public origin page.
+    url: String,
+    /// What the label's QR code holds (a GS1 Digital Link when the product has a GTIN).
+    qr_payload: String,
+    gs1_digital_link: Option<String>,
+    label_pdf_url: String,
+    label_svg_url: String,
+    revision: i64,
+    /// `YYYY-MM-DD`.
+    produced_on: String,
+    quantity: i64,
+    maker: String,
+    inputs: Vec<crate::origin::InputSource>,
+    notes: String,
+    expires_on: Option<String>,
+    ocop_stars: Option<i64>,
+    ocop_cert_no: Option<String>,
+    ocop_cert_year: Option<i64>,
+    labels_printed: bool,
+    created_at: i64,
+    updated_at: i64,
+    product: BatchProduct,
+    shop: crate::payments::service::ShopRefOut,
+    village: BatchVillage,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchProduct {
+    slug: String,
+    name: String,
+    gtin: Option<String>,
+    price_vnd: i64,
+    unit: String,
+    url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchVillage {
+    slug: String,
+    name: String,
+    commune: String,
+    district: String,
+    province: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchesOut {
+    batches: Vec<BatchJson>,
+    current_batch: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchCreatedOut {
+    batch: BatchJson,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchOut {
+    batch: BatchJson,
+    /// Every revision, oldest first.
+    history: Vec<Revision>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ScanDay {
+    /// `YYYY-MM-DD` (Vietnam's date).
+    day: String,
+    scans: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ScansOut {
+    code: String,
+    total: i64,
+    days: Vec<ScanDay>,
 }
 
 /// `2024-11-30` → `30/11/2024`.
@@ -848,21 +938,30 @@ async fn upload_photo(
 // API
 
 /// A batch in JSON: strings or numbers; `inputs` as `[{material, source}]`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct BatchBody {
+    #[schema(schema_with = super::openapi::text_or_number)]
     code: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     produced_on: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     quantity: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     maker: Option<Value>,
     inputs: Option<Vec<InputBody>>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     notes: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     expires_on: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_no: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_year: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
     reason: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct InputBody {
     #[serde(default)]
     material: String,
@@ -912,10 +1011,13 @@ impl BatchBody {
     }
 }
 
+#[utoipa::path(post, path = "/products/{slug}/batches", tag = "origin", params(ProductSlug),
+    security(("bearer" = [])), request_body = BatchBody,
+    responses((status = 201, body = BatchCreatedOut), (status = 409), (status = 422)))]
 async fn api_create(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<BatchBody>,
 ) -> Result<Response> {
     let (shop, p) = my_product(&st, &user, &slug).await?;
@@ -929,15 +1031,22 @@ async fn api_create(
         .parse(store::rules_for(&p), origin::today_vn())?;
     let batch = store::create(&st.db, &shop, &p, &village.name, &fields, user.id.0).await?;
     let t = traced(&st, &batch.code).await?;
-    Ok((StatusCode::CREATED, Json(json!({"batch": t.json(&st)}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchCreatedOut { batch: t.json(&st) }),
+    )
+        .into_response())
 }
 
+#[utoipa::path(patch, path = "/batches/{code}", tag = "origin", params(CodeParam),
+    security(("bearer" = [])), request_body = BatchBody,
+    responses((status = 200, body = BatchOut), (status = 409), (status = 422)))]
 async fn api_update(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
+    super::api::ApiPath(code): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<BatchBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<impl Serialize>> {
     let t = my_batch(&st, &user, &code).await?;
     catalog_store::require_member(&t.shop)?;
     let mut input = b.over(input_of(&t.batch))?;
@@ -948,19 +1057,35 @@ async fn api_update(
     store::update(&st.db, &t.batch, &fields, user.id.0).await?;
     let t = traced(&st, &code).await?;
     let history = store::history(&st.db, &t.batch).await?;
-    Ok(Json(json!({"batch": t.json(&st), "history": history})))
+    Ok(Json(BatchOut {
+        batch: t.json(&st),
+        history,
+    }))
 }
 
-async fn api_get(State(st): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/batches/{code}", tag = "origin", params(CodeParam),
+    responses((status = 200, body = BatchOut)))]
+async fn api_get(
+    State(st): State<AppState>,
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let t = traced(&st, &code).await?;
     if !t.public() {
         return Err(AppError::NotFound);
     }
     let history = store::history(&st.db, &t.batch).await?;
-    Ok(Json(json!({"batch": t.json(&st), "history": history})))
+    Ok(Json(BatchOut {
+        batch: t.json(&st),
+        history,
+    }))
 }
 
-async fn api_list(State(st): State<AppState>, Path(slug): Path<String>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/products/{slug}/batches", tag = "origin", params(ProductSlug),
+    responses((status = 200, body = BatchesOut)))]
+async fn api_list(
+    State(st): State<AppState>,
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let p = catalog_store::product_by_slug(&st.db, &slug).await?;
     if !p.card.active {
         return Err(AppError::NotFound);
@@ -978,7 +1103,10 @@ async fn api_list(State(st): State<AppState>, Path(slug): Path<String>) -> Resul
         tx.commit().await?;
         c
     };
-    Ok(Json(json!({"batches": out, "current_batch": current})))
+    Ok(Json(BatchesOut {
+        batches: out,
+        current_batch: current,
+    }))
 }
 
 /// Views per day, newest first: what is written plus this instance's views not yet written.
@@ -995,16 +1123,21 @@ async fn scan_days(st: &AppState, batch_id: i64) -> Result<Vec<(String, i64)>> {
 }
 
 /// Scan counts per day (the shop's own people only).
+#[utoipa::path(get, path = "/batches/{code}/scans", tag = "origin", params(CodeParam),
+    security(("bearer" = [])), responses((status = 200, body = ScansOut)))]
 async fn api_scans(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(code): Path<String>,
-) -> Result<Json<Value>> {
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
     let t = my_batch(&st, &user, &code).await?;
     let days = scan_days(&st, t.batch.id).await?;
-    Ok(Json(json!({
-        "code": t.batch.code,
-        "total": days.iter().map(|(_, n)| n).sum::<i64>(),
-        "days": days.iter().map(|(d, n)| json!({"day": d, "scans": n})).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ScansOut {
+        code: t.batch.code.clone(),
+        total: days.iter().map(|(_, n)| n).sum::<i64>(),
+        days: days
+            .into_iter()
+            .map(|(day, scans)| ScanDay { day, scans })
+            .collect(),
+    }))
 }

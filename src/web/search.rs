@@ -8,7 +8,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::session::{CsrfSeed, Layout, MaybeUser};
 use super::views::CardView;
@@ -18,8 +19,8 @@ use crate::domain::money::format_vnd;
 use crate::error::{AppError, Result};
 use crate::search::{SearchOutcome, SearchRequest, Sort};
 
-pub fn api_router() -> Router<AppState> {
-    Router::new().route("/search", get(api_search))
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(api_search))
 }
 
 pub fn page_router() -> Router<AppState> {
@@ -32,46 +33,122 @@ fn params(raw: &Option<String>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn api_search(State(st): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/search", tag = "search", params(SearchParams),
+    responses((status = 200, body = SearchOut), (status = 422),
+        (status = 503, description = "The search engine is unavailable")))]
+async fn api_search(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SearchOut>> {
     let req = SearchRequest::parse(&params(&raw))?;
     let out = st.search.search(&req).await?;
-    let hits: Vec<Value> = out
+    let hits = out
         .hits
         .iter()
         .map(|h| {
             let c = &h.card;
-            json!({
-                "id": c.id.0,
-                "slug": c.slug,
-                "name": c.name,
-                "price_vnd": c.price_vnd,
-                "unit": c.unit,
-                "in_stock": c.stock > 0,
-                "stock": c.stock,
-                "ocop_stars": c.ocop_stars,
-                "category": c.category,
-                "village": c.village_name,
-                "village_slug": c.village_slug,
-                "shop": {"slug": c.shop_slug, "name": c.shop_name},
-                "url": format!("/san-pham/{}", c.slug),
-                "image_url": c.thumb.as_ref().map(|t| format!("/anh/{t}")),
-                "highlight": h.highlight,
-            })
+            SearchHit {
+                id: c.id.0,
+                slug: c.slug.clone(),
+                name: c.name.clone(),
+                price_vnd: c.price_vnd,
+                unit: c.unit.clone(),
+                in_stock: c.stock > 0,
+                stock: c.stock,
+                ocop_stars: c.ocop_stars,
+                category: c.category.clone(),
+                village: c.village_name.clone(),
+                village_slug: c.village_slug.clone(),
+                shop: crate::payments::service::ShopRefOut {
+                    slug: c.shop_slug.clone(),
+                    name: c.shop_name.clone(),
+                },
+                url: format!("/san-pham/{}", c.slug),
+                image_url: c.thumb.as_ref().map(|t| format!("/anh/{t}")),
+                highlight: h.highlight.clone(),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "query": req.q,
-        "total": out.total,
-        "page": req.page,
-        "per_page": req.per_page,
-        "sort": out.sort,
-        "hits": hits,
-        "facets": out.facets,
-        "suggestions": out.suggestions,
-        "most_words": out.most_words,
-        "took_ms": out.took_ms,
-        "engine": st.search.engine.name(),
-    })))
+    Ok(Json(SearchOut {
+        query: req.q.clone(),
+        total: out.total,
+        page: req.page as u64,
+        per_page: req.per_page as u64,
+        sort: out.sort,
+        hits,
+        facets: out.facets,
+        suggestions: out.suggestions,
+        most_words: out.most_words,
+        took_ms: out.took_ms,
+        engine: st.search.engine.name().to_string(),
+    }))
+}
+
+/// Query parameters of `GET /search` (all optional).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchParams {
+    /// Words to find, with or without diacritics (≤ 200 characters).
+    #[param(example = "man tuyn")]
+    q: Option<String>,
+    /// A village's slug.
+    village: Option<String>,
+    /// A category name (≤ 60 characters).
+    category: Option<String>,
+    /// Lowest OCOP stars, 1–5.
+    #[param(minimum = 1, maximum = 5)]
+    ocop_min: Option<i64>,
+    #[param(minimum = 0)]
+    price_min: Option<i64>,
+    #[param(minimum = 0)]
+    price_max: Option<i64>,
+    /// `true`/`false` or `1`/`0`.
+    in_stock: Option<bool>,
+    sort: Option<Sort>,
+    #[param(minimum = 1, maximum = 1000)]
+    page: Option<i64>,
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<i64>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SearchHit {
+    id: i64,
+    slug: String,
+    name: String,
+    price_vnd: i64,
+    unit: String,
+    in_stock: bool,
+    stock: i64,
+    ocop_stars: Option<i64>,
+    category: String,
+    /// The village's name.
+    village: String,
+    village_slug: String,
+    shop: crate::payments::service::ShopRefOut,
+    url: String,
+    image_url: Option<String>,
+    /// The name with matched words in `<mark>` (HTML-escaped otherwise).
+    highlight: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SearchOut {
+    query: String,
+    total: u64,
+    page: u64,
+    per_page: u64,
+    sort: Sort,
+    hits: Vec<SearchHit>,
+    facets: crate::search::Facets,
+    /// When nothing matched: shorter queries that do.
+    suggestions: Vec<crate::search::Suggestion>,
+    /// No product has every word: the hits have the most of them.
+    most_words: bool,
+    took_ms: u64,
+    /// `embedded` or `meilisearch`.
+    engine: String,
 }
 
 /// A facet value as a link that toggles it.

@@ -2,26 +2,50 @@
 //! stored), then parse (400 on malformed JSON), then record once and match.
 //! A provider whose secret is not configured has no endpoint (404).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::payments::signatures::{self, SignatureError};
-use crate::payments::store::{Incoming, record};
+use crate::payments::store::{Incoming, Outcome, record};
 use crate::payments::webhooks as parse;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/bank", post(bank))
-        .route("/webhooks/casso", post(casso))
-        .route("/webhooks/payos", post(payos))
-        .route("/webhooks/stripe", post(stripe))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(bank))
+        .routes(routes!(casso))
+        .routes(routes!(payos))
+        .routes(routes!(stripe))
+}
+
+/// The answer to a delivery that was accepted (stored, or a duplicate of one stored).
+#[derive(Serialize, ToSchema)]
+struct WebhookOut {
+    ok: bool,
+    outcome: WebhookOutcome,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum WebhookOutcome {
+    /// `duplicate`, `ignored`, `unmatched`, or `applied` with the payment and its status.
+    Recorded(Outcome),
+    /// A Stripe event that moves no money.
+    NotMoney { result: NotMoney },
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum NotMoney {
+    NotMoney,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -55,7 +79,10 @@ async fn store(st: &AppState, incoming: Incoming) -> Response {
     match record(&st.db, &incoming).await {
         Ok(outcome) => (
             StatusCode::OK,
-            axum::Json(json!({"ok": true, "outcome": outcome})),
+            axum::Json(WebhookOut {
+                ok: true,
+                outcome: WebhookOutcome::Recorded(outcome),
+            }),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -66,6 +93,12 @@ fn now_secs() -> i64 {
     crate::domain::now_ms() / 1000
 }
 
+#[utoipa::path(post, path = "/webhooks/bank", tag = "webhooks", security(("bank_signature" = [])),
+    request_body(content = Object, description = "Our own format: `{id, amount, description, account_number, reference, transaction_time}`"),
+    responses((status = 200, body = WebhookOut, description = "Stored once (a repeat answers `duplicate`)"),
+        (status = 400, description = "Malformed signature header or body"),
+        (status = 401, description = "Signature missing, wrong or outside the replay window"),
+        (status = 404, description = "This provider is not configured here")))]
 async fn bank(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(secret) = &st.config.payments.bank_webhook_secret else {
         return AppError::NotFound.into_response();
@@ -88,6 +121,12 @@ async fn bank(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
     }
 }
 
+#[utoipa::path(post, path = "/webhooks/casso", tag = "webhooks", security(("casso_signature" = [])),
+    request_body(content = Object, description = "Casso webhook v2: `{error, data: {id, amount, description, …}}`"),
+    responses((status = 200, body = WebhookOut, description = "Stored once (a repeat answers `duplicate`)"),
+        (status = 400, description = "Malformed signature header or body"),
+        (status = 401, description = "Signature missing, wrong or outside the replay window"),
+        (status = 404, description = "This provider is not configured here")))]
 async fn casso(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(key) = &st.config.payments.casso_checksum_key else {
         return AppError::NotFound.into_response();
@@ -107,6 +146,12 @@ async fn casso(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> R
     }
 }
 
+#[utoipa::path(post, path = "/webhooks/payos", tag = "webhooks", security(("payos_signature" = [])),
+    request_body(content = Object, description = "payOS payment webhook: `{code, desc, success, data, signature}`; the signature is checked over `data`"),
+    responses((status = 200, body = WebhookOut, description = "Stored once (a repeat answers `duplicate`)"),
+        (status = 400, description = "Malformed signature header or body"),
+        (status = 401, description = "Signature missing, wrong or outside the replay window"),
+        (status = 404, description = "This provider is not configured here")))]
 async fn payos(State(st): State<AppState>, body: Bytes) -> Response {
     let Some(cfg) = &st.config.payments.payos else {
         return AppError::NotFound.into_response();
@@ -123,6 +168,12 @@ async fn payos(State(st): State<AppState>, body: Bytes) -> Response {
     }
 }
 
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks", security(("stripe_signature" = [])),
+    request_body(content = Object, description = "A Stripe event (`checkout.session.completed`, …)"),
+    responses((status = 200, body = WebhookOut, description = "Stored once (a repeat answers `duplicate`)"),
+        (status = 400, description = "Malformed signature header or body"),
+        (status = 401, description = "Signature missing, wrong or outside the replay window"),
+        (status = 404, description = "This provider is not configured here")))]
 async fn stripe(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(secret) = st
         .config
@@ -149,7 +200,12 @@ async fn stripe(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         Ok(Some(i)) => store(&st, i).await,
         Ok(None) => (
             StatusCode::OK,
-            axum::Json(json!({"ok": true, "outcome": {"result": "not_money"}})),
+            axum::Json(WebhookOut {
+                ok: true,
+                outcome: WebhookOutcome::NotMoney {
+                    result: NotMoney::NotMoney,
+                },
+            }),
         )
             .into_response(),
         Err(e) => bad_body(e.0),

@@ -12,6 +12,7 @@ mod catalog;
 mod categories;
 mod checkout;
 mod cli;
+mod contract;
 mod fuzz;
 mod health;
 mod import;
