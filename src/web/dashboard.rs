@@ -324,8 +324,9 @@ impl ShopFormPage {
     }
 }
 
-/// Which notice channels can reach this shop now, and what is missing for the others: only
-/// those that can deliver are ticked.
+/// Which notice channels can reach this shop now, and what is missing for the others. A box
+/// can be ticked when what it lacks is on this form (an email, a Telegram chat id typed in the
+/// same submit); only channels Chợ Làng itself has not set up are disabled.
 fn channels(
     st: &AppState,
     shop: &Shop,
@@ -347,13 +348,12 @@ fn channels(
                     input.notify_telegram.is_some(),
                 ),
             };
-            (
-                field,
-                label,
-                asked && r.can_deliver,
-                r.can_deliver,
-                r.missing,
-            )
+            let usable = match r.channel {
+                "email" => true,
+                "telegram" => st.config.notify.telegram.is_some(),
+                _ => r.can_deliver,
+            };
+            (field, label, asked && usable, usable, r.missing)
         })
         .collect()
 }

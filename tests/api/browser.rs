@@ -1,8 +1,10 @@
-//! The payment page's live status in headless Chromium (tests/browser/pay_status.mjs).
-//! Needs Node.js, Chromium and playwright-core (tests/browser/node_modules): `.ci/run`
-//! installs them; elsewhere the test is skipped when they are missing, never in CI.
+//! Pages and journeys in headless Chromium (tests/browser/*.mjs): the payment page's live
+//! status, every page at phone widths, the buyer's journey by pointer, at desktop width,
+//! without JavaScript and by keyboard alone, and the seller's, moderator's and admin's.
+//! Needs Node.js, Chromium and playwright-core (tests/browser/node_modules): `.ci/run` installs
+//! them; elsewhere the test is skipped when they are missing, never in CI.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helpers::*;
@@ -11,6 +13,9 @@ use crate::on_both_backends;
 on_both_backends!(
     payment_page_flips_to_paid_without_reload,
     every_page_fits_a_phone_screen,
+    buyer_journey_in_a_browser,
+    seller_moderator_admin_journeys_on_a_phone,
+    seller_moderator_admin_journeys_at_desktop_width,
 );
 
 fn browser_tools() -> bool {
@@ -32,6 +37,35 @@ fn browser_tools() -> bool {
     have
 }
 
+/// Runs `tests/browser/SCRIPT` with `args`; returns its standard output. On failure the
+/// screenshots in `shots` are moved where they survive the test's data dir, and the test fails
+/// with the script's output.
+async fn node(script: &'static str, args: Vec<String>, shots: Option<PathBuf>) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(path).args(args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let kept = shots.map(|shots| {
+            let keep = std::env::temp_dir()
+                .join(format!("cholang-browser-{}", uuid::Uuid::new_v4().simple()));
+            let _ = std::fs::rename(&shots, &keep);
+            format!(" (screenshots in {})", keep.display())
+        });
+        panic!(
+            "{script} failed{}:\n{stdout}\n{}",
+            kept.unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stdout
+}
+
 async fn payment_page_flips_to_paid_without_reload(b: Backend) {
     if !browser_tools() {
         eprintln!("node/chromium/playwright-core missing: browser test skipped");
@@ -41,26 +75,9 @@ async fn payment_page_flips_to_paid_without_reload(b: Backend) {
     let (_, c) = app.checkout(&[("khay-tra-son-mai-kham-trai", 1)]).await;
     let code = c["payment"]["code"].as_str().unwrap().to_string();
     let amount = c["total_vnd"].as_i64().unwrap().to_string();
-    let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/browser/pay_status.mjs"
-            ))
-            .args([&base, &code, &amount, BANK_SECRET])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "browser check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p = app.payment(c["payment"]["code"].as_str().unwrap()).await;
+    let args = vec![app.base.clone(), code.clone(), amount, BANK_SECRET.into()];
+    node("pay_status.mjs", args, None).await;
+    let p = app.payment(&code).await;
     assert_eq!(p["status"], "paid");
 }
 
@@ -91,32 +108,183 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
             "/quan-tri/thong-bao"]},
     ]);
     let shots = app.config.data_dir.join("screenshots");
-    let base = app.base.clone();
-    let shots_s = shots.display().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/browser/fits.mjs"
-            ))
-            .args([&base, &shots_s, &journeys.to_string()])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    if !out.status.success() {
-        // Keep the screenshots of a failing run where they can be looked at.
-        let keep =
-            std::env::temp_dir().join(format!("cholang-fits-{}", uuid::Uuid::new_v4().simple()));
-        let _ = std::fs::rename(&shots, &keep);
-        panic!(
-            "pages do not fit a phone (screenshots in {}):\n{}\n{}",
-            keep.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let args = vec![
+        app.base.clone(),
+        shots.display().to_string(),
+        journeys.to_string(),
+    ];
+    node("fits.mjs", args, Some(shots.clone())).await;
     let n = std::fs::read_dir(&shots).unwrap().count();
     assert!(n >= 2 * 35, "a screenshot per page and width: {n}");
+}
+
+/// The buyer's whole journey (tests/browser/buyer.mjs) four times: on a phone, at desktop
+/// width, with JavaScript disabled and by keyboard alone. Each run must end with its payment
+/// paid and two orders (two shops) that the buyer's phone number finds.
+async fn buyer_journey_in_a_browser(b: Backend) {
+    if !browser_tools() {
+        eprintln!("node/chromium/playwright-core missing: browser test skipped");
+        return;
+    }
+    let app = TestApp::with_demo(b).await;
+    let shots = app.config.data_dir.join("screenshots");
+    let args = vec![
+        app.base.clone(),
+        shots.display().to_string(),
+        BANK_SECRET.into(),
+    ];
+    let out = node("buyer.mjs", args, Some(shots.clone())).await;
+    let runs: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let modes: Vec<&str> = runs.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["phone", "desktop", "nojs", "keyboard"]);
+    for run in &runs {
+        let code = run["payment"].as_str().unwrap();
+        let p = app.payment(code).await;
+        assert_eq!(p["status"], "paid", "{run}");
+        let (s, tracked) = app
+            .api(
+                "POST",
+                "/orders/lookup",
+                None,
+                Some(serde_json::json!({"code": code, "phone": run["phone"]})),
+            )
+            .await;
+        assert_eq!(s, 200, "{run}: {tracked}");
+        assert_eq!(
+            tracked["checkout"]["orders"].as_array().unwrap().len(),
+            2,
+            "{run}"
+        );
+    }
+    // A screenshot of every step of every run.
+    let n = std::fs::read_dir(&shots).unwrap().count();
+    assert!(n >= 4 * 13, "screenshots: {n}");
+}
+
+async fn seller_moderator_admin_journeys_on_a_phone(b: Backend) {
+    seller_moderator_admin_journeys(b, (390, 844)).await
+}
+
+async fn seller_moderator_admin_journeys_at_desktop_width(b: Backend) {
+    seller_moderator_admin_journeys(b, (1280, 800)).await
+}
+
+/// tests/browser/seller.mjs: the seller's day (a product with a photo, stock, a price voted
+/// through, an order delivered, Telegram notices), the moderator's approval and the admin's
+/// reconciliation, all by clicking; then the database is asked whether each of it happened.
+async fn seller_moderator_admin_journeys(b: Backend, (width, height): (u32, u32)) {
+    if !browser_tools() {
+        eprintln!("node/chromium/playwright-core missing: browser test skipped");
+        return;
+    }
+    let tg = FakeProvider::start(|_| {
+        (
+            200,
+            serde_json::json!({"ok": true, "result": {"message_id": 1}}).to_string(),
+        )
+    })
+    .await;
+    let app = TestApp::with_demo_and(
+        b,
+        &[("TELEGRAM_BOT_TOKEN", "1:X"), ("TELEGRAM_API_URL", &tg.url)],
+    )
+    .await;
+    // A paid order for Bà Hạnh's shop.
+    let (_, c) = app.checkout(&[("man-tuyn-2-cua-1m8-x-2m", 1)]).await;
+    let total = c["total_vnd"].as_i64().unwrap();
+    app.transfer(total, c["payment"]["code"].as_str().unwrap())
+        .await;
+    let order = c["orders"][0]["code"].as_str().unwrap().to_string();
+    // A checkout waiting for its money, and a transfer that forgot the payment code.
+    let (_, w) = app.checkout(&[("ghe-dau-go-xoan", 1)]).await;
+    let waiting = w["payment"]["code"].as_str().unwrap().to_string();
+    let description = "chuyen tien mua ghe dau go";
+    let t = app
+        .transfer(w["total_vnd"].as_i64().unwrap(), description)
+        .await;
+    assert_eq!(t["outcome"]["result"], "unmatched", "{t}");
+    let (_, before) = app
+        .api("GET", "/villages/phu-doi/proposals", None, None)
+        .await;
+    let demo_proposal = before["proposals"][0]["id"].as_i64().unwrap();
+
+    let photo = app.config.data_dir.join("net.png");
+    std::fs::write(&photo, png_bytes()).unwrap();
+    let shots = app.config.data_dir.join("screenshots");
+    let setup = serde_json::json!({
+        "width": width, "height": height, "password": PW,
+        "seller": HANH, "voters": [HUONG, DUC], "moderator": MODERATOR,
+        "admin": cholang::catalog::demo::ADMIN_EMAIL,
+        "photo": photo, "order": order, "new_price": 250_000,
+        "assign": {"payment": waiting, "description": description},
+        "telegram_chat": "5550001",
+    });
+    let args = vec![
+        app.base.clone(),
+        shots.display().to_string(),
+        setup.to_string(),
+    ];
+    let out = node("seller.mjs", args, Some(shots.clone())).await;
+    let done: serde_json::Value = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("seller.mjs says what it did");
+
+    // The product exists with its photo and the edited stock.
+    let slug = done["product"].as_str().unwrap();
+    assert_eq!(app.stock(slug).await, 20);
+    let photos: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM product_photos ph JOIN products p ON p.id = ph.product_id WHERE p.slug = $1",
+    )
+    .bind(slug.to_string())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(photos, 1);
+    // The voted price is every listing's price.
+    app.search_synced().await;
+    let (_, s) = app.search("q=man+chup+tu+bung").await;
+    let prices: Vec<i64> = s["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"].as_str().unwrap().starts_with("Màn chụp tự bung"))
+        .map(|h| h["price_vnd"].as_i64().unwrap())
+        .collect();
+    assert!(
+        !prices.is_empty() && prices.iter().all(|p| *p == 250_000),
+        "{prices:?}"
+    );
+    // The order went all the way, with its tracking code.
+    let (status, tracking): (String, Option<String>) =
+        sqlx::query_as("SELECT status, tracking_code FROM orders WHERE code = $1")
+            .bind(order.clone())
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "delivered");
+    assert_eq!(tracking.as_deref(), Some("VTP123456789"));
+    // The test notice reaches the chat id typed in the settings.
+    app.notifier().run_once().await.unwrap();
+    let sent = tg.requests();
+    assert!(
+        sent.iter()
+            .any(|r| r.path.ends_with("/sendMessage") && r.body.contains("5550001")),
+        "{sent:?}"
+    );
+    // The moderator approved the demo's open proposal.
+    let (_, p) = app
+        .api("GET", &format!("/proposals/{demo_proposal}"), None, None)
+        .await;
+    assert_eq!(done["approved"], format!("de-xuat-{demo_proposal}"));
+    assert_eq!(p["proposal"]["status"], "approved", "{p}");
+    // The admin's assignment paid the waiting checkout.
+    assert_eq!(app.payment(&waiting).await["status"], "paid");
+    let n = std::fs::read_dir(&shots).unwrap().count();
+    assert!(n >= 20, "screenshots: {n}");
 }

@@ -1,30 +1,27 @@
 // Every page of the journeys fits a phone: no sideways scrolling at 360 and 390 px, and the
-// Content-Security-Policy refuses nothing. A screenshot of each page goes to SHOTS_DIR.
+// Content-Security-Policy refuses nothing. At 390 px each page also gets the rest of
+// checks.mjs: axe-core (no serious or critical violation, which covers labelled fields and
+// contrast), weight (HTML + CSS ≤ 60 KB uncompressed) and images (width and height given,
+// lazy below the fold). A screenshot of each page goes to SHOTS_DIR.
 // Usage: node fits.mjs BASE_URL SHOTS_DIR JOURNEYS_JSON
 // JOURNEYS_JSON: [{"name", "login": [login, password] | null, "paths": ["/", …]}, …]
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import { launch, watchCsp, overflow, checkPage } from './checks.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
 const [base, shots, journeysJson] = process.argv.slice(2);
 const journeys = JSON.parse(journeysJson);
 fs.mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const failures = [];
 let visited = 0;
+const weights = [];
 try {
   for (const width of [360, 390]) {
     for (const j of journeys) {
       const context = await browser.newContext({ viewport: { width, height: 844 } });
       const page = await context.newPage();
-      const refused = [];
-      page.on('console', (m) => { if (/Content Security Policy|Refused to/.test(m.text())) refused.push(m.text()); });
+      const csp = watchCsp(page);
       if (j.login) {
         await page.goto(`${base}/dang-nhap`);
         await page.fill('input[name=login]', j.login[0]);
@@ -34,25 +31,19 @@ try {
       for (const path of j.paths) {
         const r = await page.goto(`${base}${path}`);
         visited += 1;
-        const name = `${width}-${j.name}-${path.replace(/[^a-z0-9]+/gi, '_')}.png`;
-        await page.screenshot({ path: `${shots}/${name}`, fullPage: true });
-        const { doc, wide } = await page.evaluate(() => {
-          const doc = document.documentElement.scrollWidth;
-          // The widest element sticking out, to say what to fix.
-          let wide = '';
-          for (const el of document.querySelectorAll('body *')) {
-            const r = el.getBoundingClientRect();
-            if (r.right > window.innerWidth + 1) {
-              wide = `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''} (${Math.round(r.right)} px)`;
-              break;
-            }
-          }
-          return { doc, wide };
-        });
-        if (r.status() >= 500) failures.push(`${width} px ${j.name} ${path}: HTTP ${r.status()}`);
-        if (doc > width) failures.push(`${width} px ${j.name} ${path}: ${doc} px wide, e.g. ${wide}`);
+        const where = `${width} px ${j.name} ${path}`;
+        await page.screenshot({ path: `${shots}/${width}-${j.name}-${path.replace(/[^a-z0-9]+/gi, '_')}.png`, fullPage: true });
+        if (r.status() >= 500) failures.push(`${where}: HTTP ${r.status()}`);
+        if (width === 390) {
+          const checked = await checkPage(page, where, await r.body(), csp);
+          failures.push(...checked.failures);
+          weights.push(checked.weight);
+        } else {
+          const { doc, wide } = await overflow(page);
+          if (doc > width) failures.push(`${where}: ${doc} px wide, e.g. ${wide}`);
+          for (const c of csp.take()) failures.push(`CSP ${where}: ${c}`);
+        }
       }
-      if (refused.length) failures.push(`${width} px ${j.name}: CSP refused ${refused.join(' | ')}`);
       await context.close();
     }
   }
@@ -63,4 +54,4 @@ if (failures.length) {
   console.error(failures.join('\n'));
   process.exit(1);
 }
-console.log(`ok: ${visited} page views fit 360 and 390 px`);
+console.log(`ok: ${visited} page views fit 360 and 390 px; ${weights.length} pass axe-core, images sized; heaviest HTML + CSS ${Math.max(...weights)} bytes`);

@@ -1,31 +1,14 @@
 // The payment page in a real browser: it must flip to "Đã thanh toán" without a reload
 // when the bank webhook arrives (after first showing a partial payment).
 // Usage: node pay_status.mjs BASE_URL PAYMENT_CODE AMOUNT BANK_SECRET
-import { createRequire } from 'node:module';
-import crypto from 'node:crypto';
+import { launch, bankTransfer } from './checks.mjs';
 
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
 const [base, code, amountStr, secret] = process.argv.slice(2);
 const amount = Number(amountStr);
 
-async function transfer(id, amt) {
-  const body = JSON.stringify({ id, amount: amt, description: `MBVCB.3278907687.${code}.CT tu 0123` });
-  const t = Math.floor(Date.now() / 1000);
-  const sig = crypto.createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
-  const r = await fetch(`${base}/webhooks/bank`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-cholang-signature': `t=${t},v1=${sig}` },
-    body,
-  });
-  if (r.status !== 200) throw new Error(`webhook answered ${r.status}`);
-}
+const transfer = (id, amt) => bankTransfer(base, secret, id, code, amt);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
   let loads = 0;
