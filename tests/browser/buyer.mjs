@@ -5,7 +5,8 @@
 // with the phone number.
 // Run once per mode: "phone" (390 × 844), "desktop" (1280 × 800), "nojs" (phone, JavaScript
 // disabled) and "keyboard" (phone, every click and field reached with Tab alone, focus visible
-// at every stop). Every page visited gets checks.mjs and a screenshot in SHOTS_DIR.
+// at every stop). Every page visited gets checks.mjs (phone pages at 390 and 360 px) and a
+// screenshot in SHOTS_DIR.
 // Prints one JSON line per mode: {"mode", "payment", "phone", "orders"}.
 // Usage: node buyer.mjs BASE_URL SHOTS_DIR BANK_SECRET [MODES, comma separated]
 import crypto from 'node:crypto';

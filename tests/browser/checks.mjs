@@ -1,8 +1,8 @@
-// What every browser test checks on every page it visits: the page fits the viewport (no
-// sideways scrolling), axe-core finds no serious or critical violation, HTML + CSS weigh at
-// most 60 KB, images carry width and height and are lazy below the fold, and the
-// Content-Security-Policy refuses nothing. Shared by fits.mjs and the journeys, with the
-// browser's launch options and the signed bank webhook.
+// What every browser test checks on every page it visits: the page fits the viewport (a
+// phone page also 360 px; no sideways scrolling), axe-core finds no serious or critical
+// violation, HTML + CSS weigh at most 60 KB, images carry width and height and are lazy below
+// the fold, and the Content-Security-Policy refuses nothing. Shared by fits.mjs and the
+// journeys, with the browser's launch options and the signed bank webhook.
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -101,6 +101,14 @@ export async function checkPage(page, where, html, csp, jsOff = false) {
   const width = page.viewportSize().width;
   const { doc, wide } = await overflow(page);
   if (doc > width) failures.push(`${where}: ${doc} px wide at ${width} px, e.g. ${wide}`);
+  if (width > 360 && width <= 600) {
+    // A phone page must also fit the narrowest common phone.
+    const { height } = page.viewportSize();
+    await page.setViewportSize({ width: 360, height });
+    const narrow = await overflow(page);
+    if (narrow.doc > 360) failures.push(`${where}: ${narrow.doc} px wide at 360 px, e.g. ${narrow.wide}`);
+    await page.setViewportSize({ width, height });
+  }
   for (const v of await axeViolations(page, jsOff)) failures.push(`axe ${where}: ${v}`);
   const w = await weight(page, html);
   if (w > MAX_WEIGHT) failures.push(`weight ${where}: HTML + CSS ${w} bytes > ${MAX_WEIGHT}`);
