@@ -132,15 +132,17 @@ impl Modify for Contract {
         }
         for (path, item) in doc.paths.paths.iter_mut() {
             let ops = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
+                (axum::http::Method::GET, &mut item.get),
+                (axum::http::Method::POST, &mut item.post),
+                (axum::http::Method::PUT, &mut item.put),
+                (axum::http::Method::PATCH, &mut item.patch),
+                (axum::http::Method::DELETE, &mut item.delete),
             ];
-            for op in ops.into_iter().flatten() {
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
                 name_operation(op);
-                shared_errors(op);
+                // The rate limiter's own list says which operations can answer 429.
+                shared_errors(op, super::rate_scope(&method, path).is_some());
                 add_links(path, op);
             }
         }
@@ -385,7 +387,7 @@ fn default_description(status: &str) -> &'static str {
     }
 }
 
-fn shared_errors(op: &mut Operation) {
+fn shared_errors(op: &mut Operation, rate_limited: bool) {
     let secured = op.security.as_ref().is_some_and(|reqs| {
         // `security(())` alone or with other schemes means "optional".
         !reqs.is_empty()
@@ -403,6 +405,9 @@ fn shared_errors(op: &mut Operation) {
     }
     if has_path_params {
         statuses.push("404");
+    }
+    if rate_limited {
+        statuses.push("429");
     }
     for s in statuses {
         op.responses

@@ -122,6 +122,18 @@ async fn the_document_covers_every_operation_with_its_errors_and_security(b: Bac
         for s in ["400", "503"] {
             assert!(responses.contains_key(s), "{at}: {s}");
         }
+        // Every route behind the per-address rate limit documents its 429.
+        let limited = *m == "post"
+            && (path.starts_with("/webhooks/")
+                || [
+                    "/api/v1/auth/register",
+                    "/api/v1/checkout",
+                    "/api/v1/orders/lookup",
+                ]
+                .contains(&path.as_str()));
+        if limited {
+            assert!(responses.contains_key("429"), "{at}: 429");
+        }
         // Path parameters: each one in the template declared once, required.
         let declared: Vec<&str> = op["parameters"]
             .as_array()
