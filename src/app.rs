@@ -227,6 +227,9 @@ pub async fn housekeeping_once(db: &Db, config: &Config) {
     if let Err(e) = crate::pricing::store::close_expired(db).await {
         tracing::warn!(error = %e, "closing expired proposals failed");
     }
+    if let Err(e) = crate::limits::rate::sweep(db).await {
+        tracing::warn!(error = %e, "rate limit sweep failed");
+    }
     let keep_from = crate::domain::now_ms() - config.login_window_minutes * 60_000;
     if let Err(e) = crate::accounts::store::sweep(db, keep_from).await {
         tracing::warn!(error = %e, "session sweep failed");

@@ -65,6 +65,9 @@ pub struct NotifyConfig {
     pub telegram: Option<TelegramConfig>,
     pub max_attempts: i64,
     pub backoff_base_secs: i64,
+    /// How long a claimed notice is held before another worker may take it over (a worker
+    /// that died with it in hand).
+    pub lease_secs: i64,
     /// Run the worker inside `cholang serve` (off when a separate `cholang worker` runs).
     pub embedded_worker: bool,
 }
@@ -112,6 +115,7 @@ impl NotifyConfig {
             telegram,
             max_attempts: s.parse("NOTIFY_MAX_ATTEMPTS", 8)?,
             backoff_base_secs: s.parse("NOTIFY_BACKOFF_SECS", 10)?,
+            lease_secs: s.parse::<i64>("NOTIFY_LEASE_SECS", 60)?.max(1),
             embedded_worker: !matches!(s.get("NOTIFY_WORKER"), Some("off" | "0" | "false")),
         })
     }
@@ -510,6 +514,10 @@ impl Config {
     }
 }
 
+/// The key in `secret.key` under the data dir, made on first start. Several instances
+/// sharing one data dir may start at once: the file is created whole under a temporary
+/// name and linked into place only if no other instance got there first, so every instance
+/// ends up with the same key.
 fn load_or_create_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use rand::RngCore;
     let path = data_dir.join("secret.key");
@@ -520,13 +528,29 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> 
     }
     let mut key = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
-    std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    let tmp = data_dir.join(format!("secret.key.{}", std::process::id()));
+    std::fs::write(&tmp, &key).with_context(|| format!("writing {}", tmp.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     }
-    Ok(key)
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            anyhow::ensure!(
+                bytes.len() >= 32,
+                "{} is shorter than 32 bytes",
+                path.display()
+            );
+            Ok(bytes)
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 #[cfg(test)]

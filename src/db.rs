@@ -94,6 +94,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "outflows",
         include_str!("../migrations/sqlite/0012_outflows.sql"),
     ),
+    (
+        13,
+        "shared_rates",
+        include_str!("../migrations/sqlite/0013_shared_rates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -155,6 +160,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "outflows",
         include_str!("../migrations/postgres/0012_outflows.sql"),
+    ),
+    (
+        13,
+        "shared_rates",
+        include_str!("../migrations/postgres/0013_shared_rates.sql"),
     ),
 ];
 
@@ -374,6 +384,24 @@ pub fn constraint_message(e: &sqlx::Error) -> Option<&'static str> {
             || (msg.contains("UNIQUE constraint failed") && msg.ends_with(sqlite));
         hit.then_some(*text)
     })
+}
+
+/// True when the database could not be reached or went away under the request: a
+/// connection refused or cut, the pool out of connections or closed, PostgreSQL shutting
+/// down or starting (SQLSTATE 57P01–57P03) or a connection exception (class 08).
+pub fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// True when the error is a unique violation of the named constraint (see `CONSTRAINTS`).

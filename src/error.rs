@@ -145,10 +145,32 @@ impl AppError {
     pub fn retry_after(&self) -> Option<i64> {
         match self {
             AppError::Busy(_) => Some(1),
+            AppError::Unavailable(_) => Some(5),
             AppError::TooManyAttempts(minutes) => Some(minutes * 60),
             AppError::RateLimited(secs) => Some(*secs as i64),
             _ => None,
         }
+    }
+
+    /// The database went away (restarted, network cut, pool exhausted): a 503 the client may
+    /// retry, never a 500. The transaction in hand was rolled back with its connection.
+    pub fn db_unreachable(e: &sqlx::Error) -> AppError {
+        tracing::warn!(error = %e, "database unreachable");
+        AppError::Unavailable("Hệ thống đang tạm gián đoạn, vui lòng thử lại sau ít phút".into())
+    }
+
+    /// An internal error whose cause is an unreachable database becomes that 503 (errors
+    /// that went through `anyhow` on their way up).
+    pub fn normalized(self) -> AppError {
+        if let AppError::Internal(e) = &self
+            && let Some(db) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<sqlx::Error>())
+                .filter(|db| crate::db::is_unreachable(db))
+        {
+            return AppError::db_unreachable(db);
+        }
+        self
     }
 
     /// Log internal errors with their whole cause chain; the client sees a generic message.
@@ -167,20 +189,24 @@ impl From<sqlx::Error> for AppError {
         if let Some(msg) = crate::db::constraint_message(&e) {
             return AppError::Conflict(msg.to_string());
         }
+        if crate::db::is_unreachable(&e) {
+            return AppError::db_unreachable(&e);
+        }
         AppError::Internal(e.into())
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        self.log();
-        let fields = match &self {
+        let this = self.normalized();
+        this.log();
+        let fields = match &this {
             AppError::Validation(f) => json!(f.0),
             _ => json!({}),
         };
-        let body = json!({"error": {"code": self.code(), "message": sentence(&self.to_string()), "fields": fields}});
-        let mut resp = (self.status(), Json(body)).into_response();
-        if let Some(secs) = self.retry_after() {
+        let body = json!({"error": {"code": this.code(), "message": sentence(&this.to_string()), "fields": fields}});
+        let mut resp = (this.status(), Json(body)).into_response();
+        if let Some(secs) = this.retry_after() {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }

@@ -195,15 +195,22 @@ mod tests {
 
 /// Requests per client address on the routes a script would hammer (registration, checkout,
 /// order look-ups, webhooks), refused with 429 and `Retry-After` before any work is done.
-/// Kept in this process (a generic cell rate algorithm per key, `governor`): with several
-/// instances each allows its own share.
+/// Kept in the database, so several instances share one allowance per address.
+///
+/// Per-address request rates, kept in the database (`rate_limits`) so that every
+/// instance of `cholang serve` counts against the same allowance: a generic cell rate
+/// algorithm (GCRA), the one governor implements in memory, as a single upsert. The row
+/// holds the key's theoretical arrival time `tat`; a request at `now` passes when
+/// `max(tat, now) - now <= period - period/N` and pushes `tat` on by `period/N`, so a
+/// burst of N passes and the allowance refills evenly. PostgreSQL locks the row and
+/// SQLite its database for the statement, so concurrent requests on any instance are
+/// counted one after the other.
 pub mod rate {
-    use std::num::NonZeroU32;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    use governor::clock::{Clock, DefaultClock};
-    use governor::{DefaultKeyedRateLimiter, Quota};
+    use crate::db::Db;
+    use crate::domain::now_ms;
+    use crate::error::Result;
 
     /// What a route is counted under.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +219,17 @@ pub mod rate {
         Checkout,
         Lookup,
         Webhook,
+    }
+
+    impl Scope {
+        fn name(self) -> &'static str {
+            match self {
+                Scope::Register => "register",
+                Scope::Checkout => "checkout",
+                Scope::Lookup => "lookup",
+                Scope::Webhook => "webhook",
+            }
+        }
     }
 
     /// `N/s`, `N/min` or `N/h` (a burst of N, refilled evenly over the period), or `off`.
@@ -245,11 +263,11 @@ pub mod rate {
             Ok(Some(Rate { n, period }))
         }
 
-        fn quota(&self) -> Quota {
-            let n = NonZeroU32::new(self.n).unwrap_or(NonZeroU32::MIN);
-            Quota::with_period(self.period / self.n)
-                .unwrap_or_else(|| Quota::per_second(n))
-                .allow_burst(n)
+        /// (emission interval, burst tolerance) in ms: one request per interval, N at once.
+        fn cell(&self) -> (i64, i64) {
+            let period = self.period.as_millis() as i64;
+            let interval = (period / i64::from(self.n)).max(1);
+            (interval, period - interval)
         }
     }
 
@@ -263,52 +281,65 @@ pub mod rate {
     }
 
     pub struct Limiters {
-        register: Option<DefaultKeyedRateLimiter<String>>,
-        checkout: Option<DefaultKeyedRateLimiter<String>>,
-        lookup: Option<DefaultKeyedRateLimiter<String>>,
-        webhook: Option<DefaultKeyedRateLimiter<String>>,
-        calls: AtomicU64,
+        rates: Rates,
     }
 
     impl Limiters {
         pub fn new(r: &Rates) -> Limiters {
-            let make = |r: &Option<Rate>| r.map(|r| governor::RateLimiter::keyed(r.quota()));
-            Limiters {
-                register: make(&r.register),
-                checkout: make(&r.checkout),
-                lookup: make(&r.lookup),
-                webhook: make(&r.webhook),
-                calls: AtomicU64::new(0),
-            }
+            Limiters { rates: *r }
         }
 
-        /// `Ok` to go on, or the whole seconds to wait.
-        pub fn check(&self, scope: Scope, key: &str) -> Result<(), u64> {
-            let limiter = match scope {
-                Scope::Register => &self.register,
-                Scope::Checkout => &self.checkout,
-                Scope::Lookup => &self.lookup,
-                Scope::Webhook => &self.webhook,
+        /// `Ok(Ok(()))` to go on, `Ok(Err(secs))` with the whole seconds to wait.
+        pub async fn check(
+            &self,
+            db: &Db,
+            scope: Scope,
+            key: &str,
+        ) -> Result<std::result::Result<(), u64>> {
+            let rate = match scope {
+                Scope::Register => self.rates.register,
+                Scope::Checkout => self.rates.checkout,
+                Scope::Lookup => self.rates.lookup,
+                Scope::Webhook => self.rates.webhook,
             };
-            let Some(limiter) = limiter else {
-                return Ok(());
+            let Some(rate) = rate else {
+                return Ok(Ok(()));
             };
-            // Forget addresses whose allowance is whole again, now and then, so the table
-            // holds only recent clients.
-            if self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-                for l in [&self.register, &self.checkout, &self.lookup, &self.webhook]
-                    .into_iter()
-                    .flatten()
-                {
-                    l.retain_recent();
-                    l.shrink_to_fit();
-                }
+            let (interval, tolerance) = rate.cell();
+            let now = now_ms();
+            // Every expression on the right reads the row as it was before this statement.
+            let (tat, ok): (i64, i32) = sqlx::query_as(
+                "INSERT INTO rate_limits (key, tat, ok) VALUES ($1, $2, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                   tat = CASE WHEN rate_limits.tat - $3 <= $4
+                              THEN (CASE WHEN rate_limits.tat > $3 THEN rate_limits.tat ELSE $3 END) + $5
+                              ELSE rate_limits.tat END,
+                   ok = CASE WHEN rate_limits.tat - $3 <= $4 THEN 1 ELSE 0 END
+                 RETURNING tat, ok",
+            )
+            .bind(format!("{}:{key}", scope.name()))
+            .bind(now + interval)
+            .bind(now)
+            .bind(tolerance)
+            .bind(interval)
+            .fetch_one(&db.pool)
+            .await?;
+            if ok == 1 {
+                return Ok(Ok(()));
             }
-            limiter.check_key(&key.to_string()).map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            })
+            // The next request passes once `tat - now <= tolerance`.
+            let wait_ms = (tat - now - tolerance).max(1);
+            Ok(Err(((wait_ms + 999) / 1000) as u64))
         }
+    }
+
+    /// Forget keys whose allowance is whole again.
+    pub async fn sweep(db: &Db) -> Result<()> {
+        sqlx::query("DELETE FROM rate_limits WHERE tat < $1")
+            .bind(now_ms())
+            .execute(&db.pool)
+            .await?;
+        Ok(())
     }
 
     #[cfg(test)]
@@ -330,21 +361,54 @@ pub mod rate {
             }
         }
 
-        #[test]
-        fn a_burst_then_refused_with_the_wait() {
-            let l = Limiters::new(&Rates {
+        #[tokio::test]
+        async fn a_burst_then_refused_with_the_wait_on_any_instance() {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+            let db = Db::connect(&url).await.unwrap();
+            db.migrate().await.unwrap();
+            let rates = Rates {
                 register: Rate::parse("3/h").unwrap(),
                 checkout: None,
                 lookup: None,
                 webhook: None,
-            });
-            for _ in 0..3 {
-                assert!(l.check(Scope::Register, "1.2.3.4").is_ok());
+            };
+            // Two limiters on one database: two instances of the server.
+            let (a, b) = (Limiters::new(&rates), Limiters::new(&rates));
+            for l in [&a, &b, &a] {
+                assert_eq!(
+                    l.check(&db, Scope::Register, "1.2.3.4").await.unwrap(),
+                    Ok(())
+                );
             }
-            let wait = l.check(Scope::Register, "1.2.3.4").unwrap_err();
+            let wait = b
+                .check(&db, Scope::Register, "1.2.3.4")
+                .await
+                .unwrap()
+                .unwrap_err();
             assert!((1100..=1200).contains(&wait), "20 min for the next: {wait}");
-            assert!(l.check(Scope::Register, "5.6.7.8").is_ok(), "per address");
-            assert!(l.check(Scope::Checkout, "1.2.3.4").is_ok(), "no limit set");
+            let again = a
+                .check(&db, Scope::Register, "1.2.3.4")
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(again <= wait, "a refusal does not push the wait on");
+            assert_eq!(
+                a.check(&db, Scope::Register, "5.6.7.8").await.unwrap(),
+                Ok(()),
+                "per address"
+            );
+            assert_eq!(
+                a.check(&db, Scope::Checkout, "1.2.3.4").await.unwrap(),
+                Ok(()),
+                "no limit set"
+            );
+            sweep(&db).await.unwrap();
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rate_limits")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(rows, 2, "allowances still in use are kept");
         }
     }
 }

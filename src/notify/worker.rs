@@ -11,8 +11,6 @@ use crate::db::Db;
 use crate::domain::now_ms;
 use crate::error::Result;
 
-/// How long a claimed notice is held before another worker may take it over.
-const LEASE_MS: i64 = 60_000;
 const BATCH: i64 = 20;
 
 pub struct Notifier {
@@ -65,7 +63,7 @@ impl Notifier {
         self.expand().await?;
         let mut delivered = 0;
         loop {
-            let batch = store::claim(&self.db, BATCH, LEASE_MS).await?;
+            let batch = store::claim(&self.db, BATCH, self.cfg.notify.lease_secs * 1000).await?;
             if batch.is_empty() {
                 break;
             }

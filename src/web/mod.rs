@@ -176,7 +176,17 @@ async fn rate_limit(
             Ok(ip) => ip,
             Err(e) => return e.into_response(),
         };
-    if let Err(secs) = state.rates.check(scope, &ip.key()) {
+    let verdict = match state.rates.check(&state.db, scope, &ip.key()).await {
+        Ok(v) => v,
+        Err(e)
+            if parts.uri.path().starts_with("/api/")
+                || parts.uri.path().starts_with("/webhooks/") =>
+        {
+            return e.into_response();
+        }
+        Err(e) => return PageError(e).into_response(),
+    };
+    if let Err(secs) = verdict {
         tracing::warn!(?scope, client = %ip.key(), "rate limited");
         let e = AppError::RateLimited(secs);
         let path = parts.uri.path();
@@ -297,7 +307,7 @@ struct ErrorPage {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let e = self.0.normalized();
         e.log();
         if let AppError::Unauthorized = e {
             return Redirect::to("/dang-nhap").into_response();

@@ -54,6 +54,28 @@ pub fn pg_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The settings every test server runs with (besides its database, data dir and address);
+/// processes a test starts itself (`cholang serve`, `cholang worker`) take them too.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("COLLECT_BANK_BIN", "970436"),
+    ("COLLECT_ACCOUNT_NO", "1017595600"),
+    ("COLLECT_ACCOUNT_NAME", "HTX Chợ Làng Phú Xuyên"),
+    ("BANK_WEBHOOK_SECRET", BANK_SECRET),
+    ("CASSO_CHECKSUM_KEY", CASSO_KEY),
+    // Tests drive the notice worker themselves (`Notifier::run_once`).
+    ("NOTIFY_WORKER", "off"),
+    // Most tests check out many times from one phone on loopback; the hold limits have their
+    // own test with the defaults.
+    ("CHECKOUT_MAX_OPEN", "100000"),
+    ("CHECKOUT_MAX_HELD_UNITS", "1000000"),
+    // Likewise the per-address request rates (`ops::rate_limits…` tests the defaults'
+    // mechanism with low ones).
+    ("RATE_LIMIT_REGISTER", "1000000/min"),
+    ("RATE_LIMIT_CHECKOUT", "1000000/min"),
+    ("RATE_LIMIT_LOOKUP", "1000000/min"),
+    ("RATE_LIMIT_WEBHOOK", "1000000/min"),
+];
+
 pub struct TestApp {
     pub base: String,
     db_url: String,
@@ -115,27 +137,12 @@ impl TestApp {
             ("CHOLANG_DATA_DIR".into(), dir.path().display().to_string()),
             ("DATABASE_URL".into(), url.clone()),
             ("CHOLANG_ADDR".into(), "127.0.0.1:0".into()),
-            ("COLLECT_BANK_BIN".into(), "970436".into()),
-            ("COLLECT_ACCOUNT_NO".into(), "1017595600".into()),
-            (
-                "COLLECT_ACCOUNT_NAME".into(),
-                "HTX Chợ Làng Phú Xuyên".into(),
-            ),
-            ("BANK_WEBHOOK_SECRET".into(), BANK_SECRET.into()),
-            ("CASSO_CHECKSUM_KEY".into(), CASSO_KEY.into()),
-            // Tests drive the notice worker themselves (`Notifier::run_once`).
-            ("NOTIFY_WORKER".into(), "off".into()),
-            // Most tests check out many times from one phone on loopback; the hold limits
-            // have their own test with the defaults.
-            ("CHECKOUT_MAX_OPEN".into(), "100000".into()),
-            ("CHECKOUT_MAX_HELD_UNITS".into(), "1000000".into()),
-            // Likewise the per-address request rates (`ops::rate_limits…` tests the defaults'
-            // mechanism with low ones).
-            ("RATE_LIMIT_REGISTER".into(), "1000000/min".into()),
-            ("RATE_LIMIT_CHECKOUT".into(), "1000000/min".into()),
-            ("RATE_LIMIT_LOOKUP".into(), "1000000/min".into()),
-            ("RATE_LIMIT_WEBHOOK".into(), "1000000/min".into()),
         ];
+        pairs.extend(
+            TEST_SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
         let db = Db::connect(&url).await.unwrap();
@@ -177,6 +184,18 @@ impl TestApp {
         );
         app.search_synced().await;
         app
+    }
+
+    /// The demo market with its own past events (the open proposal) treated as already
+    /// announced, so a test sees only the notices of what it does.
+    pub async fn quiet_demo(&self) {
+        cholang::catalog::demo::load_if_empty(&self.db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE notice_events SET expanded_at = 1 WHERE expanded_at IS NULL")
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
     }
 
     /// Wait until the server's search sync worker has applied every queued change.

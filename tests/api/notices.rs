@@ -25,13 +25,7 @@ on_both_backends!(
 /// The demo market, its own past events (the open proposal) treated as already announced,
 /// so each test sees only the notices of what it does.
 async fn demo(app: &TestApp) {
-    cholang::catalog::demo::load_if_empty(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE notice_events SET expanded_at = 1 WHERE expanded_at IS NULL")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.quiet_demo().await;
 }
 
 /// Buy from Bà Hạnh (with a buyer email) and pay in full.

@@ -750,13 +750,7 @@ async fn orders_record_the_batch_and_receipts_link_its_origin(b: Backend) {
     let smtp = FakeSmtp::start_on(free_port()).await;
     let url = format!("smtp://127.0.0.1:{}", smtp.port);
     let app = TestApp::spawn_with(b, &[("SMTP_URL", &url)]).await;
-    cholang::catalog::demo::load_if_empty(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE notice_events SET expanded_at = 1 WHERE expanded_at IS NULL")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.quiet_demo().await;
     let (token, first) = hanh_batch(&app).await;
     let first = first["code"].as_str().unwrap().to_string();
     let (s, v) = app
