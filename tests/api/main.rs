@@ -13,6 +13,7 @@ mod categories;
 mod checkout;
 mod cli;
 mod contract;
+mod faults;
 mod fuzz;
 mod health;
 mod import;
