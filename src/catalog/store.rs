@@ -498,6 +498,47 @@ pub async fn products_of_village(db: &Db, village: VillageId) -> Result<Vec<Prod
     rows.iter().map(card_from_row).collect()
 }
 
+/// One page of a storefront's products, by name, and how many there are in all (the village
+/// and shop pages show `limit` at a time: a village may hold thousands).
+pub async fn storefront_page(
+    db: &Db,
+    of: Storefront,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ProductCard>, i64)> {
+    let (filter, id) = match of {
+        Storefront::Village(v) => ("s.village_id = $1", v.0),
+        Storefront::Shop(s) => ("p.shop_id = $1", s.0),
+    };
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{} WHERE {filter} AND p.active = 1 AND s.active = 1 ORDER BY p.name, p.id LIMIT $2 OFFSET $3",
+        card_select!()
+    )))
+    .bind(id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM products p JOIN shops s ON s.id = p.shop_id
+          WHERE {filter} AND p.active = 1 AND s.active = 1"
+    )))
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((
+        rows.iter().map(card_from_row).collect::<Result<_>>()?,
+        total,
+    ))
+}
+
+/// Whose products a storefront page lists.
+#[derive(Debug, Clone, Copy)]
+pub enum Storefront {
+    Village(VillageId),
+    Shop(ShopId),
+}
+
 pub async fn product_by_id(db: &Db, id: i64) -> Result<ProductCard> {
     let row = sqlx::query(concat!(card_select!(), " WHERE p.id = $1"))
         .bind(id)

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 
 use super::views::{CardView, DetailView, ShopView, VillageView, cards, detail};
@@ -52,6 +52,7 @@ struct VillagePage {
     village: VillageView,
     shops: Vec<ShopView>,
     products: Vec<CardView>,
+    pager: Pager,
 }
 
 async fn village(
@@ -59,15 +60,23 @@ async fn village(
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
     Path(slug): Path<String>,
+    Query(page): Query<PageNo>,
 ) -> PageResult {
     let v = store::village_by_slug(&st.db, &slug).await?;
     let shops = store::shops_of_village(&st.db, v.id).await?;
-    let products = store::products_of_village(&st.db, v.id).await?;
+    let (products, total) = store::storefront_page(
+        &st.db,
+        store::Storefront::Village(v.id),
+        PER_PAGE,
+        page.offset(),
+    )
+    .await?;
     render(VillagePage {
         layout: Layout::new(&st, &seed, &user, format!("Làng {}", v.name)),
         village: VillageView::from(&v),
         shops: shops.iter().map(ShopView::from).collect(),
         products: cards(&products),
+        pager: Pager::new(&format!("/lang/{}", v.slug), page.no(), total),
     })
 }
 
@@ -78,6 +87,7 @@ struct ShopPage {
     shop: ShopView,
     village: VillageView,
     products: Vec<CardView>,
+    pager: Pager,
 }
 
 async fn shop(
@@ -85,18 +95,26 @@ async fn shop(
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
     Path(slug): Path<String>,
+    Query(page): Query<PageNo>,
 ) -> PageResult {
     let s = store::shop_by_slug(&st.db, &slug).await?;
     if !s.is_member() {
         return Err(crate::error::AppError::NotFound.into());
     }
     let v = store::village_by_id(&st.db, s.village_id).await?;
-    let products = store::products_of_shop(&st.db, s.id, false).await?;
+    let (products, total) = store::storefront_page(
+        &st.db,
+        store::Storefront::Shop(s.id),
+        PER_PAGE,
+        page.offset(),
+    )
+    .await?;
     render(ShopPage {
         layout: Layout::new(&st, &seed, &user, s.name.clone()),
         shop: ShopView::from(&s),
         village: VillageView::from(&v),
         products: cards(&products),
+        pager: Pager::new(&format!("/shop/{}", s.slug), page.no(), total),
     })
 }
 
@@ -179,4 +197,55 @@ async fn product(
         origin_url: origin_url(&st, &d).await?,
         chart: chart(&st, &d).await?,
     })
+}
+
+/// Products per page on village and shop pages.
+const PER_PAGE: i64 = 48;
+
+/// `?trang=N` (1-based); anything else is page 1.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PageNo {
+    trang: Option<String>,
+}
+
+impl PageNo {
+    fn no(&self) -> i64 {
+        self.trang
+            .as_deref()
+            .and_then(|t| t.parse::<i64>().ok())
+            .filter(|n| (1..=100_000).contains(n))
+            .unwrap_or(1)
+    }
+
+    fn offset(&self) -> i64 {
+        (self.no() - 1) * PER_PAGE
+    }
+}
+
+/// Previous / next links under a storefront's products.
+struct Pager {
+    current: i64,
+    last: i64,
+    prev_url: Option<String>,
+    next_url: Option<String>,
+}
+
+impl Pager {
+    fn new(base: &str, current: i64, total: i64) -> Pager {
+        let last = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+        let url = |n: i64| {
+            if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}?trang={n}")
+            }
+        };
+        Pager {
+            current,
+            last,
+            prev_url: (current > 1).then(|| url((current - 1).min(last))),
+            next_url: (current < last).then(|| url(current + 1)),
+        }
+    }
 }

@@ -10,7 +10,73 @@ on_both_backends!(
     search_finds_with_or_without_diacritics,
     times_are_shown_in_hanoi_time,
     the_demo_market_has_a_picture_for_every_product,
+    big_villages_and_shops_are_shown_a_page_at_a_time,
 );
+
+/// 100 more products for Bà Hạnh: the village and shop pages show 48 at a time, in name
+/// order, with links to the previous and next pages; every product is on exactly one page.
+async fn big_villages_and_shops_are_shown_a_page_at_a_time(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    for i in 0..100 {
+        sqlx::query(
+            "INSERT INTO products (slug, shop_id, price_item_id, name, description, category, stock, active, created_at, updated_at)
+             SELECT $1, shop_id, price_item_id, $2, description, category, 5, 1, created_at, updated_at
+               FROM products WHERE slug = 'man-tuyn-1m6-x-2m'",
+        )
+        .bind(format!("man-them-{i:03}"))
+        .bind(format!("Màn thêm {i:03}"))
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    }
+    let shop_total: i64 = app
+        .scalar("SELECT COUNT(*) FROM products p JOIN shops s ON s.id = p.shop_id WHERE s.slug = 'man-tuyn-ba-hanh' AND p.active = 1")
+        .await;
+    for (base, total) in [("/shop/man-tuyn-ba-hanh", shop_total), ("/lang/phu-doi", 0)] {
+        let mut seen = std::collections::HashSet::new();
+        let mut url = base.to_string();
+        let mut pages = 0;
+        loop {
+            let html = app.page(&url).await;
+            pages += 1;
+            let cards = html.matches("href=\"/san-pham/").count();
+            assert!(cards <= 48 * 2, "{url}: {cards}");
+            for part in html.split("href=\"/san-pham/").skip(1) {
+                seen.insert(part.split('"').next().unwrap().to_string());
+            }
+            match html
+                .split("rel=\"next\"")
+                .next()
+                .and_then(|h| h.rsplit("href=\"").next())
+            {
+                Some(next) if html.contains("rel=\"next\"") => {
+                    url = next.split('"').next().unwrap().replace("&amp;", "&");
+                }
+                _ => break,
+            }
+            assert!(pages < 20);
+        }
+        assert!(
+            seen.contains("man-them-000") && seen.contains("man-them-099"),
+            "{base}"
+        );
+        if total > 0 {
+            assert_eq!(
+                seen.len() as i64,
+                total,
+                "{base}: every product on one page"
+            );
+            assert_eq!(pages, (total + 47) / 48);
+        }
+        assert!(pages >= 3, "{base}: {pages} pages");
+    }
+    let last = app.page("/shop/man-tuyn-ba-hanh?trang=3").await;
+    assert!(last.contains("Trang 3/3") && last.contains("rel=\"prev\""));
+    assert!(!last.contains("rel=\"next\""));
+    // Nonsense page numbers are page 1.
+    let first = app.page("/shop/man-tuyn-ba-hanh?trang=abc").await;
+    assert!(first.contains("Trang 1/3"));
+}
 
 async fn buyers_browse_villages_shops_and_products(b: Backend) {
     let app = TestApp::with_demo(b).await;
