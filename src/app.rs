@@ -26,6 +26,8 @@ pub struct AppState {
     pub rates: Arc<crate::limits::rate::Limiters>,
     /// This server's Prometheus figures (`metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Public pages kept for a moment (`web::page_cache`).
+    pub pages: Arc<crate::web::page_cache::PageCache>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -98,6 +100,7 @@ impl Server {
                 config: Arc::new(config),
                 search,
                 scans: Arc::default(),
+                pages: Arc::default(),
             },
         })
     }

@@ -29,6 +29,8 @@ pub struct Config {
     /// Run the housekeeping task (expiry, releases, payout follow-ups…) inside `serve`
     /// (`HOUSEKEEPING=off` when only `cholang worker`s should).
     pub housekeeping_in_serve: bool,
+    /// How long an anonymous visitor's public page is kept (`web::page_cache`); 0: never.
+    pub page_cache_ms: u64,
     pub checkout_max_open: i64,
     /// Units held by open unpaid checkouts allowed per phone number and per client address.
     pub checkout_max_held_units: i64,
@@ -488,6 +490,7 @@ impl Config {
                     webhook: rate("RATE_LIMIT_WEBHOOK", "3000/min")?,
                 }
             },
+            page_cache_ms: settings.parse("PAGE_CACHE_MS", 1000)?,
             housekeeping_in_serve: !matches!(
                 settings.get("HOUSEKEEPING"),
                 Some("off" | "0" | "false")

@@ -12,6 +12,7 @@ pub mod money;
 pub mod openapi;
 pub mod orders;
 pub mod origin;
+pub mod page_cache;
 pub mod pages;
 pub mod search;
 pub mod session;
@@ -46,8 +47,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         )
     });
+    let keep = || middleware::from_fn_with_state(state.clone(), page_cache::serve);
     Router::new()
-        .merge(pages::router())
+        .merge(pages::router().route_layer(keep()))
         .merge(auth::router())
         .merge(board::router())
         .merge(categories::router())
@@ -56,7 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(cart::router())
         .merge(lookup::router())
         .merge(orders::router())
-        .merge(search::page_router())
+        .merge(search::page_router().route_layer(keep()))
         .merge(origin::page_router())
         .merge(origin::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(money::page_router())
@@ -74,6 +76,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            page_cache::forget_on_write,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(middleware::from_fn_with_state(state, session::csrf_cookie))

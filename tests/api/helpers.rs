@@ -74,6 +74,9 @@ pub const TEST_SETTINGS: &[(&str, &str)] = &[
     ("RATE_LIMIT_CHECKOUT", "1000000/min"),
     ("RATE_LIMIT_LOOKUP", "1000000/min"),
     ("RATE_LIMIT_WEBHOOK", "1000000/min"),
+    // Tests change the database behind the server's back and look at pages at once; the
+    // page cache has its own test (`pages::anonymous_pages_are_kept_for_a_moment`).
+    ("PAGE_CACHE_MS", "0"),
 ];
 
 pub struct TestApp {

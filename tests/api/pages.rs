@@ -11,7 +11,103 @@ on_both_backends!(
     times_are_shown_in_hanoi_time,
     the_demo_market_has_a_picture_for_every_product,
     big_villages_and_shops_are_shown_a_page_at_a_time,
+    anonymous_pages_are_kept_for_a_moment,
 );
+
+/// `PAGE_CACHE_MS`: a second anonymous visitor gets the kept page, with its own CSRF token
+/// (its form posts); a change behind the server's back waits for the TTL, a write through
+/// this server drops what was kept; a visitor with a cart or a login gets a fresh page.
+async fn anonymous_pages_are_kept_for_a_moment(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PAGE_CACHE_MS", "600000")]).await;
+    let path = "/san-pham/man-tuyn-1m6-x-2m";
+    let visit = |c: &reqwest::Client| {
+        let url = app.url(path);
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let how = r
+                .headers()
+                .get("x-page-cache")
+                .map(|v| v.to_str().unwrap().to_string());
+            (how, r.text().await.unwrap())
+        }
+    };
+    let (a, b2) = (app.new_browser(), app.new_browser());
+    let (how, first) = visit(&a).await;
+    assert_eq!(how.as_deref(), Some("miss"));
+    let (how, kept) = visit(&b2).await;
+    assert_eq!(how.as_deref(), Some("hit"));
+    let (ta, tb) = (csrf_in(&first), csrf_in(&kept));
+    assert_ne!(ta, tb, "each visitor's own token");
+    assert_eq!(
+        first.replace(&ta, ""),
+        kept.replace(&tb, ""),
+        "the same page otherwise"
+    );
+
+    // Behind the server's back: the kept page stands until its time is up.
+    sqlx::query("UPDATE products SET stock = 777 WHERE slug = 'man-tuyn-1m6-x-2m'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (how, page) = visit(&app.new_browser()).await;
+    assert_eq!(how.as_deref(), Some("hit"));
+    assert!(!page.contains("Còn 777"));
+
+    // The second visitor's token from the kept page is good: the cart takes the product.
+    let id: i64 = app
+        .scalar("SELECT id FROM products WHERE slug = 'man-tuyn-1m6-x-2m'")
+        .await;
+    let r = b2
+        .post(app.url("/gio-hang"))
+        .form(&[
+            ("csrf", tb.as_str()),
+            ("product_id", &id.to_string()),
+            ("action", "add"),
+            ("quantity", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // That write went through this server: what was kept is dropped.
+    let (how, page) = visit(&app.new_browser()).await;
+    assert_eq!(how.as_deref(), Some("miss"));
+    assert!(page.contains("Còn 777"));
+    // A visitor with a cart, or logged in, always gets a fresh page.
+    let (how, _) = visit(&b2).await;
+    assert_eq!(how, None);
+    app.login_page(HANH, PW).await;
+    let r = app.get(path).await;
+    assert!(r.headers().get("x-page-cache").is_none());
+    // Other public pages are kept the same way; private ones never.
+    for p in [
+        "/",
+        "/lang/phu-doi",
+        "/shop/man-tuyn-ba-hanh",
+        "/tim-kiem?q=man",
+    ] {
+        let c = app.new_browser();
+        assert_eq!(visit(&c).await.0.as_deref().map(|_| ()), Some(()));
+        let r = c.get(app.url(p)).send().await.unwrap();
+        let r2 = app.new_browser().get(app.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r2.headers()["x-page-cache"], "hit", "{p}");
+    }
+    let r = app
+        .new_browser()
+        .get(app.url("/gio-hang"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("x-page-cache").is_none());
+}
 
 /// 100 more products for Bà Hạnh: the village and shop pages show 48 at a time, in name
 /// order, with links to the previous and next pages; every product is on exactly one page.
