@@ -15,8 +15,26 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::config::Config;
 use crate::db::Db;
 
+/// What every handler and middleware gets: one `Arc`, so that the per-request clones axum
+/// makes for each layer are one atomic increment, not one per field (they were the largest
+/// item in the page profile, issue 12).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
     pub search: crate::search::Search,
@@ -93,7 +111,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
-            state: AppState {
+            state: AppState::new(Shared {
                 metrics: Arc::default(),
                 db,
                 rates: Arc::new(crate::limits::rate::Limiters::new(&config.rates)),
@@ -101,7 +119,7 @@ impl Server {
                 search,
                 scans: Arc::default(),
                 pages: Arc::default(),
-            },
+            }),
         })
     }
 
