@@ -308,8 +308,10 @@ async fn webhook_storm_over_two_instances_with_one_killed() {
         std::fs::create_dir_all(&data).unwrap();
         let mut env = process_env(&db_url, &data, &mail);
         env.retain(|(k, _)| k != "NOTIFY_WORKER");
-        // A notice in the hand of the killed instance is taken over after 5 s, not a minute.
-        env.push(("NOTIFY_LEASE_SECS".into(), "5".into()));
+        // A notice in the hand of the killed instance is taken over after 20 s, not a minute
+        // (not less: a live worker's batch of 20 mails must finish inside its lease, or a
+        // second worker takes it over and mails twice without any crash).
+        env.push(("NOTIFY_LEASE_SECS".into(), "20".into()));
         env
     };
     let port_a = free_port();
