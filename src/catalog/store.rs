@@ -487,17 +487,6 @@ pub async fn products_of_shop(
     rows.iter().map(card_from_row).collect()
 }
 
-pub async fn products_of_village(db: &Db, village: VillageId) -> Result<Vec<ProductCard>> {
-    let rows = sqlx::query(concat!(
-        card_select!(),
-        " WHERE s.village_id = $1 AND p.active = 1 AND s.active = 1 ORDER BY p.name"
-    ))
-    .bind(village.0)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter().map(card_from_row).collect()
-}
-
 /// One page of a storefront's products, by name, and how many there are in all (the village
 /// and shop pages show `limit` at a time: a village may hold thousands).
 pub async fn storefront_page(

@@ -607,7 +607,6 @@ async fn reject(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     village: Option<String>,
-    shop: Option<String>,
 }
 
 #[utoipa::path(get, path = "/shops", tag = "shops", params(ListQuery),
@@ -847,24 +846,65 @@ async fn update_shop(
     }))
 }
 
-#[utoipa::path(get, path = "/products", tag = "products", params(ListQuery),
-    responses((status = 200, body = ProductsOut), (status = 404, description = "No such shop or village")))]
+/// `?shop=` or `?village=`: that storefront's products by name, `per_page` (default and at
+/// most 200) at a time, with how many there are in all; neither: the newest products.
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ProductListQuery {
+    village: Option<String>,
+    shop: Option<String>,
+    /// 1-based page of a shop's or village's list.
+    page: Option<i64>,
+    /// Products per page, 1 to 200 (200 when not given).
+    per_page: Option<i64>,
+}
+
+const MAX_PRODUCTS_PER_PAGE: i64 = 200;
+
+#[utoipa::path(get, path = "/products", tag = "products", params(ProductListQuery),
+    responses((status = 200, body = ProductsOut), (status = 404, description = "No such shop or village"),
+        (status = 422, description = "page or per_page out of range")))]
 async fn products(
     State(st): State<AppState>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<ProductListQuery>,
 ) -> Result<Json<impl Serialize>> {
-    let list = match (q.shop, q.village) {
-        (Some(slug), _) => {
-            let s = store::shop_by_slug(&st.db, &slug).await?;
-            store::products_of_shop(&st.db, s.id, false).await?
-        }
-        (None, Some(slug)) => {
-            let v = store::village_by_slug(&st.db, &slug).await?;
-            store::products_of_village(&st.db, v.id).await?
-        }
-        (None, None) => store::newest_products(&st.db, 200).await?,
+    let page = q.page.unwrap_or(1);
+    if page < 1 {
+        return Err(AppError::field("page", "trang bắt đầu từ 1"));
+    }
+    let per_page = q.per_page.unwrap_or(MAX_PRODUCTS_PER_PAGE);
+    if !(1..=MAX_PRODUCTS_PER_PAGE).contains(&per_page) {
+        return Err(AppError::field(
+            "per_page",
+            format!("mỗi trang từ 1 đến {MAX_PRODUCTS_PER_PAGE} sản phẩm"),
+        ));
+    }
+    let of = match (q.shop, q.village) {
+        (Some(slug), _) => Some(store::Storefront::Shop(
+            store::shop_by_slug(&st.db, &slug).await?.id,
+        )),
+        (None, Some(slug)) => Some(store::Storefront::Village(
+            store::village_by_slug(&st.db, &slug).await?.id,
+        )),
+        (None, None) => None,
     };
-    Ok(Json(ProductsOut { products: list }))
+    let Some(of) = of else {
+        let products = store::newest_products(&st.db, per_page).await?;
+        return Ok(Json(ProductsOut {
+            page: 1,
+            per_page,
+            total: None,
+            products,
+        }));
+    };
+    let offset = (page - 1).saturating_mul(per_page);
+    let (products, total) = store::storefront_page(&st.db, of, per_page, offset).await?;
+    Ok(Json(ProductsOut {
+        page,
+        per_page,
+        total: Some(total),
+        products,
+    }))
 }
 
 #[utoipa::path(get, path = "/products/{slug}", tag = "products", params(ProductSlug),
@@ -1220,6 +1260,11 @@ struct JoinRequestsOut {
 #[derive(Serialize, ToSchema)]
 struct ProductsOut {
     products: Vec<ProductCard>,
+    page: i64,
+    per_page: i64,
+    /// Products of the shop or village in all (absent for the newest products).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]

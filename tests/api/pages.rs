@@ -172,6 +172,44 @@ async fn big_villages_and_shops_are_shown_a_page_at_a_time(b: Backend) {
     // Nonsense page numbers are page 1.
     let first = app.page("/shop/man-tuyn-ba-hanh?trang=abc").await;
     assert!(first.contains("Trang 1/3"));
+
+    // The API's lists are paged the same way: every product once, `total` in all.
+    for query in ["shop=man-tuyn-ba-hanh", "village=phu-doi"] {
+        let mut seen = std::collections::HashSet::new();
+        let mut total = None;
+        for page in 1..=10 {
+            let r = app
+                .get(&format!("/api/v1/products?{query}&per_page=40&page={page}"))
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["page"], page);
+            assert_eq!(v["per_page"], 40);
+            total = v["total"].as_i64();
+            let list = v["products"].as_array().unwrap();
+            assert!(list.len() <= 40);
+            for p in list {
+                assert!(seen.insert(p["slug"].as_str().unwrap().to_string()), "{p}");
+            }
+            if list.is_empty() {
+                break;
+            }
+        }
+        let total = total.unwrap();
+        assert!(total >= 100, "{query}: {total}");
+        assert_eq!(seen.len() as i64, total, "{query}");
+        if query.starts_with("shop") {
+            assert_eq!(total, shop_total);
+        }
+    }
+    for bad in ["page=0", "per_page=0", "per_page=201"] {
+        let r = app
+            .get(&format!("/api/v1/products?village=phu-doi&{bad}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let r = app.get("/api/v1/products?village=phu-doi&page=x").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
 async fn buyers_browse_villages_shops_and_products(b: Backend) {
