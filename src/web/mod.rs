@@ -26,7 +26,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Router, middleware};
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 use crate::error::AppError;
@@ -40,13 +39,6 @@ pub fn router(state: AppState) -> Router<AppState> {
     // The API's routes and its document come from the same handler list.
     let (api_routes, api_doc) = openapi::router().split_for_parts();
     let upload_limit = state.config.max_upload_bytes + 64 * 1024;
-    // Browsers that reached us over https keep to it for a year.
-    let hsts = state.config.secure_cookies().then(|| {
-        SetResponseHeaderLayer::if_not_present(
-            header::STRICT_TRANSPORT_SECURITY,
-            header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        )
-    });
     let keep = || middleware::from_fn_with_state(state.clone(), page_cache::serve);
     Router::new()
         .merge(pages::router().route_layer(keep()))
@@ -76,43 +68,90 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            page_cache::forget_on_write,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
-        .layer(middleware::from_fn_with_state(state, session::csrf_cookie))
-        .layer(middleware::from_fn(no_store_private))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            header::HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            header::HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            header::HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::HeaderName::from_static("permissions-policy"),
-            header::HeaderValue::from_static(PERMISSIONS_POLICY),
-        ))
-        .layer(tower::util::option_layer(hsts))
+        .layer(middleware::from_fn_with_state(state, frame))
+}
+
+/// What every answer carries whatever it is (`frame`).
+const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    (
+        header::HeaderName::from_static("permissions-policy"),
+        PERMISSIONS_POLICY,
+    ),
+];
+
+/// Everything around every request, in one layer (each `from_fn` layer is a clone of the
+/// route's stack and boxed futures per request; five of them were a large part of a kept
+/// page's time, issue 12), in this order:
+/// 1. the CSRF seed from the browser's cookie, or a new one, is put on the request;
+/// 2. the routes scripts hammer are rate limited before any work (`rate_limit`);
+/// 3. the request runs; if it may have written (any method but GET/HEAD), the public pages
+///    kept by `page_cache` are dropped;
+/// 4. an error page is rendered again with the visitor's header (`error_page_for_visitor`);
+/// 5. a new CSRF seed is set as a cookie; private answers get `Cache-Control: no-store`
+///    (`is_private`); the security headers (and HSTS behind https) are added where absent.
+async fn frame(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let private = is_private(&req);
+    let (seed, new_seed) = session::csrf_seed(req.headers());
+    let cookies: Vec<header::HeaderValue> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    req.extensions_mut().insert(seed.clone());
+    let write = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let resp = match rate_limit(&state, req).await {
+        Err(refused) => refused,
+        Ok(req) => {
+            let resp = next.run(req).await;
+            if write {
+                state.pages.changed();
+            }
+            resp
+        }
+    };
+    let mut resp = error_page_for_visitor(&state, resp, cookies, &seed).await;
+    if new_seed {
+        session::set_csrf_cookie(&state, &mut resp, &seed);
+    }
+    let headers = resp.headers_mut();
+    if private {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(header::HeaderValue::from_static(value));
+    }
+    // Browsers that reached us over https keep to it for a year.
+    if state.config.secure_cookies() {
+        headers.entry(header::STRICT_TRANSPORT_SECURITY).or_insert(
+            header::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    resp
 }
 
 /// Pages and answers that may carry a buyer's name, phone or address, or a seller's money,
 /// are never kept by a browser or proxy cache: anything asked with a session (cookie or
 /// bearer token), and the buyer's payment and order pages.
-async fn no_store_private(req: axum::extract::Request, next: middleware::Next) -> Response {
+fn is_private(req: &axum::extract::Request) -> bool {
     let path = req.uri().path();
-    let private = req.headers().contains_key(header::AUTHORIZATION)
+    req.headers().contains_key(header::AUTHORIZATION)
         || req.headers().get_all(header::COOKIE).iter().any(|c| {
             c.to_str()
                 .is_ok_and(|c| c.contains(session::SESSION_COOKIE))
@@ -125,15 +164,7 @@ async fn no_store_private(req: axum::extract::Request, next: middleware::Next) -
             "/quan-tri",
         ]
         .iter()
-        .any(|p| path.starts_with(p));
-    let mut resp = next.run(req).await;
-    if private {
-        resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-    }
-    resp
+        .any(|p| path.starts_with(p))
 }
 
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
@@ -165,22 +196,21 @@ fn rate_scope(method: &axum::http::Method, path: &str) -> Option<crate::limits::
 /// 429 with `Retry-After` before any work, per client address (`limits::rate`): the API's
 /// error body on the API and webhooks, the error page on pages.
 async fn rate_limit(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    state: &AppState,
     req: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
+) -> Result<axum::extract::Request, Response> {
     let Some(scope) = rate_scope(req.method(), req.uri().path()) else {
-        return next.run(req).await;
+        return Ok(req);
     };
     let (mut parts, body) = req.into_parts();
     let ip =
         match <client::ClientIp as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, &state,
+            &mut parts, state,
         )
         .await
         {
             Ok(ip) => ip,
-            Err(e) => return e.into_response(),
+            Err(e) => return Err(e.into_response()),
         };
     let verdict = match state.rates.check(&state.db, scope, &ip.key()).await {
         Ok(v) => v,
@@ -188,9 +218,9 @@ async fn rate_limit(
             if parts.uri.path().starts_with("/api/")
                 || parts.uri.path().starts_with("/webhooks/") =>
         {
-            return e.into_response();
+            return Err(e.into_response());
         }
-        Err(e) => return PageError(e).into_response(),
+        Err(e) => return Err(PageError(e).into_response()),
     };
     if let Err(secs) = verdict {
         tracing::warn!(?scope, client = %ip.key(), "rate limited");
@@ -205,14 +235,15 @@ async fn rate_limit(
         state
             .metrics
             .observe("POST", route, StatusCode::TOO_MANY_REQUESTS, 0.0);
-        return if path.starts_with("/api/") || path.starts_with("/webhooks/") {
-            e.into_response()
-        } else {
-            PageError(e).into_response()
-        };
+        return Err(
+            if path.starts_with("/api/") || path.starts_with("/webhooks/") {
+                e.into_response()
+            } else {
+                PageError(e).into_response()
+            },
+        );
     }
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    Ok(axum::extract::Request::from_parts(parts, body))
 }
 
 /// The payment page's live status: a file of its own, so the CSP needs no inline script.
@@ -337,7 +368,7 @@ impl IntoResponse for PageError {
         if let Some(secs) = e.retry_after() {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
-        // `error_pages` renders it again with the visitor's header.
+        // `error_page_for_visitor` renders it again with the visitor's header.
         resp.extensions_mut()
             .insert(ErrorPageParts { title, message });
         resp
@@ -353,21 +384,13 @@ struct ErrorPageParts {
 /// An error page is made without the request (`PageError: IntoResponse`), so its header
 /// would show a logged-in seller as logged out; here, only for error pages, the visitor is
 /// looked up and the page rendered again with their header, cart count and logout form.
-async fn error_pages(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: middleware::Next,
+async fn error_page_for_visitor(
+    state: &AppState,
+    resp: Response,
+    cookies: Vec<header::HeaderValue>,
+    seed: &CsrfSeed,
 ) -> Response {
-    let cookies: Vec<header::HeaderValue> = req
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    let seed = req.extensions().get::<CsrfSeed>().cloned();
-    let resp = next.run(req).await;
-    let (Some(parts), Some(seed)) = (resp.extensions().get::<ErrorPageParts>().cloned(), seed)
-    else {
+    let Some(parts) = resp.extensions().get::<ErrorPageParts>().cloned() else {
         return resp;
     };
     let mut lookup = axum::http::Request::builder().uri("/");
@@ -379,7 +402,7 @@ async fn error_pages(
     };
     let (mut head, ()) = lookup.into_parts();
     let user = match <MaybeUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut head, &state,
+        &mut head, state,
     )
     .await
     {
@@ -387,7 +410,7 @@ async fn error_pages(
         Err(_) => return resp,
     };
     let page = ErrorPage {
-        layout: Layout::new(&state, &seed, &user, parts.title),
+        layout: Layout::new(state, seed, &user, parts.title),
         status: resp.status().as_u16(),
         message: parts.message,
     };

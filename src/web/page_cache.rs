@@ -2,16 +2,22 @@
 //! the home, village, shop, product and search pages as an anonymous visitor with an empty
 //! cart sees them. A visitor who is logged in or has a cart always gets a fresh page.
 //!
-//! What is per visitor in such a page is its CSRF token: it is stored as a marker and put
-//! back for each visitor. An entry is dropped after the TTL and when this process has
-//! answered any request that may have changed something (every method but GET/HEAD), so a
-//! change made through this instance shows at once; changes made elsewhere (another
-//! instance, the background jobs) show within the TTL. Prices and stock are checked again at
+//! What is per visitor in such a page is its CSRF token: the page is kept cut where the token
+//! stands and put together around each visitor's own token. An entry is dropped when this
+//! process has answered any request that may have changed something (every method but
+//! GET/HEAD), so a change made through this instance shows at once. Past its TTL, one request
+//! renders the page again while the others are still given the old copy (single flight, for
+//! at most `MAX_STALE`), so an expiring page is not rendered by every connection at once;
+//! changes made elsewhere (another instance, the background jobs) show within the TTL plus
+//! one render. Prices and stock are checked again at
 //! checkout, never taken from a page.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -19,27 +25,51 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
 
 use super::session::{CsrfSeed, SESSION_COOKIE, csrf_token};
 use crate::app::AppState;
 
-/// Where a visitor's CSRF token stands in a kept page.
-const MARKER: &str = "\u{1}csrf\u{1}";
 /// Pages larger than this are not kept.
 const MAX_BODY: usize = 512 * 1024;
 /// At most this many pages; when full, everything is dropped and kept again as asked.
 const MAX_ENTRIES: usize = 4096;
+/// How long past its TTL a kept page may still be served while one request renders its
+/// successor; past this, every request renders.
+const MAX_STALE: Duration = Duration::from_secs(10);
 
+/// A kept page, split where the visitor's CSRF token goes: `pieces[0] token pieces[1] …`.
 struct Entry {
-    body: String,
+    pieces: Vec<Bytes>,
     made: Instant,
     generation: u64,
+    /// One request is rendering this page's successor (single flight).
+    refreshing: AtomicBool,
 }
 
 #[derive(Default)]
 pub struct PageCache {
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
     generation: AtomicU64,
+}
+
+enum Lookup {
+    /// Within its TTL.
+    Fresh(Arc<Entry>),
+    /// Past its TTL while another request renders the next one: served as it is.
+    Stale(Arc<Entry>),
+    /// Render it; the guard (if any) lets others have the old copy meanwhile.
+    Render(Option<Refreshing>),
+}
+
+/// This request renders a page others are served stale meanwhile; dropped (done, failed or
+/// cancelled), it lets the next request try.
+struct Refreshing(Arc<Entry>);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::Release);
+    }
 }
 
 impl PageCache {
@@ -48,39 +78,53 @@ impl PageCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn get(&self, key: &str, ttl: Duration) -> Option<String> {
+    fn lookup(&self, key: &str, ttl: Duration) -> Lookup {
         let g = self.generation.load(Ordering::SeqCst);
-        let entries = self.entries.read().ok()?;
-        let e = entries.get(key)?;
-        (e.generation == g && e.made.elapsed() < ttl).then(|| e.body.clone())
+        let Some(e) = self
+            .entries
+            .read()
+            .ok()
+            .and_then(|entries| entries.get(key).cloned())
+        else {
+            return Lookup::Render(None);
+        };
+        // After a write through this instance nobody gets the old page.
+        if e.generation != g {
+            return Lookup::Render(None);
+        }
+        let age = e.made.elapsed();
+        if age < ttl {
+            return Lookup::Fresh(e);
+        }
+        if age >= ttl + MAX_STALE {
+            return Lookup::Render(None);
+        }
+        if e.refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            Lookup::Render(Some(Refreshing(e)))
+        } else {
+            Lookup::Stale(e)
+        }
     }
 
-    fn put(&self, key: String, body: String, generation: u64) {
+    fn put(&self, key: String, pieces: Vec<Bytes>, generation: u64) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
             entries.insert(
                 key,
-                Entry {
-                    body,
+                Arc::new(Entry {
+                    pieces,
                     made: Instant::now(),
                     generation,
-                },
+                    refreshing: AtomicBool::new(false),
+                }),
             );
         }
     }
-}
-
-/// After any request that is not a read, drop what is kept (it ran on this instance, after
-/// its transaction committed).
-pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let resp = next.run(req).await;
-    if write {
-        state.pages.changed();
-    }
-    resp
 }
 
 /// Serve a kept page, or render and keep it (route layer on the public pages).
@@ -99,15 +143,14 @@ pub async fn serve(State(state): State<AppState>, req: Request, next: Next) -> R
     else {
         return next.run(req).await;
     };
-    let key = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+    let key = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
     let token = csrf_token(&state, &seed);
-    if let Some(kept) = state.pages.get(&key, ttl) {
-        return page(kept.replace(MARKER, &token), "hit");
-    }
+    let refreshing = match state.pages.lookup(key, ttl) {
+        Lookup::Fresh(e) => return page(&e, token, "hit"),
+        Lookup::Stale(e) => return page(&e, token, "stale"),
+        Lookup::Render(guard) => guard,
+    };
+    let key = key.to_string();
     let generation = state.pages.generation.load(Ordering::SeqCst);
     let resp = next.run(req).await;
     let html = resp
@@ -121,24 +164,80 @@ pub async fn serve(State(state): State<AppState>, req: Request, next: Next) -> R
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let Ok(text) = std::str::from_utf8(&bytes)
-        .map_err(|_| ())
-        .and_then(|t| if t.len() <= MAX_BODY { Ok(t) } else { Err(()) })
-    else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    state
-        .pages
-        .put(key, text.replace(&token, MARKER), generation);
-    let mut resp = Response::from_parts(parts, Body::from(Bytes::clone(&bytes)));
+    if bytes.len() <= MAX_BODY && std::str::from_utf8(&bytes).is_ok() {
+        state
+            .pages
+            .put(key, split_at_token(&bytes, token.as_bytes()), generation);
+    }
+    drop(refreshing);
+    let mut resp = Response::from_parts(parts, Body::from(bytes));
     resp.headers_mut()
         .insert("x-page-cache", HeaderValue::from_static("miss"));
     resp
 }
 
-fn page(body: String, how: &'static str) -> Response {
-    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+/// The page cut at every occurrence of the token (slices of one buffer, no copies).
+fn split_at_token(page: &Bytes, token: &[u8]) -> Vec<Bytes> {
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(page, token) {
+        pieces.push(page.slice(from..at));
+        from = at + token.len();
+    }
+    pieces.push(page.slice(from..));
+    pieces
+}
+
+/// A kept page for one visitor: its pieces with the visitor's token between them, handed to
+/// the connection as they are (no copy of the page per request).
+fn page(e: &Entry, token: String, how: &'static str) -> Response {
+    let token = Bytes::from(token);
+    let mut parts = VecDeque::with_capacity(e.pieces.len() * 2);
+    for (i, piece) in e.pieces.iter().enumerate() {
+        if i > 0 {
+            parts.push_back(token.clone());
+        }
+        if !piece.is_empty() {
+            parts.push_back(piece.clone());
+        }
+    }
+    let len = parts.iter().map(|p| p.len() as u64).sum();
+    let mut resp = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        Body::new(Pieces { parts, len }),
+    )
+        .into_response();
     resp.headers_mut()
         .insert("x-page-cache", HeaderValue::from_static(how));
     resp
+}
+
+/// A body of a few shared buffers with a known length.
+struct Pieces {
+    parts: VecDeque<Bytes>,
+    len: u64,
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.parts.pop_front();
+        if let Some(p) = &next {
+            self.len -= p.len() as u64;
+        }
+        Poll::Ready(next.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
 }

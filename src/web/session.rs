@@ -1,11 +1,10 @@
 //! Who is asking (session cookie or API bearer token), CSRF protection, and the shared
 //! page chrome every template receives as `layout`.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::Response;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
@@ -33,13 +32,11 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// Give every browser a CSRF cookie; forms carry HMAC(secret, cookie) and posts must match.
-pub async fn csrf_cookie(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// This browser's CSRF seed from its cookie, or a new one (`true`: to be set on the answer),
+/// with its cart's line count. Every browser gets a CSRF cookie; forms carry
+/// HMAC(secret, cookie) and posts must match (`web::frame` puts the seed on the request).
+pub fn csrf_seed(headers: &axum::http::HeaderMap) -> (CsrfSeed, bool) {
+    let jar = CookieJar::from_headers(headers);
     let existing = jar
         .get(CSRF_COOKIE)
         .map(|c| c.value().to_string())
@@ -61,21 +58,20 @@ pub async fn csrf_cookie(
             .unwrap_or(""),
     )
     .len();
-    req.extensions_mut()
-        .insert(CsrfSeed(seed.clone(), cart_lines));
-    let mut resp = next.run(req).await;
-    if is_new {
-        let cookie = Cookie::build((CSRF_COOKIE, seed))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(state.config.secure_cookies())
-            .build();
-        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
-            resp.headers_mut().append(SET_COOKIE, v);
-        }
+    (CsrfSeed(seed, cart_lines), is_new)
+}
+
+/// Set a new CSRF seed as the browser's cookie.
+pub fn set_csrf_cookie(state: &AppState, resp: &mut Response, seed: &CsrfSeed) {
+    let cookie = Cookie::build((CSRF_COOKIE, seed.0.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure_cookies())
+        .build();
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        resp.headers_mut().append(SET_COOKIE, v);
     }
-    resp
 }
 
 pub fn csrf_token(state: &AppState, seed: &CsrfSeed) -> String {
