@@ -9,14 +9,15 @@
 //! renders the page again while the others are still given the old copy (single flight, for
 //! at most `MAX_STALE`), so an expiring page is not rendered by every connection at once;
 //! changes made elsewhere (another instance, the background jobs) show within the TTL plus
-//! one render. Prices and stock are checked again at
+//! one render. A page with no copy at all (never asked, or dropped by a write) is rendered
+//! by one request while the others asking for it wait (at most `MAX_WAIT`). Prices and stock are checked again at
 //! checkout, never taken from a page.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ const MAX_ENTRIES: usize = 4096;
 /// How long past its TTL a kept page may still be served while one request renders its
 /// successor; past this, every request renders.
 const MAX_STALE: Duration = Duration::from_secs(10);
+/// How long a request waits for another's first render of a page before rendering it itself.
+const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// A kept page, split where the visitor's CSRF token goes: `pieces[0] token pieces[1] …`.
 struct Entry {
@@ -51,6 +54,33 @@ struct Entry {
 pub struct PageCache {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     generation: AtomicU64,
+    /// Pages being rendered with no copy to serve meanwhile: others asking wait for them.
+    rendering: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+/// Who renders a page nobody has a usable copy of.
+enum Turn<'a> {
+    /// This request; the others wait until it is dropped.
+    Lead(FirstRender<'a>),
+    /// Another request, which wakes this one when done.
+    Wait(tokio::sync::futures::OwnedNotified),
+}
+
+/// The one request rendering a page with no copy; dropped (kept, refused, failed or
+/// cancelled), it wakes those waiting, who look again and render themselves if need be.
+struct FirstRender<'a> {
+    cache: &'a PageCache,
+    key: String,
+}
+
+impl Drop for FirstRender<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut rendering) = self.cache.rendering.lock()
+            && let Some(done) = rendering.remove(&self.key)
+        {
+            done.notify_waiters();
+        }
+    }
 }
 
 enum Lookup {
@@ -109,6 +139,24 @@ impl PageCache {
         }
     }
 
+    /// Lead the first render of `key`, or wait for the one under way (`None`: too many under
+    /// way, render without waiting).
+    fn first_render(&self, key: &str) -> Option<Turn<'_>> {
+        let mut rendering = self.rendering.lock().ok()?;
+        if let Some(under_way) = rendering.get(key) {
+            // Made under the lock, so the leader's wake-up cannot come before it.
+            return Some(Turn::Wait(under_way.clone().notified_owned()));
+        }
+        if rendering.len() >= MAX_ENTRIES {
+            return None;
+        }
+        rendering.insert(key.to_string(), Arc::default());
+        Some(Turn::Lead(FirstRender {
+            cache: self,
+            key: key.to_string(),
+        }))
+    }
+
     fn put(&self, key: String, pieces: Vec<Bytes>, generation: u64) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= MAX_ENTRIES {
@@ -145,10 +193,22 @@ pub async fn serve(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let key = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
     let token = csrf_token(&state, &seed);
-    let refreshing = match state.pages.lookup(key, ttl) {
+    let (refreshing, first) = match state.pages.lookup(key, ttl) {
         Lookup::Fresh(e) => return page(&e, token, "hit"),
         Lookup::Stale(e) => return page(&e, token, "stale"),
-        Lookup::Render(guard) => guard,
+        Lookup::Render(Some(guard)) => (Some(guard), None),
+        Lookup::Render(None) => match state.pages.first_render(key) {
+            Some(Turn::Lead(first)) => (None, Some(first)),
+            Some(Turn::Wait(done)) => {
+                let _ = tokio::time::timeout(MAX_WAIT, done).await;
+                match state.pages.lookup(key, ttl) {
+                    Lookup::Fresh(e) => return page(&e, token, "hit"),
+                    Lookup::Stale(e) => return page(&e, token, "stale"),
+                    Lookup::Render(guard) => (guard, None),
+                }
+            }
+            None => (None, None),
+        },
     };
     let key = key.to_string();
     let generation = state.pages.generation.load(Ordering::SeqCst);
@@ -169,7 +229,7 @@ pub async fn serve(State(state): State<AppState>, req: Request, next: Next) -> R
             .pages
             .put(key, split_at_token(&bytes, token.as_bytes()), generation);
     }
-    drop(refreshing);
+    drop((refreshing, first));
     let mut resp = Response::from_parts(parts, Body::from(bytes));
     resp.headers_mut()
         .insert("x-page-cache", HeaderValue::from_static("miss"));
