@@ -140,7 +140,12 @@ async fn bench_backend(
         ("search page", "/tim-kiem?q=man+tuyn".to_string()),
         ("search API", "/api/v1/search?q=man+tuyn".to_string()),
     ];
+    // `BENCH_ONLY=search` (a part of the names): only those pages, e.g. to profile one.
+    let only = env_or("BENCH_ONLY", "");
     for (what, path) in pages {
+        if !what.contains(only.as_str()) {
+            continue;
+        }
         let (rps, p50, p99) = wrk(&format!("{base}{path}"));
         rows.push(format!(
             "| {name} | {what} `{path}` | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
