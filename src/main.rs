@@ -83,7 +83,7 @@ enum AdminCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     cholang::app::tune_allocator();
     // Log lines are written by a thread of their own, a batch per write: a request never
     // waits on standard output (its lock and a system call per line were 6 % of a page's
@@ -134,7 +134,9 @@ fn init_logging(writer: tracing_appender::non_blocking::NonBlocking) -> anyhow::
     Ok(())
 }
 
-async fn run() -> anyhow::Result<()> {
+/// What a command does; a refused import ends with a failure code after its message (not
+/// `process::exit`, which would skip flushing the log thread).
+async fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let mut config = Config::load(&Settings::from_env_and_file()?)?;
     // Restoring comes before anything opens (and so creates) the database.
@@ -148,7 +150,7 @@ async fn run() -> anyhow::Result<()> {
             m.products,
             m.photos
         );
-        return Ok(());
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
@@ -232,7 +234,7 @@ async fn run() -> anyhow::Result<()> {
                 }
                 Err(e) => {
                     eprint!("{e}");
-                    std::process::exit(1);
+                    return Ok(std::process::ExitCode::FAILURE);
                 }
             }
         }
@@ -250,7 +252,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Restore { .. } => unreachable!("handled before the database opens"),
         Command::Admin { command } => admin(&db, command).await?,
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn reindex(config: &Config, db: Db) -> anyhow::Result<()> {

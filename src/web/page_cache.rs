@@ -10,8 +10,8 @@
 //! at most `MAX_STALE`), so an expiring page is not rendered by every connection at once;
 //! changes made elsewhere (another instance, the background jobs) show within the TTL plus
 //! one render. A page with no copy at all (never asked, or dropped by a write) is rendered
-//! by one request while the others asking for it wait (at most `MAX_WAIT`). Prices and stock are checked again at
-//! checkout, never taken from a page.
+//! by one request while the others asking for it wait (at most `MAX_WAIT`). Prices and stock
+//! are checked again at checkout, never taken from a page.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
