@@ -599,7 +599,11 @@ impl Catalogue for Embedded {
         let docs = docs.to_vec();
         self.blocking(move |inner| {
             let mut w = inner.writer.lock().expect("writer lock");
-            w.delete_all_documents().map_err(engine_err)?;
+            // Not `delete_all_documents`: it sets the writer's opstamps back to those of its
+            // opening (quickwit-oss/tantivy#2666), and a delete of an earlier edit still in
+            // the queue then removes rebuilt documents. A delete of everything gets the next
+            // opstamp and, like any delete, only hits documents added before it.
+            w.delete_query(Box::new(AllQuery)).map_err(engine_err)?;
             for d in &docs {
                 w.add_document(inner.to_doc(d)).map_err(engine_err)?;
             }
@@ -627,5 +631,62 @@ impl Embedded {
 
     pub fn index(&self) -> &Index {
         &self.inner.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: i64) -> SearchDoc {
+        SearchDoc {
+            id,
+            name: format!("Màn tuyn số {id}"),
+            description: "Màn tuyn Phú Đôi".into(),
+            category: "Màn tuyn".into(),
+            materials: String::new(),
+            maker: String::new(),
+            village_slug: "phu-doi".into(),
+            village_name: "Phú Đôi".into(),
+            shop_name: "Cơ sở Hà".into(),
+            price_vnd: 150_000,
+            in_stock: true,
+            ocop_stars: 0,
+            created_at: id,
+        }
+    }
+
+    fn engine(dir: &Path) -> Embedded {
+        let settings = SearchSettings::parse(include_str!("../../search-config/products.json"))
+            .expect("settings");
+        Embedded::open(dir, Arc::new(settings)).expect("open")
+    }
+
+    /// A writer that has committed edits (each a delete of the id, then an add) rebuilds to
+    /// exactly the documents given. tantivy's `delete_all_documents` sets the writer's
+    /// opstamps back to those of its opening (quickwit-oss/tantivy#2666), so an edit's
+    /// delete, still in the delete queue, could hit a rebuilt document added "before" it: a
+    /// server lost one of 49 products after `cholang reindex` that way (CI, PostgreSQL).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rebuild_after_edits_keeps_every_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let all: Vec<SearchDoc> = (1..=49).map(doc).collect();
+        let edits: Vec<SearchDoc> = (1..=8).rev().map(doc).collect();
+        let e = engine(dir.path());
+        // Which indexing thread takes which document is up to the threads: many rounds.
+        for round in 0..40 {
+            e.replace_all(&[]).await.unwrap();
+            e.upsert(&edits).await.unwrap();
+            e.replace_all(&all).await.unwrap();
+            assert_eq!(e.count().await.unwrap(), 49, "round {round}");
+        }
+        e.upsert(&all[..10]).await.unwrap();
+        e.delete(&[49]).await.unwrap();
+        assert_eq!(e.count().await.unwrap(), 48);
+        drop(e);
+        let e = engine(dir.path());
+        assert_eq!(e.count().await.unwrap(), 48, "after a reopen");
+        e.replace_all(&all[..20]).await.unwrap();
+        assert_eq!(e.count().await.unwrap(), 20, "a rebuild drops what is gone");
     }
 }
