@@ -796,6 +796,30 @@ pub struct Served {
     pub _data: tempfile::TempDir,
 }
 
+impl Served {
+    /// Stop as a service manager does (SIGTERM) and wait for the exit: the log thread has
+    /// written every line by then (a SIGKILL loses what it has not written yet).
+    pub fn stop(mut self) {
+        sigterm(&mut self.child);
+    }
+}
+
+/// SIGTERM, then wait (at most 30 s) for the process to end.
+pub fn sigterm(child: &mut std::process::Child) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -204,7 +204,7 @@ async fn every_log_line_of_a_request_carries_its_id(b: Backend) {
         .await
         .unwrap();
     assert_ne!(r.headers()["x-request-id"], "a b\"<script>");
-    drop(served);
+    served.stop();
     let text = std::fs::read_to_string(log.path()).unwrap();
     let mut ours = 0;
     for line in text.lines() {

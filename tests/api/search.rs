@@ -697,21 +697,6 @@ async fn search_at(base: &str, query: &str) -> Value {
         .unwrap()
 }
 
-fn sigterm(child: &mut std::process::Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The embedded engine lives in the server process: stop it, change the catalogue with
 /// `cholang import`, start it again and every change arrives.
 async fn stopped_server_catches_up_on_restart(b: Backend) {
