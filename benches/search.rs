@@ -1,6 +1,8 @@
 //! `cargo bench --bench search`: the embedded search engine on a generated catalogue.
 //!
-//! For each size in `BENCH_SIZES` (default "10000,100000"):
+//! For each size in `BENCH_SIZES` (default "10000,100000"; "1000000" for the issue-12 figures):
+//! - the real `cholang import` of a CSV of that many rows into a new SQLite database and the
+//!   real `cholang reindex` of it (skip with `BENCH_IMPORT=off`);
 //! - a SQLite catalogue of that many products is generated (10 villages, 200 shops, words
 //!   from the craft villages' vocabulary);
 //! - indexing throughput: a full rebuild from the database into a new embedded index;
@@ -21,7 +23,7 @@ use tokio::sync::Semaphore;
 
 #[path = "common/catalogue.rs"]
 mod catalogue;
-use catalogue::generate;
+use catalogue::{csv, generate};
 
 /// Buyer queries: (query string as the API gets it).
 const QUERIES: &[&str] = &[
@@ -78,7 +80,63 @@ fn proc_status(pid: u32, key: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// The real `cholang import` of an `n`-row CSV into a new SQLite database, then the real
+/// `cholang reindex` of it into a new embedded index: wall time of each process and what
+/// they leave on disk.
+fn bench_import(n: usize, rows: &mut Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("catalogue.csv");
+    std::fs::write(&file, csv(n)).unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("import.db").display()
+    );
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_cholang"))
+            .args(args)
+            .env("CHOLANG_DATA_DIR", dir.path())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .env_remove("CHOLANG_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            t.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (secs, said) = run(&["import", file.to_str().unwrap()]);
+    eprintln!("{n}: import said: {}", said.trim());
+    let csv_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+    let db_mb = ["import.db", "import.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+        .map(|m| m.len())
+        .sum::<u64>() as f64
+        / 1e6;
+    rows.push(format!(
+        "| {n} | `cholang import` ({csv_mb:.0} MB CSV, one transaction) | {:.0} rows/s ({secs:.1} s), database {db_mb:.0} MB | | |",
+        n as f64 / secs
+    ));
+    let (secs, said) = run(&["reindex"]);
+    eprintln!("{n}: reindex said: {}", said.trim());
+    rows.push(format!(
+        "| {n} | `cholang reindex` (process, from the database) | {:.0} docs/s ({secs:.1} s), index {:.1} MB | | |",
+        n as f64 / secs,
+        dir_size(&dir.path().join("search")) as f64 / 1e6
+    ));
+}
+
 async fn bench_size(n: usize, rows: &mut Vec<String>) {
+    if std::env::var("BENCH_IMPORT").as_deref() != Ok("off") {
+        bench_import(n, rows);
+    }
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",

@@ -151,3 +151,30 @@ pub async fn generate(db: &Db, n: usize) {
     }
     tx.commit().await.unwrap();
 }
+
+/// The same kind of catalogue as `cholang import` takes it (README's CSV columns): `n`
+/// products in 10 villages and 200 shops; each village agrees one price per product name.
+/// (The search bench imports it; the other benches that share this file do not.)
+#[allow(dead_code)]
+pub fn csv(n: usize) -> String {
+    let mut out = String::with_capacity(n * 220 + 200);
+    out.push_str("village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n");
+    for i in 0..n {
+        let shop = i % 200;
+        let village = shop % VILLAGES.len();
+        let t = (i / 200) % THINGS.len();
+        out.push_str(&format!(
+            "{v},{v},Phú Xuyên,Cơ sở {shop},09120{shop:05},,{thing} {m} {tr} #{i},\"{thing} làm tại làng {v}, {m2} {tr2}, bền đẹp.\",{cat},{price},chiếc,{stock},\n",
+            v = VILLAGES[village],
+            thing = THINGS[t],
+            m = pick(MATERIALS, i, 2),
+            tr = pick(TRAITS, i, 3),
+            m2 = pick(MATERIALS, i, 4),
+            tr2 = pick(TRAITS, i, 5),
+            cat = THINGS[t].split(' ').next().unwrap(),
+            price = 20_000 + ((village * 31 + t * 17) % 100) * 5_000,
+            stock = i % 7,
+        ));
+    }
+    out
+}
