@@ -109,22 +109,7 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
         assert_eq!(mode, "wal");
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no graceful shutdown"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = sigterm_within(&mut child, Duration::from_secs(20));
     assert!(exit.success(), "exit status {exit:?}");
 }
 

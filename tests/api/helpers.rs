@@ -800,22 +800,32 @@ impl Served {
     /// Stop as a service manager does (SIGTERM) and wait for the exit: the log thread has
     /// written every line by then (a SIGKILL loses what it has not written yet).
     pub fn stop(mut self) {
-        sigterm(&mut self.child);
+        let exit = sigterm(&mut self.child);
+        assert!(exit.success(), "exit status {exit:?}");
     }
 }
 
-/// SIGTERM, then wait (at most 30 s) for the process to end.
-pub fn sigterm(child: &mut std::process::Child) {
-    std::process::Command::new("kill")
+/// SIGTERM, then wait (at most 30 s) for the process to end; its exit status.
+pub fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    sigterm_within(child, Duration::from_secs(30))
+}
+
+/// SIGTERM, then wait at most `within` for the process to end; its exit status.
+pub fn sigterm_within(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
+    assert!(sent.success(), "kill -TERM failed");
     let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not stop"
-        );
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(started.elapsed() < within, "no graceful shutdown");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
