@@ -7,6 +7,17 @@
 //! (`common/catalogue.rs`), on SQLite, and on PostgreSQL too when `BENCH_POSTGRES_URL` names
 //! a server (a fresh database is made and dropped). The app is the real release binary
 //! (`cholang serve`, its defaults: logs at info, embedded search index).
+//!
+//! `BENCH_PERF=1` records a `perf record -g` profile of the server under each page's load
+//! (`target/perf-<backend>-<page>.data`).
+//!
+//! The search API is also loaded with the buyer query mix (`common/queries.rs`, each wrk
+//! connection cycling through it). With `BENCH_MEILI_URL` (and `BENCH_MEILI_KEY`, its master
+//! key) the same catalogue is put into that Meilisearch with our settings, and Meilisearch is
+//! asked the very questions our Meilisearch engine would send it for each query of the mix
+//! (`POST /indexes/{uid}/search`, bodies from `Meili::request_json`), directly, by the same
+//! wrk: the embedded engine's search API is compared with it (the issue-12 target: at least
+//! twice the requests per second, p50 no higher).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +26,8 @@ use cholang::db::Db;
 
 #[path = "common/catalogue.rs"]
 mod catalogue;
+#[path = "common/queries.rs"]
+mod queries;
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key)
@@ -25,14 +38,52 @@ fn env_or(key: &str, default: &str) -> String {
 
 /// (requests per second, p50 ms, p99 ms) from one wrk run.
 fn wrk(url: &str) -> (f64, f64, f64) {
+    wrk_with(url, None)
+}
+
+/// A wrk script that cycles through requests: (method, path, JSON body or "").
+fn rotation(requests: &[(&str, String, String)], bearer: Option<&str>) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut lua = String::from("local reqs = {\n");
+    for (method, path, body) in requests {
+        assert!(!path.contains("]==]") && !body.contains("]==]"));
+        let body = if body.is_empty() {
+            "nil".to_string()
+        } else {
+            format!("[==[{body}]==]")
+        };
+        lua.push_str(&format!("  {{\"{method}\", [==[{path}]==], {body}}},\n"));
+    }
+    lua.push_str("}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    if let Some(key) = bearer {
+        lua.push_str(&format!(
+            "wrk.headers[\"Authorization\"] = \"Bearer {key}\"\n"
+        ));
+    }
+    lua.push_str(
+        "local i = 0\nrequest = function()\n  i = i % #reqs + 1\n  local r = reqs[i]\n  \
+         return wrk.format(r[1], r[2], nil, r[3])\nend\n",
+    );
+    let mut f = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
+    f.write_all(lua.as_bytes()).unwrap();
+    f
+}
+
+/// One wrk run, with a request script when given.
+fn wrk_with(url: &str, script: Option<&std::path::Path>) -> (f64, f64, f64) {
+    let mut args = vec![
+        "-t2".to_string(),
+        format!("-c{}", env_or("BENCH_CONNECTIONS", "64")),
+        format!("-d{}s", env_or("BENCH_SECS", "10")),
+        "--latency".to_string(),
+    ];
+    if let Some(s) = script {
+        args.push("-s".into());
+        args.push(s.display().to_string());
+    }
+    args.push(url.to_string());
     let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{}", env_or("BENCH_CONNECTIONS", "64")),
-            &format!("-d{}s", env_or("BENCH_SECS", "10")),
-            "--latency",
-            url,
-        ])
+        .args(&args)
         .output()
         .expect("wrk (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -58,6 +109,42 @@ fn wrk(url: &str) -> (f64, f64, f64) {
         }
     };
     (rps, ms(field("50%")), ms(field("99%")))
+}
+
+/// With `BENCH_PERF` set: `perf record -g` of the server while wrk loads one page, into
+/// `target/perf-<backend>-<page>.data` (read it with `perf report --no-children`).
+fn profile(pid: u32, backend: &str, page: &str) -> Option<std::process::Child> {
+    std::env::var_os("BENCH_PERF")?;
+    let name: String = format!("{backend}-{page}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let out = format!("{}/../perf-{name}.data", env!("CARGO_TARGET_TMPDIR"));
+    Command::new("perf")
+        .args([
+            "record",
+            "-F",
+            "999",
+            "-g",
+            "-o",
+            &out,
+            "-p",
+            &pid.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+fn finish_profile(perf: Option<std::process::Child>) {
+    if let Some(mut p) = perf {
+        // perf writes its file on SIGINT.
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -91,7 +178,8 @@ async fn bench_backend(
     n: usize,
     hello: f64,
     rows: &mut Vec<String>,
-) {
+) -> Vec<(&'static str, f64, f64)> {
+    let mut measured = vec![];
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let t = Instant::now();
@@ -151,12 +239,32 @@ async fn bench_backend(
         if !what.contains(only.as_str()) {
             continue;
         }
+        let perf = profile(child.id(), name, what);
         let (rps, p50, p99) = wrk(&format!("{base}{path}"));
+        finish_profile(perf);
+        measured.push((what, rps, p50));
         rows.push(format!(
             "| {name} | {what} `{path}` | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
             rps / hello * 100.0
         ));
         eprintln!("{}", rows.last().unwrap());
+    }
+    if "search API, query mix".contains(only.as_str()) {
+        let mix: Vec<(&str, String, String)> = queries::QUERIES
+            .iter()
+            .map(|q| ("GET", format!("/api/v1/search?{q}"), String::new()))
+            .collect();
+        let script = rotation(&mix, None);
+        let perf = profile(child.id(), name, "search API, query mix");
+        let (rps, p50, p99) = wrk_with(&base, Some(script.path()));
+        finish_profile(perf);
+        rows.push(format!(
+            "| {name} | search API, query mix ({} queries) | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
+            mix.len(),
+            rps / hello * 100.0
+        ));
+        eprintln!("{}", rows.last().unwrap());
+        measured.push(("search API, query mix", rps, p50));
     }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .unwrap_or_default()
@@ -167,6 +275,92 @@ async fn bench_backend(
     eprintln!("{name}: server peak RSS {rss}");
     let _ = child.kill();
     let _ = child.wait();
+    measured
+}
+
+/// The catalogue of `db_url` put into the Meilisearch at `meili_url` (our settings, a fresh
+/// index), then asked our engine's questions directly: (what, req/s, p50 ms) rows like
+/// `bench_backend`'s.
+async fn bench_meilisearch(
+    meili_url: &str,
+    key: Option<&str>,
+    db_url: &str,
+    hello: f64,
+    rows: &mut Vec<String>,
+) -> Vec<(&'static str, f64, f64)> {
+    use cholang::search::{Catalogue, Search, SearchSettings, meili::Meili, store};
+    let db = Db::connect(db_url).await.unwrap();
+    let settings = std::sync::Arc::new(SearchSettings::built_in());
+    let uid = format!("cholang_bench_{}", std::process::id());
+    let meili = std::sync::Arc::new(
+        Meili::new(meili_url, key, &uid, settings.clone())
+            .unwrap()
+            .with_timeout(Duration::from_secs(120)),
+    );
+    let t = Instant::now();
+    meili.prepare().await.expect("Meilisearch settings");
+    let docs = store::all_docs(&db).await.unwrap();
+    meili
+        .replace_all(&docs)
+        .await
+        .expect("Meilisearch indexing");
+    assert_eq!(meili.count().await.unwrap(), docs.len() as u64);
+    eprintln!(
+        "Meilisearch: {} documents indexed in {:.1} s",
+        docs.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let search = Search {
+        engine: meili.clone(),
+        settings,
+        db: db.clone(),
+    };
+    let path = format!("/indexes/{uid}/search");
+    let body = |q: &str| {
+        let plan = search.first_plan(&queries::request(q)).unwrap();
+        meili.request_json(&plan).to_string()
+    };
+    let one = [("POST", path.clone(), body("q=man+tuyn"))];
+    let mix: Vec<(&str, String, String)> = queries::QUERIES
+        .iter()
+        .map(|q| ("POST", path.clone(), body(q)))
+        .collect();
+    // The questions are real ones: what Meilisearch finds for each, beside what the
+    // embedded engine finds (the relevance suite holds both engines to the same answers).
+    let index_dir = tempfile::tempdir().unwrap();
+    let embedded =
+        cholang::search::embedded::Embedded::open(index_dir.path(), search.settings.clone())
+            .unwrap();
+    embedded.replace_all(&docs).await.unwrap();
+    let mut differ = 0;
+    for q in queries::QUERIES {
+        let plan = search.first_plan(&queries::request(q)).unwrap();
+        let m = meili.search(&plan).await.unwrap();
+        let e = embedded.search(&plan).await.unwrap();
+        eprintln!("{q}: Meilisearch {} matches, embedded {}", m.total, e.total);
+        differ += usize::from(m.total != e.total);
+    }
+    eprintln!(
+        "{differ} of {} queries count differently",
+        queries::QUERIES.len()
+    );
+    let mut measured = vec![];
+    for (what, reqs) in [
+        ("search API", &one[..]),
+        ("search API, query mix", &mix[..]),
+    ] {
+        let script = rotation(reqs, key);
+        let (rps, p50, p99) = wrk_with(meili_url.trim_end_matches('/'), Some(script.path()));
+        rows.push(format!(
+            "| Meilisearch direct | {what}: `POST {path}` | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
+            rps / hello * 100.0
+        ));
+        eprintln!("{}", rows.last().unwrap());
+        measured.push((what, rps, p50));
+    }
+    meili.drop_index().await.unwrap();
+    db.pool.close().await;
+    measured
 }
 
 fn main() {
@@ -199,7 +393,30 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.db").display()
         );
-        bench_backend("SQLite", &sqlite, dir.path(), n, hello_rps, &mut rows).await;
+        let embedded = bench_backend("SQLite", &sqlite, dir.path(), n, hello_rps, &mut rows).await;
+        let mut versus = vec![];
+        if let Ok(meili_url) = std::env::var("BENCH_MEILI_URL") {
+            let key = std::env::var("BENCH_MEILI_KEY")
+                .ok()
+                .filter(|k| !k.is_empty());
+            let direct =
+                bench_meilisearch(&meili_url, key.as_deref(), &sqlite, hello_rps, &mut rows).await;
+            for (what, rps, p50) in direct {
+                if let Some((_, ours, our_p50)) = embedded.iter().find(|m| m.0 == what) {
+                    versus.push(format!(
+                        "{what}: embedded engine (SQLite) {ours:.0} req/s p50 {our_p50:.2} ms, \
+                         Meilisearch direct {rps:.0} req/s p50 {p50:.2} ms: {:.2}× the requests \
+                         per second, p50 {}",
+                        ours / rps,
+                        if *our_p50 <= p50 {
+                            "no higher"
+                        } else {
+                            "HIGHER"
+                        }
+                    ));
+                }
+            }
+        }
         if let Ok(pg) = std::env::var("BENCH_POSTGRES_URL") {
             let admin = Db::connect(&pg).await.unwrap();
             let name = format!("cholang_bench_{}", std::process::id());
@@ -223,6 +440,12 @@ fn main() {
         );
         for r in rows {
             println!("{r}");
+        }
+        if !versus.is_empty() {
+            println!();
+        }
+        for v in versus {
+            println!("{v}");
         }
     });
 }

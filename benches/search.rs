@@ -18,43 +18,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cholang::db::Db;
-use cholang::search::{Catalogue, Plan, Search, SearchRequest};
+use cholang::search::{Catalogue, Plan, Search};
 use tokio::sync::Semaphore;
 
 #[path = "common/catalogue.rs"]
 mod catalogue;
 use catalogue::{csv, generate};
 
-/// Buyer queries: (query string as the API gets it).
-const QUERIES: &[&str] = &[
-    "q=m%C3%A0n+tuyn",
-    "q=man+tuyn",
-    "q=mat+ong",
-    "q=gh%E1%BA%BF+g%E1%BB%97+xoan",
-    "q=kham+trau",
-    "q=tranh+kh%E1%BA%A3m",
-    "q=m%C3%B9ng",
-    "q=ch%C3%A9n",
-    "q=bo+dua",
-    "q=go+huong&sort=price_asc",
-    "q=lua&village=lang-2",
-    "q=gao&ocop_min=4",
-    "q=ao+dai&price_max=200000",
-    "q=polyeste",
-    "q=thot&in_stock=true",
-    "q=binh+hoa+son+m",
-    "sort=newest",
-    "q=non+la&page=3",
-];
+#[path = "common/queries.rs"]
+mod queries;
+use queries::{QUERIES, request};
 
 fn pct(lat: &mut [Duration], q: f64) -> f64 {
     lat.sort();
     lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0
-}
-
-fn request(q: &str) -> SearchRequest {
-    let p = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
-    SearchRequest::parse(&p).unwrap()
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meilisearch_sdk::DefaultHttpClient;
 use meilisearch_sdk::client::{Client, SwapIndexes};
 use meilisearch_sdk::errors::Error as MeiliError;
-use meilisearch_sdk::search::{MatchingStrategies, Selectors};
+use meilisearch_sdk::indexes::Index;
+use meilisearch_sdk::search::{MatchingStrategies, SearchQuery, Selectors};
 use meilisearch_sdk::settings::Settings;
 use meilisearch_sdk::task_info::TaskInfo;
 use meilisearch_sdk::tasks::Task;
@@ -21,6 +23,8 @@ use super::{
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(120);
 const BATCH: usize = 10_000;
+/// The facets a search asks for (the buyer's filter links).
+const FACETS: [&str; 3] = ["village_slug", "category_label", "ocop_stars"];
 
 pub struct Meili {
     client: Client,
@@ -219,42 +223,8 @@ impl Catalogue for Meili {
 
     async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
         let index = self.client.index(&self.index);
-        let mut q = index.search();
-        q.with_query(&plan.folded_query)
-            .with_matching_strategy(MatchingStrategies::ALL);
-        let filters = self.filter(plan);
-        let filter = filters.join(" AND ");
-        if !filter.is_empty() {
-            q.with_filter(&filter);
-        }
-        let sort: &[&str] = match plan.sort {
-            Sort::Relevance => &[],
-            Sort::PriceAsc => &["price_vnd:asc"],
-            Sort::PriceDesc => &["price_vnd:desc"],
-            Sort::Newest => &["created_at:desc"],
-        };
-        if !sort.is_empty() {
-            q.with_sort(sort);
-        }
-        let facet_names = ["village_slug", "category_label", "ocop_stars"];
-        if plan.with_facets {
-            q.with_facets(Selectors::Some(&facet_names));
-        }
-        let retrieve: &[&str] = if plan.with_exact {
-            &["id", "exact"]
-        } else {
-            &["id"]
-        };
-        q.with_attributes_to_retrieve(Selectors::Some(retrieve));
-        // Page mode gives an exact total; windows that do not start on a page use offsets.
-        if plan.limit == 0 {
-            q.with_page(1).with_hits_per_page(0);
-        } else if plan.offset.is_multiple_of(plan.limit) {
-            q.with_page(plan.offset / plan.limit + 1)
-                .with_hits_per_page(plan.limit);
-        } else {
-            q.with_offset(plan.offset).with_limit(plan.limit);
-        }
+        let filter = self.filter(plan).join(" AND ");
+        let q = self.query(&index, plan, &filter);
         let r = self.bounded(q.execute::<IdOnly>()).await?;
         let total = r
             .total_hits
@@ -304,6 +274,60 @@ impl Catalogue for Meili {
             }
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+impl Meili {
+    /// The search request this engine sends for a plan: the buyer's folded words, every
+    /// word required, filters, sort, facets and only the fields it reads back.
+    fn query<'a>(
+        &self,
+        index: &'a Index,
+        plan: &'a Plan,
+        filter: &'a str,
+    ) -> SearchQuery<'a, DefaultHttpClient> {
+        let mut q = index.search();
+        q.with_query(&plan.folded_query)
+            .with_matching_strategy(MatchingStrategies::ALL);
+        if !filter.is_empty() {
+            q.with_filter(filter);
+        }
+        let sort: &[&str] = match plan.sort {
+            Sort::Relevance => &[],
+            Sort::PriceAsc => &["price_vnd:asc"],
+            Sort::PriceDesc => &["price_vnd:desc"],
+            Sort::Newest => &["created_at:desc"],
+        };
+        if !sort.is_empty() {
+            q.with_sort(sort);
+        }
+        if plan.with_facets {
+            q.with_facets(Selectors::Some(&FACETS));
+        }
+        let retrieve: &[&str] = if plan.with_exact {
+            &["id", "exact"]
+        } else {
+            &["id"]
+        };
+        q.with_attributes_to_retrieve(Selectors::Some(retrieve));
+        // Page mode gives an exact total; windows that do not start on a page use offsets.
+        if plan.limit == 0 {
+            q.with_page(1).with_hits_per_page(0);
+        } else if plan.offset.is_multiple_of(plan.limit) {
+            q.with_page(plan.offset / plan.limit + 1)
+                .with_hits_per_page(plan.limit);
+        } else {
+            q.with_offset(plan.offset).with_limit(plan.limit);
+        }
+        q
+    }
+
+    /// The JSON body of `POST /indexes/{uid}/search` this engine sends for a plan (the
+    /// search bench asks Meilisearch the very same questions directly).
+    pub fn request_json(&self, plan: &Plan) -> serde_json::Value {
+        let index = self.client.index(&self.index);
+        let filter = self.filter(plan).join(" AND ");
+        serde_json::to_value(self.query(&index, plan, &filter)).unwrap_or_default()
     }
 }
 

@@ -505,6 +505,46 @@ pub struct SearchOutcome {
     pub most_words: bool,
 }
 
+/// A request turned into engine terms (`Search::prepare`).
+struct Prepared {
+    groups: Vec<Group>,
+    folded_query: String,
+    filters: Filters,
+    sort: Sort,
+    offset: usize,
+    limit: usize,
+    boost: bool,
+    window: usize,
+}
+
+impl Prepared {
+    fn plan(&self, offset: usize, limit: usize, with_exact: bool, with_facets: bool) -> Plan {
+        Plan {
+            groups: self.groups.clone(),
+            folded_query: self.folded_query.clone(),
+            filters: self.filters.clone(),
+            sort: self.sort,
+            offset,
+            limit,
+            with_exact,
+            with_facets,
+        }
+    }
+
+    /// Exact spellings re-rank the first `window` hits when the page falls in them.
+    fn reranks(&self) -> bool {
+        self.boost && self.offset < self.window
+    }
+
+    fn first(&self) -> Plan {
+        if self.reranks() {
+            self.plan(0, self.window, true, true)
+        } else {
+            self.plan(self.offset, self.limit, false, true)
+        }
+    }
+}
+
 /// The search service: the engine behind the `Catalogue` trait, the settings, the database.
 #[derive(Clone)]
 pub struct Search {
@@ -541,8 +581,9 @@ impl Search {
         })
     }
 
-    pub async fn search(&self, req: &SearchRequest) -> Result<SearchOutcome, AppError> {
-        let started = Instant::now();
+    /// What a request asks the engine: words, sort, the window of hits, whether exact
+    /// spellings re-rank the first hits.
+    fn prepare(&self, req: &SearchRequest) -> Result<Prepared, AppError> {
         let groups = Plan::groups(&req.q, &self.settings);
         let sort = if groups.is_empty() && req.sort == Sort::Relevance {
             Sort::Newest
@@ -563,21 +604,33 @@ impl Search {
             .map(|g| g.alts[0].tokens.join(" "))
             .collect::<Vec<_>>()
             .join(" ");
-        let plan = |offset, limit, with_exact, with_facets| Plan {
-            groups: groups.clone(),
-            folded_query: folded_query.clone(),
+        let boost = sort == Sort::Relevance && groups.iter().any(|g| !g.exact_variants.is_empty());
+        Ok(Prepared {
+            groups,
+            folded_query,
             filters: req.filters.clone(),
             sort,
             offset,
             limit,
-            with_exact,
-            with_facets,
-        };
-        let boost = sort == Sort::Relevance && groups.iter().any(|g| !g.exact_variants.is_empty());
-        let window = RERANK_WINDOW.min(max);
-        let (total, facets, ids) = if boost && offset < window {
-            let mut r = self.engine.search(&plan(0, window, true, true)).await?;
-            rerank(&groups, &mut r.hits);
+            boost,
+            window: RERANK_WINDOW.min(max),
+        })
+    }
+
+    /// The first question a request puts to the engine (most requests ask only this one).
+    pub fn first_plan(&self, req: &SearchRequest) -> Result<Plan, AppError> {
+        Ok(self.prepare(req)?.first())
+    }
+
+    pub async fn search(&self, req: &SearchRequest) -> Result<SearchOutcome, AppError> {
+        let started = Instant::now();
+        let p = self.prepare(req)?;
+        let (groups, offset, limit, window) = (&p.groups, p.offset, p.limit, p.window);
+        let plan =
+            |offset, limit, with_exact, with_facets| p.plan(offset, limit, with_exact, with_facets);
+        let (total, facets, ids) = if p.reranks() {
+            let mut r = self.engine.search(&p.first()).await?;
+            rerank(groups, &mut r.hits);
             let mut ids: Vec<i64> = r
                 .hits
                 .iter()
@@ -594,17 +647,14 @@ impl Search {
             }
             (r.total, r.facets, ids)
         } else {
-            let r = self
-                .engine
-                .search(&plan(offset, limit, false, true))
-                .await?;
+            let r = self.engine.search(&p.first()).await?;
             (r.total, r.facets, r.hits.iter().map(|h| h.id).collect())
         };
         let (strict_total, mut total, mut facets, mut ids) = (total, total, facets, ids);
         let mut most_words = false;
         if total == 0 && groups.len() > 1 && offset < window {
             let found = self
-                .most_words(&groups, &|g: Vec<Group>| Plan {
+                .most_words(groups, &|g: Vec<Group>| Plan {
                     folded_query: g
                         .iter()
                         .map(|g| g.alts[0].tokens.join(" "))
@@ -626,7 +676,7 @@ impl Search {
         let hits = cards
             .into_iter()
             .map(|card| Hit {
-                highlight: highlight(&groups, &self.settings, &card.name),
+                highlight: highlight(groups, &self.settings, &card.name),
                 card,
             })
             .collect();
@@ -643,11 +693,11 @@ impl Search {
             keeps.truncate(MAX_SUGGESTION_QUERIES);
             let words: Vec<String> = text::words(&req.q);
             for keep in keeps {
-                let q = suggestion_text(&words, &groups, &keep);
+                let q = suggestion_text(&words, groups, &keep);
                 // Counted as the link will search it: its own plan (the last word a
                 // prefix), with the same filters.
                 let fewer = Plan::groups(&q, &self.settings);
-                let p = Plan {
+                let fewer_plan = Plan {
                     folded_query: fewer
                         .iter()
                         .map(|g| g.alts[0].tokens.join(" "))
@@ -656,7 +706,7 @@ impl Search {
                     groups: fewer,
                     ..plan(0, 0, false, false)
                 };
-                let found = self.engine.search(&p).await?.total;
+                let found = self.engine.search(&fewer_plan).await?.total;
                 if found > 0 && !suggestions.iter().any(|(_, s)| s.q == q) {
                     suggestions.push((keep.len(), Suggestion { q, total: found }));
                 }
@@ -670,7 +720,7 @@ impl Search {
             hits,
             facets,
             took_ms: started.elapsed().as_millis() as u64,
-            sort,
+            sort: p.sort,
             suggestions,
             most_words,
         })
