@@ -329,14 +329,73 @@ impl Meili {
         let filter = self.filter(plan).join(" AND ");
         serde_json::to_value(self.query(&index, plan, &filter)).unwrap_or_default()
     }
-}
 
-impl Meili {
     /// Delete the index (tests clean up after themselves).
     pub async fn drop_index(&self) -> Result<(), SearchError> {
         let t = self
             .bounded(self.client.index(&self.index).delete())
             .await?;
         self.wait(t).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::Filters;
+
+    /// The request body is what Meilisearch's search API takes: every word required, the
+    /// filters quoted, the sort, the facets, ids only, page mode for a page-aligned window.
+    #[test]
+    fn request_json_is_the_search_the_engine_sends() {
+        let settings = Arc::new(SearchSettings::built_in());
+        let m = Meili::new("http://127.0.0.1:1", None, "products", settings).unwrap();
+        let plan = Plan {
+            groups: vec![],
+            folded_query: "man tuyn".into(),
+            filters: Filters {
+                village: Some("phu-doi".into()),
+                price_max: Some(200_000),
+                in_stock: Some(true),
+                ..Filters::default()
+            },
+            sort: Sort::PriceAsc,
+            offset: 40,
+            limit: 20,
+            with_exact: false,
+            with_facets: true,
+        };
+        let v = m.request_json(&plan);
+        assert_eq!(v["q"], "man tuyn");
+        assert_eq!(v["matchingStrategy"], "all");
+        assert_eq!(
+            v["filter"],
+            "village_slug = \"phu-doi\" AND price_vnd <= 200000 AND in_stock = 1"
+        );
+        assert_eq!(v["sort"], serde_json::json!(["price_vnd:asc"]));
+        assert_eq!(v["facets"], serde_json::json!(FACETS));
+        assert_eq!(v["attributesToRetrieve"], serde_json::json!(["id"]));
+        assert_eq!(
+            (v["page"].as_u64(), v["hitsPerPage"].as_u64()),
+            (Some(3), Some(20))
+        );
+        let off = m.request_json(&Plan {
+            offset: 5,
+            with_exact: true,
+            with_facets: false,
+            sort: Sort::Relevance,
+            filters: Filters::default(),
+            ..plan
+        });
+        assert_eq!(
+            (off["offset"].as_u64(), off["limit"].as_u64()),
+            (Some(5), Some(20))
+        );
+        assert!(off.get("page").is_none() && off.get("facets").is_none());
+        assert!(off.get("filter").is_none() && off.get("sort").is_none());
+        assert_eq!(
+            off["attributesToRetrieve"],
+            serde_json::json!(["id", "exact"])
+        );
     }
 }
