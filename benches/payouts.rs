@@ -69,7 +69,15 @@ async fn seed(db: &Db, shops: usize) -> cholang::accounts::User {
                 },
             ],
         };
-        post(&mut tx, &journal, Refs::default(), "").await.unwrap();
+        post(
+            &mut tx,
+            &journal,
+            Refs::default(),
+            &format!("bench:seed:{n}"),
+            "",
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     admin

@@ -124,6 +124,17 @@ impl Server {
             None => None,
         };
         let search = crate::search::Search::open(&config.search, db.clone())?;
+        // Orders from before fees were fixed per order keep the fee in force now.
+        let fixed = crate::ledger::store::fix_missing_fees(&db, config.payouts.fee_bps)
+            .await
+            .map_err(|e| anyhow::anyhow!("fixing order fees: {e:?}"))?;
+        if fixed > 0 {
+            tracing::info!(
+                orders = fixed,
+                fee_bps = config.payouts.fee_bps,
+                "fee fixed on older orders"
+            );
+        }
         Ok(Server {
             listener,
             metrics_listener,
@@ -235,9 +246,18 @@ async fn flush_scans(state: AppState) {
 /// row claims and leases), so instances and workers may all run it.
 pub async fn housekeeping(db: Db, config: Arc<Config>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
+    let mut last_check: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         housekeeping_once(&db, &config).await;
+        // The ledger's invariants every LEDGER_CHECK_SECS (and at start): a violation is
+        // logged, kept for admin pages, /readyz and /metrics (`ledger::store::run_check`).
+        if last_check.is_none_or(|t| t.elapsed().as_secs() >= config.ledger_check_secs) {
+            last_check = Some(std::time::Instant::now());
+            if let Err(e) = crate::ledger::store::run_check(&db).await {
+                tracing::warn!(error = %e, "ledger check failed to run");
+            }
+        }
     }
 }
 
@@ -251,9 +271,7 @@ pub async fn housekeeping_once(db: &Db, config: &Config) {
         Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
         Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
     }
-    match crate::ledger::store::release_due(db, config.payouts.release_days, config.payouts.fee_bps)
-        .await
-    {
+    match crate::ledger::store::release_due(db, config.payouts.release_days).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, "shipped orders released to their shops"),
         Err(e) => tracing::warn!(error = %e, "release of shipped orders failed"),

@@ -21,6 +21,8 @@ pub struct Config {
     pub session_days: i64,
     pub login_max_failures: i64,
     pub login_window_minutes: i64,
+    /// How often housekeeping checks the ledger's invariants (`LEDGER_CHECK_SECS`, 300).
+    pub ledger_check_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`CHOLANG_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Open unpaid checkouts allowed per phone number and per client address.
@@ -218,6 +220,9 @@ pub struct PayoutsConfig {
     /// Bound on each payOS Payouts request (`PAYOS_PAYOUT_TIMEOUT_MS`).
     pub payos_timeout_ms: u64,
     pub zalo_template_sent: Option<String>,
+    /// Zalo ZNS template of the payout-account alert (`ZALO_TEMPLATE_PAYOUT_ACCOUNT`;
+    /// parameters `bank`, `account_tail`, `from`).
+    pub zalo_template_account: Option<String>,
 }
 
 impl PayoutsConfig {
@@ -254,6 +259,7 @@ impl PayoutsConfig {
             payos,
             payos_timeout_ms: s.parse("PAYOS_PAYOUT_TIMEOUT_MS", 10_000)?,
             zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
+            zalo_template_account: s.get("ZALO_TEMPLATE_PAYOUT_ACCOUNT").map(str::to_string),
         })
     }
 }
@@ -466,6 +472,7 @@ impl Config {
             session_days: settings.parse("CHOLANG_SESSION_DAYS", 14)?,
             login_max_failures: settings.parse("CHOLANG_LOGIN_MAX_FAILURES", 5)?,
             login_window_minutes: settings.parse("CHOLANG_LOGIN_WINDOW_MINUTES", 15)?,
+            ledger_check_secs: settings.parse("LEDGER_CHECK_SECS", 300)?,
             trusted_proxies: match settings.get("CHOLANG_TRUSTED_PROXIES") {
                 None => Vec::new(),
                 Some(list) => list

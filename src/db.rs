@@ -99,6 +99,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared_rates",
         include_str!("../migrations/sqlite/0013_shared_rates.sql"),
     ),
+    (
+        14,
+        "money_integrity",
+        include_str!("../migrations/sqlite/0014_money_integrity.sql"),
+    ),
+    (
+        15,
+        "ledger_guards",
+        include_str!("../migrations/sqlite/0015_ledger_guards.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -165,6 +175,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "shared_rates",
         include_str!("../migrations/postgres/0013_shared_rates.sql"),
+    ),
+    (
+        14,
+        "money_integrity",
+        include_str!("../migrations/postgres/0014_money_integrity.sql"),
+    ),
+    (
+        15,
+        "ledger_guards",
+        include_str!("../migrations/postgres/0015_ledger_guards.sql"),
     ),
 ];
 
@@ -367,6 +387,16 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "payments_order_code_key",
         "payments.order_code",
         "mã thanh toán bị trùng, vui lòng thử lại",
+    ),
+    (
+        "ledger_journals_event_key",
+        "ledger_journals.event_key",
+        "việc này đã được ghi vào sổ rồi, không ghi lần nữa",
+    ),
+    (
+        "bank_transactions_money_ref",
+        "bank_transactions.money_ref, bank_transactions.amount_vnd",
+        "giao dịch này đã được ghi nhận từ một nguồn khác",
     ),
     (
         "proposals_one_open_per_item",

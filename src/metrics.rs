@@ -75,6 +75,7 @@ pub struct Metrics {
     notice_events: Gauge,
     search_queue: Gauge,
     search_queue_age: Gauge,
+    ledger_violations: Gauge,
     pool_in_use: Gauge,
     pool_size: Gauge,
     build: Family<BuildLabels, Gauge>,
@@ -100,6 +101,7 @@ impl Metrics {
         let notice_events = Gauge::default();
         let search_queue = Gauge::default();
         let search_queue_age = Gauge::default();
+        let ledger_violations = Gauge::default();
         let pool_in_use = Gauge::default();
         let pool_size = Gauge::default();
         let build = Family::<BuildLabels, Gauge>::default();
@@ -145,6 +147,11 @@ impl Metrics {
             search_queue_age.clone(),
         );
         registry.register(
+            "ledger_invariant_violations",
+            "Ledger rules broken at the last check (0 when the books hold)",
+            ledger_violations.clone(),
+        );
+        registry.register(
             "db_pool_in_use",
             "Database connections in use",
             pool_in_use.clone(),
@@ -166,6 +173,7 @@ impl Metrics {
             notice_events,
             search_queue,
             search_queue_age,
+            ledger_violations,
             pool_in_use,
             pool_size,
             build,
@@ -247,6 +255,8 @@ impl Metrics {
         let oldest = [oldest, oldest_event].into_iter().flatten().min();
         self.notice_oldest_due
             .set(oldest.map_or(0, |t| (now - t).max(0) / 1000));
+        let ledger = crate::ledger::store::health(db).await?;
+        self.ledger_violations.set(ledger.violations.len() as i64);
         let (depth, age_ms) = crate::search::queue::depth(db).await?;
         self.search_queue.set(depth);
         self.search_queue_age.set(age_ms / 1000);

@@ -56,6 +56,9 @@ pub struct User {
     /// the header's count).
     #[serde(skip)]
     pub paid_waiting: i64,
+    /// For admins: the ledger rules the last check found broken (the red banner).
+    #[serde(skip)]
+    pub ledger_alert: Option<String>,
 }
 
 impl User {

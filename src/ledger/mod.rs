@@ -121,6 +121,24 @@ impl Journal {
     pub fn is_empty(&self) -> bool {
         self.postings.is_empty()
     }
+
+    /// The postings as the database receives them: its triggers check they sum to zero and
+    /// write the entries from this text.
+    pub fn postings_json(&self) -> String {
+        let v: Vec<serde_json::Value> = self
+            .postings
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "account": p.account.as_str(),
+                    "amount": p.amount,
+                    "shop": p.shop,
+                    "payment": p.payment,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(v).to_string()
+    }
 }
 
 /// Money arrived for a payment.
@@ -288,6 +306,29 @@ pub fn outflow_written_off(amount: i64) -> Journal {
     )
 }
 
+/// A shop's debt is settled from its available money before a payout run pays the rest.
+pub fn owed_netted(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "owed_netted",
+        vec![
+            shop_line(Account::ShopAvailable, shop, amount),
+            shop_line(Account::ShopOwed, shop, -amount),
+        ],
+    )
+}
+
+/// A payout already confirmed paid came back into the collecting account (the bank
+/// returned it): the money is the shop's, available again.
+pub fn payout_returned(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "payout_returned",
+        vec![
+            shop_line(Account::Collect, shop, amount),
+            shop_line(Account::ShopAvailable, shop, -amount),
+        ],
+    )
+}
+
 /// The payout failed or came back: the money is available again.
 pub fn payout_failed(shop: i64, amount: i64) -> Journal {
     Journal::new(
@@ -320,6 +361,8 @@ mod tests {
             payout_sent(7, 175_500),
             payout_paid(7, 175_500),
             payout_failed(7, 175_500),
+            owed_netted(7, 20_000),
+            payout_returned(7, 175_500),
         ];
         for j in &all {
             assert!(j.balanced(), "{j:?}");

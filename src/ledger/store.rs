@@ -46,9 +46,19 @@ impl Refs {
     }
 }
 
-/// Append a journal (nothing for an empty one). A journal that does not sum to zero is a bug:
-/// the whole transaction fails.
-pub async fn post(tx: &mut Tx, j: &Journal, refs: Refs, memo: &str) -> Result<Option<i64>> {
+/// Append a journal (nothing for an empty one) for the business event `key` names
+/// (`settle:payment:7`, `release:order:12` …). A journal that does not sum to zero is a bug:
+/// the whole transaction fails. The database keeps the same rules whatever the code does:
+/// a second journal for the same event is refused (unique `event_key`), and its triggers
+/// check the postings sum to zero and write the entries from them in the same statement
+/// (migrations 0014/0015).
+pub async fn post(
+    tx: &mut Tx,
+    j: &Journal,
+    refs: Refs,
+    key: &str,
+    memo: &str,
+) -> Result<Option<i64>> {
     if j.is_empty() {
         return Ok(None);
     }
@@ -60,8 +70,9 @@ pub async fn post(tx: &mut Tx, j: &Journal, refs: Refs, memo: &str) -> Result<Op
         )));
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO ledger_journals (kind, payment_id, order_id, payout_id, txn_id, memo, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO ledger_journals (kind, payment_id, order_id, payout_id, txn_id, memo, at,
+           event_key, postings)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(j.kind)
     .bind(refs.payment)
@@ -70,22 +81,60 @@ pub async fn post(tx: &mut Tx, j: &Journal, refs: Refs, memo: &str) -> Result<Op
     .bind(refs.txn)
     .bind(memo.to_string())
     .bind(now_ms())
+    .bind(key.to_string())
+    .bind(j.postings_json())
     .fetch_one(&mut **tx)
     .await?;
-    for p in &j.postings {
-        sqlx::query(
-            "INSERT INTO ledger_entries (journal_id, account, shop_id, payment_id, amount_vnd)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(p.account.as_str())
-        .bind(p.shop)
-        .bind(p.payment)
-        .bind(p.amount)
-        .execute(&mut **tx)
-        .await?;
-    }
     Ok(Some(id))
+}
+
+/// Whether a journal for this event was posted already.
+pub async fn posted(tx: &mut Tx, key: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_journals WHERE event_key = $1")
+        .bind(key.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Money received for a payment (transfers in and transfers assigned to it), from the
+/// ledger: every credit to the payment's open account.
+pub async fn payment_received(conn: &mut sqlx::AnyConnection, payment: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(-e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
+         JOIN ledger_journals j ON j.id = e.journal_id
+         WHERE e.payment_id = $1 AND e.account = 'payments_open'
+           AND j.kind IN ('transfer_in', 'transfer_assigned')",
+    )
+    .bind(payment)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Refunds paid for a payment (at payment or order level), from the ledger.
+pub async fn payment_refunded(conn: &mut sqlx::AnyConnection, payment: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
+         JOIN ledger_journals j ON j.id = e.journal_id
+         WHERE j.kind = 'refund_paid' AND e.account = 'refunds_due'
+           AND (j.payment_id = $1 OR j.order_id IN (SELECT o.id FROM orders o
+                JOIN payments p ON p.checkout_id = o.checkout_id WHERE p.id = $1))",
+    )
+    .bind(payment)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Refunds paid for one order, from the ledger.
+pub async fn order_refunded(conn: &mut sqlx::AnyConnection, order: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
+         JOIN ledger_journals j ON j.id = e.journal_id
+         WHERE j.order_id = $1 AND j.kind = 'refund_paid' AND e.account = 'refunds_due'",
+    )
+    .bind(order)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Sum of an account's entries for one shop (debit positive).
@@ -146,7 +195,11 @@ pub async fn settle_payment(tx: &mut Tx, payment: i64) -> Result<()> {
             .fetch_one(&mut **tx)
             .await?;
             if settled > 0 {
-                return post(tx, &super::payment_to_refund(payment, open), refs, "")
+                let key = format!(
+                    "owed:payment:{payment}:{}",
+                    payment_received(tx, payment).await?
+                );
+                return post(tx, &super::payment_to_refund(payment, open), refs, &key, "")
                     .await
                     .map(|_| ());
             }
@@ -166,10 +219,14 @@ pub async fn settle_payment(tx: &mut Tx, payment: i64) -> Result<()> {
                     "payment {payment} paid with {open} held, less than its orders"
                 ))
             })?;
-            post(tx, &j, refs, "").await?;
+            post(tx, &j, refs, &format!("settle:payment:{payment}"), "").await?;
         }
         "refund_due" | "refunded" => {
-            post(tx, &super::payment_to_refund(payment, open), refs, "").await?;
+            let key = format!(
+                "owed:payment:{payment}:{}",
+                payment_received(tx, payment).await?
+            );
+            post(tx, &super::payment_to_refund(payment, open), refs, &key, "").await?;
         }
         _ => {}
     }
@@ -201,15 +258,24 @@ pub async fn order_refund_due(tx: &mut Tx, order: i64) -> Result<()> {
     lock_shop(tx, shop).await?;
     let available = -shop_sum(tx, shop, Account::ShopAvailable).await?;
     let j = super::order_refund(shop, total, released, available);
-    post(tx, &j, Refs::order(order), "").await?;
+    post(
+        tx,
+        &j,
+        Refs::order(order),
+        &format!("refund_due:order:{order}"),
+        "",
+    )
+    .await?;
     Ok(())
 }
 
-/// Release an order's money to its shop (delivered, or days after shipping), once.
-pub async fn release_order(tx: &mut Tx, order: i64, fee_bps: i64) -> Result<bool> {
+/// Release an order's money to its shop (delivered, or days after shipping), once, less
+/// the fee fixed on the order when it was placed (`orders.fee_bps`; `fee_override` only for
+/// the backfill of orders from before fees).
+pub async fn release_order(tx: &mut Tx, order: i64, fee_override: Option<i64>) -> Result<bool> {
     let r = sqlx::query(
         "UPDATE orders SET released_at = $1 WHERE id = $2 AND released_at IS NULL
-           AND status IN ('shipped', 'delivered') RETURNING shop_id, total_vnd",
+           AND status IN ('shipped', 'delivered') RETURNING shop_id, total_vnd, fee_bps",
     )
     .bind(now_ms())
     .bind(order)
@@ -218,20 +284,37 @@ pub async fn release_order(tx: &mut Tx, order: i64, fee_bps: i64) -> Result<bool
     let Some(r) = r else { return Ok(false) };
     let shop: i64 = r.try_get("shop_id")?;
     let total: i64 = r.try_get("total_vnd")?;
+    let fee_bps = match fee_override {
+        Some(bps) => bps,
+        None => r.try_get::<Option<i64>, _>("fee_bps")?.unwrap_or(0),
+    };
     lock_shop(tx, shop).await?;
     let owed = shop_sum(tx, shop, Account::ShopOwed).await?;
     post(
         tx,
         &super::release(shop, total, fee_bps, owed),
         Refs::order(order),
+        &format!("release:order:{order}"),
         "",
     )
     .await?;
     Ok(true)
 }
 
+/// Orders placed before fees were fixed on each order take the fee in force when this
+/// server first runs on the new schema (once: afterwards no order lacks one).
+pub async fn fix_missing_fees(db: &Db, fee_bps: i64) -> Result<u64> {
+    Ok(
+        sqlx::query("UPDATE orders SET fee_bps = $1 WHERE fee_bps IS NULL")
+            .bind(fee_bps)
+            .execute(&db.pool)
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Release every order shipped more than `days` ago (the housekeeping task).
-pub async fn release_due(db: &Db, days: i64, fee_bps: i64) -> Result<usize> {
+pub async fn release_due(db: &Db, days: i64) -> Result<usize> {
     let due: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM orders WHERE status = 'shipped' AND released_at IS NULL AND shipped_at <= $1 ORDER BY id",
     )
@@ -241,7 +324,7 @@ pub async fn release_due(db: &Db, days: i64, fee_bps: i64) -> Result<usize> {
     let mut n = 0;
     for id in due {
         let mut tx = db.begin().await?;
-        if release_order(&mut tx, id, fee_bps).await? {
+        if release_order(&mut tx, id, None).await? {
             n += 1;
         }
         tx.commit().await?;
@@ -379,6 +462,54 @@ pub async fn trial_balance(db: &Db) -> Result<Vec<AccountBalance>> {
         .collect()
 }
 
+/// The sign rules `check_invariants` applies: (rule, query of the (id, balance) that break it).
+const SIGN_RULES: &[(&str, &str)] = &[
+    (
+        "shop_available below zero (a shop's available money is negative)",
+        "SELECT shop_id, CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'shop_available' GROUP BY shop_id HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "collect below zero (more left the collecting account than came in)",
+        "SELECT CAST(NULL AS BIGINT), CAST(SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'collect' HAVING SUM(amount_vnd) < 0",
+    ),
+    (
+        "refunds_due on the wrong side (more refunded than owed to buyers)",
+        "SELECT CAST(NULL AS BIGINT), CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'refunds_due' HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "suspense on the wrong side (more returned or assigned than received)",
+        "SELECT CAST(NULL AS BIGINT), CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'suspense' HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "payments_open on the wrong side (a payment settled more than it received)",
+        "SELECT payment_id, CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'payments_open' GROUP BY payment_id HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "shop_pending on the wrong side (a shop released more than it was paid)",
+        "SELECT shop_id, CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'shop_pending' GROUP BY shop_id HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "shop_in_transit on the wrong side (a payout confirmed twice)",
+        "SELECT shop_id, CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'shop_in_transit' GROUP BY shop_id HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "shop_owed on the wrong side (a shop's debt netted beyond what it owed)",
+        "SELECT shop_id, CAST(SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'shop_owed' GROUP BY shop_id HAVING SUM(amount_vnd) < 0",
+    ),
+    (
+        "a payment refunded more than it received",
+        "SELECT id, refunded_vnd - amount_paid_vnd FROM payments WHERE refunded_vnd > amount_paid_vnd",
+    ),
+];
+
 /// What must always hold; a list of what does not (empty when all is well).
 pub async fn check_invariants(db: &Db) -> Result<Vec<String>> {
     let mut broken = Vec::new();
@@ -390,16 +521,21 @@ pub async fn check_invariants(db: &Db) -> Result<Vec<String>> {
     if !unbalanced.is_empty() {
         broken.push(format!("journals not summing to zero: {unbalanced:?}"));
     }
-    let negative: Vec<i64> = sqlx::query_scalar(
-        "SELECT shop_id FROM ledger_entries WHERE account = 'shop_available'
-         GROUP BY shop_id HAVING SUM(amount_vnd) > 0",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    if !negative.is_empty() {
-        broken.push(format!(
-            "shops with a negative available balance: {negative:?}"
-        ));
+    // Sign rules: every account on its own side (debit positive). Per shop or per payment
+    // where the account is kept per shop or payment.
+    for (rule, sql) in SIGN_RULES {
+        let bad: Vec<(Option<i64>, i64)> = sqlx::query_as(*sql).fetch_all(&db.pool).await?;
+        if !bad.is_empty() {
+            let shown: Vec<String> = bad
+                .iter()
+                .take(10)
+                .map(|(id, sum)| match id {
+                    Some(id) => format!("#{id}: {sum}"),
+                    None => sum.to_string(),
+                })
+                .collect();
+            broken.push(format!("{rule}: {}", shown.join(", ")));
+        }
     }
     let collect: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries WHERE account = 'collect'",
@@ -427,11 +563,8 @@ async fn money_in_minus_out(db: &Db) -> Result<i64> {
     let payouts =
         q("SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM payouts WHERE status = 'paid'")
             .await?;
+    // `payments.refunded_vnd` is every refund recorded for the payment (its orders' too).
     let refunds = q("SELECT CAST(COALESCE(SUM(refunded_vnd), 0) AS BIGINT) FROM payments")
-        .await?
-        + q("SELECT CAST(COALESCE(SUM(o.total_vnd), 0) AS BIGINT) FROM orders o
-             JOIN payments p ON p.checkout_id = o.checkout_id
-             WHERE o.status = 'refunded' AND p.status <> 'refunded'")
         .await?
         + q("SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM bank_transactions WHERE status = 'refunded'")
             .await?;
@@ -445,11 +578,57 @@ async fn money_in_minus_out(db: &Db) -> Result<i64> {
     Ok(money_in - payouts - refunds - explained_out)
 }
 
+/// The last check's findings, kept for every instance to show: admin pages' banner,
+/// `/readyz`, `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub checked_at: Option<i64>,
+    pub violations: Vec<String>,
+}
+
+/// Check the invariants now and keep the result (the housekeeping task, every few minutes):
+/// a violation is logged as an error.
+pub async fn run_check(db: &Db) -> Result<Vec<String>> {
+    let broken = check_invariants(db).await?;
+    if !broken.is_empty() {
+        tracing::error!(violations = ?broken, "ledger invariants broken");
+    }
+    sqlx::query(
+        "INSERT INTO ledger_health (id, checked_at, violations) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at, violations = excluded.violations",
+    )
+    .bind(now_ms())
+    .bind(broken.join("\n"))
+    .execute(&db.pool)
+    .await?;
+    Ok(broken)
+}
+
+/// What the last check found (nothing checked yet: no time, no violations).
+pub async fn health(db: &Db) -> Result<Health> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT checked_at, violations FROM ledger_health WHERE id = 1")
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(match row {
+        None => Health::default(),
+        Some((at, v)) => Health {
+            checked_at: Some(at),
+            violations: v
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        },
+    })
+}
+
 const BACKFILL: &str = "ledger_backfill";
 
 /// Post journals for money that moved before the ledger existed, once: every transfer in,
 /// every payment's settlement, releases of delivered orders (no fee), refunds recorded.
-/// Runs after the SQL migrations; a fresh database just records that it is done.
+/// Runs after the SQL migrations; a fresh database just records that it is done. Journals
+/// take the event keys the live code uses, so nothing backfilled can be posted again.
 pub async fn backfill(db: &Db) -> Result<()> {
     if db.data_migration_done(BACKFILL).await? {
         return Ok(());
@@ -482,6 +661,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
                         payment: Some(p),
                         ..refs
                     },
+                    &keys::transfer(id),
                     "backfill",
                 )
                 .await?;
@@ -494,16 +674,25 @@ pub async fn backfill(db: &Db) -> Result<()> {
                     &mut tx,
                     &super::transfer_unmatched(amount),
                     refs,
+                    &keys::transfer(id),
                     "backfill",
                 )
                 .await?;
-                post(&mut tx, &super::suspense_returned(amount), refs, "backfill").await?;
+                post(
+                    &mut tx,
+                    &super::suspense_returned(amount),
+                    refs,
+                    &keys::returned(id),
+                    "backfill",
+                )
+                .await?;
             }
             _ => {
                 post(
                     &mut tx,
                     &super::transfer_unmatched(amount),
                     refs,
+                    &keys::transfer(id),
                     "backfill",
                 )
                 .await?;
@@ -516,12 +705,12 @@ pub async fn backfill(db: &Db) -> Result<()> {
             .fetch_one(&mut *tx)
             .await?;
         let status: String = r.try_get("status")?;
-        let refunded: i64 = r.try_get("refunded_vnd")?;
+        let mut refunded: i64 = r.try_get("refunded_vnd")?;
         let checkout: i64 = r.try_get("checkout_id")?;
         if status == "paid" {
             // Orders refunded or owed back after payment were paid first: settle them too.
             let rows = sqlx::query(
-                "SELECT id, shop_id, total_vnd, status FROM orders WHERE checkout_id = $1 AND status IN
+                "SELECT id, shop_id, total_vnd, status, refunded_vnd FROM orders WHERE checkout_id = $1 AND status IN
                    ('paid', 'accepted', 'shipped', 'delivered', 'refund_due', 'refunded') ORDER BY id",
             )
             .bind(checkout)
@@ -533,22 +722,35 @@ pub async fn backfill(db: &Db) -> Result<()> {
                 .map(|r| Ok((r.try_get(1)?, r.try_get(2)?)))
                 .collect::<Result<_>>()?;
             if let Some(j) = super::payment_settled(p, open, &orders) {
-                post(&mut tx, &j, Refs::payment(p), "backfill").await?;
+                post(
+                    &mut tx,
+                    &j,
+                    Refs::payment(p),
+                    &format!("settle:payment:{p}"),
+                    "backfill",
+                )
+                .await?;
             }
             for r in &rows {
                 let order: i64 = r.try_get(0)?;
                 match r.try_get::<String, _>(3)?.as_str() {
                     "delivered" => {
-                        release_order(&mut tx, order, 0).await?;
+                        release_order(&mut tx, order, Some(0)).await?;
                     }
                     "refund_due" | "refunded" => {
                         order_refund_due(&mut tx, order).await?;
-                        if r.try_get::<String, _>(3)? == "refunded" {
-                            let total: i64 = r.try_get(2)?;
+                        let order_refunded: i64 = r.try_get(4)?;
+                        if order_refunded > 0 {
+                            refunded -= order_refunded;
                             post(
                                 &mut tx,
-                                &super::refund_paid(total),
-                                Refs::order(order),
+                                &super::refund_paid(order_refunded),
+                                Refs {
+                                    payment: Some(p),
+                                    order: Some(order),
+                                    ..Refs::default()
+                                },
+                                &format!("refund:order:{order}:{order_refunded}"),
                                 "backfill",
                             )
                             .await?;
@@ -565,6 +767,7 @@ pub async fn backfill(db: &Db) -> Result<()> {
                 &mut tx,
                 &super::refund_paid(refunded),
                 Refs::payment(p),
+                &format!("refund:payment:{p}:{refunded}"),
                 "backfill",
             )
             .await?;
@@ -572,4 +775,16 @@ pub async fn backfill(db: &Db) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Event keys shared by the live code and the backfill.
+pub mod keys {
+    /// Money in: a transfer counted (for a payment or into suspense).
+    pub fn transfer(txn: i64) -> String {
+        format!("transfer:txn:{txn}")
+    }
+    /// An unmatched transfer sent back to its payer.
+    pub fn returned(txn: i64) -> String {
+        format!("return:txn:{txn}")
+    }
 }

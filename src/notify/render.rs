@@ -252,6 +252,58 @@ pub async fn account_notices(
     Ok(n)
 }
 
+/// A shop's email was changed: the old (confirmed) address is told, with the new one
+/// masked, so an owner whose session was stolen hears of it before anything else moves.
+pub async fn email_changed(
+    tx: &mut Tx,
+    cfg: &Config,
+    shop: &crate::catalog::Shop,
+    old: &str,
+    new: Option<&str>,
+) -> Result<()> {
+    let shown = match new {
+        Some(n) => {
+            let (user, domain) = n.split_once('@').unwrap_or((n, ""));
+            let first: String = user.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "(không còn email)".into(),
+    };
+    let msg = Message {
+        subject: "Email của cửa hàng vừa được đổi — Chợ Làng".into(),
+        greeting: format!("Chào {},", shop.name),
+        lines: vec![
+            format!("Email nhận thông báo của cửa hàng vừa được đổi sang {shown}."),
+            "Từ nay thông báo không gửi về địa chỉ này nữa.".into(),
+            "Nếu không phải bạn đổi, hãy đổi mật khẩu và báo cho Chợ Làng ngay.".into(),
+        ],
+        items: vec![],
+        total: String::new(),
+        origins: Vec::new(),
+        link: Some((
+            format!("{}/quan-ly", cfg.public_url),
+            "Mở trang quản lý".into(),
+        )),
+    };
+    super::store::insert(
+        tx,
+        &NewNotice {
+            key: format!(
+                "shop-email-changed:{}:{}",
+                shop.id.0,
+                crate::domain::now_ms()
+            ),
+            kind: "shop_email_changed".into(),
+            channel: "email",
+            recipient: old.to_string(),
+            shop_id: Some(shop.id.0),
+            payload: msg.email()?,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The link that confirms a shop's new email address, mailed to that address only.
 pub async fn shop_email_confirmation(
     tx: &mut Tx,
@@ -700,18 +752,20 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             let code: String = r.try_get("code")?;
             let amount = format_vnd(r.try_get("amount_vnd")?);
             let account: String = r.try_get("account_no")?;
-            let tail = &account[account.len().saturating_sub(4)..];
+            let tail = format!(
+                "{} ••••{}",
+                crate::payouts::bank_name(&r.try_get::<String, _>("bank_bin")?),
+                &account[account.len().saturating_sub(4)..]
+            );
             let shop = shop_target(tx, r.try_get("shop_id")?).await?;
             let (subject, line) = match ev.kind.as_str() {
                 "payout_sent" => (
                     format!("Chợ Làng đang chuyển {amount} cho cửa hàng"),
-                    format!(
-                        "Khoản chi {code}: {amount} đang được chuyển vào tài khoản ••••{tail}."
-                    ),
+                    format!("Khoản chi {code}: {amount} đang được chuyển vào tài khoản {tail}."),
                 ),
                 "payout_paid" => (
                     format!("Đã chuyển {amount} vào tài khoản của cửa hàng"),
-                    format!("Khoản chi {code}: {amount} đã vào tài khoản ••••{tail}."),
+                    format!("Khoản chi {code}: {amount} đã vào tài khoản {tail}."),
                 ),
                 "payout_failed" => (
                     format!("Khoản chi {code} chưa chuyển được"),
@@ -774,7 +828,8 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
         "payout_account_changed" => {
             let shop = shop_target(tx, ev.ref_id).await?;
             let r = sqlx::query(
-                "SELECT bank_bin, bank_account_no, payout_hold_until FROM shops WHERE id = $1",
+                "SELECT s.bank_bin, s.bank_account_no, s.payout_hold_until, u.email AS owner_email
+                 FROM shops s LEFT JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
             )
             .bind(ev.ref_id)
             .fetch_one(&mut **tx)
@@ -782,23 +837,23 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             let account: String = r
                 .try_get::<Option<String>, _>("bank_account_no")?
                 .unwrap_or_default();
+            let tail = account[account.len().saturating_sub(4)..].to_string();
+            let bank = crate::payouts::bank_name(
+                &r.try_get::<Option<String>, _>("bank_bin")?
+                    .unwrap_or_default(),
+            );
+            let from = crate::domain::format_vn_time(
+                r.try_get::<Option<i64>, _>("payout_hold_until")?
+                    .unwrap_or(0),
+            );
             let msg = Message {
                 subject: "Tài khoản nhận tiền của cửa hàng vừa được đổi".into(),
                 greeting: format!("Chào {},", shop.name),
                 lines: vec![
                     format!(
-                        "Tài khoản nhận tiền vừa được đổi sang ngân hàng {} số ••••{}.",
-                        r.try_get::<Option<String>, _>("bank_bin")?
-                            .unwrap_or_default(),
-                        &account[account.len().saturating_sub(4)..]
+                        "Tài khoản nhận tiền vừa được đổi sang {bank}, số tài khoản ••••{tail}."
                     ),
-                    format!(
-                        "Để an toàn, tiền chỉ được chuyển vào tài khoản mới từ {}.",
-                        crate::domain::format_vn_time(
-                            r.try_get::<Option<i64>, _>("payout_hold_until")?
-                                .unwrap_or(0)
-                        )
-                    ),
+                    format!("Để an toàn, tiền chỉ được chuyển vào tài khoản mới từ {from}."),
                     "Nếu không phải bạn đổi, hãy đổi mật khẩu và báo cho Chợ Làng ngay.".into(),
                 ],
                 items: vec![],
@@ -806,16 +861,80 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 origins: Vec::new(),
                 link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
             };
-            // Every channel of the shop, whatever the seller chose (an attacker may have).
-            for_shop(
-                cfg,
-                &shop,
-                &format!("{key}:event-{}", ev.id),
-                &ev.kind,
-                &msg,
-                None,
-                true,
-            )
+            // Every channel of the shop, whatever the seller chose (an attacker may have),
+            // and the owner's own login email beside the shop's.
+            let event_key = format!("{key}:event-{}", ev.id);
+            let mut out = for_shop(cfg, &shop, &event_key, &ev.kind, &msg, None, true)?;
+            if let Some(owner) = r.try_get::<Option<String>, _>("owner_email")?
+                && shop.email.as_deref() != Some(owner.as_str())
+            {
+                out.push(NewNotice {
+                    key: format!("{event_key}:owner-email"),
+                    kind: ev.kind.clone(),
+                    channel: "email",
+                    recipient: owner,
+                    shop_id: Some(shop.id),
+                    payload: msg.email()?,
+                });
+            }
+            if let (Some(_), Some(template)) =
+                (&cfg.notify.zalo, &cfg.payouts.zalo_template_account)
+                && let Ok(p) = PhoneVn::parse(shop.zalo_phone.as_deref().unwrap_or(&shop.phone))
+            {
+                out.push(NewNotice {
+                    key: format!("{event_key}:zalo"),
+                    kind: ev.kind.clone(),
+                    channel: "zalo",
+                    recipient: p.international(),
+                    shop_id: Some(shop.id),
+                    payload: json!({"template_id": template,
+                        "template_data": {"bank": bank, "account_tail": tail, "from": from}}),
+                });
+            }
+            if out.is_empty() {
+                // Nobody can be told: kept for the admins, who are told now.
+                sqlx::query(
+                    "INSERT INTO unreachable_notices (shop_id, kind, event_key, at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (event_key) DO NOTHING",
+                )
+                .bind(shop.id)
+                .bind(ev.kind.clone())
+                .bind(event_key.clone())
+                .bind(crate::domain::now_ms())
+                .execute(&mut **tx)
+                .await?;
+                tracing::warn!(
+                    shop = shop.id,
+                    "payout account changed and no channel reaches the shop"
+                );
+                let admins = admins_emails(tx).await?;
+                let admin_msg = Message {
+                    subject: format!(
+                        "Không báo được cho cửa hàng {}: tài khoản nhận tiền vừa đổi",
+                        shop.name
+                    ),
+                    greeting: "Chào quản trị viên,".into(),
+                    lines: vec![
+                        format!(
+                            "Tài khoản nhận tiền của {} vừa được đổi sang {bank} ••••{tail}, nhưng cửa hàng không có kênh nào nhận được thông báo.",
+                            shop.name
+                        ),
+                        format!(
+                            "Hãy gọi cho cửa hàng ({}) để xác nhận trước {from}.",
+                            shop.phone
+                        ),
+                    ],
+                    items: vec![],
+                    total: String::new(),
+                    origins: Vec::new(),
+                    link: Some((
+                        format!("{base}/quan-tri/thong-bao"),
+                        "Xem thông báo lỗi".into(),
+                    )),
+                };
+                out.extend(admin_notices(&admins, &event_key, &ev.kind, &admin_msg)?);
+            }
+            Ok(out)
         }
         "test" => {
             let shop = shop_target(tx, ev.ref_id).await?;

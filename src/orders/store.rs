@@ -216,6 +216,7 @@ pub async fn create_checkout(
     req: &CheckoutRequest,
     expiry_minutes: i64,
     holds: &HoldLimits,
+    fee_bps: i64,
 ) -> Result<Created> {
     let mut tx = db.begin().await?;
     let units: i64 = req.items.iter().map(|(_, q)| *q).sum();
@@ -339,7 +340,7 @@ pub async fn create_checkout(
     };
     let payment_id: i64 = sqlx::query_scalar(
         "INSERT INTO payments (checkout_id, code, order_code, method, amount_vnd, status, expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $7) RETURNING id",
     )
     .bind(checkout_id)
     .bind(code.clone())
@@ -348,6 +349,7 @@ pub async fn create_checkout(
     .bind(total)
     .bind(expires_at)
     .bind(now)
+    .bind(crate::payments::state::PaymentStatus::Pending.as_str())
     .fetch_one(&mut *tx)
     .await?;
 
@@ -362,14 +364,16 @@ pub async fn create_checkout(
         let lines: Vec<&Snap> = snaps.iter().filter(|s| s.shop_id == *shop_id).collect();
         let order_total: i64 = lines.iter().map(|s| s.price * s.qty).sum();
         let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (code, checkout_id, shop_id, status, total_vnd, created_at, updated_at)
-             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $5) RETURNING id",
+            "INSERT INTO orders (code, checkout_id, shop_id, status, total_vnd, created_at, updated_at, fee_bps)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
         )
         .bind(format!("{code}-{}", n + 1))
         .bind(checkout_id)
         .bind(*shop_id)
+        .bind(OrderStatus::PendingPayment.as_str())
         .bind(order_total)
         .bind(now)
+        .bind(fee_bps)
         .fetch_one(&mut *tx)
         .await?;
         for s in lines {
@@ -673,9 +677,8 @@ pub async fn seller_move(
     user: &crate::accounts::User,
     code: &str,
     to: OrderStatus,
-    fee_bps: i64,
 ) -> Result<OrderView> {
-    seller_move_with(db, user, code, to, fee_bps, &Shipping::default()).await
+    seller_move_with(db, user, code, to, &Shipping::default()).await
 }
 
 pub async fn seller_move_with(
@@ -683,7 +686,6 @@ pub async fn seller_move_with(
     user: &crate::accounts::User,
     code: &str,
     to: OrderStatus,
-    fee_bps: i64,
     shipping: &Shipping,
 ) -> Result<OrderView> {
     let order = order_by_code(db, code).await?;
@@ -716,7 +718,7 @@ pub async fn seller_move_with(
             .await?;
         }
         OrderStatus::Delivered => {
-            crate::ledger::store::release_order(&mut tx, order.id, fee_bps).await?;
+            crate::ledger::store::release_order(&mut tx, order.id, None).await?;
         }
         OrderStatus::RefundDue => {
             crate::ledger::store::order_refund_due(&mut tx, order.id).await?;

@@ -7,8 +7,10 @@
 pub mod banks;
 pub mod code;
 pub mod providers;
+pub mod refunds;
 pub mod service;
 pub mod signatures;
+pub mod state;
 pub mod store;
 pub mod vietqr;
 pub mod webhooks;

@@ -77,7 +77,14 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
         max_open: cfg.checkout_max_open,
         max_units: cfg.checkout_max_held_units,
     };
-    let created = create_checkout(db, req, cfg.payments.expiry_minutes, &holds).await?;
+    let created = create_checkout(
+        db,
+        req,
+        cfg.payments.expiry_minutes,
+        &holds,
+        cfg.payouts.fee_bps,
+    )
+    .await?;
     if req.method == Method::Vietqr {
         return Ok(created.checkout_id);
     }
@@ -151,10 +158,9 @@ pub fn bank_out(collect: Option<&CollectAccount>) -> Option<BankOut> {
 
 /// `GET /api/v1/payments/{code}`: where a payment stands.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentStatus {
+pub struct PaymentState {
     pub code: String,
-    /// `pending`, `partially_paid`, `paid`, `expired`, `refunded`, …
-    pub status: String,
+    pub status: crate::payments::state::PaymentStatus,
     pub amount_vnd: i64,
     pub amount_paid_vnd: i64,
     pub amount_remaining_vnd: i64,
@@ -166,10 +172,10 @@ pub struct PaymentStatus {
     pub expires_at_local: String,
 }
 
-pub fn payment_status(p: &PaymentView) -> PaymentStatus {
-    PaymentStatus {
+pub fn payment_status(p: &PaymentView) -> PaymentState {
+    PaymentState {
         code: p.code.clone(),
-        status: p.status.clone(),
+        status: p.status,
         amount_vnd: p.amount_vnd,
         amount_paid_vnd: p.amount_paid_vnd,
         amount_remaining_vnd: p.amount_remaining_vnd,
@@ -211,7 +217,7 @@ pub struct CheckoutPaymentOut {
     pub order_code: i64,
     /// `vietqr`, `payos` or `stripe`.
     pub method: String,
-    pub status: String,
+    pub status: crate::payments::state::PaymentStatus,
     pub amount_vnd: i64,
     /// The EMVCo VietQR text to show as a QR code (bank transfers).
     pub vietqr_payload: Option<String>,
@@ -265,7 +271,7 @@ pub async fn checkout_out(db: &Db, cfg: &Config, checkout_id: i64) -> Result<Che
         code: p.code.clone(),
         order_code: p.order_code,
         method: p.method.clone(),
-        status: p.status.clone(),
+        status: p.status,
         amount_vnd: p.amount_vnd,
         vietqr_payload: qr_payload(cfg, &p)?,
         qr_png_url: format!("{}/pay/{}/qr.png", cfg.public_url, p.code),

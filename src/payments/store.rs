@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::code::{PaymentCode, candidates};
+use super::state::{PaymentStatus, TxnStatus};
 use crate::accounts::User;
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
@@ -67,18 +68,33 @@ pub enum Outcome {
     Unmatched,
     Applied {
         payment: String,
-        status: String,
+        status: PaymentStatus,
     },
 }
 
-/// Record and match one transaction, all in one database transaction.
+/// The bank's reference as it identifies one transfer across feeds (our bank feed and Casso
+/// report the same transfer with the same reference and amount).
+fn money_ref(t: &Incoming) -> Option<String> {
+    if t.amount <= 0 || !t.success {
+        return None;
+    }
+    t.reference
+        .as_deref()
+        .map(|r| r.trim().to_uppercase())
+        .filter(|r| !r.is_empty())
+}
+
+/// Record and match one transaction, all in one database transaction. A transfer already
+/// counted from another feed (same bank reference and amount, unique `money_ref`) is kept
+/// as a duplicate delivery, not money.
 pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
     let mut tx = db.begin().await?;
+    let reference = money_ref(t);
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO bank_transactions (provider, provider_txn_id, amount_vnd, description, account_number,
-           reference, transaction_time, raw, status, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unmatched', $9)
-         ON CONFLICT (provider, provider_txn_id) DO NOTHING RETURNING id",
+           reference, transaction_time, raw, status, received_at, money_ref)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(t.provider.as_str())
     .bind(t.txn_id.clone())
@@ -88,18 +104,58 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
     .bind(t.reference.clone())
     .bind(t.time.clone())
     .bind(t.raw.clone())
+    .bind(TxnStatus::Unmatched.as_str())
     .bind(now_ms())
+    .bind(reference.clone())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(txn_row) = inserted else {
+        let same: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bank_transactions WHERE provider = $1 AND provider_txn_id = $2",
+        )
+        .bind(t.provider.as_str())
+        .bind(t.txn_id.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+        if same == 0 {
+            // Another feed already counted this transfer: keep this delivery, as no money.
+            let first: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM bank_transactions WHERE money_ref = $1 AND amount_vnd = $2",
+            )
+            .bind(reference.clone())
+            .bind(t.amount)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO bank_transactions (provider, provider_txn_id, amount_vnd, description,
+                   account_number, reference, transaction_time, raw, status, received_at, duplicate_of)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (provider, provider_txn_id) DO NOTHING",
+            )
+            .bind(t.provider.as_str())
+            .bind(t.txn_id.clone())
+            .bind(t.amount)
+            .bind(t.description.clone())
+            .bind(t.account_number.clone())
+            .bind(t.reference.clone())
+            .bind(t.time.clone())
+            .bind(t.raw.clone())
+            .bind(TxnStatus::Ignored.as_str())
+            .bind(now_ms())
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+            tracing::info!(
+                provider = t.provider.as_str(),
+                amount = t.amount,
+                "transfer already counted from another feed; kept as a duplicate delivery"
+            );
+        }
         tx.commit().await?;
         return Ok(Outcome::Duplicate);
     };
     if t.amount <= 0 || !t.success {
-        sqlx::query("UPDATE bank_transactions SET status = 'ignored' WHERE id = $1")
-            .bind(txn_row)
-            .execute(&mut *tx)
-            .await?;
+        set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Ignored).await?;
         // Money going out of the collecting account may be a payout the treasurer made
         // from the bank app: confirmed when it names a payout and its exact amount.
         if t.amount < 0 && t.success {
@@ -122,11 +178,24 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         tx.commit().await?;
         return Ok(Outcome::Ignored);
     }
+    // A payout the bank sent back (its code in the description, its exact amount): the
+    // money is the shop's again, not a buyer's.
+    if crate::payouts::store::returned_from_feed(&mut tx, txn_row, t.amount, &t.description).await?
+    {
+        set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Ignored).await?;
+        sqlx::query("UPDATE bank_transactions SET money_ref = NULL WHERE id = $1")
+            .bind(txn_row)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(Outcome::Ignored);
+    }
     let Some(payment_id) = find_payment(&mut tx, t).await? else {
         ledger::post(
             &mut tx,
             &crate::ledger::transfer_unmatched(t.amount),
             ledger::Refs::txn(txn_row),
+            &ledger::keys::transfer(txn_row),
             "",
         )
         .await?;
@@ -147,21 +216,75 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
             txn: Some(txn_row),
             ..Default::default()
         },
+        &ledger::keys::transfer(txn_row),
         "",
     )
     .await?;
     let (code, status) = apply_money(&mut tx, payment_id, t.amount).await?;
-    sqlx::query("UPDATE bank_transactions SET payment_id = $1, status = 'matched' WHERE id = $2")
+    sqlx::query("UPDATE bank_transactions SET payment_id = $1 WHERE id = $2")
         .bind(payment_id)
         .bind(txn_row)
         .execute(&mut *tx)
         .await?;
+    set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Matched).await?;
     tx.commit().await?;
-    tracing::info!(payment = %code, status = %status, "transfer matched");
+    tracing::info!(payment = %code, status = %status.as_str(), "transfer matched");
     Ok(Outcome::Applied {
         payment: code,
         status,
     })
+}
+
+/// Move an incoming transaction's status, checked by `TxnStatus::transition` and guarded by
+/// `WHERE status = from` (a second claim finds nothing and is refused with 409).
+pub(crate) async fn set_txn_status(
+    tx: &mut Tx,
+    txn: i64,
+    from: TxnStatus,
+    to: TxnStatus,
+) -> Result<()> {
+    from.transition(to)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.to_string())))?;
+    let n = sqlx::query("UPDATE bank_transactions SET status = $1 WHERE id = $2 AND status = $3")
+        .bind(to.as_str())
+        .bind(txn)
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict(
+            "giao dịch này không còn ở trạng thái chưa khớp".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Move a payment's status, checked by `PaymentStatus::transition`, under the payment's lock.
+pub(crate) async fn set_payment_status(
+    tx: &mut Tx,
+    payment: i64,
+    from: PaymentStatus,
+    to: PaymentStatus,
+) -> Result<()> {
+    from.transition(to)
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    let n = sqlx::query(
+        "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(to.as_str())
+    .bind(now_ms())
+    .bind(payment)
+    .bind(from.as_str())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(AppError::Conflict(
+            "thanh toán vừa thay đổi, vui lòng tải lại".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn find_payment(tx: &mut Tx, t: &Incoming) -> Result<Option<i64>> {
@@ -199,17 +322,22 @@ async fn find_payment(tx: &mut Tx, t: &Incoming) -> Result<Option<i64>> {
     Ok(None)
 }
 
-struct Locked {
-    code: String,
-    status: String,
-    amount: i64,
-    paid: i64,
-    expires_at: i64,
-    checkout_id: i64,
+pub(crate) struct Locked {
+    pub code: String,
+    pub status: PaymentStatus,
+    pub amount: i64,
+    pub paid: i64,
+    pub expires_at: i64,
+    pub checkout_id: i64,
+}
+
+fn parse_status(s: &str) -> Result<PaymentStatus> {
+    PaymentStatus::parse(s)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown payment status {s:?}")))
 }
 
 /// Take the payment's row lock (PostgreSQL; SQLite already holds its write lock) and read it.
-async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
+pub(crate) async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
     sqlx::query("UPDATE payments SET updated_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(payment_id)
@@ -223,7 +351,7 @@ async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
     .await?;
     Ok(Locked {
         code: r.try_get("code")?,
-        status: r.try_get("status")?,
+        status: parse_status(&r.try_get::<String, _>("status")?)?,
         amount: r.try_get("amount_vnd")?,
         paid: r.try_get("amount_paid_vnd")?,
         expires_at: r.try_get("expires_at")?,
@@ -232,7 +360,12 @@ async fn lock_payment(tx: &mut Tx, payment_id: i64) -> Result<Locked> {
 }
 
 /// Add money to a payment and move it (and its orders) on. Returns (code, new status).
-pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(String, String)> {
+pub async fn apply_money(
+    tx: &mut Tx,
+    payment_id: i64,
+    amount: i64,
+) -> Result<(String, PaymentStatus)> {
+    use PaymentStatus as P;
     let p = lock_payment(tx, payment_id).await?;
     let now = now_ms();
     let paid = p
@@ -251,10 +384,10 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
         .fetch_one(&mut **tx)
         .await?;
     let expired_orders = orders_in(OrderStatus::Expired).fetch_one(&mut **tx).await?;
-    let status = match p.status.as_str() {
+    let status = match p.status {
         // Every order was cancelled by its seller: nothing is left to pay for, so the money
         // is owed back (and shows in reconciliation), never "paid" for a cancelled order.
-        "pending" | "underpaid" | "expired" if open_orders == 0 && expired_orders == 0 => {
+        P::Pending | P::Underpaid | P::Expired if open_orders == 0 && expired_orders == 0 => {
             set_checkout_orders(
                 tx,
                 p.checkout_id,
@@ -264,9 +397,9 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
                 None,
             )
             .await?;
-            "refund_due"
+            P::RefundDue
         }
-        "pending" | "underpaid" if paid >= p.amount => {
+        P::Pending | P::Underpaid if paid >= p.amount => {
             // Not yet swept: the stock is still reserved, so even a late payment is honoured.
             set_checkout_orders(
                 tx,
@@ -277,36 +410,32 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
                 None,
             )
             .await?;
-            "paid"
+            P::Paid
         }
-        "pending" | "underpaid" => "underpaid",
-        "expired" if paid >= p.amount => {
+        P::Pending | P::Underpaid => P::Underpaid,
+        P::Expired if paid >= p.amount => {
             // The sweep released the stock: take it again if it is still there.
-            if reserve_all(tx, p.checkout_id).await? {
-                set_checkout_orders(
-                    tx,
-                    p.checkout_id,
-                    OrderStatus::Expired,
-                    OrderStatus::Paid,
-                    Actor::System,
-                    None,
-                )
-                .await?;
-                "paid"
+            let to = if reserve_all(tx, p.checkout_id).await? {
+                OrderStatus::Paid
             } else {
-                set_checkout_orders(
-                    tx,
-                    p.checkout_id,
-                    OrderStatus::Expired,
-                    OrderStatus::RefundDue,
-                    Actor::System,
-                    None,
-                )
-                .await?;
-                "refund_due"
+                OrderStatus::RefundDue
+            };
+            set_checkout_orders(
+                tx,
+                p.checkout_id,
+                OrderStatus::Expired,
+                to,
+                Actor::System,
+                None,
+            )
+            .await?;
+            if to == OrderStatus::Paid {
+                P::Paid
+            } else {
+                P::RefundDue
             }
         }
-        "expired" => {
+        P::Expired => {
             set_checkout_orders(
                 tx,
                 p.checkout_id,
@@ -316,27 +445,31 @@ pub async fn apply_money(tx: &mut Tx, payment_id: i64, amount: i64) -> Result<(S
                 None,
             )
             .await?;
-            "refund_due"
+            P::RefundDue
         }
-        "paid" => "paid",
+        P::Paid => P::Paid,
         // Money for something already being refunded (or refunded) is owed back too.
-        _ => "refund_due",
+        P::RefundDue | P::Refunded => P::RefundDue,
     };
-    notify_payment_change(tx, payment_id, p.checkout_id, &p.status, status).await?;
+    p.status
+        .transition(status)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.to_string())))?;
+    notify_payment_change(tx, payment_id, p.checkout_id, p.status, status).await?;
     sqlx::query(
         "UPDATE payments SET amount_paid_vnd = $1, status = $2, late = CASE WHEN $3 = 1 THEN 1 ELSE late END,
-           paid_at = CASE WHEN $2 = 'paid' AND paid_at IS NULL THEN $4 ELSE paid_at END, updated_at = $4
+           paid_at = CASE WHEN $6 = 1 AND paid_at IS NULL THEN $4 ELSE paid_at END, updated_at = $4
          WHERE id = $5",
     )
     .bind(paid)
-    .bind(status)
+    .bind(status.as_str())
     .bind(i64::from(late))
     .bind(now)
     .bind(payment_id)
+    .bind(i64::from(status == P::Paid))
     .execute(&mut **tx)
     .await?;
     ledger::settle_payment(tx, payment_id).await?;
-    Ok((p.code, status.to_string()))
+    Ok((p.code, status))
 }
 
 /// Outbox events for a payment's change, in the same transaction: every order that just
@@ -345,21 +478,22 @@ async fn notify_payment_change(
     tx: &mut Tx,
     payment_id: i64,
     checkout_id: i64,
-    before: &str,
-    after: &str,
+    before: PaymentStatus,
+    after: PaymentStatus,
 ) -> Result<()> {
-    if after == "paid" && before != "paid" {
+    if after == PaymentStatus::Paid && before != PaymentStatus::Paid {
         let paid: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE checkout_id = $1 AND status = 'paid' ORDER BY id",
+            "SELECT id FROM orders WHERE checkout_id = $1 AND status = $2 ORDER BY id",
         )
         .bind(checkout_id)
+        .bind(OrderStatus::Paid.as_str())
         .fetch_all(&mut **tx)
         .await?;
         for id in paid {
             crate::notify::event(tx, "order_paid", id).await?;
         }
     }
-    if after == "refund_due" {
+    if after == PaymentStatus::RefundDue {
         crate::notify::event(tx, "refund_due", payment_id).await?;
     }
     Ok(())
@@ -389,7 +523,7 @@ async fn reserve_all(tx: &mut Tx, checkout_id: i64) -> Result<bool> {
 pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> Result<bool> {
     let mut tx = db.begin().await?;
     let p = lock_payment(&mut tx, payment_id).await?;
-    if !matches!(p.status.as_str(), "pending" | "underpaid") {
+    if !p.status.is_open() {
         tx.commit().await?;
         return Ok(false);
     }
@@ -428,16 +562,15 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
     for id in open {
         crate::notify::event(&mut tx, "order_closed", id).await?;
     }
-    let status = if p.paid > 0 { "refund_due" } else { "expired" };
+    let status = if p.paid > 0 {
+        PaymentStatus::RefundDue
+    } else {
+        PaymentStatus::Expired
+    };
     if p.paid > 0 {
         crate::notify::event(&mut tx, "refund_due", payment_id).await?;
     }
-    sqlx::query("UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status)
-        .bind(now_ms())
-        .bind(payment_id)
-        .execute(&mut *tx)
-        .await?;
+    set_payment_status(&mut tx, payment_id, p.status, status).await?;
     ledger::settle_payment(&mut tx, payment_id).await?;
     tx.commit().await?;
     Ok(true)
@@ -502,14 +635,16 @@ pub async fn cancel_unpaid_order(
             None,
         )
         .await?;
-        sqlx::query("UPDATE payments SET status = 'refund_due', cancelled_at = $1, updated_at = $1 WHERE id = $2")
+        set_payment_status(tx, payment_id, p.status, PaymentStatus::RefundDue).await?;
+        sqlx::query("UPDATE payments SET cancelled_at = $1 WHERE id = $2")
             .bind(now)
             .bind(payment_id)
             .execute(&mut **tx)
             .await?;
         crate::notify::event(tx, "refund_due", payment_id).await?;
     } else {
-        sqlx::query("UPDATE payments SET status = 'expired', cancelled_at = $1, updated_at = $1 WHERE id = $2")
+        set_payment_status(tx, payment_id, p.status, PaymentStatus::Expired).await?;
+        sqlx::query("UPDATE payments SET cancelled_at = $1 WHERE id = $2")
             .bind(now)
             .bind(payment_id)
             .execute(&mut **tx)
@@ -541,7 +676,7 @@ pub struct PaymentView {
     pub code: String,
     pub order_code: i64,
     pub method: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub amount_vnd: i64,
     pub amount_paid_vnd: i64,
     pub amount_remaining_vnd: i64,
@@ -569,7 +704,7 @@ fn payment_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentView> {
         code: r.try_get("code")?,
         order_code: r.try_get("order_code")?,
         method: r.try_get("method")?,
-        status: r.try_get("status")?,
+        status: parse_status(&r.try_get::<String, _>("status")?)?,
         amount_vnd: amount,
         amount_paid_vnd: paid,
         amount_remaining_vnd: (amount - paid).max(0),
@@ -621,7 +756,8 @@ pub async fn payment_of_checkout(db: &Db, checkout_id: i64) -> Result<PaymentVie
 pub async fn payments_needing_attention(db: &Db) -> Result<Vec<(String, PaymentView)>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{PAYMENT_SELECT} WHERE status IN ('underpaid', 'refund_due') OR late = 1
-            OR (status = 'paid' AND amount_paid_vnd - amount_vnd > refunded_vnd)
+            OR (status = 'paid' AND amount_paid_vnd - amount_vnd > refunded_vnd
+                - (SELECT COALESCE(SUM(o.refunded_vnd), 0) FROM orders o WHERE o.checkout_id = payments.checkout_id))
          ORDER BY updated_at DESC LIMIT 500"
     )))
     .fetch_all(&db.pool)
@@ -629,10 +765,17 @@ pub async fn payments_needing_attention(db: &Db) -> Result<Vec<(String, PaymentV
     let mut out = Vec::new();
     for r in &rows {
         let p = payment_from_row(r)?;
-        let reason = match p.status.as_str() {
-            "underpaid" => "underpaid",
-            "refund_due" => "refund_due",
-            _ if p.overpaid_vnd > p.refunded_vnd => "overpaid",
+        // Order-level refunds are not the overpayment's.
+        let orders_refunded: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(refunded_vnd), 0) AS BIGINT) FROM orders WHERE checkout_id = $1",
+        )
+        .bind(p.checkout_id)
+        .fetch_one(&db.pool)
+        .await?;
+        let reason = match p.status {
+            PaymentStatus::Underpaid => "underpaid",
+            PaymentStatus::RefundDue => "refund_due",
+            _ if p.overpaid_vnd > p.refunded_vnd - orders_refunded => "overpaid",
             _ => "late",
         };
         out.push((reason.to_string(), p));
@@ -713,17 +856,12 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| AppError::field("payment_code", "không có thanh toán với mã này"))?;
-    let claimed = sqlx::query("UPDATE bank_transactions SET status = 'matched', payment_id = $1 WHERE id = $2 AND status = 'unmatched'")
+    set_txn_status(&mut tx, txn_id, TxnStatus::Unmatched, TxnStatus::Matched).await?;
+    sqlx::query("UPDATE bank_transactions SET payment_id = $1 WHERE id = $2")
         .bind(payment_id)
         .bind(txn_id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if claimed != 1 {
-        return Err(AppError::Conflict(
-            "giao dịch này không còn ở trạng thái chưa khớp".into(),
-        ));
-    }
+        .await?;
     let amount: i64 = sqlx::query_scalar("SELECT amount_vnd FROM bank_transactions WHERE id = $1")
         .bind(txn_id)
         .fetch_one(&mut *tx)
@@ -736,6 +874,7 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
             txn: Some(txn_id),
             ..Default::default()
         },
+        &format!("assign:txn:{txn_id}"),
         "",
     )
     .await?;
@@ -748,7 +887,7 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
         &format!(
             "{} → thanh toán {code} ({})",
             crate::domain::money::format_vnd(amount),
-            status_words(&status)
+            status.label()
         ),
     )
     .await?;
@@ -763,18 +902,7 @@ pub async fn assign(db: &Db, admin: &User, txn_id: i64, payment_code: &str) -> R
 pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()> {
     admin.require_admin()?;
     let mut tx = db.begin().await?;
-    let n = sqlx::query(
-        "UPDATE bank_transactions SET status = 'refunded' WHERE id = $1 AND status = 'unmatched'",
-    )
-    .bind(txn_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n != 1 {
-        return Err(AppError::Conflict(
-            "giao dịch này không còn ở trạng thái chưa khớp".into(),
-        ));
-    }
+    set_txn_status(&mut tx, txn_id, TxnStatus::Unmatched, TxnStatus::Refunded).await?;
     let amount: i64 = sqlx::query_scalar("SELECT amount_vnd FROM bank_transactions WHERE id = $1")
         .bind(txn_id)
         .fetch_one(&mut *tx)
@@ -783,6 +911,7 @@ pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()
         &mut tx,
         &crate::ledger::suspense_returned(amount),
         ledger::Refs::txn(txn_id),
+        &ledger::keys::returned(txn_id),
         "",
     )
     .await?;
@@ -798,120 +927,31 @@ pub async fn refund_transaction(db: &Db, admin: &User, txn_id: i64) -> Result<()
     Ok(())
 }
 
-/// An admin records a refund on a payment: everything received when the payment is
-/// refund_due (its orders become refunded), or the overpaid part of a paid payment.
+/// An admin records a refund on a payment: what it holds that no order is owed (all of a
+/// refund-due payment, the overpaid part of a paid one), through `refunds::record`.
 pub async fn refund_payment(db: &Db, admin: &User, code: &str) -> Result<PaymentView> {
     admin.require_admin()?;
     let p = payment_by_code(db, code).await?;
-    let mut tx = db.begin().await?;
-    let locked = lock_payment(&mut tx, p.id).await?;
-    let refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM payments WHERE id = $1")
-        .bind(p.id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (new_refunded, new_status) = match locked.status.as_str() {
-        "refund_due" => {
-            set_checkout_orders(
-                &mut tx,
-                locked.checkout_id,
-                OrderStatus::RefundDue,
-                OrderStatus::Refunded,
-                Actor::Admin,
-                Some(admin.id.0),
-            )
-            .await?;
-            (locked.paid, "refunded")
-        }
-        "paid" if locked.paid - locked.amount > refunded => (locked.paid - locked.amount, "paid"),
-        _ => {
-            return Err(AppError::Conflict(
-                "thanh toán này không có khoản nào cần hoàn".into(),
-            ));
-        }
-    };
-    sqlx::query(
-        "UPDATE payments SET refunded_vnd = $1, status = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(new_refunded)
-    .bind(new_status)
-    .bind(now_ms())
-    .bind(p.id)
-    .execute(&mut *tx)
-    .await?;
-    // Whatever was still held for the payment is owed back first, then paid out.
-    ledger::settle_payment(&mut tx, p.id).await?;
-    ledger::post(
-        &mut tx,
-        &crate::ledger::refund_paid(new_refunded - refunded),
-        ledger::Refs::payment(p.id),
-        "",
-    )
-    .await?;
-    audit(
-        &mut tx,
-        admin,
-        "refund_payment",
-        &format!("payment:{}", p.code),
-        &format!(
-            "Đã hoàn {}",
-            crate::domain::money::format_vnd(new_refunded - refunded)
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    super::refunds::record(db, admin, p.id, super::refunds::Target::Payment).await?;
     payment_by_code(db, code).await
 }
 
-/// Orders a seller cancelled after payment, waiting for their money to go back.
+/// An order cancelled after payment (or never paid in full) gets its money back, as far as
+/// the payment received it, through `refunds::record`.
 pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()> {
     admin.require_admin()?;
     let order = crate::orders::store::order_by_code(db, order_code).await?;
-    let mut tx = db.begin().await?;
-    crate::orders::store::set_status(
-        &mut tx,
-        order.id,
-        order.status,
-        OrderStatus::Refunded,
-        Actor::Admin,
-        Some(admin.id.0),
-    )
-    .await?;
-    ledger::post(
-        &mut tx,
-        &crate::ledger::refund_paid(order.total_vnd),
-        ledger::Refs::order(order.id),
-        "",
-    )
-    .await?;
-    // Recorded on the order (status, order event) and in the audit log. `payments.refunded_vnd`
-    // stays the money returned at payment level (overpayments, refund-due payments), so an
-    // order refund can neither hide nor be overwritten by an overpayment refund.
-    audit(
-        &mut tx,
-        admin,
-        "refund_order",
-        &format!("order:{}", order.code),
-        &format!(
-            "Đã hoàn {}",
-            crate::domain::money::format_vnd(order.total_vnd)
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let payment: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE checkout_id = $1")
+        .bind(order.checkout_id)
+        .fetch_one(&db.pool)
+        .await?;
+    super::refunds::record(db, admin, payment, super::refunds::Target::Order(order.id)).await?;
     Ok(())
 }
 
 /// A payment status in the words buyers and admins read.
 pub fn status_words(status: &str) -> &'static str {
-    match status {
-        "pending" => "chờ chuyển khoản",
-        "underpaid" => "đã nhận một phần",
-        "paid" => "đã thanh toán",
-        "expired" => "hết hạn thanh toán",
-        "refund_due" => "chờ hoàn tiền",
-        "refunded" => "đã hoàn tiền",
-        _ => "",
-    }
+    PaymentStatus::parse(status).map_or("", PaymentStatus::label)
 }
 
 /// What an audited action is called on the admin pages (the log keeps the stable code).
@@ -924,6 +964,7 @@ pub fn audit_action_words(action: &str) -> String {
         "payout_account_changed" => "Đổi tài khoản nhận tiền",
         "payout_run" => "Tạo đợt chi trả",
         "payout_marked_paid" => "Xác nhận đã chi trả",
+        "payout_marked_failed" => "Ghi nhận chi trả không thành công",
         "outflow_explained" => "Giải thích tiền ra",
         other => return other.to_string(),
     }

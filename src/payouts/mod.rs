@@ -5,6 +5,7 @@
 //! `payos` talks to the payOS Payouts API and follows each payout until it settles.
 
 pub mod payos;
+pub mod state;
 pub mod store;
 
 use hmac::{Hmac, Mac};
@@ -189,11 +190,20 @@ pub struct CsvRow<'a> {
     pub amount: i64,
 }
 
+/// A bank's name as people know it ("Agribank"), from its BIN; the BIN itself only for a
+/// bank missing from the list.
+pub fn bank_name(bin: &str) -> String {
+    crate::payments::banks::BankBin::parse(bin)
+        .ok()
+        .and_then(|b| b.bank().map(|b| b.short_name.to_string()))
+        .unwrap_or_else(|| format!("ngân hàng mã {bin}"))
+}
+
 /// The run as CSV for banks' bulk-transfer uploads: sequence, beneficiary account, name
-/// (upper case, no diacritics), bank (BIN and code), amount, description.
+/// (upper case, no diacritics), bank (BIN, code and name), amount, description. Cells are
+/// safe to open in a spreadsheet (`domain::sheet`).
 pub fn bulk_csv(rows: &[CsvRow]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    let mut w = crate::domain::sheet::Sheet::new(&[
         "stt",
         "so_tai_khoan",
         "ten_nguoi_nhan",
@@ -201,14 +211,14 @@ pub fn bulk_csv(rows: &[CsvRow]) -> String {
         "ngan_hang",
         "so_tien",
         "noi_dung",
-    ])
-    .expect("csv");
+        "ten_ngan_hang",
+    ]);
     for (i, r) in rows.iter().enumerate() {
         let bank = crate::payments::banks::BankBin::parse(r.bank_bin)
             .ok()
             .and_then(|b| b.bank().map(|b| b.code))
             .unwrap_or("");
-        w.write_record([
+        w.row(&[
             (i + 1).to_string(),
             r.account_no.to_string(),
             r.account_name.to_string(),
@@ -216,10 +226,10 @@ pub fn bulk_csv(rows: &[CsvRow]) -> String {
             bank.to_string(),
             r.amount.to_string(),
             description(r.code),
-        ])
-        .expect("csv");
+            bank_name(r.bank_bin),
+        ]);
     }
-    String::from_utf8(w.into_inner().expect("csv")).expect("utf8")
+    w.into_string()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use super::state::PayoutStatus;
 use super::{Settled, settled, sign, verify};
 use crate::config::{Config, PayosConfig};
 use crate::db::Db;
@@ -119,6 +120,63 @@ pub async fn fetch(cfg: &PayosConfig, timeout_ms: u64, id: &str) -> Answer {
     answer(cfg, r).await
 }
 
+/// `GET /v1/payouts?referenceId=…`: the payout payOS holds under our code, if any (after a
+/// send whose first answer was lost, a 4xx on the retry may mean "already created").
+pub async fn lookup(cfg: &PayosConfig, timeout_ms: u64, code: &str) -> Answer {
+    let r = client(timeout_ms)
+        .get(format!("{}/v1/payouts", cfg.api_url))
+        .query(&[("referenceId", code), ("limit", "1")])
+        .header("x-client-id", &cfg.client_id)
+        .header("x-api-key", &cfg.api_key)
+        .send()
+        .await;
+    let (status, sig, body) = match r {
+        Err(e) => return Answer::Retry(format!("payOS unreachable: {e}")),
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let sig = resp
+                .headers()
+                .get("x-signature")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string);
+            (status, sig, resp.text().await.unwrap_or_default())
+        }
+    };
+    if status >= 500 || status == 429 {
+        return Answer::Retry(format!("payOS HTTP {status}"));
+    }
+    let Ok(v) = serde_json::from_str::<Value>(&body) else {
+        return Answer::Retry(format!("payOS HTTP {status}: unreadable body"));
+    };
+    if v["code"].as_str() != Some("00") {
+        return Answer::Refused(format!(
+            "payOS {}: {}",
+            v["code"].as_str().unwrap_or(""),
+            v["desc"].as_str().unwrap_or("")
+        ));
+    }
+    let data = &v["data"];
+    match sig {
+        Some(sig) if verify(&cfg.checksum_key, data, &sig) => {}
+        _ => return Answer::Retry("payOS answer with a missing or wrong x-signature".into()),
+    }
+    let found = data["payouts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["referenceId"].as_str() == Some(code));
+    match found.and_then(|p| p["id"].as_str().map(|id| (id, p))) {
+        Some((id, p)) => Answer::Ok {
+            id: id.to_string(),
+            state: p["transactions"][0]["state"]
+                .as_str()
+                .unwrap_or("RECEIVED")
+                .to_string(),
+        },
+        None => Answer::Refused(format!("payOS has no payout {code}")),
+    }
+}
+
 /// One pass of the follow-up job: send payOS payouts not yet accepted, and ask about those
 /// accepted until they settle. Each payout is claimed by pushing its next check out first
 /// (a conditional update), so two workers never handle one at once. Returns how many
@@ -164,7 +222,7 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
                 other => other,
             },
             _ => {
-                send(
+                let sent = send(
                     pc,
                     cfg.payouts.payos_timeout_ms,
                     &code,
@@ -172,19 +230,36 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
                     &r.try_get::<String, _>("bank_bin")?,
                     &r.try_get::<String, _>("account_no")?,
                 )
-                .await
+                .await;
+                match sent {
+                    // A retried send refused: the first one may have gone through with its
+                    // answer lost. Ask payOS for the payout by its reference before failing
+                    // it; only "none under this code" fails it.
+                    Answer::Refused(why) if attempts > 0 => {
+                        match lookup(pc, cfg.payouts.payos_timeout_ms, &code).await {
+                            Answer::Refused(_) => Answer::Refused(why),
+                            other => other,
+                        }
+                    }
+                    other => other,
+                }
             }
         };
         let mut tx = db.begin().await?;
         match answer {
             Answer::Ok { id: pid, state } => {
-                if status == "pending" {
+                if status == PayoutStatus::Pending.as_str() {
+                    PayoutStatus::Pending
+                        .transition(PayoutStatus::Sent)
+                        .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
                     sqlx::query(
-                        "UPDATE payouts SET status = 'sent', provider_id = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+                        "UPDATE payouts SET status = $4, provider_id = $1, updated_at = $2 WHERE id = $3 AND status = $5",
                     )
                     .bind(pid)
                     .bind(now_ms())
                     .bind(id)
+                    .bind(PayoutStatus::Sent.as_str())
+                    .bind(PayoutStatus::Pending.as_str())
                     .execute(&mut *tx)
                     .await?;
                     crate::notify::event(&mut tx, "payout_sent", id).await?;

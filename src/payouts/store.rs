@@ -5,14 +5,15 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::state::PayoutStatus;
 use super::{PayoutAccount, new_code};
 use crate::accounts::User;
 use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::{AppError, Result};
+use crate::ledger as journals;
 use crate::ledger::store::{self as ledger, Refs};
-use crate::ledger::{self as journals, Account};
 use crate::payments::store::audit;
 
 /// A seller sets where their shop's money goes. The password is asked again (a stolen
@@ -27,15 +28,7 @@ pub async fn set_account(
     password: &str,
 ) -> Result<i64> {
     crate::catalog::store::authorize_shop(user, shop)?;
-    let key = format!("payout-account:{}", user.id.0);
-    if !crate::limits::take(db, &key, 5, 15 * 60_000).await? {
-        return Err(AppError::TooManyAttempts(15));
-    }
-    let hash = crate::accounts::store::password_hash_of(db, user.id).await?;
-    if !crate::accounts::verify_password(password.to_string(), hash).await? {
-        return Err(AppError::field("password", "Mật khẩu không đúng"));
-    }
-    crate::limits::clear(db, &key).await?;
+    crate::accounts::store::confirm_password(db, user.id, password).await?;
     let hold_until = now_ms() + cfg.payouts.account_hold_hours * 3_600_000;
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -52,7 +45,7 @@ pub async fn set_account(
     .await?;
     let masked = format!(
         "{} ••••{}",
-        account.bank_bin,
+        super::bank_name(&account.bank_bin),
         &account.account_no[account.account_no.len().saturating_sub(4)..]
     );
     audit(
@@ -73,7 +66,7 @@ pub struct PayoutView {
     pub code: String,
     pub shop: ShopRef,
     pub amount_vnd: i64,
-    pub status: String,
+    pub status: PayoutStatus,
     pub method: String,
     pub bank: BankRef,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +96,8 @@ pub struct ShopRef {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BankRef {
     pub bin: String,
+    /// The bank's name as people know it ("Vietcombank"), never the BIN alone.
+    pub bank_name: String,
     pub account_no: String,
     pub account_name: String,
 }
@@ -113,11 +108,18 @@ const PAYOUT_SELECT: &str =
        po.bank_reference, po.last_error, po.created_at, po.paid_at
      FROM payouts po JOIN shops s ON s.id = po.shop_id JOIN payout_runs r ON r.id = po.run_id";
 
+fn parse_status(s: &str) -> Result<PayoutStatus> {
+    PayoutStatus::parse(s)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unknown payout status {s:?}")))
+}
+
 fn payout_from_row(r: &AnyRow) -> Result<PayoutView> {
     let method: String = r.try_get("method")?;
     let code: String = r.try_get("code")?;
+    let bin: String = r.try_get("bank_bin")?;
     let bank = BankRef {
-        bin: r.try_get("bank_bin")?,
+        bank_name: super::bank_name(&bin).to_string(),
+        bin,
         account_no: r.try_get("account_no")?,
         account_name: r.try_get("account_name")?,
     };
@@ -150,7 +152,7 @@ fn payout_from_row(r: &AnyRow) -> Result<PayoutView> {
             name: r.try_get("name")?,
         },
         amount_vnd: amount,
-        status: r.try_get("status")?,
+        status: parse_status(&r.try_get::<String, _>("status")?)?,
         method,
         bank,
         vietqr_payload,
@@ -245,10 +247,178 @@ pub async fn recent_runs(db: &Db, limit: i64) -> Result<Vec<(String, String, i64
         .collect()
 }
 
-/// Start a payout run: every active shop with a payout account outside its hold and at
-/// least `PAYOUT_MIN_VND` available gets one payout for all of it, moved to in transit in the
-/// same transaction, under the shop's lock (a refund or another run at the same moment sees
-/// the money gone; the partial unique index allows one open payout per shop).
+/// Why a shop with money is not paid in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// No payout account set.
+    NoAccount,
+    /// The payout account changed lately: paid from `hold_until`.
+    AccountHold,
+    /// The shop is switched off.
+    Inactive,
+    /// A payout of it is still in transit.
+    OpenPayout,
+    /// What it owes takes all its available money.
+    Owed,
+    /// Less than `PAYOUT_MIN_VND` after what it owes.
+    BelowMinimum,
+}
+
+impl HoldReason {
+    pub fn words(self) -> &'static str {
+        match self {
+            HoldReason::NoAccount => "chưa có tài khoản nhận tiền",
+            HoldReason::AccountHold => "vừa đổi tài khoản nhận tiền, đang trong thời gian chờ",
+            HoldReason::Inactive => "cửa hàng đang tạm ngưng",
+            HoldReason::OpenPayout => "còn một khoản chi đang chuyển",
+            HoldReason::Owed => "số tiền cửa hàng còn nợ lớn hơn số có thể rút",
+            HoldReason::BelowMinimum => "chưa đủ mức chi tối thiểu",
+        }
+    }
+}
+
+/// One shop with available money, as a run would treat it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PlanLine {
+    pub shop: ShopRef,
+    pub available_vnd: i64,
+    pub owed_vnd: i64,
+    /// Paid in the run: available less what the shop owes (0 when held).
+    pub amount_vnd: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<HoldReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_words: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<i64>,
+    /// "Agribank ••••4567" (no account: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bank: Option<String>,
+    #[serde(skip)]
+    pub shop_id: i64,
+}
+
+/// What a run started now would pay, and whom it would hold and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Plan {
+    pub due: Vec<PlanLine>,
+    pub held: Vec<PlanLine>,
+    pub total_vnd: i64,
+    pub min_vnd: i64,
+}
+
+/// A shop's facts as the plan reads them.
+#[derive(Debug, Clone, Default)]
+pub struct ShopMoney {
+    pub available: i64,
+    pub owed: i64,
+    pub has_account: bool,
+    pub active: bool,
+    pub hold_until: Option<i64>,
+    pub open_payout: bool,
+}
+
+/// Pure rule of a run: what it pays a shop (available minus what it owes, never negative),
+/// or why it holds it.
+pub fn decide(m: &ShopMoney, now: i64, min_vnd: i64) -> std::result::Result<i64, HoldReason> {
+    let net = m.available - m.owed.max(0);
+    if !m.has_account {
+        Err(HoldReason::NoAccount)
+    } else if !m.active {
+        Err(HoldReason::Inactive)
+    } else if m.hold_until.is_some_and(|t| t > now) {
+        Err(HoldReason::AccountHold)
+    } else if m.open_payout {
+        Err(HoldReason::OpenPayout)
+    } else if net <= 0 {
+        Err(HoldReason::Owed)
+    } else if net < min_vnd {
+        Err(HoldReason::BelowMinimum)
+    } else {
+        Ok(net)
+    }
+}
+
+const SHOP_MONEY: &str = "SELECT s.id, s.slug, s.name, s.active, s.bank_bin, s.bank_account_no,
+       s.payout_hold_until,
+       (SELECT CAST(COALESCE(-SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
+         WHERE e.shop_id = s.id AND e.account = 'shop_available') AS available,
+       (SELECT CAST(COALESCE(SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
+         WHERE e.shop_id = s.id AND e.account = 'shop_owed') AS owed,
+       (SELECT COUNT(*) FROM payouts po WHERE po.shop_id = s.id AND po.status IN ('pending', 'sent')) AS open_payouts
+     FROM shops s";
+
+fn plan_line(r: &AnyRow, now: i64, min_vnd: i64) -> Result<PlanLine> {
+    let bin: Option<String> = r.try_get("bank_bin")?;
+    let no: Option<String> = r.try_get("bank_account_no")?;
+    let m = ShopMoney {
+        available: r.try_get("available")?,
+        owed: r.try_get("owed")?,
+        has_account: bin.is_some() && no.is_some(),
+        active: r.try_get::<i64, _>("active")? == 1,
+        hold_until: r.try_get("payout_hold_until")?,
+        open_payout: r.try_get::<i64, _>("open_payouts")? > 0,
+    };
+    let decision = decide(&m, now, min_vnd);
+    Ok(PlanLine {
+        shop_id: r.try_get("id")?,
+        shop: ShopRef {
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+        },
+        available_vnd: m.available,
+        owed_vnd: m.owed,
+        amount_vnd: *decision.as_ref().unwrap_or(&0),
+        reason: decision.err(),
+        reason_words: decision.err().map(|r| r.words().to_string()),
+        hold_until: match decision {
+            Err(HoldReason::AccountHold) => m.hold_until,
+            _ => None,
+        },
+        bank: match (bin, no) {
+            (Some(b), Some(n)) => Some(format!(
+                "{} ••••{}",
+                super::bank_name(&b),
+                &n[n.len().saturating_sub(4)..]
+            )),
+            _ => None,
+        },
+    })
+}
+
+/// The plan of a run started now: every shop with available money, due or held.
+pub async fn plan(db: &Db, cfg: &Config) -> Result<Plan> {
+    let now = now_ms();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SHOP_MONEY} WHERE s.id IN (SELECT shop_id FROM ledger_entries WHERE account = 'shop_available'
+           GROUP BY shop_id HAVING SUM(amount_vnd) < 0) ORDER BY s.id"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut due = Vec::new();
+    let mut held = Vec::new();
+    for r in &rows {
+        let l = plan_line(r, now, cfg.payouts.min_vnd)?;
+        if l.reason.is_none() {
+            due.push(l);
+        } else {
+            held.push(l);
+        }
+    }
+    Ok(Plan {
+        total_vnd: due.iter().map(|l| l.amount_vnd).sum(),
+        due,
+        held,
+        min_vnd: cfg.payouts.min_vnd,
+    })
+}
+
+/// Start a payout run: each shop the plan finds due gets one payout of its available money
+/// less what it owes (the debt is settled from available first, with its own journal),
+/// moved to in transit in the same transaction, under the shop's lock (a refund or another
+/// run at the same moment sees the money gone; the partial unique index allows one open
+/// payout per shop). A run that would pay nobody is not created: 409 with the reasons.
 pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Result<RunView> {
     admin.require_admin()?;
     match method {
@@ -266,6 +436,10 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
                 "Chọn \"payos\" hoặc \"bank_app\"",
             ));
         }
+    }
+    let planned = plan(db, cfg).await?;
+    if planned.due.is_empty() {
+        return Err(nothing_to_pay(&planned));
     }
     let now = now_ms();
     let mut tx = db.begin().await?;
@@ -288,25 +462,21 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    let shops = sqlx::query(
-        "SELECT id, bank_bin, bank_account_no, bank_account_name FROM shops
-         WHERE active = 1 AND bank_bin IS NOT NULL AND bank_account_no IS NOT NULL
-           AND (payout_hold_until IS NULL OR payout_hold_until <= $1)
-           AND id IN (SELECT shop_id FROM ledger_entries WHERE account = 'shop_available'
-                      GROUP BY shop_id HAVING -SUM(amount_vnd) >= $2)
-         ORDER BY id",
-    )
-    .bind(now)
-    .bind(cfg.payouts.min_vnd)
-    .fetch_all(&mut *tx)
-    .await?;
-    for s in &shops {
-        let shop: i64 = s.try_get("id")?;
+    let mut paid = 0;
+    for planned_line in &planned.due {
+        let shop = planned_line.shop_id;
+        // Read again under the shop's lock: another run or a refund may have moved it.
         ledger::lock_shop(&mut tx, shop).await?;
-        let available = -ledger::shop_sum(&mut tx, shop, Account::ShopAvailable).await?;
-        if available < cfg.payouts.min_vnd {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!("{SHOP_MONEY} WHERE s.id = $1")))
+            .bind(shop)
+            .fetch_one(&mut *tx)
+            .await?;
+        let line = plan_line(&r, now, cfg.payouts.min_vnd)?;
+        if line.reason.is_some() {
             continue;
         }
+        let netted = line.owed_vnd.clamp(0, line.available_vnd);
+        let amount = line.amount_vnd;
         let code = loop {
             let c = new_code();
             let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payouts WHERE code = $1")
@@ -320,31 +490,47 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO payouts (code, run_id, shop_id, method, amount_vnd, status, bank_bin, account_no,
                account_name, next_check_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $9, $9)
+             SELECT $1, $2, id, $3, $4, $5, bank_bin, bank_account_no, COALESCE(bank_account_name, ''), $6, $6, $6
+               FROM shops WHERE id = $7
              ON CONFLICT (shop_id) WHERE status IN ('pending', 'sent') DO NOTHING RETURNING id",
         )
         .bind(code)
         .bind(run_id)
-        .bind(shop)
         .bind(method)
-        .bind(available)
-        .bind(s.try_get::<String, _>("bank_bin")?)
-        .bind(s.try_get::<String, _>("bank_account_no")?)
-        .bind(s.try_get::<Option<String>, _>("bank_account_name")?.unwrap_or_default())
+        .bind(amount)
+        .bind(PayoutStatus::Pending.as_str())
         .bind(now)
+        .bind(shop)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else { continue };
+        if netted > 0 {
+            ledger::post(
+                &mut tx,
+                &journals::owed_netted(shop, netted),
+                Refs::payout(id),
+                &format!("net:payout:{id}"),
+                "",
+            )
+            .await?;
+        }
         ledger::post(
             &mut tx,
-            &journals::payout_sent(shop, available),
+            &journals::payout_sent(shop, amount),
             Refs::payout(id),
+            &format!("payout:sent:{id}"),
             "",
         )
         .await?;
         if method == "bank_app" {
             crate::notify::event(&mut tx, "payout_sent", id).await?;
         }
+        paid += 1;
+    }
+    if paid == 0 {
+        // Another run took them a moment ago: no empty run is kept.
+        drop(tx);
+        return Err(nothing_to_pay(&plan(db, cfg).await?));
     }
     audit(
         &mut tx,
@@ -367,24 +553,84 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
     run_by_code(db, &run_code).await
 }
 
-/// The payout reached the shop's bank: in transit → out of the collecting account.
-pub async fn mark_paid(tx: &mut Tx, payout: i64, reference: Option<&str>) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE payouts SET status = 'paid', paid_at = $1, updated_at = $1,
-           bank_reference = COALESCE($2, bank_reference), next_check_at = NULL
-         WHERE id = $3 AND status IN ('pending', 'sent') RETURNING shop_id, amount_vnd",
-    )
+/// 409 for a run with nobody to pay, saying who is held and why.
+fn nothing_to_pay(plan: &Plan) -> AppError {
+    let mut why: Vec<String> = plan
+        .held
+        .iter()
+        .take(20)
+        .map(|l| {
+            format!(
+                "{}: {}",
+                l.shop.name,
+                l.reason.map_or("", HoldReason::words)
+            )
+        })
+        .collect();
+    if why.is_empty() {
+        why.push("không cửa hàng nào có tiền có thể rút".into());
+    }
+    AppError::Conflict(format!(
+        "Không có khoản nào cần chi trong đợt này — {}.",
+        why.join("; ")
+    ))
+}
+
+/// Move a payout's status (checked by `PayoutStatus::transition`), guarded by the status it
+/// had; false when another process moved it first. Returns (shop, amount) when moved.
+async fn move_payout(
+    tx: &mut Tx,
+    payout: i64,
+    to: PayoutStatus,
+    sets: &str,
+    text: Option<&str>,
+) -> Result<Option<(i64, i64, PayoutStatus)>> {
+    let current: Option<String> = sqlx::query_scalar("SELECT status FROM payouts WHERE id = $1")
+        .bind(payout)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let from = parse_status(&current)?;
+    if from.transition(to).is_err() {
+        return Ok(None);
+    }
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE payouts SET status = $1, updated_at = $2, next_check_at = NULL{sets}
+         WHERE id = $3 AND status = $4 RETURNING shop_id, amount_vnd"
+    )))
+    .bind(to.as_str())
     .bind(now_ms())
-    .bind(reference.map(str::to_string))
     .bind(payout)
+    .bind(from.as_str())
+    .bind(text.map(str::to_string))
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(r) = r else { return Ok(false) };
-    let (shop, amount): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+    Ok(match r {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, from)),
+        None => None,
+    })
+}
+
+/// The payout reached the shop's bank: in transit → out of the collecting account.
+pub async fn mark_paid(tx: &mut Tx, payout: i64, reference: Option<&str>) -> Result<bool> {
+    let moved = move_payout(
+        tx,
+        payout,
+        PayoutStatus::Paid,
+        ", paid_at = $2, bank_reference = COALESCE($5, bank_reference)",
+        reference,
+    )
+    .await?;
+    let Some((shop, amount, _)) = moved else {
+        return Ok(false);
+    };
     ledger::post(
         tx,
         &journals::payout_paid(shop, amount),
         Refs::payout(payout),
+        &format!("payout:paid:{payout}"),
         "",
     )
     .await?;
@@ -392,30 +638,142 @@ pub async fn mark_paid(tx: &mut Tx, payout: i64, reference: Option<&str>) -> Res
     Ok(true)
 }
 
-/// The payout failed, was cancelled or came back: the money is available again and the
-/// seller and the admins are told.
+/// The payout failed or was cancelled before it was confirmed: the money is available
+/// again, the shop is told to check its account and the admins are told; the shop is free
+/// for the next run.
 pub async fn mark_failed(tx: &mut Tx, payout: i64, reason: &str) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE payouts SET status = 'failed', last_error = $1, updated_at = $2, next_check_at = NULL
-         WHERE id = $3 AND status IN ('pending', 'sent') RETURNING shop_id, amount_vnd",
+    let current: Option<String> = sqlx::query_scalar("SELECT status FROM payouts WHERE id = $1")
+        .bind(payout)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if !current
+        .as_deref()
+        .and_then(PayoutStatus::parse)
+        .is_some_and(PayoutStatus::is_open)
+    {
+        return Ok(false);
+    }
+    let moved = move_payout(
+        tx,
+        payout,
+        PayoutStatus::Failed,
+        ", failed_at = $2, last_error = $5",
+        Some(reason),
     )
-    .bind(reason.to_string())
-    .bind(now_ms())
-    .bind(payout)
-    .fetch_optional(&mut **tx)
     .await?;
-    let Some(r) = r else { return Ok(false) };
-    let (shop, amount): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+    let Some((shop, amount, _)) = moved else {
+        return Ok(false);
+    };
     ledger::lock_shop(tx, shop).await?;
     ledger::post(
         tx,
         &journals::payout_failed(shop, amount),
         Refs::payout(payout),
+        &format!("payout:failed:{payout}"),
         reason,
     )
     .await?;
     crate::notify::event(tx, "payout_failed", payout).await?;
     Ok(true)
+}
+
+/// An admin records that a payout did not go through (the bank refused it, the treasurer
+/// could not send it): audited, money back to available, the shop told.
+pub async fn admin_mark_failed(
+    db: &Db,
+    admin: &User,
+    code: &str,
+    reason: &str,
+) -> Result<PayoutView> {
+    admin.require_admin()?;
+    let reason = crate::domain::text::clean_line(reason, "lý do", 200)
+        .map_err(|m| AppError::field("reason", m))?;
+    if reason.chars().count() < 5 {
+        return Err(AppError::field(
+            "reason",
+            "ghi lý do khoản chi không thành công (ít nhất 5 ký tự)",
+        ));
+    }
+    let p = payout_by_code(db, code).await?;
+    let mut tx = db.begin().await?;
+    if !mark_failed(&mut tx, p.id, &reason).await? {
+        return Err(AppError::Conflict(
+            "Khoản chi này không còn đang chuyển (đã chuyển xong hoặc đã ghi không thành công)"
+                .into(),
+        ));
+    }
+    audit(
+        &mut tx,
+        admin,
+        "payout_marked_failed",
+        &format!("payout:{}", p.code),
+        &reason,
+    )
+    .await?;
+    tx.commit().await?;
+    payout_by_code(db, code).await
+}
+
+/// An incoming transfer in the bank feed naming a payout and carrying its exact amount is
+/// that payout coming back (the bank returned it): in transit or paid, the money becomes the
+/// shop's available money again, the payout fails, the shop and admins are told.
+pub async fn returned_from_feed(
+    tx: &mut Tx,
+    txn: i64,
+    amount: i64,
+    description: &str,
+) -> Result<bool> {
+    for code in super::codes_in(description) {
+        let r = sqlx::query("SELECT id, amount_vnd, status FROM payouts WHERE code = $1")
+            .bind(code.clone())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(r) = r else { continue };
+        let (id, expected): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+        let status = parse_status(&r.try_get::<String, _>(2)?)?;
+        if expected != amount || status == PayoutStatus::Failed {
+            continue;
+        }
+        let reason = "Ngân hàng trả lại tiền (tài khoản nhận có thể sai hoặc đã đóng)";
+        if status.is_open() {
+            mark_failed(tx, id, reason).await?;
+            // The money never left: it came back before the transfer out was seen. The
+            // transfer out, if it shows later, waits for the admin as money nothing explains.
+        } else {
+            let Some((shop, amount, _)) = move_payout(
+                tx,
+                id,
+                PayoutStatus::Failed,
+                ", failed_at = $2, last_error = $5",
+                Some(reason),
+            )
+            .await?
+            else {
+                return Ok(false);
+            };
+            ledger::lock_shop(tx, shop).await?;
+            ledger::post(
+                tx,
+                &journals::payout_returned(shop, amount),
+                Refs {
+                    payout: Some(id),
+                    txn: Some(txn),
+                    ..Refs::default()
+                },
+                &format!("payout:returned:{id}"),
+                reason,
+            )
+            .await?;
+            crate::notify::event(tx, "payout_failed", id).await?;
+        }
+        sqlx::query("UPDATE bank_transactions SET returned_payout_id = $1 WHERE id = $2")
+            .bind(id)
+            .bind(txn)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// An outgoing transfer in the bank feed: a payout made from the bank app is confirmed when
@@ -429,9 +787,11 @@ pub async fn confirm_from_feed(
 ) -> Result<bool> {
     for code in super::codes_in(description) {
         let r = sqlx::query(
-            "SELECT id, amount_vnd FROM payouts WHERE code = $1 AND status IN ('pending', 'sent')",
+            "SELECT id, amount_vnd FROM payouts WHERE code = $1 AND status IN ($2, $3)",
         )
         .bind(code.clone())
+        .bind(PayoutStatus::Pending.as_str())
+        .bind(PayoutStatus::Sent.as_str())
         .fetch_optional(&mut **tx)
         .await?;
         let Some(r) = r else { continue };
@@ -561,9 +921,10 @@ pub async fn explain_outflow(
         Outflow::DuplicatePayout => {
             let code = payout_code.trim().to_uppercase();
             let p: Option<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT id, shop_id, amount_vnd FROM payouts WHERE code = $1 AND status = 'paid'",
+                "SELECT id, shop_id, amount_vnd FROM payouts WHERE code = $1 AND status = $2",
             )
             .bind(code.clone())
+            .bind(PayoutStatus::Paid.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             let Some((payout, shop, paid)) = p else {
@@ -581,7 +942,12 @@ pub async fn explain_outflow(
             ledger::post(
                 &mut tx,
                 &journals::payout_duplicate(shop, out),
-                Refs::payout(payout),
+                Refs {
+                    payout: Some(payout),
+                    txn: Some(txn),
+                    ..Refs::default()
+                },
+                &format!("outflow:txn:{txn}"),
                 "",
             )
             .await?;
@@ -592,6 +958,7 @@ pub async fn explain_outflow(
                 &mut tx,
                 &journals::outflow_written_off(out),
                 Refs::txn(txn),
+                &format!("outflow:txn:{txn}"),
                 "",
             )
             .await?;

@@ -751,6 +751,8 @@ struct ShopBody {
     bank_account_no: Option<Value>,
     bank_account_name: Option<String>,
     story: Option<String>,
+    /// Your password: needed to change the shop's email.
+    password: Option<String>,
     notify_email: Option<bool>,
     notify_zalo: Option<bool>,
     notify_telegram: Option<bool>,
@@ -777,6 +779,7 @@ impl ShopBody {
             bank_account_no: acct.unwrap_or(base.bank_account_no),
             bank_account_name: self.bank_account_name.unwrap_or(base.bank_account_name),
             story: self.story.unwrap_or(base.story),
+            password: self.password.unwrap_or_default(),
             notify_email: self
                 .notify_email
                 .map(|b| b.then(|| "1".into()))
@@ -834,15 +837,10 @@ async fn update_shop(
             "không thể chuyển cửa hàng sang làng khác",
         ));
     }
-    if b.bank_bin.is_some() || b.bank_account_no.is_some() || b.bank_account_name.is_some() {
-        return Err(AppError::field(
-            "bank_bin",
-            "Tài khoản nhận tiền được đổi qua PUT /api/v1/shops/{slug}/payout-account, kèm mật khẩu",
-        ));
-    }
-    let fields = b.over(ShopInput::from_shop(&s)).parse()?;
+    let input = b.over(ShopInput::from_shop(&s));
+    let fields = input.parse()?;
     Ok(Json(ShopOut {
-        shop: store::update_shop(&st.db, &st.config, &s, &fields).await?,
+        shop: store::update_shop(&st.db, &st.config, &user, &s, &fields, &input.password).await?,
     }))
 }
 
@@ -1110,7 +1108,7 @@ async fn checkout(
 }
 
 #[utoipa::path(get, path = "/payments/{code}", tag = "checkout", params(CodeParam),
-    responses((status = 200, body = crate::payments::service::PaymentStatus)))]
+    responses((status = 200, body = crate::payments::service::PaymentState)))]
 async fn payment(
     State(st): State<AppState>,
     ApiPath(code): ApiPath<String>,

@@ -395,8 +395,8 @@ async fn place_order(
     }
 }
 
-pub fn status_label(status: &str) -> String {
-    crate::error::sentence(crate::payments::store::status_words(status))
+pub fn status_label(status: crate::payments::state::PaymentStatus) -> String {
+    crate::error::sentence(status.label())
 }
 
 #[derive(Template)]
@@ -445,11 +445,11 @@ async fn pay_page(
     render(PayPage {
         layout: Layout::new(&st, &seed, &user, format!("Thanh toán {}", p.code)),
         code: p.code.clone(),
-        status: p.status.clone(),
-        status_label: if p.cancelled && p.status == "expired" {
+        status: p.status.as_str().to_string(),
+        status_label: if p.cancelled && p.status == crate::payments::state::PaymentStatus::Expired {
             "Đơn đã bị hủy".into()
         } else {
-            status_label(&p.status)
+            status_label(p.status)
         },
         amount: format_vnd(p.amount_vnd),
         paid: format_vnd(p.amount_paid_vnd),
@@ -655,7 +655,7 @@ async fn track(
             buyer_name: c.buyer_name.clone(),
             address: c.buyer_address.clone(),
             payment_code: p.code.clone(),
-            payment_status: status_label(&p.status),
+            payment_status: status_label(p.status),
             created: format_vn_time(order.created_at),
         }),
     })

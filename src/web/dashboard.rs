@@ -397,7 +397,9 @@ async fn edit_shop(
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
     let result = match f.shop.parse() {
-        Ok(fields) => store::update_shop(&st.db, &st.config, &shop, &fields).await,
+        Ok(fields) => {
+            store::update_shop(&st.db, &st.config, &user, &shop, &fields, &f.shop.password).await
+        }
         Err(e) => Err(e),
     };
     match result {

@@ -286,7 +286,7 @@ struct LookupCheckout {
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct LookupPayment {
     code: String,
-    status: String,
+    status: crate::payments::state::PaymentStatus,
     /// The payment page (QR code, live status).
     pay_url: String,
 }
@@ -453,7 +453,7 @@ async fn checkout_page(
         code: c.code.clone(),
         created: format_vn_time(c.created_at),
         payment_code: p.code.clone(),
-        payment_status: super::cart::status_label(&p.status),
+        payment_status: super::cart::status_label(p.status),
         pay_url: format!("/pay/{}", p.code),
         buyer: format!("{}, {}", c.buyer_name, c.buyer_address),
         total: format_vnd(c.total_vnd),

@@ -284,11 +284,21 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     if let Err(e) = state.search.engine.health().await {
         problems.push(format!("search engine does not answer: {e}"));
     }
+    // A broken ledger rule does not take the instance out of traffic (it is still 200),
+    // but it is said here for whoever watches readiness.
+    let ledger = crate::ledger::store::health(&state.db)
+        .await
+        .unwrap_or_default();
     let body = serde_json::json!({
         "ready": problems.is_empty(),
         "database": state.db.backend_name(),
         "search": state.search.engine.name(),
         "problems": problems,
+        "ledger": {
+            "ok": ledger.violations.is_empty(),
+            "checked_at": ledger.checked_at,
+            "violations": ledger.violations,
+        },
     });
     if problems.is_empty() {
         (StatusCode::OK, axum::Json(body)).into_response()

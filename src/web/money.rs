@@ -37,9 +37,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_ledger))
         .routes(routes!(api_payout_account))
         .routes(routes!(api_start_run))
+        .routes(routes!(api_preview))
         .routes(routes!(api_run))
         .routes(routes!(api_payout))
         .routes(routes!(api_mark_paid))
+        .routes(routes!(api_mark_failed))
         .routes(routes!(api_trial_balance))
         .routes(routes!(api_orders))
         .routes(routes!(api_transition))
@@ -60,6 +62,10 @@ pub fn page_router() -> Router<AppState> {
         .route(
             "/quan-tri/chi-tra/khoan/{code}/da-chuyen",
             post(mark_paid_form),
+        )
+        .route(
+            "/quan-tri/chi-tra/khoan/{code}/khong-thanh-cong",
+            post(mark_failed_form),
         )
 }
 
@@ -164,6 +170,17 @@ async fn api_start_run(
     Ok((StatusCode::CREATED, Json(run)).into_response())
 }
 
+/// What a run started now would pay each shop, and whom it would hold and why.
+#[utoipa::path(get, path = "/payout-runs/preview", tag = "money", security(("bearer" = [])),
+    responses((status = 200, body = payout_store::Plan)))]
+async fn api_preview(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<impl Serialize>> {
+    user.require_admin()?;
+    Ok(Json(payout_store::plan(&st.db, &st.config).await?))
+}
+
 #[utoipa::path(get, path = "/payout-runs/{code}", tag = "money", params(CodeParam),
     security(("bearer" = [])), responses((status = 200, body = payout_store::RunView)))]
 async fn api_run(
@@ -205,6 +222,29 @@ async fn api_mark_paid(
 ) -> Result<Json<impl Serialize>> {
     Ok(Json(
         payout_store::admin_mark_paid(&st.db, &user, &code, &b.reference).await?,
+    ))
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+struct MarkFailedBody {
+    /// Why it did not go through (at least 5 characters; shown to the shop).
+    #[serde(default)]
+    reason: String,
+}
+
+/// The payout did not go through: its money is the shop's available money again, the shop
+/// is told to check its account, and it is paid in the next run. Audited.
+#[utoipa::path(post, path = "/payouts/{code}/fail", tag = "money", params(CodeParam),
+    security(("bearer" = [])), request_body = MarkFailedBody,
+    responses((status = 200, body = payout_store::PayoutView), (status = 409), (status = 422)))]
+async fn api_mark_failed(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    super::api::ApiPath(code): super::api::ApiPath<String>,
+    ApiJson(b): ApiJson<MarkFailedBody>,
+) -> Result<Json<impl Serialize>> {
+    Ok(Json(
+        payout_store::admin_mark_failed(&st.db, &user, &code, &b.reason).await?,
     ))
 }
 
@@ -298,8 +338,7 @@ async fn api_transition(
     } else {
         to
     };
-    let o = crate::orders::store::seller_move(&st.db, &user, &code, to, st.config.payouts.fee_bps)
-        .await?;
+    let o = crate::orders::store::seller_move(&st.db, &user, &code, to).await?;
     Ok(Json(OrderOut { order: o }))
 }
 
@@ -403,7 +442,7 @@ async fn revenue(
                 (
                     p.code,
                     format_vnd(p.amount_vnd),
-                    payout_status_label(&p.status).to_string(),
+                    p.status.label().to_string(),
                     format_vn_time(p.created_at),
                 )
             })
@@ -467,16 +506,6 @@ async fn revenue(
     Ok(resp)
 }
 
-fn payout_status_label(s: &str) -> &'static str {
-    match s {
-        "pending" => "Chờ chuyển",
-        "sent" => "Đang chuyển",
-        "paid" => "Đã chuyển",
-        "failed" => "Không thành công",
-        _ => "",
-    }
-}
-
 #[derive(Deserialize, Default)]
 struct OkQuery {
     #[serde(default)]
@@ -508,8 +537,7 @@ async fn revenue_csv(
 ) -> Result<Response> {
     let shop = super::dashboard::my_shop(&st, &user, &q.shop).await?;
     let (entries, _) = ledger::shop_entries(&st.db, shop.id.0, 100_000, 0).await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
+    let mut w = crate::domain::sheet::Sheet::new(&[
         "thoi_gian",
         "loai",
         "ma_don",
@@ -518,7 +546,7 @@ async fn revenue_csv(
         "so_tien_vnd",
     ]);
     for e in &entries {
-        let _ = w.write_record([
+        w.row(&[
             format_vn_time(e.at),
             kind_label(&e.kind).to_string(),
             e.order_code.clone().unwrap_or_default(),
@@ -528,10 +556,7 @@ async fn revenue_csv(
         ]);
     }
     let mut body = "\u{feff}".as_bytes().to_vec();
-    body.extend(
-        w.into_inner()
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("csv: {e}")))?,
-    );
+    body.extend(w.into_string().into_bytes());
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -622,6 +647,11 @@ struct RunsPage {
     runs: Vec<(String, String, String, i64, String)>,
     payos: bool,
     error: String,
+    /// (shop, bank, amount, owed netted)
+    due: Vec<(String, String, String, String)>,
+    /// (shop, available, why)
+    held: Vec<(String, String, String)>,
+    due_total: String,
 }
 
 async fn runs(st: &AppState, seed: &CsrfSeed, user: User, error: String) -> PageResult {
@@ -648,11 +678,43 @@ async fn runs(st: &AppState, seed: &CsrfSeed, user: User, error: String) -> Page
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let plan = payout_store::plan(&st.db, &st.config).await?;
     let mut resp = render(RunsPage {
         layout: Layout::new(st, seed, &Some(user), "Chi trả cho người bán"),
         runs,
         payos: st.config.payouts.payos.is_some(),
         error,
+        due: plan
+            .due
+            .iter()
+            .map(|l| {
+                (
+                    l.shop.name.clone(),
+                    l.bank.clone().unwrap_or_default(),
+                    format_vnd(l.amount_vnd),
+                    if l.owed_vnd > 0 {
+                        format_vnd(l.owed_vnd.min(l.available_vnd))
+                    } else {
+                        String::new()
+                    },
+                )
+            })
+            .collect(),
+        held: plan
+            .held
+            .iter()
+            .map(|l| {
+                let mut why = l.reason_words.clone().unwrap_or_default();
+                if let Some(t) = l.hold_until {
+                    why = format!("{why} (đến {})", format_vn_time(t));
+                }
+                if l.owed_vnd > 0 {
+                    why = format!("{why}; còn nợ {}", format_vnd(l.owed_vnd));
+                }
+                (l.shop.name.clone(), format_vnd(l.available_vnd), why)
+            })
+            .collect(),
+        due_total: format_vnd(plan.total_vnd),
     })?;
     *resp.status_mut() = status;
     Ok(resp)
@@ -687,11 +749,15 @@ async fn start_run_form(
             let msg = fe.0.into_values().collect::<Vec<_>>().join(". ");
             runs(&st, &seed, user, msg).await
         }
+        Err(AppError::Conflict(msg)) => runs(&st, &seed, user, msg).await,
         Err(e) => Err(e.into()),
     }
 }
 
 struct PayoutRow {
+    /// The error of a "did not go through" form just sent for this payout, and its reason.
+    fail_error: String,
+    fail_reason: String,
     code: String,
     shop: String,
     amount: String,
@@ -719,8 +785,20 @@ async fn run_page(
     CurrentUser(user): CurrentUser,
     Path(code): Path<String>,
 ) -> PageResult {
+    run_page_with(&st, &seed, user, &code, None).await
+}
+
+/// The run's page; `failed_form` is (payout code, error, typed reason) of a fail form that
+/// was refused, shown beside that payout with what was typed kept.
+async fn run_page_with(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: User,
+    code: &str,
+    failed_form: Option<(String, String, String)>,
+) -> PageResult {
     user.require_admin()?;
-    let run = payout_store::run_by_code(&st.db, &code).await?;
+    let run = payout_store::run_by_code(&st.db, code).await?;
     let total: i64 = run.payouts.iter().map(|p| p.amount_vnd).sum();
     let mut rows = Vec::new();
     for p in &run.payouts {
@@ -734,27 +812,28 @@ async fn run_page(
                 .unwrap_or_default(),
             None => String::new(),
         };
+        let (fail_error, fail_reason) = match &failed_form {
+            Some((c, e, r)) if *c == p.code => (e.clone(), r.clone()),
+            _ => (String::new(), String::new()),
+        };
         rows.push(PayoutRow {
+            fail_error,
+            fail_reason,
             code: p.code.clone(),
             shop: p.shop.name.clone(),
             amount: format_vnd(p.amount_vnd),
-            status: payout_status_label(&p.status).to_string(),
+            status: p.status.label().to_string(),
             bank: format!(
                 "{} · {} · {}",
-                crate::payments::banks::BankBin::parse(&p.bank.bin)
-                    .ok()
-                    .and_then(|b| b.bank().map(|b| b.short_name))
-                    .unwrap_or(&p.bank.bin),
-                p.bank.account_no,
-                p.bank.account_name
+                p.bank.bank_name, p.bank.account_no, p.bank.account_name
             ),
             qr_svg,
             flag: p.flag.clone().unwrap_or_default(),
-            open: matches!(p.status.as_str(), "pending" | "sent"),
+            open: p.status.is_open(),
         });
     }
     render(RunPage {
-        layout: Layout::new(&st, &seed, &Some(user), format!("Đợt chi {}", run.code)),
+        layout: Layout::new(st, seed, &Some(user), format!("Đợt chi {}", run.code)),
         code: run.code.clone(),
         method: run.method.clone(),
         created: format_vn_time(run.created_at),
@@ -774,7 +853,7 @@ async fn run_csv(
     let rows: Vec<payouts::CsvRow> = run
         .payouts
         .iter()
-        .filter(|p| p.status != "failed")
+        .filter(|p| p.status != crate::payouts::state::PayoutStatus::Failed)
         .map(|p| payouts::CsvRow {
             code: &p.code,
             account_no: &p.bank.account_no,
@@ -806,4 +885,50 @@ async fn mark_paid_form(
     verify_csrf(&st, &seed, &f.csrf)?;
     let p = payout_store::admin_mark_paid(&st.db, &user, &code, &f.reference).await?;
     see_other(&format!("/quan-tri/chi-tra/{}", p.run_code))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FailForm {
+    csrf: String,
+    reason: String,
+    /// The "I am sure" box: a failed payout puts the money back to the shop's balance.
+    confirm: String,
+}
+
+async fn mark_failed_form(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    Form(f): Form<FailForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    user.require_admin()?;
+    let p = payout_store::payout_by_code(&st.db, &code).await?;
+    let result = if f.confirm != "1" {
+        Err(AppError::field(
+            "confirm",
+            "Đánh dấu ô xác nhận: tiền sẽ trở lại số dư của cửa hàng và được chi ở đợt sau",
+        ))
+    } else {
+        payout_store::admin_mark_failed(&st.db, &user, &code, &f.reason).await
+    };
+    match result {
+        Ok(_) => see_other(&format!(
+            "/quan-tri/chi-tra/{}?ok=failed#khoan-{code}",
+            p.run_code
+        )),
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let msg = match e {
+                AppError::Validation(fe) => fe.0.into_values().collect::<Vec<_>>().join(". "),
+                other => other.to_string(),
+            };
+            let mut resp =
+                run_page_with(&st, &seed, user, &p.run_code, Some((code, msg, f.reason))).await?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

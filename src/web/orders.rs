@@ -231,15 +231,7 @@ async fn move_order(
         return orders_page(&st, &seed, user, "tat-ca", None, Some(msg)).await;
     }
     let shipping = orders::Shipping::parse(&f.carrier, &f.tracking_code)?;
-    orders::seller_move_with(
-        &st.db,
-        &user,
-        &code,
-        to,
-        st.config.payouts.fee_bps,
-        &shipping,
-    )
-    .await?;
+    orders::seller_move_with(&st.db, &user, &code, to, &shipping).await?;
     see_other("/quan-ly/don-hang?ok=moved")
 }
 
@@ -303,31 +295,37 @@ async fn reconcile(
     let unmatched = payments::unmatched_transactions(&st.db).await?;
     let outflows = payments::unexplained_outflows(&st.db).await?;
     let attention = payments::payments_needing_attention(&st.db).await?;
-    let orders_due = payments::orders_refund_due(&st.db).await?;
+    let orders_due = refund_due_orders(&st).await?;
     let audit = payments::recent_audit(&st.db, 50).await?;
     let notice = (q.ok == "done").then_some("Đã ghi nhận.");
+    let mut payment_rows = Vec::new();
+    for (reason, p) in &attention {
+        // What may be refunded comes from the one function that records refunds.
+        let r = crate::payments::refunds::refundable(&st.db, p.id).await?;
+        payment_rows.push(PaymentRow {
+            code: p.code.clone(),
+            reason: reason_label(reason).into(),
+            status: super::cart::status_label(p.status),
+            amount: format_vnd(p.amount_vnd),
+            paid: format_vnd(p.amount_paid_vnd),
+            to_refund: format_vnd(r.payment_refundable_vnd),
+            late: p.late,
+        });
+    }
     render(ReconcilePage {
         layout: Layout::new(&st, &seed, &Some(user), "Đối soát giao dịch").with_notice(notice),
         unmatched: unmatched.iter().map(TxnRow::from).collect(),
         outflows: outflows.iter().map(TxnRow::from).collect(),
-        payments: attention
-            .iter()
-            .map(|(reason, p)| PaymentRow {
-                code: p.code.clone(),
-                reason: reason_label(reason).into(),
-                status: super::cart::status_label(&p.status),
-                amount: format_vnd(p.amount_vnd),
-                paid: format_vnd(p.amount_paid_vnd),
-                to_refund: format_vnd(match p.status.as_str() {
-                    "refund_due" => p.amount_paid_vnd - p.refunded_vnd,
-                    _ => (p.overpaid_vnd - p.refunded_vnd).max(0),
-                }),
-                late: p.late,
-            })
-            .collect(),
+        payments: payment_rows,
         orders: orders_due
             .iter()
-            .map(|o| (o.code.clone(), o.shop_name.clone(), format_vnd(o.total_vnd)))
+            .map(|o| {
+                (
+                    o.order.code.clone(),
+                    o.order.shop_name.clone(),
+                    format_vnd(o.refundable_vnd),
+                )
+            })
             .collect(),
         audit: audit
             .iter()
@@ -524,7 +522,7 @@ struct ReconciliationOut {
     /// Outgoing transfers that confirm no payout.
     unexplained_outflows: Vec<payments::TxnView>,
     payments_needing_attention: Vec<Attention>,
-    orders_refund_due: Vec<orders::OrderView>,
+    orders_refund_due: Vec<OrderDue>,
     audit: Vec<payments::AuditEntry>,
 }
 
@@ -533,6 +531,29 @@ struct Attention {
     /// `underpaid`, `refund_due`, `overpaid` or `late`.
     reason: String,
     payment: payments::PaymentView,
+    /// What may still be refunded, from the ledger (`payments::refunds::refundable`).
+    refundable: crate::payments::refunds::Refundable,
+}
+
+/// An order cancelled after payment and what a refund of it may record now.
+#[derive(Serialize, ToSchema)]
+struct OrderDue {
+    #[serde(flatten)]
+    order: orders::OrderView,
+    refundable_vnd: i64,
+}
+
+async fn refund_due_orders(st: &AppState) -> Result<Vec<OrderDue>, AppError> {
+    let mut out = Vec::new();
+    for order in payments::orders_refund_due(&st.db).await? {
+        let payment = payments::payment_of_checkout(&st.db, order.checkout_id).await?;
+        let r = crate::payments::refunds::refundable(&st.db, payment.id).await?;
+        out.push(OrderDue {
+            refundable_vnd: r.for_order(&order.code),
+            order,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -582,16 +603,20 @@ async fn api_reconciliation(
     CurrentUser(user): CurrentUser,
 ) -> ApiResult<impl Serialize> {
     user.require_admin()?;
-    let attention = payments::payments_needing_attention(&st.db)
-        .await?
-        .into_iter()
-        .map(|(reason, payment)| Attention { reason, payment })
-        .collect();
+    let mut attention = Vec::new();
+    for (reason, payment) in payments::payments_needing_attention(&st.db).await? {
+        let refundable = crate::payments::refunds::refundable(&st.db, payment.id).await?;
+        attention.push(Attention {
+            reason,
+            payment,
+            refundable,
+        });
+    }
     Ok(axum::Json(ReconciliationOut {
         unmatched_transactions: payments::unmatched_transactions(&st.db).await?,
         unexplained_outflows: payments::unexplained_outflows(&st.db).await?,
         payments_needing_attention: attention,
-        orders_refund_due: payments::orders_refund_due(&st.db).await?,
+        orders_refund_due: refund_due_orders(&st).await?,
         audit: payments::recent_audit(&st.db, 50).await?,
     }))
 }

@@ -225,6 +225,8 @@ pub struct Layout {
     pub cart_lines: usize,
     pub csrf: String,
     pub notice: Option<String>,
+    /// Admins only: the ledger rules broken at the last check, one per line.
+    pub ledger_alert: Vec<String>,
 }
 
 impl Layout {
@@ -242,6 +244,11 @@ impl Layout {
             cart_lines: seed.1,
             csrf: csrf_token(state, seed),
             notice: None,
+            ledger_alert: user
+                .as_ref()
+                .and_then(|u| u.ledger_alert.as_deref())
+                .map(|v| v.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -255,6 +262,7 @@ impl Layout {
             cart_lines: 0,
             csrf: String::new(),
             notice: None,
+            ledger_alert: Vec::new(),
         }
     }
 

@@ -1115,10 +1115,10 @@ async fn shop_emails_are_confirmed_and_test_notices_limited(b: Backend) {
             "PATCH",
             "/shops/man-tuyn-ba-hanh",
             Some(&hanh),
-            Some(json!({"email": "ai-do@example.com"})),
+            Some(json!({"email": "ai-do@example.com", "password": PW})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{shop}");
     assert_eq!(shop["shop"]["email_confirmed"], false);
     // Only the confirmation link goes to the new address…
     let payload: String = sqlx::query_scalar(

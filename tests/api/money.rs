@@ -543,9 +543,16 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        refunded, 70_000,
-        "the overpayment, recorded at payment level"
+        refunded,
+        240_000 + 70_000,
+        "every refund of the payment: its order's and the overpayment"
     );
+    let order_refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM orders WHERE code = $1")
+        .bind(format!("{code}-2"))
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(order_refunded, 240_000);
     app.login_page(HANH, PW).await;
 
     // The buyer follows the order after confirming the phone number.
