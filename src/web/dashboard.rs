@@ -103,6 +103,15 @@ impl DashboardPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
     }
+    /// A bank field sent with the shop's details (no input of the form has one): refused.
+    fn bank_err(&self) -> String {
+        ["bank_bin", "bank_account_no", "bank_account_name"]
+            .iter()
+            .find_map(|f| self.errors.get(f))
+            .unwrap_or("")
+            .to_string()
+    }
+
     fn village_selected(&self, slug: &str) -> bool {
         self.shop_village == slug
     }
@@ -321,6 +330,14 @@ struct ShopFormPage {
 impl ShopFormPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
+    }
+    /// A bank field sent with the shop's details (no input of the form has one): refused.
+    fn bank_err(&self) -> String {
+        ["bank_bin", "bank_account_no", "bank_account_name"]
+            .iter()
+            .find_map(|f| self.errors.get(f))
+            .unwrap_or("")
+            .to_string()
     }
 }
 

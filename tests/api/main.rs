@@ -17,6 +17,7 @@ mod faults;
 mod fuzz;
 mod health;
 mod import;
+mod integrity;
 mod lookup;
 mod moderators;
 mod money;

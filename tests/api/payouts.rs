@@ -14,6 +14,7 @@ use crate::on_both_backends;
 on_both_backends!(
     money_path_through_payos_with_balances_at_each_step,
     a_payos_retry_after_5xx_or_timeout_pays_once,
+    a_payos_refusal_on_a_retry_is_looked_up_before_failing,
     a_failed_payout_returns_the_money,
     bank_app_payouts_confirmed_by_the_bank_feed,
     refunds_and_runs_racing_leave_one_payout_and_no_negative_balance,
@@ -45,6 +46,9 @@ enum Mode {
     Refuse,
     /// Accept the payout, then answer look-ups with an error (no transaction state).
     LookupRefused,
+    /// Create the payout but answer the first request 502; refuse every retry with a 4xx
+    /// ("referenceId already used"), as a provider without idempotent replies would.
+    DuplicateOnRetry,
 }
 
 #[derive(Default)]
@@ -86,7 +90,7 @@ impl FakePayos {
         use axum::response::IntoResponse;
         use axum::routing::{get, post};
         let state: Arc<Mutex<PayosState>> = Default::default();
-        let (s1, s2) = (state.clone(), state.clone());
+        let (s1, s2, s3) = (state.clone(), state.clone(), state.clone());
         let app = axum::Router::new()
             .route(
                 "/v1/payouts",
@@ -132,7 +136,14 @@ impl FakePayos {
                                 }
                             }
                         };
-                        if first && mode == Mode::FailAfterAccepting {
+                        if !first && mode == Mode::DuplicateOnRetry {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                axum::Json(json!({"code": "231", "desc": "referenceId đã tồn tại"})),
+                            )
+                                .into_response();
+                        }
+                        if first && matches!(mode, Mode::FailAfterAccepting | Mode::DuplicateOnRetry) {
                             return (StatusCode::BAD_GATEWAY, "upstream error").into_response();
                         }
                         if first && mode == Mode::Slow {
@@ -141,7 +152,23 @@ impl FakePayos {
                         let amount = body["amount"].as_i64().unwrap();
                         signed(payout_data(&id, &key, amount, "PROCESSING"))
                     }
-                }),
+                })
+                .get(
+                    move |q: axum::extract::Query<std::collections::HashMap<String, String>>| {
+                        let state = s3.clone();
+                        async move {
+                            let reference = q.get("referenceId").cloned().unwrap_or_default();
+                            let st = state.lock().unwrap();
+                            let found: Vec<Value> = st
+                                .created
+                                .iter()
+                                .filter(|(k, _)| *k == reference)
+                                .map(|(k, id)| payout_data(id, k, 0, "PROCESSING"))
+                                .collect();
+                            signed(json!({"payouts": found, "pagination": {"limit": 1, "offset": 0, "total": found.len()}}))
+                        }
+                    },
+                ),
             )
             .route(
                 "/v1/payouts/{id}",
@@ -467,6 +494,46 @@ async fn a_payos_retry_after_5xx_or_timeout_pays_once(b: Backend) {
         assert_eq!(bal["paid_out_vnd"], 175_500, "{mode:?}: {bal}");
         assert_eq!(bal["in_transit_vnd"], 0);
     }
+}
+
+/// The first send reached payOS but its answer was lost; the retry is refused (payOS already
+/// has that reference). The payout is looked up by its reference before it is failed: it is
+/// found, followed and paid once — never failed with its money made available again.
+async fn a_payos_refusal_on_a_retry_is_looked_up_before_failing(b: Backend) {
+    let payos = FakePayos::start(Mode::DuplicateOnRetry).await;
+    let app = app_with_payos(b, &payos, &[]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    let order = sold(&app, NET, 1).await;
+    deliver(&app, &hanh, &order).await;
+    let r = run(&app, "payos").await;
+    let code = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    assert_eq!(r["payouts"][0]["status"], "pending", "{r}");
+    follow_up(&app).await;
+    let (_, p) = app
+        .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+        .await;
+    assert_eq!(
+        p["status"], "sent",
+        "found by its reference, not failed: {p}"
+    );
+    assert_eq!((payos.posts(), payos.created()), (2, 1));
+    follow_up(&app).await;
+    let (_, p) = app
+        .api("GET", &format!("/payouts/{code}"), Some(&hanh), None)
+        .await;
+    assert_eq!(p["status"], "paid", "{p}");
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(
+        (bal["available_vnd"].as_i64(), bal["paid_out_vnd"].as_i64()),
+        (Some(0), Some(175_500)),
+        "{bal}"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM ledger_journals WHERE kind = 'payout_failed'")
+            .await,
+        0
+    );
 }
 
 async fn a_failed_payout_returns_the_money(b: Backend) {
