@@ -200,6 +200,11 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 config.payments.use_demo_account();
             }
             if demo && cholang::catalog::demo::load_if_empty(&db).await? {
+                // Money on every money page: a shop due, a shop held, a refund owed, a
+                // transfer nobody claimed.
+                cholang::payouts::demo::load(&db, &config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo money: {e:?}"))?;
                 tracing::info!(
                     "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",
                     cholang::catalog::demo::ADMIN_EMAIL,

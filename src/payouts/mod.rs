@@ -4,6 +4,7 @@
 //! payout goes to, the bulk-transfer CSV); `store` moves the money through the ledger;
 //! `payos` talks to the payOS Payouts API and follows each payout until it settles.
 
+pub mod demo;
 pub mod payos;
 pub mod state;
 pub mod store;

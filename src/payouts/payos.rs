@@ -65,9 +65,12 @@ fn read(cfg: &PayosConfig, status: u16, signature: Option<String>, body: &str) -
     }
 }
 
-async fn answer(cfg: &PayosConfig, r: reqwest::Result<reqwest::Response>) -> Answer {
+/// (HTTP status, `x-signature`, body) of an answer; no answer is a `Retry`.
+async fn parts(
+    r: reqwest::Result<reqwest::Response>,
+) -> std::result::Result<(u16, Option<String>, String), Answer> {
     match r {
-        Err(e) => Answer::Retry(format!("payOS unreachable: {e}")),
+        Err(e) => Err(Answer::Retry(format!("payOS unreachable: {e}"))),
         Ok(resp) => {
             let status = resp.status().as_u16();
             let sig = resp
@@ -75,9 +78,15 @@ async fn answer(cfg: &PayosConfig, r: reqwest::Result<reqwest::Response>) -> Ans
                 .get("x-signature")
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string);
-            let body = resp.text().await.unwrap_or_default();
-            read(cfg, status, sig, &body)
+            Ok((status, sig, resp.text().await.unwrap_or_default()))
         }
+    }
+}
+
+async fn answer(cfg: &PayosConfig, r: reqwest::Result<reqwest::Response>) -> Answer {
+    match parts(r).await {
+        Err(a) => a,
+        Ok((status, sig, body)) => read(cfg, status, sig, &body),
     }
 }
 
@@ -130,17 +139,9 @@ pub async fn lookup(cfg: &PayosConfig, timeout_ms: u64, code: &str) -> Answer {
         .header("x-api-key", &cfg.api_key)
         .send()
         .await;
-    let (status, sig, body) = match r {
-        Err(e) => return Answer::Retry(format!("payOS unreachable: {e}")),
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let sig = resp
-                .headers()
-                .get("x-signature")
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string);
-            (status, sig, resp.text().await.unwrap_or_default())
-        }
+    let (status, sig, body) = match parts(r).await {
+        Err(a) => return a,
+        Ok(p) => p,
     };
     if status >= 500 || status == 429 {
         return Answer::Retry(format!("payOS HTTP {status}"));

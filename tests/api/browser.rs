@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use reqwest::StatusCode;
+
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -86,10 +88,13 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
         eprintln!("node/chromium/playwright-core missing: browser test skipped");
         return;
     }
-    let app = TestApp::with_demo(b).await;
+    let app = TestApp::with_demo_and(b, &[("PAYOUT_ACCOUNT_HOLD_HOURS", "0")]).await;
     let (_, c) = app.checkout(&[("man-tuyn-1m6-x-2m", 1)]).await;
     let pay = c["payment"]["code"].as_str().unwrap().to_string();
     let order = c["orders"][0]["code"].as_str().unwrap().to_string();
+    // Money on the admin's payout pages: a run (with its "did not go through" form) and a
+    // shop held in the preview.
+    let run = money_for_the_admin_pages(&app).await;
     let journeys = serde_json::json!([
         {"name": "buyer", "login": null, "paths": [
             "/", "/lang/phu-doi", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang",
@@ -104,8 +109,8 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
         {"name": "moderator", "login": [MODERATOR, PW], "paths": [
             "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang"]},
         {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
-            "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", "/quan-tri/so-cai",
-            "/quan-tri/thong-bao"]},
+            "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
+            "/quan-tri/so-cai", "/quan-tri/thong-bao"]},
     ]);
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![
@@ -116,6 +121,60 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     node("fits.mjs", args, Some(shots.clone())).await;
     let n = std::fs::read_dir(&shots).unwrap().count();
     assert!(n >= 2 * 35, "a screenshot per page and width: {n}");
+}
+
+/// Bà Hạnh paid out in a bank-app run, Minh Đức's money held (no account): the run's code.
+async fn money_for_the_admin_pages(app: &TestApp) -> String {
+    let hanh = app.api_login(HANH, PW).await;
+    let duc = app.api_login(DUC, PW).await;
+    let (s, v) = app
+        .api(
+            "PUT",
+            "/shops/man-tuyn-ba-hanh/payout-account",
+            Some(&hanh),
+            Some(serde_json::json!({"bank_bin": "970405", "account_no": "1234567890", "account_name": "Nguyen Thi Hanh", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (slug, token) in [
+        ("man-tuyn-2-cua-1m8-x-2m", &hanh),
+        ("ghe-dau-go-xoan", &duc),
+    ] {
+        let (_, c) = app.checkout(&[(slug, 1)]).await;
+        app.transfer(
+            c["total_vnd"].as_i64().unwrap(),
+            c["payment"]["code"].as_str().unwrap(),
+        )
+        .await;
+        let order = c["orders"][0]["code"].as_str().unwrap();
+        for to in ["accepted", "shipped", "delivered"] {
+            let (s, v) = app
+                .api(
+                    "POST",
+                    &format!("/orders/{order}/transitions"),
+                    Some(token),
+                    Some(serde_json::json!({"to": to})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        if slug.starts_with("man") {
+            let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+            let (s, v) = app
+                .api(
+                    "POST",
+                    "/payout-runs",
+                    Some(&admin),
+                    Some(serde_json::json!({"method": "bank_app"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    }
+    sqlx::query_scalar("SELECT code FROM payout_runs")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
 }
 
 /// The buyer's whole journey (tests/browser/buyer.mjs) four times: on a phone, at desktop

@@ -76,6 +76,42 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
         products["products"].as_array().unwrap().len() >= 40,
         "at least 40 demo products"
     );
+    // The demo's money: a shop due in the payout preview, one held, a refund owed, a
+    // transfer nobody claimed — through the real checkout, bank feed and seller moves.
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"login": cholang::catalog::demo::ADMIN_EMAIL, "password": PW}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let get = |path: &'static str| {
+        http.get(format!("{base}/api/v1{path}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let plan: serde_json::Value = get("/payout-runs/preview")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plan["due"][0]["shop"]["slug"], "man-tuyn-ba-hanh", "{plan}");
+    assert_eq!(plan["held"][0]["reason"], "no_account", "{plan}");
+    let rec: serde_json::Value = get("/reconciliation").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        rec["payments_needing_attention"][0]["reason"], "refund_due",
+        "{rec}"
+    );
+    assert_eq!(
+        rec["payments_needing_attention"][0]["refundable"]["payment_refundable_vnd"],
+        95_000
+    );
+    assert_eq!(rec["unmatched_transactions"].as_array().unwrap().len(), 1);
     // The notice worker inside `serve` delivers the demo proposal's notices as mail files.
     let started = Instant::now();
     while std::fs::read_dir(data.path().join("mail"))
