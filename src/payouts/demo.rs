@@ -62,6 +62,18 @@ async fn transfer(db: &Db, id: &str, amount: i64, description: &str) -> Result<(
     .map(|_| ())
 }
 
+/// The seller accepts, ships and delivers the order.
+async fn deliver(db: &Db, seller: &User, order: &str) -> Result<()> {
+    for to in [
+        OrderStatus::Accepted,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+    ] {
+        crate::orders::store::seller_move(db, seller, order, to).await?;
+    }
+    Ok(())
+}
+
 /// Put the demo's money in place (once, right after the demo market was loaded).
 pub async fn load(db: &Db, cfg: &Config) -> Result<()> {
     let hanh = seller(db, "0912000101").await?;
@@ -86,23 +98,11 @@ pub async fn load(db: &Db, cfg: &Config) -> Result<()> {
     // Bà Hạnh: a net paid and delivered — due in the payout preview.
     let (pay, order, total) = buy(db, cfg, "man-tuyn-2-cua-1m8-x-2m", 2).await?;
     transfer(db, "DEMO-FT-0001", total, &format!("CHI MAI CK {pay}")).await?;
-    for to in [
-        OrderStatus::Accepted,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-    ] {
-        crate::orders::store::seller_move(db, &hanh, &order, to).await?;
-    }
+    deliver(db, &hanh, &order).await?;
     // Minh Đức: a stool delivered, but no payout account yet — held in the preview.
     let (pay, order, total) = buy(db, cfg, "ghe-dau-go-xoan", 1).await?;
     transfer(db, "DEMO-FT-0002", total, &format!("CK {pay}")).await?;
-    for to in [
-        OrderStatus::Accepted,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-    ] {
-        crate::orders::store::seller_move(db, &duc, &order, to).await?;
-    }
+    deliver(db, &duc, &order).await?;
     // An order its seller cancelled before payment, paid anyway: owed back to the buyer.
     let (pay, order, total) = buy(db, cfg, "man-tuyn-tre-em-1m2", 1).await?;
     crate::orders::store::seller_move(db, &hanh, &order, OrderStatus::Cancelled).await?;
