@@ -287,26 +287,16 @@ async fn record_in(tx: &mut Tx, admin: &User, payment: i64, target: Target) -> R
                 Some(admin.id.0),
             )
             .await?;
+            // A payment with nothing left to pay for is done once all it received went back:
+            // its other orders waiting for a refund get nothing more (they were never paid).
+            if locked.status == PaymentStatus::RefundDue && refunded_after >= r.received_vnd {
+                close_refunded(tx, admin, payment, &locked).await?;
+            }
         }
         None => {
             if locked.status == PaymentStatus::RefundDue {
                 // All of it went back: its orders are refunded and so is the payment.
-                crate::orders::store::set_checkout_orders(
-                    tx,
-                    locked.checkout_id,
-                    OrderStatus::RefundDue,
-                    OrderStatus::Refunded,
-                    Actor::Admin,
-                    Some(admin.id.0),
-                )
-                .await?;
-                super::store::set_payment_status(
-                    tx,
-                    payment,
-                    locked.status,
-                    PaymentStatus::Refunded,
-                )
-                .await?;
+                close_refunded(tx, admin, payment, &locked).await?;
             }
         }
     }
@@ -322,6 +312,25 @@ async fn record_in(tx: &mut Tx, admin: &User, payment: i64, target: Target) -> R
     )
     .await?;
     Ok(amount)
+}
+
+/// Every order still waiting for a refund is refunded, and so is the payment.
+async fn close_refunded(
+    tx: &mut Tx,
+    admin: &User,
+    payment: i64,
+    locked: &super::store::Locked,
+) -> Result<()> {
+    crate::orders::store::set_checkout_orders(
+        tx,
+        locked.checkout_id,
+        OrderStatus::RefundDue,
+        OrderStatus::Refunded,
+        Actor::Admin,
+        Some(admin.id.0),
+    )
+    .await?;
+    super::store::set_payment_status(tx, payment, locked.status, PaymentStatus::Refunded).await
 }
 
 #[cfg(test)]

@@ -119,6 +119,11 @@ async fn refunds_never_exceed_what_came_in(b: Backend) {
     );
     let (s, v) = refund(&app, &admin, &format!("/orders/{}/refund", orders[0])).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        app.payment(&pay).await["status"],
+        "refunded",
+        "all of it went back"
+    );
     let (s, v) = refund(&app, &admin, &format!("/payments/{pay}/refund")).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
@@ -175,6 +180,8 @@ async fn refunds_never_exceed_what_came_in(b: Backend) {
     assert!(page.contains(&pay) && page.contains("10.000 ₫"), "page");
     let (s, v) = refund(&app, &admin, &format!("/orders/{}/refund", orders[0])).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // All 10.000 went back: the payment and both its orders are done.
+    assert_eq!(app.payment(&pay).await["status"], "refunded");
     let (s, v) = refund(&app, &admin, &format!("/orders/{}/refund", orders[1])).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (s, v) = refund(&app, &admin, &format!("/payments/{pay}/refund")).await;
