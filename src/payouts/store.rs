@@ -983,3 +983,89 @@ pub async fn explain_outflow(
     tx.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> ShopMoney {
+        ShopMoney {
+            available: 360_000,
+            owed: 0,
+            has_account: true,
+            active: true,
+            hold_until: None,
+            open_payout: false,
+        }
+    }
+
+    #[test]
+    fn a_run_pays_available_less_what_is_owed_or_says_why_not() {
+        let now = 1_000;
+        assert_eq!(decide(&shop(), now, 50_000), Ok(360_000));
+        let owes = ShopMoney {
+            owed: 180_000,
+            ..shop()
+        };
+        assert_eq!(decide(&owes, now, 50_000), Ok(180_000));
+        let owes_all = ShopMoney {
+            owed: 400_000,
+            ..shop()
+        };
+        assert_eq!(decide(&owes_all, now, 50_000), Err(HoldReason::Owed));
+        let small = ShopMoney {
+            available: 30_000,
+            ..shop()
+        };
+        assert_eq!(decide(&small, now, 50_000), Err(HoldReason::BelowMinimum));
+        let cases = [
+            (
+                ShopMoney {
+                    has_account: false,
+                    ..shop()
+                },
+                HoldReason::NoAccount,
+            ),
+            (
+                ShopMoney {
+                    active: false,
+                    ..shop()
+                },
+                HoldReason::Inactive,
+            ),
+            (
+                ShopMoney {
+                    hold_until: Some(now + 1),
+                    ..shop()
+                },
+                HoldReason::AccountHold,
+            ),
+            (
+                ShopMoney {
+                    open_payout: true,
+                    ..shop()
+                },
+                HoldReason::OpenPayout,
+            ),
+        ];
+        for (m, why) in cases {
+            assert_eq!(decide(&m, now, 50_000), Err(why), "{m:?}");
+        }
+        // A hold that has ended holds nothing; a negative debt never adds money.
+        assert_eq!(
+            decide(
+                &ShopMoney {
+                    hold_until: Some(now),
+                    ..shop()
+                },
+                now,
+                0
+            ),
+            Ok(360_000)
+        );
+        assert_eq!(
+            decide(&ShopMoney { owed: -5, ..shop() }, now, 0),
+            Ok(360_000)
+        );
+    }
+}
