@@ -38,5 +38,9 @@ CREATE TABLE ledger_health (
     violations TEXT NOT NULL DEFAULT ''
 );
 
+-- The shop's last confirmed email while a new one waits for confirmation: security notices
+-- (the payout-account alert) still reach it.
+ALTER TABLE shops ADD COLUMN email_previous TEXT;
+
 -- Payouts that failed or came back, and who said so.
 ALTER TABLE payouts ADD COLUMN failed_at BIGINT;

@@ -298,7 +298,7 @@ pub async fn confirm_email(db: &Db, token: &str) -> Result<Shop> {
         return Err(AppError::NotFound);
     }
     let id: i64 = sqlx::query_scalar(
-        "UPDATE shops SET email_confirmed = 1, email_token_hash = NULL
+        "UPDATE shops SET email_confirmed = 1, email_token_hash = NULL, email_previous = NULL
          WHERE email_token_hash = $1 RETURNING id",
     )
     .bind(token_hash(token))
@@ -404,6 +404,12 @@ pub async fn update_shop(
     if email_changes {
         if let (Some(old), true) = (shop.email.as_deref(), shop.email_confirmed) {
             crate::notify::render::email_changed(&mut tx, cfg, shop, old, new_email).await?;
+            // Until the new address is confirmed, security notices still reach this one.
+            sqlx::query("UPDATE shops SET email_previous = $1 WHERE id = $2")
+                .bind(old.to_string())
+                .bind(shop.id.0)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(email) = new_email {
             ask_email_confirmation(&mut tx, cfg, shop.id, email).await?;

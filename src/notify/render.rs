@@ -828,7 +828,8 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
         "payout_account_changed" => {
             let shop = shop_target(tx, ev.ref_id).await?;
             let r = sqlx::query(
-                "SELECT s.bank_bin, s.bank_account_no, s.payout_hold_until, u.email AS owner_email
+                "SELECT s.bank_bin, s.bank_account_no, s.payout_hold_until, u.email AS owner_email,
+                   s.email_previous
                  FROM shops s LEFT JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
             )
             .bind(ev.ref_id)
@@ -861,21 +862,27 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 origins: Vec::new(),
                 link: Some((format!("{base}/quan-ly/doanh-thu"), "Xem doanh thu".into())),
             };
-            // Every channel of the shop, whatever the seller chose (an attacker may have),
-            // and the owner's own login email beside the shop's.
+            // Every channel of the shop, whatever the seller chose (an attacker may have):
+            // its confirmed email, the one it had before an unconfirmed change, the owner's
+            // own login email, Telegram, Zalo.
             let event_key = format!("{key}:event-{}", ev.id);
             let mut out = for_shop(cfg, &shop, &event_key, &ev.kind, &msg, None, true)?;
-            if let Some(owner) = r.try_get::<Option<String>, _>("owner_email")?
-                && shop.email.as_deref() != Some(owner.as_str())
-            {
-                out.push(NewNotice {
-                    key: format!("{event_key}:owner-email"),
-                    kind: ev.kind.clone(),
-                    channel: "email",
-                    recipient: owner,
-                    shop_id: Some(shop.id),
-                    payload: msg.email()?,
-                });
+            for (label, column) in [
+                ("previous-email", "email_previous"),
+                ("owner-email", "owner_email"),
+            ] {
+                if let Some(address) = r.try_get::<Option<String>, _>(column)?
+                    && !out.iter().any(|n| n.recipient == address)
+                {
+                    out.push(NewNotice {
+                        key: format!("{event_key}:{label}"),
+                        kind: ev.kind.clone(),
+                        channel: "email",
+                        recipient: address,
+                        shop_id: Some(shop.id),
+                        payload: msg.email()?,
+                    });
+                }
             }
             if let (Some(_), Some(template)) =
                 (&cfg.notify.zalo, &cfg.payouts.zalo_template_account)

@@ -657,8 +657,8 @@ async fn the_payout_account_alert_cannot_be_silenced(b: Backend) {
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].0, "minhduc.go@example.vn");
     assert!(told[0].1.contains("k•••@example.com"), "{}", told[0].1);
-    // Now the payout account: the new address is not confirmed, the shop has no other
-    // channel, the owner no login email: nobody can be told, so the admins are.
+    // Now the payout account: the new address is not confirmed, so the alert goes to the
+    // old, confirmed one — never to the unconfirmed one — with the bank's name.
     let (s, v) = app
         .api(
             "PUT",
@@ -669,26 +669,45 @@ async fn the_payout_account_alert_cannot_be_silenced(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     app.notifier().run_once().await.unwrap();
-    let alerts: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT channel, recipient, payload FROM notices WHERE kind = 'payout_account_changed'",
+    let alerts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT recipient, payload FROM notices WHERE kind = 'payout_account_changed'",
     )
     .fetch_all(&app.db.pool)
     .await
     .unwrap();
     assert!(
-        alerts.iter().all(|(_, r, _)| r != "ke-gian@example.com"),
+        alerts.iter().all(|(r, _)| r != "ke-gian@example.com"),
         "never to an unconfirmed address: {alerts:?}"
     );
+    let old = alerts
+        .iter()
+        .find(|(r, _)| r == "minhduc.go@example.vn")
+        .unwrap_or_else(|| panic!("the old confirmed address hears of it: {alerts:?}"));
     assert!(
-        alerts
-            .iter()
-            .any(|(_, r, p)| r == "admin@cholang.local" && p.contains("Agribank")),
-        "the admins are told: {alerts:?}"
+        old.1.contains("Agribank") && !old.1.contains("970405"),
+        "{}",
+        old.1
     );
-    assert!(
-        alerts.iter().all(|(_, _, p)| !p.contains("970405")),
-        "bank names"
-    );
+
+    // A shop nothing can reach (no email, no Telegram, an owner without a login email): kept
+    // as unreachable, and the admins are told.
+    let huong = app.api_login(HUONG, PW).await;
+    let put_account = |bin: &'static str| {
+        let (app, huong) = (&app, huong.clone());
+        async move {
+            let (s, v) = app
+                .api(
+                    "PUT",
+                    "/shops/man-phu-doi-thanh-huong/payout-account",
+                    Some(&huong),
+                    Some(json!({"bank_bin": bin, "account_no": "0011001234567", "account_name": "Le Thanh Huong", "password": PW})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            app.notifier().run_once().await.unwrap();
+        }
+    };
+    put_account("970405").await;
     assert_eq!(
         app.scalar(
             "SELECT COUNT(*) FROM unreachable_notices WHERE kind = 'payout_account_changed'"
@@ -696,24 +715,27 @@ async fn the_payout_account_alert_cannot_be_silenced(b: Backend) {
         .await,
         1
     );
+    let to_admins: Vec<String> = sqlx::query_scalar(
+        "SELECT payload FROM notices WHERE kind = 'payout_account_changed' AND recipient = 'admin@cholang.local'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(to_admins.len(), 1);
+    assert!(
+        to_admins[0].contains("Màn Phú Đôi Thanh Hương") && to_admins[0].contains("Agribank"),
+        "{}",
+        to_admins[0]
+    );
     // With a login email, the owner hears of it whatever the shop's settings.
-    sqlx::query("UPDATE users SET email = 'duc.chu@example.vn' WHERE phone = $1")
-        .bind(DUC)
+    sqlx::query("UPDATE users SET email = 'huong.chu@example.vn' WHERE phone = $1")
+        .bind(HUONG)
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let (s, _) = app
-        .api(
-            "PUT",
-            &format!("/shops/{shop}/payout-account"),
-            Some(&duc),
-            Some(json!({"bank_bin": "970436", "account_no": "0011001234567", "account_name": "Tran Van Duc", "password": PW})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    app.notifier().run_once().await.unwrap();
+    put_account("970436").await;
     let to_owner: Vec<String> = sqlx::query_scalar(
-        "SELECT payload FROM notices WHERE kind = 'payout_account_changed' AND recipient = 'duc.chu@example.vn'",
+        "SELECT payload FROM notices WHERE kind = 'payout_account_changed' AND recipient = 'huong.chu@example.vn'",
     )
     .fetch_all(&app.db.pool)
     .await
