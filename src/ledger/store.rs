@@ -88,15 +88,6 @@ pub async fn post(
     Ok(Some(id))
 }
 
-/// Whether a journal for this event was posted already.
-pub async fn posted(tx: &mut Tx, key: &str) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_journals WHERE event_key = $1")
-        .bind(key.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(n > 0)
-}
-
 /// Money received for a payment (transfers in and transfers assigned to it), from the
 /// ledger: every credit to the payment's open account.
 pub async fn payment_received(conn: &mut sqlx::AnyConnection, payment: i64) -> Result<i64> {
@@ -121,18 +112,6 @@ pub async fn payment_refunded(conn: &mut sqlx::AnyConnection, payment: i64) -> R
                 JOIN payments p ON p.checkout_id = o.checkout_id WHERE p.id = $1))",
     )
     .bind(payment)
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-/// Refunds paid for one order, from the ledger.
-pub async fn order_refunded(conn: &mut sqlx::AnyConnection, order: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
-         JOIN ledger_journals j ON j.id = e.journal_id
-         WHERE j.order_id = $1 AND j.kind = 'refund_paid' AND e.account = 'refunds_due'",
-    )
-    .bind(order)
     .fetch_one(&mut *conn)
     .await?)
 }

@@ -949,11 +949,6 @@ pub async fn refund_order(db: &Db, admin: &User, order_code: &str) -> Result<()>
     Ok(())
 }
 
-/// A payment status in the words buyers and admins read.
-pub fn status_words(status: &str) -> &'static str {
-    PaymentStatus::parse(status).map_or("", PaymentStatus::label)
-}
-
 /// What an audited action is called on the admin pages (the log keeps the stable code).
 pub fn audit_action_words(action: &str) -> String {
     match action {
