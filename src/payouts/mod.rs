@@ -200,6 +200,15 @@ pub fn bank_name(bin: &str) -> String {
         .unwrap_or_else(|| format!("ngân hàng mã {bin}"))
 }
 
+/// An account as notices and pages show it: "Agribank ••••7890".
+pub fn masked_account(bin: &str, account_no: &str) -> String {
+    format!(
+        "{} ••••{}",
+        bank_name(bin),
+        &account_no[account_no.len().saturating_sub(4)..]
+    )
+}
+
 /// The run as CSV for banks' bulk-transfer uploads: sequence, beneficiary account, name
 /// (upper case, no diacritics), bank (BIN, code and name), amount, description. Cells are
 /// safe to open in a spreadsheet (`domain::sheet`).

@@ -43,11 +43,7 @@ pub async fn set_account(
     .bind(shop.id.0)
     .execute(&mut *tx)
     .await?;
-    let masked = format!(
-        "{} ••••{}",
-        super::bank_name(&account.bank_bin),
-        &account.account_no[account.account_no.len().saturating_sub(4)..]
-    );
+    let masked = super::masked_account(&account.bank_bin, &account.account_no);
     audit(
         &mut tx,
         user,
@@ -377,11 +373,7 @@ fn plan_line(r: &AnyRow, now: i64, min_vnd: i64) -> Result<PlanLine> {
             _ => None,
         },
         bank: match (bin, no) {
-            (Some(b), Some(n)) => Some(format!(
-                "{} ••••{}",
-                super::bank_name(&b),
-                &n[n.len().saturating_sub(4)..]
-            )),
+            (Some(b), Some(n)) => Some(super::masked_account(&b, &n)),
             _ => None,
         },
     })
