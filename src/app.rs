@@ -261,8 +261,8 @@ pub async fn housekeeping(db: Db, config: Arc<Config>) {
     }
 }
 
-/// Expire unpaid payments (releasing their stock), release the money of orders shipped
-/// `PAYOUT_RELEASE_DAYS` ago, send and follow payOS payouts, close proposals whose vote ran
+/// Expire unpaid payments (releasing their stock), release the money of orders whose buyer
+/// protection window is over (and escalate unanswered requests), send and follow payOS payouts, close proposals whose vote ran
 /// out, drop expired sessions and old attempt counters. Failures are logged and tried again
 /// at the next tick.
 pub async fn housekeeping_once(db: &Db, config: &Config) {
@@ -271,10 +271,13 @@ pub async fn housekeeping_once(db: &Db, config: &Config) {
         Ok(n) => tracing::info!(expired = n, "unpaid payments expired, stock released"),
         Err(e) => tracing::warn!(error = %e, "payment expiry sweep failed"),
     }
-    match crate::ledger::store::release_due(db, config.payouts.release_days).await {
+    match crate::protection::store::sweep(db, config, crate::domain::now_ms()).await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(released = n, "shipped orders released to their shops"),
-        Err(e) => tracing::warn!(error = %e, "release of shipped orders failed"),
+        Ok(n) => tracing::info!(
+            released = n,
+            "orders released to their shops (buyer protection)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "buyer protection sweep failed"),
     }
     if let Err(e) = crate::payouts::payos::run_once(db, config).await {
         tracing::warn!(error = %e, "payOS payout follow-up failed");

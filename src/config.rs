@@ -38,6 +38,7 @@ pub struct Config {
     pub checkout_max_held_units: i64,
     pub payments: PaymentsConfig,
     pub payouts: PayoutsConfig,
+    pub protection: ProtectionConfig,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
 }
@@ -212,7 +213,6 @@ pub struct PaymentsConfig {
 /// the smallest payout, and the payOS payout channel (its own three keys).
 #[derive(Clone)]
 pub struct PayoutsConfig {
-    pub release_days: i64,
     pub fee_bps: i64,
     pub account_hold_hours: i64,
     pub min_vnd: i64,
@@ -252,7 +252,6 @@ impl PayoutsConfig {
             ),
         };
         Ok(PayoutsConfig {
-            release_days: s.parse("PAYOUT_RELEASE_DAYS", 7)?,
             fee_bps,
             account_hold_hours: s.parse("PAYOUT_ACCOUNT_HOLD_HOURS", 24)?,
             min_vnd: s.parse("PAYOUT_MIN_VND", 50_000)?,
@@ -260,6 +259,41 @@ impl PayoutsConfig {
             payos_timeout_ms: s.parse("PAYOS_PAYOUT_TIMEOUT_MS", 10_000)?,
             zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
             zalo_template_account: s.get("ZALO_TEMPLATE_PAYOUT_ACCOUNT").map(str::to_string),
+        })
+    }
+}
+
+/// Buyer protection: when an order's money is released, how long a seller has to answer a
+/// request, how long a return may take.
+#[derive(Clone, Copy)]
+pub struct ProtectionConfig {
+    pub rules: crate::orders::release::Rules,
+    pub dispute_seller_days: i64,
+    pub return_days: i64,
+}
+
+impl ProtectionConfig {
+    fn load(s: &Settings) -> anyhow::Result<ProtectionConfig> {
+        if s.get("PAYOUT_RELEASE_DAYS").is_some() {
+            tracing::warn!(
+                "PAYOUT_RELEASE_DAYS is no longer read: set GUARANTEE_DAYS and SHIPPED_RELEASE_DAYS"
+            );
+        }
+        let days = |key: &str, default: i64| -> anyhow::Result<i64> {
+            let d: i64 = s.parse(key, default)?;
+            if !(0..=60).contains(&d) {
+                anyhow::bail!("{key} must be 0 to 60 days");
+            }
+            Ok(d)
+        };
+        Ok(ProtectionConfig {
+            rules: crate::orders::release::Rules {
+                guarantee_days: days("GUARANTEE_DAYS", 3)?,
+                shipped_days: days("SHIPPED_RELEASE_DAYS", 10)?,
+                extend_days: 3,
+            },
+            dispute_seller_days: days("DISPUTE_SELLER_DAYS", 3)?,
+            return_days: days("RETURN_DAYS", 7)?,
         })
     }
 }
@@ -506,6 +540,7 @@ impl Config {
             checkout_max_held_units: settings.parse("CHECKOUT_MAX_HELD_UNITS", 30)?,
             payments: PaymentsConfig::load(settings)?,
             payouts: PayoutsConfig::load(settings)?,
+            protection: ProtectionConfig::load(settings)?,
             notify: NotifyConfig::load(settings)?,
         })
     }

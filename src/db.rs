@@ -109,6 +109,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ledger_guards",
         include_str!("../migrations/sqlite/0015_ledger_guards.sql"),
     ),
+    (
+        16,
+        "buyer_protection",
+        include_str!("../migrations/sqlite/0016_buyer_protection.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -185,6 +190,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "ledger_guards",
         include_str!("../migrations/postgres/0015_ledger_guards.sql"),
+    ),
+    (
+        16,
+        "buyer_protection",
+        include_str!("../migrations/postgres/0016_buyer_protection.sql"),
     ),
 ];
 

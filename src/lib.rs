@@ -17,5 +17,6 @@ pub mod origin;
 pub mod payments;
 pub mod payouts;
 pub mod pricing;
+pub mod protection;
 pub mod search;
 pub mod web;

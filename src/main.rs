@@ -205,6 +205,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 cholang::payouts::demo::load(&db, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo money: {e:?}"))?;
+                // Buyer protection: waiting for the buyer, a request open, a refund on its way.
+                cholang::protection::demo::load(&db, &config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo buyer protection: {e:?}"))?;
                 tracing::info!(
                     "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",
                     cholang::catalog::demo::ADMIN_EMAIL,

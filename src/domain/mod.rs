@@ -49,6 +49,14 @@ pub fn format_vn_time(ms: i64) -> String {
     }
 }
 
+/// The day in Vietnam, as sellers read it: "09/12".
+pub fn format_vn_date(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.with_timezone(&vn_offset()).format("%d/%m").to_string(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

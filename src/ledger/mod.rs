@@ -21,6 +21,8 @@ pub enum Account {
     PaymentsOpen,
     /// Owed back to buyers.
     RefundsDue,
+    /// A refund sent to a buyer's bank, not yet confirmed.
+    RefundsInTransit,
     /// Platform fees taken at release.
     Fees,
     ShopPending,
@@ -37,6 +39,7 @@ impl Account {
             Account::Suspense => "suspense",
             Account::PaymentsOpen => "payments_open",
             Account::RefundsDue => "refunds_due",
+            Account::RefundsInTransit => "refunds_in_transit",
             Account::Fees => "fees",
             Account::ShopPending => "shop_pending",
             Account::ShopAvailable => "shop_available",
@@ -51,6 +54,7 @@ impl Account {
             "suspense" => "Tiền chưa khớp",
             "payments_open" => "Tiền của thanh toán chưa đủ",
             "refunds_due" => "Phải hoàn cho người mua",
+            "refunds_in_transit" => "Đang hoàn cho người mua",
             "fees" => "Phí nền tảng",
             "shop_pending" => "Chờ đối soát",
             "shop_available" => "Có thể rút",
@@ -254,6 +258,51 @@ pub fn refund_paid(amount: i64) -> Journal {
     )
 }
 
+/// Part of a live order goes back to its buyer (a request decided "partly refunded" or a
+/// seller who accepted part): taken from the shop's pending money before release.
+pub fn part_refund_due(shop: i64, amount: i64) -> Journal {
+    Journal::new(
+        "order_part_refund_due",
+        vec![
+            shop_line(Account::ShopPending, shop, amount),
+            line(Account::RefundsDue, -amount),
+        ],
+    )
+}
+
+/// A refund payout to a buyer's bank was created: owed → on its way.
+pub fn refund_sent(amount: i64) -> Journal {
+    Journal::new(
+        "refund_sent",
+        vec![
+            line(Account::RefundsDue, amount),
+            line(Account::RefundsInTransit, -amount),
+        ],
+    )
+}
+
+/// A refund payout failed or came back: owed again.
+pub fn refund_failed(amount: i64) -> Journal {
+    Journal::new(
+        "refund_failed",
+        vec![
+            line(Account::RefundsInTransit, amount),
+            line(Account::RefundsDue, -amount),
+        ],
+    )
+}
+
+/// A refund payout reached the buyer's bank: it left the collecting account.
+pub fn refund_paid_out(amount: i64) -> Journal {
+    Journal::new(
+        "refund_paid",
+        vec![
+            line(Account::RefundsInTransit, amount),
+            line(Account::Collect, -amount),
+        ],
+    )
+}
+
 /// An admin sent an unmatched transfer back to its payer.
 pub fn suspense_returned(amount: i64) -> Journal {
     Journal::new(
@@ -357,6 +406,10 @@ mod tests {
             release(7, 180_000, 250, 0),
             release(7, 180_000, 250, 30_000),
             refund_paid(70_000),
+            part_refund_due(7, 40_000),
+            refund_sent(40_000),
+            refund_failed(40_000),
+            refund_paid_out(40_000),
             suspense_returned(10_000),
             payout_sent(7, 175_500),
             payout_paid(7, 175_500),

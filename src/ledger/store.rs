@@ -107,7 +107,7 @@ pub async fn payment_refunded(conn: &mut sqlx::AnyConnection, payment: i64) -> R
     Ok(sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(e.amount_vnd), 0) AS BIGINT) FROM ledger_entries e
          JOIN ledger_journals j ON j.id = e.journal_id
-         WHERE j.kind = 'refund_paid' AND e.account = 'refunds_due'
+         WHERE j.kind = 'refund_paid' AND e.account IN ('refunds_due', 'refunds_in_transit')
            AND (j.payment_id = $1 OR j.order_id IN (SELECT o.id FROM orders o
                 JOIN payments p ON p.checkout_id = o.checkout_id WHERE p.id = $1))",
     )
@@ -248,13 +248,15 @@ pub async fn order_refund_due(tx: &mut Tx, order: i64) -> Result<()> {
     Ok(())
 }
 
-/// Release an order's money to its shop (delivered, or days after shipping), once, less
-/// the fee fixed on the order when it was placed (`orders.fee_bps`; `fee_override` only for
+/// Release an order's money to its shop (when buyer protection says so: `orders::release`),
+/// once, less any part decided to go back to the buyer and the fee fixed on the order when
+/// it was placed (`orders.fee_bps`; `fee_override` only for
 /// the backfill of orders from before fees).
 pub async fn release_order(tx: &mut Tx, order: i64, fee_override: Option<i64>) -> Result<bool> {
     let r = sqlx::query(
         "UPDATE orders SET released_at = $1 WHERE id = $2 AND released_at IS NULL
-           AND status IN ('shipped', 'delivered') RETURNING shop_id, total_vnd, fee_bps",
+           AND status IN ('shipped', 'delivered')
+         RETURNING shop_id, total_vnd - refund_owed_vnd AS total_vnd, fee_bps",
     )
     .bind(now_ms())
     .bind(order)
@@ -292,23 +294,30 @@ pub async fn fix_missing_fees(db: &Db, fee_bps: i64) -> Result<u64> {
     )
 }
 
-/// Release every order shipped more than `days` ago (the housekeeping task).
-pub async fn release_due(db: &Db, days: i64) -> Result<usize> {
-    let due: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status = 'shipped' AND released_at IS NULL AND shipped_at <= $1 ORDER BY id",
+/// Part of a live, unreleased order decided to go back to its buyer: from the shop's pending
+/// money to refunds due (`key` names the decision), and the order remembers it so its release
+/// pays the shop only the rest.
+pub async fn order_part_refund_due(tx: &mut Tx, order: i64, amount: i64, key: &str) -> Result<()> {
+    let r = sqlx::query(
+        "UPDATE orders SET refund_owed_vnd = refund_owed_vnd + $1 WHERE id = $2 AND released_at IS NULL
+         RETURNING shop_id",
     )
-    .bind(now_ms() - days * 86_400_000)
-    .fetch_all(&db.pool)
+    .bind(amount)
+    .bind(order)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| AppError::Conflict("Tiền của đơn đã chuyển cho người bán".into()))?;
+    let shop: i64 = r.try_get("shop_id")?;
+    lock_shop(tx, shop).await?;
+    post(
+        tx,
+        &super::part_refund_due(shop, amount),
+        Refs::order(order),
+        key,
+        "",
+    )
     .await?;
-    let mut n = 0;
-    for id in due {
-        let mut tx = db.begin().await?;
-        if release_order(&mut tx, id, None).await? {
-            n += 1;
-        }
-        tx.commit().await?;
-    }
-    Ok(n)
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -457,6 +466,11 @@ const SIGN_RULES: &[(&str, &str)] = &[
         "refunds_due on the wrong side (more refunded than owed to buyers)",
         "SELECT CAST(NULL AS BIGINT), CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
          WHERE account = 'refunds_due' HAVING SUM(amount_vnd) > 0",
+    ),
+    (
+        "refunds_in_transit on the wrong side (more confirmed than sent to buyers)",
+        "SELECT CAST(NULL AS BIGINT), CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'refunds_in_transit' HAVING SUM(amount_vnd) > 0",
     ),
     (
         "suspense on the wrong side (more returned or assigned than received)",

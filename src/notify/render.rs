@@ -527,9 +527,14 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     items,
                     total,
                     origins: if paid { origins } else { Vec::new() },
+                    // The signed link proves the buyer without an account (buyer protection:
+                    // confirm receipt, raise a request, give a refund account).
                     link: Some((
-                        format!("{base}/don-hang/{code}"),
-                        "Theo dõi đơn hàng".into(),
+                        format!(
+                            "{base}/don-hang/{code}?t={}",
+                            crate::orders::store::buyer_token(&cfg.secret_key, &code)
+                        ),
+                        "Theo dõi đơn hàng, xác nhận đã nhận hàng".into(),
                     )),
                 };
                 out.push(NewNotice {
@@ -825,6 +830,68 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             }
             Ok(out)
         }
+        "protection" => protection_notices(tx, cfg, ev, &key).await,
+        "refund_sent" | "refund_paid" | "refund_failed" => {
+            let r = sqlx::query(
+                "SELECT rp.code, rp.amount_vnd, rp.bank_bin, rp.account_no, rp.last_error, c.buyer_name,
+                   c.buyer_email, COALESCE(o.code, (SELECT MIN(o2.code) FROM orders o2 WHERE o2.checkout_id = c.id)) AS order_code
+                 FROM refund_payouts rp JOIN payments p ON p.id = rp.payment_id
+                 JOIN checkouts c ON c.id = p.checkout_id LEFT JOIN orders o ON o.id = rp.order_id
+                 WHERE rp.id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let Some(email) = r.try_get::<Option<String>, _>("buyer_email")? else {
+                return Ok(Vec::new());
+            };
+            let code: String = r.try_get("code")?;
+            let order_code: String = r.try_get("order_code")?;
+            let amount = format_vnd(r.try_get("amount_vnd")?);
+            let account = crate::payouts::masked_account(
+                &r.try_get::<String, _>("bank_bin")?,
+                &r.try_get::<String, _>("account_no")?,
+            );
+            let (subject, line) = match ev.kind.as_str() {
+                "refund_sent" => (
+                    format!("Chợ Làng đang hoàn {amount} cho bạn"),
+                    format!("Khoản hoàn {code}: {amount} đang được chuyển vào {account}."),
+                ),
+                "refund_paid" => (
+                    format!("Đã hoàn {amount} vào tài khoản của bạn"),
+                    format!("Khoản hoàn {code}: {amount} đã vào {account}."),
+                ),
+                _ => (
+                    format!("Chưa hoàn được {amount} — cần số tài khoản khác"),
+                    format!(
+                        "Khoản hoàn {code} vào {account} không thành công. Hãy mở đơn hàng và cho số tài khoản khác; Chợ Làng sẽ chuyển lại."
+                    ),
+                ),
+            };
+            let msg = Message {
+                subject,
+                greeting: format!("Chào {},", r.try_get::<String, _>("buyer_name")?),
+                lines: vec![line],
+                items: vec![],
+                total: String::new(),
+                origins: Vec::new(),
+                link: Some((
+                    format!(
+                        "{base}/don-hang/{order_code}?t={}",
+                        crate::orders::store::buyer_token(&cfg.secret_key, &order_code)
+                    ),
+                    "Mở đơn hàng".into(),
+                )),
+            };
+            Ok(vec![NewNotice {
+                key: format!("{key}:buyer:email"),
+                kind: ev.kind.clone(),
+                channel: "email",
+                recipient: email,
+                shop_id: None,
+                payload: msg.email()?,
+            }])
+        }
         "payout_account_changed" => {
             let shop = shop_target(tx, ev.ref_id).await?;
             let r = sqlx::query(
@@ -1017,4 +1084,141 @@ pub async fn fallback_for_shop(
     }
     tx.commit().await?;
     Ok(n)
+}
+
+/// A step of buyer protection (`protection_events`): the seller hears of the buyer's steps on
+/// every channel it has, the buyer (by email, when given) of the seller's and the decision,
+/// the village's moderators and the admins of escalations.
+async fn protection_notices(
+    tx: &mut Tx,
+    cfg: &Config,
+    ev: &PendingEvent,
+    key: &str,
+) -> Result<Vec<NewNotice>> {
+    let base = &cfg.public_url;
+    let r = sqlx::query(
+        "SELECT e.action, e.actor, e.text, e.amount_vnd, o.code, o.shop_id, c.buyer_name, c.buyer_email,
+           s.village_id
+         FROM protection_events e JOIN orders o ON o.id = e.order_id
+         JOIN checkouts c ON c.id = o.checkout_id JOIN shops s ON s.id = o.shop_id WHERE e.id = $1",
+    )
+    .bind(ev.ref_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let action: String = r.try_get("action")?;
+    let actor: String = r.try_get("actor")?;
+    let code: String = r.try_get("code")?;
+    let words = crate::protection::store::step_words(
+        &action,
+        &actor,
+        &r.try_get::<String, _>("text")?,
+        r.try_get("amount_vnd")?,
+    );
+    let to_seller = matches!(
+        action.as_str(),
+        "received"
+            | "extended"
+            | "request_opened"
+            | "buyer_accepted_reply"
+            | "escalated"
+            | "decided"
+            | "return_sent"
+    );
+    let to_buyer = matches!(
+        action.as_str(),
+        "seller_accepted"
+            | "seller_replied"
+            | "escalated"
+            | "decided"
+            | "return_received"
+            | "return_never_sent"
+    );
+    let subject = match action.as_str() {
+        "request_opened" => format!("Đơn {code}: người mua gửi yêu cầu trả hàng / hoàn tiền"),
+        "received" => format!("Đơn {code}: người mua đã nhận được hàng"),
+        "escalated" => format!("Đơn {code}: yêu cầu cần ban quản lý quyết định"),
+        "decided" => format!("Đơn {code}: đã có quyết định về yêu cầu"),
+        _ => format!("Đơn {code}: cập nhật bảo vệ người mua"),
+    };
+    let mut out = Vec::new();
+    if to_seller {
+        let shop = shop_target(tx, r.try_get("shop_id")?).await?;
+        let msg = Message {
+            subject: subject.clone(),
+            greeting: format!("Chào {},", shop.name),
+            lines: vec![words.clone()],
+            items: vec![],
+            total: String::new(),
+            origins: Vec::new(),
+            link: Some((
+                format!("{base}/quan-ly/don-hang#don-{code}"),
+                "Mở đơn hàng".into(),
+            )),
+        };
+        out.extend(
+            reach_shop(
+                tx,
+                cfg,
+                &shop,
+                &format!("{key}:seller"),
+                &ev.kind,
+                &msg,
+                None,
+            )
+            .await?,
+        );
+    }
+    if to_buyer && let Some(email) = r.try_get::<Option<String>, _>("buyer_email")? {
+        let msg = Message {
+            subject: subject.clone(),
+            greeting: format!("Chào {},", r.try_get::<String, _>("buyer_name")?),
+            lines: vec![words.clone()],
+            items: vec![],
+            total: String::new(),
+            origins: Vec::new(),
+            link: Some((
+                format!(
+                    "{base}/don-hang/{code}?t={}",
+                    crate::orders::store::buyer_token(&cfg.secret_key, &code)
+                ),
+                "Mở đơn hàng".into(),
+            )),
+        };
+        out.push(NewNotice {
+            key: format!("{key}:buyer:email"),
+            kind: ev.kind.clone(),
+            channel: "email",
+            recipient: email,
+            shop_id: None,
+            payload: msg.email()?,
+        });
+    }
+    if action == "escalated" {
+        let mut emails: Vec<String> = sqlx::query_scalar(
+            "SELECT u.email FROM village_moderators m JOIN users u ON u.id = m.user_id
+             WHERE m.village_id = $1 AND u.email IS NOT NULL ORDER BY u.id",
+        )
+        .bind(r.try_get::<i64, _>("village_id")?)
+        .fetch_all(&mut **tx)
+        .await?;
+        for a in admins_emails(tx).await? {
+            if !emails.contains(&a) {
+                emails.push(a);
+            }
+        }
+        let msg = Message {
+            subject,
+            greeting: "Chào ban quản lý,".into(),
+            lines: vec![words],
+            items: vec![],
+            total: String::new(),
+            origins: Vec::new(),
+            link: Some((
+                format!("{base}/quan-tri/yeu-cau"),
+                "Xem và quyết định".into(),
+            )),
+        };
+        out.extend(admin_notices(&emails, key, &ev.kind, &msg)?);
+    }
+    Ok(out)
 }

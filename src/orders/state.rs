@@ -24,6 +24,8 @@ pub enum Actor {
     System,
     Seller,
     Admin,
+    /// The buyer, proven by the receipt link or the checkout phone: confirms receipt.
+    Buyer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,13 +97,18 @@ impl OrderStatus {
             // The seller works the order; before shipping they may still cancel (refund).
             (Paid, Actor::Seller | Actor::Admin) => &[Accepted, RefundDue],
             (Accepted, Actor::Seller | Actor::Admin) => &[Shipped, RefundDue],
-            (Shipped, Actor::Seller) => &[Delivered],
+            // The seller's or the buyer's word that the goods arrived (buyer protection
+            // decides when the money moves, not this).
+            (Shipped, Actor::Seller | Actor::Buyer) => &[Delivered],
             // A return the cooperative accepts after shipping or delivery: the shop's money
             // (pending, available, or already paid out) is owed back to the buyer.
             (Shipped, Actor::Admin) => &[Delivered, RefundDue],
             (Delivered, Actor::Admin) => &[RefundDue],
+            // A return/refund request settled for the buyer (buyer protection).
+            (Shipped | Delivered, Actor::System) => &[RefundDue],
             // Only an admin records that money went back.
-            (RefundDue, Actor::Admin) => &[Refunded],
+            // A refund payout confirmed by the bank feed or payOS counts as one too.
+            (RefundDue, Actor::Admin | Actor::System) => &[Refunded],
             _ => &[],
         }
     }
@@ -160,6 +167,12 @@ mod tests {
             "no cancel after shipping"
         );
         assert!(Delivered.transition(Accepted, Actor::Admin).is_err());
+        assert!(
+            Paid.transition(Delivered, Actor::Buyer).is_err(),
+            "the buyer confirms only what was shipped"
+        );
+        assert!(Shipped.transition(RefundDue, Actor::Buyer).is_err());
+        assert_eq!(Shipped.transition(Delivered, Actor::Buyer), Ok(Delivered));
         let e = PendingPayment
             .transition(Delivered, Actor::Seller)
             .unwrap_err();
@@ -185,7 +198,7 @@ mod tests {
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
             if s.is_final() {
-                for a in [Actor::System, Actor::Seller, Actor::Admin] {
+                for a in [Actor::System, Actor::Seller, Actor::Admin, Actor::Buyer] {
                     assert!(s.next(a).is_empty());
                 }
             }

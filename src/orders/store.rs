@@ -50,6 +50,10 @@ pub struct OrderView {
     pub checkout_id: i64,
     pub carrier: Option<String>,
     pub tracking_code: Option<String>,
+    /// When the order's money is released to its shop and why (buyer protection); in the
+    /// seller's and the admin's order views.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<super::release::Release>,
 }
 
 impl OrderView {
@@ -453,6 +457,7 @@ pub async fn set_status(
         Actor::System => "system",
         Actor::Seller => "seller",
         Actor::Admin => "admin",
+        Actor::Buyer => "buyer",
     };
     sqlx::query(
         "INSERT INTO order_events (order_id, from_status, to_status, actor, actor_user_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -559,6 +564,7 @@ async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderV
             checkout_id: r.try_get("checkout_id")?,
             carrier: r.try_get("carrier")?,
             tracking_code: r.try_get("tracking_code")?,
+            release: None,
             lines: lines_of(db, id).await?,
         });
     }
@@ -645,6 +651,22 @@ pub async fn orders_of_shops(db: &Db, shop_ids: &[i64], limit: i64) -> Result<Ve
     Ok(all)
 }
 
+/// The signed part of the buyer's link in the receipt email (`/don-hang/{code}?t=…`): proof
+/// of being the buyer without an account.
+pub fn buyer_token(secret: &[u8], order_code: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
+    mac.update(format!("buyer:order:{}", order_code.to_uppercase()).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Constant-time check of a buyer link's token.
+pub fn buyer_token_ok(secret: &[u8], order_code: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let want = buyer_token(secret, order_code);
+    token.len() == want.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+}
+
 /// How a parcel left: optional carrier and tracking code, given with "shipped".
 #[derive(Debug, Clone, Default)]
 pub struct Shipping {
@@ -717,8 +739,16 @@ pub async fn seller_move_with(
             .execute(&mut *tx)
             .await?;
         }
+        // The seller's word alone never releases the money: buyer protection's window
+        // starts (`orders::release`).
         OrderStatus::Delivered => {
-            crate::ledger::store::release_order(&mut tx, order.id, None).await?;
+            sqlx::query(
+                "UPDATE orders SET delivered_at = $1, delivered_by = 'seller' WHERE id = $2 AND delivered_at IS NULL",
+            )
+            .bind(crate::domain::now_ms())
+            .bind(order.id)
+            .execute(&mut *tx)
+            .await?;
         }
         OrderStatus::RefundDue => {
             crate::ledger::store::order_refund_due(&mut tx, order.id).await?;

@@ -74,36 +74,42 @@ fn is_live(s: OrderStatus) -> bool {
     )
 }
 
+/// What an order is owed back (not yet refunded): all of it when it waits for its refund,
+/// the part decided to go back when it is still being served, else nothing.
+fn owed_back(s: OrderStatus, total: i64, refunded: i64, owed: i64) -> i64 {
+    if s == OrderStatus::RefundDue {
+        (total - refunded).max(0)
+    } else if is_live(s) {
+        (owed - refunded).max(0)
+    } else {
+        0
+    }
+}
+
 /// The amounts as pure arithmetic: (payment-level refundable, per-order refundable).
-/// `orders` are (status, total, refunded).
+/// `orders` are (status, total, refunded, owed back of a live order).
 pub fn share(
     status: PaymentStatus,
     received: i64,
     refunded: i64,
-    orders: &[(OrderStatus, i64, i64)],
+    orders: &[(OrderStatus, i64, i64, i64)],
 ) -> (i64, Vec<i64>) {
     let left = (received - refunded).max(0);
+    // What orders being served keep for their shops.
     let live: i64 = orders
         .iter()
-        .filter(|(s, _, _)| is_live(*s))
-        .map(|(_, t, r)| (t - r).max(0))
+        .filter(|(s, ..)| is_live(*s))
+        .map(|(_, t, r, o)| (t - o.max(r)).max(0))
         .sum();
     let waiting: i64 = orders
         .iter()
-        .filter(|(s, _, _)| *s == OrderStatus::RefundDue)
-        .map(|(_, t, r)| (t - r).max(0))
+        .map(|(s, t, r, o)| owed_back(*s, *t, *r, *o))
         .sum();
     // Money no order being served keeps.
     let free = (left - live).max(0);
     let per_order = orders
         .iter()
-        .map(|(s, t, r)| {
-            if *s == OrderStatus::RefundDue {
-                (t - r).max(0).min(free)
-            } else {
-                0
-            }
-        })
+        .map(|(s, t, r, o)| owed_back(*s, *t, *r, *o).min(free))
         .collect();
     let payment = match status {
         // Nothing is left to pay for: all of it goes back (its orders with it).
@@ -119,9 +125,10 @@ pub fn share(
 async fn orders_of(
     conn: &mut AnyConnection,
     checkout: i64,
-) -> Result<Vec<(i64, String, OrderStatus, i64, i64)>> {
+) -> Result<Vec<(i64, String, OrderStatus, i64, i64, i64)>> {
     let rows = sqlx::query(
-        "SELECT id, code, status, total_vnd, refunded_vnd FROM orders WHERE checkout_id = $1 ORDER BY id",
+        "SELECT id, code, status, total_vnd, refunded_vnd, refund_owed_vnd FROM orders
+         WHERE checkout_id = $1 ORDER BY id",
     )
     .bind(checkout)
     .fetch_all(&mut *conn)
@@ -137,6 +144,7 @@ async fn orders_of(
                 })?,
                 r.try_get("total_vnd")?,
                 r.try_get("refunded_vnd")?,
+                r.try_get("refund_owed_vnd")?,
             ))
         })
         .collect()
@@ -161,7 +169,7 @@ pub async fn refundable_on(conn: &mut AnyConnection, payment: i64) -> Result<Ref
         refunded,
         &orders
             .iter()
-            .map(|(_, _, s, t, f)| (*s, *t, *f))
+            .map(|(_, _, s, t, f, o)| (*s, *t, *f, *o))
             .collect::<Vec<_>>(),
     );
     Ok(Refundable {
@@ -174,7 +182,7 @@ pub async fn refundable_on(conn: &mut AnyConnection, payment: i64) -> Result<Ref
             .into_iter()
             .zip(per_order)
             .map(
-                |((_, code, status, total, refunded), refundable)| OrderRefundable {
+                |((_, code, status, total, refunded, _), refundable)| OrderRefundable {
                     order_code: code,
                     status,
                     total_vnd: total,
@@ -209,23 +217,122 @@ fn nothing_left(r: &Refundable, what: &str) -> AppError {
 pub async fn record(db: &Db, admin: &User, payment: i64, target: Target) -> Result<i64> {
     admin.require_admin()?;
     let mut tx = db.begin().await?;
-    let amount = record_in(&mut tx, admin, payment, target).await?;
+    let amount = record_in(&mut tx, By::Admin(admin), payment, target, Paid::ByHand).await?;
     tx.commit().await?;
     Ok(amount)
 }
 
-async fn record_in(tx: &mut Tx, admin: &User, payment: i64, target: Target) -> Result<i64> {
+/// Who records a refund.
+#[derive(Clone, Copy)]
+enum By<'a> {
+    Admin(&'a User),
+    /// The bank feed or payOS confirmed a refund payout.
+    System,
+}
+
+/// How the money went back.
+#[derive(Clone, Copy)]
+enum Paid {
+    /// The treasurer sent it by hand: all the target may still get, less what refund
+    /// payouts already carry.
+    ByHand,
+    /// A refund payout of exactly this amount reached the buyer's bank.
+    Payout { id: i64, amount: i64 },
+}
+
+/// Refund payouts of the payment on their way (pending or sent).
+pub async fn in_flight(conn: &mut AnyConnection, payment: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM refund_payouts
+         WHERE payment_id = $1 AND status IN ('pending', 'sent')",
+    )
+    .bind(payment)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// What a new refund payout for `target` may carry: its refundable amount less what refund
+/// payouts of the payment already carry (read under the payment's lock by the caller).
+pub async fn room_for_payout(tx: &mut Tx, payment: i64, target: Target) -> Result<i64> {
+    super::store::lock_payment(tx, payment).await?;
+    ledger::settle_payment(tx, payment).await?;
+    let r = refundable_on(tx, payment).await?;
+    let flying = in_flight(tx, payment).await?;
+    let base = match target {
+        Target::Payment => r.payment_refundable_vnd,
+        Target::Order(order) => {
+            let code: String = sqlx::query_scalar("SELECT code FROM orders WHERE id = $1")
+                .bind(order)
+                .fetch_one(&mut **tx)
+                .await?;
+            r.for_order(&code)
+        }
+    };
+    Ok((base.min(r.left_vnd() - flying)).max(0))
+}
+
+/// A refund payout reached the buyer's bank (payOS or the bank feed said so): recorded as
+/// the refund of its target, from the money in transit, in the caller's transaction.
+pub async fn record_payout_paid(
+    tx: &mut Tx,
+    payout: i64,
+    payment: i64,
+    target: Target,
+    amount: i64,
+) -> Result<i64> {
+    record_in(
+        tx,
+        By::System,
+        payment,
+        target,
+        Paid::Payout { id: payout, amount },
+    )
+    .await
+}
+
+async fn record_in(
+    tx: &mut Tx,
+    by: By<'_>,
+    payment: i64,
+    target: Target,
+    paid: Paid,
+) -> Result<i64> {
     let locked = super::store::lock_payment(tx, payment).await?;
     // Whatever the payment still holds is owed back or settled first.
     ledger::settle_payment(tx, payment).await?;
     let r = refundable_on(tx, payment).await?;
+    let flying = match paid {
+        Paid::ByHand => in_flight(tx, payment).await?,
+        Paid::Payout { .. } => 0,
+    };
+    // The amount recorded: what the target may get (by hand: less what payouts carry), or
+    // exactly the payout's amount, never more than the target may get.
+    let amount_for = |refundable: i64, what: &str| -> Result<i64> {
+        match paid {
+            Paid::ByHand => {
+                let a = refundable.min(r.left_vnd() - flying);
+                if a <= 0 {
+                    Err(nothing_left(&r, what))
+                } else {
+                    Ok(a)
+                }
+            }
+            Paid::Payout { amount, .. } => {
+                if amount <= 0 || amount > refundable {
+                    Err(nothing_left(&r, what))
+                } else {
+                    Ok(amount)
+                }
+            }
+        }
+    };
     let now = now_ms();
     let (amount, order, subject) = match target {
         Target::Payment => {
-            let amount = r.payment_refundable_vnd;
-            if amount <= 0 {
-                return Err(nothing_left(&r, &format!("thanh toán {}", r.payment_code)));
-            }
+            let amount = amount_for(
+                r.payment_refundable_vnd,
+                &format!("thanh toán {}", r.payment_code),
+            )?;
             (amount, None, format!("payment:{}", locked.code))
         }
         Target::Order(order) => {
@@ -238,25 +345,32 @@ async fn record_in(tx: &mut Tx, admin: &User, payment: i64, target: Target) -> R
                     .ok_or(AppError::NotFound)?;
             let code: String = row.try_get("code")?;
             let status: String = row.try_get("status")?;
-            if status != OrderStatus::RefundDue.as_str() {
+            let refundable = r.for_order(&code);
+            if status != OrderStatus::RefundDue.as_str() && refundable <= 0 {
                 return Err(AppError::Conflict(format!(
                     "Đơn {code} không ở trạng thái chờ hoàn tiền"
                 )));
             }
-            let amount = r.for_order(&code);
-            if amount <= 0 {
-                return Err(nothing_left(&r, &format!("đơn {code}")));
-            }
-            (amount, Some((order, code.clone())), format!("order:{code}"))
+            let amount = amount_for(refundable, &format!("đơn {code}"))?;
+            let waiting = status == OrderStatus::RefundDue.as_str();
+            (
+                amount,
+                Some((order, code.clone(), waiting)),
+                format!("order:{code}"),
+            )
         }
     };
     let refunded_after = r.refunded_vnd + amount;
+    let journal = match paid {
+        Paid::ByHand => crate::ledger::refund_paid(amount),
+        Paid::Payout { .. } => crate::ledger::refund_paid_out(amount),
+    };
     ledger::post(
         tx,
-        &crate::ledger::refund_paid(amount),
+        &journal,
         Refs {
             payment: Some(payment),
-            order: order.as_ref().map(|(id, _)| *id),
+            order: order.as_ref().map(|(id, ..)| *id),
             ..Refs::default()
         },
         &format!("refund:payment:{payment}:{refunded_after}"),
@@ -272,52 +386,84 @@ async fn record_in(tx: &mut Tx, admin: &User, payment: i64, target: Target) -> R
     .execute(&mut **tx)
     .await?;
     match &order {
-        Some((id, _)) => {
+        Some((id, _, waiting)) => {
             sqlx::query("UPDATE orders SET refunded_vnd = refunded_vnd + $1 WHERE id = $2")
                 .bind(amount)
                 .bind(*id)
                 .execute(&mut **tx)
                 .await?;
-            crate::orders::store::set_status(
-                tx,
-                *id,
-                OrderStatus::RefundDue,
-                OrderStatus::Refunded,
-                Actor::Admin,
-                Some(admin.id.0),
-            )
-            .await?;
+            // An order still being served (part of it went back) keeps its status.
+            if *waiting {
+                crate::orders::store::set_status(
+                    tx,
+                    *id,
+                    OrderStatus::RefundDue,
+                    OrderStatus::Refunded,
+                    by.actor(),
+                    by.user(),
+                )
+                .await?;
+            }
             // A payment with nothing left to pay for is done once all it received went back:
             // its other orders waiting for a refund get nothing more (they were never paid).
             if locked.status == PaymentStatus::RefundDue && refunded_after >= r.received_vnd {
-                close_refunded(tx, admin, payment, &locked).await?;
+                close_refunded(tx, by, payment, &locked).await?;
             }
         }
         None => {
             if locked.status == PaymentStatus::RefundDue {
                 // All of it went back: its orders are refunded and so is the payment.
-                close_refunded(tx, admin, payment, &locked).await?;
+                close_refunded(tx, by, payment, &locked).await?;
             }
         }
     }
-    super::store::audit(
-        tx,
-        admin,
-        match order {
-            Some(_) => "refund_order",
-            None => "refund_payment",
-        },
-        &subject,
-        &format!("Đã hoàn {}", format_vnd(amount)),
-    )
-    .await?;
+    let action = match order {
+        Some(_) => "refund_order",
+        None => "refund_payment",
+    };
+    let detail = match paid {
+        Paid::ByHand => format!("Đã hoàn {}", format_vnd(amount)),
+        Paid::Payout { id, .. } => {
+            format!("Đã hoàn {} (khoản hoàn #{id})", format_vnd(amount))
+        }
+    };
+    match by {
+        By::Admin(admin) => super::store::audit(tx, admin, action, &subject, &detail).await?,
+        By::System => {
+            sqlx::query(
+                "INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES (NULL, $1, $2, $3, $4)",
+            )
+            .bind(action)
+            .bind(subject)
+            .bind(detail)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(amount)
+}
+
+impl By<'_> {
+    fn actor(self) -> Actor {
+        match self {
+            By::Admin(_) => Actor::Admin,
+            By::System => Actor::System,
+        }
+    }
+
+    fn user(self) -> Option<i64> {
+        match self {
+            By::Admin(a) => Some(a.id.0),
+            By::System => None,
+        }
+    }
 }
 
 /// Every order still waiting for a refund is refunded, and so is the payment.
 async fn close_refunded(
     tx: &mut Tx,
-    admin: &User,
+    by: By<'_>,
     payment: i64,
     locked: &super::store::Locked,
 ) -> Result<()> {
@@ -326,8 +472,8 @@ async fn close_refunded(
         locked.checkout_id,
         OrderStatus::RefundDue,
         OrderStatus::Refunded,
-        Actor::Admin,
-        Some(admin.id.0),
+        by.actor(),
+        by.user(),
     )
     .await?;
     super::store::set_payment_status(tx, payment, locked.status, PaymentStatus::Refunded).await
@@ -341,7 +487,7 @@ mod tests {
     #[test]
     fn a_cancelled_order_is_refunded_once_whichever_way_is_asked() {
         // 230,000 for an order its seller cancelled: the payment is refund due.
-        let orders = [(RefundDue, 230_000, 0)];
+        let orders = [(RefundDue, 230_000, 0, 0)];
         let (pay, per) = share(PaymentStatus::RefundDue, 230_000, 0, &orders);
         assert_eq!((pay, per.clone()), (230_000, vec![230_000]));
         // After the order's refund nothing is left for the payment.
@@ -349,18 +495,18 @@ mod tests {
             PaymentStatus::RefundDue,
             230_000,
             230_000,
-            &[(Refunded, 230_000, 230_000)],
+            &[(Refunded, 230_000, 230_000, 0)],
         );
         assert_eq!(pay, 0);
     }
 
     #[test]
     fn an_underpaid_payment_gives_back_only_what_came() {
-        let orders = [(RefundDue, 150_000, 0), (RefundDue, 30_000, 0)];
+        let orders = [(RefundDue, 150_000, 0, 0), (RefundDue, 30_000, 0, 0)];
         let (pay, per) = share(PaymentStatus::RefundDue, 10_000, 0, &orders);
         assert_eq!(pay, 10_000);
         assert_eq!(per, vec![10_000, 10_000], "each alone at most what came");
-        let orders = [(Refunded, 150_000, 10_000), (RefundDue, 30_000, 0)];
+        let orders = [(Refunded, 150_000, 10_000, 0), (RefundDue, 30_000, 0, 0)];
         let (pay, per) = share(PaymentStatus::RefundDue, 10_000, 10_000, &orders);
         assert_eq!((pay, per), (0, vec![0, 0]));
     }
@@ -368,7 +514,7 @@ mod tests {
     #[test]
     fn live_orders_keep_their_share_and_the_overpayment_is_free() {
         // Paid 350,000 for 180,000 + 120,000; the second order cancelled after payment.
-        let orders = [(Shipped, 180_000, 0), (RefundDue, 120_000, 0)];
+        let orders = [(Shipped, 180_000, 0, 0), (RefundDue, 120_000, 0, 0)];
         let (pay, per) = share(PaymentStatus::Paid, 350_000, 0, &orders);
         assert_eq!(per, vec![0, 120_000]);
         assert_eq!(pay, 50_000, "only the overpayment at payment level");
@@ -378,7 +524,7 @@ mod tests {
                 PaymentStatus::Underpaid,
                 10_000,
                 0,
-                &[(PendingPayment, 50_000, 0)]
+                &[(PendingPayment, 50_000, 0, 0)]
             )
             .0,
             0
@@ -386,5 +532,23 @@ mod tests {
         // Never more than received − refunded.
         let (pay, per) = share(PaymentStatus::Paid, 350_000, 340_000, &orders);
         assert_eq!((pay, per), (0, vec![0, 0]));
+    }
+
+    #[test]
+    fn part_of_a_live_order_goes_back_and_the_rest_stays_with_the_shop() {
+        // Paid 180,000; a request decided 60,000 back; the order is still delivered.
+        let orders = [(Delivered, 180_000, 0, 60_000)];
+        let (pay, per) = share(PaymentStatus::Paid, 180_000, 0, &orders);
+        assert_eq!((pay, per), (0, vec![60_000]));
+        // Once the 60,000 went back, nothing more for anyone.
+        let orders = [(Delivered, 180_000, 60_000, 60_000)];
+        let (pay, per) = share(PaymentStatus::Paid, 180_000, 60_000, &orders);
+        assert_eq!((pay, per), (0, vec![0]));
+        // Never beyond what came in: an underpaid share caps it.
+        let orders = [(Delivered, 180_000, 0, 180_000)];
+        assert_eq!(
+            share(PaymentStatus::Paid, 100_000, 0, &orders).1,
+            vec![100_000]
+        );
     }
 }

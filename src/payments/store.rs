@@ -159,13 +159,17 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
         // Money going out of the collecting account may be a payout the treasurer made
         // from the bank app: confirmed when it names a payout and its exact amount.
         if t.amount < 0 && t.success {
-            let confirmed = crate::payouts::store::confirm_from_feed(
-                &mut tx,
-                txn_row,
-                t.amount.saturating_neg(),
-                &t.description,
-            )
-            .await?;
+            let out = t.amount.saturating_neg();
+            let confirmed =
+                crate::payouts::store::confirm_from_feed(&mut tx, txn_row, out, &t.description)
+                    .await?
+                    || crate::payouts::refunds::confirm_from_feed(
+                        &mut tx,
+                        txn_row,
+                        out,
+                        &t.description,
+                    )
+                    .await?;
             // Anything else that left the account waits for the admin to explain it, so the
             // books never drift from the bank unseen (a payout sent twice, say).
             if !confirmed {
@@ -181,6 +185,7 @@ pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
     // A payout the bank sent back (its code in the description, its exact amount): the
     // money is the shop's again, not a buyer's.
     if crate::payouts::store::returned_from_feed(&mut tx, txn_row, t.amount, &t.description).await?
+        || crate::payouts::refunds::returned_from_feed(&mut tx, t.amount, &t.description).await?
     {
         set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Ignored).await?;
         sqlx::query("UPDATE bank_transactions SET money_ref = NULL WHERE id = $1")

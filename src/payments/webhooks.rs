@@ -177,3 +177,38 @@ mod tests {
         assert!(i.success);
     }
 }
+
+/// The account a transfer came from, when the provider reported it (payOS and Casso put
+/// `counterAccountBankId`, `counterAccountNumber` and `counterAccountName` in their bodies):
+/// offered to the buyer, masked, as where a refund may go. None unless the bank is known.
+pub fn payer_of(raw: &str) -> Option<crate::payouts::PayoutAccount> {
+    fn find<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+        match v {
+            Value::Object(m) => m
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| m.values().find_map(|x| find(x, key))),
+            Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+            _ => None,
+        }
+    }
+    let v: Value = serde_json::from_str(raw).ok()?;
+    let bin = find(&v, "counterAccountBankId")?;
+    let no = find(&v, "counterAccountNumber")?;
+    let name = find(&v, "counterAccountName")?;
+    crate::payouts::PayoutAccount::parse(bin, no, name).ok()
+}
+
+#[cfg(test)]
+mod payer_tests {
+    #[test]
+    fn the_payer_account_comes_from_the_providers_body() {
+        let raw = r#"{"code":"00","data":{"counterAccountBankId":"970436","counterAccountName":"NGUYEN VAN A","counterAccountNumber":"0011001234567"}}"#;
+        let a = super::payer_of(raw).expect("found");
+        assert_eq!(a.bank_bin, "970436");
+        assert_eq!(a.account_no, "0011001234567");
+        assert!(super::payer_of(r#"{"data":{"counterAccountBankId":""}}"#).is_none());
+        assert!(super::payer_of("not json").is_none());
+    }
+}

@@ -11,7 +11,7 @@ use crate::orders::OrderStatus;
 use crate::orders::checkout::{RawBuyer, RawItem, validate};
 use crate::payments::store::{Hint, Incoming, Provider, record};
 
-async fn seller(db: &Db, phone: &str) -> Result<User> {
+pub async fn seller(db: &Db, phone: &str) -> Result<User> {
     let login = Login::parse(phone).map_err(AppError::BadRequest)?;
     crate::accounts::store::find_by_login(db, &login)
         .await?
@@ -19,7 +19,7 @@ async fn seller(db: &Db, phone: &str) -> Result<User> {
 }
 
 /// Check out `qty` of `slug` as a demo buyer: (payment code, order code, total).
-async fn buy(db: &Db, cfg: &Config, slug: &str, qty: i64) -> Result<(String, String, i64)> {
+pub async fn buy(db: &Db, cfg: &Config, slug: &str, qty: i64) -> Result<(String, String, i64)> {
     let req = validate(
         &[RawItem {
             product_id: None,
@@ -42,7 +42,7 @@ async fn buy(db: &Db, cfg: &Config, slug: &str, qty: i64) -> Result<(String, Str
 }
 
 /// A transfer as the bank feed reports it.
-async fn transfer(db: &Db, id: &str, amount: i64, description: &str) -> Result<()> {
+pub async fn transfer(db: &Db, id: &str, amount: i64, description: &str) -> Result<()> {
     record(
         db,
         &Incoming {
@@ -71,6 +71,16 @@ async fn deliver(db: &Db, seller: &User, order: &str) -> Result<()> {
     ] {
         crate::orders::store::seller_move(db, seller, order, to).await?;
     }
+    // The buyer confirmed receipt: the money is released at once (buyer protection).
+    let o = crate::orders::store::order_by_code(db, order).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE orders SET received_at = $1, delivered_by = 'buyer' WHERE id = $2")
+        .bind(crate::domain::now_ms())
+        .bind(o.id)
+        .execute(&mut *tx)
+        .await?;
+    crate::ledger::store::release_order(&mut tx, o.id, None).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod payos;
+pub mod refunds;
 pub mod state;
 pub mod store;
 
@@ -20,29 +21,41 @@ use crate::payments::code::ALPHABET;
 pub const CODE_PREFIX: &str = "CLPO";
 pub const CODE_BODY: usize = 6;
 
+/// Refund payouts to buyers ("hoàn tiền"): `CLHT7K3QX9`.
+pub const REFUND_PREFIX: &str = "CLHT";
+
 /// A payout code such as `CLPO7K3QX9`: the payment codes' alphabet after `CLPO`.
 pub fn new_code() -> String {
+    new_code_with(CODE_PREFIX)
+}
+
+pub fn new_code_with(prefix: &str) -> String {
     let mut rng = rand::thread_rng();
     let body: String = (0..CODE_BODY)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
-    format!("{CODE_PREFIX}{body}")
+    format!("{prefix}{body}")
 }
 
 /// Payout codes found anywhere in a bank description, ignoring case and the spaces, dots
 /// and dashes banks insert.
 pub fn codes_in(description: &str) -> Vec<String> {
+    codes_with(description, CODE_PREFIX)
+}
+
+/// Codes with `prefix` (payouts `CLPO`, refund payouts `CLHT`) in a bank description.
+pub fn codes_with(description: &str, prefix: &str) -> Vec<String> {
     let squeezed: Vec<u8> = description
         .bytes()
         .filter(|b| b.is_ascii_alphanumeric())
         .map(|b| b.to_ascii_uppercase())
         .collect();
-    let n = CODE_PREFIX.len() + CODE_BODY;
+    let n = prefix.len() + CODE_BODY;
     let mut out = Vec::new();
     for start in 0..squeezed.len().saturating_sub(n - 1) {
         let w = &squeezed[start..start + n];
-        if w.starts_with(CODE_PREFIX.as_bytes())
-            && w[CODE_PREFIX.len()..].iter().all(|b| ALPHABET.contains(b))
+        if w.starts_with(prefix.as_bytes())
+            && w[prefix.len()..].iter().all(|b| ALPHABET.contains(b))
         {
             let c = String::from_utf8_lossy(w).to_string();
             if !out.contains(&c) {

@@ -178,29 +178,93 @@ pub async fn lookup(cfg: &PayosConfig, timeout_ms: u64, code: &str) -> Answer {
     }
 }
 
+/// Which payouts a pass follows: sellers' (`payouts`) or refunds to buyers (`refund_payouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Book {
+    Shops,
+    Refunds,
+}
+
+impl Book {
+    fn table(self) -> &'static str {
+        match self {
+            Book::Shops => "payouts",
+            Book::Refunds => "refund_payouts",
+        }
+    }
+
+    async fn accepted(self, tx: &mut crate::db::Tx, id: i64, pid: &str) -> Result<()> {
+        match self {
+            Book::Shops => {
+                PayoutStatus::Pending
+                    .transition(PayoutStatus::Sent)
+                    .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
+                sqlx::query(
+                    "UPDATE payouts SET status = $4, provider_id = $1, updated_at = $2 WHERE id = $3 AND status = $5",
+                )
+                .bind(pid.to_string())
+                .bind(now_ms())
+                .bind(id)
+                .bind(PayoutStatus::Sent.as_str())
+                .bind(PayoutStatus::Pending.as_str())
+                .execute(&mut **tx)
+                .await?;
+                crate::notify::event(tx, "payout_sent", id).await?;
+            }
+            Book::Refunds => {
+                super::refunds::mark_sent(tx, id, pid).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn paid(self, tx: &mut crate::db::Tx, id: i64) -> Result<bool> {
+        match self {
+            Book::Shops => super::store::mark_paid(tx, id, None).await,
+            Book::Refunds => super::refunds::mark_paid(tx, id, None).await,
+        }
+    }
+
+    async fn failed(self, tx: &mut crate::db::Tx, id: i64, why: &str) -> Result<bool> {
+        match self {
+            Book::Shops => super::store::mark_failed(tx, id, why).await,
+            Book::Refunds => super::refunds::mark_failed(tx, id, why).await,
+        }
+    }
+}
+
 /// One pass of the follow-up job: send payOS payouts not yet accepted, and ask about those
-/// accepted until they settle. Each payout is claimed by pushing its next check out first
-/// (a conditional update), so two workers never handle one at once. Returns how many
-/// payouts were handled.
+/// accepted until they settle, for sellers' payouts and refunds to buyers alike. Each payout
+/// is claimed by pushing its next check out first (a conditional update), so two workers
+/// never handle one at once. Returns how many payouts were handled.
 pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
     let Some(pc) = cfg.payouts.payos.as_ref() else {
         return Ok(0);
     };
+    let mut handled = 0;
+    for book in [Book::Shops, Book::Refunds] {
+        handled += run_book(db, cfg, pc, book).await?;
+    }
+    Ok(handled)
+}
+
+async fn run_book(db: &Db, cfg: &Config, pc: &PayosConfig, book: Book) -> Result<usize> {
+    let table = book.table();
     let now = now_ms();
-    let due = sqlx::query(
-        "SELECT id, code, status, amount_vnd, bank_bin, account_no, provider_id, attempts FROM payouts
+    let due = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, code, status, amount_vnd, bank_bin, account_no, provider_id, attempts FROM {table}
          WHERE method = 'payos' AND status IN ('pending', 'sent') AND next_check_at <= $1
-         ORDER BY next_check_at, id LIMIT 100",
-    )
+         ORDER BY next_check_at, id LIMIT 100"
+    )))
     .bind(now)
     .fetch_all(&db.pool)
     .await?;
     let mut handled = 0;
     for r in due {
         let id: i64 = r.try_get("id")?;
-        let claimed = sqlx::query(
-            "UPDATE payouts SET next_check_at = $1 WHERE id = $2 AND next_check_at <= $3",
-        )
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET next_check_at = $1 WHERE id = $2 AND next_check_at <= $3"
+        )))
         .bind(now + 60_000)
         .bind(id)
         .bind(now)
@@ -250,38 +314,27 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
         match answer {
             Answer::Ok { id: pid, state } => {
                 if status == PayoutStatus::Pending.as_str() {
-                    PayoutStatus::Pending
-                        .transition(PayoutStatus::Sent)
-                        .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
-                    sqlx::query(
-                        "UPDATE payouts SET status = $4, provider_id = $1, updated_at = $2 WHERE id = $3 AND status = $5",
-                    )
-                    .bind(pid)
-                    .bind(now_ms())
-                    .bind(id)
-                    .bind(PayoutStatus::Sent.as_str())
-                    .bind(PayoutStatus::Pending.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    crate::notify::event(&mut tx, "payout_sent", id).await?;
+                    book.accepted(&mut tx, id, &pid).await?;
                 }
-                sqlx::query("UPDATE payouts SET provider_state = $1 WHERE id = $2")
-                    .bind(state.clone())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET provider_state = $1 WHERE id = $2"
+                )))
+                .bind(state.clone())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 match settled(&state) {
                     Settled::Paid => {
-                        super::store::mark_paid(&mut tx, id, None).await?;
+                        book.paid(&mut tx, id).await?;
                     }
                     Settled::Failed => {
-                        super::store::mark_failed(&mut tx, id, &format!("payOS: {state}")).await?;
+                        book.failed(&mut tx, id, &format!("payOS: {state}")).await?;
                     }
                     Settled::Waiting => {
                         let wait = retry_backoff(5, attempts + 1, 3_600).as_millis() as i64;
-                        sqlx::query(
-                            "UPDATE payouts SET attempts = attempts + 1, next_check_at = $1 WHERE id = $2",
-                        )
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "UPDATE {table} SET attempts = attempts + 1, next_check_at = $1 WHERE id = $2"
+                        )))
                         .bind(now_ms() + wait)
                         .bind(id)
                         .execute(&mut *tx)
@@ -290,14 +343,14 @@ pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
                 }
             }
             Answer::Refused(why) => {
-                super::store::mark_failed(&mut tx, id, &why).await?;
+                book.failed(&mut tx, id, &why).await?;
             }
             Answer::Retry(why) => {
                 tracing::warn!(payout = %code, error = %why, "payOS payout: will ask again");
                 let wait = retry_backoff(5, attempts + 1, 3_600).as_millis() as i64;
-                sqlx::query(
-                    "UPDATE payouts SET attempts = attempts + 1, last_error = $1, next_check_at = $2 WHERE id = $3",
-                )
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET attempts = attempts + 1, last_error = $1, next_check_at = $2 WHERE id = $3"
+                )))
                 .bind(why)
                 .bind(now_ms() + wait)
                 .bind(id)

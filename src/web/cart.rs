@@ -16,7 +16,6 @@ use super::session::verify_csrf;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::app::AppState;
 use crate::catalog::store as catalog;
-use crate::domain::PhoneVn;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
 use crate::error::{AppError, FieldErrors};
@@ -35,7 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/pay/{code}", get(pay_page))
         .route("/pay/{code}/qr.png", get(qr_png))
         .route("/pay/{code}/qr.svg", get(qr_svg))
-        .route("/don-hang/{code}", get(track_page).post(track))
 }
 
 /// The cart cookie: `product_id:quantity` pairs separated by commas.
@@ -523,142 +521,6 @@ async fn qr_svg(
         qr_svg_of(&payload)?,
     )
         .into_response())
-}
-
-#[derive(Template)]
-#[template(path = "track.html")]
-struct TrackPage {
-    layout: Layout,
-    code: String,
-    error: Option<String>,
-    order: Option<TrackView>,
-}
-
-struct TrackView {
-    shop_name: String,
-    status: String,
-    total: String,
-    /// (name, quantity, unit, price, origin page of the batch)
-    lines: Vec<(String, i64, String, String, Option<String>)>,
-    buyer_name: String,
-    address: String,
-    payment_code: String,
-    payment_status: String,
-    created: String,
-}
-
-async fn track_page(
-    State(st): State<AppState>,
-    seed: CsrfSeed,
-    MaybeUser(user): MaybeUser,
-    Path(code): Path<String>,
-) -> PageResult {
-    // The code buyers see most is the payment's: take them to the lookup page with it.
-    if let Err(AppError::NotFound) = orders::order_by_code(&st.db, &code).await {
-        if orders::checkout_id_by_any_code(&st.db, &code)
-            .await?
-            .is_some()
-        {
-            let q: String = form_urlencoded::byte_serialize(code.as_bytes()).collect();
-            return see_other(&format!("/tra-cuu-don?ma={q}"));
-        }
-        return Err(AppError::NotFound.into());
-    }
-    render(TrackPage {
-        layout: Layout::new(&st, &seed, &user, format!("Đơn hàng {code}")),
-        code,
-        error: None,
-        order: None,
-    })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct TrackForm {
-    csrf: String,
-    phone: String,
-}
-
-/// The order is shown only to whoever knows the buyer's phone number; wrong guesses are
-/// counted like failed logins, per order and per client address.
-async fn track(
-    State(st): State<AppState>,
-    seed: CsrfSeed,
-    MaybeUser(user): MaybeUser,
-    client: super::client::ClientIp,
-    Path(code): Path<String>,
-    Form(f): Form<TrackForm>,
-) -> PageResult {
-    verify_csrf(&st, &seed, &f.csrf)?;
-    let order = orders::order_by_code(&st.db, &code).await?;
-    let layout = Layout::new(&st, &seed, &user, format!("Đơn hàng {}", order.code));
-    // The guess is reserved before it is checked, so concurrent guesses cannot pass the limit.
-    let keys = crate::accounts::store::AttemptKeys::new(
-        "track",
-        &format!("order:{}", order.code),
-        &client.key(),
-    );
-    if let Err(e) = keys
-        .reserve(
-            &st.db,
-            st.config.login_max_failures,
-            st.config.login_window_minutes,
-        )
-        .await
-    {
-        let mut resp = render(TrackPage {
-            layout,
-            code: order.code,
-            error: Some(e.to_string()),
-            order: None,
-        })?;
-        *resp.status_mut() = e.status();
-        return Ok(resp);
-    }
-    let c = orders::checkout_by_id(&st.db, order.checkout_id).await?;
-    let matches = PhoneVn::parse(&f.phone)
-        .map(|p| p.as_str() == c.buyer_phone)
-        .unwrap_or(false);
-    if !matches {
-        let mut resp = render(TrackPage {
-            layout,
-            code: order.code,
-            error: Some("Số điện thoại không khớp với đơn hàng".into()),
-            order: None,
-        })?;
-        *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-        return Ok(resp);
-    }
-    keys.succeeded(&st.db).await?;
-    let p = payments::payment_of_checkout(&st.db, c.id).await?;
-    render(TrackPage {
-        layout,
-        code: order.code.clone(),
-        error: None,
-        order: Some(TrackView {
-            shop_name: order.shop_name.clone(),
-            status: order.status.label().into(),
-            total: format_vnd(order.total_vnd),
-            lines: order
-                .lines
-                .iter()
-                .map(|l| {
-                    (
-                        l.name.clone(),
-                        l.quantity,
-                        l.unit.clone(),
-                        format_vnd(l.unit_price_vnd),
-                        l.batch_code.as_ref().map(|c| format!("/truy-xuat/{c}")),
-                    )
-                })
-                .collect(),
-            buyer_name: c.buyer_name.clone(),
-            address: c.buyer_address.clone(),
-            payment_code: p.code.clone(),
-            payment_status: status_label(p.status),
-            created: format_vn_time(order.created_at),
-        }),
-    })
 }
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ struct DashboardPage {
     shop_village: String,
     errors: FieldErrors,
     is_admin: bool,
+    /// Return/refund requests waiting for this admin's or moderator's decision; None for
+    /// those who do not decide any.
+    requests_waiting: Option<usize>,
 }
 
 impl DashboardPage {
@@ -233,6 +236,15 @@ async fn dashboard_page(
             ));
         }
     }
+    let requests_waiting = if user.is_admin() || !moderated.is_empty() {
+        Some(
+            crate::protection::store::escalated_for(&st.db, &user)
+                .await?
+                .len(),
+        )
+    } else {
+        None
+    };
     render(DashboardPage {
         layout: Layout::new(st, seed, &Some(user.clone()), "Quản lý cửa hàng")
             .with_notice(notice(notice_code)),
@@ -247,6 +259,7 @@ async fn dashboard_page(
         shop_village,
         errors,
         is_admin: user.is_admin(),
+        requests_waiting,
     })
 }
 

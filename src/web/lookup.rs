@@ -43,7 +43,7 @@ fn token(st: &AppState, checkout: i64) -> String {
 }
 
 /// The checkouts this browser proved it may see.
-fn remembered(st: &AppState, jar: &CookieJar) -> Vec<i64> {
+pub(super) fn remembered(st: &AppState, jar: &CookieJar) -> Vec<i64> {
     let Some(c) = jar.get(LOOKUP_COOKIE) else {
         return Vec::new();
     };
@@ -59,7 +59,7 @@ fn remembered(st: &AppState, jar: &CookieJar) -> Vec<i64> {
         .collect()
 }
 
-fn remember(st: &AppState, jar: CookieJar, checkout: i64) -> CookieJar {
+pub(super) fn remember(st: &AppState, jar: CookieJar, checkout: i64) -> CookieJar {
     let mut ids = remembered(st, &jar);
     ids.retain(|i| *i != checkout);
     ids.insert(0, checkout);

@@ -14,6 +14,7 @@ pub mod orders;
 pub mod origin;
 pub mod page_cache;
 pub mod pages;
+pub mod protection;
 pub mod search;
 pub mod session;
 pub mod views;
@@ -37,8 +38,10 @@ pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router<AppState> {
     let photos = ServeDir::new(state.config.photos_dir());
     // The API's routes and its document come from the same handler list.
-    let (api_routes, api_doc) = openapi::router().split_for_parts();
     let upload_limit = state.config.max_upload_bytes + 64 * 1024;
+    let (api_routes, api_doc) =
+        openapi::router(upload_limit * crate::protection::store::MAX_PHOTOS + 64 * 1024)
+            .split_for_parts();
     let keep = || middleware::from_fn_with_state(state.clone(), page_cache::serve);
     Router::new()
         .merge(pages::router().route_layer(keep()))
@@ -49,6 +52,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(dashboard::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(cart::router())
         .merge(lookup::router())
+        .merge(protection::page_router().layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
+        .merge(protection::upload_router().layer(DefaultBodyLimit::max(
+            upload_limit * crate::protection::store::MAX_PHOTOS + 64 * 1024,
+        )))
         .merge(orders::router())
         .merge(search::page_router().route_layer(keep()))
         .merge(origin::page_router())
@@ -188,6 +195,13 @@ fn rate_scope(method: &axum::http::Method, path: &str) -> Option<crate::limits::
         "/thanh-toan" | "/api/v1/checkout" => Scope::Checkout,
         "/tra-cuu-don" | "/api/v1/orders/lookup" => Scope::Lookup,
         p if p.starts_with("/don-hang/") => Scope::Lookup,
+        // A buyer proving an order with a phone or a link (buyer protection).
+        p if p.starts_with("/api/v1/orders/")
+            && (p.ends_with("/receipt") || p.ends_with("/extend") || p.ends_with("/requests")) =>
+        {
+            Scope::Lookup
+        }
+        p if p.starts_with("/api/v1/requests/") && p.ends_with("/escalate") => Scope::Lookup,
         p if p.starts_with("/webhooks/") => Scope::Webhook,
         _ => return None,
     })

@@ -298,10 +298,13 @@ async fn api_orders(
             .collect(),
     };
     let list = crate::orders::store::orders_of_shops(&st.db, &shops, 500).await?;
-    let orders = list
+    let mut orders: Vec<crate::orders::store::OrderView> = list
         .into_iter()
         .filter(|o| status.is_none_or(|s| o.status == s))
         .collect();
+    for o in &mut orders {
+        o.release = Some(crate::protection::store::release_of(&st.db, &st.config, o.id).await?);
+    }
     Ok(Json(OrdersOut { orders }))
 }
 
@@ -338,7 +341,8 @@ async fn api_transition(
     } else {
         to
     };
-    let o = crate::orders::store::seller_move(&st.db, &user, &code, to).await?;
+    let mut o = crate::orders::store::seller_move(&st.db, &user, &code, to).await?;
+    o.release = Some(crate::protection::store::release_of(&st.db, &st.config, o.id).await?);
     Ok(Json(OrderOut { order: o }))
 }
 

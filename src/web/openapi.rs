@@ -65,13 +65,16 @@ VND; times are Unix seconds (UTC). Log in with `POST /api/v1/auth/login` and sen
 struct ApiDoc;
 
 /// The whole documented API: `/api/v1/…` and `/webhooks/…`, with its document.
-pub fn router() -> OpenApiRouter<AppState> {
+/// The API's routes and document; `photos_limit` bounds the bodies of the routes that take
+/// several photos (the others keep the 64 KiB limit of `web::router`).
+pub fn router(photos_limit: usize) -> OpenApiRouter<AppState> {
     let v1 = super::api::routes()
         .merge(super::search::api_routes())
         .merge(super::money::api_routes())
         .merge(super::orders::api_routes())
         .merge(super::origin::api_routes())
-        .merge(super::lookup::api_routes());
+        .merge(super::lookup::api_routes())
+        .merge(super::protection::api_routes(photos_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(super::webhooks::routes())

@@ -50,6 +50,24 @@ struct OrderRow {
     /// The cancelling move, kept apart and confirmed: (status, label).
     cancel: Option<(String, String)>,
     ship: bool,
+    /// When the money reaches the shop and why (buyer protection), in plain words.
+    release: String,
+    requests: Vec<SellerRequest>,
+}
+
+/// A buyer's return/refund request as the seller sees and answers it.
+struct SellerRequest {
+    id: i64,
+    status: String,
+    reason: String,
+    text: String,
+    amount: String,
+    photos: Vec<String>,
+    seller_text: String,
+    decision: String,
+    answer_by: String,
+    answerable: bool,
+    return_sent: String,
 }
 
 #[derive(Template)]
@@ -111,6 +129,20 @@ async fn seller_orders(
     orders_page(&st, &seed, user, &q.tab, notice, None).await
 }
 
+/// The seller's order page again with why an answer was refused (buyer protection).
+pub(super) async fn orders_page_with_error(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: crate::accounts::User,
+    e: AppError,
+) -> PageResult {
+    let msg = match &e {
+        AppError::Validation(f) => f.0.values().cloned().collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    };
+    orders_page(st, seed, user, "tat-ca", None, Some(msg)).await
+}
+
 async fn orders_page(
     st: &AppState,
     seed: &CsrfSeed,
@@ -161,7 +193,42 @@ async fn orders_page(
             (String::new(), String::new())
         };
         let moves = o.status.next(Actor::Seller);
+        let release = crate::protection::store::release_of(&st.db, &st.config, o.id)
+            .await?
+            .words();
+        let requests = crate::protection::store::requests_of_order(&st.db, o.id)
+            .await?
+            .into_iter()
+            .map(|r| SellerRequest {
+                id: r.id,
+                status: r.status_label.clone(),
+                reason: r.reason_label.clone(),
+                text: r.text.clone(),
+                amount: format_vnd(r.amount_vnd),
+                photos: r.buyer_photos.clone(),
+                seller_text: r.seller_text.clone().unwrap_or_default(),
+                decision: r
+                    .outcome
+                    .map(|oc| {
+                        format!(
+                            "{} — {}",
+                            oc.label(),
+                            r.decision_reason.clone().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default(),
+                answer_by: format_vn_time(r.answer_due_at),
+                answerable: r.status == crate::protection::RequestStatus::Open,
+                return_sent: if r.status == crate::protection::RequestStatus::ReturnSent {
+                    r.return_tracking.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
         rows.push(OrderRow {
+            release,
+            requests,
             code: o.code.clone(),
             shop_name: o.shop_name.clone(),
             status: o.status.label().into(),

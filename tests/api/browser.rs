@@ -18,6 +18,7 @@ on_both_backends!(
     buyer_journey_in_a_browser,
     seller_moderator_admin_journeys_on_a_phone,
     seller_moderator_admin_journeys_at_desktop_width,
+    buyer_confirms_and_raises_a_request_on_a_phone,
 );
 
 fn browser_tools() -> bool {
@@ -107,10 +108,10 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
             "/quan-ly/san-pham/moi?shop=man-tuyn-ba-hanh", "/quan-ly/san-pham/man-tuyn-1m6-x-2m/lo",
             "/quan-ly/don-hang", "/quan-ly/doanh-thu", "/doi-mat-khau", "/lang/phu-doi/bang-gia"]},
         {"name": "moderator", "login": [MODERATOR, PW], "paths": [
-            "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang"]},
+            "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau"]},
         {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
             "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
-            "/quan-tri/so-cai", "/quan-tri/thong-bao"]},
+            "/quan-tri/so-cai", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
     ]);
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![
@@ -158,6 +159,8 @@ async fn money_for_the_admin_pages(app: &TestApp) -> String {
                 .await;
             assert_eq!(s, StatusCode::OK, "{v}");
         }
+        // The buyer confirmed receipt: the money is released (buyer protection).
+        app.buyer_received(order).await;
         if slug.starts_with("man") {
             let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
             let (s, v) = app
@@ -170,6 +173,72 @@ async fn money_for_the_admin_pages(app: &TestApp) -> String {
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{v}");
         }
+    }
+    // A request waiting for a decision, and a refund on its way to a buyer's bank (the
+    // decisions page with data).
+    for accept in [false, true] {
+        let (_, c) = app.checkout(&[("man-tuyn-tre-em-1m2", 1)]).await;
+        app.transfer(
+            c["total_vnd"].as_i64().unwrap(),
+            c["payment"]["code"].as_str().unwrap(),
+        )
+        .await;
+        let order = c["orders"][0]["code"].as_str().unwrap();
+        for to in ["accepted", "shipped"] {
+            app.api(
+                "POST",
+                &format!("/orders/{order}/transitions"),
+                Some(&hanh),
+                Some(serde_json::json!({"to": to})),
+            )
+            .await;
+        }
+        let (s, v) = app
+            .api(
+                "POST",
+                &format!("/orders/{order}/requests"),
+                None,
+                Some(
+                    serde_json::json!({"phone": "0987654321", "reason": "damaged",
+                    "text": "Màn bị rách một góc khi mở hộp ra xem"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["request"]["id"].as_i64().unwrap();
+        let answer = if accept {
+            serde_json::json!({"answer": "accept"})
+        } else {
+            serde_json::json!({"answer": "reply", "text": "Hàng gửi đi còn nguyên vẹn"})
+        };
+        app.api(
+            "POST",
+            &format!("/requests/{id}/answer"),
+            Some(&hanh),
+            Some(answer),
+        )
+        .await;
+        let (s, v) = if accept {
+            app.api(
+                "PUT",
+                &format!("/requests/{id}/refund-account"),
+                None,
+                Some(
+                    serde_json::json!({"phone": "0987654321", "bank_bin": "970436",
+                    "account_no": "0011001234567", "account_name": "Nguyen Thi Mai"}),
+                ),
+            )
+            .await
+        } else {
+            app.api(
+                "POST",
+                &format!("/requests/{id}/escalate"),
+                None,
+                Some(serde_json::json!({"phone": "0987654321"})),
+            )
+            .await
+        };
+        assert_eq!(s, StatusCode::OK, "{v}");
     }
     sqlx::query_scalar("SELECT code FROM payout_runs")
         .fetch_one(&app.db.pool)
@@ -346,4 +415,80 @@ async fn seller_moderator_admin_journeys(b: Backend, (width, height): (u32, u32)
     assert_eq!(app.payment(&waiting).await["status"], "paid");
     let n = std::fs::read_dir(&shots).unwrap().count();
     assert!(n >= 20, "screenshots: {n}");
+}
+
+/// Buyer protection on a phone, with and without JavaScript: the receipt link, the
+/// confirmation step, the request form with a photo; the server agrees afterwards.
+async fn buyer_confirms_and_raises_a_request_on_a_phone(b: Backend) {
+    if !browser_tools() {
+        eprintln!("node/chromium/playwright-core missing: browser test skipped");
+        return;
+    }
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let photo = app.config.data_dir.join("torn.png");
+    std::fs::write(&photo, png_bytes()).unwrap();
+    for mode in ["phone", "nojs"] {
+        let mut links = Vec::new();
+        let mut orders = Vec::new();
+        for _ in 0..2 {
+            let (_, c) = app.checkout(&[("man-tuyn-2-cua-1m8-x-2m", 1)]).await;
+            app.transfer(
+                c["total_vnd"].as_i64().unwrap(),
+                c["payment"]["code"].as_str().unwrap(),
+            )
+            .await;
+            let order = c["orders"][0]["code"].as_str().unwrap().to_string();
+            for to in ["accepted", "shipped", "delivered"] {
+                let (s, v) = app
+                    .api(
+                        "POST",
+                        &format!("/orders/{order}/transitions"),
+                        Some(&hanh),
+                        Some(serde_json::json!({"to": to})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+            let t = cholang::orders::store::buyer_token(&app.config.secret_key, &order);
+            links.push(format!("/don-hang/{order}?t={t}"));
+            orders.push(order);
+        }
+        let shots = app.config.data_dir.join(format!("screenshots-{mode}"));
+        let args = vec![
+            app.base.clone(),
+            shots.display().to_string(),
+            links[0].clone(),
+            links[1].clone(),
+            photo.display().to_string(),
+            mode.to_string(),
+        ];
+        node("protection.mjs", args, Some(shots)).await;
+        let (_, v) = app.api("GET", "/orders", Some(&hanh), None).await;
+        let release = |code: &str| {
+            v["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["code"] == code)
+                .unwrap()["release"]["state"]
+                .clone()
+        };
+        assert_eq!(release(&orders[0]), "released", "{mode}");
+        assert_eq!(release(&orders[1]), "frozen", "{mode}");
+        let (_, r) = app
+            .api(
+                "GET",
+                &format!("/orders/{}/requests", orders[1]),
+                Some(&hanh),
+                None,
+            )
+            .await;
+        assert_eq!(r["requests"][0]["amount_vnd"], 60_000, "{mode}: {r}");
+        assert_eq!(
+            r["requests"][0]["buyer_photos"].as_array().unwrap().len(),
+            1,
+            "{mode}: {r}"
+        );
+    }
 }

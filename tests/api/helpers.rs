@@ -482,6 +482,20 @@ impl TestApp {
         .await
     }
 
+    /// The buyer of `app.checkout` confirms receipt (buyer protection: the money is released
+    /// at once; a seller's "delivered" alone only starts the guarantee window).
+    pub async fn buyer_received(&self, order: &str) {
+        let (s, v) = self
+            .api(
+                "POST",
+                &format!("/orders/{order}/receipt"),
+                None,
+                Some(serde_json::json!({"phone": "0987654321"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "receipt of {order}: {v}");
+    }
+
     /// A signed delivery of our own bank-feed format, timestamped now.
     pub async fn bank_webhook(&self, body: &Value) -> reqwest::Response {
         let raw = serde_json::to_vec(body).unwrap();

@@ -408,6 +408,16 @@ async fn the_fee_is_fixed_when_the_order_is_placed(b: Backend) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{to}");
     }
+    let r = client
+        .post(format!(
+            "{}/api/v1/orders/{}/receipt",
+            other.base, orders[0]
+        ))
+        .json(&json!({"phone": "0987654321"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "receipt");
     let bal: Value = client
         .get(format!(
             "{}/api/v1/shops/man-tuyn-ba-hanh/balance",
@@ -551,6 +561,7 @@ async fn csv_cells_are_never_formulas(b: Backend) {
         let (s, _) = transition(&app, &hanh, &orders[0], to).await;
         assert_eq!(s, StatusCode::OK);
     }
+    app.buyer_received(&orders[0]).await;
     let admin = admin(&app).await;
     let (s, run) = app
         .api(
@@ -764,6 +775,7 @@ async fn a_failed_or_returned_payout_puts_the_money_back(b: Backend) {
     for to in ["accepted", "shipped", "delivered"] {
         transition(&app, &hanh, &orders[0], to).await;
     }
+    app.buyer_received(&orders[0]).await;
     let new_run = || async {
         let (s, v) = app
             .api(
@@ -946,6 +958,7 @@ async fn runs_net_debts_preview_and_never_come_out_empty(b: Backend) {
                 let (s, v) = transition(&app, &token, &order, to).await;
                 assert_eq!(s, StatusCode::OK, "{v}");
             }
+            app.buyer_received(&order).await;
         }
     };
     // Hạnh: 180.000 paid out, then sent a second time by mistake (she owes it back).

@@ -28,6 +28,7 @@ mod origin;
 mod pages;
 mod payouts;
 mod pricing;
+mod protection;
 mod providers;
 mod reach;
 mod search;

@@ -581,6 +581,13 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
         .send()
         .await
         .unwrap();
+    // Proven: remembered for this browser session, then the order page itself.
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = buyer
+        .get(app.url(&format!("/don-hang/{order}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     assert!(

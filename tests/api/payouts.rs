@@ -34,7 +34,7 @@ const NET: &str = "man-tuyn-2-cua-1m8-x-2m"; // Bà Hạnh, 180.000 ₫
 
 /// How the stand-in payOS behaves.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Mode {
+pub(crate) enum Mode {
     Normal,
     /// Accept the first request, then answer 500 (the money would be on its way).
     FailAfterAccepting,
@@ -59,7 +59,7 @@ struct PayosState {
     bad_signatures: usize,
 }
 
-struct FakePayos {
+pub(crate) struct FakePayos {
     url: String,
     state: Arc<Mutex<PayosState>>,
 }
@@ -83,7 +83,7 @@ fn payout_data(id: &str, reference: &str, amount: i64, state: &str) -> Value {
 }
 
 impl FakePayos {
-    async fn start(mode: Mode) -> FakePayos {
+    pub(crate) async fn start(mode: Mode) -> FakePayos {
         use axum::body::Bytes;
         use axum::extract::Path;
         use axum::http::HeaderMap;
@@ -205,15 +205,19 @@ impl FakePayos {
         FakePayos { url, state }
     }
 
-    fn created(&self) -> usize {
+    pub(crate) fn created(&self) -> usize {
         self.state.lock().unwrap().created.len()
     }
-    fn posts(&self) -> usize {
+    pub(crate) fn posts(&self) -> usize {
         self.state.lock().unwrap().posts
     }
 }
 
-async fn app_with_payos(b: Backend, payos: &FakePayos, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app_with_payos(
+    b: Backend,
+    payos: &FakePayos,
+    extra: &[(&str, &str)],
+) -> TestApp {
     let mut env = vec![
         ("PAYOS_PAYOUT_CLIENT_ID", "payout-client"),
         ("PAYOS_PAYOUT_API_KEY", "payout-api-key"),
@@ -227,7 +231,7 @@ async fn app_with_payos(b: Backend, payos: &FakePayos, extra: &[(&str, &str)]) -
     TestApp::with_demo_and(b, &env).await
 }
 
-async fn balance(app: &TestApp, token: &str, shop: &str) -> Value {
+pub(crate) async fn balance(app: &TestApp, token: &str, shop: &str) -> Value {
     let (s, v) = app
         .api("GET", &format!("/shops/{shop}/balance"), Some(token), None)
         .await;
@@ -272,6 +276,7 @@ async fn deliver(app: &TestApp, token: &str, order: &str) {
         let (s, v) = transition(app, token, order, to).await;
         assert_eq!(s, StatusCode::OK, "{to}: {v}");
     }
+    app.buyer_received(order).await;
 }
 
 async fn admin(app: &TestApp) -> String {
@@ -1205,7 +1210,7 @@ async fn the_ledger_check_catches_what_it_guards(b: Backend) {
 async fn shipped_orders_are_released_after_the_waiting_days(b: Backend) {
     let app = TestApp::with_demo_and(
         b,
-        &[("PAYOUT_RELEASE_DAYS", "7"), ("PLATFORM_FEE_BPS", "100")],
+        &[("SHIPPED_RELEASE_DAYS", "7"), ("PLATFORM_FEE_BPS", "100")],
     )
     .await;
     let hanh = app.api_login(HANH, PW).await;
@@ -1214,43 +1219,17 @@ async fn shipped_orders_are_released_after_the_waiting_days(b: Backend) {
         let (s, v) = transition(&app, &hanh, &order, to).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let days = app.config.payouts.release_days;
-    // Six days after shipping: still pending.
-    sqlx::query("UPDATE orders SET shipped_at = $1 WHERE code = $2")
-        .bind(cholang::domain::now_ms() - 6 * 86_400_000)
-        .bind(order.clone())
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        cholang::ledger::store::release_due(&app.db, days)
-            .await
-            .unwrap(),
-        0
-    );
+    // The sweep's clock is passed in (the test hook): six days after shipping, still pending.
+    let now = cholang::domain::now_ms();
+    let sweep = |at: i64| cholang::protection::store::sweep(&app.db, &app.config, at);
+    assert_eq!(sweep(now + 6 * 86_400_000).await.unwrap(), 0);
     assert_eq!(
         balance(&app, &hanh, "man-tuyn-ba-hanh").await["pending_vnd"],
         180_000
     );
     // Seven days: released once, less 1 % (1.800 ₫); delivery later changes nothing more.
-    sqlx::query("UPDATE orders SET shipped_at = $1 WHERE code = $2")
-        .bind(cholang::domain::now_ms() - 7 * 86_400_000 - 1)
-        .bind(order.clone())
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        cholang::ledger::store::release_due(&app.db, days)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        cholang::ledger::store::release_due(&app.db, days)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(sweep(now + 7 * 86_400_000 + 1_000).await.unwrap(), 1);
+    assert_eq!(sweep(now + 7 * 86_400_000 + 1_000).await.unwrap(), 0);
     let (s, _) = transition(&app, &hanh, &order, "delivered").await;
     assert_eq!(s, StatusCode::OK);
     let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
