@@ -550,6 +550,49 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
         }
         "refund_due" | "unmatched_transfer" => {
             let admins = admins_emails(tx).await?;
+            // The buyer of a cancelled paid order is asked where the money should go back.
+            let mut out = Vec::new();
+            if ev.kind == "refund_due"
+                && let Some(r) = sqlx::query(
+                    "SELECT c.buyer_name, c.buyer_email, o.code FROM payments p
+                     JOIN checkouts c ON c.id = p.checkout_id
+                     JOIN orders o ON o.checkout_id = c.id AND o.status = 'refund_due'
+                     WHERE p.id = $1 AND c.buyer_email IS NOT NULL ORDER BY o.id LIMIT 1",
+                )
+                .bind(ev.ref_id)
+                .fetch_optional(&mut **tx)
+                .await?
+            {
+                let code: String = r.try_get("code")?;
+                let msg = Message {
+                    subject: format!("Đơn {code} đã hủy — Chợ Làng sẽ hoàn tiền cho bạn"),
+                    greeting: format!("Chào {},", r.try_get::<String, _>("buyer_name")?),
+                    lines: vec![
+                        format!(
+                            "Người bán đã hủy đơn {code}. Số tiền bạn đã trả sẽ được hoàn lại."
+                        ),
+                        "Hãy mở đơn hàng và cho Chợ Làng số tài khoản nhận tiền hoàn.".into(),
+                    ],
+                    items: vec![],
+                    total: String::new(),
+                    origins: Vec::new(),
+                    link: Some((
+                        format!(
+                            "{base}/don-hang/{code}?t={}",
+                            crate::orders::store::buyer_token(&cfg.secret_key, &code)
+                        ),
+                        "Cho số tài khoản nhận tiền hoàn".into(),
+                    )),
+                };
+                out.push(NewNotice {
+                    key: format!("{key}:buyer:email"),
+                    kind: ev.kind.clone(),
+                    channel: "email",
+                    recipient: r.try_get("buyer_email")?,
+                    shop_id: None,
+                    payload: msg.email()?,
+                });
+            }
             let msg = if ev.kind == "refund_due" {
                 let r = sqlx::query(
                     "SELECT code, amount_paid_vnd, refunded_vnd FROM payments WHERE id = $1",
@@ -597,7 +640,8 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     )),
                 }
             };
-            admin_notices(&admins, &key, &ev.kind, &msg)
+            out.extend(admin_notices(&admins, &key, &ev.kind, &msg)?);
+            Ok(out)
         }
         "proposal_opened" | "proposal_approved" | "proposal_rejected" => {
             let p = sqlx::query(

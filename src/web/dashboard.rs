@@ -238,7 +238,7 @@ async fn dashboard_page(
     }
     let requests_waiting = if user.is_admin() || !moderated.is_empty() {
         Some(
-            crate::protection::store::escalated_for(&st.db, &user)
+            crate::protection::store::escalated_for(&st.db, user)
                 .await?
                 .len(),
         )

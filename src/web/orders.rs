@@ -67,7 +67,11 @@ struct SellerRequest {
     decision: String,
     answer_by: String,
     answerable: bool,
+    /// "Đồng ý hoàn toàn bộ …" when the buyer asked for part of the order.
+    full: Option<String>,
     return_sent: String,
+    /// Every step of buyer protection on the order: (time, words).
+    steps: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -196,6 +200,11 @@ async fn orders_page(
         let release = crate::protection::store::release_of(&st.db, &st.config, o.id)
             .await?
             .words();
+        let steps: Vec<(String, String)> = crate::protection::store::steps_of_order(&st.db, o.id)
+            .await?
+            .into_iter()
+            .map(|s| (format_vn_time(s.at), s.words))
+            .collect();
         let requests = crate::protection::store::requests_of_order(&st.db, o.id)
             .await?
             .into_iter()
@@ -219,6 +228,8 @@ async fn orders_page(
                     .unwrap_or_default(),
                 answer_by: format_vn_time(r.answer_due_at),
                 answerable: r.status == crate::protection::RequestStatus::Open,
+                full: (r.amount_vnd < o.total_vnd).then(|| format_vnd(o.total_vnd)),
+                steps: steps.clone(),
                 return_sent: if r.status == crate::protection::RequestStatus::ReturnSent {
                     r.return_tracking.clone().unwrap_or_default()
                 } else {

@@ -16,6 +16,7 @@ on_both_backends!(
     the_buyers_confirmation_releases_at_once_and_proof_is_required,
     a_request_freezes_release_and_each_outcome_posts_its_journals,
     a_refund_goes_to_the_buyers_bank_through_payos_with_one_key,
+    the_seller_and_the_moderator_work_from_their_pages,
 );
 
 const NET: &str = "man-tuyn-2-cua-1m8-x-2m"; // Bà Hạnh, 180.000 ₫
@@ -730,5 +731,128 @@ async fn a_refund_goes_to_the_buyers_bank_through_payos_with_one_key(b: Backend)
         )
         .await,
         2
+    );
+}
+
+async fn the_seller_and_the_moderator_work_from_their_pages(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let order = paid(&app, NET).await;
+    moves(&app, &hanh, &order, &["accepted", "shipped", "delivered"]).await;
+    let (_, v) = open_request(
+        &app,
+        &order,
+        json!({"reason": "not_as_described", "text": "Màu màn khác với ảnh trên trang", "amount_vnd": 50_000}),
+    )
+    .await;
+    let id = v["request"]["id"].as_i64().unwrap();
+    // The seller reads the request on the order list and replies with a photo.
+    app.login_page(HANH, PW).await;
+    let page = app.page("/quan-ly/don-hang?tab=tat-ca").await;
+    assert!(page.contains("Màu màn khác với ảnh trên trang"), "{page}");
+    assert!(
+        page.contains("Đồng ý hoàn 50.000 ₫") && page.contains("Đồng ý hoàn toàn bộ 180.000 ₫")
+    );
+    assert!(page.contains("Người mua có yêu cầu trả hàng / hoàn tiền — tạm giữ tiền"));
+    let r = submit_multipart(
+        &app,
+        "/quan-ly/don-hang",
+        &format!("/quan-ly/yeu-cau/{id}/tra-loi"),
+        &[("answer", "reply"), ("text", "")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an empty reply"
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Viết trả lời cho người mua")
+    );
+    let r = submit_multipart(
+        &app,
+        "/quan-ly/don-hang",
+        &format!("/quan-ly/yeu-cau/{id}/tra-loi"),
+        &[
+            ("answer", "reply"),
+            ("text", "Màu thật dưới nắng, tôi gửi ảnh chụp lại"),
+        ],
+        Some((png_bytes(), "that.png")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = app
+        .api(
+            "GET",
+            &format!("/orders/{order}/requests"),
+            Some(&hanh),
+            None,
+        )
+        .await;
+    assert_eq!(v["requests"][0]["status"], "replied", "{v}");
+    assert_eq!(
+        v["requests"][0]["seller_photos"].as_array().unwrap().len(),
+        1
+    );
+    // The buyer escalates; the village moderator decides on the decisions page.
+    let (s, _) = buyer(
+        &app,
+        "POST",
+        &format!("/requests/{id}/escalate"),
+        with_phone(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    app.login_page(MODERATOR, PW).await;
+    assert!(
+        app.page("/quan-ly")
+            .await
+            .contains("Yêu cầu trả hàng / hoàn tiền (1 chờ quyết định)")
+    );
+    let page = app.page("/quan-tri/yeu-cau").await;
+    assert!(
+        page.contains(&order) && page.contains("Màu thật dưới nắng"),
+        "{page}"
+    );
+    let r = app
+        .submit(
+            "/quan-tri/yeu-cau",
+            &format!("/quan-tri/yeu-cau/{id}/quyet-dinh"),
+            &[
+                ("outcome", "partial"),
+                ("amount_vnd", "50.000"),
+                ("reason", "ngắn"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("ít nhất 15 chữ") && html.contains(">ngắn</textarea>"),
+        "typed kept"
+    );
+    let r = app
+        .submit(
+            "/quan-tri/yeu-cau",
+            &format!("/quan-tri/yeu-cau/{id}/quyet-dinh"),
+            &[
+                ("outcome", "partial"),
+                ("amount_vnd", "50.000"),
+                ("reason", "Màu lệch so với ảnh, người bán bù 50.000 ₫"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let bal = balance(&app, &hanh, "man-tuyn-ba-hanh").await;
+    assert_eq!(bal["available_vnd"], 130_000, "{bal}");
+    // Another seller's page has no decisions to make.
+    app.login_page(DUC, PW).await;
+    assert_eq!(
+        app.get("/quan-tri/yeu-cau").await.status(),
+        StatusCode::FORBIDDEN
     );
 }
