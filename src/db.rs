@@ -444,6 +444,15 @@ pub fn is_unreachable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A failure that a fresh attempt of the same transaction may not meet: a deadlock or a
+/// serialization failure (PostgreSQL), or a unique violation no rule explains (two
+/// concurrent checkouts drawing the same random code).
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001" | "23505"))
+}
+
 /// True when the error is a unique violation of the named constraint (see `CONSTRAINTS`).
 pub fn is_unique_violation(e: &sqlx::Error, pg_name: &str) -> bool {
     let Some(db) = e.as_database_error() else {

@@ -77,14 +77,30 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
         max_open: cfg.checkout_max_open,
         max_units: cfg.checkout_max_held_units,
     };
-    let created = create_checkout(
-        db,
-        req,
-        cfg.payments.expiry_minutes,
-        &holds,
-        cfg.payouts.fee_bps,
-    )
-    .await?;
+    // A deadlock or a code drawn twice by concurrent checkouts rolls the whole transaction
+    // back; it is tried again (twice at most) before the buyer sees an error.
+    let mut attempt = 0;
+    let created = loop {
+        match create_checkout(
+            db,
+            req,
+            cfg.payments.expiry_minutes,
+            &holds,
+            cfg.payouts.fee_bps,
+        )
+        .await
+        {
+            Err(AppError::Internal(e))
+                if attempt < 2
+                    && e.downcast_ref::<sqlx::Error>()
+                        .is_some_and(crate::db::is_transient) =>
+            {
+                tracing::warn!(error = %e, attempt, "checkout transaction tried again");
+                attempt += 1;
+            }
+            r => break r?,
+        }
+    };
     if req.method == Method::Vietqr {
         return Ok(created.checkout_id);
     }

@@ -82,6 +82,17 @@ pub async fn prove(
     }
 }
 
+/// Hold the order's row for the rest of the transaction (a no-op update: a row lock on
+/// PostgreSQL; SQLite's write transactions are serial already), so a confirmation, a request
+/// and a release of one order never interleave.
+async fn lock_order(tx: &mut Tx, order: i64) -> Result<()> {
+    sqlx::query("UPDATE orders SET updated_at = updated_at WHERE id = $1")
+        .bind(order)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// What the rules read of one order.
 pub async fn facts(conn: &mut sqlx::AnyConnection, order: i64) -> Result<Facts> {
     let r = sqlx::query(
@@ -162,6 +173,7 @@ fn not_now(msg: &str) -> AppError {
 /// The buyer has the goods: the order is delivered and its money released at once.
 pub async fn confirm_receipt(db: &Db, order: &OrderView) -> Result<()> {
     let mut tx = db.begin().await?;
+    lock_order(&mut tx, order.id).await?;
     let f = facts(&mut tx, order.id).await?;
     if f.request_open {
         return Err(not_now(
@@ -206,6 +218,7 @@ pub async fn confirm_receipt(db: &Db, order: &OrderView) -> Result<()> {
 /// "Chưa nhận được hàng": the window runs 3 more days, once.
 pub async fn extend(db: &Db, order: &OrderView) -> Result<()> {
     let mut tx = db.begin().await?;
+    lock_order(&mut tx, order.id).await?;
     let f = facts(&mut tx, order.id).await?;
     if !release::may_extend(&f) {
         return Err(not_now(
@@ -310,6 +323,7 @@ pub async fn open_request(
         return Err(AppError::field("photo", "Tối đa 4 ảnh"));
     }
     let mut tx = db.begin().await?;
+    lock_order(&mut tx, order.id).await?;
     let f = facts(&mut tx, order.id).await?;
     if f.request_open {
         return Err(not_now("Đơn này đã có một yêu cầu đang mở"));
@@ -373,6 +387,12 @@ struct Req {
 }
 
 async fn lock_request(tx: &mut Tx, id: i64) -> Result<Req> {
+    let order: Option<i64> =
+        sqlx::query_scalar("SELECT order_id FROM order_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    lock_order(tx, order.ok_or(AppError::NotFound)?).await?;
     let r = sqlx::query(
         "SELECT id, order_id, status, amount_vnd, outcome, refund_vnd FROM order_requests WHERE id = $1",
     )
@@ -991,6 +1011,7 @@ pub async fn sweep(db: &Db, cfg: &Config, now: i64) -> Result<usize> {
             }
             RequestStatus::AwaitingReturn => {
                 move_request(&mut tx, &req, Step::ReturnNeverSent, "").await?;
+                crate::ledger::store::release_order(&mut tx, req.order_id, None).await?;
                 step_event(
                     &mut tx,
                     req.order_id,
@@ -1007,14 +1028,28 @@ pub async fn sweep(db: &Db, cfg: &Config, now: i64) -> Result<usize> {
         }
         tx.commit().await?;
     }
+    // Only orders whose earliest possible release time passed (an extension only delays it):
+    // one indexed query per tick, whatever the number of orders waiting.
+    let rules = &cfg.protection.rules;
     let candidates: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status IN ('shipped', 'delivered') AND released_at IS NULL ORDER BY id",
+        "SELECT id FROM orders WHERE status IN ('shipped', 'delivered') AND released_at IS NULL
+           AND (received_at IS NOT NULL OR delivered_at <= $1 OR shipped_at <= $2) ORDER BY id",
     )
+    .bind(now - rules.guarantee_days * DAY_MS)
+    .bind(now - rules.shipped_days * DAY_MS)
     .fetch_all(&db.pool)
     .await?;
     let mut released = 0;
     for id in candidates {
+        // Read first; only an order that is due is locked and read again before release.
+        let mut conn = db.pool.acquire().await?;
+        let f = facts(&mut conn, id).await?;
+        drop(conn);
+        if !release::release(&f, &cfg.protection.rules, now).is_due() {
+            continue;
+        }
         let mut tx = db.begin().await?;
+        lock_order(&mut tx, id).await?;
         let f = facts(&mut tx, id).await?;
         if release::release(&f, &cfg.protection.rules, now).is_due()
             && crate::ledger::store::release_order(&mut tx, id, None).await?
