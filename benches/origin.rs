@@ -49,12 +49,20 @@ async fn hammer(base: &str, path: &str, n: usize, conc: usize) -> (f64, f64, f64
     let sem = Arc::new(Semaphore::new(conc));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
+    static VISITOR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     for _ in 0..n {
+        let i = VISITOR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let permit = sem.clone().acquire_owned().await.unwrap();
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let r = client.get(url.as_str()).send().await.unwrap();
+            // One visitor per request: a visitor's views of a batch count once a day.
+            let r = client
+                .get(url.as_str())
+                .header("user-agent", format!("Mozilla/5.0 (bench visitor {i})"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.bytes().await.unwrap();
             drop(permit);

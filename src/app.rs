@@ -49,6 +49,22 @@ pub struct Shared {
     pub pages: Arc<crate::web::page_cache::PageCache>,
 }
 
+/// Paths whose last part is a secret (an email confirmation token): the secret never reaches
+/// a log. Signed buyer links carry theirs in the query, which is not logged.
+const SECRET_PATHS: [&str; 1] = ["/xac-nhan-email/"];
+
+/// The path as logs show it: a secret part replaced by `…`.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in SECRET_PATHS {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            return format!("{prefix}…").into();
+        }
+    }
+    path.into()
+}
+
 pub fn router(state: AppState) -> Router {
     crate::web::router(state.clone())
         // Every log line of a request sits in this span, so it carries the request id.
@@ -64,7 +80,7 @@ pub fn router(state: AppState) -> Router {
                         "request",
                         request_id = %id,
                         method = %req.method(),
-                        path = %req.uri().path(),
+                        path = %loggable_path(req.uri().path()),
                     )
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),

@@ -25,6 +25,45 @@ pub const MIN_QR_MM: f32 = 20.0;
 pub const QUIET_ZONE: usize = 4;
 pub const MAX_COUNT: u32 = 1000;
 
+/// Label PDFs rendered at once in this process, in a pool of their own (photo uploads keep
+/// theirs), with a short queue.
+pub static RENDERING: crate::limits::Slots =
+    crate::limits::Slots::new(2, 16, std::time::Duration::from_secs(30));
+
+/// Renders one seller may have running or waiting at once.
+pub const PER_SELLER: usize = 2;
+
+static BY_SELLER: LazyLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+    LazyLock::new(Default::default);
+
+/// One of a seller's renders; given back when dropped.
+pub struct SellerTurn(String);
+
+impl Drop for SellerTurn {
+    fn drop(&mut self) {
+        let mut m = BY_SELLER.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// A seller's turn to render labels, or 503 (`busy`) when they already have `PER_SELLER`.
+/// `seller` names the seller within this process (the database and the user id: one process
+/// may serve several databases, as the tests do).
+pub fn seller_turn(seller: &str) -> Result<SellerTurn> {
+    let mut m = BY_SELLER.lock().unwrap_or_else(|e| e.into_inner());
+    let n = m.entry(seller.to_string()).or_insert(0);
+    if *n >= PER_SELLER {
+        return Err(AppError::Busy("in tem (bạn đang in 2 tệp, hãy chờ xong)"));
+    }
+    *n += 1;
+    Ok(SellerTurn(seller.to_string()))
+}
+
 /// Label sheets Vietnamese print shops and thermal printers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sheet {
@@ -372,6 +411,24 @@ pub fn svg(sheet: Sheet, t: &LabelText) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_seller_renders_two_label_files_at_most() {
+        let a = super::seller_turn("unit#7").unwrap();
+        let b = super::seller_turn("unit#7").unwrap();
+        assert!(
+            super::seller_turn("unit#7").is_err(),
+            "a third waits for one to end"
+        );
+        assert!(
+            super::seller_turn("unit#8").is_ok(),
+            "another seller is not held"
+        );
+        drop(a);
+        let _c = super::seller_turn("unit#7").unwrap();
+        drop(b);
+    }
+
     use super::*;
 
     fn label(payload: &str) -> LabelText {

@@ -68,6 +68,22 @@ pub fn code_prefix(village_name: &str) -> String {
     }
 }
 
+/// The village initials of a code in the generated form (`PD-241130-03` → `PD`), if it is
+/// in that form: such codes belong to the village whose initials they carry.
+pub fn generated_prefix(code: &str) -> Option<&str> {
+    let mut parts = code.split('-');
+    let (p, d, n) = (parts.next()?, parts.next()?, parts.next()?);
+    let ok = parts.next().is_none()
+        && (1..=4).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && d.len() == 6
+        && d.bytes().all(|b| b.is_ascii_digit())
+        && (2..=3).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_digit());
+    ok.then_some(p)
+}
+
 /// `PD-241130-03`: village initials, production date, the batch's number that day.
 pub fn generated_code(prefix: &str, produced_on: NaiveDate, n: u32) -> String {
     format!("{prefix}-{}-{n:02}", produced_on.format("%y%m%d"))
@@ -334,6 +350,10 @@ mod tests {
         assert_eq!(code_prefix("Làng nghề Bát Tràng"), "LNBT");
         assert_eq!(code_prefix("—"), "LO");
         assert_eq!(generated_code("PD", d("2024-11-30"), 3), "PD-241130-03");
+        assert_eq!(generated_prefix("PD-241130-03"), Some("PD"));
+        assert_eq!(generated_prefix("TT-261206-101"), Some("TT"));
+        assert_eq!(generated_prefix("LNX-2026.A_1"), None);
+        assert_eq!(generated_prefix("PD-2411-03"), None);
     }
 
     #[test]

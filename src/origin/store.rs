@@ -191,6 +191,19 @@ async fn create_once(
     let mut tx = db.begin().await?;
     let code = match &f.code {
         Some(c) => {
+            // A code in the generated form is another village's unless it carries this
+            // shop's village initials: nobody squats a village's coming numbers.
+            let own = super::code_prefix(village_name);
+            if let Some(p) = super::generated_prefix(c.as_str())
+                && p != own
+            {
+                return Err(Failed(AppError::field(
+                    "code",
+                    format!(
+                        "Mã dạng {p}-NGÀY-SỐ là mã tự sinh của làng khác; mã tự sinh của làng bạn bắt đầu bằng {own}-, hoặc để trống để tự sinh"
+                    ),
+                )));
+            }
             if code_taken(&mut tx, c.as_str()).await? {
                 return Err(Taken);
             }

@@ -80,6 +80,9 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "photo-moved" => "Đã đổi thứ tự ảnh; ảnh đầu tiên là ảnh chính của sản phẩm.",
         "batch-created" => "Đã ghi lô sản xuất. Hãy in tem truy xuất để dán lên hàng.",
         "batch-saved" => "Đã lưu lô sản xuất.",
+        "labels-printed" => {
+            "Đã ghi nhận tem đã in. Từ nay sửa thông tin lô cần ghi lý do và thành phiên bản mới."
+        }
         "ocop-confirmed" => {
             "Đã xác nhận hạng OCOP; sản phẩm hiện là sản phẩm OCOP và tìm được theo hạng."
         }

@@ -43,6 +43,7 @@ pub fn page_router() -> Router<AppState> {
         .route("/quan-ly/san-pham/{slug}/lo-dang-ban", post(choose_current))
         .route("/quan-ly/lo/{code}", get(batch_page).post(edit_batch_form))
         .route("/quan-ly/lo/{code}/tem.pdf", get(label_pdf))
+        .route("/quan-ly/lo/{code}/da-in", post(labels_printed_form))
         .route("/quan-ly/lo/{code}/tem.svg", get(label_svg))
 }
 
@@ -336,9 +337,15 @@ async fn origin_page(
     State(st): State<AppState>,
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
+    client: super::client::ClientIp,
+    headers: axum::http::HeaderMap,
     method: Method,
     Path(code): Path<String>,
 ) -> PageResult {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(300).collect::<String>());
     let t = match traced(&st, &code).await {
         Ok(t) if t.public() => t,
         Ok(_) | Err(AppError::NotFound) => {
@@ -357,7 +364,11 @@ async fn origin_page(
         .as_ref()
         .is_some_and(|u| t.shop.owner_id == Some(u.id.0));
     if method == Method::GET && !own {
-        st.scans.record(t.batch.id);
+        st.scans.record(
+            t.batch.id,
+            &client.key(),
+            user_agent.as_deref().unwrap_or(""),
+        );
     }
     let base = st.config.public_url.trim_end_matches('/');
     let gtin = t.gtin();
@@ -427,8 +438,13 @@ async fn origin_page(
                 .collect::<Vec<_>>()
         );
     }
-    // Inside <script>: "</" would end the element early.
-    let json_ld = ld.to_string().replace("</", "<\\/");
+    // Inside <script>: `<`, `>` and `&` as JSON escapes, so neither "</script>" nor "<!--"
+    // in a seller's text can end the element or swallow the rest of the page.
+    let json_ld = ld
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     let history = store::history(&st.db, &t.batch).await?;
     render(OriginPage {
         layout: Layout::new(
@@ -871,11 +887,14 @@ async fn label_pdf(
         })?,
     };
     let text = t.label(&st);
-    let _turn = crate::catalog::photos::DECODING.turn("in tem").await?;
+    // Labels render in their own pool, two per seller at most: a seller printing many
+    // never holds up another seller's photos or labels.
+    let _mine = label::seller_turn(&format!("{}#{}", st.config.database_url, user.id.0))?;
+    let _turn = label::RENDERING.turn("in tem").await?;
     let pdf = tokio::task::spawn_blocking(move || label::pdf(sheet, &text, count))
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
-    store::mark_printed(&st.db, t.batch.id).await?;
+    // A download records nothing: printing is said with "Đã in tem" (a POST).
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -891,6 +910,26 @@ async fn label_pdf(
         pdf,
     )
         .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// "Đã in tem": from now on a correction of the batch needs a reason and makes a revision.
+async fn labels_printed_form(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(code): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let t = my_batch(&st, &user, &code).await?;
+    store::mark_printed(&st.db, t.batch.id).await?;
+    see_other(&format!("/quan-ly/lo/{}?ok=labels-printed", t.batch.code))
 }
 
 async fn label_svg(

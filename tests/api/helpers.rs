@@ -240,6 +240,31 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Another browser, logged in through the login page.
+    pub async fn browser_logged_in(&self, login: &str, password: &str) -> Client {
+        let browser = self.new_browser();
+        let html = browser
+            .get(self.url("/dang-nhap"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r = browser
+            .post(self.url("/dang-nhap"))
+            .form(&[
+                ("csrf", csrf_in(&html).as_str()),
+                ("login", login),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {login}");
+        browser
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }

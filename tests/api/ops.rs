@@ -13,6 +13,7 @@ on_both_backends!(
     scripts_are_slowed_per_client_address,
     a_backup_taken_under_writes_restores_every_committed_order,
     metrics_count_traffic_by_route_template_on_their_own_listener,
+    a_secret_in_the_log_is_replaced,
 );
 
 async fn pages_carry_a_strict_content_security_policy(b: Backend) {
@@ -662,4 +663,31 @@ async fn metrics_count_traffic_by_route_template_on_their_own_listener(b: Backen
         sample(&s, "cholang_http_requests_total", &product),
         Some(3.0)
     );
+}
+
+/// Issue 29, item 13: a path carrying a secret (the email confirmation token) is logged with
+/// the secret replaced by `…`.
+async fn a_secret_in_the_log_is_replaced(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let served = app
+        .serve_binary(
+            &[("CHOLANG_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+            std::process::Stdio::from(log.reopen().unwrap()),
+        )
+        .await;
+    let r = reqwest::get(format!(
+        "{}/xac-nhan-email/SECRET0123456789abcdef",
+        served.base
+    ))
+    .await
+    .unwrap();
+    assert!(r.status().as_u16() < 500);
+    served.stop();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.contains("/xac-nhan-email/…"),
+        "the request is logged: {text}"
+    );
+    assert!(!text.contains("SECRET0123456789abcdef"), "{text}");
 }

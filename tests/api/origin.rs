@@ -16,6 +16,10 @@ on_both_backends!(
     sellers_touch_only_their_own_batches,
     labels_print_as_pdf_with_a_qr_that_scans,
     orders_record_the_batch_and_receipts_link_its_origin,
+    json_ld_cannot_swallow_the_page,
+    label_printing_never_blocks_other_sellers_photos,
+    scan_counts_cannot_be_inflated,
+    batch_codes_cannot_be_squatted_across_villages,
 );
 
 const MAN: &str = "man-tuyn-2-cua-1m8-x-2m"; // Bà Hạnh, 180.000 ₫ / chiếc
@@ -130,8 +134,11 @@ async fn a_batch_through_the_api_has_a_public_origin_page(b: Backend) {
 
     // The origin page, as a buyer's phone opens it.
     let buyer = app.new_browser();
+    const PHONE_A: &str = "Mozilla/5.0 (Linux; Android 14; SM-A155F) Mobile Safari/537.36";
+    const PHONE_B: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148";
     let r = buyer
         .get(app.url(&format!("/truy-xuat/{code}")))
+        .header("user-agent", PHONE_A)
         .send()
         .await
         .unwrap();
@@ -163,12 +170,16 @@ async fn a_batch_through_the_api_has_a_public_origin_page(b: Backend) {
     assert_eq!(ld["offers"]["priceCurrency"], "VND");
     assert_eq!(ld["manufacturer"]["name"], "Màn tuyn Bà Hạnh");
 
-    // Scans: two buyer views counted, the seller's own preview not; nothing personal stored.
-    buyer
-        .get(app.url(&format!("/truy-xuat/{code}")))
-        .send()
-        .await
-        .unwrap();
+    // Scans: two buyers' views counted (the first buyer's second view not), the seller's
+    // own preview not; nothing personal stored.
+    for ua in [PHONE_A, PHONE_B] {
+        buyer
+            .get(app.url(&format!("/truy-xuat/{code}")))
+            .header("user-agent", ua)
+            .send()
+            .await
+            .unwrap();
+    }
     app.login_page(HANH, PW).await;
     assert_eq!(
         app.get(&format!("/truy-xuat/{code}")).await.status(),
@@ -374,12 +385,29 @@ async fn batch_rules_and_corrections_after_printing(b: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "code never changes: {v}"
     );
-    // Print the labels.
+    // Print the labels: the download alone records nothing (issue 29, item 9); "Đã in tem"
+    // (a POST with the form's token) does.
     app.login_page(TRI_THUY, PW).await;
     let r = app
         .get("/quan-ly/lo/LNX-2026.A_1/tem.pdf?layout=roll-50x30&count=1")
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    let printed = || app.scalar("SELECT COUNT(*) FROM batches WHERE labels_printed_at IS NOT NULL");
+    assert_eq!(printed().await, 0, "a GET changes nothing");
+    let r = app
+        .post_form("/quan-ly/lo/LNX-2026.A_1/da-in", &[("csrf", "forged")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "CSRF-checked");
+    assert_eq!(printed().await, 0);
+    let r = app
+        .submit(
+            "/quan-ly/lo/LNX-2026.A_1",
+            "/quan-ly/lo/LNX-2026.A_1/da-in",
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(printed().await, 1);
     // Now a correction needs a reason and becomes revision 2; revision 1 stays visible.
     let (s, v) = app
         .api("PATCH", bp, Some(&token), Some(json!({"quantity": 110})))
@@ -875,4 +903,161 @@ async fn orders_record_the_batch_and_receipts_link_its_origin(b: Backend) {
     // The product page links the batch on sale.
     let product = app.page(&format!("/san-pham/{MAN}")).await;
     assert!(product.contains(&format!(r#"href="/truy-xuat/{second}""#)));
+}
+
+/// Issue 29, item 11: a description holding `<!--<script>` or `</script>` stays data inside
+/// the JSON-LD block; the page after it is still the page.
+async fn json_ld_cannot_swallow_the_page(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (token, batch) = hanh_batch(&app).await;
+    let nasty = "Màn bền <!--<script> đẹp & rẻ </script><b>x</b>";
+    let (s, v) = app
+        .api(
+            "PATCH",
+            &format!("/products/{MAN}"),
+            Some(&token),
+            Some(json!({"description": nasty})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let code = batch["code"].as_str().unwrap();
+    let html = app.page(&format!("/truy-xuat/{code}")).await;
+    let open = r#"<script type="application/ld+json">"#;
+    let start = html.find(open).unwrap() + open.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let block = &html[start..end];
+    assert!(
+        !block.contains('<') && !block.contains('>') && !block.contains('&'),
+        "{block}"
+    );
+    assert_eq!(
+        json_ld(&html)["description"],
+        nasty,
+        "the same text, as data"
+    );
+    // The page's own content follows the block, in order, with the batch code.
+    assert!(html[end..].contains(code) && html[end..].contains("</main>"));
+}
+
+/// Issue 29, item 12: 18 label PDFs in flight from one seller: at most two render (the rest
+/// answer 503 at once), and another seller's photo upload goes through meanwhile.
+async fn label_printing_never_blocks_other_sellers_photos(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (_, batch) = hanh_batch(&app).await;
+    let code = batch["code"].as_str().unwrap().to_string();
+    // Bà Hạnh in a browser of her own.
+    let hanh = app.browser_logged_in(HANH, PW).await;
+    let mut prints = tokio::task::JoinSet::new();
+    for _ in 0..18 {
+        let (client, url) = (
+            hanh.clone(),
+            app.url(&format!(
+                "/quan-ly/lo/{code}/tem.pdf?layout=a4-3x8&count=1000"
+            )),
+        );
+        prints.spawn(async move { client.get(url).send().await.unwrap().status() });
+    }
+    // Minh Đức adds a photo meanwhile.
+    app.login_page(DUC, PW).await;
+    let r = upload_photo(&app, "ghe-dau-go-xoan", png_bytes(), "ghe.png").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the photo went through");
+    let mut ok = 0;
+    let mut busy = 0;
+    while let Some(s) = prints.join_next().await {
+        match s.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => busy += 1,
+            other => panic!("label answered {other}"),
+        }
+    }
+    assert_eq!(ok + busy, 18);
+    assert!(ok >= 2, "{ok} rendered, {busy} refused");
+}
+
+/// Issue 29, item 10: 300 views in a burst from one visitor count once; robots not at all;
+/// another visitor counts.
+async fn scan_counts_cannot_be_inflated(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (token, batch) = hanh_batch(&app).await;
+    let code = batch["code"].as_str().unwrap().to_string();
+    let url = app.url(&format!("/truy-xuat/{code}"));
+    let client = reqwest::Client::new();
+    let mut views = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let (client, url) = (client.clone(), url.clone());
+        let ua = if i % 3 == 0 {
+            "Googlebot/2.1 (+http://www.google.com/bot.html)"
+        } else {
+            "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36"
+        };
+        views.spawn(async move {
+            client
+                .get(url)
+                .header("user-agent", ua)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(s) = views.join_next().await {
+        assert_eq!(s.unwrap(), StatusCode::OK);
+    }
+    let scans = || async {
+        let (s, v) = app
+            .api("GET", &format!("/batches/{code}/scans"), Some(&token), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["total"].as_i64().unwrap()
+    };
+    assert_eq!(scans().await, 1, "one visitor, one scan");
+    client
+        .get(&url)
+        .header("user-agent", "Mozilla/5.0 (iPhone) Mobile/15E148")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scans().await, 2, "another visitor counts");
+}
+
+/// Issue 29, item 8: a code in the generated form must carry the shop's own village initials.
+async fn batch_codes_cannot_be_squatted_across_villages(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let token = app.api_login(TRI_THUY, PW).await;
+    let path = format!("/products/{NHAN}/batches");
+    let mut body = batch_body();
+    body["expires_on"] = json!("2099-12-31");
+    body["ocop_cert_no"] = json!("1234/QĐ-UBND");
+    body["ocop_cert_year"] = json!(2023);
+    body["code"] = json!("PD-261206-01");
+    let (s, v) = app
+        .api("POST", &path, Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["fields"]["code"]
+            .as_str()
+            .unwrap()
+            .contains("TT-"),
+        "{v}"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM batches").await, 0);
+    body["code"] = json!("TT-261206-01");
+    let (s, v) = app
+        .api("POST", &path, Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    body["code"] = json!("TRI-THUY-LO1");
+    let (s, v) = app.api("POST", &path, Some(&token), Some(body)).await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "codes of other forms stay free: {v}"
+    );
+    // Phú Đôi's generated codes are its own.
+    let (_, batch) = hanh_batch(&app).await;
+    assert!(
+        batch["code"].as_str().unwrap().starts_with("PD-"),
+        "{batch}"
+    );
 }
