@@ -32,6 +32,10 @@ pub const HEADER: [&str; 13] = [
     "ocop_stars",
 ];
 
+/// Optional last columns: the OCOP certificate behind the stars (a header without them
+/// still imports).
+const CERT_COLUMNS: [&str; 2] = ["ocop_cert_no", "ocop_cert_year"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportRow {
     pub line: u64,
@@ -48,6 +52,8 @@ pub struct ImportRow {
     pub unit: String,
     pub stock: i64,
     pub ocop_stars: Option<i64>,
+    /// (number, year) of the OCOP certificate, when the file has the columns.
+    pub ocop_cert: Option<(String, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -104,20 +110,26 @@ pub fn parse_csv<R: std::io::Read>(input: R) -> std::result::Result<Vec<ImportRo
         .flexible(true)
         .has_headers(true)
         .from_reader(input);
-    let header_ok = match reader.headers() {
+    let (header_ok, with_cert) = match reader.headers() {
         Ok(h) => {
             let h: Vec<&str> = h
                 .iter()
                 .map(|f| f.trim().trim_start_matches('\u{feff}'))
                 .collect();
-            h == HEADER
+            let with_cert: Vec<&str> = HEADER.iter().chain(CERT_COLUMNS.iter()).copied().collect();
+            (h == HEADER || h == with_cert, h == with_cert)
         }
-        Err(_) => false,
+        Err(_) => (false, false),
     };
+    let columns = HEADER.len() + if with_cert { CERT_COLUMNS.len() } else { 0 };
     if !header_ok {
         return Err(vec![RowError {
             line: 1,
-            message: format!("tiêu đề phải đúng là: {}", HEADER.join(",")),
+            message: format!(
+                "tiêu đề phải đúng là: {} (có thể thêm {})",
+                HEADER.join(","),
+                CERT_COLUMNS.join(",")
+            ),
         }]);
     }
     let mut rows = Vec::new();
@@ -139,10 +151,10 @@ pub fn parse_csv<R: std::io::Read>(input: R) -> std::result::Result<Vec<ImportRo
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.len() != HEADER.len() {
+        if record.len() != columns {
             errors.push(RowError {
                 line,
-                message: format!("cần {} cột, dòng này có {}", HEADER.len(), record.len()),
+                message: format!("cần {columns} cột, dòng này có {}", record.len()),
             });
             continue;
         }
@@ -187,6 +199,28 @@ pub fn parse_csv<R: std::io::Read>(input: R) -> std::result::Result<Vec<ImportRo
                 ))
             })
             .ok();
+        let ocop_cert = if with_cert && !(f(13).trim().is_empty() && f(14).trim().is_empty()) {
+            let this_year = i64::from(chrono::Datelike::year(&crate::origin::today_vn()));
+            let no = clean_line(f(13), "ocop_cert_no", 40)
+                .map_err(|e| problems.push(format!("ocop_cert_no: {e}")))
+                .ok();
+            let year = match f(14).trim().parse::<i64>() {
+                Ok(y) if (2018..=this_year).contains(&y) => Some(y),
+                _ => {
+                    problems.push(format!(
+                        "ocop_cert_year {:?}: năm cấp từ 2018 đến {this_year}",
+                        f(14)
+                    ));
+                    None
+                }
+            };
+            if matches!(ocop, Some(None)) {
+                problems.push("có giấy chứng nhận OCOP mà không có ocop_stars".into());
+            }
+            no.zip(year)
+        } else {
+            None
+        };
         if problems.is_empty() {
             let (price, phone) = (price.unwrap(), phone.clone().unwrap());
             let vkey = format!("{village}|{commune}|{district}");
@@ -228,6 +262,7 @@ pub fn parse_csv<R: std::io::Read>(input: R) -> std::result::Result<Vec<ImportRo
                 unit,
                 stock: stock.unwrap(),
                 ocop_stars: ocop.unwrap(),
+                ocop_cert,
             });
         } else {
             errors.push(RowError {
@@ -407,8 +442,8 @@ async fn upsert_product(
     report: &mut ImportReport,
 ) -> Result<()> {
     let found = sqlx::query(
-        "SELECT id, slug, description, category, stock, ocop_stars, price_item_id FROM products
-         WHERE shop_id = $1 AND name = $2",
+        "SELECT id, slug, description, category, stock, ocop_stars, price_item_id, ocop_cert_no,
+           ocop_cert_year FROM products WHERE shop_id = $1 AND name = $2",
     )
     .bind(shop_id)
     .bind(r.product.clone())
@@ -429,7 +464,7 @@ async fn upsert_product(
             made_in: format!("Làng {}, xã {}, huyện {}", r.village, r.commune, r.district),
             price_item_id: item_id,
             gtin: None,
-            ocop_cert: None,
+            ocop_cert: r.ocop_cert.clone(),
         };
         let slug = insert_product(tx, &shop, &fields).await?;
         super::store::mark_ocop_verified(tx, &slug).await?;
@@ -440,7 +475,15 @@ async fn upsert_product(
         && row.try_get::<String, _>("category")? == category
         && row.try_get::<i64, _>("stock")? == r.stock
         && row.try_get::<Option<i64>, _>("ocop_stars")? == r.ocop_stars
-        && row.try_get::<i64, _>("price_item_id")? == item_id;
+        && row.try_get::<i64, _>("price_item_id")? == item_id
+        // A file without the certificate columns leaves the stored certificate alone.
+        && match &r.ocop_cert {
+            None => true,
+            Some((no, year)) => {
+                row.try_get::<Option<String>, _>("ocop_cert_no")?.as_ref() == Some(no)
+                    && row.try_get::<Option<i64>, _>("ocop_cert_year")? == Some(*year)
+            }
+        };
     if same {
         report.rows_unchanged += 1;
         return Ok(());
@@ -448,7 +491,8 @@ async fn upsert_product(
     let slug: String = row.try_get("slug")?;
     sqlx::query(
         "UPDATE products SET description = $1, category = $2, stock = $3, ocop_stars = $4,
-           price_item_id = $5, updated_at = $6 WHERE id = $7",
+           price_item_id = $5, updated_at = $6, ocop_cert_no = COALESCE($8, ocop_cert_no),
+           ocop_cert_year = COALESCE($9, ocop_cert_year) WHERE id = $7",
     )
     .bind(r.description.clone())
     .bind(category)
@@ -457,6 +501,8 @@ async fn upsert_product(
     .bind(item_id)
     .bind(now_ms())
     .bind(row.try_get::<i64, _>("id")?)
+    .bind(r.ocop_cert.as_ref().map(|c| c.0.clone()))
+    .bind(r.ocop_cert.as_ref().map(|c| c.1))
     .execute(&mut **tx)
     .await?;
     super::store::mark_ocop_verified(tx, &slug).await?;

@@ -264,8 +264,14 @@ fn parse_ocop_cert(
     stars: Option<Option<i64>>,
     no: &str,
     year: &str,
+    untouched: bool,
 ) -> Option<(String, i64)> {
     let Some(Some(_)) = stars else { return None };
+    // A change that leaves the OCOP claim alone does not ask again for a certificate the
+    // product never had (products imported with stars).
+    if untouched && no.trim().is_empty() && year.trim().is_empty() {
+        return None;
+    }
     let this_year = i64::from(chrono::Datelike::year(&crate::origin::today_vn()));
     let no = e.check(
         "ocop_cert_no",
@@ -285,6 +291,12 @@ fn parse_ocop_cert(
 
 impl ProductInput {
     pub fn parse(&self) -> Result<ProductFields, AppError> {
+        self.parse_with(false)
+    }
+
+    /// `ocop_untouched`: a partial update that does not change the OCOP claim (a PATCH
+    /// validates what it changes).
+    pub fn parse_with(&self, ocop_untouched: bool) -> Result<ProductFields, AppError> {
         let mut e = FieldErrors::new();
         let name = e.check("name", clean_line(&self.name, "tên sản phẩm", 120));
         let description = e.check("description", clean_text(&self.description, "mô tả", 4000));
@@ -302,7 +314,13 @@ impl ProductInput {
                 .map_err(|_| "chọn một mặt hàng trên bảng giá của làng"),
         );
         let gtin = e.check("gtin", optional(&self.gtin, crate::domain::Gtin::parse));
-        let ocop_cert = parse_ocop_cert(&mut e, ocop, &self.ocop_cert_no, &self.ocop_cert_year);
+        let ocop_cert = parse_ocop_cert(
+            &mut e,
+            ocop,
+            &self.ocop_cert_no,
+            &self.ocop_cert_year,
+            ocop_untouched,
+        );
         e.into_result()?;
         Ok(ProductFields {
             name: name.unwrap(),

@@ -334,6 +334,11 @@ pub async fn decide_membership(
     if !crate::accounts::store::can_moderate(db, user, shop.village_id.0).await? {
         return Err(AppError::Forbidden);
     }
+    // A moderator's own shop would add a voter of their choosing: another moderator of the
+    // village or the platform admin decides it.
+    if shop.owner_id == Some(user.id.0) && !user.is_admin() {
+        return Err(AppError::Forbidden);
+    }
     let reason = crate::domain::text::clean_text(reason, "lý do", 500)
         .map_err(|m| AppError::field("reason", m))?;
     let mut tx = db.begin().await?;

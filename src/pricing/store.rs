@@ -519,6 +519,10 @@ pub async fn approve_by_moderator(
     if !can_moderate(db, user, p.village_id).await? {
         return Err(AppError::Forbidden);
     }
+    // Nobody decides their own proposal: another moderator of the village or the admin.
+    if p.proposer_user_id == user.id.0 && !user.is_admin() {
+        return Err(AppError::Forbidden);
+    }
     if !confirmed {
         return Err(AppError::field(
             "confirm",
@@ -550,6 +554,10 @@ pub async fn reject_by_moderator(
 ) -> Result<Proposal> {
     let p = proposal_by_id(db, proposal_id).await?;
     if !can_moderate(db, user, p.village_id).await? {
+        return Err(AppError::Forbidden);
+    }
+    // Nobody decides their own proposal: another moderator of the village or the admin.
+    if p.proposer_user_id == user.id.0 && !user.is_admin() {
         return Err(AppError::Forbidden);
     }
     let reason = parse_reason(reason, "lý do từ chối").map_err(|m| AppError::field("reason", m))?;

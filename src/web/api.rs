@@ -1022,7 +1022,12 @@ async fn update_product(
     }
     let active = b.active;
     let current_batch = b.current_batch.clone();
-    let fields = b.over(ProductInput::from_detail(&p)).parse()?;
+    // A PATCH validates what it changes: the OCOP claim only when it is in the body.
+    let ocop_untouched =
+        b.ocop_stars.is_none() && b.ocop_cert_no.is_none() && b.ocop_cert_year.is_none();
+    let fields = b
+        .over(ProductInput::from_detail(&p))
+        .parse_with(ocop_untouched)?;
     if let Some(v) = &current_batch {
         // Checked before anything is written: a bad code leaves the product as it was.
         let code = text(&Some(v.clone()));

@@ -10,7 +10,8 @@ on_both_backends!(
     reimporting_the_same_file_changes_nothing,
     a_file_with_bad_rows_imports_nothing,
     the_cli_imports_and_reports_bad_lines,
-    a_large_import_leaves_fresh_planner_statistics
+    a_large_import_leaves_fresh_planner_statistics,
+    an_imported_ocop_product_can_be_edited,
 );
 
 const HEADER: &str = "village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n";
@@ -165,4 +166,80 @@ async fn a_large_import_leaves_fresh_planner_statistics(b: Backend) {
                 .unwrap();
         assert_eq!(rows, 1_200.0, "products analysed after the import");
     }
+}
+
+/// Issue 29, item 7: a product imported with stars and no certificate takes a PATCH that
+/// leaves its OCOP claim alone; the file may carry the certificate in two optional columns.
+async fn an_imported_ocop_product_can_be_edited(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    import_bytes(&app.db, good_csv("180000").as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    cholang::accounts::store::create_user(
+        &app.db,
+        cholang::accounts::NewUser::parse(
+            "import-admin@cholang.local",
+            "Quản trị",
+            "mat-khau-quan-tri-1",
+            cholang::accounts::Role::Admin,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let admin = app
+        .api_login("import-admin@cholang.local", "mat-khau-quan-tri-1")
+        .await;
+    let slug: String =
+        sqlx::query_scalar("SELECT slug FROM products WHERE name = 'Mật ong hoa nhãn 500ml'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let path = format!("/products/{slug}");
+    let (s, v) = app
+        .api(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(serde_json::json!({"gtin": "8936042000123"})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(v["product"]["ocop_stars"], 4, "the claim stays: {v}");
+    // Touching the claim asks for its certificate.
+    let (s, v) = app
+        .api(
+            "PATCH",
+            &path,
+            Some(&admin),
+            Some(serde_json::json!({"ocop_stars": 5})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["error"]["fields"]["ocop_cert_no"].is_string(), "{v}");
+    // The file's optional certificate columns; a certificate without stars is a bad row.
+    let with_cert = good_csv("180000")
+        .replace("ocop_stars\n", "ocop_stars,ocop_cert_no,ocop_cert_year\n")
+        .replace(",40,\n", ",40,,,\n")
+        .replace(",12,\n", ",12,,,\n")
+        .replace(",25,\n", ",25,,1/QĐ,2023\n")
+        .replace(",50,4\n", ",50,4,1234/QĐ-UBND,2023\n");
+    match import_bytes(&app.db, with_cert.as_bytes(), "Hà Nội").await {
+        Err(ImportFailure::BadRows(errors)) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].message.contains("ocop_stars"), "{errors:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let fixed = with_cert.replace(",25,,1/QĐ,2023\n", ",25,,,\n");
+    import_bytes(&app.db, fixed.as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    let cert: (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT ocop_cert_no, ocop_cert_year FROM products WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(cert, (Some("1234/QĐ-UBND".into()), Some(2023)));
 }

@@ -7,7 +7,10 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(moderators_have_an_inbox_and_errors_show_at_the_top,);
+on_both_backends!(
+    moderators_have_an_inbox_and_errors_show_at_the_top,
+    a_moderator_never_accepts_their_own_shop,
+);
 
 async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
     let app = TestApp::with_demo(b).await;
@@ -66,4 +69,31 @@ async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
     assert!(html.contains(r#"value="240000""#), "what was typed stays");
     // The history table carries its column names for phone widths.
     assert!(html.contains(r#"data-label="Giá mới""#));
+}
+
+/// Issue 29, item 5: a moderator's own shop needs another moderator of the village or the
+/// admin (accepting it would add a voter of their choosing).
+async fn a_moderator_never_accepts_their_own_shop(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let moderator = app.api_login(MODERATOR, PW).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&moderator),
+            Some(serde_json::json!({"village": "phu-doi", "name": "Màn của trưởng thôn", "phone": "0912000100"})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{v}");
+    let slug = v["shop"]["slug"].as_str().unwrap().to_string();
+    let path = format!("/shops/{slug}/membership");
+    let accept = serde_json::json!({"decision": "accept", "reason": "Hộ trong thôn"});
+    let (s, v) = app
+        .api("POST", &path, Some(&moderator), Some(accept.clone()))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::FORBIDDEN, "{v}");
+    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let (s, v) = app.api("POST", &path, Some(&admin), Some(accept)).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(v["shop"]["membership"], "accepted");
 }
