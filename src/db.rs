@@ -359,6 +359,11 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "đường dẫn làng đã tồn tại",
     ),
     (
+        "villages_identity_key",
+        "villages.name, villages.commune, villages.district",
+        "đã có làng cùng tên ở xã và huyện này",
+    ),
+    (
         "shops_village_name_key",
         "shops.village_id, shops.name",
         "làng đã có một cửa hàng cùng tên",

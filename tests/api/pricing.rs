@@ -402,9 +402,21 @@ async fn quorum_is_configurable_per_village(b: Backend) {
         .api("POST", "/villages", Some(&duc), Some(body.clone()))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, v) = app.api("POST", "/villages", Some(&admin), Some(body)).await;
+    let (s, v) = app
+        .api("POST", "/villages", Some(&admin), Some(body.clone()))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["village"]["slug"], "quang-lang");
+    // The same village twice: a clear 409, never a 500.
+    let (s, e) = app.api("POST", "/villages", Some(&admin), Some(body)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("có làng cùng tên ở xã và huyện này"),
+        "{e}"
+    );
     assert_eq!(v["village"]["quorum_min_yes"], 5);
     assert_eq!(v["village"]["quorum_percent"], 60);
     assert_eq!(v["village"]["proposal_days"], 10);
