@@ -828,6 +828,10 @@ async fn seller_answer_form(
         },
     };
     let order = bp::order_of_request(&st.db, id).await?;
+    // Only the shop's own people get their photos decoded and stored.
+    let shop =
+        crate::catalog::store::shop_by_id(&st.db, crate::catalog::ShopId(order.shop_id)).await?;
+    crate::catalog::store::authorize_shop(&user, &shop)?;
     let saved = match &answer {
         Answer::Reply { .. } => save_photos(&st, f.photos).await?,
         _ => Vec::new(),
