@@ -39,6 +39,8 @@ pub struct Config {
     pub payments: PaymentsConfig,
     pub payouts: PayoutsConfig,
     pub protection: ProtectionConfig,
+    /// The price board's rules over time (`PRICE_BAND_DAYS`, `PRICE_MIN_STEP`).
+    pub board: crate::pricing::BoardRules,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
 }
@@ -541,6 +543,21 @@ impl Config {
             payments: PaymentsConfig::load(settings)?,
             payouts: PayoutsConfig::load(settings)?,
             protection: ProtectionConfig::load(settings)?,
+            board: {
+                let band_days: i64 = settings.parse("PRICE_BAND_DAYS", 90)?;
+                if !(1..=3650).contains(&band_days) {
+                    anyhow::bail!("PRICE_BAND_DAYS must be 1 to 3650 days");
+                }
+                let (min_step_percent, min_step_vnd) = crate::pricing::BoardRules::parse_min_step(
+                    settings.get("PRICE_MIN_STEP").unwrap_or("1%,1000"),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?;
+                crate::pricing::BoardRules {
+                    band_days,
+                    min_step_percent,
+                    min_step_vnd,
+                }
+            },
             notify: NotifyConfig::load(settings)?,
         })
     }

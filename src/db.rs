@@ -114,6 +114,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "buyer_protection",
         include_str!("../migrations/sqlite/0016_buyer_protection.sql"),
     ),
+    (
+        17,
+        "board round two",
+        include_str!("../migrations/sqlite/0017_board_round_two.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -195,6 +200,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "buyer_protection",
         include_str!("../migrations/postgres/0016_buyer_protection.sql"),
+    ),
+    (
+        17,
+        "board round two",
+        include_str!("../migrations/postgres/0017_board_round_two.sql"),
     ),
 ];
 

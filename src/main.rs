@@ -209,6 +209,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 cholang::protection::demo::load(&db, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo buyer protection: {e:?}"))?;
+                // The board's inbox: a product asking to take an item under another name.
+                cholang::catalog::demo::item_request(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo item request: {e:?}"))?;
                 tracing::info!(
                     "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",
                     cholang::catalog::demo::ADMIN_EMAIL,

@@ -150,8 +150,34 @@ pub struct ProductDetail {
     pub gtin: Option<String>,
     pub ocop_cert_no: Option<String>,
     pub ocop_cert_year: Option<i64>,
+    /// Set while the product asks to take a price item under another name (not listed until
+    /// the village's moderator accepts), or after the moderator refused.
+    pub item_request: Option<ItemRequest>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A product asking to take the agreed price of an item whose name it does not carry.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ItemRequest {
+    /// `pending` (not listed until decided) or `refused`.
+    pub status: String,
+    pub item_name: String,
+    /// The moderator's reason when refused.
+    pub reason: Option<String>,
+}
+
+/// Whether a product's name carries a price item's name (case, diacritics and spacing
+/// aside): "Màn tuyn 1m6 x 2m xanh cốm" carries "Màn tuyn 1m6 x 2m".
+pub fn carries_name(product: &str, item: &str) -> bool {
+    let norm = |s: &str| {
+        crate::domain::text::fold(s)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (p, i) = (norm(product), norm(item));
+    !i.is_empty() && format!(" {p} ").contains(&format!(" {i} "))
 }
 
 /// A moderator's answer to a product's OCOP claim: `confirm` (true) or `reject` (false);
@@ -163,6 +189,18 @@ pub fn parse_ocop_decision(s: &str) -> Result<bool, AppError> {
         _ => Err(AppError::field(
             "decision",
             "Chọn confirm (xác nhận) hoặc reject (từ chối)",
+        )),
+    }
+}
+
+/// A moderator's answer to a product asking for an item: `accept` or `reject`.
+pub fn parse_item_decision(s: &str) -> Result<bool, AppError> {
+    match s.trim() {
+        "accept" => Ok(true),
+        "reject" => Ok(false),
+        _ => Err(AppError::field(
+            "decision",
+            "Chọn accept (đồng ý) hoặc reject (từ chối)",
         )),
     }
 }
@@ -481,6 +519,19 @@ pub fn search_text(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_product_carries_its_items_name() {
+        assert!(carries_name(
+            "Màn tuyn 1m6 x 2m xanh cốm",
+            "Màn tuyn 1m6 x 2m"
+        ));
+        assert!(carries_name("man tuyn  1m6 x 2M", "Màn tuyn 1m6 x 2m"));
+        assert!(!carries_name("Móc treo màn inox", "Bàn trà gỗ mít 1m"));
+        // whole words only: "1m" is not "1m6"
+        assert!(!carries_name("Màn tuyn 1m6", "Màn tuyn 1m"));
+        assert!(!carries_name("Màn", ""));
+    }
 
     #[test]
     fn ocop_only_three_to_five() {

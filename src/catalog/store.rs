@@ -588,7 +588,7 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
         "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin,
-                p.ocop_cert_no, p.ocop_cert_year, p.created_at,
+                p.ocop_cert_no, p.ocop_cert_year, p.created_at, p.item_join, p.item_join_reason,
                 p.updated_at, pi.name AS price_item_name, pi.village_id
          FROM (",
         card_select!(),
@@ -613,6 +613,14 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
         gtin: row.try_get("gtin")?,
         ocop_cert_no: row.try_get("ocop_cert_no")?,
         ocop_cert_year: row.try_get("ocop_cert_year")?,
+        item_request: match row.try_get::<Option<String>, _>("item_join")?.as_deref() {
+            Some(status @ ("pending" | "refused")) => Some(super::ItemRequest {
+                status: status.to_string(),
+                item_name: row.try_get("price_item_name")?,
+                reason: row.try_get("item_join_reason")?,
+            }),
+            _ => None,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         photos,
@@ -638,21 +646,194 @@ pub async fn photos_of(db: &Db, product: ProductId) -> Result<Vec<Photo>> {
         .collect()
 }
 
-/// The price item must be on the board of the shop's own village.
-async fn check_item_in_village(tx: &mut Tx, item: i64, village: VillageId) -> Result<()> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM price_items WHERE id = $1 AND village_id = $2")
-            .bind(item)
+/// How a product may take its price item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemFit {
+    /// Its name carries the item's name.
+    Named,
+    /// The moderator accepted this name on this item.
+    Accepted,
+    /// Another name: the moderator decides; the product is not listed until then.
+    Ask,
+}
+
+/// The price item must be on the board of the shop's own village and of the product's
+/// category (that of the item's other listings); a product takes the item whose name it
+/// carries, under another name it asks the moderator.
+async fn item_fit(
+    tx: &mut Tx,
+    f: &ProductFields,
+    village: VillageId,
+    category: &str,
+    this: Option<&ProductDetail>,
+) -> Result<ItemFit> {
+    let item: Option<String> =
+        sqlx::query_scalar("SELECT name FROM price_items WHERE id = $1 AND village_id = $2")
+            .bind(f.price_item_id)
             .bind(village.0)
-            .fetch_one(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-    if n == 0 {
+    let Some(item) = item else {
         return Err(AppError::field(
             "price_item_id",
             "mặt hàng này không có trên bảng giá của làng",
         ));
+    };
+    let others: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT category FROM products
+         WHERE price_item_id = $1 AND id <> $2 AND active = 1
+           AND (item_join IS NULL OR item_join = 'accepted')",
+    )
+    .bind(f.price_item_id)
+    .bind(this.map(|p| p.card.id.0).unwrap_or(0))
+    .fetch_all(&mut **tx)
+    .await?;
+    let folded = crate::domain::text::fold(category);
+    if let Some(theirs) = others.first()
+        && !others
+            .iter()
+            .any(|c| crate::domain::text::fold(c) == folded)
+    {
+        return Err(AppError::field(
+            "price_item_id",
+            format!(
+                "Mặt hàng “{item}” là loại hàng “{theirs}”; sản phẩm loại “{category}” không dùng giá của mặt hàng này"
+            ),
+        ));
+    }
+    if super::carries_name(&f.name, &item) {
+        return Ok(ItemFit::Named);
+    }
+    if let Some(p) = this {
+        let accepted: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM products WHERE id = $1 AND item_join = 'accepted'
+               AND item_join_name = $2 AND item_join_item = $3",
+        )
+        .bind(p.card.id.0)
+        .bind(f.name.clone())
+        .bind(f.price_item_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if accepted > 0 {
+            return Ok(ItemFit::Accepted);
+        }
+    }
+    Ok(ItemFit::Ask)
+}
+
+/// Record how the product takes its item: asking hides it until the moderator decides; a
+/// product that asked and now carries the item's name (or was accepted) is listed again.
+async fn apply_item_fit(tx: &mut Tx, product: i64, f: &ProductFields, fit: ItemFit) -> Result<()> {
+    match fit {
+        ItemFit::Ask => {
+            let already: Option<String> =
+                sqlx::query_scalar("SELECT item_join FROM products WHERE id = $1")
+                    .bind(product)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            sqlx::query(
+                "UPDATE products SET item_join = 'pending', item_join_name = $1, item_join_item = $2,
+                   item_join_reason = NULL, item_join_by = NULL, item_join_at = NULL, active = 0
+                 WHERE id = $3",
+            )
+            .bind(f.name.clone())
+            .bind(f.price_item_id)
+            .bind(product)
+            .execute(&mut **tx)
+            .await?;
+            // The moderators hear once per request, not on every save while it waits.
+            if already.as_deref() != Some("pending") {
+                crate::notify::event(tx, "item_join_request", product).await?;
+            }
+        }
+        ItemFit::Named => {
+            sqlx::query(
+                "UPDATE products SET active = CASE WHEN item_join IN ('pending', 'refused') THEN 1 ELSE active END,
+                   item_join = NULL, item_join_name = NULL, item_join_item = NULL, item_join_reason = NULL
+                 WHERE id = $1",
+            )
+            .bind(product)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ItemFit::Accepted => {}
     }
     Ok(())
+}
+
+/// Products of a village asking to take an item under another name:
+/// (slug, product name, shop, item name).
+pub async fn item_requests(
+    db: &Db,
+    village: VillageId,
+) -> Result<Vec<(String, String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT p.slug, p.name, s.name, pi.name FROM products p
+         JOIN shops s ON s.id = p.shop_id JOIN price_items pi ON pi.id = p.price_item_id
+         WHERE s.village_id = $1 AND p.item_join = 'pending' ORDER BY p.updated_at, p.id",
+    )
+    .bind(village.0)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// The village's moderator (or an admin; never on their own shop) lets a product take an
+/// item under its own name — it is listed at once — or refuses with a reason the seller sees.
+pub async fn decide_item_request(
+    db: &Db,
+    moderator: &User,
+    slug: &str,
+    accept: bool,
+    reason: &str,
+) -> Result<ProductDetail> {
+    let p = product_by_slug(db, slug).await?;
+    if !crate::accounts::store::can_moderate(db, moderator, p.village_id.0).await? {
+        return Err(AppError::Forbidden);
+    }
+    let owner: Option<i64> = sqlx::query_scalar("SELECT owner_id FROM shops WHERE id = $1")
+        .bind(p.shop_id.0)
+        .fetch_one(&db.pool)
+        .await?;
+    if owner == Some(moderator.id.0) && !moderator.is_admin() {
+        // Another moderator of the village or the admin decides on a moderator's own shop.
+        return Err(AppError::Forbidden);
+    }
+    let reason = if accept {
+        None
+    } else {
+        let r = crate::domain::text::clean_line(reason, "lý do từ chối", 300)
+            .map_err(|m| AppError::field("reason", m))?;
+        if r.chars().count() < 10 {
+            return Err(AppError::field(
+                "reason",
+                "Lý do từ chối cần ít nhất 10 ký tự để người bán hiểu",
+            ));
+        }
+        Some(r)
+    };
+    let mut tx = db.begin().await?;
+    let n = sqlx::query(
+        "UPDATE products SET item_join = $1, item_join_reason = $2, item_join_by = $3,
+           item_join_at = $4, active = $5, updated_at = $4
+         WHERE id = $6 AND item_join = 'pending'",
+    )
+    .bind(if accept { "accepted" } else { "refused" })
+    .bind(reason)
+    .bind(moderator.id.0)
+    .bind(now_ms())
+    .bind(i64::from(accept))
+    .bind(p.card.id.0)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(AppError::Conflict(
+            "Yêu cầu dùng giá mặt hàng của sản phẩm này đã được xử lý".into(),
+        ));
+    }
+    search::queue::enqueue(&mut tx, search::queue::Scope::Product(p.card.id.0)).await?;
+    tx.commit().await?;
+    product_by_slug(db, slug).await
 }
 
 /// Products of a village whose OCOP stars wait for the moderator:
@@ -770,8 +951,8 @@ pub async fn create_product(db: &Db, shop: &Shop, f: &ProductFields) -> Result<P
 
 /// Insert inside a caller's transaction (used by the form, the API and the importer).
 pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Result<String> {
-    check_item_in_village(tx, f.price_item_id, shop.village_id).await?;
     let category = super::categories::resolve(tx, shop.village_id, &f.category).await?;
+    let fit = item_fit(tx, f, shop.village_id, &category, None).await?;
     check_gtin_free(tx, f, None).await?;
     let slug = free_slug(tx, "products", &Slug::from_name(&f.name), &shop.name).await?;
     let now = now_ms();
@@ -798,6 +979,13 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     .bind(f.ocop_cert.as_ref().map(|c| c.1))
     .execute(&mut **tx)
     .await?;
+    if fit == ItemFit::Ask {
+        let id: i64 = sqlx::query_scalar("SELECT id FROM products WHERE slug = $1")
+            .bind(slug.clone())
+            .fetch_one(&mut **tx)
+            .await?;
+        apply_item_fit(tx, id, f, fit).await?;
+    }
     refresh_search_text(tx, None, Some(&slug)).await?;
     Ok(slug)
 }
@@ -810,8 +998,8 @@ pub async fn update_product(
 ) -> Result<ProductDetail> {
     require_member(shop)?;
     let mut tx = db.begin().await?;
-    check_item_in_village(&mut tx, f.price_item_id, shop.village_id).await?;
     let category = super::categories::resolve(&mut tx, shop.village_id, &f.category).await?;
+    let fit = item_fit(&mut tx, f, shop.village_id, &category, Some(product)).await?;
     check_gtin_free(&mut tx, f, Some(product.card.id)).await?;
     sqlx::query(
         "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
@@ -839,6 +1027,7 @@ pub async fn update_product(
     .bind(i64::from(f.same_ocop_claim(product)))
     .execute(&mut *tx)
     .await?;
+    apply_item_fit(&mut tx, product.card.id.0, f, fit).await?;
     refresh_search_text(&mut tx, None, Some(&product.card.slug)).await?;
     tx.commit().await?;
     product_by_slug(db, &product.card.slug).await
@@ -846,6 +1035,19 @@ pub async fn update_product(
 
 pub async fn set_product_active(db: &Db, product: ProductId, active: bool) -> Result<()> {
     let mut tx = db.begin().await?;
+    if active {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM products WHERE id = $1 AND item_join IN ('pending', 'refused')",
+        )
+        .bind(product.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting > 0 {
+            return Err(AppError::Conflict(
+                "Sản phẩm chưa được điều phối viên đồng ý cho dùng giá của mặt hàng nên chưa thể hiện lên chợ".into(),
+            ));
+        }
+    }
     sqlx::query("UPDATE products SET active = $1, updated_at = $2 WHERE id = $3")
         .bind(i64::from(active))
         .bind(now_ms())

@@ -676,6 +676,13 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                         Some(reason) => {
                             format!("Điều phối viên từ chối đề xuất {change}. Lý do: {reason}.")
                         }
+                        None if p.try_get::<Option<String>, _>("decision")?.as_deref()
+                            == Some("votes") =>
+                        {
+                            format!(
+                                "Đề xuất {change} không thể đủ phiếu vì đã đủ số người không đồng ý."
+                            )
+                        }
                         None => format!("Đề xuất {change} đã kết thúc mà không đủ phiếu."),
                     },
                 ),
@@ -714,11 +721,32 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             }
             Ok(out)
         }
-        "proposal_awaiting_moderator" | "shop_join_request" => {
+        "proposal_awaiting_moderator" | "shop_join_request" | "item_join_request" => {
             // The village's moderators (and the admins) who have an email address.
             let (village_id, slug, subject, line): (i64, String, String, String) = if ev.kind
-                == "shop_join_request"
+                == "item_join_request"
             {
+                let r = sqlx::query(
+                    "SELECT s.village_id, v.slug, p.name, pi.name AS item, s.name AS shop
+                         FROM products p JOIN shops s ON s.id = p.shop_id
+                         JOIN villages v ON v.id = s.village_id
+                         JOIN price_items pi ON pi.id = p.price_item_id WHERE p.id = $1",
+                )
+                .bind(ev.ref_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let name: String = r.try_get("name")?;
+                let item: String = r.try_get("item")?;
+                (
+                    r.try_get("village_id")?,
+                    r.try_get("slug")?,
+                    format!("Sản phẩm xin dùng giá của mặt hàng: {name}"),
+                    format!(
+                        "Cửa hàng “{}” đăng “{name}” với giá của mặt hàng “{item}” (tên khác nhau). Sản phẩm chưa hiện lên chợ cho đến khi điều phối viên đồng ý hoặc từ chối.",
+                        r.try_get::<String, _>("shop")?
+                    ),
+                )
+            } else if ev.kind == "shop_join_request" {
                 let r = sqlx::query(
                     "SELECT s.village_id, v.slug, s.name, COALESCE(u.display_name, '') AS owner
                          FROM shops s JOIN villages v ON v.id = s.village_id
@@ -739,7 +767,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 )
             } else {
                 let r = sqlx::query(
-                    "SELECT pi.village_id, v.slug, pi.name, p.old_price_vnd, p.new_price_vnd
+                    "SELECT pi.village_id, v.slug, pi.name, p.old_price_vnd, p.new_price_vnd, p.waits_for
                          FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
                          JOIN villages v ON v.id = pi.village_id WHERE p.id = $1",
                 )
@@ -751,11 +779,19 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                     r.try_get("village_id")?,
                     r.try_get("slug")?,
                     format!("Đề xuất giá chờ điều phối viên: {item}"),
-                    format!(
-                        "Đề xuất {} → {} đã đủ phiếu nhưng thay đổi quá 30%: cần điều phối viên duyệt hoặc từ chối.",
-                        format_vnd(r.try_get("old_price_vnd")?),
-                        format_vnd(r.try_get("new_price_vnd")?)
-                    ),
+                    if r.try_get::<Option<String>, _>("waits_for")?.as_deref() == Some("small") {
+                        format!(
+                            "Đề xuất {} → {}: làng chưa đủ người bán để tự biểu quyết, nên cần điều phối viên (hoặc quản trị) duyệt hoặc từ chối.",
+                            format_vnd(r.try_get("old_price_vnd")?),
+                            format_vnd(r.try_get("new_price_vnd")?)
+                        )
+                    } else {
+                        format!(
+                            "Đề xuất {} → {} đã đủ phiếu nhưng lệch quá 30% so với giá gần đây: cần điều phối viên duyệt hoặc từ chối.",
+                            format_vnd(r.try_get("old_price_vnd")?),
+                            format_vnd(r.try_get("new_price_vnd")?)
+                        )
+                    },
                 )
             };
             let emails: Vec<String> = sqlx::query_scalar(

@@ -2,8 +2,8 @@
 //! GS1 Digital Link a label's QR code holds, and the labels themselves (`label`).
 //!
 //! Rules kept here: a batch code is URL-safe, upper-case and at most 20 characters (GS1
-//! AI 10) and never changes once given; food needs an expiry date; a product with OCOP stars
-//! needs the certificate number and year on each batch; once labels were printed a batch is
+//! AI 10) and never changes once given; food needs an expiry date; a batch carries no OCOP
+//! certificate of its own (the product's verified one is shown); once labels were printed a batch is
 //! never edited in place — a correction is a new revision and the origin page shows them all.
 
 pub mod label;
@@ -147,10 +147,6 @@ pub struct BatchInput {
     pub notes: String,
     #[serde(default)]
     pub expires_on: String,
-    #[serde(default)]
-    pub ocop_cert_no: String,
-    #[serde(default)]
-    pub ocop_cert_year: String,
     /// Why a printed batch is corrected.
     #[serde(default)]
     pub reason: String,
@@ -160,7 +156,6 @@ pub struct BatchInput {
 #[derive(Debug, Clone, Copy)]
 pub struct ProductRules {
     pub food: bool,
-    pub ocop: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,8 +167,6 @@ pub struct BatchFields {
     pub inputs: Vec<InputSource>,
     pub notes: String,
     pub expires_on: Option<NaiveDate>,
-    pub ocop_cert_no: Option<String>,
-    pub ocop_cert_year: Option<i64>,
     pub reason: String,
 }
 
@@ -259,22 +252,6 @@ impl BatchInput {
                 }),
             )
         };
-        let cert_no = self.ocop_cert_no.trim();
-        let cert_year = self.ocop_cert_year.trim();
-        let (mut ocop_no, mut ocop_year) = (None, None);
-        if rules.ocop || !cert_no.is_empty() || !cert_year.is_empty() {
-            ocop_no = e.check(
-                "ocop_cert_no",
-                clean_line(cert_no, "số giấy chứng nhận OCOP", 40),
-            );
-            ocop_year = e.check(
-                "ocop_cert_year",
-                match cert_year.parse::<i64>() {
-                    Ok(y) if (2018..=i64::from(today.year())).contains(&y) => Ok(y),
-                    _ => Err(format!("Năm chứng nhận OCOP từ 2018 đến {}", today.year())),
-                },
-            );
-        }
         let reason = e.check("reason", clean_text(&self.reason, "lý do sửa", 300));
         e.into_result()?;
         Ok(BatchFields {
@@ -285,8 +262,6 @@ impl BatchInput {
             inputs: inputs.unwrap(),
             notes: notes.unwrap(),
             expires_on: expires,
-            ocop_cert_no: ocop_no,
-            ocop_cert_year: ocop_year,
             reason: reason.unwrap(),
         })
     }
@@ -376,33 +351,23 @@ mod tests {
             inputs: "Sợi polyester: Công ty Dệt Nam Định\nChỉ viền: chợ Phú Đôi".into(),
             ..Default::default()
         };
-        let plain = ProductRules {
-            food: false,
-            ocop: false,
-        };
+        let plain = ProductRules { food: false };
         let f = b.parse(plain, today).unwrap();
         assert_eq!(f.inputs.len(), 2);
         assert_eq!(f.inputs[1].source, "chợ Phú Đôi");
-        let food = ProductRules {
-            food: true,
-            ocop: true,
-        };
+        let food = ProductRules { food: true };
         let Err(AppError::Validation(e)) = b.parse(food, today) else {
             panic!()
         };
-        for k in ["expires_on", "ocop_cert_no", "ocop_cert_year"] {
-            assert!(e.get(k).is_some(), "{k}");
-        }
+        assert!(e.get("expires_on").is_some());
         b.expires_on = "2026-11-01".into();
         let Err(AppError::Validation(e)) = b.parse(plain, today) else {
             panic!()
         };
         assert!(e.get("expires_on").is_some());
         b.expires_on = "2027-11-30".into();
-        b.ocop_cert_no = "123/QĐ-UBND".into();
-        b.ocop_cert_year = "2023".into();
         let f = b.parse(food, today).unwrap();
-        assert_eq!(f.ocop_cert_year, Some(2023));
+        assert!(f.expires_on.is_some());
         b.produced_on = "2026-12-02".into();
         b.inputs = "no source here".into();
         let Err(AppError::Validation(e)) = b.parse(plain, today) else {

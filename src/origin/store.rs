@@ -22,8 +22,6 @@ pub struct Revision {
     pub inputs: Vec<InputSource>,
     pub notes: String,
     pub expires_on: Option<String>,
-    pub ocop_cert_no: Option<String>,
-    pub ocop_cert_year: Option<i64>,
     pub reason: String,
     pub created_at: i64,
 }
@@ -55,7 +53,6 @@ impl Batch {
 pub fn rules_for(p: &ProductDetail) -> ProductRules {
     ProductRules {
         food: super::is_food_category(&p.card.category),
-        ocop: p.card.ocop_stars.is_some(),
     }
 }
 
@@ -69,8 +66,6 @@ fn revision_from_row(r: &AnyRow) -> Result<Revision> {
         inputs: serde_json::from_str(&inputs).unwrap_or_default(),
         notes: r.try_get("notes")?,
         expires_on: r.try_get("expires_on")?,
-        ocop_cert_no: r.try_get("ocop_cert_no")?,
-        ocop_cert_year: r.try_get("ocop_cert_year")?,
         reason: r.try_get("reason")?,
         created_at: r.try_get("rev_created_at")?,
     })
@@ -78,7 +73,7 @@ fn revision_from_row(r: &AnyRow) -> Result<Revision> {
 
 const BATCH_SELECT: &str = "SELECT b.id, b.code, b.product_id, b.shop_id, b.labels_printed_at,
         b.created_at, b.updated_at, r.revision, r.produced_on, r.quantity, r.maker, r.inputs,
-        r.notes, r.expires_on, r.ocop_cert_no, r.ocop_cert_year, r.reason,
+        r.notes, r.expires_on, r.reason,
         r.created_at AS rev_created_at
     FROM batches b JOIN batch_revisions r ON r.batch_id = b.id AND r.revision = b.revision";
 
@@ -121,8 +116,8 @@ pub async fn of_product(db: &Db, product_id: i64) -> Result<Vec<Batch>> {
 /// Earlier revisions, newest first (the current one excluded).
 pub async fn history(db: &Db, batch: &Batch) -> Result<Vec<Revision>> {
     let rows = sqlx::query(
-        "SELECT revision, produced_on, quantity, maker, inputs, notes, expires_on, ocop_cert_no,
-                ocop_cert_year, reason, created_at AS rev_created_at
+        "SELECT revision, produced_on, quantity, maker, inputs, notes, expires_on,
+                reason, created_at AS rev_created_at
          FROM batch_revisions WHERE batch_id = $1 AND revision < $2 ORDER BY revision DESC",
     )
     .bind(batch.id)
@@ -265,8 +260,8 @@ async fn insert_revision(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO batch_revisions (batch_id, revision, produced_on, quantity, maker, inputs,
-           notes, expires_on, ocop_cert_no, ocop_cert_year, reason, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+           notes, expires_on, reason, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(batch_id)
     .bind(revision)
@@ -276,8 +271,6 @@ async fn insert_revision(
     .bind(serde_json::to_string(&f.inputs).map_err(anyhow::Error::from)?)
     .bind(f.notes.clone())
     .bind(f.expires_on.map(|d| d.format("%Y-%m-%d").to_string()))
-    .bind(f.ocop_cert_no.clone())
-    .bind(f.ocop_cert_year)
     .bind(f.reason.clone())
     .bind(user_id)
     .bind(now)

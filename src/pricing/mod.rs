@@ -39,6 +39,117 @@ pub fn needs_moderator(old: i64, new: i64) -> bool {
     (new - old).abs() * 100 > old * MODERATOR_BAND_PERCENT
 }
 
+/// The board's rules over time (`PRICE_BAND_DAYS`, `PRICE_MIN_STEP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardRules {
+    /// A change passed by vote is measured against the lowest and the highest agreed price
+    /// of the item over this many days: chained small steps cannot walk a price away.
+    pub band_days: i64,
+    /// The smallest change worth a vote: this percent of the current price…
+    pub min_step_percent: i64,
+    /// …and at least this many đồng.
+    pub min_step_vnd: i64,
+}
+
+impl Default for BoardRules {
+    fn default() -> Self {
+        BoardRules {
+            band_days: 90,
+            min_step_percent: 1,
+            min_step_vnd: 1_000,
+        }
+    }
+}
+
+impl BoardRules {
+    /// `PRICE_MIN_STEP`: a percent, an amount in đồng, or both (`1%,1000`).
+    pub fn parse_min_step(s: &str) -> Result<(i64, i64), String> {
+        let (mut pct, mut vnd) = (0, 0);
+        for part in s.split([',', ' ', '+']).filter(|p| !p.is_empty()) {
+            if let Some(p) = part.strip_suffix('%') {
+                pct = p
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|p| (0..=50).contains(p))
+                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not 0% to 50%"))?;
+            } else {
+                vnd = part
+                    .replace('.', "")
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (0..=10_000_000).contains(v))
+                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not an amount in đồng"))?;
+            }
+        }
+        Ok((pct, vnd))
+    }
+
+    /// The smallest change from `old` the board takes.
+    pub fn min_step(&self, old: i64) -> i64 {
+        ((old * self.min_step_percent + 99) / 100).max(self.min_step_vnd)
+    }
+}
+
+/// Whether a change to `new` passed by vote still needs the moderator: beyond ±30 % of the
+/// lowest or of the highest agreed price the item had over the band's days.
+pub fn beyond_band(lowest: i64, highest: i64, new: i64) -> bool {
+    needs_moderator(lowest, new) || needs_moderator(highest, new)
+}
+
+/// Whether a proposal can still pass by vote: the voters who have not said no are enough.
+pub fn can_still_pass(q: Quorum, voters: i64, no: i64) -> bool {
+    voters - no >= q.needed(voters)
+}
+
+/// Whether the village has enough voters to decide anything by vote at all.
+pub fn quorum_reachable(q: Quorum, voters: i64) -> bool {
+    voters > 0 && voters >= q.needed(voters)
+}
+
+/// Why a proposal waits for a person instead of the vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitsFor {
+    /// The vote passed, but the price would move beyond ±30 % of the band.
+    Band,
+    /// The village has too few sellers for the quorum.
+    SmallVillage,
+}
+
+impl WaitsFor {
+    pub fn parse(s: Option<&str>) -> Option<WaitsFor> {
+        match s {
+            Some("band") => Some(WaitsFor::Band),
+            Some("small") => Some(WaitsFor::SmallVillage),
+            _ => None,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            WaitsFor::Band => "band",
+            WaitsFor::SmallVillage => "small",
+        }
+    }
+}
+
+/// Who decides what the vote cannot: the village's moderator, or without one the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decider {
+    Moderator,
+    Admin,
+}
+
+impl Decider {
+    pub fn words(self) -> &'static str {
+        match self {
+            Decider::Moderator => "điều phối viên của làng",
+            Decider::Admin => "quản trị Chợ Làng (làng chưa có điều phối viên)",
+        }
+    }
+}
+
 /// A written reason: trimmed, at least [`MIN_REASON_CHARS`] characters, at most 500.
 pub fn parse_reason(s: &str, what: &str) -> Result<String, String> {
     let r = crate::domain::text::clean_line(s, what, 500)?;
@@ -67,13 +178,17 @@ pub enum ProposalStatus {
     AwaitingModerator,
     Approved,
     Rejected,
+    /// The author took it back before it was decided.
+    Withdrawn,
 }
 
 impl ProposalStatus {
-    /// From the stored status and stage (`open` + `moderator` = awaiting the moderator).
-    pub fn parse(status: &str, stage: &str) -> ProposalStatus {
+    /// From the stored status, stage (`open` + `moderator` = awaiting the moderator) and
+    /// decision (`rejected` + `withdrawn` = withdrawn by its author).
+    pub fn parse(status: &str, stage: &str, decision: Option<&str>) -> ProposalStatus {
         match (status, stage) {
             ("approved", _) => ProposalStatus::Approved,
+            ("rejected", _) if decision == Some("withdrawn") => ProposalStatus::Withdrawn,
             ("rejected", _) => ProposalStatus::Rejected,
             (_, "moderator") => ProposalStatus::AwaitingModerator,
             _ => ProposalStatus::Open,
@@ -85,6 +200,7 @@ impl ProposalStatus {
             ProposalStatus::AwaitingModerator => "Chờ điều phối viên",
             ProposalStatus::Approved => "Đã thông qua",
             ProposalStatus::Rejected => "Không thông qua",
+            ProposalStatus::Withdrawn => "Người đề xuất đã rút lại",
         }
     }
     /// Still to be decided (voting, or waiting for the moderator).
@@ -156,6 +272,10 @@ pub struct Proposal {
     pub new_price_vnd: i64,
     pub reason: String,
     pub status: ProposalStatus,
+    /// Why it waits for a person (set while `awaiting_moderator`).
+    pub waits_for: Option<WaitsFor>,
+    /// Who decides it when the vote cannot.
+    pub decider: Decider,
     pub decision: Option<String>,
     /// The moderator's written reason when they rejected it (public).
     pub decision_reason: Option<String>,
@@ -199,6 +319,53 @@ mod tests {
         assert!(!needs_moderator(100_000, 70_000));
         assert!(needs_moderator(100_000, 69_999));
         assert!(needs_moderator(1_850_000, 1_000));
+    }
+
+    #[test]
+    fn the_band_holds_over_time() {
+        // 180,000 → 234,000 is +30 %; the next step to 304,200 is within 30 % of 234,000
+        // but +69 % of the lowest price of the window.
+        assert!(!beyond_band(180_000, 180_000, 234_000));
+        assert!(beyond_band(180_000, 234_000, 304_200));
+        // Back down after a rise: measured against the highest too.
+        assert!(beyond_band(100_000, 200_000, 130_000));
+        assert!(!beyond_band(100_000, 110_000, 120_000));
+    }
+
+    #[test]
+    fn the_smallest_step() {
+        let r = BoardRules::default();
+        assert_eq!(r.min_step(180_000), 1_800);
+        assert_eq!(r.min_step(50_000), 1_000);
+        assert_eq!(r.min_step(150_001), 1_501);
+        assert_eq!(BoardRules::parse_min_step("1%,1000"), Ok((1, 1000)));
+        assert_eq!(BoardRules::parse_min_step("2%"), Ok((2, 0)));
+        assert_eq!(BoardRules::parse_min_step("5.000"), Ok((0, 5000)));
+        assert!(BoardRules::parse_min_step("abc").is_err());
+        assert!(BoardRules::parse_min_step("80%").is_err());
+    }
+
+    #[test]
+    fn a_proposal_the_no_votes_sink() {
+        // 4 voters need 3 yes: two no votes leave 2 who could say yes.
+        assert!(can_still_pass(DEFAULT, 4, 1));
+        assert!(!can_still_pass(DEFAULT, 4, 2));
+        // 10 voters need 6: 4 no leave 6.
+        assert!(can_still_pass(DEFAULT, 10, 4));
+        assert!(!can_still_pass(DEFAULT, 10, 5));
+    }
+
+    #[test]
+    fn small_villages_cannot_reach_the_quorum() {
+        assert!(!quorum_reachable(DEFAULT, 0));
+        assert!(!quorum_reachable(DEFAULT, 1));
+        assert!(!quorum_reachable(DEFAULT, 2));
+        assert!(quorum_reachable(DEFAULT, 3));
+        let one = Quorum {
+            min_yes: 1,
+            percent: 50,
+        };
+        assert!(quorum_reachable(one, 1));
     }
 
     #[test]

@@ -203,7 +203,9 @@ const PROPOSAL_SELECT: &str =
     "SELECT p.id, p.price_item_id, pi.village_id, pi.name AS item_name, pi.unit, p.proposer_user_id,
         u.display_name AS proposer, s.name AS proposer_shop, p.old_price_vnd, p.new_price_vnd,
         p.reason, p.status, p.stage, p.decision, p.decision_reason, d.display_name AS decided_by,
-        p.created_at, p.closes_at, p.decided_at
+        p.created_at, p.closes_at, p.decided_at, p.waits_for,
+        (SELECT COUNT(*) FROM village_moderators vm JOIN users mu ON mu.id = vm.user_id
+          WHERE vm.village_id = pi.village_id AND mu.role = 'moderator') AS moderators
      FROM proposals p JOIN price_items pi ON pi.id = p.price_item_id
      JOIN users u ON u.id = p.proposer_user_id JOIN shops s ON s.id = p.proposer_shop_id
      LEFT JOIN users d ON d.id = p.decided_by";
@@ -243,7 +245,18 @@ async fn proposal_from_row(db: &Db, r: &AnyRow) -> Result<Proposal> {
         status: ProposalStatus::parse(
             &r.try_get::<String, _>("status")?,
             &r.try_get::<String, _>("stage")?,
+            r.try_get::<Option<String>, _>("decision")?.as_deref(),
         ),
+        waits_for: if r.try_get::<String, _>("status")? == "open" {
+            WaitsFor::parse(r.try_get::<Option<String>, _>("waits_for")?.as_deref())
+        } else {
+            None
+        },
+        decider: if r.try_get::<i64, _>("moderators")? > 0 {
+            Decider::Moderator
+        } else {
+            Decider::Admin
+        },
         decision: r.try_get("decision")?,
         decision_reason: r.try_get("decision_reason")?,
         decided_by: r.try_get("decided_by")?,
@@ -313,8 +326,12 @@ async fn voter_count(tx: &mut Tx, village_id: i64) -> Result<i64> {
         .await?)
 }
 
+/// Open a proposal. A change smaller than the board's smallest step is refused; in a village
+/// with too few sellers for the quorum it goes straight to the person who decides (the
+/// moderator, or the admin), marked as waiting for them.
 pub async fn propose(
     db: &Db,
+    rules: &BoardRules,
     user: &User,
     item_id: i64,
     price: &str,
@@ -327,10 +344,20 @@ pub async fn propose(
     let mut e = FieldErrors::new();
     let price = e.check("price_vnd", Vnd::parse(price));
     let reason = e.check("reason", parse_reason(reason, "lý do"));
-    if let Some(p) = price
-        && p.get() == item.price_vnd
-    {
-        e.add("price_vnd", "giá đề xuất trùng với giá đang áp dụng");
+    if let Some(p) = price {
+        let step = rules.min_step(item.price_vnd);
+        if p.get() == item.price_vnd {
+            e.add("price_vnd", "giá đề xuất trùng với giá đang áp dụng");
+        } else if (p.get() - item.price_vnd).abs() < step {
+            e.add(
+                "price_vnd",
+                format!(
+                    "giá mới cần khác giá đang áp dụng ({}) ít nhất {}",
+                    crate::domain::money::format_vnd(item.price_vnd),
+                    crate::domain::money::format_vnd(step)
+                ),
+            );
+        }
     }
     e.into_result()?;
     close_expired(db).await?;
@@ -356,8 +383,51 @@ pub async fn propose(
     .fetch_one(&mut *tx)
     .await?;
     crate::notify::event(&mut tx, "proposal_opened", id).await?;
+    let voters = voter_count(&mut tx, item.village_id).await?;
+    let quorum = Quorum {
+        min_yes: village.quorum_min_yes,
+        percent: village.quorum_percent,
+    };
+    if !quorum_reachable(quorum, voters) {
+        // The sellers may still say what they think; the decision is a person's.
+        wait_for_person(&mut tx, id, WaitsFor::SmallVillage).await?;
+    }
     tx.commit().await?;
     proposal_by_id(db, id).await
+}
+
+/// Hand an open proposal to the moderator (or the admin), saying why.
+async fn wait_for_person(tx: &mut Tx, proposal_id: i64, why: WaitsFor) -> Result<()> {
+    sqlx::query("UPDATE proposals SET stage = 'moderator', waits_for = $1 WHERE id = $2")
+        .bind(why.code())
+        .bind(proposal_id)
+        .execute(&mut **tx)
+        .await?;
+    crate::notify::event(tx, "proposal_awaiting_moderator", proposal_id).await
+}
+
+/// The lowest and highest agreed price of an item over the band's days: the price in force
+/// at the window's start, every price set within it, and today's.
+async fn band_of(tx: &mut Tx, item_id: i64, rules: &BoardRules) -> Result<(i64, i64)> {
+    let current: i64 = sqlx::query_scalar("SELECT price_vnd FROM price_items WHERE id = $1")
+        .bind(item_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let since = now_ms() - rules.band_days * 86_400_000;
+    let rows: Vec<(Option<i64>, i64)> = sqlx::query_as(
+        "SELECT old_price_vnd, new_price_vnd FROM price_changes WHERE price_item_id = $1 AND at >= $2",
+    )
+    .bind(item_id)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?;
+    let prices = rows
+        .iter()
+        .flat_map(|(old, new)| old.iter().copied().chain([*new]))
+        .chain([current]);
+    let lo = prices.clone().min().unwrap_or(current);
+    let hi = prices.max().unwrap_or(current);
+    Ok((lo, hi))
 }
 
 /// An open proposal, read under its row lock.
@@ -367,6 +437,8 @@ struct Locked {
     old_price: i64,
     new_price: i64,
     stage: String,
+    waits_for: Option<WaitsFor>,
+    proposer: i64,
 }
 
 /// Take the proposal's row lock (PostgreSQL) so concurrent voters are counted one after
@@ -388,7 +460,8 @@ async fn lock_open(tx: &mut Tx, proposal_id: i64, for_moderator: bool) -> Result
         return Err(AppError::Conflict("Đề xuất này đã kết thúc".into()));
     }
     let r = sqlx::query(
-        "SELECT p.price_item_id, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.stage FROM proposals p
+        "SELECT p.price_item_id, pi.village_id, p.old_price_vnd, p.new_price_vnd, p.stage,
+                p.waits_for, p.proposer_user_id FROM proposals p
          JOIN price_items pi ON pi.id = p.price_item_id WHERE p.id = $1",
     )
     .bind(proposal_id)
@@ -400,6 +473,8 @@ async fn lock_open(tx: &mut Tx, proposal_id: i64, for_moderator: bool) -> Result
         old_price: r.try_get(2)?,
         new_price: r.try_get(3)?,
         stage: r.try_get(4)?,
+        waits_for: WaitsFor::parse(r.try_get::<Option<String>, _>(5)?.as_deref()),
+        proposer: r.try_get(6)?,
     })
 }
 
@@ -432,9 +507,18 @@ async fn approve_in_tx(
 }
 
 /// Record the caller's vote — one per person, whatever the number of shops they own; a new
-/// vote replaces their earlier one — and decide the proposal the moment the quorum of
-/// people is reached: approved, or handed to the moderator when the change is beyond ±30 %.
-pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Result<Proposal> {
+/// vote replaces their earlier one — and decide the proposal the moment the vote decides it:
+/// approved when the quorum of people is reached (handed to the moderator when the price
+/// would leave the band of the last `band_days`), rejected as soon as the "no" votes leave
+/// too few people to pass it. In a village too small for the quorum, votes are counsel for
+/// the person who decides.
+pub async fn vote(
+    db: &Db,
+    rules: &BoardRules,
+    user: &User,
+    proposal_id: i64,
+    approve: bool,
+) -> Result<Proposal> {
     close_expired(db).await?;
     let mut tx = db.begin().await?;
     let p = match lock_open(&mut tx, proposal_id, false).await {
@@ -451,7 +535,8 @@ pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Resu
         }
         other => other?,
     };
-    if p.stage == "moderator" {
+    let counsel_only = p.waits_for == Some(WaitsFor::SmallVillage);
+    if p.stage == "moderator" && !counsel_only {
         return Err(AppError::Conflict(
             "Biểu quyết đã đủ; đề xuất đang chờ điều phối viên quyết định".into(),
         ));
@@ -474,8 +559,14 @@ pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Resu
     .await?;
     // Yes votes of people who still have a voice here (a shop closed or refused since
     // does not count).
-    let yes: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM votes v WHERE v.proposal_id = $1 AND v.approve = 1
+    if counsel_only {
+        tx.commit().await?;
+        return proposal_by_id(db, proposal_id).await;
+    }
+    let (yes, no): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(CASE WHEN v.approve = 1 THEN 1 END), COUNT(CASE WHEN v.approve = 0 THEN 1 END)
+         FROM votes v
+         WHERE v.proposal_id = $1
            AND EXISTS (SELECT 1 FROM shops s WHERE s.owner_id = v.user_id AND s.village_id = $2
                          AND s.active = 1 AND s.membership = 'accepted')",
     )
@@ -493,15 +584,23 @@ pub async fn vote(db: &Db, user: &User, proposal_id: i64, approve: bool) -> Resu
         percent: village.try_get(1)?,
     };
     if quorum.reached(yes, voters) {
-        if needs_moderator(p.old_price, p.new_price) {
-            sqlx::query("UPDATE proposals SET stage = 'moderator' WHERE id = $1")
-                .bind(proposal_id)
-                .execute(&mut *tx)
-                .await?;
-            crate::notify::event(&mut tx, "proposal_awaiting_moderator", proposal_id).await?;
+        let (lo, hi) = band_of(&mut tx, p.item_id, rules).await?;
+        if needs_moderator(p.old_price, p.new_price) || beyond_band(lo, hi, p.new_price) {
+            wait_for_person(&mut tx, proposal_id, WaitsFor::Band).await?;
         } else {
             approve_in_tx(&mut tx, proposal_id, p.item_id, p.new_price, "quorum", None).await?;
         }
+    } else if !can_still_pass(quorum, voters, no) {
+        // Passing is impossible: close it now instead of locking the item for days.
+        sqlx::query(
+            "UPDATE proposals SET status = 'rejected', decision = 'votes', decided_at = $1
+             WHERE id = $2 AND status = 'open'",
+        )
+        .bind(now_ms())
+        .bind(proposal_id)
+        .execute(&mut *tx)
+        .await?;
+        crate::notify::event(&mut tx, "proposal_rejected", proposal_id).await?;
     }
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
@@ -577,6 +676,62 @@ pub async fn reject_by_moderator(
     crate::notify::event(&mut tx, "proposal_rejected", proposal_id).await?;
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
+}
+
+/// The author takes back an open proposal (voting or waiting for the moderator).
+pub async fn withdraw(db: &Db, user: &User, proposal_id: i64) -> Result<Proposal> {
+    let mut tx = db.begin().await?;
+    let p = match lock_open(&mut tx, proposal_id, true).await {
+        Ok(p) => p,
+        Err(e) => {
+            drop(tx);
+            // Unknown → 404; decided → 409.
+            proposal_by_id(db, proposal_id).await?;
+            return Err(e);
+        }
+    };
+    if p.proposer != user.id.0 {
+        return Err(AppError::Forbidden);
+    }
+    sqlx::query(
+        "UPDATE proposals SET status = 'rejected', decision = 'withdrawn', decided_at = $1,
+           decided_by = $2 WHERE id = $3 AND status = 'open'",
+    )
+    .bind(now_ms())
+    .bind(user.id.0)
+    .bind(proposal_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    proposal_by_id(db, proposal_id).await
+}
+
+/// Who decides what the vote cannot in a village.
+pub async fn decider_of(db: &Db, village_id: i64) -> Result<Decider> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM village_moderators vm JOIN users u ON u.id = vm.user_id
+         WHERE vm.village_id = $1 AND u.role = 'moderator'",
+    )
+    .bind(village_id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(if n > 0 {
+        Decider::Moderator
+    } else {
+        Decider::Admin
+    })
+}
+
+/// Villages nobody moderates: what cannot be decided there falls to the admins.
+pub async fn villages_without_moderator(db: &Db) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT v.name, v.slug FROM villages v
+         WHERE NOT EXISTS (SELECT 1 FROM village_moderators vm JOIN users u ON u.id = vm.user_id
+                           WHERE vm.village_id = v.id AND u.role = 'moderator')
+         ORDER BY v.name",
+    )
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// Proposals whose voting time ran out without a quorum are rejected.

@@ -50,6 +50,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(vote))
         .routes(routes!(approve))
         .routes(routes!(reject))
+        .routes(routes!(withdraw))
         .routes(routes!(shops, create_shop))
         .routes(routes!(shop, update_shop))
         .routes(routes!(decide_membership))
@@ -59,6 +60,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products, create_product))
         .routes(routes!(product, update_product))
         .routes(routes!(decide_ocop))
+        .routes(routes!(decide_item))
         .routes(routes!(checkout))
         .routes(routes!(payment))
 }
@@ -520,7 +522,15 @@ async fn propose(
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<ProposalBody>,
 ) -> Result<Response> {
-    let p = pricing::propose(&st.db, &user, id, &text(&b.price_vnd), &b.reason).await?;
+    let p = pricing::propose(
+        &st.db,
+        &st.config.board,
+        &user,
+        id,
+        &text(&b.price_vnd),
+        &b.reason,
+    )
+    .await?;
     Ok(created(ProposalOut { proposal: p }))
 }
 
@@ -553,7 +563,7 @@ async fn vote(
         .approve
         .ok_or_else(|| AppError::field("approve", "cần true (đồng ý) hoặc false (không đồng ý)"))?;
     Ok(Json(ProposalOut {
-        proposal: pricing::vote(&st.db, &user, id, approve).await?,
+        proposal: pricing::vote(&st.db, &st.config.board, &user, id, approve).await?,
     }))
 }
 
@@ -585,6 +595,20 @@ async fn approve(
     };
     Ok(Json(ProposalOut {
         proposal: pricing::approve_by_moderator(&st.db, &user, id, confirm).await?,
+    }))
+}
+
+/// `POST /proposals/{id}/withdraw`: the author takes back an open proposal.
+#[utoipa::path(post, path = "/proposals/{id}/withdraw", tag = "pricing", params(IdParam),
+    security(("bearer" = [])),
+    responses((status = 200, body = ProposalOut), (status = 403), (status = 409)))]
+async fn withdraw(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<impl Serialize>> {
+    Ok(Json(ProposalOut {
+        proposal: pricing::withdraw(&st.db, &user, id).await?,
     }))
 }
 
@@ -732,7 +756,17 @@ async fn join_requests(
         .into_iter()
         .map(|(slug, name, owner)| JoinRequest { slug, name, owner })
         .collect();
-    Ok(Json(JoinRequestsOut { shops }))
+    let products = store::item_requests(&st.db, v.id)
+        .await?
+        .into_iter()
+        .map(|(slug, name, shop, item)| ItemJoinRequest {
+            slug,
+            name,
+            shop,
+            item,
+        })
+        .collect();
+    Ok(Json(JoinRequestsOut { shops, products }))
 }
 
 /// Shop fields in JSON; every field optional so PATCH can send only what changes.
@@ -1050,7 +1084,11 @@ async fn update_product(
         let code = Some(code.trim()).filter(|c| !c.is_empty());
         crate::origin::store::set_current(&st.db, updated.card.id.0, code).await?;
     }
-    if let Some(a) = active {
+    // A product asking for its item stays unlisted until the moderator decides; its
+    // `item_request` says so.
+    if let Some(a) = active
+        && updated.item_request.is_none()
+    {
         store::set_product_active(&st.db, updated.card.id, a).await?;
         updated = store::product_by_slug(&st.db, &slug).await?;
     }
@@ -1081,6 +1119,32 @@ async fn decide_ocop(
     let confirm = crate::catalog::parse_ocop_decision(&b.decision)?;
     store::decide_ocop(&st.db, &user, &slug, confirm).await?;
     let p = store::product_by_slug(&st.db, &slug).await?;
+    Ok(Json(ProductOut { product: p }))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ItemDecision {
+    #[serde(default)]
+    decision: String,
+    /// Required when refusing (at least 10 characters; the seller reads it).
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /products/{slug}/item-decision {"decision": "accept"|"reject", "reason"}`: the
+/// village's moderator lets a product take its price item under another name (it is listed
+/// at once), or refuses.
+#[utoipa::path(post, path = "/products/{slug}/item-decision", tag = "products", params(ProductSlug),
+    security(("bearer" = [])), request_body = ItemDecision,
+    responses((status = 200, body = ProductOut), (status = 403), (status = 409), (status = 422)))]
+async fn decide_item(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(slug): ApiPath<String>,
+    ApiJson(b): ApiJson<ItemDecision>,
+) -> Result<Json<impl Serialize>> {
+    let accept = crate::catalog::parse_item_decision(&b.decision)?;
+    let p = store::decide_item_request(&st.db, &user, &slug, accept, &b.reason).await?;
     Ok(Json(ProductOut { product: p }))
 }
 
@@ -1258,6 +1322,17 @@ struct JoinRequest {
 #[derive(Serialize, ToSchema)]
 struct JoinRequestsOut {
     shops: Vec<JoinRequest>,
+    /// Products asking to take a price item under another name (not listed until decided).
+    products: Vec<ItemJoinRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ItemJoinRequest {
+    slug: String,
+    name: String,
+    shop: String,
+    /// The price item it asks for.
+    item: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/de-xuat/{id}/bieu-quyet", post(vote))
         .route("/de-xuat/{id}/duyet", post(approve))
         .route("/de-xuat/{id}/tu-choi", post(reject))
+        .route("/de-xuat/{id}/rut-lai", post(withdraw))
         .route("/cua-hang/{slug}/gia-nhap", post(decide_membership))
 }
 
@@ -39,6 +40,15 @@ struct BoardPage {
     charts: Vec<super::views::ChartView>,
     active_shops: i64,
     needed: i64,
+    /// Whether the village has enough sellers to decide by vote.
+    reachable: bool,
+    /// Who decides what the vote cannot, in words.
+    decider: &'static str,
+    band_days: i64,
+    /// The smallest change taken, in words ("1% và ít nhất 1.000 ₫").
+    min_step: String,
+    /// The signed-in user's id (their own proposals can be withdrawn).
+    me: i64,
     proposal_days: i64,
     can_vote: bool,
     can_moderate: bool,
@@ -68,6 +78,7 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "voted" => "Đã ghi nhận phiếu của bạn.",
         "approved" => "Đề xuất đã được duyệt; giá mới áp dụng cho mọi sản phẩm của mặt hàng.",
         "rejected" => "Đã từ chối đề xuất; lý do hiện trong lịch sử công khai.",
+        "withdrawn" => "Đã rút lại đề xuất. Mặt hàng có thể nhận đề xuất mới.",
         "shop-accepted" => "Đã chấp nhận cửa hàng vào bảng giá của làng.",
         "shop-rejected" => "Đã từ chối cửa hàng.",
         "password-changed" => "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc.",
@@ -87,6 +98,11 @@ pub fn notice(code: &str) -> Option<&'static str> {
             "Đã xác nhận hạng OCOP; sản phẩm hiện là sản phẩm OCOP và tìm được theo hạng."
         }
         "ocop-rejected" => "Đã gỡ hạng OCOP khai sai của sản phẩm.",
+        "item-accepted" => "Đã đồng ý; sản phẩm dùng giá của mặt hàng và đã hiện lên chợ.",
+        "item-refused" => "Đã từ chối; người bán thấy lý do trong trang sản phẩm của mình.",
+        "product-waits-item" => {
+            "Đã lưu sản phẩm. Tên sản phẩm khác tên mặt hàng trên bảng giá, nên sản phẩm chờ điều phối viên đồng ý rồi mới hiện lên chợ."
+        }
         "batch-revised" => {
             "Tem của lô đã in nên chỉnh sửa được ghi thành một phiên bản mới; trang nguồn gốc hiện cả lịch sử."
         }
@@ -129,6 +145,12 @@ async fn board_page(
     let proposals = pricing::proposals_of_village(&st.db, v.id.0).await?;
     let history = pricing::history_of_village(&st.db, v.id.0).await?;
     let (active_shops, needed) = pricing::quorum_status(&st.db, &v).await?;
+    let quorum = crate::pricing::Quorum {
+        min_yes: v.quorum_min_yes,
+        percent: v.quorum_percent,
+    };
+    let rules = st.config.board;
+    let decider = pricing::decider_of(&st.db, v.id.0).await?.words();
     let (can_vote, can_moderate) = match user {
         Some(u) => {
             let shops = catalog::shops_of_owner(&st.db, u).await?;
@@ -154,6 +176,15 @@ async fn board_page(
         history: history.iter().map(ChangeView::from).collect(),
         active_shops,
         needed,
+        reachable: crate::pricing::quorum_reachable(quorum, active_shops),
+        decider,
+        band_days: rules.band_days,
+        min_step: match (rules.min_step_percent, rules.min_step_vnd) {
+            (0, a) => crate::domain::money::format_vnd(a),
+            (p, 0) => format!("{p}%"),
+            (p, a) => format!("{p}% và ít nhất {}", crate::domain::money::format_vnd(a)),
+        },
+        me: user.as_ref().map(|u| u.id.0).unwrap_or(0),
         proposal_days: v.proposal_days,
         can_vote,
         can_moderate,
@@ -206,7 +237,15 @@ async fn propose(
     let item_id: i64 = f.price_item_id.parse().unwrap_or(-1);
     let result = match pricing::item_by_id(&st.db, item_id).await {
         Ok(item) if item.village_id == v.id.0 => {
-            pricing::propose(&st.db, &user, item.id, &f.price_vnd, &f.reason).await
+            pricing::propose(
+                &st.db,
+                &st.config.board,
+                &user,
+                item.id,
+                &f.price_vnd,
+                &f.reason,
+            )
+            .await
         }
         Ok(_) | Err(AppError::NotFound) => Err(AppError::field(
             "price_item_id",
@@ -260,7 +299,7 @@ async fn vote(
         "0" => false,
         _ => return Err(AppError::field("approve", "chọn đồng ý hoặc không đồng ý").into()),
     };
-    let p = pricing::vote(&st.db, &user, id, approve).await?;
+    let p = pricing::vote(&st.db, &st.config.board, &user, id, approve).await?;
     let v = catalog::village_by_id(&st.db, crate::catalog::VillageId(p.village_id)).await?;
     see_other(&format!("/lang/{}/bang-gia?ok=voted", v.slug))
 }
@@ -336,6 +375,19 @@ async fn reject(
     verify_csrf(&st, &seed, &f.csrf)?;
     let r = pricing::reject_by_moderator(&st.db, &user, id, &f.reason).await;
     decided(&st, &seed, user, id, r, "rejected").await
+}
+
+/// The author takes back their open proposal.
+async fn withdraw(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<DecideForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let r = pricing::withdraw(&st.db, &user, id).await;
+    decided(&st, &seed, user, id, r, "withdrawn").await
 }
 
 /// The moderator accepts or refuses a shop asking to join the village's board.

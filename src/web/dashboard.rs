@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/quan-ly/cua-hang/{slug}/thu-thong-bao", post(test_notice))
         .route("/quan-ly/ocop/{slug}", post(decide_ocop))
+        .route("/quan-ly/mat-hang/{slug}", post(decide_item))
         .route("/xac-nhan-email/{token}", get(confirm_email))
         .route("/quan-ly/san-pham/{slug}/anh/{id}/xoa", post(remove_photo))
         .route("/quan-ly/san-pham/{slug}/anh/{id}/len", post(move_photo))
@@ -73,6 +74,7 @@ type InboxVillage = (
     Vec<ProposalView>,
     Vec<(String, String, String)>,
     Vec<OcopClaim>,
+    Vec<(String, String, String, String)>,
 );
 
 /// A product's OCOP stars waiting for the moderator: (slug, name, shop, stars, certificate).
@@ -92,6 +94,8 @@ struct DashboardPage {
     inbox: Vec<InboxVillage>,
     /// Villages this user moderates: (name, slug).
     moderated: Vec<(String, String)>,
+    /// For admins: villages without a moderator, whose undecidable proposals wait for them.
+    unmoderated: Vec<(String, String)>,
     my_proposals: Vec<(String, ProposalView)>,
     shop_form: ShopInput,
     shop_village: String,
@@ -226,16 +230,23 @@ async fn dashboard_page(
                 )
             })
             .collect();
-        if !proposals.is_empty() || !joins.is_empty() || !ocop.is_empty() {
+        let items = store::item_requests(&st.db, v.id).await?;
+        if !proposals.is_empty() || !joins.is_empty() || !ocop.is_empty() || !items.is_empty() {
             inbox.push((
                 v.name.clone(),
                 format!("/lang/{}/bang-gia", v.slug),
                 proposals,
                 joins,
                 ocop,
+                items,
             ));
         }
     }
+    let unmoderated = if user.is_admin() {
+        pricing::villages_without_moderator(&st.db).await?
+    } else {
+        Vec::new()
+    };
     let requests_waiting = if user.is_admin() || !moderated.is_empty() {
         Some(
             crate::protection::store::escalated_for(&st.db, user)
@@ -254,6 +265,7 @@ async fn dashboard_page(
         paid_orders,
         inbox,
         moderated,
+        unmoderated,
         my_proposals: mine,
         shop_form,
         shop_village,
@@ -472,6 +484,8 @@ struct ProductFormPage {
     /// (photo id, thumbnail URL), in order: the first is the main picture.
     photos: Vec<(i64, String)>,
     active: bool,
+    /// The product asks to take an item under another name: what the moderator said so far.
+    item_request: Option<catalog::ItemRequest>,
 }
 
 impl ProductFormPage {
@@ -526,6 +540,7 @@ async fn product_form(
         errors,
         action,
         is_new: existing.is_none(),
+        item_request: existing.and_then(|d| d.item_request.clone()),
         photos: existing
             .map(|d| {
                 d.photos
@@ -641,8 +656,13 @@ async fn new_product(
         }
     }
     see_other(&format!(
-        "/quan-ly/san-pham/{}?ok=product-created",
-        p.card.slug
+        "/quan-ly/san-pham/{}?ok={}",
+        p.card.slug,
+        if p.item_request.is_some() {
+            "product-waits-item"
+        } else {
+            "product-created"
+        }
     ))
 }
 
@@ -691,6 +711,13 @@ async fn edit_product(
     };
     match result {
         Ok(updated) => {
+            if updated.item_request.is_some() {
+                // Not listed until the moderator decides: the page says so.
+                return see_other(&format!(
+                    "/quan-ly/san-pham/{}?ok=product-waits-item",
+                    updated.card.slug
+                ));
+            }
             if let Some(a) = f.active.as_deref() {
                 store::set_product_active(&st.db, updated.card.id, a == "1").await?;
             }
@@ -853,6 +880,53 @@ async fn decide_ocop(
     } else {
         "/quan-ly?ok=ocop-rejected"
     })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ItemDecisionForm {
+    csrf: String,
+    decision: String,
+    reason: String,
+}
+
+/// The moderator lets a product take an item under its own name, or refuses with a reason;
+/// a refusal without a reason comes back as the dashboard with the message beside it.
+async fn decide_item(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    Form(f): Form<ItemDecisionForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let accept = catalog::parse_item_decision(&f.decision)?;
+    match store::decide_item_request(&st.db, &user, &slug, accept, &f.reason).await {
+        Ok(_) => see_other(if accept {
+            "/quan-ly?ok=item-accepted"
+        } else {
+            "/quan-ly?ok=item-refused"
+        }),
+        Err(AppError::Validation(fe)) => {
+            let mut errors = FieldErrors::new();
+            for (_, m) in fe.0 {
+                errors.add(&format!("item_{slug}"), m);
+            }
+            let mut resp = dashboard_page(
+                &st,
+                &seed,
+                &user,
+                "",
+                ShopInput::default(),
+                String::new(),
+                errors,
+            )
+            .await?;
+            *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn remove_photo(

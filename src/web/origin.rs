@@ -140,8 +140,18 @@ impl Traced {
             notes: cur.notes.clone(),
             expires_on: cur.expires_on.clone(),
             ocop_stars: card.ocop_stars,
-            ocop_cert_no: cur.ocop_cert_no.clone(),
-            ocop_cert_year: cur.ocop_cert_year,
+            ocop_verified: card.ocop_stars.is_some() && card.ocop_verified,
+            // The product's certificate, once the moderator verified it; never the batch's.
+            ocop_cert_no: if card.ocop_verified {
+                self.product.ocop_cert_no.clone()
+            } else {
+                None
+            },
+            ocop_cert_year: if card.ocop_verified {
+                self.product.ocop_cert_year
+            } else {
+                None
+            },
             labels_printed: self.batch.labels_printed_at.is_some(),
             created_at: self.batch.created_at,
             updated_at: self.batch.updated_at,
@@ -188,6 +198,9 @@ struct BatchJson {
     notes: String,
     expires_on: Option<String>,
     ocop_stars: Option<i64>,
+    /// The product's stars were verified by the village's moderator.
+    ocop_verified: bool,
+    /// The product's verified OCOP certificate (batches carry none of their own).
     ocop_cert_no: Option<String>,
     ocop_cert_year: Option<i64>,
     labels_printed: bool,
@@ -481,8 +494,9 @@ async fn origin_page(
             let mut o = format!("OCOP {s} sao");
             if !t.product.card.ocop_verified {
                 o.push_str(" (chờ xác minh)");
-            }
-            if let (Some(no), Some(y)) = (&b.ocop_cert_no, b.ocop_cert_year) {
+            } else if let (Some(no), Some(y)) = (&t.product.ocop_cert_no, t.product.ocop_cert_year)
+            {
+                // Only the product's certificate the moderator verified.
                 o.push_str(&format!(" · Giấy chứng nhận số {no}, năm {y}"));
             }
             o
@@ -615,6 +629,7 @@ async fn batches_view(
         .clone()
         .or_else(|| list.first().map(|b| b.code.clone()));
     let rules = store::rules_for(p);
+    let p_ocop = p.card.ocop_stars.is_some();
     let status = form_status(&errors);
     let mut resp = render(BatchesPage {
         layout: Layout::new(
@@ -627,7 +642,7 @@ async fn batches_view(
         product_name: p.card.name.clone(),
         product_slug: p.card.slug.clone(),
         rules_food: rules.food,
-        rules_ocop: rules.ocop,
+        rules_ocop: p_ocop,
         batches: list
             .iter()
             .map(|b| BatchRow {
@@ -760,8 +775,6 @@ fn input_of(b: &Batch) -> BatchInput {
         inputs: inputs_text(&r.inputs),
         notes: r.notes.clone(),
         expires_on: r.expires_on.clone().unwrap_or_default(),
-        ocop_cert_no: r.ocop_cert_no.clone().unwrap_or_default(),
-        ocop_cert_year: r.ocop_cert_year.map(|y| y.to_string()).unwrap_or_default(),
         reason: String::new(),
     }
 }
@@ -776,6 +789,7 @@ async fn batch_view(
     notice_code: &str,
 ) -> PageResult {
     let rules = store::rules_for(&t.product);
+    let p_ocop = t.product.card.ocop_stars.is_some();
     let scans = scan_days(st, t.batch.id).await?;
     let status = form_status(&errors);
     let mut resp = render(BatchPage {
@@ -794,7 +808,7 @@ async fn batch_view(
         printed: t.batch.labels_printed_at.is_some(),
         revision: t.batch.current.revision,
         rules_food: rules.food,
-        rules_ocop: rules.ocop,
+        rules_ocop: p_ocop,
         input,
         errors,
         scans_total: scans.iter().map(|(_, n)| n).sum(),
@@ -992,8 +1006,10 @@ struct BatchBody {
     notes: Option<Value>,
     #[schema(schema_with = super::openapi::text_or_number)]
     expires_on: Option<Value>,
+    /// Refused when not empty: a batch carries no OCOP certificate of its own.
     #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_no: Option<Value>,
+    /// Refused when not empty, as `ocop_cert_no`.
     #[schema(schema_with = super::openapi::text_or_number)]
     ocop_cert_year: Option<Value>,
     #[schema(schema_with = super::openapi::text_or_number)]
@@ -1011,6 +1027,21 @@ struct InputBody {
 impl BatchBody {
     fn over(self, base: BatchInput) -> Result<BatchInput> {
         let t = |v: Option<Value>, b: String| v.map(|v| text(&Some(v))).unwrap_or(b);
+        let mut e = crate::error::FieldErrors::new();
+        for (k, v) in [
+            ("ocop_cert_no", &self.ocop_cert_no),
+            ("ocop_cert_year", &self.ocop_cert_year),
+        ] {
+            if v.as_ref()
+                .is_some_and(|v| !text(&Some(v.clone())).trim().is_empty())
+            {
+                e.add(
+                    k,
+                    "Lô không ghi giấy chứng nhận OCOP riêng: trang nguồn gốc hiện giấy chứng nhận của sản phẩm đã được điều phối viên xác minh",
+                );
+            }
+        }
+        e.into_result()?;
         let inputs = match self.inputs {
             None => base.inputs,
             Some(list) => {
@@ -1043,8 +1074,6 @@ impl BatchBody {
             inputs,
             notes: t(self.notes, base.notes),
             expires_on: t(self.expires_on, base.expires_on),
-            ocop_cert_no: t(self.ocop_cert_no, base.ocop_cert_no),
-            ocop_cert_year: t(self.ocop_cert_year, base.ocop_cert_year),
             reason: t(self.reason, String::new()),
         })
     }

@@ -181,6 +181,9 @@ pub struct ProposalView {
     pub yes: i64,
     pub no: i64,
     pub votes: Vec<(String, bool)>,
+    /// Waiting for a person in a village too small for the quorum: votes are counsel.
+    pub counsel_votes: bool,
+    pub proposer_id: i64,
 }
 
 impl From<&Proposal> for ProposalView {
@@ -197,6 +200,8 @@ impl From<&Proposal> for ProposalView {
             status: p.status.label().to_string(),
             is_open: p.status == ProposalStatus::Open,
             awaiting_moderator: p.status == ProposalStatus::AwaitingModerator,
+            counsel_votes: p.waits_for == Some(crate::pricing::WaitsFor::SmallVillage),
+            proposer_id: p.proposer_user_id,
             decision: match (p.status, p.decision.as_deref()) {
                 (ProposalStatus::Rejected, Some("moderator")) => format!(
                     "Điều phối viên {} từ chối: {}",
@@ -211,10 +216,22 @@ impl From<&Proposal> for ProposalView {
                     p.decided_by.clone().unwrap_or_default()
                 ),
                 (ProposalStatus::Approved, _) => "Đủ phiếu đồng ý.".into(),
-                (ProposalStatus::AwaitingModerator, _) => format!(
-                    "Đủ phiếu, nhưng giá thay đổi quá {}% nên chờ điều phối viên duyệt.",
-                    crate::pricing::MODERATOR_BAND_PERCENT
-                ),
+                (ProposalStatus::Rejected, Some("votes")) => {
+                    "Không thông qua: số người không đồng ý đã đủ để đề xuất không thể đạt đủ phiếu."
+                        .into()
+                }
+                (ProposalStatus::Withdrawn, _) => "Người đề xuất đã rút lại.".into(),
+                (ProposalStatus::AwaitingModerator, _) => match p.waits_for {
+                    Some(crate::pricing::WaitsFor::SmallVillage) => format!(
+                        "Làng chưa đủ người bán để tự biểu quyết, nên {} quyết định. Phiếu của người bán là ý kiến để tham khảo.",
+                        p.decider.words()
+                    ),
+                    _ => format!(
+                        "Đủ phiếu, nhưng giá mới lệch quá {}% so với giá thấp nhất hoặc cao nhất đã thống nhất gần đây, nên chờ {} duyệt.",
+                        crate::pricing::MODERATOR_BAND_PERCENT,
+                        p.decider.words()
+                    ),
+                },
                 _ => String::new(),
             },
             created: format_vn_time(p.created_at),

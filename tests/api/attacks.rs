@@ -196,7 +196,7 @@ async fn five_shops_of_one_person_cannot_set_the_village_price(b: Backend) {
     assert_eq!(s, StatusCode::CONFLICT);
     let board = app.page("/lang/phu-doi/bang-gia").await;
     assert!(board.contains("Chờ điều phối viên"));
-    assert!(board.contains("chờ điều phối viên duyệt"));
+    assert!(board.contains("chờ điều phối viên của làng duyệt"));
     // The moderators (here: the admin, who has an email) hear of both.
     app.notifier().run_once().await.unwrap();
     assert_eq!(

@@ -105,16 +105,8 @@ async fn a_seller_cannot_touch_another_sellers_shop(b: Backend) {
 async fn products_take_their_price_from_the_village_board(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let hanh = app.api_login(HANH, PW).await;
-    let (_, items) = app
-        .api("GET", "/villages/phu-doi/price-items", None, None)
-        .await;
-    let item = items["price_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "Rèm cửa lưới chống muỗi nam châm")
-        .unwrap()
-        .clone();
+    let id = app.board_item("phu-doi", "Rèm lưới 1m2", 120_000).await;
+    let item = json!({"id": id, "price_vnd": 120_000});
     let count = app.scalar("SELECT COUNT(*) FROM products").await;
 
     // A price sent by the seller is refused, whatever it is called.
@@ -189,11 +181,8 @@ async fn dashboard_forms_show_errors_inline_and_create_products(b: Backend) {
         !html.contains("Tranh khảm trai"),
         "only items of the shop's own village"
     );
-    let item: i64 =
-        sqlx::query_scalar("SELECT id FROM price_items WHERE name = 'Thớt gỗ nghiến tròn 35cm'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    // A new size gets its own item on the board (a product takes the item it is named after).
+    let item: i64 = app.board_item("phu-doi", "Thớt nghiến 40cm", 260_000).await;
     let item_s = item.to_string();
     let r = submit_multipart(
         &app,
@@ -402,11 +391,8 @@ async fn photos_come_with_the_new_product_and_are_removed_and_reordered(b: Backe
             .await
             .contains(r#"enctype="multipart/form-data""#)
     );
-    let item: i64 =
-        sqlx::query_scalar("SELECT id FROM price_items WHERE name = 'Thớt gỗ nghiến tròn 35cm'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    // A new size gets its own item on the board (a product takes the item it is named after).
+    let item: i64 = app.board_item("phu-doi", "Thớt nghiến 40cm", 260_000).await;
     let item_s = item.to_string();
     // The product and its first photo in one form.
     let r = submit_multipart(

@@ -41,11 +41,35 @@ macro_rules! on_both_backends {
 
 /// A Meilisearch server to run the search tests against too: `TEST_MEILI_URL` (and
 /// `TEST_MEILI_KEY`, its master key).
+/// In CI (`CI` set) the Meilisearch tests fail instead of skipping when it is not given
+/// (`.ci/run` starts one from `../shared/bin/meilisearch`).
 pub fn meili() -> Option<(String, String)> {
     let url = std::env::var("TEST_MEILI_URL")
         .ok()
-        .filter(|s| !s.is_empty())?;
+        .filter(|s| !s.is_empty());
+    let Some(url) = url else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI is set but TEST_MEILI_URL is not: the Meilisearch tests must run in CI"
+        );
+        return None;
+    };
     Some((url, std::env::var("TEST_MEILI_KEY").unwrap_or_default()))
+}
+
+/// A Meilisearch binary for the tests that start and kill their own (`TEST_MEILI_BIN`);
+/// required in CI like [`meili`].
+pub fn meili_bin() -> Option<String> {
+    let bin = std::env::var("TEST_MEILI_BIN")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if bin.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI is set but TEST_MEILI_BIN is not: the Meilisearch tests must run in CI"
+        );
+    }
+    bin
 }
 
 pub fn pg_url() -> Option<String> {
@@ -106,7 +130,15 @@ fn with_database(url: &str, name: &str) -> String {
 
 async fn fresh_pg_database() -> (String, String) {
     let admin_url = pg_url().expect("TEST_POSTGRES_URL");
-    let name = format!("cholang_test_{}", uuid::Uuid::new_v4().simple());
+    // `.ci/run` gives its run a prefix of its own and drops only those databases afterwards.
+    let prefix = std::env::var("TEST_DB_PREFIX").unwrap_or_else(|_| "cholang_test_".into());
+    assert!(
+        prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "TEST_DB_PREFIX is lower-case letters, digits and _"
+    );
+    let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
     let admin = Db::connect(&admin_url)
         .await
         .expect("connect to TEST_POSTGRES_URL");
@@ -376,6 +408,28 @@ impl TestApp {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
+    /// A new item on a village's price board (as its moderator adds one), at `price` per
+    /// chiếc: products carrying its name take its price.
+    pub async fn board_item(&self, village: &str, name: &str, price: i64) -> i64 {
+        let v = cholang::catalog::store::village_by_slug(&self.db, village)
+            .await
+            .unwrap();
+        let mut tx = self.db.begin().await.unwrap();
+        let id = cholang::pricing::store::insert_item(
+            &mut tx,
+            v.id.0,
+            name,
+            "chiếc",
+            cholang::domain::Vnd::new(price).unwrap(),
+            "created",
+            None,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
     }
 
     pub async fn scalar(&self, sql: &'static str) -> i64 {

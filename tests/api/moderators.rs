@@ -10,6 +10,7 @@ use crate::on_both_backends;
 on_both_backends!(
     moderators_have_an_inbox_and_errors_show_at_the_top,
     a_moderator_never_accepts_their_own_shop,
+    a_moderator_never_decides_their_own_proposal,
 );
 
 async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
@@ -76,16 +77,7 @@ async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
 async fn a_moderator_never_accepts_their_own_shop(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let moderator = app.api_login(MODERATOR, PW).await;
-    let (s, v) = app
-        .api(
-            "POST",
-            "/shops",
-            Some(&moderator),
-            Some(serde_json::json!({"village": "phu-doi", "name": "Màn của trưởng thôn", "phone": "0912000100"})),
-        )
-        .await;
-    assert_eq!(s, reqwest::StatusCode::CREATED, "{v}");
-    let slug = v["shop"]["slug"].as_str().unwrap().to_string();
+    let slug = moderators_shop(&app, &moderator).await;
     let path = format!("/shops/{slug}/membership");
     let accept = serde_json::json!({"decision": "accept", "reason": "Hộ trong thôn"});
     let (s, v) = app
@@ -96,4 +88,73 @@ async fn a_moderator_never_accepts_their_own_shop(b: Backend) {
     let (s, v) = app.api("POST", &path, Some(&admin), Some(accept)).await;
     assert_eq!(s, reqwest::StatusCode::OK, "{v}");
     assert_eq!(v["shop"]["membership"], "accepted");
+}
+
+/// Issue 29, item 5 (proposals): a moderator's own proposal at the moderator step needs
+/// another moderator of the village or the admin.
+async fn a_moderator_never_decides_their_own_proposal(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let moderator = app.api_login(MODERATOR, PW).await;
+    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let slug = moderators_shop(&app, &moderator).await;
+    let accept = serde_json::json!({"decision": "accept", "reason": "Hộ trong thôn"});
+    let (s, _) = app
+        .api(
+            "POST",
+            &format!("/shops/{slug}/membership"),
+            Some(&admin),
+            Some(accept),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK);
+    let item: i64 = app
+        .scalar("SELECT id FROM price_items WHERE name = 'Kéo cắt cành 20cm'")
+        .await;
+    let (s, p) = app
+        .api(
+            "POST",
+            &format!("/price-items/{item}/proposals"),
+            Some(&moderator),
+            Some(serde_json::json!({"price_vnd": 190000, "reason": "Thép tôi tăng giá gấp đôi năm nay"})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{p}");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    let confirm = serde_json::json!({"confirm": true});
+    let path = format!("/proposals/{id}/approve");
+    let (s, v) = app
+        .api("POST", &path, Some(&moderator), Some(confirm.clone()))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = app
+        .api(
+            "POST",
+            &format!("/proposals/{id}/reject"),
+            Some(&moderator),
+            Some(serde_json::json!({"reason": "Tôi tự từ chối đề xuất của mình"})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::FORBIDDEN, "{v}");
+    // The board offers them no decision buttons on it, only withdrawing.
+    app.login_page(MODERATOR, PW).await;
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(!board.contains(&format!("/de-xuat/{id}/duyet")));
+    assert!(board.contains(&format!("/de-xuat/{id}/rut-lai")));
+    let (s, v) = app.api("POST", &path, Some(&admin), Some(confirm)).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(v["proposal"]["status"], "approved");
+}
+
+/// The Phú Đôi moderator opens a shop in the village (pending); its slug.
+async fn moderators_shop(app: &TestApp, moderator: &str) -> String {
+    let (s, v) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(moderator),
+            Some(serde_json::json!({"village": "phu-doi", "name": "Màn của trưởng thôn", "phone": "0912000100"})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{v}");
+    v["shop"]["slug"].as_str().unwrap().to_string()
 }

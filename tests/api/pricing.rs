@@ -13,9 +13,14 @@ on_both_backends!(
     one_open_proposal_per_item_and_clear_validation,
     quorum_is_configurable_per_village,
     the_price_history_is_a_chart_a_phone_can_read,
+    chained_proposals_cannot_slip_past_the_band,
+    a_junk_proposal_cannot_lock_an_item,
+    small_villages_can_still_decide,
+    a_product_takes_the_item_whose_name_it_carries,
 );
 
-async fn item_id(app: &TestApp, village: &str, name: &str) -> i64 {
+/// A village's price item by name, as the API lists it.
+async fn item_of(app: &TestApp, village: &str, name: &str) -> Value {
     let (_, body) = app
         .api(
             "GET",
@@ -29,9 +34,12 @@ async fn item_id(app: &TestApp, village: &str, name: &str) -> i64 {
         .unwrap()
         .iter()
         .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no item {name}"))["id"]
-        .as_i64()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no item {name}"))
+        .clone()
+}
+
+async fn item_id(app: &TestApp, village: &str, name: &str) -> i64 {
+    item_of(app, village, name).await["id"].as_i64().unwrap()
 }
 
 async fn vote(app: &TestApp, token: &str, proposal: i64, approve: bool) -> (StatusCode, Value) {
@@ -471,4 +479,461 @@ async fn the_price_history_is_a_chart_a_phone_can_read(b: Backend) {
     assert!(!c.contains("style=") && !c.contains("<script"));
     let css = app.get("/static/app.css").await.text().await.unwrap();
     assert!(css.contains(".price-chart .line"));
+}
+
+async fn proposal_status(app: &TestApp, id: i64) -> Value {
+    let (_, p) = app
+        .api("GET", &format!("/proposals/{id}"), None, None)
+        .await;
+    p["proposal"].clone()
+}
+
+async fn item_price(app: &TestApp, village: &str, name: &str) -> i64 {
+    item_of(app, village, name).await["price_vnd"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Three of four sellers vote a proposal through; returns its final status.
+async fn carried(app: &TestApp, tokens: &[&str], item: i64, price: i64) -> Value {
+    let (s, p) = propose(
+        app,
+        tokens[0],
+        item,
+        json!(price),
+        "Giá sợi và công may đều tăng",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    for t in tokens {
+        let (s, v) = vote(app, t, id, true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    proposal_status(app, id).await
+}
+
+/// Issue 29, item 1: chained proposals slip past the moderator band no more — a change is
+/// measured against the lowest and highest agreed price of the last `PRICE_BAND_DAYS`.
+async fn chained_proposals_cannot_slip_past_the_band(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let name = "Màn tuyn 2 cửa 1m8 x 2m";
+    let item = item_id(&app, "phu-doi", name).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let huong = app.api_login(HUONG, PW).await;
+    let duc = app.api_login(DUC, PW).await;
+    let three = [hanh.as_str(), huong.as_str(), duc.as_str()];
+    // +30 % passes by vote.
+    let p = carried(&app, &three, item, 234_000).await;
+    assert_eq!(p["status"], "approved", "{p}");
+    assert_eq!(item_price(&app, "phu-doi", name).await, 234_000);
+    // +30 % again is within 30 % of 234,000 but +69 % of 180,000 two minutes ago.
+    let p = carried(&app, &three, item, 304_200).await;
+    assert_eq!(p["status"], "awaiting_moderator", "{p}");
+    assert_eq!(p["waits_for"], "band");
+    assert_eq!(p["decider"], "moderator");
+    assert_eq!(item_price(&app, "phu-doi", name).await, 234_000);
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(board.contains("lệch quá 30% so với giá thấp nhất hoặc cao nhất"));
+    assert!(board.contains("trong 90 ngày qua"));
+    // The moderator refuses it.
+    let id = p["id"].as_i64().unwrap();
+    let moderator = app.api_login(MODERATOR, PW).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            &format!("/proposals/{id}/reject"),
+            Some(&moderator),
+            Some(json!({"reason": "Tăng quá nhanh trong một tuần, cần họp làng"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // 91 days later only today's 234,000 is in the band: +30 % passes by vote again.
+    sqlx::query("UPDATE price_changes SET at = at - $1 WHERE price_item_id = $2")
+        .bind(91 * 86_400_000_i64)
+        .bind(item)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let p = carried(&app, &three, item, 304_200).await;
+    assert_eq!(p["status"], "approved", "{p}");
+    assert_eq!(item_price(&app, "phu-doi", name).await, 304_200);
+}
+
+/// Issue 29, item 3: a junk proposal cannot lock an item — changes below `PRICE_MIN_STEP`
+/// are refused, the "no" votes close a proposal as soon as it cannot pass, and the author
+/// may withdraw.
+async fn a_junk_proposal_cannot_lock_an_item(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let name = "Màn tuyn 2 cửa 1m8 x 2m";
+    let item = item_id(&app, "phu-doi", name).await;
+    let toan = app.api_login(TOAN, PW).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let huong = app.api_login(HUONG, PW).await;
+    // +1 ₫ and +1,000 ₫ are below the step (1 % of 180,000 = 1,800 ₫).
+    for price in [180_001, 181_000, 178_201] {
+        let (s, e) = propose(&app, &toan, item, json!(price), "Làm tròn giá cho dễ nhớ").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{price}: {e}");
+        let msg = e["error"]["fields"]["price_vnd"].as_str().unwrap();
+        assert!(msg.contains("ít nhất 1.800 ₫"), "{msg}");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM proposals WHERE price_item_id = $1")
+        .bind(item)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing half-written");
+    let (s, p) = propose(&app, &toan, item, json!(181_800), "Làm tròn giá cho dễ nhớ").await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    // 4 voters need 3: one "no" leaves it open, the second makes passing impossible.
+    let (_, v) = vote(&app, &hanh, id, false).await;
+    assert_eq!(v["proposal"]["status"], "open");
+    let (_, v) = vote(&app, &huong, id, false).await;
+    assert_eq!(v["proposal"]["status"], "rejected", "{v}");
+    assert_eq!(v["proposal"]["decision"], "votes");
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(board.contains("số người không đồng ý đã đủ"));
+    // The item is free at once for a real proposal…
+    let (s, p) = propose(
+        &app,
+        &huong,
+        item,
+        json!(190_000),
+        "Vải tuyn tăng giá từ tháng này",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    // …which only its author may withdraw.
+    let path = format!("/proposals/{id}/withdraw");
+    let (s, _) = app.api("POST", &path, Some(&hanh), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .api("POST", "/proposals/999999/withdraw", Some(&huong), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = app.api("POST", &path, Some(&huong), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["proposal"]["status"], "withdrawn");
+    let (s, _) = app.api("POST", &path, Some(&huong), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "withdrawn once");
+    // From the board page too, with the button only on one's own proposal.
+    let (s, p) = propose(
+        &app,
+        &huong,
+        item,
+        json!(190_000),
+        "Vải tuyn tăng giá từ tháng này",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    app.login_page(HANH, PW).await;
+    assert!(
+        !app.page("/lang/phu-doi/bang-gia")
+            .await
+            .contains(&format!("/de-xuat/{id}/rut-lai"))
+    );
+    app.login_page(HUONG, PW).await;
+    let r = app
+        .submit(
+            "/lang/phu-doi/bang-gia",
+            &format!("/de-xuat/{id}/rut-lai"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(proposal_status(&app, id).await["status"], "withdrawn");
+    assert_eq!(item_price(&app, "phu-doi", name).await, 180_000);
+}
+
+/// Issue 29, item 4: in a village with fewer sellers than the quorum, the board says who
+/// decides, the proposal waits in that person's inbox, and the admin sees villages without
+/// a moderator.
+async fn small_villages_can_still_decide(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    // Chuyên Mỹ: two sellers, no moderator.
+    let board = app.page("/lang/chuyen-my/bang-gia").await;
+    assert!(!board.contains("ít nhất 3 trong 2"), "no impossible quorum");
+    assert!(board.contains("Làng mới có 2 người bán, chưa đủ 3 người để tự biểu quyết"));
+    assert!(board.contains("quản trị Chợ Làng (làng chưa có điều phối viên) quyết định"));
+    let name = "Lót cốc sơn mài bộ 6";
+    let item = item_id(&app, "chuyen-my", name).await;
+    let nghia = app.api_login(NGHIA, PW).await;
+    let phuc = app.api_login("0912000202", PW).await;
+    let (s, p) = propose(
+        &app,
+        &nghia,
+        item,
+        json!(195_000),
+        "Sơn then và vỏ trai tăng giá",
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["proposal"]["status"], "awaiting_moderator", "{p}");
+    assert_eq!(p["proposal"]["waits_for"], "small_village");
+    assert_eq!(p["proposal"]["decider"], "admin");
+    let id = p["proposal"]["id"].as_i64().unwrap();
+    // Both sellers agree: their votes are counsel, the decision stays the admin's.
+    for t in [&nghia, &phuc] {
+        let (s, v) = vote(&app, t, id, true).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let p = proposal_status(&app, id).await;
+    assert_eq!(p["status"], "awaiting_moderator");
+    assert_eq!(p["yes"], 2);
+    assert_eq!(item_price(&app, "chuyen-my", name).await, 180_000);
+    // The admin's dashboard: the proposal marked as waiting for them, and the village
+    // without a moderator.
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("Làng chưa có điều phối viên"));
+    let unmoderated = &dash[dash.find("Làng chưa có điều phối viên").unwrap()..];
+    assert!(unmoderated.contains("Chuyên Mỹ"));
+    assert!(
+        !unmoderated[..unmoderated.find("</section>").unwrap()].contains("Phú Đôi"),
+        "Phú Đôi has a moderator"
+    );
+    assert!(dash.contains("Lót cốc sơn mài bộ 6: 180.000 ₫ → 195.000 ₫</a> — <strong>chờ bạn quyết định</strong> (làng chưa đủ người bán để tự biểu quyết)"));
+    let r = app
+        .submit(
+            "/lang/chuyen-my/bang-gia",
+            &format!("/de-xuat/{id}/duyet"),
+            &[("confirm", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(proposal_status(&app, id).await["status"], "approved");
+    assert_eq!(item_price(&app, "chuyen-my", name).await, 195_000);
+
+    // With a moderator, the village's proposals wait for the moderator instead.
+    let moderator = app
+        .scalar("SELECT id FROM users WHERE display_name = 'Trưởng thôn Phú Đôi'")
+        .await;
+    let village = cholang::catalog::store::village_by_slug(&app.db, "chuyen-my")
+        .await
+        .unwrap();
+    cholang::accounts::store::add_moderator(
+        &app.db,
+        village.id.0,
+        cholang::accounts::UserId(moderator),
+    )
+    .await
+    .unwrap();
+    let (_, p) = propose(
+        &app,
+        &phuc,
+        item,
+        json!(200_000),
+        "Sơn then và vỏ trai tăng giá",
+    )
+    .await;
+    assert_eq!(p["proposal"]["decider"], "moderator", "{p}");
+    let board = app.page("/lang/chuyen-my/bang-gia").await;
+    assert!(board.contains("điều phối viên của làng quyết định"));
+}
+
+/// Issue 29, item 2: a product takes the item whose name it carries; under another name it
+/// asks the moderator and is not listed until then; another village's or category's item
+/// is refused.
+async fn a_product_takes_the_item_whose_name_it_carries(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let table = item_id(&app, "phu-doi", "Bàn trà gỗ mít 1m").await;
+    let toan = app.api_login(TOAN, PW).await;
+    let products = app.scalar("SELECT COUNT(*) FROM products").await;
+    let body = |name: &str, category: &str, item: i64| json!({"shop": "co-khi-van-toan", "name": name, "category": category, "stock": 5, "price_item_id": item});
+    // Another category's item: refused, nothing written.
+    let (s, e) = app
+        .api(
+            "POST",
+            "/products",
+            Some(&toan),
+            Some(body("Móc treo màn inox", "Cơ khí", table)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(
+        e["error"]["fields"]["price_item_id"]
+            .as_str()
+            .unwrap()
+            .contains("loại hàng “Đồ gỗ”"),
+        "{e}"
+    );
+    // Another village's item: refused.
+    let foreign = item_id(&app, "chuyen-my", "Lót cốc sơn mài bộ 6").await;
+    let (s, _) = app
+        .api(
+            "POST",
+            "/products",
+            Some(&toan),
+            Some(body("Lót cốc sơn mài bộ 6", "Cơ khí", foreign)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM products").await, products);
+
+    // The attack of the issue: a hook listed at the table's 1,850,000 ₫. It waits.
+    let (s, v) = app
+        .api(
+            "POST",
+            "/products",
+            Some(&toan),
+            Some(body("Móc treo màn inox loại to", "Đồ gỗ", table)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let slug = v["product"]["slug"].as_str().unwrap().to_string();
+    assert_eq!(v["product"]["active"], false, "{v}");
+    assert_eq!(v["product"]["item_request"]["status"], "pending");
+    assert_eq!(
+        app.get(&format!("/san-pham/{slug}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, listed) = app
+        .api("GET", &format!("/price-items/{table}"), None, None)
+        .await;
+    assert!(
+        !listed.to_string().contains(&slug),
+        "not listed under the item"
+    );
+    // Listing it by hand is not possible while it waits.
+    let (s, v) = app
+        .api(
+            "PATCH",
+            &format!("/products/{slug}"),
+            Some(&toan),
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["product"]["active"], false);
+    // The seller's page says why.
+    app.login_page(TOAN, PW).await;
+    let page = app.page(&format!("/quan-ly/san-pham/{slug}")).await;
+    assert!(page.contains("Sản phẩm chưa hiện lên chợ."), "{page}");
+    // The moderator sees it in the inbox and refuses with a reason (too short: kept, 422).
+    let moderator = app.api_login(MODERATOR, PW).await;
+    let (_, reqs) = app
+        .api(
+            "GET",
+            "/villages/phu-doi/join-requests",
+            Some(&moderator),
+            None,
+        )
+        .await;
+    assert_eq!(reqs["products"][0]["slug"], slug.as_str(), "{reqs}");
+    assert_eq!(reqs["products"][0]["item"], "Bàn trà gỗ mít 1m");
+    app.login_page(MODERATOR, PW).await;
+    let dash = app.page("/quan-ly").await;
+    assert!(dash.contains("xin dùng giá của mặt hàng “Bàn trà gỗ mít 1m”"));
+    let r = app
+        .submit(
+            "/quan-ly",
+            &format!("/quan-ly/mat-hang/{slug}"),
+            &[("decision", "reject"), ("reason", "ngắn")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("ít nhất 10 ký tự"));
+    let r = app
+        .submit(
+            "/quan-ly",
+            &format!("/quan-ly/mat-hang/{slug}"),
+            &[
+                ("decision", "reject"),
+                (
+                    "reason",
+                    "Móc treo không phải bàn trà, hãy chọn đúng mặt hàng",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let state: String = sqlx::query_scalar("SELECT item_join FROM products WHERE slug = $1")
+        .bind(slug.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "refused");
+    app.login_page(TOAN, PW).await;
+    let page = app.page(&format!("/quan-ly/san-pham/{slug}")).await;
+    assert!(page.contains("Điều phối viên không đồng ý"), "{page}");
+    assert!(page.contains("Móc treo không phải bàn trà"));
+    assert_eq!(
+        app.get(&format!("/san-pham/{slug}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Decided once.
+    let (s, _) = app
+        .api(
+            "POST",
+            &format!("/products/{slug}/item-decision"),
+            Some(&moderator),
+            Some(json!({"decision": "accept"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // A name that carries the item's is listed at once, whatever else it says.
+    let (s, v) = app
+        .api(
+            "POST",
+            "/products",
+            Some(&toan),
+            Some(body("Bàn trà gỗ mít 1m chân sắt", "Đồ gỗ", table)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["product"]["active"], true);
+    assert!(v["product"]["item_request"].is_null());
+    // Renaming it away from the item asks again and takes it off the market.
+    let named = v["product"]["slug"].as_str().unwrap().to_string();
+    let (_, v) = app
+        .api(
+            "PATCH",
+            &format!("/products/{named}"),
+            Some(&toan),
+            Some(json!({"name": "Bàn uống nước chân sắt"})),
+        )
+        .await;
+    assert_eq!(v["product"]["active"], false, "{v}");
+    assert_eq!(v["product"]["item_request"]["status"], "pending");
+    // The moderator accepts (the API): listed at once, and a later save keeps it so.
+    let (s, v) = app
+        .api(
+            "POST",
+            &format!("/products/{named}/item-decision"),
+            Some(&moderator),
+            Some(json!({"decision": "accept"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["product"]["active"], true);
+    assert_eq!(
+        app.get(&format!("/san-pham/{named}")).await.status(),
+        StatusCode::OK
+    );
+    let (_, v) = app
+        .api(
+            "PATCH",
+            &format!("/products/{named}"),
+            Some(&toan),
+            Some(json!({"stock": 9})),
+        )
+        .await;
+    assert_eq!(v["product"]["active"], true, "{v}");
+    assert!(v["product"]["item_request"].is_null());
+    // A seller cannot decide; nor can a moderator on their own shop (checked in
+    // moderators.rs for shops and proposals).
+    let (s, _) = app
+        .api(
+            "POST",
+            &format!("/products/{slug}/item-decision"),
+            Some(&toan),
+            Some(json!({"decision": "accept"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }

@@ -81,7 +81,7 @@ try {
   await s.step('dashboard', s.landing);
   let resp = await s.click('a.button[href^="/quan-ly/san-pham/moi?shop="]');
   await s.step('new-product', resp);
-  const productName = `Màn tuyn em bé in hoa ${tag}`;
+  const productName = `Màn tuyn trẻ em 1m2 in hoa ${tag}`;
   await s.choose('select[name=price_item_id]', 'trẻ em');
   await page.fill('input[name=name]', productName);
   await s.choose('select[name=category]', 'Màn tuyn');
