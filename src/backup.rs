@@ -174,6 +174,13 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<Manifest> {
     let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&check.pool)
         .await?;
+    if verdict == "ok" {
+        // Leases taken by the processes that ran when the backup was made belong to nobody
+        // now: left as they were, the search worker would wait them out with an empty index.
+        sqlx::query("UPDATE worker_leases SET holder = '', until_ms = 0")
+            .execute(&check.pool)
+            .await?;
+    }
     check.pool.close().await;
     if verdict != "ok" {
         bail!("the backup's database fails its integrity check: {verdict}");

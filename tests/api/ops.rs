@@ -496,6 +496,12 @@ async fn a_backup_taken_under_writes_restores_every_committed_order(b: Backend) 
     .await
     .unwrap();
     assert_eq!(orphans, 0);
+    // The backup's leases (the search worker's, …) are free for the restored server.
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM worker_leases WHERE until_ms > 0")
+        .fetch_one(&restored.pool)
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "a restore clears the leases");
     assert!(
         cholang::ledger::store::check_invariants(&restored)
             .await
