@@ -20,30 +20,9 @@ impl Vnd {
         }
     }
 
-    /// Parse what a person typed: `180000`, `180.000`, `180,000`, `180 000`, optionally with
-    /// `đ`, `₫` or `VND`. Decimals are refused (`180.5` is not a VND amount).
+    /// Parse what a person typed (see [`parse_amount`]); zero is refused.
     pub fn parse(input: &str) -> Result<Vnd, String> {
-        let s = input.trim();
-        let s = s
-            .trim_end_matches(['đ', '₫'])
-            .trim_end_matches("VND")
-            .trim_end_matches("vnd")
-            .trim();
-        if s.is_empty() {
-            return Err("vui lòng nhập giá".into());
-        }
-        // Group separators must split the number into groups of exactly three digits.
-        let groups: Vec<&str> = s.split(['.', ',', ' ']).collect();
-        let well_grouped = groups.len() == 1
-            || (!groups[0].is_empty()
-                && groups[0].len() <= 3
-                && groups[1..].iter().all(|g| g.len() == 3));
-        if !well_grouped || !groups.iter().all(|g| g.chars().all(|c| c.is_ascii_digit())) {
-            return Err("giá phải là số nguyên dương (đồng), ví dụ 180000".into());
-        }
-        let digits: String = groups.concat();
-        let n: i64 = digits.parse().map_err(|_| "giá quá lớn".to_string())?;
-        Vnd::new(n)
+        Vnd::new(parse_amount(input)?)
     }
 
     pub fn get(self) -> i64 {
@@ -55,6 +34,89 @@ impl TryFrom<i64> for Vnd {
     type Error = String;
     fn try_from(v: i64) -> Result<Self, Self::Error> {
         Vnd::new(v)
+    }
+}
+
+/// The one parser for an amount of đồng as people type it, on every form and query:
+/// `200000`, `200.000`, `200,000`, `200 000`, optionally with `đ`, `₫` or `VND`, and
+/// `200k`, `200 nghìn` / `ngàn` (× 1.000) or `2 triệu` / `2tr` (× 1.000.000). Group separators
+/// must split the number into groups of three digits; decimals are refused (`180.5` is not a
+/// VND amount), except before a multiplier (`1,5 triệu` = 1.500.000). Zero is a number here
+/// (a "from 0" filter); whether it is allowed is the caller's rule.
+pub fn parse_amount(input: &str) -> Result<i64, String> {
+    const BAD: &str = "số tiền là số nguyên (đồng), ví dụ 200.000 hoặc 200k";
+    let lower = input.trim().to_lowercase();
+    let mut s = lower
+        .trim_end_matches(['đ', '₫'])
+        .trim_end_matches("vnd")
+        .trim_end_matches("đồng")
+        .trim();
+    if s.is_empty() {
+        return Err("vui lòng nhập số tiền".into());
+    }
+    let mut multiplier = 1_i64;
+    for (suffix, m) in [
+        ("nghìn", 1_000),
+        ("ngàn", 1_000),
+        ("k", 1_000),
+        ("triệu", 1_000_000),
+        ("tr", 1_000_000),
+    ] {
+        if let Some(rest) = s.strip_suffix(suffix) {
+            s = rest.trim();
+            multiplier = m;
+            break;
+        }
+    }
+    if s.is_empty() {
+        return Err(BAD.into());
+    }
+    if multiplier > 1 {
+        // "1,5 triệu", "2.5k": one decimal separator, then whole đồng after multiplying.
+        if let Some((whole, frac)) = s.split_once([',', '.'])
+            && !frac.contains([',', '.'])
+            && frac.len() < 3
+            && !whole.is_empty()
+            && whole
+                .chars()
+                .chain(frac.chars())
+                .all(|c| c.is_ascii_digit())
+        {
+            let scale = 10_i64.pow(frac.len() as u32);
+            let n: i64 = format!("{whole}{frac}")
+                .parse()
+                .map_err(|_| BAD.to_string())?;
+            let v = n.checked_mul(multiplier).ok_or("số tiền quá lớn")?;
+            if v % scale != 0 {
+                return Err(BAD.into());
+            }
+            return bounded(v / scale);
+        }
+    }
+    let groups: Vec<&str> = s.split(['.', ',', ' ']).collect();
+    let well_grouped = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|g| g.len() == 3));
+    if !well_grouped
+        || !groups
+            .iter()
+            .all(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(BAD.into());
+    }
+    let n: i64 = groups
+        .concat()
+        .parse()
+        .map_err(|_| "số tiền quá lớn".to_string())?;
+    bounded(n.checked_mul(multiplier).ok_or("số tiền quá lớn")?)
+}
+
+fn bounded(n: i64) -> Result<i64, String> {
+    if n > MAX_VND {
+        Err("số tiền quá lớn".into())
+    } else {
+        Ok(n)
     }
 }
 
@@ -103,9 +165,20 @@ mod tests {
             "180 000",
             "180.000 ₫",
             "180000đ",
+            "180k",
+            "180 K",
+            "180 nghìn",
+            "180 ngàn",
+            "180.000 VND",
+            "180.000 đồng",
+            "0,18 triệu",
         ] {
             assert_eq!(Vnd::parse(s).unwrap().get(), 180_000, "{s}");
         }
+        assert_eq!(parse_amount("1,5 triệu"), Ok(1_500_000));
+        assert_eq!(parse_amount("2tr"), Ok(2_000_000));
+        assert_eq!(parse_amount("2.5k"), Ok(2_500));
+        assert_eq!(parse_amount("0"), Ok(0));
     }
 
     #[test]
@@ -118,6 +191,10 @@ mod tests {
             "1.80000",
             "abc",
             "99999999999999999999",
+            "k",
+            "1,2345 triệu",
+            "1..000",
+            "200kk",
         ] {
             assert!(Vnd::parse(s).is_err(), "{s}");
         }

@@ -214,8 +214,19 @@ impl SearchRequest {
             e.add("category", "loại hàng dài quá 60 ký tự");
         }
         let ocop_min = int(&mut e, "ocop_min", 1, 5);
-        let price_min = int(&mut e, "price_min", 0, crate::domain::money::MAX_VND);
-        let price_max = int(&mut e, "price_max", 0, crate::domain::money::MAX_VND);
+        // Prices as people type them: 200.000, 200,000, 200000, 200k, 200 nghìn.
+        let money = |e: &mut FieldErrors, k: &str| -> Option<i64> {
+            let s = get(k)?;
+            match crate::domain::money::parse_amount(s) {
+                Ok(v) => Some(v),
+                Err(m) => {
+                    e.add(k, m);
+                    None
+                }
+            }
+        };
+        let price_min = money(&mut e, "price_min");
+        let price_max = money(&mut e, "price_max");
         if let (Some(a), Some(b)) = (price_min, price_max)
             && a > b
         {

@@ -733,20 +733,14 @@ async fn remove_photos(st: &AppState, saved: &[bp::SavedPhoto]) {
     }
 }
 
-/// Money as people type it ("60.000", "60,000", "60000"); None when empty.
+/// Money as people type it ("60.000", "60,000", "60000", "60k"); None when empty.
 fn parse_amount(s: &str) -> Result<Option<i64>, AppError> {
-    let digits: String = s
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, '.' | ',' | ' ' | '₫') && *c != 'đ')
-        .collect();
-    if digits.is_empty() {
+    if s.trim().is_empty() {
         return Ok(None);
     }
-    digits
-        .parse::<i64>()
+    crate::domain::money::parse_amount(s)
         .ok()
-        .filter(|a| *a > 0 && *a <= 10_000_000_000)
+        .filter(|a| *a > 0)
         .map(Some)
         .ok_or_else(|| AppError::field("amount_vnd", "Số tiền chưa đúng (ví dụ 60.000)"))
 }

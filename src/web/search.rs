@@ -99,10 +99,12 @@ struct SearchParams {
     /// Lowest OCOP stars, 1–5.
     #[param(minimum = 1, maximum = 5)]
     ocop_min: Option<i64>,
-    #[param(minimum = 0)]
-    price_min: Option<i64>,
-    #[param(minimum = 0)]
-    price_max: Option<i64>,
+    /// Lowest price in đồng, as people type it: `50000`, `50.000`, `50,000`, `50k`, `50 nghìn`.
+    #[param(example = "50.000")]
+    price_min: Option<String>,
+    /// Highest price in đồng, typed the same ways (`200.000`, `200k`).
+    #[param(example = "200k")]
+    price_max: Option<String>,
     /// `true`/`false` or `1`/`0`.
     in_stock: Option<bool>,
     sort: Option<Sort>,

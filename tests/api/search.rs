@@ -21,6 +21,7 @@ on_both_backends!(
     reindex_rebuilds_from_the_database,
     counts_on_links_match_what_the_links_show,
     meilisearch_killed_and_restarted_loses_nothing,
+    price_filters_take_vietnamese_numbers,
 );
 
 /// What one query must give.
@@ -1207,4 +1208,42 @@ async fn counts_on_links_match_what_the_links_show(b: Backend) {
     // OCOP links count "at least N stars", as they filter.
     let html = app.page("/tim-kiem?q=ong").await;
     assert!(html.contains("OCOP từ 3 sao"), "labelled as it filters");
+}
+
+/// Issue 31, item 1: price filters take what people type — 200.000, 200,000, 200000, 200k,
+/// 200 nghìn — on the API and the page (no `type=number` that reads "200.000" as 200).
+async fn price_filters_take_vietnamese_numbers(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (s, plain) = app.search("q=man+tuyn&price_max=200000&per_page=50").await;
+    assert_eq!(s, StatusCode::OK, "{plain}");
+    let expected = names(&plain);
+    assert!(!expected.is_empty());
+    assert!(
+        !expected.contains(&"Màn chụp tự bung 2m2".to_string()),
+        "230.000 ₫ is above: {plain}"
+    );
+    for typed in ["200.000", "200%2C000", "200k", "200%20ngh%C3%ACn", "200K"] {
+        let (s, v) = app
+            .search(&format!("q=man+tuyn&price_max={typed}&per_page=50"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{typed}: {v}");
+        assert_eq!(names(&v), expected, "{typed}");
+    }
+    let (s, v) = app.search("price_max=hai+tr%C4%83m").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["error"]["fields"]["price_max"]
+            .as_str()
+            .unwrap()
+            .contains("200k"),
+        "the message shows how to type it: {v}"
+    );
+    // The page: a text box for numbers, and the typed value kept.
+    let html = app.page("/tim-kiem?q=man+tuyn&price_max=200.000").await;
+    assert!(!html.contains(r#"type="number" name="price_max""#));
+    assert!(
+        html.contains(r#"name="price_max" value="200.000""#),
+        "{html}"
+    );
+    assert!(!html.contains("Màn chụp tự bung 2m2"));
 }
