@@ -118,15 +118,18 @@ async fn frame(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    let resp = match rate_limit(&state, req).await {
-        Err(refused) => refused,
-        Ok(req) => {
-            let resp = next.run(req).await;
-            if write {
-                state.pages.changed();
+    let resp = match stale_form(&state, req, &seed, &cookies).await {
+        Err(again) => again,
+        Ok(req) => match rate_limit(&state, req).await {
+            Err(refused) => refused,
+            Ok(req) => {
+                let resp = next.run(req).await;
+                if write {
+                    state.pages.changed();
+                }
+                resp
             }
-            resp
-        }
+        },
     };
     let mut resp = error_page_for_visitor(&state, resp, cookies, &seed).await;
     if new_seed {
@@ -151,6 +154,152 @@ async fn frame(
         );
     }
     resp
+}
+
+#[derive(Template)]
+#[template(path = "resubmit.html")]
+struct ResubmitPage {
+    layout: Layout,
+    action: String,
+    /// Every field as it was sent (passwords left out), to send again.
+    fields: Vec<(String, String)>,
+    /// What the person typed, shown so they see nothing is lost.
+    shown: Vec<String>,
+}
+
+/// Fields never carried into a page: the person types them again.
+fn is_secret_field(name: &str) -> bool {
+    name.contains("password") || name.contains("mat_khau") || name == "code" || name == "otp"
+}
+
+/// A page form whose token no longer matches this browser (its cookie was lost, the page was
+/// open across a restart) is not simply refused: when it came from our own pages (same
+/// origin), it is shown again with everything typed kept, a fresh token and one sentence, so
+/// one press sends it. Cross-site posts and forms without a token go on to their handler,
+/// which refuses them; the handlers check the token themselves in every case.
+async fn stale_form(
+    state: &AppState,
+    req: axum::extract::Request,
+    seed: &CsrfSeed,
+    cookies: &[header::HeaderValue],
+) -> Result<axum::extract::Request, Response> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if req.method() != axum::http::Method::POST
+        || !is_form
+        || req.uri().path().starts_with("/api/")
+        || !same_origin(state, req.headers())
+    {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_BODY_LIMIT).await else {
+        return Err(PageError(AppError::PayloadTooLarge).into_response());
+    };
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+    let stale = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .is_some_and(|(_, t)| session::verify_csrf(state, seed, t).is_err());
+    if !stale {
+        return Ok(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ));
+    }
+    let fields: Vec<(String, String)> = fields
+        .into_iter()
+        .filter(|(k, _)| k != "csrf" && !is_secret_field(k))
+        .collect();
+    let shown = fields
+        .iter()
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| {
+            !v.is_empty() && v.chars().count() > 1 && !v.chars().all(|c| c.is_ascii_digit())
+        })
+        .take(20)
+        .collect();
+    let mut lookup = axum::http::Request::builder().uri("/");
+    for c in cookies {
+        lookup = lookup.header(header::COOKIE, c.clone());
+    }
+    let user = match lookup.body(()) {
+        Ok(r) => {
+            let (mut head, ()) = r.into_parts();
+            <MaybeUser as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+                &mut head, state,
+            )
+            .await
+            .map(|MaybeUser(u)| u)
+            .unwrap_or(None)
+        }
+        Err(_) => None,
+    };
+    let page = ResubmitPage {
+        layout: Layout::new(state, seed, &user, "Gửi lại biểu mẫu"),
+        action: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        fields,
+        shown,
+    };
+    let mut resp = match page.render() {
+        Ok(html) => (StatusCode::FORBIDDEN, Html(html)).into_response(),
+        Err(_) => PageError(AppError::Csrf).into_response(),
+    };
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Err(resp)
+}
+
+/// Whether a post came from our own pages: its `Origin` (or, without one, its `Referer`) is
+/// this site's public address or the host it was sent to.
+fn same_origin(state: &AppState, headers: &header::HeaderMap) -> bool {
+    // "scheme://host[:port][/…]" → (scheme, "host:port") with the scheme's default port.
+    fn authority(u: &str) -> Option<(String, String)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let hostport = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+        if hostport.is_empty() || hostport.contains('@') {
+            return None;
+        }
+        let default = match scheme {
+            "https" => "443",
+            "http" => "80",
+            _ => return None,
+        };
+        let full = if hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+            && !hostport.ends_with(']')
+        {
+            hostport
+        } else {
+            format!("{hostport}:{default}")
+        };
+        Some((scheme.to_string(), full))
+    }
+    let Some((scheme, from)) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(authority)
+    else {
+        return false;
+    };
+    let ours = authority(&state.config.public_url).map(|(_, a)| a);
+    let sent_to = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| authority(&format!("{scheme}://{h}")))
+        .map(|(_, a)| a);
+    Some(&from) == ours.as_ref() || Some(&from) == sent_to.as_ref()
 }
 
 /// Pages and answers that may carry a buyer's name, phone or address, or a seller's money,

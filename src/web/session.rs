@@ -63,8 +63,10 @@ pub fn csrf_seed(headers: &axum::http::HeaderMap) -> (CsrfSeed, bool) {
 
 /// Set a new CSRF seed as the browser's cookie.
 pub fn set_csrf_cookie(state: &AppState, resp: &mut Response, seed: &CsrfSeed) {
+    // Kept across browser restarts (like the cart): a form left open overnight still sends.
     let cookie = Cookie::build((CSRF_COOKIE, seed.0.clone()))
         .path("/")
+        .max_age(cookie::time::Duration::days(400))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.config.secure_cookies())

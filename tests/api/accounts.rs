@@ -10,6 +10,7 @@ on_both_backends!(
     register_login_logout_with_safe_cookies,
     cookies_are_secure_behind_https,
     forms_without_a_valid_csrf_token_are_refused,
+    a_form_open_across_a_browser_restart_still_sends,
     login_attempts_are_limited,
     api_needs_a_valid_token,
 );
@@ -331,4 +332,98 @@ async fn api_needs_a_valid_token(b: Backend) {
     for f in ["login", "display_name", "password"] {
         assert!(e["error"]["fields"][f].is_string(), "{f}");
     }
+}
+
+/// Issue 31, item 3: a form open across a browser restart still sends. The CSRF cookie lasts
+/// across restarts, and a form from our own pages whose token is stale comes back with
+/// everything typed kept and one press to send it; a cross-site post is refused as before.
+async fn a_form_open_across_a_browser_restart_still_sends(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    // The cookie outlives the browser session.
+    let fresh = app.new_browser();
+    let r = fresh.get(app.url("/")).send().await.unwrap();
+    let set: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .filter(|c| c.starts_with("cl_csrf="))
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].contains("Max-Age="), "{}", set[0]);
+
+    app.login_page(HANH, PW).await;
+    let item: i64 =
+        sqlx::query_scalar("SELECT id FROM price_items WHERE name = 'Màn chụp tự bung 2m2'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let item = item.to_string();
+    let fields = [
+        ("csrf", "a-token-from-a-cookie-the-browser-lost"),
+        ("price_item_id", item.as_str()),
+        ("price_vnd", "250.000"),
+        ("reason", "Giá vải tuyn tăng từ tháng 11"),
+    ];
+    let proposals = app.scalar("SELECT COUNT(*) FROM proposals").await;
+    let path = "/lang/phu-doi/bang-gia/de-xuat";
+    // From another site: refused, nothing to press.
+    let r = app
+        .client
+        .post(app.url(path))
+        .header("origin", "https://evil.example")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!r.text().await.unwrap().contains("Gửi lại"));
+    // From our own page: shown again, typed values kept, a fresh token.
+    let r = app
+        .client
+        .post(app.url(path))
+        .header("origin", app.url(""))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Những gì bạn đã nhập vẫn còn nguyên"),
+        "{html}"
+    );
+    assert!(html.contains("<li>Giá vải tuyn tăng từ tháng 11</li>"));
+    assert!(html.contains(r#"name="price_vnd" value="250.000""#));
+    assert!(html.contains(&format!(r#"action="{path}""#)));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM proposals").await,
+        proposals,
+        "nothing written before the press"
+    );
+    // One press sends it, with the fields the page carries.
+    let token = csrf_in(&html);
+    let mut again = vec![("csrf", token.as_str())];
+    again.extend_from_slice(&fields[1..]);
+    let r = app.post_form(path, &again).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM proposals").await,
+        proposals + 1
+    );
+    // A password is never carried into the page.
+    let r = app
+        .client
+        .post(app.url("/dang-nhap"))
+        .header("origin", app.url(""))
+        .form(&[("csrf", "stale"), ("login", HANH), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(r#"name="login" value="0912000101""#),
+        "{html}"
+    );
+    assert!(!html.contains(PW));
 }
