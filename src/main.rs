@@ -209,6 +209,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 cholang::protection::demo::load(&db, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo buyer protection: {e:?}"))?;
+                // Origin pages: a printed batch per shop, with a few days of scans.
+                cholang::origin::demo::load(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo batches: {e:?}"))?;
                 // The board's inbox: a product asking to take an item under another name.
                 cholang::catalog::demo::item_request(&db)
                     .await

@@ -11,6 +11,29 @@
   var show = function (id, on) { var e = document.getElementById(id); if (e) { e.hidden = !on; } };
   var set = function (id, text) { var e = document.getElementById(id); if (e) { e.textContent = text; } };
   var timer = null, poller = null;
+  // Copy buttons beside the account number, the amount and the transfer content (only with
+  // JavaScript: without it the text is there to select by hand).
+  function addCopy(target) {
+    var old = target.parentNode.querySelector('button.copy-btn');
+    if (old) { old.remove(); }
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'copy-btn secondary';
+    b.textContent = 'Sao chép';
+    b.setAttribute('aria-label', 'Sao chép ' + target.dataset.copy);
+    b.addEventListener('click', function () {
+      var text = target.dataset.copy;
+      var done = function () { b.textContent = 'Đã chép'; setTimeout(function () { b.textContent = 'Sao chép'; }, 2000); };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, function () { b.textContent = 'Hãy chép bằng tay'; });
+      } else {
+        b.textContent = 'Hãy chép bằng tay';
+      }
+    });
+    // Beside the value, never inside it: the value's text stays what it says.
+    target.insertAdjacentElement('afterend', b);
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('[data-copy]'), addCopy);
   function tick() {
     if (!cd) return;
     var left = Math.max(0, Math.floor((Number(cd.dataset.expires) - Date.now()) / 1000));
@@ -25,6 +48,8 @@
       set('pay-paid', vnd(p.amount_paid_vnd));
       set('pay-remaining', vnd(p.amount_remaining_vnd));
       set('pay-amount', vnd(p.amount_remaining_vnd));
+      var amountEl = document.getElementById('pay-amount');
+      if (amountEl) { amountEl.dataset.copy = String(p.amount_remaining_vnd); addCopy(amountEl); }
       var qr = document.querySelector('.qr');
       if (qr && qr.dataset.paid !== String(p.amount_paid_vnd)) {
         // the QR now asks for what is still missing

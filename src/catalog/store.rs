@@ -309,9 +309,20 @@ pub async fn confirm_email(db: &Db, token: &str) -> Result<Shop> {
 }
 
 /// Shops waiting for the village moderator: (slug, name, owner's display name).
-pub async fn join_requests(db: &Db, village: VillageId) -> Result<Vec<(String, String, String)>> {
+/// A shop asking to join its village's board, as the moderator needs to judge it: who is
+/// behind it, how to call them, what they make.
+pub struct JoinRequest {
+    pub slug: String,
+    pub name: String,
+    pub owner: String,
+    pub phone: String,
+    /// What the shop says it makes (its story), shortened.
+    pub makes: String,
+}
+
+pub async fn join_requests(db: &Db, village: VillageId) -> Result<Vec<JoinRequest>> {
     let rows = sqlx::query(
-        "SELECT s.slug, s.name, COALESCE(u.display_name, '') AS owner FROM shops s
+        "SELECT s.slug, s.name, COALESCE(u.display_name, '') AS owner, s.phone, s.story FROM shops s
          LEFT JOIN users u ON u.id = s.owner_id
          WHERE s.village_id = $1 AND s.membership = 'pending' ORDER BY s.created_at, s.id",
     )
@@ -319,7 +330,20 @@ pub async fn join_requests(db: &Db, village: VillageId) -> Result<Vec<(String, S
     .fetch_all(&db.pool)
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("slug")?, r.try_get("name")?, r.try_get("owner")?)))
+        .map(|r| {
+            let story: String = r.try_get("story")?;
+            let mut makes: String = story.chars().take(160).collect();
+            if story.chars().count() > 160 {
+                makes.push('…');
+            }
+            Ok(JoinRequest {
+                slug: r.try_get("slug")?,
+                name: r.try_get("name")?,
+                owner: r.try_get("owner")?,
+                phone: r.try_get("phone")?,
+                makes,
+            })
+        })
         .collect()
 }
 

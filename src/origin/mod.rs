@@ -6,6 +6,7 @@
 //! certificate of its own (the product's verified one is shown); once labels were printed a batch is
 //! never edited in place — a correction is a new revision and the origin page shows them all.
 
+pub mod demo;
 pub mod label;
 pub mod scans;
 pub mod store;

@@ -754,7 +754,13 @@ async fn join_requests(
     let shops = store::join_requests(&st.db, v.id)
         .await?
         .into_iter()
-        .map(|(slug, name, owner)| JoinRequest { slug, name, owner })
+        .map(|j| JoinRequest {
+            slug: j.slug,
+            name: j.name,
+            owner: j.owner,
+            phone: j.phone,
+            makes: j.makes,
+        })
         .collect();
     let products = store::item_requests(&st.db, v.id)
         .await?
@@ -1317,6 +1323,10 @@ struct JoinRequest {
     name: String,
     /// The owner's display name.
     owner: String,
+    /// The shop's phone, to call before deciding.
+    phone: String,
+    /// What the shop says it makes (its story, shortened).
+    makes: String,
 }
 
 #[derive(Serialize, ToSchema)]

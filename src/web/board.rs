@@ -52,8 +52,8 @@ struct BoardPage {
     proposal_days: i64,
     can_vote: bool,
     can_moderate: bool,
-    /// Shops asking to join the board (shown to the moderator): (slug, name, owner).
-    join_requests: Vec<(String, String, String)>,
+    /// Shops asking to join the board (shown to the moderator).
+    join_requests: Vec<catalog::JoinRequest>,
     errors: FieldErrors,
     form_item: String,
     form_price: String,

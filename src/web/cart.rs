@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/gio-hang", get(cart_page).post(update_cart))
         .route("/thanh-toan", get(checkout_page).post(place_order))
         .route("/pay/{code}", get(pay_page))
+        .route("/pay/{code}/dat-lai", axum::routing::post(order_again))
         .route("/pay/{code}/qr.png", get(qr_png))
         .route("/pay/{code}/qr.svg", get(qr_svg))
 }
@@ -195,6 +196,33 @@ fn check_quantity(
         ));
     }
     Ok(wanted)
+}
+
+/// "Đặt lại" on an expired or cancelled payment: its goods go back into the cart (added to
+/// what is there, within the cart's limits) and the buyer checks out again.
+async fn order_again(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    jar: CookieJar,
+    Path(code): Path<String>,
+    Form(f): Form<super::session::CsrfForm>,
+) -> Result<Response, super::PageError> {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let p = payments::payment_by_code(&st.db, &code).await?;
+    let c = orders::checkout_by_id(&st.db, p.checkout_id).await?;
+    let mut cart = cart_of(&jar);
+    for o in &c.orders {
+        for l in &o.lines {
+            let room = cart.len() < MAX_CART_LINES;
+            match cart.iter_mut().find(|(i, _)| *i == l.product_id) {
+                Some(line) => line.1 = (line.1 + l.quantity).min(checkout::MAX_QUANTITY),
+                None if room => cart.push((l.product_id, l.quantity)),
+                None => {}
+            }
+        }
+    }
+    let jar = jar.add(cart_cookie(&st, &cart));
+    Ok((jar, see_other("/gio-hang")?).into_response())
 }
 
 async fn update_cart(
@@ -407,6 +435,8 @@ struct PayPage {
     amount: String,
     paid: String,
     remaining: String,
+    /// The amount still to transfer, as digits (what the copy button copies).
+    remaining_vnd: i64,
     overpaid: String,
     expires_local: String,
     expires_at: i64,
@@ -452,6 +482,7 @@ async fn pay_page(
         amount: format_vnd(p.amount_vnd),
         paid: format_vnd(p.amount_paid_vnd),
         remaining: format_vnd(p.amount_remaining_vnd),
+        remaining_vnd: p.amount_remaining_vnd,
         overpaid: format_vnd(p.overpaid_vnd),
         expires_local: format_vn_time(p.expires_at),
         expires_at: p.expires_at,

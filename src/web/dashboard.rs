@@ -72,7 +72,7 @@ type InboxVillage = (
     String,
     String,
     Vec<ProposalView>,
-    Vec<(String, String, String)>,
+    Vec<store::JoinRequest>,
     Vec<OcopClaim>,
     Vec<(String, String, String, String)>,
 );
@@ -191,7 +191,11 @@ async fn dashboard_page(
             if p.proposer_user_id == user.id.0 {
                 mine.push((url.clone(), ProposalView::from(&p)));
             }
-            if p.status == crate::pricing::ProposalStatus::Open {
+            // Only a shop the village accepted has a vote to ask for.
+            let votes_here = shops
+                .iter()
+                .any(|s| s.village_id == v.id && s.active && s.membership == "accepted");
+            if votes_here && p.status == crate::pricing::ProposalStatus::Open {
                 let my_vote = match p.votes.iter().find(|v| my_shop_ids.contains(&v.shop_id)) {
                     Some(v) if v.approve => "đồng ý",
                     Some(_) => "không đồng ý",

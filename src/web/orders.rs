@@ -308,6 +308,15 @@ async fn move_order(
         );
         return orders_page(&st, &seed, user, "tat-ca", None, Some(msg)).await;
     }
+    // "Đã giao xong" starts the buyer's guarantee days: the page asks first.
+    if to == OrderStatus::Delivered && f.confirm != "1" {
+        let msg = format!(
+            "Đơn {code} chưa được ghi là đã giao: hãy đánh dấu “Người mua đã nhận hàng” rồi bấm xác nhận."
+        );
+        let mut resp = orders_page(&st, &seed, user, "dang-giao", None, Some(msg)).await?;
+        *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(resp);
+    }
     let shipping = orders::Shipping::parse(&f.carrier, &f.tracking_code)?;
     orders::seller_move_with(&st.db, &user, &code, to, &shipping).await?;
     see_other("/quan-ly/don-hang?ok=moved")

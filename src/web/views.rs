@@ -181,9 +181,29 @@ pub struct ProposalView {
     pub yes: i64,
     pub no: i64,
     pub votes: Vec<(String, bool)>,
+    /// The change in percent, signed, the Vietnamese way ("+6,7 %").
+    pub change: String,
+    /// Beyond ±30 % of the current price (the band the moderator watches).
+    pub beyond_band: bool,
     /// Waiting for a person in a village too small for the quorum: votes are counsel.
     pub counsel_votes: bool,
     pub proposer_id: i64,
+}
+
+/// "+6,7 %", "−12,5 %": one decimal, a comma, a real minus sign.
+pub fn percent_change(old: i64, new: i64) -> String {
+    if old <= 0 {
+        return String::new();
+    }
+    let tenths = ((new - old) * 1000 + old / 2 * (new - old).signum()) / old;
+    let sign = if tenths > 0 {
+        "+"
+    } else if tenths < 0 {
+        "−"
+    } else {
+        ""
+    };
+    format!("{sign}{},{} %", tenths.abs() / 10, tenths.abs() % 10)
 }
 
 impl From<&Proposal> for ProposalView {
@@ -200,6 +220,8 @@ impl From<&Proposal> for ProposalView {
             status: p.status.label().to_string(),
             is_open: p.status == ProposalStatus::Open,
             awaiting_moderator: p.status == ProposalStatus::AwaitingModerator,
+            change: percent_change(p.old_price_vnd, p.new_price_vnd),
+            beyond_band: crate::pricing::needs_moderator(p.old_price_vnd, p.new_price_vnd),
             counsel_votes: p.waits_for == Some(crate::pricing::WaitsFor::SmallVillage),
             proposer_id: p.proposer_user_id,
             decision: match (p.status, p.decision.as_deref()) {
@@ -338,5 +360,20 @@ impl ChartView {
                 })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_change;
+
+    #[test]
+    fn percent_changes_read_the_vietnamese_way() {
+        assert_eq!(percent_change(150_000, 160_000), "+6,7 %");
+        assert_eq!(percent_change(120_000, 200_000), "+66,7 %");
+        assert_eq!(percent_change(180_000, 234_000), "+30,0 %");
+        assert_eq!(percent_change(200_000, 175_000), "−12,5 %");
+        assert_eq!(percent_change(100_000, 100_000), "0,0 %");
+        assert_eq!(percent_change(0, 5), "");
     }
 }

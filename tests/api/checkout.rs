@@ -11,6 +11,7 @@ on_both_backends!(
     bad_checkouts_are_refused_and_reserve_nothing,
     concurrent_buyers_never_oversell,
     a_buyer_checks_out_from_the_cart_on_pages,
+    an_expired_payment_says_what_to_do_and_orders_again,
 );
 
 async fn checkout_snapshots_board_prices_and_reserves_stock(b: Backend) {
@@ -273,4 +274,48 @@ async fn a_buyer_checks_out_from_the_cart_on_pages(b: Backend) {
         app.page("/gio-hang").await.contains("Giỏ hàng đang trống"),
         "the cart is emptied"
     );
+}
+
+/// Issue 31, item 8: the expired-payment page says what to do (do not transfer again; what
+/// happens to money that still arrives) and "Đặt lại" puts the goods back in the cart.
+async fn an_expired_payment_says_what_to_do_and_orders_again(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (s, c) = app
+        .checkout(&[("man-tuyn-2-cua-1m8-x-2m", 2), ("ghe-dau-go-xoan", 1)])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let pay = c["payment"]["code"].as_str().unwrap().to_string();
+    sqlx::query("UPDATE payments SET expires_at = $1 WHERE code = $2")
+        .bind(cholang::domain::now_ms() - 1)
+        .bind(pay.clone())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    cholang::payments::store::expire_due(&app.db).await.unwrap();
+    let page = app.page(&format!("/pay/{pay}")).await;
+    assert!(
+        page.contains("Nếu bạn đã chuyển khoản, đừng chuyển lại."),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"action="/pay/{pay}/dat-lai""#)));
+    // Without a token nothing happens; with it, the cart holds the goods again.
+    let r = app.post_form(&format!("/pay/{pay}/dat-lai"), &[]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .submit(&format!("/pay/{pay}"), &format!("/pay/{pay}/dat-lai"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/gio-hang");
+    let cart = app.page("/gio-hang").await;
+    assert!(cart.contains("Màn tuyn 2 cửa 1m8 x 2m"), "{cart}");
+    assert!(cart.contains("Ghế đẩu gỗ xoan"));
+    assert!(
+        cart.contains(r#"value="2""#),
+        "the quantity comes back: {cart}"
+    );
+    // Unknown payments: 404.
+    let r = app
+        .submit(&format!("/pay/{pay}"), "/pay/CLKHONGCO/dat-lai", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

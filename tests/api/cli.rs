@@ -112,6 +112,32 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
         95_000
     );
     assert_eq!(rec["unmatched_transactions"].as_array().unwrap().len(), 1);
+    // Issue 31, item 15: origin pages from the first minute — Tri Thủy's giò lụa has a printed
+    // batch with scans, and its origin page answers.
+    let batches: serde_json::Value = get("/products/gio-lua-thit-lon-1kg/batches")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let batch = &batches["batches"][0];
+    assert_eq!(batch["labels_printed"], true, "{batches}");
+    let code = batch["code"].as_str().unwrap().to_string();
+    assert!(code.starts_with("TT-"), "{code}");
+    let origin = reqwest::get(format!("{base}/truy-xuat/{code}"))
+        .await
+        .unwrap();
+    assert_eq!(origin.status(), reqwest::StatusCode::OK);
+    let scans: serde_json::Value = http
+        .get(format!("{base}/api/v1/batches/{code}/scans"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(scans["total"].as_i64().unwrap() >= 10, "{scans}");
     // The notice worker inside `serve` delivers the demo proposal's notices as mail files.
     let started = Instant::now();
     while std::fs::read_dir(data.path().join("mail"))

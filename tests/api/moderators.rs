@@ -11,6 +11,7 @@ on_both_backends!(
     moderators_have_an_inbox_and_errors_show_at_the_top,
     a_moderator_never_accepts_their_own_shop,
     a_moderator_never_decides_their_own_proposal,
+    the_village_head_sees_who_asks_and_how_far_a_price_moves,
 );
 
 async fn moderators_have_an_inbox_and_errors_show_at_the_top(b: Backend) {
@@ -157,4 +158,72 @@ async fn moderators_shop(app: &TestApp, moderator: &str) -> String {
         .await;
     assert_eq!(s, reqwest::StatusCode::CREATED, "{v}");
     v["shop"]["slug"].as_str().unwrap().to_string()
+}
+
+/// Issue 31, items 11 and 12: the village head sees, for a join request, the person's phone
+/// and what they make, and for a proposal the change in % with the ±30 % band marked; a shop
+/// still waiting to join is not asked for a vote it does not have.
+async fn the_village_head_sees_who_asks_and_how_far_a_price_moves(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let moderator = app.api_login(MODERATOR, PW).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&moderator),
+            Some(
+                json!({"village": "phu-doi", "name": "Chổi đót Bà Tư", "phone": "0912000100",
+                        "story": "Bó chổi đót bằng tay, bán cho chợ huyện."}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let duc = app.api_login(DUC, PW).await;
+    let item: i64 = app
+        .scalar("SELECT id FROM price_items WHERE name = 'Ghế đẩu gỗ xoan'")
+        .await;
+    let (s, p) = app
+        .api(
+            "POST",
+            &format!("/price-items/{item}/proposals"),
+            Some(&duc),
+            Some(json!({"price_vnd": 200000, "reason": "Gỗ xoan lên giá gấp rưỡi năm nay"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (_, reqs) = app
+        .api(
+            "GET",
+            "/villages/phu-doi/join-requests",
+            Some(&moderator),
+            None,
+        )
+        .await;
+    assert_eq!(reqs["shops"][0]["phone"], "0912000100", "{reqs}");
+    assert_eq!(
+        reqs["shops"][0]["makes"],
+        "Bó chổi đót bằng tay, bán cho chợ huyện."
+    );
+    app.login_page(MODERATOR, PW).await;
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(
+        board.contains(r#"điện thoại <a href="tel:0912000100">0912000100</a>"#),
+        "{board}"
+    );
+    assert!(board.contains("Làm gì: Bó chổi đót bằng tay"));
+    assert!(
+        board.contains("(+6,7 %)"),
+        "the demo proposal 150.000 → 160.000"
+    );
+    assert!(board.contains(r#"(+66,7 %, <strong class="band">vượt mức ±30%</strong>)"#));
+    let dash = app.page("/quan-ly").await;
+    assert!(
+        dash.contains(
+            "Ghế đẩu gỗ xoan: 120.000 ₫ → 200.000 ₫</a> (+66,7 %, <strong>vượt mức ±30%</strong>)"
+        ),
+        "{dash}"
+    );
+    assert!(dash.contains("làm gì: Bó chổi đót bằng tay"));
+    // The moderator's own shop is still waiting: no vote is asked of it.
+    assert!(!dash.contains("Bạn chưa biểu quyết"), "{dash}");
 }

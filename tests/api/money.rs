@@ -445,7 +445,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
         .submit(
             "/quan-ly/don-hang",
             &format!("/quan-ly/don-hang/{order}"),
-            &[("to", "delivered")],
+            &[("to", "delivered"), ("confirm", "1")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -464,7 +464,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
             .submit(
                 "/quan-ly/don-hang",
                 &format!("/quan-ly/don-hang/{order}"),
-                &[("to", to)],
+                &[("to", to), ("confirm", "1")],
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{to}");

@@ -374,7 +374,7 @@ async fn one_open_proposal_per_item_and_clear_validation(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
-    assert!(html.contains("Giá phải là số nguyên dương"));
+    assert!(html.contains("Số tiền là số nguyên (đồng), ví dụ 200.000 hoặc 200k"));
     assert!(html.contains("Vui lòng nhập lý do"));
 }
 
@@ -696,7 +696,7 @@ async fn small_villages_can_still_decide(b: Backend) {
         !unmoderated[..unmoderated.find("</section>").unwrap()].contains("Phú Đôi"),
         "Phú Đôi has a moderator"
     );
-    assert!(dash.contains("Lót cốc sơn mài bộ 6: 180.000 ₫ → 195.000 ₫</a> — <strong>chờ bạn quyết định</strong> (làng chưa đủ người bán để tự biểu quyết)"));
+    assert!(dash.contains("Lót cốc sơn mài bộ 6: 180.000 ₫ → 195.000 ₫</a> (+8,3 %) — <strong>chờ bạn quyết định</strong> (làng chưa đủ người bán để tự biểu quyết)"));
     let r = app
         .submit(
             "/lang/chuyen-my/bang-gia",

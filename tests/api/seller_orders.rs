@@ -82,6 +82,18 @@ async fn sellers_work_their_orders_from_tabs(b: Backend) {
     assert_eq!(status(order.clone()).await, "shipped");
     let page = app.page("/quan-ly/don-hang?tab=dang-giao").await;
     assert!(page.contains("Gửi qua Viettel Post · mã vận đơn VTP123456789"));
+    // Issue 31, item 13: "Đã giao xong" asks whether the buyer has the goods first.
+    assert!(page.contains("Người mua đã nhận hàng chưa?"));
+    let r = app
+        .submit(
+            "/quan-ly/don-hang",
+            &format!("/quan-ly/don-hang/{order}"),
+            &[("to", "delivered")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("chưa được ghi là đã giao"));
+    assert_eq!(status(order.clone()).await, "shipped");
     // The buyer sees it when looking the order up.
     let buyer = app.new_browser();
     let token = {

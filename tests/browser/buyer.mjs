@@ -188,6 +188,27 @@ async function journey(browser, mode) {
   expect(/^CL/.test(code), `${mode}: not a payment page: ${page.url()}`);
   const amount = vnd(await page.textContent('#pay-amount'));
   expect(amount > 0, `${mode}: no amount`);
+  // Issue 31, item 9: copy buttons for the account number, the amount and the content, with
+  // JavaScript only (without it the text is there to select).
+  const copies = await page.locator('button.copy-btn').count();
+  if (mode === 'nojs') {
+    expect(copies === 0, `${mode}: copy buttons without JavaScript`);
+  } else {
+    expect(copies === 3, `${mode}: ${copies} copy buttons, expected 3`);
+    if (mode === 'phone') {
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(page.url()).origin });
+      const content = page.locator('dd.copy', { hasText: code }).locator('button.copy-btn');
+      await content.click();
+      await content.filter({ hasText: 'Đã chép' }).waitFor();
+      const copied = await page.evaluate(() => navigator.clipboard.readText());
+      expect(copied.includes(code), `${mode}: the transfer content was not copied: ${copied}`);
+      const amountButton = page.locator('dd:has(#pay-amount) button.copy-btn');
+      await amountButton.click();
+      await amountButton.filter({ hasText: 'Đã chép' }).waitFor();
+      const copiedAmount = await page.evaluate(() => navigator.clipboard.readText());
+      expect(copiedAmount === String(amount), `${mode}: the amount copied was ${copiedAmount}, not ${amount}`);
+    }
+  }
   const orders = await page.locator('main ul li a[href^="/don-hang/"]').count();
   expect(orders === 2, `${mode}: ${orders} orders for two shops`);
 

@@ -166,7 +166,11 @@ try {
   resp = await s.click('nav.tabs a[href$="tab=dang-giao"]');
   await s.step('order-shipped', resp);
   expect((await page.textContent(order)).includes('VTP123456789'), 'tracking code not shown');
-  resp = await s.click(page.locator(order).locator('button', { hasText: 'Đã giao xong' }));
+  // "Đã giao xong" asks whether the buyer has the goods before it is recorded.
+  await page.locator(order).locator('summary', { hasText: 'Đã giao xong' }).click();
+  expect((await page.textContent(order)).includes('Người mua đã nhận hàng chưa?'), 'delivered is not asked first');
+  await page.locator(order).locator('input[name=confirm]').check();
+  resp = await s.click(page.locator(order).locator('button', { hasText: 'Xác nhận đã giao xong' }));
   resp = await s.click('nav.tabs a[href$="tab=xong"]');
   await s.step('order-delivered', resp);
   expect(await page.locator(order).count() === 1, 'the order is not under delivered');
