@@ -101,6 +101,8 @@ struct DashboardPage {
     shop_village: String,
     errors: FieldErrors,
     is_admin: bool,
+    /// A village head: their own shop, if any, is opened from a folded form.
+    is_moderator: bool,
     /// Return/refund requests waiting for this admin's or moderator's decision; None for
     /// those who do not decide any.
     requests_waiting: Option<usize>,
@@ -261,8 +263,20 @@ async fn dashboard_page(
         None
     };
     render(DashboardPage {
-        layout: Layout::new(st, seed, &Some(user.clone()), "Quản lý cửa hàng")
-            .with_notice(notice(notice_code)),
+        // Each role's own page: the admin's, the village head's, the seller's.
+        layout: Layout::new(
+            st,
+            seed,
+            &Some(user.clone()),
+            if user.is_admin() {
+                "Quản trị Chợ Làng"
+            } else if user.role == crate::accounts::Role::Moderator {
+                "Việc của điều phối viên"
+            } else {
+                "Quản lý cửa hàng"
+            },
+        )
+        .with_notice(notice(notice_code)),
         shops: blocks,
         villages: villages.iter().map(VillageView::from).collect(),
         open_proposals: open,
@@ -275,6 +289,7 @@ async fn dashboard_page(
         shop_village,
         errors,
         is_admin: user.is_admin(),
+        is_moderator: user.role == crate::accounts::Role::Moderator,
         requests_waiting,
     })
 }

@@ -226,4 +226,18 @@ async fn the_village_head_sees_who_asks_and_how_far_a_price_moves(b: Backend) {
     assert!(dash.contains("làm gì: Bó chổi đót bằng tay"));
     // The moderator's own shop is still waiting: no vote is asked of it.
     assert!(!dash.contains("Bạn chưa biểu quyết"), "{dash}");
+    // Item 11: the village head's page is theirs; the admin's has no new-shop form.
+    assert!(dash.contains("<h1>Việc của điều phối viên</h1>"));
+    assert!(dash.contains("<summary>Mở cửa hàng của riêng bạn</summary>"));
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let admin = app.page("/quan-ly").await;
+    assert!(admin.contains("<h1>Quản trị Chợ Làng</h1>"));
+    assert!(!admin.contains(r#"action="/quan-ly/cua-hang""#));
+    app.login_page(HANH, PW).await;
+    assert!(
+        app.page("/quan-ly")
+            .await
+            .contains("<h1>Quản lý cửa hàng</h1>")
+    );
 }
