@@ -260,6 +260,8 @@ pub async fn failed_notices(db: &Db) -> Result<Vec<NoticeRow>> {
 pub struct Unreachable {
     pub shop_slug: String,
     pub shop_name: String,
+    /// The shop's phone: whoever reads the list can call instead.
+    pub shop_phone: String,
     pub kind: String,
     pub at: i64,
 }
@@ -267,7 +269,7 @@ pub struct Unreachable {
 /// Shops that could not be told something, newest first.
 pub async fn unreachable(db: &Db, limit: i64) -> Result<Vec<Unreachable>> {
     let rows = sqlx::query(
-        "SELECT s.slug, s.name, u.kind, u.at FROM unreachable_notices u JOIN shops s ON s.id = u.shop_id
+        "SELECT s.slug, s.name, s.phone, u.kind, u.at FROM unreachable_notices u JOIN shops s ON s.id = u.shop_id
          ORDER BY u.at DESC, u.id DESC LIMIT $1",
     )
     .bind(limit)
@@ -278,6 +280,7 @@ pub async fn unreachable(db: &Db, limit: i64) -> Result<Vec<Unreachable>> {
             Ok(Unreachable {
                 shop_slug: r.try_get("slug")?,
                 shop_name: r.try_get("name")?,
+                shop_phone: r.try_get("phone")?,
                 kind: r.try_get("kind")?,
                 at: r.try_get("at")?,
             })

@@ -524,7 +524,8 @@ struct NoticesPage {
     layout: Layout,
     failed: Vec<crate::notify::store::NoticeRow>,
     /// (shop slug, shop name, what it could not be told, when)
-    unreachable: Vec<(String, String, String, String)>,
+    /// (shop slug, shop name, shop phone, what it missed, when).
+    unreachable: Vec<(String, String, String, String, String)>,
 }
 
 async fn failed_notices(
@@ -547,6 +548,7 @@ async fn failed_notices(
                 (
                     u.shop_slug,
                     u.shop_name,
+                    u.shop_phone,
                     notice_kind_label(&u.kind).to_string(),
                     format_vn_time(u.at),
                 )

@@ -48,6 +48,13 @@ async fn a_shop_no_channel_reaches_is_shown_to_the_admin(b: Backend) {
         .await;
     let page = app.page("/quan-tri/thong-bao").await;
     assert!(page.contains("Đồ gỗ Minh Đức</a> không nhận được đơn hàng mới đã thanh toán"));
+    // Issue 31, item 14: with the shop's phone, to call instead.
+    assert!(
+        page.contains(
+            r#"đơn hàng mới đã thanh toán — gọi <a href="tel:0912000103">0912000103</a>"#
+        ),
+        "{page}"
+    );
     // A proposal reaches every Phú Đôi shop or is listed: none silently missing.
     let hanh = app.api_login(HANH, PW).await;
     let item: i64 = app
