@@ -194,9 +194,7 @@ async fn dashboard_page(
                 mine.push((url.clone(), ProposalView::from(&p)));
             }
             // Only a shop the village accepted has a vote to ask for.
-            let votes_here = shops
-                .iter()
-                .any(|s| s.village_id == v.id && s.active && s.membership == "accepted");
+            let votes_here = shops.iter().any(|s| s.village_id == v.id && s.is_member());
             if votes_here && p.status == crate::pricing::ProposalStatus::Open {
                 let my_vote = match p.votes.iter().find(|v| my_shop_ids.contains(&v.shop_id)) {
                     Some(v) if v.approve => "đồng ý",

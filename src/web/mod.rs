@@ -167,9 +167,15 @@ struct ResubmitPage {
     shown: Vec<String>,
 }
 
-/// Fields never carried into a page: the person types them again.
+/// Fields never carried into a page: the person types them again. Passwords, and anything
+/// named like a one-time code or token (a reset code is posted as `code`).
 fn is_secret_field(name: &str) -> bool {
-    name.contains("password") || name.contains("mat_khau") || name == "code" || name == "otp"
+    let n = name.to_ascii_lowercase();
+    ["password", "mat_khau", "token", "secret", "otp"]
+        .iter()
+        .any(|s| n.contains(s))
+        || n == "code"
+        || n == "t"
 }
 
 /// A page form whose token no longer matches this browser (its cookie was lost, the page was
