@@ -225,6 +225,9 @@ pub struct PayoutsConfig {
     /// Zalo ZNS template of the payout-account alert (`ZALO_TEMPLATE_PAYOUT_ACCOUNT`;
     /// parameters `bank`, `account_tail`, `from`).
     pub zalo_template_account: Option<String>,
+    /// The days the treasurer makes a payout run (`PAYOUT_SCHEDULE`, default `mon`): the
+    /// date sellers are promised.
+    pub schedule: crate::payouts::schedule::Schedule,
 }
 
 impl PayoutsConfig {
@@ -261,6 +264,11 @@ impl PayoutsConfig {
             payos_timeout_ms: s.parse("PAYOS_PAYOUT_TIMEOUT_MS", 10_000)?,
             zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
             zalo_template_account: s.get("ZALO_TEMPLATE_PAYOUT_ACCOUNT").map(str::to_string),
+            schedule: match s.get("PAYOUT_SCHEDULE") {
+                Some(v) => crate::payouts::schedule::Schedule::parse(v)
+                    .map_err(|e| anyhow::anyhow!("PAYOUT_SCHEDULE: {e}"))?,
+                None => Default::default(),
+            },
         })
     }
 }

@@ -450,6 +450,103 @@ pub async fn trial_balance(db: &Db) -> Result<Vec<AccountBalance>> {
         .collect()
 }
 
+/// One journal as the admin's list of movements shows it: its postings, with each shop's
+/// slug and the order or payout it is about.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Movement {
+    pub journal: i64,
+    pub at: i64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payout_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_code: Option<String>,
+    pub postings: Vec<MovementLine>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MovementLine {
+    pub account: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shop: Option<String>,
+    /// Debit positive, credit negative; a journal's lines add up to zero.
+    pub amount_vnd: i64,
+}
+
+/// Which movements to list: one shop's (any of its postings), between two times.
+#[derive(Debug, Clone, Default)]
+pub struct MovementFilter {
+    pub shop: Option<i64>,
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Journals newest first, with their postings, and how many match.
+pub async fn movements(
+    db: &Db,
+    f: &MovementFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Movement>, i64)> {
+    let filter = "($1 = 0 OR EXISTS (SELECT 1 FROM ledger_entries fe WHERE fe.journal_id = j.id AND fe.shop_id = $1))
+           AND j.at >= $2 AND j.at < $3";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM ledger_journals j WHERE {filter}"
+    )))
+    .bind(f.shop.unwrap_or(0))
+    .bind(f.from.unwrap_or(0))
+    .bind(f.until.unwrap_or(i64::MAX))
+    .fetch_one(&db.pool)
+    .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT j.id, j.at, j.kind, o.code AS order_code, po.code AS payout_code, p.code AS payment_code
+         FROM ledger_journals j
+         LEFT JOIN orders o ON o.id = j.order_id
+         LEFT JOIN payouts po ON po.id = j.payout_id
+         LEFT JOIN payments p ON p.id = j.payment_id
+         WHERE {filter} ORDER BY j.id DESC LIMIT $4 OFFSET $5"
+    )))
+    .bind(f.shop.unwrap_or(0))
+    .bind(f.from.unwrap_or(0))
+    .bind(f.until.unwrap_or(i64::MAX))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let journal: i64 = r.try_get("id")?;
+        let postings = sqlx::query(
+            "SELECT e.account, s.slug, e.amount_vnd FROM ledger_entries e
+             LEFT JOIN shops s ON s.id = e.shop_id WHERE e.journal_id = $1 ORDER BY e.id",
+        )
+        .bind(journal)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|e| {
+            Ok(MovementLine {
+                account: e.try_get("account")?,
+                shop: e.try_get("slug")?,
+                amount_vnd: e.try_get("amount_vnd")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        out.push(Movement {
+            journal,
+            at: r.try_get("at")?,
+            kind: r.try_get("kind")?,
+            order_code: r.try_get("order_code")?,
+            payout_code: r.try_get("payout_code")?,
+            payment_code: r.try_get("payment_code")?,
+            postings,
+        });
+    }
+    Ok((out, total))
+}
+
 /// The sign rules `check_invariants` applies: (rule, query of the (id, balance) that break it).
 const SIGN_RULES: &[(&str, &str)] = &[
     (

@@ -7,7 +7,9 @@
 pub mod demo;
 pub mod payos;
 pub mod refunds;
+pub mod schedule;
 pub mod state;
+pub mod statement;
 pub mod store;
 
 use hmac::{Hmac, Mac};

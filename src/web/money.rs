@@ -28,13 +28,14 @@ use crate::domain::money::format_vnd;
 use crate::error::{AppError, Result};
 use crate::ledger::store as ledger;
 use crate::orders::OrderStatus;
-use crate::payouts::{self, PayoutAccount, store as payout_store};
+use crate::payouts::{self, PayoutAccount, statement, store as payout_store};
 
 /// Routes under `/api/v1`, with their documentation.
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(api_balance))
         .routes(routes!(api_ledger))
+        .routes(routes!(api_statement))
         .routes(routes!(api_payout_account))
         .routes(routes!(api_start_run))
         .routes(routes!(api_preview))
@@ -43,6 +44,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_mark_paid))
         .routes(routes!(api_mark_failed))
         .routes(routes!(api_trial_balance))
+        .routes(routes!(api_movements))
         .routes(routes!(api_orders))
         .routes(routes!(api_transition))
 }
@@ -78,6 +80,19 @@ async fn api_balance(
 ) -> Result<Json<impl Serialize>> {
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
     Ok(Json(ledger::shop_balance(&st.db, shop.id.0).await?))
+}
+
+/// The shop's money in words: what it sold, what goes to its bank and when, a line per
+/// order and per payout (the seller's money page reads the same).
+#[utoipa::path(get, path = "/shops/{slug}/statement", tag = "money", params(ShopSlug),
+    security(("bearer" = [])), responses((status = 200, body = statement::Statement)))]
+async fn api_statement(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    super::api::ApiPath(slug): super::api::ApiPath<String>,
+) -> Result<Json<impl Serialize>> {
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
+    Ok(Json(statement_of(&st, shop.id.0).await?))
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -382,28 +397,23 @@ struct OrderOut {
 // ---------------------------------------------------------------------------------------
 // Pages
 
-struct EntryRow {
-    at: String,
-    what: String,
-    reference: String,
-    account: String,
-    amount: String,
-}
-
 struct ShopMoney {
     name: String,
     slug: String,
-    pending: String,
-    available: String,
-    in_transit: String,
-    paid_out: String,
+    headline: Vec<String>,
     fees: String,
-    owed: String,
-    has_owed: bool,
+    schedule: String,
     account: String,
     hold: String,
-    entries: Vec<EntryRow>,
-    payouts: Vec<(String, String, String, String)>,
+    lines: Vec<MoneyLine>,
+}
+
+struct MoneyLine {
+    amount: String,
+    what: String,
+    when: String,
+    words: String,
+    link: String,
 }
 
 #[derive(Template)]
@@ -415,15 +425,24 @@ struct RevenuePage {
     error: String,
 }
 
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "payment_settled" => "Đơn đã thanh toán",
-        "order_released" => "Tiền đơn được giải ngân",
-        "order_refund_due" => "Hoàn tiền đơn",
-        "payout_sent" => "Lệnh chi",
-        "payout_paid" => "Đã chuyển vào tài khoản",
-        "payout_failed" => "Chi không thành công, tiền trở lại",
-        _ => "Khác",
+/// One of my shops' statement (the page, the CSV and the API read the same).
+async fn statement_of(st: &AppState, shop: i64) -> Result<statement::Statement> {
+    statement::load(
+        &st.db,
+        shop,
+        &st.config.payouts.schedule,
+        st.config.payouts.min_vnd,
+        crate::domain::now_ms(),
+    )
+    .await
+}
+
+/// What a line is, in words: "Đơn CL7K3QX9-1" or "Chuyển vào Agribank ••••3456".
+fn line_what(l: &statement::Line) -> String {
+    if l.kind == "payout" {
+        format!("Chuyển vào {}", l.to)
+    } else {
+        format!("Đơn {}", l.code)
     }
 }
 
@@ -437,39 +456,21 @@ async fn revenue(
     let shops = catalog::shops_of_owner(&st.db, user).await?;
     let mut out = Vec::new();
     for s in shops {
-        let b = ledger::shop_balance(&st.db, s.id.0).await?;
-        let (entries, _) = ledger::shop_entries(&st.db, s.id.0, 100, 0).await?;
-        let payouts = payout_store::payouts_of_shop(&st.db, s.id.0, 20)
-            .await?
-            .into_iter()
-            .map(|p| {
-                (
-                    p.code,
-                    format_vnd(p.amount_vnd),
-                    p.status.label().to_string(),
-                    format_vn_time(p.created_at),
-                )
-            })
-            .collect();
+        let m = statement_of(st, s.id.0).await?;
         out.push(ShopMoney {
             name: s.name.clone(),
             slug: s.slug.clone(),
-            pending: format_vnd(b.pending_vnd),
-            available: format_vnd(b.available_vnd),
-            in_transit: format_vnd(b.in_transit_vnd),
-            paid_out: format_vnd(b.paid_out_vnd),
-            fees: format_vnd(b.fees_vnd),
-            owed: format_vnd(b.owed_vnd),
-            has_owed: b.owed_vnd > 0,
+            headline: m.headline(),
+            fees: if m.fees_vnd > 0 {
+                format_vnd(m.fees_vnd)
+            } else {
+                String::new()
+            },
+            schedule: m.schedule.clone(),
             account: match (&s.bank_bin, &s.bank_account_no, &s.bank_account_name) {
-                (Some(bin), Some(no), Some(name)) => format!(
-                    "{} · ••••{} · {name}",
-                    crate::payments::banks::BankBin::parse(bin)
-                        .ok()
-                        .and_then(|b| b.bank().map(|b| b.short_name))
-                        .unwrap_or(bin),
-                    &no[no.len().saturating_sub(4)..]
-                ),
+                (Some(bin), Some(no), Some(name)) => {
+                    format!("{} · {name}", payouts::masked_account(bin, no))
+                }
                 _ => String::new(),
             },
             hold: s
@@ -477,26 +478,25 @@ async fn revenue(
                 .filter(|h| *h > crate::domain::now_ms())
                 .map(format_vn_time)
                 .unwrap_or_default(),
-            entries: entries
+            lines: m
+                .lines
                 .iter()
-                .map(|e| EntryRow {
-                    at: format_vn_time(e.at),
-                    what: kind_label(&e.kind).to_string(),
-                    reference: e
-                        .order_code
-                        .clone()
-                        .or_else(|| e.payout_code.clone())
-                        .unwrap_or_default(),
-                    account: crate::ledger::Account::label(&e.account).to_string(),
-                    amount: format_vnd(e.amount_vnd),
+                .map(|l| MoneyLine {
+                    amount: format_vnd(l.amount_vnd),
+                    what: line_what(l),
+                    when: crate::domain::format_vn_date(l.at),
+                    words: l.words.clone(),
+                    link: if l.kind == "order" {
+                        format!("/quan-ly/don-hang#don-{}", l.code)
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect(),
-            payouts,
         });
     }
     let mut resp = render(RevenuePage {
-        layout: Layout::new(st, seed, &Some(user.clone()), "Doanh thu và rút tiền")
-            .with_notice(notice),
+        layout: Layout::new(st, seed, &Some(user.clone()), "Tiền bán hàng").with_notice(notice),
         shops: out,
         banks: crate::payments::banks::BANKS
             .iter()
@@ -533,30 +533,28 @@ async fn revenue_page(
     revenue(&st, &seed, &user, notice, String::new()).await
 }
 
-/// Every entry of one of my shops as CSV (UTF-8 with BOM, for spreadsheets).
+/// One of my shops' statement as a spreadsheet (UTF-8 with BOM): the page's lines, with
+/// Vietnamese headers and no account codes.
 async fn revenue_csv(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,
     Query(q): Query<OkQuery>,
 ) -> Result<Response> {
     let shop = super::dashboard::my_shop(&st, &user, &q.shop).await?;
-    let (entries, _) = ledger::shop_entries(&st.db, shop.id.0, 100_000, 0).await?;
-    let mut w = crate::domain::sheet::Sheet::new(&[
-        "thoi_gian",
-        "loai",
-        "ma_don",
-        "ma_chi",
-        "tai_khoan",
-        "so_tien_vnd",
-    ]);
-    for e in &entries {
+    let m = statement_of(&st, shop.id.0).await?;
+    let mut w =
+        crate::domain::sheet::Sheet::new(&["Ngày", "Nội dung", "Mã", "Số tiền (₫)", "Tình trạng"]);
+    for l in &m.lines {
         w.row(&[
-            format_vn_time(e.at),
-            kind_label(&e.kind).to_string(),
-            e.order_code.clone().unwrap_or_default(),
-            e.payout_code.clone().unwrap_or_default(),
-            e.account.clone(),
-            e.amount_vnd.to_string(),
+            format_vn_time(l.at),
+            if l.kind == "payout" {
+                format!("Chuyển vào {}", l.to)
+            } else {
+                "Đơn hàng".to_string()
+            },
+            l.code.clone(),
+            l.amount_vnd.to_string(),
+            l.words.clone(),
         ]);
     }
     let mut body = "\u{feff}".as_bytes().to_vec();
@@ -566,7 +564,7 @@ async fn revenue_csv(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"doanh-thu-{}.csv\"", shop.slug),
+                format!("attachment; filename=\"tien-ban-hang-{}.csv\"", shop.slug),
             ),
         ],
         body,
@@ -618,18 +616,146 @@ struct TrialBalancePage {
     layout: Layout,
     rows: Vec<(String, String, String)>,
     total: String,
+    shops: Vec<(String, String)>,
+    q: MovementQuery,
+    moves: Vec<MoveRow>,
+    count: i64,
+    next: String,
+    error: String,
+}
+
+struct MoveRow {
+    at: String,
+    what: String,
+    reference: String,
+    /// (account label, shop slug, amount)
+    postings: Vec<(String, String, String)>,
+}
+
+#[derive(Deserialize, Default, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default)]
+struct MovementQuery {
+    /// A shop's slug: its movements only.
+    shop: String,
+    /// First day (Hà Nội), `YYYY-MM-DD`.
+    from: String,
+    /// Last day (Hà Nội), `YYYY-MM-DD`, included.
+    to: String,
+    page: String,
+}
+
+const MOVES_PAGE: i64 = 50;
+
+/// The filter a query names, or the field it got wrong.
+async fn movement_filter(
+    st: &AppState,
+    q: &MovementQuery,
+) -> Result<(ledger::MovementFilter, i64)> {
+    let day = |field: &'static str, v: &str, end: bool| -> Result<Option<i64>> {
+        if v.trim().is_empty() {
+            return Ok(None);
+        }
+        let d = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+            .map_err(|_| AppError::field(field, "Ngày viết dạng 2026-12-31"))?;
+        let d = if end {
+            d + chrono::Duration::days(1)
+        } else {
+            d
+        };
+        Ok(d.and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(crate::domain::vn_offset()).single())
+            .map(|t| t.timestamp_millis()))
+    };
+    let shop = match q.shop.trim() {
+        "" => None,
+        slug => Some(
+            catalog::shop_by_slug(&st.db, slug)
+                .await
+                .map_err(|_| AppError::field("shop", "Không có cửa hàng này"))?
+                .id
+                .0,
+        ),
+    };
+    let page = match q.page.trim() {
+        "" => 1,
+        p => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=100_000).contains(p))
+            .ok_or_else(|| AppError::field("page", "Trang là số từ 1"))?,
+    };
+    Ok((
+        ledger::MovementFilter {
+            shop,
+            from: day("from", &q.from, false)?,
+            until: day("to", &q.to, true)?,
+        },
+        page,
+    ))
+}
+
+/// The ledger's movements, newest first, filtered by shop and by day.
+#[utoipa::path(get, path = "/ledger/movements", tag = "money", params(MovementQuery),
+    security(("bearer" = [])), responses((status = 200, body = MovementsOut), (status = 422)))]
+async fn api_movements(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    super::api::ApiQuery(q): super::api::ApiQuery<MovementQuery>,
+) -> Result<Json<impl Serialize>> {
+    user.require_admin()?;
+    let (f, page) = movement_filter(&st, &q).await?;
+    let (movements, total) =
+        ledger::movements(&st.db, &f, MOVES_PAGE, (page - 1) * MOVES_PAGE).await?;
+    Ok(Json(MovementsOut {
+        movements,
+        page,
+        total,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct MovementsOut {
+    movements: Vec<ledger::Movement>,
+    page: i64,
+    total: i64,
 }
 
 async fn trial_balance_page(
     State(st): State<AppState>,
     seed: CsrfSeed,
     CurrentUser(user): CurrentUser,
+    Query(q): Query<MovementQuery>,
 ) -> PageResult {
     user.require_admin()?;
     let accounts = ledger::trial_balance(&st.db).await?;
     let total: i64 = accounts.iter().map(|a| a.balance_vnd).sum();
-    render(TrialBalancePage {
-        layout: Layout::new(&st, &seed, &Some(user), "Sổ cái — bảng cân đối"),
+    let (moves, count, next, error) = match movement_filter(&st, &q).await {
+        Ok((f, page)) => {
+            let (m, n) = ledger::movements(&st.db, &f, MOVES_PAGE, (page - 1) * MOVES_PAGE).await?;
+            let next = if page * MOVES_PAGE < n {
+                format!(
+                    "/quan-tri/so-cai?shop={}&from={}&to={}&page={}",
+                    urlencode(&q.shop),
+                    urlencode(&q.from),
+                    urlencode(&q.to),
+                    page + 1
+                )
+            } else {
+                String::new()
+            };
+            (m, n, next, String::new())
+        }
+        Err(AppError::Validation(fe)) => (
+            Vec::new(),
+            0,
+            String::new(),
+            fe.0.into_values().collect::<Vec<_>>().join(". "),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let mut resp = render(TrialBalancePage {
+        layout: Layout::new(&st, &seed, &Some(user), "Sổ cái"),
         rows: accounts
             .iter()
             .map(|a| {
@@ -641,7 +767,74 @@ async fn trial_balance_page(
             })
             .collect(),
         total: format_vnd(total),
-    })
+        shops: catalog::all_shops(&st.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.slug, s.name))
+            .collect(),
+        moves: moves
+            .iter()
+            .map(|m| MoveRow {
+                at: format_vn_time(m.at),
+                what: kind_words(&m.kind).to_string(),
+                reference: m
+                    .order_code
+                    .clone()
+                    .or_else(|| m.payout_code.clone())
+                    .or_else(|| m.payment_code.clone())
+                    .unwrap_or_default(),
+                postings: m
+                    .postings
+                    .iter()
+                    .map(|p| {
+                        (
+                            crate::ledger::Account::label(&p.account).to_string(),
+                            p.shop.clone().unwrap_or_default(),
+                            format_vnd(p.amount_vnd),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
+        count,
+        next,
+        error: error.clone(),
+        q,
+    })?;
+    if !error.is_empty() {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.trim().as_bytes()).collect()
+}
+
+/// A journal's kind as the treasurer reads it.
+fn kind_words(kind: &str) -> &str {
+    match kind {
+        "transfer_in" => "Tiền chuyển đến",
+        "transfer_unmatched" => "Tiền đến chưa khớp đơn",
+        "transfer_assigned" => "Gán tiền chưa khớp cho thanh toán",
+        "payment_settled" => "Thanh toán đủ, tiền giữ cho cửa hàng",
+        "payment_refund_due" => "Thanh toán phải hoàn",
+        "order_refund_due" => "Đơn phải hoàn tiền",
+        "order_part_refund_due" => "Hoàn một phần đơn",
+        "order_released" => "Tiền đơn chuyển cho cửa hàng (trừ phí)",
+        "refund_paid" => "Đã hoàn cho người mua",
+        "refund_sent" => "Lệnh hoàn tiền",
+        "refund_failed" => "Hoàn tiền không thành công",
+        "payout_sent" => "Lệnh chi cho cửa hàng",
+        "payout_paid" => "Chi cho cửa hàng thành công",
+        "payout_failed" => "Chi không thành công, tiền trở lại",
+        "payout_returned" => "Tiền chi bị ngân hàng trả lại",
+        "payout_duplicate" => "Chi trùng",
+        "owed_netted" => "Trừ nợ của cửa hàng",
+        "transfer_returned" => "Trả lại tiền chưa khớp",
+        "outflow_written_off" => "Tiền ra không rõ, đã ghi nhận",
+        other => other,
+    }
 }
 
 #[derive(Template)]

@@ -96,6 +96,8 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     // Money on the admin's payout pages: a run (with its "did not go through" form) and a
     // shop held in the preview.
     let run = money_for_the_admin_pages(&app).await;
+    // A printed batch with scans on every shop: the batch list and labels have data.
+    cholang::origin::demo::load(&app.db).await.unwrap();
     let journeys = serde_json::json!([
         {"name": "buyer", "login": null, "paths": [
             "/", "/lang/phu-doi", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang",
@@ -111,7 +113,7 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
             "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau"]},
         {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
             "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
-            "/quan-tri/so-cai", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
+            "/quan-tri/so-cai", "/quan-tri/so-cai?shop=man-tuyn-ba-hanh", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
     ]);
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![

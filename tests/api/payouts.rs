@@ -27,6 +27,7 @@ on_both_backends!(
     money_out_that_nothing_explains_waits_for_the_admin,
     cholang_worker_follows_payouts_and_expires_payments,
     a_sent_payout_reaches_the_seller_by_zalo_template,
+    the_money_page_says_what_was_sold_and_when_it_comes,
 );
 
 const CHECKSUM: &str = "payout-checksum-key-for-tests-0123456789";
@@ -449,7 +450,10 @@ async fn money_path_through_payos_with_balances_at_each_step(b: Backend) {
     );
     app.login_page(HANH, PW).await;
     let page = app.page("/quan-ly/doanh-thu").await;
-    assert!(page.contains("Có thể rút") && page.contains("351.000 ₫") && page.contains(&code));
+    assert!(
+        page.contains("Bạn đã bán 360.000 ₫") && page.contains("351.000 ₫"),
+        "{page}"
+    );
     let csv = app
         .get("/quan-ly/doanh-thu.csv?shop=man-tuyn-ba-hanh")
         .await;
@@ -1534,4 +1538,187 @@ async fn a_sent_payout_reaches_the_seller_by_zalo_template(b: Backend) {
         .unwrap();
     assert_eq!(request.path, "/message/template");
     assert_eq!(request.headers["access_token"], "tok-1");
+}
+
+/// Issue 31, item 4: the seller's money page leads with one sentence (sold, what goes to
+/// which account on which run day), then a line per order and per payout in plain words;
+/// no account codes or ledger words on the page, in the CSV or its headers.
+async fn the_money_page_says_what_was_sold_and_when_it_comes(b: Backend) {
+    use chrono::Datelike;
+    let payos = FakePayos::start(Mode::Normal).await;
+    let app = app_with_payos(b, &payos, &[("PAYOUT_SCHEDULE", "wed")]).await;
+    let hanh = app.api_login(HANH, PW).await;
+    set_account(&app, &hanh, "man-tuyn-ba-hanh").await;
+    // One order paid out, one released and waiting for the run, one still with the buyer.
+    let first = sold(&app, NET, 2).await; // 360.000 ₫ less 2.5 %: 351.000 ₫
+    deliver(&app, &hanh, &first).await;
+    let r = run(&app, "payos").await;
+    let payout = r["payouts"][0]["code"].as_str().unwrap().to_string();
+    follow_up(&app).await;
+    let second = sold(&app, NET, 1).await; // 175.500 ₫ after the fee
+    deliver(&app, &hanh, &second).await;
+    let third = sold(&app, NET, 1).await;
+    for to in ["accepted", "shipped"] {
+        let (s, v) = transition(&app, &hanh, &third, to).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    // The run day: a run was made today, so the next Wednesday after today (Hà Nội).
+    let today = (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive();
+    let mut day = today + chrono::Duration::days(1);
+    while day.weekday() != chrono::Weekday::Wed {
+        day += chrono::Duration::days(1);
+    }
+    let when = format!("thứ Tư {}", day.format("%d/%m"));
+    let (s, st) = app
+        .api(
+            "GET",
+            "/shops/man-tuyn-ba-hanh/statement",
+            Some(&hanh),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["sold_vnd"], 720_000, "{st}");
+    assert_eq!(st["next_payout_vnd"], 175_500);
+    assert_eq!(st["next_payout_on"], when.as_str());
+    assert_eq!(st["waiting_vnd"], 180_000);
+    let state_of = |code: &str| {
+        st["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["code"] == code)
+            .map(|l| {
+                (
+                    l["state"].as_str().unwrap().to_string(),
+                    l["amount_vnd"].as_i64().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(state_of(&first), ("paid".into(), 351_000));
+    assert_eq!(state_of(&second), ("next_run".into(), 175_500));
+    assert_eq!(state_of(&third), ("awaiting_buyer".into(), 180_000));
+    assert_eq!(state_of(&payout), ("paid".into(), 351_000));
+
+    app.login_page(HANH, PW).await;
+    let page = app.page("/quan-ly/doanh-thu").await;
+    let lead =
+        format!("Chợ Làng sẽ chuyển 175.500 ₫ vào Vietcombank ••••4567 trong đợt chi ngày {when}.");
+    assert!(page.contains("Bạn đã bán 720.000 ₫."), "{page}");
+    assert!(page.contains(&lead), "{lead} in {page}");
+    assert!(page.contains("Còn 180.000 ₫ chờ người mua nhận hàng"));
+    let paid_day = cholang::domain::format_vn_date(cholang::domain::now_ms());
+    assert!(
+        page.contains(&format!("đã chuyển ngày {paid_day}")),
+        "{page}"
+    );
+    assert!(page.contains("sẽ chuyển đợt tới"));
+    assert!(page.contains("chờ người mua nhận hàng"));
+    assert!(page.contains("Chuyển vào Vietcombank ••••4567"));
+    // The amount comes first on each line.
+    let line = page.split("<li>").find(|l| l.contains(&second)).unwrap();
+    assert!(
+        line.find("175.500 ₫").unwrap() < line.find(&second).unwrap(),
+        "{line}"
+    );
+    let csv = app
+        .get("/quan-ly/doanh-thu.csv?shop=man-tuyn-ba-hanh")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.trim_start_matches('\u{feff}')
+            .starts_with("Ngày,Nội dung,Mã,Số tiền (₫),Tình trạng"),
+        "{csv}"
+    );
+    for text in [&page, &csv] {
+        for word in [
+            "collect",
+            "shop_pending",
+            "shop_available",
+            "đối soát",
+            "Có thể rút",
+            "giải ngân",
+            "bút toán",
+        ] {
+            assert!(!text.contains(word), "{word} in {text}");
+        }
+    }
+    // The admin keeps the whole ledger, with its movements by shop and by day.
+    let admin = admin(&app).await;
+    let (s, m) = app
+        .api(
+            "GET",
+            "/ledger/movements?shop=man-tuyn-ba-hanh",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let moves = m["movements"].as_array().unwrap();
+    assert_eq!(m["total"].as_i64().unwrap() as usize, moves.len());
+    let kinds: Vec<&str> = moves.iter().map(|j| j["kind"].as_str().unwrap()).collect();
+    for k in [
+        "payment_settled",
+        "order_released",
+        "payout_sent",
+        "payout_paid",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    for j in moves {
+        let p = j["postings"].as_array().unwrap();
+        assert_eq!(
+            p.iter()
+                .map(|x| x["amount_vnd"].as_i64().unwrap())
+                .sum::<i64>(),
+            0
+        );
+        assert!(p.iter().any(|x| x["shop"] == "man-tuyn-ba-hanh"), "{j}");
+    }
+    let (_, all) = app
+        .api("GET", "/ledger/movements", Some(&admin), None)
+        .await;
+    assert!(
+        all["total"].as_i64() > m["total"].as_i64(),
+        "transfers in name no shop"
+    );
+    let tomorrow = (today + chrono::Duration::days(1)).format("%Y-%m-%d");
+    let (_, none) = app
+        .api(
+            "GET",
+            &format!("/ledger/movements?from={tomorrow}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(none["total"], 0);
+    let (s, bad) = app
+        .api(
+            "GET",
+            "/ledger/movements?from=31/12/2026",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad["error"]["fields"]["from"].is_string(), "{bad}");
+    let (s, _) = app.api("GET", "/ledger/movements", Some(&hanh), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+        .await;
+    let page = app
+        .page(&format!(
+            "/quan-tri/so-cai?shop=man-tuyn-ba-hanh&from={}",
+            today.format("%Y-%m-%d")
+        ))
+        .await;
+    assert!(
+        page.contains("Các khoản tiền ra vào") && page.contains(&payout),
+        "{page}"
+    );
+    assert!(page.contains("Tiền đơn chuyển cho cửa hàng (trừ phí)"));
 }
