@@ -27,6 +27,17 @@ pub fn retry_backoff(base_secs: i64, attempts: i64, cap_secs: i64) -> std::time:
     std::time::Duration::from_secs_f64(secs * (1.0 + jitter))
 }
 
+/// A phone number as people write it: `0912 000 101` (10 digits in 4-3-3); anything else
+/// as stored.
+pub fn format_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.len() == 10 && digits.starts_with('0') && digits.len() == phone.trim().len() {
+        format!("{} {} {}", &digits[..4], &digits[4..7], &digits[7..])
+    } else {
+        phone.to_string()
+    }
+}
+
 /// Milliseconds since the Unix epoch, UTC: how every time is stored.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -68,6 +79,13 @@ mod tests {
         }
         let b = super::retry_backoff(1, 30, 60).as_secs_f64();
         assert!((60.0..=75.0).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn phones_are_written_in_groups() {
+        assert_eq!(super::format_phone("0912000101"), "0912 000 101");
+        assert_eq!(super::format_phone("+84912000101"), "+84912000101");
+        assert_eq!(super::format_phone("02433"), "02433");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct EmailText<'a> {
     pub title: &'a str,
     pub greeting: &'a str,
     pub lines: &'a [String],
-    pub items: &'a [(String, i64, String)],
+    pub items: &'a [String],
     pub total: &'a str,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold.
@@ -31,7 +31,7 @@ pub struct EmailHtml<'a> {
     pub title: &'a str,
     pub greeting: &'a str,
     pub lines: &'a [String],
-    pub items: &'a [(String, i64, String)],
+    pub items: &'a [String],
     pub total: &'a str,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold.
@@ -43,7 +43,9 @@ pub struct Message {
     pub subject: String,
     pub greeting: String,
     pub lines: Vec<String>,
-    pub items: Vec<(String, i64, String)>,
+    /// One line per thing sold: "Màn tuyn × 2 chiếc — 180.000 ₫ — 360.000 ₫"; a line
+    /// starting with "Đơn " heads a shop's order (receipts of several shops).
+    pub items: Vec<String>,
     pub total: String,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold (the buyer's receipt).
@@ -85,8 +87,8 @@ impl Message {
             t.push_str(&esc(l));
             t.push('\n');
         }
-        for (name, qty, price) in &self.items {
-            t.push_str(&format!("• {} × {} — {}\n", esc(name), qty, esc(price)));
+        for l in &self.items {
+            t.push_str(&format!("• {}\n", esc(l)));
         }
         if !self.total.is_empty() {
             t.push_str(&format!("<b>Tổng: {}</b>\n", esc(&self.total)));
@@ -104,6 +106,8 @@ impl Message {
 struct ShopTarget {
     id: i64,
     name: String,
+    /// The owner's name: mails greet the person, not the shop.
+    person: Option<String>,
     email: Option<String>,
     phone: String,
     zalo_phone: Option<String>,
@@ -115,9 +119,10 @@ struct ShopTarget {
 
 async fn shop_target(tx: &mut Tx, shop_id: i64) -> Result<ShopTarget> {
     let r = sqlx::query(
-        "SELECT id, name, CASE WHEN email_confirmed = 1 THEN email END AS email, phone, zalo_phone,
-           telegram_chat_id, notify_email, notify_zalo, notify_telegram
-         FROM shops WHERE id = $1",
+        "SELECT s.id, s.name, CASE WHEN s.email_confirmed = 1 THEN s.email END AS email, s.phone,
+           s.zalo_phone, s.telegram_chat_id, s.notify_email, s.notify_zalo, s.notify_telegram,
+           u.display_name
+         FROM shops s LEFT JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
     )
     .bind(shop_id)
     .fetch_one(&mut **tx)
@@ -125,6 +130,9 @@ async fn shop_target(tx: &mut Tx, shop_id: i64) -> Result<ShopTarget> {
     Ok(ShopTarget {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
+        person: r
+            .try_get::<Option<String>, _>("display_name")?
+            .filter(|n| !n.trim().is_empty()),
         email: r.try_get("email")?,
         phone: r.try_get("phone")?,
         zalo_phone: r.try_get("zalo_phone")?,
@@ -133,6 +141,13 @@ async fn shop_target(tx: &mut Tx, shop_id: i64) -> Result<ShopTarget> {
         notify_zalo: r.try_get::<i64, _>("notify_zalo")? == 1,
         notify_telegram: r.try_get::<i64, _>("notify_telegram")? == 1,
     })
+}
+
+impl ShopTarget {
+    /// "Chào Nguyễn Thị Hạnh," (the owner), or the shop's name when it has no owner yet.
+    fn greeting(&self) -> String {
+        format!("Chào {},", self.person.as_deref().unwrap_or(&self.name))
+    }
 }
 
 /// Notices for a shop's chosen channels. `zalo` carries template data when the message has
@@ -271,7 +286,7 @@ pub async fn email_changed(
     };
     let msg = Message {
         subject: "Email của cửa hàng vừa được đổi — Chợ Làng".into(),
-        greeting: format!("Chào {},", shop.name),
+        greeting: shop_target(tx, shop.id.0).await?.greeting(),
         lines: vec![
             format!("Email nhận thông báo của cửa hàng vừa được đổi sang {shown}."),
             "Từ nay thông báo không gửi về địa chỉ này nữa.".into(),
@@ -408,6 +423,102 @@ fn admin_notices(
         .collect()
 }
 
+/// "Màn tuyn 1m6 × 2 chiếc — 180.000 ₫ — 360.000 ₫" from an `order_lines` row.
+fn item_line(l: &sqlx::any::AnyRow) -> Result<String> {
+    let qty: i64 = l.try_get("quantity")?;
+    let price: i64 = l.try_get("unit_price_vnd")?;
+    Ok(format!(
+        "{} × {} {} — {} — {}",
+        l.try_get::<String, _>("name")?,
+        qty,
+        l.try_get::<String, _>("unit")?,
+        format_vnd(price),
+        format_vnd(price.saturating_mul(qty))
+    ))
+}
+
+/// The buyer's one receipt for a payment: every shop's order (its code, the shop, its
+/// phone, each line with unit price and amount), the purchase code, the delivery address,
+/// the origin pages of the batches and the signed link to the order page. `None` unless
+/// `order` is the first order of its purchase (the receipt goes out once).
+async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message>> {
+    let base = &cfg.public_url;
+    let c = sqlx::query(
+        "SELECT c.id, c.buyer_name, c.buyer_address, p.code AS pay_code, p.amount_paid_vnd,
+           (SELECT MIN(o2.id) FROM orders o2 WHERE o2.checkout_id = c.id) AS first
+         FROM orders o JOIN checkouts c ON c.id = o.checkout_id
+         JOIN payments p ON p.checkout_id = c.id WHERE o.id = $1",
+    )
+    .bind(order)
+    .fetch_one(&mut **tx)
+    .await?;
+    if c.try_get::<i64, _>("first")? != order {
+        return Ok(None);
+    }
+    let pay: String = c.try_get("pay_code")?;
+    let orders = sqlx::query(
+        "SELECT o.id, o.code, o.total_vnd, s.name, s.phone FROM orders o JOIN shops s ON s.id = o.shop_id
+         WHERE o.checkout_id = $1 ORDER BY o.id",
+    )
+    .bind(c.try_get::<i64, _>("id")?)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut items = Vec::new();
+    let mut origins: Vec<(String, String)> = Vec::new();
+    for o in &orders {
+        let phone: String = o.try_get("phone")?;
+        items.push(format!(
+            "Đơn {} — {} — điện thoại {} — {}",
+            o.try_get::<String, _>("code")?,
+            o.try_get::<String, _>("name")?,
+            crate::domain::format_phone(&phone),
+            format_vnd(o.try_get("total_vnd")?)
+        ));
+        let lines = sqlx::query(
+            "SELECT name, unit, quantity, unit_price_vnd, batch_code FROM order_lines
+             WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(o.try_get::<i64, _>("id")?)
+        .fetch_all(&mut **tx)
+        .await?;
+        for l in &lines {
+            items.push(item_line(l)?);
+            if let Some(b) = l.try_get::<Option<String>, _>("batch_code")? {
+                let name: String = l.try_get("name")?;
+                let entry = (
+                    format!("Nguồn gốc {name} (lô {b})"),
+                    format!("{base}/truy-xuat/{b}"),
+                );
+                if !origins.contains(&entry) {
+                    origins.push(entry);
+                }
+            }
+        }
+    }
+    let paid = format_vnd(c.try_get("amount_paid_vnd")?);
+    Ok(Some(Message {
+        subject: format!("Biên nhận đơn hàng {pay} — Chợ Làng"),
+        greeting: format!("Chào {},", c.try_get::<String, _>("buyer_name")?),
+        lines: vec![
+            format!("Chợ Làng đã nhận {paid} cho đơn {pay}. Cảm ơn bạn!"),
+            "Chợ Làng giữ số tiền này cho đến khi bạn nhận được hàng.".into(),
+            format!("Giao đến: {}", c.try_get::<String, _>("buyer_address")?),
+        ],
+        items,
+        total: paid,
+        origins,
+        // The signed link proves the buyer without an account (buyer protection: confirm
+        // receipt, raise a request, give a refund account).
+        link: Some((
+            format!(
+                "{base}/don-hang/{pay}?t={}",
+                crate::orders::store::buyer_token(&cfg.secret_key, &pay)
+            ),
+            "Theo dõi đơn hàng, xác nhận đã nhận hàng".into(),
+        )),
+    }))
+}
+
 /// The notices an event produces (computed inside the expanding transaction).
 pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result<Vec<NewNotice>> {
     let key = format!("{}:{}", ev.kind, ev.ref_id);
@@ -423,34 +534,11 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             .await?;
             let code: String = o.try_get("code")?;
             let total = format_vnd(o.try_get("total_vnd")?);
-            let lines = sqlx::query("SELECT name, quantity, unit_price_vnd, batch_code FROM order_lines WHERE order_id = $1 ORDER BY id")
+            let lines = sqlx::query("SELECT name, unit, quantity, unit_price_vnd, batch_code FROM order_lines WHERE order_id = $1 ORDER BY id")
                 .bind(ev.ref_id)
                 .fetch_all(&mut **tx)
                 .await?;
-            // Each line's batch: the receipt links its origin page.
-            let mut origins: Vec<(String, String)> = Vec::new();
-            for l in &lines {
-                if let Some(c) = l.try_get::<Option<String>, _>("batch_code")? {
-                    let name: String = l.try_get("name")?;
-                    let entry = (
-                        format!("Nguồn gốc {name} (lô {c})"),
-                        format!("{base}/truy-xuat/{c}"),
-                    );
-                    if !origins.contains(&entry) {
-                        origins.push(entry);
-                    }
-                }
-            }
-            let items: Vec<(String, i64, String)> = lines
-                .iter()
-                .map(|l| {
-                    Ok((
-                        l.try_get("name")?,
-                        l.try_get("quantity")?,
-                        format_vnd(l.try_get("unit_price_vnd")?),
-                    ))
-                })
-                .collect::<Result<_>>()?;
+            let items: Vec<String> = lines.iter().map(item_line).collect::<Result<_>>()?;
             let shop = shop_target(tx, o.try_get("shop_id")?).await?;
             let buyer_name: String = o.try_get("buyer_name")?;
             let paid = ev.kind == "order_paid";
@@ -460,7 +548,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 } else {
                     format!("Đơn {code} đã hết hạn hoặc bị hủy")
                 },
-                greeting: format!("Chào {},", shop.name),
+                greeting: shop.greeting(),
                 lines: if paid {
                     vec![
                         format!(
@@ -502,39 +590,40 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             .bind(ev.ref_id)
             .fetch_one(&mut **tx)
             .await?;
-            if let Some(email) = o
+            let buyer_email = o
                 .try_get::<Option<String>, _>("buyer_email")?
-                .filter(|_| paid || money_in > 0)
-            {
+                .filter(|_| paid || money_in > 0);
+            if let Some(email) = buyer_email.clone().filter(|_| paid) {
+                // One receipt per payment, sent with its first shop's order.
+                if let Some(receipt) = receipt(tx, cfg, ev.ref_id).await? {
+                    out.push(NewNotice {
+                        key: format!("{key}:buyer:email"),
+                        kind: ev.kind.clone(),
+                        channel: "email",
+                        recipient: email,
+                        shop_id: None,
+                        payload: receipt.email()?,
+                    });
+                }
+            } else if let Some(email) = buyer_email {
                 let buyer_msg = Message {
-                    subject: if paid {
-                        format!("Biên nhận đơn hàng {code} — Chợ Làng")
-                    } else {
-                        format!("Đơn {code} đã đóng")
-                    },
+                    subject: format!("Đơn {code} đã đóng"),
                     greeting: format!("Chào {buyer_name},"),
-                    lines: if paid {
-                        vec![format!(
-                            "Chợ Làng đã nhận tiền cho đơn {code} của {}. Cảm ơn bạn!",
-                            shop.name
-                        )]
-                    } else {
-                        vec![
-                            format!("Đơn {code} đã đóng (hết hạn hoặc người bán đã hủy)."),
-                            "Số tiền bạn đã chuyển sẽ được Chợ Làng hoàn lại vào tài khoản đã chuyển.".into(),
-                        ]
-                    },
+                    lines: vec![
+                        format!("Đơn {code} đã đóng (hết hạn hoặc người bán đã hủy)."),
+                        "Số tiền bạn đã chuyển sẽ được Chợ Làng hoàn lại vào tài khoản đã chuyển."
+                            .into(),
+                    ],
                     items,
                     total,
-                    origins: if paid { origins } else { Vec::new() },
-                    // The signed link proves the buyer without an account (buyer protection:
-                    // confirm receipt, raise a request, give a refund account).
+                    origins: Vec::new(),
+                    // The signed link proves the buyer without an account (a refund account).
                     link: Some((
                         format!(
                             "{base}/don-hang/{code}?t={}",
                             crate::orders::store::buyer_token(&cfg.secret_key, &code)
                         ),
-                        "Theo dõi đơn hàng, xác nhận đã nhận hàng".into(),
+                        "Mở đơn hàng".into(),
                     )),
                 };
                 out.push(NewNotice {
@@ -696,7 +785,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 let shop = shop_target(tx, sid).await?;
                 let msg = Message {
                     subject: subject.clone(),
-                    greeting: format!("Chào {},", shop.name),
+                    greeting: shop.greeting(),
                     lines: vec![line.clone()],
                     items: vec![],
                     total: String::new(),
@@ -867,7 +956,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             };
             let msg = Message {
                 subject,
-                greeting: format!("Chào {},", shop.name),
+                greeting: shop.greeting(),
                 lines: vec![line],
                 items: vec![],
                 total: String::new(),
@@ -996,7 +1085,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             );
             let msg = Message {
                 subject: "Tài khoản nhận tiền của cửa hàng vừa được đổi".into(),
-                greeting: format!("Chào {},", shop.name),
+                greeting: shop.greeting(),
                 lines: vec![
                     format!(
                         "Tài khoản nhận tiền vừa được đổi sang {bank}, số tài khoản ••••{tail}."
@@ -1094,7 +1183,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             let shop = shop_target(tx, ev.ref_id).await?;
             let msg = Message {
                 subject: "Thông báo thử từ Chợ Làng".into(),
-                greeting: format!("Chào {},", shop.name),
+                greeting: shop.greeting(),
                 lines: vec!["Nếu bạn nhận được tin này, kênh thông báo đã hoạt động.".into()],
                 items: vec![],
                 total: String::new(),
@@ -1139,7 +1228,7 @@ pub async fn fallback_for_shop(
             "Đơn hàng mới đã thanh toán — {}",
             data["order_code"].as_str().unwrap_or("")
         ),
-        greeting: format!("Chào {},", shop.name),
+        greeting: shop.greeting(),
         lines: vec![
             format!(
                 "Người mua: {}",
@@ -1225,7 +1314,7 @@ async fn protection_notices(
         let shop = shop_target(tx, r.try_get("shop_id")?).await?;
         let msg = Message {
             subject: subject.clone(),
-            greeting: format!("Chào {},", shop.name),
+            greeting: shop.greeting(),
             lines: vec![words.clone()],
             items: vec![],
             total: String::new(),

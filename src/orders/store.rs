@@ -58,6 +58,25 @@ pub struct OrderView {
 
 impl OrderView {
     /// "Gửi qua … · mã vận đơn …" once the seller said how the parcel left.
+    /// The carrier's public tracking page for the parcel, for carriers whose page takes the
+    /// code in its address (GHN, GHTK).
+    pub fn tracking_url(&self) -> Option<String> {
+        let carrier = crate::domain::text::fold(self.carrier.as_deref()?);
+        let code: String =
+            form_urlencoded::byte_serialize(self.tracking_code.as_deref()?.trim().as_bytes())
+                .collect();
+        if code.is_empty() {
+            return None;
+        }
+        if carrier.contains("ghn") || carrier.contains("giao hang nhanh") {
+            Some(format!("https://donhang.ghn.vn/?order_code={code}"))
+        } else if carrier.contains("ghtk") || carrier.contains("giao hang tiet kiem") {
+            Some(format!("https://i.ghtk.vn/{code}"))
+        } else {
+            None
+        }
+    }
+
     pub fn shipping_line(&self) -> String {
         match (&self.carrier, &self.tracking_code) {
             (None, None) => String::new(),

@@ -82,6 +82,53 @@ pub async fn prove(
     }
 }
 
+/// The purchase (checkout) a buyer proves with any code they were shown — the purchase's
+/// code (the payment's, in the transfer), a shop's order `CODE-1`, an old checkout code —
+/// or 404 whatever went wrong. The link's token is that of the purchase code; phone tries
+/// count against the purchase and the address like the order's.
+pub async fn prove_purchase(
+    db: &Db,
+    cfg: &Config,
+    client_key: &str,
+    code: &str,
+    proof: &Proof,
+) -> Result<i64> {
+    let checkout = orders::checkout_id_by_any_code(db, code).await?;
+    match proof {
+        Proof::Token(t) => {
+            let id = checkout.ok_or(AppError::NotFound)?;
+            let p = crate::payments::store::payment_of_checkout(db, id).await?;
+            if orders::buyer_token_ok(&cfg.secret_key, &p.code, t) {
+                Ok(id)
+            } else {
+                Err(AppError::NotFound)
+            }
+        }
+        Proof::Remembered(ids) => checkout
+            .filter(|id| ids.contains(id))
+            .ok_or(AppError::NotFound),
+        Proof::Phone(phone) => {
+            let subject = match checkout {
+                Some(id) => format!("checkout:{id}"),
+                None => "checkout:unknown".to_string(),
+            };
+            let keys = crate::accounts::store::AttemptKeys::new("track", &subject, client_key);
+            keys.reserve(db, cfg.login_max_failures, cfg.login_window_minutes)
+                .await?;
+            let id = checkout.ok_or(AppError::NotFound)?;
+            let c = orders::checkout_by_id(db, id).await?;
+            let ok = crate::domain::PhoneVn::parse(phone)
+                .map(|p| p.as_str() == c.buyer_phone)
+                .unwrap_or(false);
+            if !ok {
+                return Err(AppError::NotFound);
+            }
+            keys.succeeded(db).await?;
+            Ok(id)
+        }
+    }
+}
+
 /// Hold the order's row for the rest of the transaction (a no-op update: a row lock on
 /// PostgreSQL; SQLite's write transactions are serial already), so a confirmation, a request
 /// and a release of one order never interleave.

@@ -388,6 +388,8 @@ async fn place_order(
         Ok(checkout_id) => {
             let p = payments::payment_of_checkout(&st.db, checkout_id).await?;
             let jar = jar.remove(Cookie::build(CART_COOKIE).path("/"));
+            // The browser that ordered may open its order page without the phone again.
+            let jar = super::lookup::remember(&st, jar, checkout_id);
             let to = match (p.method.as_str(), &p.checkout_url) {
                 ("stripe", Some(url)) => url.clone(),
                 _ => format!("/pay/{}", p.code),

@@ -20,8 +20,8 @@ use super::client::ClientIp;
 use super::session::verify_csrf;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::app::AppState;
+use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
-use crate::domain::{PhoneVn, format_vn_time};
 use crate::error::AppError;
 use crate::orders::OrderStatus;
 use crate::orders::store as orders;
@@ -151,44 +151,33 @@ async fn lookup(
         }
         Err(e) => return Err(e.into()),
     };
-    let c = orders::checkout_by_id(&st.db, id).await?;
+    let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
     let jar = remember(&st, jar, id);
-    Ok((jar, see_other(&format!("/tra-cuu-don/{}", c.code))?).into_response())
+    Ok((jar, see_other(&format!("/don-hang/{}", p.code))?).into_response())
 }
 
-/// The checkout a buyer asks about with any of its codes (checkout, payment, order) and the
-/// phone used to order; `None` when they do not match. Every try counts against the order
-/// and the address (an unknown code like a wrong phone, so codes cannot be probed for free).
+/// The checkout a buyer asks about with any of its codes (purchase, order, old checkout
+/// code) and the phone used to order; `None` when they do not match. Every try counts
+/// against the checkout and the address (`protection::store::prove_purchase`).
 async fn find_checkout(
     st: &AppState,
     client: &ClientIp,
     code: &str,
     phone: &str,
 ) -> Result<Option<i64>, AppError> {
-    let checkout = orders::checkout_id_by_any_code(&st.db, code).await?;
-    let subject = match checkout {
-        Some(id) => format!("checkout:{id}"),
-        None => "checkout:unknown".to_string(),
-    };
-    let keys = crate::accounts::store::AttemptKeys::new("track", &subject, &client.key());
-    keys.reserve(
+    match crate::protection::store::prove_purchase(
         &st.db,
-        st.config.login_max_failures,
-        st.config.login_window_minutes,
+        &st.config,
+        &client.key(),
+        code,
+        &crate::protection::store::Proof::Phone(phone.to_string()),
     )
-    .await?;
-    let Some(id) = checkout else {
-        return Ok(None);
-    };
-    let c = orders::checkout_by_id(&st.db, id).await?;
-    let matches = PhoneVn::parse(phone)
-        .map(|p| p.as_str() == c.buyer_phone)
-        .unwrap_or(false);
-    if !matches {
-        return Ok(None);
+    .await
+    {
+        Ok(id) => Ok(Some(id)),
+        Err(AppError::NotFound) => Ok(None),
+        Err(e) => Err(e),
     }
-    keys.succeeded(&st.db).await?;
-    Ok(Some(id))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -255,7 +244,8 @@ async fn api_lookup(
     }
     Ok(axum::Json(LookupOut {
         checkout: LookupCheckout {
-            code: c.code,
+            // The purchase's code is the payment's (the one in the transfer).
+            code: p.code.clone(),
             created_at: c.created_at,
             total_vnd: c.total_vnd,
             payment: LookupPayment {
@@ -330,9 +320,9 @@ pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(api_lookup))
 }
 
-struct Step {
-    label: &'static str,
-    done: bool,
+pub(super) struct Step {
+    pub(super) label: &'static str,
+    pub(super) done: bool,
 }
 
 struct OrderCard {
@@ -354,7 +344,6 @@ struct OrderCard {
 #[template(path = "lookup_checkout.html")]
 struct CheckoutPage {
     layout: Layout,
-    code: String,
     created: String,
     payment_code: String,
     payment_status: String,
@@ -365,7 +354,7 @@ struct CheckoutPage {
 }
 
 /// How far an order got: đặt → thanh toán → nhận → gửi → giao.
-fn steps(status: OrderStatus) -> (Vec<Step>, &'static str) {
+pub(super) fn steps(status: OrderStatus) -> (Vec<Step>, &'static str) {
     use OrderStatus::*;
     let reached = match status {
         PendingPayment | Cancelled | Expired => 1,
@@ -401,19 +390,23 @@ fn steps(status: OrderStatus) -> (Vec<Step>, &'static str) {
     )
 }
 
-async fn checkout_page(
-    State(st): State<AppState>,
-    seed: CsrfSeed,
-    MaybeUser(user): MaybeUser,
-    jar: CookieJar,
-    Path(code): Path<String>,
-) -> PageResult {
+/// Old links (`/tra-cuu-don/{any code}`) lead to the one order page, `/don-hang/{code}`.
+async fn checkout_page(State(st): State<AppState>, Path(code): Path<String>) -> PageResult {
     let Some(id) = orders::checkout_id_by_any_code(&st.db, &code).await? else {
         return see_other(&format!("/tra-cuu-don?ma={}", urlencode(&code)));
     };
-    if !remembered(&st, &jar).contains(&id) {
-        return see_other(&format!("/tra-cuu-don?ma={}", urlencode(&code)));
-    }
+    let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
+    see_other(&format!("/don-hang/{}", p.code))
+}
+
+/// The buyer's page of a purchase this browser proved: with one shop's order it is that
+/// order's page (`/don-hang/CODE-1`); with several, each shop's order under the purchase code.
+pub(super) async fn purchase_page(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<crate::accounts::User>,
+    id: i64,
+) -> PageResult {
     let c = orders::checkout_by_id(&st.db, id).await?;
     let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
     let mut cards = Vec::new();
@@ -448,9 +441,11 @@ async fn checkout_page(
             total: format_vnd(o.total_vnd),
         });
     }
+    if let [only] = c.orders.as_slice() {
+        return see_other(&format!("/don-hang/{}", only.code));
+    }
     render(CheckoutPage {
-        layout: Layout::new(&st, &seed, &user, format!("Đơn hàng {}", p.code)),
-        code: c.code.clone(),
+        layout: Layout::new(st, seed, user, format!("Đơn hàng {}", p.code)),
         created: format_vn_time(c.created_at),
         payment_code: p.code.clone(),
         payment_status: super::cart::status_label(p.status),

@@ -132,6 +132,11 @@ struct RequestBox {
 struct BuyerOrderPage {
     layout: Layout,
     code: String,
+    /// How far the order got (đặt → thanh toán → nhận → gửi → giao) and what it means.
+    progress: Vec<super::lookup::Step>,
+    progress_note: &'static str,
+    /// The carrier's tracking page, when it has one.
+    tracking_url: String,
     shop_name: String,
     shop_url: String,
     phone: String,
@@ -264,7 +269,11 @@ async fn buyer_page(
         .clone()
         .unwrap_or_else(|| shop.phone.clone());
     let (bin, no, name, error) = account_form;
+    let (progress, progress_note) = super::lookup::steps(o.status);
     render(BuyerOrderPage {
+        tracking_url: o.tracking_url().unwrap_or_default(),
+        progress,
+        progress_note,
         layout: Layout::new(st, seed, user, format!("Đơn hàng {}", o.code)).with_notice(notice),
         code: o.code.clone(),
         shop_name: o.shop_name.clone(),
@@ -344,11 +353,18 @@ async fn order_page(
     Query(q): Query<TokenQuery>,
 ) -> PageResult {
     // The receipt's signed link: remembered for this browser session, then a clean URL.
+    // A shop's order (`CODE-1`) or the whole purchase (`CODE`, the receipt's link).
     if !q.t.is_empty() {
-        return match bp::prove(&st.db, &st.config, "", &code, &Proof::Token(q.t.clone())).await {
-            Ok(o) => {
-                let jar = super::lookup::remember(&st, jar, o.checkout_id);
-                Ok((jar, see_other(&format!("/don-hang/{}", o.code))?).into_response())
+        if let Ok(o) = bp::prove(&st.db, &st.config, "", &code, &Proof::Token(q.t.clone())).await {
+            let jar = super::lookup::remember(&st, jar, o.checkout_id);
+            return Ok((jar, see_other(&format!("/don-hang/{}", o.code))?).into_response());
+        }
+        let token = Proof::Token(q.t.clone());
+        return match bp::prove_purchase(&st.db, &st.config, "", &code, &token).await {
+            Ok(id) => {
+                let jar = super::lookup::remember(&st, jar, id);
+                let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
+                Ok((jar, see_other(&format!("/don-hang/{}", p.code))?).into_response())
             }
             Err(_) => prove_page(&st, &seed, &user, &code, "", None),
         };
@@ -366,14 +382,14 @@ async fn order_page(
             .await
         }
         Err(_) => {
-            // The code buyers see most is the payment's: the look-up takes any code.
-            if orders::order_by_code(&st.db, &code).await.is_err()
-                && orders::checkout_id_by_any_code(&st.db, &code)
-                    .await?
-                    .is_some()
-            {
-                let q: String = form_urlencoded::byte_serialize(code.as_bytes()).collect();
-                return see_other(&format!("/tra-cuu-don?ma={q}"));
+            // The code buyers see most is the purchase's (the payment's, in the transfer):
+            // its page lists each shop's order, or is the order's page when there is one.
+            if orders::order_by_code(&st.db, &code).await.is_err() {
+                let remembered = Proof::Remembered(super::lookup::remembered(&st, &jar));
+                if let Ok(id) = bp::prove_purchase(&st.db, &st.config, "", &code, &remembered).await
+                {
+                    return super::lookup::purchase_page(&st, &seed, &user, id).await;
+                }
             }
             prove_page(&st, &seed, &user, &code, "", None)
         }
@@ -425,18 +441,24 @@ async fn prove_form(
     axum::Form(f): axum::Form<ProveForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    match bp::prove(
-        &st.db,
-        &st.config,
-        &client.key(),
-        &code,
-        &Proof::Phone(f.phone.clone()),
-    )
-    .await
-    {
-        Ok(o) => {
-            let jar = super::lookup::remember(&st, jar, o.checkout_id);
-            Ok((jar, see_other(&format!("/don-hang/{}", o.code))?).into_response())
+    let phone = Proof::Phone(f.phone.clone());
+    // A shop's order, or (any other code) the whole purchase.
+    let proved = if orders::order_by_code(&st.db, &code).await.is_ok() {
+        bp::prove(&st.db, &st.config, &client.key(), &code, &phone)
+            .await
+            .map(|o| (o.checkout_id, o.code))
+    } else {
+        match bp::prove_purchase(&st.db, &st.config, &client.key(), &code, &phone).await {
+            Ok(id) => crate::payments::store::payment_of_checkout(&st.db, id)
+                .await
+                .map(|p| (id, p.code)),
+            Err(e) => Err(e),
+        }
+    };
+    match proved {
+        Ok((checkout, clean)) => {
+            let jar = super::lookup::remember(&st, jar, checkout);
+            Ok((jar, see_other(&format!("/don-hang/{clean}"))?).into_response())
         }
         Err(e @ AppError::TooManyAttempts(_)) => {
             let status = e.status();

@@ -307,6 +307,20 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
+    /// A page reached through the redirects it answers with (at most five).
+    pub async fn page_after_redirects(&self, path: &str) -> String {
+        let mut path = path.to_string();
+        for _ in 0..5 {
+            let r = self.get(&path).await;
+            if r.status() != StatusCode::SEE_OTHER {
+                assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+                return r.text().await.unwrap();
+            }
+            path = location(&r);
+        }
+        panic!("too many redirects from {path}");
+    }
+
     /// The CSRF token of the forms on a page, as this browser sees it.
     pub async fn csrf(&self, path: &str) -> String {
         csrf_in(&self.page(path).await)

@@ -19,17 +19,24 @@ async fn buyers_find_every_order_of_a_checkout_with_any_code(b: Backend) {
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let pay = c["payment"]["code"].as_str().unwrap().to_string();
     let checkout_code = c["checkout_code"].as_str().unwrap().to_string();
-    // The payment code under /don-hang/ leads to the lookup page (was a 404).
+    // The purchase's code (the payment's, in the transfer) is the order page's address: a
+    // browser that has not proved it yet is asked the phone there.
     let r = app.get(&format!("/don-hang/{pay}")).await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&r), format!("/tra-cuu-don?ma={pay}"));
-    let form = app.page(&location(&r)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ask = r.text().await.unwrap();
+    assert!(ask.contains(r#"name="phone""#), "{ask}");
+    assert!(
+        !ask.contains(&checkout_code),
+        "the internal code is never shown"
+    );
+    // Old links and the look-up lead to the same page.
+    let r = app.get(&format!("/tra-cuu-don/{checkout_code}")).await;
+    assert_eq!(location(&r), format!("/don-hang/{pay}"));
+    let form = app.page(&format!("/tra-cuu-don?ma={pay}")).await;
     assert!(
         form.contains(&format!(r#"value="{pay}""#)),
         "code prefilled"
     );
-    // Every page links to the lookup.
-    assert!(app.page("/").await.contains(r#"href="/tra-cuu-don""#));
     // Lower case, spaces: still found; the phone as typed on a phone.
     let typed = pay.to_lowercase().replacen("cl", "cl ", 1);
     let r = app
@@ -40,14 +47,24 @@ async fn buyers_find_every_order_of_a_checkout_with_any_code(b: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&r), format!("/tra-cuu-don/{checkout_code}"));
+    assert_eq!(location(&r), format!("/don-hang/{pay}"));
     let page = app.page(&location(&r)).await;
-    for o in c["orders"].as_array().unwrap() {
+    for (n, o) in c["orders"].as_array().unwrap().iter().enumerate() {
+        let code = o["code"].as_str().unwrap();
+        assert_eq!(
+            code,
+            format!("{pay}-{}", n + 1),
+            "each shop's order under the purchase"
+        );
         assert!(
-            page.contains(o["code"].as_str().unwrap()),
+            page.contains(&format!(r#"href="/don-hang/{code}""#)),
             "both shops' orders"
         );
     }
+    assert!(
+        !page.contains(&checkout_code),
+        "the internal code is never shown"
+    );
     assert!(page.contains("Màn tuyn Bà Hạnh") && page.contains("Đồ gỗ Minh Đức"));
     assert!(
         page.contains(r#"href="tel:0912000101""#),
@@ -58,24 +75,83 @@ async fn buyers_find_every_order_of_a_checkout_with_any_code(b: Backend) {
     assert!(!page.contains(r#"<li class="done">✓ Thanh toán</li>"#));
     // Remembered for the session: the steps move on after payment, no phone asked again.
     app.transfer(c["total_vnd"].as_i64().unwrap(), &pay).await;
-    let page = app.page(&format!("/tra-cuu-don/{pay}")).await;
+    let page = app.page(&format!("/don-hang/{pay}")).await;
     assert!(
         page.contains(r#"<li class="done">✓ Thanh toán</li>"#),
-        "by the payment code too"
+        "the steps move on"
     );
-    // Another browser must give the phone.
-    let other = app.new_browser();
-    let r = other
-        .get(app.url(&format!("/tra-cuu-don/{checkout_code}")))
+    // The payment page leads to the same page.
+    assert!(
+        app.page(&format!("/pay/{pay}"))
+            .await
+            .contains(&format!(r#"href="/don-hang/{pay}""#))
+    );
+    // A purchase from one shop: its page is that shop's order page.
+    let (_, one) = app.checkout(&[("ghe-dau-go-xoan", 1)]).await;
+    let one_pay = one["payment"]["code"].as_str().unwrap().to_string();
+    let r = app
+        .submit(
+            "/tra-cuu-don",
+            "/tra-cuu-don",
+            &[("code", &one_pay), ("phone", "0987654321")],
+        )
+        .await;
+    assert_eq!(location(&r), format!("/don-hang/{one_pay}"));
+    let r = app.get(&format!("/don-hang/{one_pay}")).await;
+    assert_eq!(location(&r), format!("/don-hang/{one_pay}-1"));
+    // The carrier's tracking page is linked from the order page.
+    sqlx::query("UPDATE orders SET carrier = 'GHN', tracking_code = 'GHN5XK2' WHERE code = $1")
+        .bind(format!("{one_pay}-1"))
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let order_page = app.page(&format!("/don-hang/{one_pay}-1")).await;
+    assert!(
+        order_page.contains(r#"href="https://donhang.ghn.vn/?order_code=GHN5XK2""#),
+        "{order_page}"
+    );
+    assert!(
+        order_page.contains(r#"<li class="done">✓ Đặt hàng</li>"#),
+        "status steps"
+    );
+    assert!(
+        order_page.contains("Đồ gỗ Minh Đức") && !order_page.contains("DH"),
+        "{order_page}"
+    );
+    // The order page's phone form proves the purchase too.
+    let third = app.new_browser();
+    let html = third
+        .get(app.url(&format!("/don-hang/{one_pay}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_in(&html);
+    let r = third
+        .post(app.url(&format!("/don-hang/{one_pay}")))
+        .form(&[("csrf", csrf.as_str()), ("phone", "0987654321")])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(location(&r).starts_with("/tra-cuu-don?ma="));
+    assert_eq!(location(&r), format!("/don-hang/{one_pay}"));
+    // Another browser must give the phone.
+    let other = app.new_browser();
+    let r = other
+        .get(app.url(&format!("/don-hang/{pay}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        !r.text().await.unwrap().contains("Màn tuyn Bà Hạnh"),
+        "nothing shown unproved"
+    );
     // A forged cookie is worth nothing.
     let id = app.scalar("SELECT MAX(id) FROM checkouts").await;
     let r = other
-        .get(app.url(&format!("/tra-cuu-don/{checkout_code}")))
+        .get(app.url(&format!("/don-hang/{pay}")))
         .header(
             "cookie",
             format!("cl_orders={id}.00000000000000000000000000000000"),
@@ -83,7 +159,7 @@ async fn buyers_find_every_order_of_a_checkout_with_any_code(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!r.text().await.unwrap().contains("Màn tuyn Bà Hạnh"));
 }
 
 async fn wrong_phones_keep_what_was_typed_and_are_limited(b: Backend) {

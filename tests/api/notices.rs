@@ -20,6 +20,7 @@ on_both_backends!(
     sellers_choose_channels_and_admins_retry_failures,
     price_board_notices_reach_village_sellers,
     a_crashed_workers_notice_is_taken_over,
+    one_receipt_lists_every_shops_order,
 );
 
 /// The demo market, its own past events (the open proposal) treated as already announced,
@@ -73,11 +74,11 @@ async fn seller_and_buyer_get_email_over_real_smtp(b: Backend) {
         .expect("seller mail");
     assert_eq!(seller.1, format!("Đơn hàng mới đã thanh toán — {order}"));
     for text in [
-        "Chào Màn tuyn Bà Hạnh",
+        "Chào Nguyễn Thị Hạnh,",
         "Người mua: Chị Mai · 0987654321",
         "Giao đến: 12 Hàng Bông, Hoàn Kiếm, Hà Nội",
         "Ghi chú: Gọi trước <18h> & nhắn Zalo",
-        "Màn tuyn 2 cửa 1m8 x 2m × 2 — 180.000 ₫",
+        "Màn tuyn 2 cửa 1m8 x 2m × 2 chiếc — 180.000 ₫ — 360.000 ₫",
         "Tổng: 360.000 ₫",
         "/quan-ly/don-hang#don-",
     ] {
@@ -100,8 +101,9 @@ async fn seller_and_buyer_get_email_over_real_smtp(b: Backend) {
         .iter()
         .find(|m| m.0 == vec!["mai@example.vn".to_string()])
         .expect("buyer receipt");
-    assert_eq!(buyer.1, format!("Biên nhận đơn hàng {order} — Chợ Làng"));
-    assert!(buyer.2.contains(&format!("/don-hang/{order}")));
+    let pay = order.trim_end_matches("-1");
+    assert_eq!(buyer.1, format!("Biên nhận đơn hàng {pay} — Chợ Làng"));
+    assert!(buyer.2.contains(&format!("/don-hang/{pay}?t=")));
     assert!(app.notices().await.iter().all(|n| n.2 == "delivered"));
 }
 
@@ -648,4 +650,94 @@ async fn a_crashed_workers_notice_is_taken_over(b: Backend) {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("delivered", 2));
+}
+
+/// Issue 31, items 6 and 7: a purchase from two shops gets one receipt, under the purchase
+/// code, with each shop's order `CODE-1`, `CODE-2`, its phone, each line "name × quantity
+/// unit — unit price — amount", the delivery address; its link opens the purchase's page.
+async fn one_receipt_lists_every_shops_order(b: Backend) {
+    let smtp = FakeSmtp::start_on(free_port()).await;
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let app = TestApp::spawn_with(
+        b,
+        &[
+            ("SMTP_URL", &url),
+            ("SMTP_FROM", "Chợ Làng <no-reply@cholang.local>"),
+        ],
+    )
+    .await;
+    demo(&app).await;
+    let (s, c) = app
+        .api("POST", "/checkout", None, Some(json!({"items": [
+                {"product_slug": "man-tuyn-2-cua-1m8-x-2m", "quantity": 2},
+                {"product_slug": "ghe-dau-go-xoan", "quantity": 1}],
+            "buyer": {"name": "Chị Mai", "phone": "0987 654 321", "address": "12 Hàng Bông, Hoàn Kiếm, Hà Nội",
+                      "email": "mai@example.vn"}})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let pay = c["payment"]["code"].as_str().unwrap().to_string();
+    let total = c["total_vnd"].as_i64().unwrap();
+    app.transfer(total, &pay).await;
+    let worker = app.notifier();
+    while worker.run_once().await.unwrap() > 0 {}
+    let mail = smtp.received();
+    let to_buyer: Vec<_> = mail
+        .iter()
+        .filter(|m| m.0 == vec!["mai@example.vn".to_string()])
+        .collect();
+    assert_eq!(to_buyer.len(), 1, "one receipt per payment: {mail:?}");
+    let (_, subject, text, _) = to_buyer[0].clone();
+    assert_eq!(subject, format!("Biên nhận đơn hàng {pay} — Chợ Làng"));
+    let duc_line = c["orders"][1]["lines"][0].clone();
+    for want in [
+        format!("Đơn {pay}-1 — Màn tuyn Bà Hạnh — điện thoại 0912 000 101"),
+        format!("Đơn {pay}-2 — Đồ gỗ Minh Đức — điện thoại 0912 000 103"),
+        "Màn tuyn 2 cửa 1m8 x 2m × 2 chiếc — 180.000 ₫ — 360.000 ₫".to_string(),
+        format!(
+            "{} × 1 {} — {}",
+            duc_line["name"].as_str().unwrap(),
+            duc_line["unit"].as_str().unwrap(),
+            cholang::domain::money::format_vnd(duc_line["unit_price_vnd"].as_i64().unwrap())
+        ),
+        "Giao đến: 12 Hàng Bông, Hoàn Kiếm, Hà Nội".to_string(),
+        format!("Tổng: {}", cholang::domain::money::format_vnd(total)),
+    ] {
+        assert!(text.contains(&want), "{want} in:\n{text}");
+    }
+    let checkout_code = c["checkout_code"].as_str().unwrap();
+    assert!(
+        !text.contains(checkout_code),
+        "the internal code is never shown"
+    );
+    // The link opens the purchase's page in a fresh browser, with both shops' orders.
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains(&format!("/don-hang/{pay}?t=")))
+        .unwrap();
+    let path = &link[link.find("/don-hang/").unwrap()..];
+    let browser = app.new_browser();
+    let r = browser.get(app.url(path)).send().await.unwrap();
+    assert_eq!(location(&r), format!("/don-hang/{pay}"));
+    let page = browser
+        .get(app.url(&format!("/don-hang/{pay}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("{pay}-1")) && page.contains(&format!("{pay}-2")),
+        "{page}"
+    );
+    // A wrong token proves nothing.
+    let r = app
+        .new_browser()
+        .get(app.url(&format!(
+            "/don-hang/{pay}?t=00000000000000000000000000000000"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.text().await.unwrap().contains("Đồ gỗ Minh Đức"));
 }

@@ -906,7 +906,7 @@ async fn orders_record_the_batch_and_receipts_link_its_origin(b: Backend) {
             &[("code", pay), ("phone", "0987654321")],
         )
         .await;
-    let page = app.page(&location(&r)).await;
+    let page = app.page_after_redirects(&location(&r)).await;
     assert!(
         page.contains(&format!(r#"href="/truy-xuat/{second}""#)),
         "tracking page links the origin"

@@ -118,6 +118,9 @@ async fn sellers_work_their_orders_from_tabs(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The purchase of one shop: its page is the order's page.
+    let r = buyer.get(app.url(&location(&r))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let html = buyer
         .get(app.url(&location(&r)))
         .send()

@@ -209,7 +209,7 @@ async function journey(browser, mode) {
       expect(copiedAmount === String(amount), `${mode}: the amount copied was ${copiedAmount}, not ${amount}`);
     }
   }
-  const orders = await page.locator('main ul li a[href^="/don-hang/"]').count();
+  const orders = await page.locator('main ul li', { hasText: `${code}-` }).count();
   expect(orders === 2, `${mode}: ${orders} orders for two shops`);
 
   // The bank's webhook; the page shows paid in place (without JavaScript: after its
@@ -222,6 +222,13 @@ async function journey(browser, mode) {
   }
   expect((await page.textContent('#pay-status')) === 'Đã thanh toán', `${mode}: not shown as paid`);
   await step('paid', resp);
+
+  // The pay page's "Theo dõi đơn hàng" opens the order page; the browser that ordered is
+  // not asked the phone.
+  resp = await d.navigate(() => d.click(`main a[href="/don-hang/${code}"]`));
+  await step('order page', resp);
+  expect((await page.locator('section.shop-block').count()) === 2, `${mode}: the order page shows both shops' orders`);
+  expect((await page.locator('input[name=phone]').count()) === 0, `${mode}: the phone was asked again`);
 
   // Order tracking with the phone number.
   resp = await d.navigate(() => d.click('header a[href="/tra-cuu-don"]'));
