@@ -609,6 +609,45 @@ pub async fn cards_by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ProductCard>> {
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
+/// Each product's own words (name, category, materials, description) and the names it is
+/// sold under (its shop's and village's), by id: what search checks a result against.
+pub async fn own_texts(
+    db: &Db,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, (String, String)>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list = crate::db::id_list(ids);
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT p.id, p.name, p.category, p.materials, p.description, s.name AS shop, v.name AS village
+         FROM products p JOIN shops s ON s.id = p.shop_id JOIN villages v ON v.id = s.village_id
+         WHERE p.id IN ({list})"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let part = |c: &str| -> Result<String> {
+                Ok(r.try_get::<Option<String>, _>(c)?.unwrap_or_default())
+            };
+            Ok((
+                r.try_get("id")?,
+                (
+                    format!(
+                        "{} {} {} {}",
+                        part("name")?,
+                        part("category")?,
+                        part("materials")?,
+                        part("description")?
+                    ),
+                    format!("{} / {}", part("shop")?, part("village")?),
+                ),
+            ))
+        })
+        .collect()
+}
+
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
         "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin,

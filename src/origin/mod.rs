@@ -48,6 +48,19 @@ impl BatchCode {
     }
 }
 
+impl BatchCode {
+    /// What a search box holds when someone typed a label's code (`PD-261206-01`): one
+    /// token with a dash, a letter and a digit. Plain words are never codes.
+    pub fn typed_in_search(q: &str) -> Option<BatchCode> {
+        let t = q.trim();
+        let looks = !t.contains(char::is_whitespace)
+            && t.contains('-')
+            && t.bytes().any(|b| b.is_ascii_digit())
+            && t.bytes().any(|b| b.is_ascii_alphabetic());
+        looks.then(|| BatchCode::parse(t).ok()).flatten()
+    }
+}
+
 impl std::fmt::Display for BatchCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

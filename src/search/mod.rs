@@ -288,6 +288,9 @@ pub struct Group {
     /// Exact forms that, found in a document, rank it first. Empty when the buyer typed
     /// no diacritics and the word has no synonym with them.
     pub exact_variants: Vec<String>,
+    /// The word as typed (lower case, NFC) when the buyer typed one word with diacritics:
+    /// it then means itself, not every word that folds the same ("bàn" is not "bản").
+    pub marked: Option<String>,
 }
 
 /// What an engine is asked.
@@ -352,9 +355,12 @@ impl Plan {
                     exact_variants.extend(more.iter().cloned());
                 }
             }
+            let marked =
+                (span == 1 && text::has_diacritics(&words[i])).then(|| words[i].to_lowercase());
             groups.push(Group {
                 alts,
                 exact_variants,
+                marked,
             });
             i += span;
         }
@@ -444,18 +450,83 @@ pub fn rerank(groups: &[Group], hits: &mut [EngineHit]) {
     });
 }
 
-fn word_matches(groups: &[Group], s: &SearchSettings, word: &str) -> bool {
+/// Whether one word of a product's own text answers one of the buyer's words, honestly: a
+/// word typed with diacritics matches itself (as a prefix when it is the last word; typos
+/// within the budget), never another word that only folds the same ("nón" is not "nông",
+/// "bàn" not "bản"); a word typed without them matches folded, as the highlight does.
+fn honest_word_match(groups: &[Group], s: &SearchSettings, word: &str) -> bool {
     let f = text::fold(word);
-    groups.iter().flat_map(|g| &g.alts).any(|a| {
-        if a.original && a.tokens.len() == 1 {
-            let t = &a.tokens[0];
-            f == *t
-                || (a.prefix && f.starts_with(t.as_str()))
-                || text::typos(t, &f, s.typo_budget(t)).is_some()
-        } else {
-            a.tokens.contains(&f)
-        }
+    let lower = word.to_lowercase();
+    groups.iter().any(|g| {
+        g.alts.iter().any(|a| {
+            if a.original && a.tokens.len() == 1 {
+                match &g.marked {
+                    Some(m) => {
+                        lower == *m
+                            || (a.prefix && lower.starts_with(m.as_str()))
+                            || text::typos(m, &lower, s.typo_budget(&a.tokens[0])).is_some()
+                    }
+                    None => {
+                        let t = &a.tokens[0];
+                        f == *t
+                            || (a.prefix && f.starts_with(t.as_str()))
+                            || text::typos(t, &f, s.typo_budget(t)).is_some()
+                    }
+                }
+            } else {
+                a.tokens.contains(&f)
+            }
+        })
     })
+}
+
+/// Whether a product's own text (name, category, materials, description) holds at least one
+/// of the buyer's words, or the buyer typed the name of its shop or village (every word, in
+/// order): a result that does neither (found only through a word of its shop's name, or a
+/// word that only folds like one typed) is not shown. No words: everything answers.
+pub fn own_text_answers(
+    groups: &[Group],
+    s: &SearchSettings,
+    own_text: &str,
+    sold_under: &str,
+) -> bool {
+    if groups.is_empty() {
+        return true;
+    }
+    if text::words(own_text)
+        .iter()
+        .any(|w| honest_word_match(groups, s, w))
+    {
+        return true;
+    }
+    let names = text::words(sold_under);
+    names.windows(groups.len()).any(|w| {
+        w.iter()
+            .zip(groups)
+            .all(|(word, g)| honest_word_match(std::slice::from_ref(g), s, word))
+    })
+}
+
+/// About ten words of `own_text` around the first word that answers the buyer, highlighted,
+/// with "…" where text was left out.
+pub fn snippet(groups: &[Group], s: &SearchSettings, own_text: &str) -> Option<String> {
+    let tokens: Vec<&str> = own_text.split_whitespace().collect();
+    let at = tokens.iter().position(|t| {
+        text::words(t)
+            .iter()
+            .any(|w| honest_word_match(groups, s, w))
+    })?;
+    let start = at.saturating_sub(4);
+    let end = (at + 6).min(tokens.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&highlight(groups, s, &tokens[start..end].join(" ")));
+    if end < tokens.len() {
+        out.push('…');
+    }
+    Some(out)
 }
 
 /// The text with matched words in `<mark>`, HTML-escaped.
@@ -467,7 +538,7 @@ pub fn highlight(groups: &[Group], s: &SearchSettings, original: &str) -> String
         if word.is_empty() {
             return;
         }
-        if word_matches(groups, s, word) {
+        if honest_word_match(groups, s, word) {
             out.push_str("<mark>");
             out.push_str(&escape(word));
             out.push_str("</mark>");
@@ -494,6 +565,9 @@ use crate::domain::text::escape_html as escape;
 pub struct Hit {
     pub card: ProductCard,
     pub highlight: String,
+    /// When the name holds none of the buyer's words: the words around the first one in the
+    /// product's own text, with it in `<mark>` (HTML, escaped).
+    pub snippet: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -639,9 +713,10 @@ impl Search {
         let (groups, offset, limit, window) = (&p.groups, p.offset, p.limit, p.window);
         let plan =
             |offset, limit, with_exact, with_facets| p.plan(offset, limit, with_exact, with_facets);
-        let (total, facets, ids) = if p.reranks() {
+        let (total, facets, ids, ranked) = if p.reranks() {
             let mut r = self.engine.search(&p.first()).await?;
             rerank(groups, &mut r.hits);
+            let ranked: Vec<i64> = r.hits.iter().map(|h| h.id).collect();
             let mut ids: Vec<i64> = r
                 .hits
                 .iter()
@@ -656,12 +731,36 @@ impl Search {
                     .await?;
                 ids.extend(rest.hits.iter().map(|h| h.id));
             }
-            (r.total, r.facets, ids)
+            (r.total, r.facets, ids, Some(ranked))
         } else {
             let r = self.engine.search(&p.first()).await?;
-            (r.total, r.facets, r.hits.iter().map(|h| h.id).collect())
+            (
+                r.total,
+                r.facets,
+                r.hits.iter().map(|h| h.id).collect(),
+                None,
+            )
         };
-        let (strict_total, mut total, mut facets, mut ids) = (total, total, facets, ids);
+        let (mut total, mut facets, mut ids) = (total, facets, ids);
+        // Honest results: when the whole list fits the window, a product whose own text
+        // holds none of the buyer's words (found through its shop's name, or a word that
+        // only folds the same) is not shown.
+        if total > 0 && (total as usize) <= window {
+            let all: Vec<i64> = match ranked {
+                Some(all) => all,
+                None if offset == 0 && ids.len() as u64 == total => ids.clone(),
+                None => {
+                    let r = self.engine.search(&plan(0, window, false, false)).await?;
+                    r.hits.iter().map(|h| h.id).collect()
+                }
+            };
+            let kept = self.honest(groups, &all).await?;
+            if kept.len() < all.len() {
+                total = kept.len() as u64;
+                ids = kept.into_iter().skip(offset).take(limit).collect();
+            }
+        }
+        let strict_total = total;
         let mut most_words = false;
         if total == 0 && groups.len() > 1 && offset < window {
             let found = self
@@ -675,6 +774,7 @@ impl Search {
                     ..plan(0, window, false, false)
                 })
                 .await?;
+            let found = self.honest(groups, &found).await?;
             if !found.is_empty() {
                 most_words = true;
                 total = found.len() as u64;
@@ -684,11 +784,24 @@ impl Search {
             }
         }
         let cards = crate::catalog::store::cards_by_ids(&self.db, &ids).await?;
+        let texts = crate::catalog::store::own_texts(&self.db, &ids).await?;
         let hits = cards
             .into_iter()
-            .map(|card| Hit {
-                highlight: highlight(groups, &self.settings, &card.name),
-                card,
+            .map(|card| {
+                let highlight = highlight(groups, &self.settings, &card.name);
+                let snippet = if highlight.contains("<mark>") {
+                    String::new()
+                } else {
+                    texts
+                        .get(&card.id.0)
+                        .and_then(|(own, _)| snippet(groups, &self.settings, own))
+                        .unwrap_or_default()
+                };
+                Hit {
+                    highlight,
+                    snippet,
+                    card,
+                }
             })
             .collect();
         let mut suggestions: Vec<(usize, Suggestion)> = vec![];
@@ -717,7 +830,7 @@ impl Search {
                     groups: fewer,
                     ..plan(0, 0, false, false)
                 };
-                let found = self.engine.search(&fewer_plan).await?.total;
+                let found = self.honest_total(fewer_plan).await?;
                 if found > 0 && !suggestions.iter().any(|(_, s)| s.q == q) {
                     suggestions.push((keep.len(), Suggestion { q, total: found }));
                 }
@@ -735,6 +848,40 @@ impl Search {
             suggestions,
             most_words,
         })
+    }
+
+    /// How many products a plan shows once dishonest hits are left out (the engine's count
+    /// when it is over the window, where nothing is checked either).
+    async fn honest_total(&self, plan: Plan) -> Result<u64, AppError> {
+        let window = RERANK_WINDOW.min(self.settings.max_total_hits);
+        let groups = plan.groups.clone();
+        let r = self
+            .engine
+            .search(&Plan {
+                offset: 0,
+                limit: window,
+                ..plan
+            })
+            .await?;
+        if r.total as usize > window {
+            return Ok(r.total);
+        }
+        let ids: Vec<i64> = r.hits.iter().map(|h| h.id).collect();
+        Ok(self.honest(&groups, &ids).await?.len() as u64)
+    }
+
+    /// The ids (in order) whose product's own text answers a buyer's word.
+    async fn honest(&self, groups: &[Group], ids: &[i64]) -> Result<Vec<i64>, AppError> {
+        let texts = crate::catalog::store::own_texts(&self.db, ids).await?;
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                texts
+                    .get(id)
+                    .is_some_and(|(own, under)| own_text_answers(groups, &self.settings, own, under))
+            })
+            .collect())
     }
 
     /// When no product has every word: the products matching most of them, as Meilisearch's

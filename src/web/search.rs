@@ -66,6 +66,7 @@ async fn api_search(
                 url: format!("/san-pham/{}", c.slug),
                 image_url: c.thumb.as_ref().map(|t| format!("/anh/{t}")),
                 highlight: h.highlight.clone(),
+                snippet: h.snippet.clone(),
             }
         })
         .collect();
@@ -133,6 +134,10 @@ struct SearchHit {
     image_url: Option<String>,
     /// The name with matched words in `<mark>` (HTML-escaped otherwise).
     highlight: String,
+    /// When the name holds none of the query's words: the words around one in the
+    /// product's own text, highlighted the same way; empty otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    snippet: String,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -237,6 +242,7 @@ fn url_with(p: &HashMap<String, String>, set: &[(&str, &str)]) -> String {
 fn hit_view(h: &crate::search::Hit) -> CardView {
     let mut v = CardView::from(&h.card);
     v.highlight = Some(h.highlight.clone());
+    v.snippet = h.snippet.clone();
     v
 }
 
@@ -248,6 +254,14 @@ async fn page(
 ) -> PageResult {
     let p = params(&raw);
     let q = p.get("q").cloned().unwrap_or_default();
+    // A label's batch code typed in the search box leads to its origin page.
+    if let Some(code) = crate::origin::BatchCode::typed_in_search(&q)
+        && crate::origin::store::by_code(&st.db, code.as_str())
+            .await
+            .is_ok()
+    {
+        return super::see_other(&format!("/truy-xuat/{code}"));
+    }
     let title = if q.trim().is_empty() {
         "Tìm kiếm".to_string()
     } else {

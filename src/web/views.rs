@@ -31,6 +31,8 @@ pub struct CardView {
     pub active: bool,
     /// The name with matched words in `<mark>` (HTML, already escaped), on search pages.
     pub highlight: Option<String>,
+    /// Words around the buyer's word in the description when the name has none (HTML).
+    pub snippet: String,
 }
 
 impl From<&ProductCard> for CardView {
@@ -52,6 +54,7 @@ impl From<&ProductCard> for CardView {
             slug: c.slug.clone(),
             active: c.active,
             highlight: None,
+            snippet: String::new(),
         }
     }
 }
