@@ -165,6 +165,23 @@ pub async fn request_reset(db: &Db, cfg: &Config, login: &str, client: &str) -> 
 }
 
 /// Set a new password with a reset code. Every session of the account ends.
+/// A new password typed twice on a form must be the same both times (`again` is `None` where
+/// the form has no second box, as over the API).
+pub fn typed_twice(password: &str, again: Option<&str>, field: &str) -> Result<()> {
+    match again {
+        Some(a) if a != password => Err(AppError::field(
+            field,
+            "Hai lần nhập mật khẩu mới không giống nhau",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A code as people type it from a message: "1234 5678", "1234-5678" → "12345678".
+pub fn typed_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
 pub async fn finish_reset(db: &Db, login: &str, code: &str, new_password: &str) -> Result<User> {
     let mut e = FieldErrors::new();
     let login = e.check("login", Login::parse(login));
@@ -188,7 +205,7 @@ pub async fn finish_reset(db: &Db, login: &str, code: &str, new_password: &str) 
     .ok_or_else(wrong)?;
     let attempts: i64 = row.try_get("attempts")?;
     let stored: String = row.try_get("code_hash")?;
-    let given = code_hash(user.id, code.trim());
+    let given = code_hash(user.id, &typed_code(code));
     let same: bool = subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), given.as_bytes()).into();
     if attempts > RESET_TRIES || !same {
         return Err(wrong());

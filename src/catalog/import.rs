@@ -533,6 +533,7 @@ async fn shop_for_insert(tx: &mut Tx, shop_id: i64) -> Result<super::Shop> {
         active: true,
         // The importer is run by the cooperative's admin: its shops are the village's own.
         membership: "accepted".into(),
+        membership_at: None,
         email_confirmed: true,
         payout_hold_until: None,
         notify_email: true,

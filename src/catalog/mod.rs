@@ -60,6 +60,9 @@ pub struct Shop {
     /// `pending` until the village's moderator accepts the shop onto the board, then
     /// `accepted` (or `rejected`). Only accepted shops list products, propose and vote.
     pub membership: String,
+    /// When the moderator decided the membership.
+    #[serde(skip)]
+    pub membership_at: Option<i64>,
     /// Whether `email` was confirmed through the link mailed to it (notices go only then).
     pub email_confirmed: bool,
     /// Payouts wait until this time after the payout account changed.

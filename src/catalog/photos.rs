@@ -42,12 +42,16 @@ pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed, AppError> {
             max_bytes / (1024 * 1024)
         )));
     }
-    let format = image::guess_format(bytes).map_err(|_| bad("chỉ nhận ảnh JPEG, PNG hoặc WebP"))?;
+    let format = image::guess_format(bytes).map_err(|_| {
+        bad("tệp này không phải ảnh chụp; hãy chọn ảnh từ điện thoại (JPEG, PNG hoặc WebP)")
+    })?;
     if !matches!(
         format,
         ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
     ) {
-        return Err(bad("chỉ nhận ảnh JPEG, PNG hoặc WebP"));
+        return Err(bad(
+            "tệp này không phải ảnh chụp; hãy chọn ảnh từ điện thoại (JPEG, PNG hoặc WebP)",
+        ));
     }
     // Read the declared size from the header alone, before any pixel is decoded.
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)

@@ -151,6 +151,7 @@ fn shop_from_row(r: &AnyRow) -> Result<Shop> {
         story: r.try_get("story")?,
         active: r.try_get::<i64, _>("active")? == 1,
         membership: r.try_get("membership")?,
+        membership_at: r.try_get("membership_at")?,
         email_confirmed: r.try_get::<i64, _>("email_confirmed")? == 1,
         payout_hold_until: r.try_get("payout_hold_until")?,
         notify_email: r.try_get::<i64, _>("notify_email")? == 1,
@@ -159,7 +160,7 @@ fn shop_from_row(r: &AnyRow) -> Result<Shop> {
     })
 }
 
-const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, membership, email_confirmed, payout_hold_until, notify_email, notify_zalo, notify_telegram";
+const SHOP_COLS: &str = "id, slug, village_id, owner_id, name, phone, email, zalo_phone, telegram_chat_id, bank_bin, bank_account_no, bank_account_name, story, active, membership, membership_at, email_confirmed, payout_hold_until, notify_email, notify_zalo, notify_telegram";
 
 pub async fn shop_by_slug(db: &Db, slug: &str) -> Result<Shop> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -384,6 +385,8 @@ pub async fn decide_membership(
         ));
     }
     refresh_search_text(&mut tx, Some(shop.id), None).await?;
+    // The shop hears the answer on its channels.
+    crate::notify::event(&mut tx, "shop_membership", shop.id.0).await?;
     tx.commit().await?;
     shop_by_id(db, shop.id).await
 }

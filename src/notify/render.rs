@@ -1203,6 +1203,46 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
             )
             .await
         }
+        "shop_membership" => {
+            // The village's moderator decided a shop's request to join its board.
+            let r = sqlx::query(
+                "SELECT s.membership, COALESCE(s.membership_reason, '') AS reason, v.name AS village
+                 FROM shops s JOIN villages v ON v.id = s.village_id WHERE s.id = $1",
+            )
+            .bind(ev.ref_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let shop = shop_target(tx, ev.ref_id).await?;
+            let village: String = r.try_get("village")?;
+            let reason: String = r.try_get("reason")?;
+            let accepted = r.try_get::<String, _>("membership")? == "accepted";
+            let msg = Message {
+                subject: if accepted {
+                    format!("Cửa hàng {} đã được làng {village} chấp nhận", shop.name)
+                } else {
+                    format!("Làng {village} chưa chấp nhận cửa hàng {}", shop.name)
+                },
+                greeting: shop.greeting(),
+                lines: if accepted {
+                    vec![
+                        "Từ nay bạn có thể đăng sản phẩm theo bảng giá của làng và biểu quyết giá."
+                            .into(),
+                    ]
+                } else {
+                    let mut l = vec!["Điều phối viên của làng chưa chấp nhận cửa hàng này.".into()];
+                    if !reason.is_empty() {
+                        l.push(format!("Lý do: {reason}"));
+                    }
+                    l.push("Hãy liên hệ trưởng thôn hoặc tổ công nghệ số của làng.".into());
+                    l
+                },
+                items: vec![],
+                total: String::new(),
+                origins: Vec::new(),
+                link: Some((format!("{base}/quan-ly"), "Mở trang quản lý".into())),
+            };
+            reach_shop(tx, cfg, &shop, &key, &ev.kind, &msg, None).await
+        }
         other => {
             tracing::warn!(kind = other, "unknown notice event ignored");
             Ok(vec![])

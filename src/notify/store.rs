@@ -219,10 +219,60 @@ pub struct NoticeRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// What the notice was about: its subject (email), or its first line.
+    pub about: String,
+}
+
+/// A notice's subject as its reader saw it: the email's subject, a Telegram or SMS text's
+/// first line (tags removed), else empty.
+fn about(payload: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    if let Some(s) = v["subject"].as_str() {
+        return s.to_string();
+    }
+    let text = v["text"].as_str().unwrap_or_default();
+    let first = text.lines().next().unwrap_or_default();
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in first.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What a kind of notice is about, in words.
+pub fn kind_words(kind: &str) -> &'static str {
+    match kind {
+        "order_paid" => "Đơn hàng mới đã thanh toán",
+        "order_closed" => "Đơn hàng đã đóng",
+        "proposal_opened" => "Đề xuất giá mới",
+        "proposal_approved" => "Giá mới được thông qua",
+        "proposal_rejected" => "Đề xuất giá không được thông qua",
+        "payout_sent" => "Khoản chi đang chuyển",
+        "payout_paid" => "Khoản chi đã chuyển",
+        "payout_failed" => "Khoản chi không thành công",
+        "payout_account_changed" => "Tài khoản nhận tiền vừa đổi",
+        "shop_membership" => "Làng trả lời yêu cầu tham gia",
+        "test" => "Thông báo thử",
+        _ => "Thông báo",
+    }
 }
 
 fn row(r: &sqlx::any::AnyRow) -> Result<NoticeRow> {
+    let kind: String = r.try_get("kind")?;
+    let mut about = about(&r.try_get::<String, _>("payload")?);
+    if about.trim().is_empty() {
+        about = kind_words(&kind).to_string();
+    }
     Ok(NoticeRow {
+        about,
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
         channel: r.try_get("channel")?,
@@ -236,7 +286,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<NoticeRow> {
 
 pub async fn recent_for_shop(db: &Db, shop_id: i64, limit: i64) -> Result<Vec<NoticeRow>> {
     let rows = sqlx::query(
-        "SELECT id, kind, channel, recipient, status, attempts, last_error, created_at FROM notices
+        "SELECT id, kind, channel, recipient, status, attempts, last_error, created_at, payload FROM notices
          WHERE shop_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(shop_id)
@@ -248,7 +298,7 @@ pub async fn recent_for_shop(db: &Db, shop_id: i64, limit: i64) -> Result<Vec<No
 
 pub async fn failed_notices(db: &Db) -> Result<Vec<NoticeRow>> {
     let rows = sqlx::query(
-        "SELECT id, kind, channel, recipient, status, attempts, last_error, created_at FROM notices
+        "SELECT id, kind, channel, recipient, status, attempts, last_error, created_at, payload FROM notices
          WHERE status = 'failed' ORDER BY updated_at DESC LIMIT 200",
     )
     .fetch_all(&db.pool)

@@ -22,6 +22,11 @@ static FACE: LazyLock<ttf_parser::Face<'static>> =
 const PT_PER_MM: f32 = 72.0 / 25.4;
 /// Printed QR symbols are never smaller than this (without the quiet zone).
 pub const MIN_QR_MM: f32 = 20.0;
+/// Ink stays at least 4 mm from every edge (the QR code's quiet zone may reach closer: it is
+/// blank).
+pub const EDGE_MM: f32 = 4.0;
+/// The line that tells a buyer what the code is for.
+pub const SCAN_LINE: &str = "Quét mã để xem ai làm ra sản phẩm này";
 pub const QUIET_ZONE: usize = 4;
 pub const MAX_COUNT: u32 = 1000;
 
@@ -135,11 +140,10 @@ impl Sheet {
         (w / c as f32, h / r as f32)
     }
 
+    /// Nothing printed closer to a label's edge than this: printers leave the paper's
+    /// edge blank, and the outer labels of a sheet touch it.
     fn padding_mm(self) -> f32 {
-        match self {
-            Sheet::Roll50x30 => 1.0,
-            _ => 1.5,
-        }
+        EDGE_MM
     }
 
     fn base_pt(self) -> f32 {
@@ -255,13 +259,16 @@ pub fn lay_out(sheet: Sheet, t: &LabelText) -> Result<Laid> {
     let (w, h) = sheet.label_mm();
     let pad = sheet.padding_mm();
     let (n, dark) = qr_modules(&t.qr_payload)?;
-    let box_mm = (h - 2.0 * pad).min(w * 0.55);
-    let mut module = box_mm / (n + 2 * QUIET_ZONE) as f32;
+    // The dark modules keep `pad` from the edges; the quiet zone fits inside the label.
+    let quiet = (n + 2 * QUIET_ZONE) as f32;
+    let mut module = ((h - 2.0 * pad) / n as f32)
+        .min(h / quiet)
+        .min(w * 0.55 / quiet);
     if module * (n as f32) < MIN_QR_MM {
         module = MIN_QR_MM / n as f32;
     }
-    let qr_x = pad + module * QUIET_ZONE as f32;
-    let qr_y = (h - module * (n + 2 * QUIET_ZONE) as f32) / 2.0 + module * QUIET_ZONE as f32;
+    let qr_x = pad.max(module * QUIET_ZONE as f32);
+    let qr_y = (h - module * n as f32) / 2.0;
     let mut qr_rects = Vec::new();
     for y in 0..n {
         let mut x = 0;
@@ -282,7 +289,7 @@ pub fn lay_out(sheet: Sheet, t: &LabelText) -> Result<Laid> {
             }
         }
     }
-    let text_x = pad + module * (n + QUIET_ZONE * 2) as f32;
+    let text_x = qr_x + module * (n + QUIET_ZONE) as f32;
     let text_w = w - text_x - pad;
     // Shrink the type until everything fits the label's height.
     let mut base = sheet.base_pt();
@@ -293,6 +300,7 @@ pub fn lay_out(sheet: Sheet, t: &LabelText) -> Result<Laid> {
             (base, format!("Lô: {}", t.batch)),
             (base, format!("NSX: {}", t.produced)),
             (base, t.price.clone()),
+            (base * 0.9, SCAN_LINE.to_string()),
         ]
         .into_iter()
         .map(|(size, text)| (size, wrap(&text, size, text_w)))
@@ -456,18 +464,30 @@ mod tests {
                 "{sheet:?} {}",
                 laid.qr_symbol_mm
             );
+            // Ink at least 4 mm from every edge (the outer labels touch the paper's edge).
+            let e = EDGE_MM - 0.01;
             for (x, y, rw, rh) in &laid.qr_rects {
                 assert!(
-                    *x >= 0.0 && *y >= 0.0 && x + rw <= w && y + rh <= h,
-                    "{sheet:?}"
+                    *x >= e && *y >= e && x + rw <= w - e && y + rh <= h - e,
+                    "{sheet:?}: QR at {x},{y}"
                 );
             }
             for (x, y, size, text) in &laid.lines {
-                assert!(*y <= h && *y > 0.0, "{sheet:?} {text}");
-                assert!(x + text_mm(text, *size) <= w + 0.01, "{sheet:?} {text}");
+                let top = y - size * (1.2 - 0.24) / PT_PER_MM;
+                assert!(*y <= h - e && top >= e - 0.5, "{sheet:?} {text} at {y}");
+                assert!(
+                    *x >= e && x + text_mm(text, *size) <= w - e,
+                    "{sheet:?} {text}"
+                );
             }
-            let all: String = laid.lines.iter().map(|l| l.3.as_str()).collect();
+            let all: String = laid
+                .lines
+                .iter()
+                .map(|l| l.3.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             assert!(all.contains("₫") && all.contains("Đôi"), "{all}");
+            assert!(all.contains("Quét mã để xem ai làm ra"), "{all}");
         }
     }
 

@@ -877,9 +877,9 @@ impl Search {
             .iter()
             .copied()
             .filter(|id| {
-                texts
-                    .get(id)
-                    .is_some_and(|(own, under)| own_text_answers(groups, &self.settings, own, under))
+                texts.get(id).is_some_and(|(own, under)| {
+                    own_text_answers(groups, &self.settings, own, under)
+                })
             })
             .collect())
     }

@@ -197,6 +197,8 @@ struct RegisterForm {
     login: String,
     display_name: String,
     password: String,
+    /// The second box ("Nhập lại mật khẩu"); absent from older forms.
+    password_again: Option<String>,
 }
 
 async fn register(
@@ -207,7 +209,14 @@ async fn register(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let result = match NewUser::parse(&f.login, &f.display_name, &f.password, Role::Seller) {
-        Ok(new) => register_limited(&st, &client, new).await,
+        Ok(new) => match accounts::reset::typed_twice(
+            &f.password,
+            f.password_again.as_deref(),
+            "password_again",
+        ) {
+            Ok(()) => register_limited(&st, &client, new).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match result {
@@ -357,6 +366,7 @@ struct ChangeForm {
     csrf: String,
     current_password: String,
     new_password: String,
+    new_password_again: Option<String>,
 }
 
 async fn change_password(
@@ -368,15 +378,24 @@ async fn change_password(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let keep = jar.get(SESSION_COOKIE).map(|c| c.value().to_string());
-    match accounts::reset::change_password(
-        &st.db,
-        &user,
-        &f.current_password,
+    let changed = match accounts::reset::typed_twice(
         &f.new_password,
-        keep.as_deref(),
-    )
-    .await
-    {
+        f.new_password_again.as_deref(),
+        "new_password_again",
+    ) {
+        Ok(()) => {
+            accounts::reset::change_password(
+                &st.db,
+                &user,
+                &f.current_password,
+                &f.new_password,
+                keep.as_deref(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match changed {
         Ok(()) => see_other("/quan-ly?ok=password-changed"),
         Err(e) => {
             let errors = as_fields(e, "current_password")?;
@@ -464,6 +483,7 @@ struct ResetForm {
     login: String,
     code: String,
     password: String,
+    password_again: Option<String>,
 }
 
 async fn reset(
@@ -473,7 +493,15 @@ async fn reset(
     Form(f): Form<ResetForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    match accounts::reset::finish_reset(&st.db, &f.login, &f.code, &f.password).await {
+    let done = match accounts::reset::typed_twice(
+        &f.password,
+        f.password_again.as_deref(),
+        "password_again",
+    ) {
+        Ok(()) => accounts::reset::finish_reset(&st.db, &f.login, &f.code, &f.password).await,
+        Err(e) => Err(e),
+    };
+    match done {
         Ok(_) => see_other("/dang-nhap?ok=password-reset"),
         Err(e) => {
             let errors = as_fields(e, "code")?;

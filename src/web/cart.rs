@@ -92,6 +92,8 @@ struct CartPage {
     layout: Layout,
     error: Option<String>,
     lines: Vec<CartLine>,
+    /// Pieces in the cart, all lines together.
+    items: i64,
     total: String,
 }
 
@@ -146,6 +148,7 @@ async fn cart_view(
     };
     let mut resp = render(CartPage {
         layout: Layout::new(st, seed, user, "Giỏ hàng"),
+        items: lines.iter().map(|l| l.quantity).sum(),
         lines,
         total: format_vnd(total),
         error,

@@ -57,6 +57,17 @@ struct ShopBlock {
     notices: Vec<(String, String, String, String)>,
 }
 
+/// A channel as sellers call it.
+fn channel_words(channel: &str) -> &str {
+    match channel {
+        "email" => "email",
+        "zalo" => "Zalo",
+        "telegram" => "Telegram",
+        "sms" => "tin nhắn SMS",
+        other => other,
+    }
+}
+
 fn notice_state(s: &str) -> &'static str {
     match s {
         "delivered" => "đã gửi",
@@ -167,7 +178,7 @@ async fn dashboard_page(
             .map(|n| {
                 (
                     crate::domain::format_vn_time(n.created_at),
-                    n.channel,
+                    format!("{} — qua {}", n.about, channel_words(&n.channel)),
                     notice_state(&n.status).to_string(),
                     n.last_error.unwrap_or_default(),
                 )
@@ -391,7 +402,14 @@ fn channels(
     shop: &Shop,
     input: &ShopInput,
 ) -> Vec<(&'static str, &'static str, bool, bool, String)> {
-    crate::notify::reach(&st.config.notify, shop)
+    let mut reach = crate::notify::reach(&st.config.notify, shop);
+    // Zalo first: most sellers have it; Telegram last.
+    reach.sort_by_key(|r| match r.channel {
+        "zalo" => 0,
+        "email" => 1,
+        _ => 2,
+    });
+    reach
         .into_iter()
         .map(|r| {
             let (field, label, asked) = match r.channel {

@@ -67,6 +67,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/static/app.css", get(css))
         .route("/static/pay.js", get(pay_js))
+        .route("/static/forms.js", get(forms_js))
+        .route("/favicon.svg", get(favicon))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::permanent("/favicon.svg") }),
+        )
         .nest_service("/anh", photos)
         // After routing, so requests are counted under their route template.
         .route_layer(middleware::from_fn_with_state(
@@ -423,6 +429,30 @@ async fn pay_js() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../templates/pay.js"),
+    )
+        .into_response()
+}
+
+/// The site's icon (a market basket), for browser tabs and home screens.
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../templates/favicon.svg"),
+    )
+        .into_response()
+}
+
+/// "Hiện mật khẩu" beside password fields.
+async fn forms_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/forms.js"),
     )
         .into_response()
 }

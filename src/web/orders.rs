@@ -549,28 +549,12 @@ async fn failed_notices(
                     u.shop_slug,
                     u.shop_name,
                     u.shop_phone,
-                    notice_kind_label(&u.kind).to_string(),
+                    crate::notify::store::kind_words(&u.kind).to_string(),
                     format_vn_time(u.at),
                 )
             })
             .collect(),
     })
-}
-
-/// What a notice was about, in words.
-fn notice_kind_label(kind: &str) -> &'static str {
-    match kind {
-        "order_paid" => "đơn hàng mới đã thanh toán",
-        "order_closed" => "đơn hàng đã đóng",
-        "proposal_opened" => "đề xuất giá mới",
-        "proposal_approved" => "giá mới được thông qua",
-        "proposal_rejected" => "đề xuất giá không được thông qua",
-        "payout_sent" => "khoản chi đang chuyển",
-        "payout_paid" => "khoản chi đã chuyển",
-        "payout_failed" => "khoản chi không thành công",
-        "test" => "thông báo thử",
-        _ => "thông báo",
-    }
 }
 
 async fn retry_notice(

@@ -363,7 +363,7 @@ async fn origin_page(
         Ok(t) if t.public() => t,
         Ok(_) | Err(AppError::NotFound) => {
             let mut resp = render(OriginMissing {
-                layout: Layout::new(&st, &seed, &user, "Không tìm thấy lô hàng"),
+                layout: Layout::new(&st, &seed, &user, "Không tìm thấy lô hàng").with_own_search(),
                 code: code.chars().take(40).collect(),
             })?;
             *resp.status_mut() = StatusCode::NOT_FOUND;

@@ -39,7 +39,8 @@ async fn home(
             &seed,
             &user,
             "Chợ Làng — hàng làng nghề, giá cộng đồng",
-        ),
+        )
+        .with_own_search(),
         villages: villages.iter().map(VillageView::from).collect(),
         products: cards(&products),
     })

@@ -268,7 +268,7 @@ async fn page(
         format!("Tìm “{}”", q.trim())
     };
     let mut view = SearchPage {
-        layout: Layout::new(&st, &seed, &user, title),
+        layout: Layout::new(&st, &seed, &user, title).with_own_search(),
         q: q.trim().to_string(),
         searched: p.keys().any(|k| k != "page"),
         errors: vec![],

@@ -229,6 +229,8 @@ pub struct Layout {
     pub notice: Option<String>,
     /// Admins only: the ledger rules broken at the last check, one per line.
     pub ledger_alert: Vec<String>,
+    /// The page has its own search box: the header's is left out (one per page).
+    pub own_search: bool,
 }
 
 impl Layout {
@@ -251,6 +253,7 @@ impl Layout {
                 .and_then(|u| u.ledger_alert.as_deref())
                 .map(|v| v.lines().map(str::to_string).collect())
                 .unwrap_or_default(),
+            own_search: false,
         }
     }
 
@@ -265,7 +268,14 @@ impl Layout {
             csrf: String::new(),
             notice: None,
             ledger_alert: Vec::new(),
+            own_search: false,
         }
+    }
+
+    /// The page has its own search box.
+    pub fn with_own_search(mut self) -> Layout {
+        self.own_search = true;
+        self
     }
 
     pub fn with_notice(mut self, notice: Option<&str>) -> Layout {

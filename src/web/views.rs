@@ -94,6 +94,8 @@ pub struct ShopView {
     pub edit_url: String,
     /// "" for a shop on its village's board; otherwise why it cannot sell yet.
     pub membership_note: String,
+    /// For two weeks after the village accepted the shop: that it did, and what it may do now.
+    pub welcome: String,
 }
 
 impl From<&Shop> for ShopView {
@@ -108,6 +110,18 @@ impl From<&Shop> for ShopView {
             membership_note: match s.membership.as_str() {
                 "pending" => "Đang chờ điều phối viên của làng chấp nhận. Khi được chấp nhận, bạn có thể đăng sản phẩm và biểu quyết giá.".into(),
                 "rejected" => "Điều phối viên của làng chưa chấp nhận cửa hàng này.".into(),
+                _ => String::new(),
+            },
+            welcome: match s.membership_at {
+                Some(at)
+                    if s.membership == "accepted"
+                        && crate::domain::now_ms() - at < 14 * 24 * 3_600_000 =>
+                {
+                    format!(
+                        "Làng đã chấp nhận cửa hàng ngày {}. Bạn có thể đăng sản phẩm và biểu quyết giá.",
+                        crate::domain::format_vn_date(at)
+                    )
+                }
                 _ => String::new(),
             },
         }
@@ -326,6 +340,8 @@ pub struct ChartView {
     pub svg: String,
     /// (day, price), oldest first.
     pub points: Vec<(String, String)>,
+    /// With a single price ever: one line saying so, instead of a chart.
+    pub compact: String,
 }
 
 impl ChartView {
@@ -342,6 +358,26 @@ impl ChartView {
             .collect();
         mine.sort_by_key(|c| (c.at, c.id));
         let owned: Vec<crate::pricing::PriceChange> = mine.iter().map(|c| (*c).clone()).collect();
+        let mut prices: Vec<i64> = owned.iter().map(|c| c.new_price_vnd).collect();
+        prices.extend(owned.first().and_then(|c| c.old_price_vnd));
+        prices.sort_unstable();
+        prices.dedup();
+        if prices.len() < 2 {
+            // One price: a line, not a flat chart.
+            let first = owned.first()?;
+            return Some(ChartView {
+                anchor: format!("bieu-do-{item_id}"),
+                name: name.to_string(),
+                unit: unit.to_string(),
+                svg: String::new(),
+                points: Vec::new(),
+                compact: format!(
+                    "{} từ {}, chưa thay đổi.",
+                    format_vnd(first.new_price_vnd),
+                    crate::pricing::chart::day(first.at)
+                ),
+            });
+        }
         let svg = crate::pricing::chart::svg(
             &format!("gia-{item_id}"),
             name,
@@ -362,6 +398,7 @@ impl ChartView {
                     )
                 })
                 .collect(),
+            compact: String::new(),
         })
     }
 }

@@ -98,22 +98,39 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     let run = money_for_the_admin_pages(&app).await;
     // A printed batch with scans on every shop: the batch list and labels have data.
     cholang::origin::demo::load(&app.db).await.unwrap();
+    let (batch, batched): (String, String) = sqlx::query_as(
+        "SELECT b.code, p.slug FROM batches b JOIN products p ON p.id = b.product_id
+         JOIN shops s ON s.id = p.shop_id WHERE s.slug = 'man-tuyn-ba-hanh' ORDER BY b.id LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    app.transfer(c["total_vnd"].as_i64().unwrap(), &pay).await;
+    let token = cholang::orders::store::buyer_token(&app.config.secret_key, &order);
     let journeys = serde_json::json!([
         {"name": "buyer", "login": null, "paths": [
             "/", "/lang/phu-doi", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang",
             "/shop/man-tuyn-ba-hanh", "/san-pham/man-tuyn-1m6-x-2m", "/tim-kiem?q=man+tuyn",
             "/tim-kiem?q=xyzxyz", "/gio-hang", "/thanh-toan", format!("/pay/{pay}"),
             "/tra-cuu-don", format!("/don-hang/{order}"), "/dang-nhap", "/dang-ky",
-            "/quen-mat-khau", "/truy-xuat/KHONG-CO", "/khong-co-trang-nay"]},
+            "/quen-mat-khau", "/dat-lai-mat-khau", format!("/truy-xuat/{batch}"), "/truy-xuat/KHONG-CO",
+            "/khong-co-trang-nay", "/tra-cuu-don?ma=CL"]},
+        // A buyer who opened the receipt's link: the order page and its two steps.
+        {"name": "buyer-proven", "login": null, "paths": [
+            format!("/don-hang/{order}?t={token}"), format!("/don-hang/{order}/da-nhan"),
+            format!("/don-hang/{order}/yeu-cau"), format!("/don-hang/{pay}"), format!("/pay/{pay}")]},
         {"name": "seller", "login": [HANH, PW], "paths": [
             "/quan-ly", "/quan-ly/cua-hang/man-tuyn-ba-hanh", "/quan-ly/san-pham/man-tuyn-1m6-x-2m",
-            "/quan-ly/san-pham/moi?shop=man-tuyn-ba-hanh", "/quan-ly/san-pham/man-tuyn-1m6-x-2m/lo",
+            "/quan-ly/san-pham/moi?shop=man-tuyn-ba-hanh", format!("/quan-ly/san-pham/{batched}/lo"),
+            format!("/quan-ly/lo/{batch}"),
             "/quan-ly/don-hang", "/quan-ly/doanh-thu", "/doi-mat-khau", "/lang/phu-doi/bang-gia"]},
         {"name": "moderator", "login": [MODERATOR, PW], "paths": [
             "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau"]},
         {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
             "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
             "/quan-tri/so-cai", "/quan-tri/so-cai?shop=man-tuyn-ba-hanh", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
+        // The API's reference is long by nature: it must fit a phone, not the page budget.
+        {"name": "docs", "login": null, "max_weight": 1_500_000, "paths": ["/api/docs"]},
     ]);
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![

@@ -96,7 +96,7 @@ export async function imageProblems(page) {
  * `jsOff` when the page's context has JavaScript disabled.
  * Returns { failures: [...], weight }.
  */
-export async function checkPage(page, where, html, csp, jsOff = false) {
+export async function checkPage(page, where, html, csp, jsOff = false, maxWeight = MAX_WEIGHT) {
   const failures = [];
   const width = page.viewportSize().width;
   const { doc, wide } = await overflow(page);
@@ -111,7 +111,7 @@ export async function checkPage(page, where, html, csp, jsOff = false) {
   }
   for (const v of await axeViolations(page, jsOff)) failures.push(`axe ${where}: ${v}`);
   const w = await weight(page, html);
-  if (w > MAX_WEIGHT) failures.push(`weight ${where}: HTML + CSS ${w} bytes > ${MAX_WEIGHT}`);
+  if (w > maxWeight) failures.push(`weight ${where}: HTML + CSS ${w} bytes > ${maxWeight}`);
   for (const p of await imageProblems(page)) failures.push(`image ${where}: ${p}`);
   for (const c of csp.take()) failures.push(`CSP ${where}: ${c}`);
   return { failures, weight: w };

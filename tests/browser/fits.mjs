@@ -4,7 +4,8 @@
 // contrast), weight (HTML + CSS ≤ 60 KB uncompressed) and images (width and height given,
 // lazy below the fold). A screenshot of each page goes to SHOTS_DIR.
 // Usage: node fits.mjs BASE_URL SHOTS_DIR JOURNEYS_JSON
-// JOURNEYS_JSON: [{"name", "login": [login, password] | null, "paths": ["/", …]}, …]
+// JOURNEYS_JSON: [{"name", "login": [login, password] | null, "paths": ["/", …],
+//   "max_weight": bytes (optional: a reference page such as /api/docs may weigh more)}, …]
 import fs from 'node:fs';
 import { launch, watchCsp, overflow, checkPage } from './checks.mjs';
 
@@ -35,7 +36,7 @@ try {
         await page.screenshot({ path: `${shots}/${width}-${j.name}-${path.replace(/[^a-z0-9]+/gi, '_')}.png`, fullPage: true });
         if (r.status() >= 500) failures.push(`${where}: HTTP ${r.status()}`);
         if (width === 390) {
-          const checked = await checkPage(page, where, await r.body(), csp);
+          const checked = await checkPage(page, where, await r.body(), csp, false, j.max_weight || undefined);
           failures.push(...checked.failures);
           weights.push(checked.weight);
         } else {
