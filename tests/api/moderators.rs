@@ -8,6 +8,7 @@ use crate::helpers::*;
 use crate::on_both_backends;
 
 on_both_backends!(
+    a_shop_hears_it_was_accepted_and_its_first_screen_has_its_tasks,
     moderators_have_an_inbox_and_errors_show_at_the_top,
     a_moderator_never_accepts_their_own_shop,
     a_moderator_never_decides_their_own_proposal,
@@ -207,7 +208,7 @@ async fn the_village_head_sees_who_asks_and_how_far_a_price_moves(b: Backend) {
     app.login_page(MODERATOR, PW).await;
     let board = app.page("/lang/phu-doi/bang-gia").await;
     assert!(
-        board.contains(r#"điện thoại <a href="tel:0912000100">0912000100</a>"#),
+        board.contains(r#"điện thoại <a href="tel:0912000100">0912 000 100</a>"#),
         "{board}"
     );
     assert!(board.contains("Làm gì: Bó chổi đót bằng tay"));
@@ -240,4 +241,82 @@ async fn the_village_head_sees_who_asks_and_how_far_a_price_moves(b: Backend) {
             .await
             .contains("<h1>Quản lý cửa hàng</h1>")
     );
+}
+
+/// Issue 31, items 11 and 14: a shop the village accepts is told so on its channel and on its
+/// dashboard; the seller's first screen has new orders and "In tem QR" beside each product;
+/// recent notices say what they were about; the settings lead with phone and Zalo and fold
+/// Telegram away.
+async fn a_shop_hears_it_was_accepted_and_its_first_screen_has_its_tasks(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    app.quiet_demo().await;
+    let seller = app.register_seller("0912345678", "Trần Thị Lan").await;
+    let (s, v) = app
+        .api(
+            "POST",
+            "/shops",
+            Some(&seller),
+            Some(json!({"village": "phu-doi", "name": "Màn tuyn Chị Lan", "phone": "0912345678"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let slug = v["shop"]["slug"].as_str().unwrap().to_string();
+    app.accept_shop(&slug).await;
+    // Told on its channels (an event the outbox expands for the shop).
+    let told: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notice_events e JOIN shops s ON s.id = e.ref_id
+         WHERE e.kind = 'shop_membership' AND s.slug = $1",
+    )
+    .bind(slug.clone())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(told, 1);
+    let browser = app.browser_logged_in("0912345678", PW).await;
+    let dash = browser
+        .get(app.url("/quan-ly"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dash.contains("Làng đã chấp nhận cửa hàng ngày"), "{dash}");
+    // Bà Hạnh: a paid order first, then her products, each with its "In tem QR".
+    let (_, c) = app.checkout(&[("man-tuyn-1m6-x-2m", 1)]).await;
+    app.transfer(
+        c["total_vnd"].as_i64().unwrap(),
+        c["payment"]["code"].as_str().unwrap(),
+    )
+    .await;
+    app.notifier().run_once().await.unwrap();
+    app.login_page(HANH, PW).await;
+    let dash = app.page("/quan-ly").await;
+    let order = c["orders"][0]["code"].as_str().unwrap();
+    let first_order = dash.find(order).expect("the new order is listed");
+    let first_label = dash
+        .find(r#"href="/quan-ly/san-pham/man-tuyn-1m6-x-2m/lo">In tem QR</a>"#)
+        .expect("a label button per product");
+    assert!(first_order < first_label, "new orders come first");
+    let products: i64 = app
+        .scalar("SELECT COUNT(*) FROM products p JOIN shops s ON s.id = p.shop_id WHERE s.slug = 'man-tuyn-ba-hanh'")
+        .await;
+    assert_eq!(dash.matches(">In tem QR</a>").count() as i64, products);
+    assert!(
+        dash.contains(&format!("Đơn hàng mới đã thanh toán — {order} — qua")),
+        "the notice says what it was about: {dash}"
+    );
+    // Settings: phone and Zalo first, Telegram folded away.
+    let form = app.page("/quan-ly/cua-hang/man-tuyn-ba-hanh").await;
+    let zalo = form.find(r#"name="zalo_phone""#).unwrap();
+    let email = form.find(r#"name="email""#).unwrap();
+    let telegram = form.find(r#"name="telegram_chat_id""#).unwrap();
+    assert!(zalo < email && email < telegram, "phone and Zalo lead");
+    assert!(
+        form[..telegram]
+            .contains("<summary>Nhận thông báo qua Telegram (không bắt buộc)</summary>")
+    );
+    let zalo_box = form.find(r#"name="notify_zalo""#).unwrap();
+    let telegram_box = form.find(r#"name="notify_telegram""#).unwrap();
+    assert!(zalo_box < telegram_box);
 }

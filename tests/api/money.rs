@@ -433,7 +433,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
     let list = app.page("/quan-ly/don-hang").await;
     assert!(list.contains("Đã thanh toán"));
     assert!(list.contains(
-        "Chị Mai · 12 Hàng Bông, Hoàn Kiếm, Hà Nội · Ghi chú: Gọi trước khi giao · <a href=\"tel:0987654321\">Gọi 0987654321</a>"
+        "Chị Mai · 12 Hàng Bông, Hoàn Kiếm, Hà Nội · Ghi chú: Gọi trước khi giao · <a href=\"tel:0987654321\">Gọi 0987 654 321</a>"
     ));
     assert!(list.contains("Màn chụp tự bung 2m2 × 1 chiếc (230.000 ₫)"));
     assert!(

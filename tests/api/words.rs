@@ -8,6 +8,7 @@ use crate::helpers::*;
 use crate::on_both_backends;
 
 on_both_backends!(
+    small_things_a_58_year_old_reader_needs,
     messages_start_with_a_capital_letter,
     error_pages_keep_the_logged_in_header,
     telegram_takes_a_numeric_chat_id_only,
@@ -190,4 +191,153 @@ async fn empty_sections_say_so(b: Backend) {
         .await;
     let html = app.page("/quan-tri/doi-soat").await;
     assert_eq!(html.matches("<p>Không có.</p>").count(), 5, "{html}");
+}
+
+/// Issue 31, the polish list: phones in groups, one search box per page, the cart's counts
+/// and "Mua tiếp", a chart only for an item with two prices, reset codes with spaces, the
+/// new password typed twice, "Hiện mật khẩu", a favicon, plain words for photos.
+async fn small_things_a_58_year_old_reader_needs(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let shop = app.page("/shop/man-tuyn-ba-hanh").await;
+    assert!(
+        shop.contains(r#"<a href="tel:0912000101">0912 000 101</a>"#),
+        "{shop}"
+    );
+    // One search box per page.
+    for path in [
+        "/",
+        "/tim-kiem?q=man",
+        "/truy-xuat/KHONG-CO",
+        "/lang/phu-doi",
+    ] {
+        let r = app.get(path).await;
+        let html = r.text().await.unwrap();
+        assert_eq!(html.matches(r#"type="search""#).count(), 1, "{path}");
+    }
+    // The cart counts what is in it and offers to keep shopping.
+    let id = app
+        .scalar("SELECT id FROM products WHERE slug = 'man-tuyn-1m6-x-2m'")
+        .await
+        .to_string();
+    let r = app
+        .submit(
+            "/san-pham/man-tuyn-1m6-x-2m",
+            "/gio-hang",
+            &[
+                ("product_id", id.as_str()),
+                ("quantity", "3"),
+                ("action", "add"),
+            ],
+        )
+        .await;
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+    let cart = app.page("/gio-hang").await;
+    assert!(cart.contains("1 sản phẩm, 3 món"), "{cart}");
+    assert!(cart.contains(r#"<a href="/">Mua tiếp</a>"#));
+    assert!(cart.contains(r#"<div class="stepper">"#));
+    // A chart only when an item has had two prices; one line otherwise.
+    let board = app.page("/lang/phu-doi/bang-gia").await;
+    assert!(
+        board.contains("chưa thay đổi."),
+        "single-price items: one line"
+    );
+    let charts = board.matches("<figure class=\"price-history\"").count();
+    let items_with_changes: i64 = app
+        .scalar(
+            "SELECT COUNT(*) FROM (SELECT c.price_item_id FROM price_changes c JOIN price_items i ON i.id = c.price_item_id
+               JOIN villages v ON v.id = i.village_id WHERE v.slug = 'phu-doi'
+               GROUP BY c.price_item_id HAVING COUNT(*) > 1 OR MAX(c.old_price_vnd) IS NOT NULL) t",
+        )
+        .await;
+    assert_eq!(charts as i64, items_with_changes, "{board}");
+    // The new password twice; a mismatch keeps the login and says so.
+    let r = app
+        .submit(
+            "/dang-ky",
+            "/dang-ky",
+            &[
+                ("login", "0912555111"),
+                ("display_name", "Bà Năm"),
+                ("password", "mat-khau-dai-1"),
+                ("password_again", "mat-khau-dai-2"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Hai lần nhập mật khẩu mới không giống nhau") && html.contains("0912555111")
+    );
+    for path in ["/dang-ky", "/dang-nhap", "/dat-lai-mat-khau"] {
+        assert!(
+            app.page(path)
+                .await
+                .contains(r#"<script src="/static/forms.js" defer></script>"#),
+            "{path}"
+        );
+    }
+    let js = app.page("/static/forms.js").await;
+    assert!(js.contains("Hiện mật khẩu"));
+    // A reset code typed in groups with spaces.
+    let (s, _) = app
+        .api(
+            "POST",
+            "/auth/password-reset",
+            None,
+            Some(json!({"login": HANH})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let payload: String = sqlx::query_scalar(
+        "SELECT payload FROM notices WHERE kind = 'password_reset' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let payload: Value = serde_json::from_str(&payload).unwrap();
+    let code = payload["subject"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let spaced = format!("{} {}", &code[..4], &code[4..]);
+    let r = app
+        .submit(
+            "/dat-lai-mat-khau",
+            "/dat-lai-mat-khau",
+            &[
+                ("login", HANH),
+                ("code", spaced.as_str()),
+                ("password", "mat-khau-moi-123"),
+                ("password_again", "mat-khau-moi-123"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // A favicon, linked from every page.
+    let icon = app.get("/favicon.svg").await;
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert_eq!(location(&app.get("/favicon.ico").await), "/favicon.svg");
+    assert!(
+        app.page("/")
+            .await
+            .contains(r#"<link rel="icon" href="/favicon.svg""#)
+    );
+    // Plain words where a photo is asked for (the password is the new one).
+    app.login_page(HANH, "mat-khau-moi-123").await;
+    let form = app
+        .page("/quan-ly/san-pham/moi?shop=man-tuyn-ba-hanh")
+        .await;
+    assert!(form.contains("ảnh chụp bằng điện thoại") && !form.contains("JPEG, PNG hoặc WebP"));
 }

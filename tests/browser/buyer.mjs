@@ -115,9 +115,11 @@ async function journey(browser, mode) {
   let resp = await page.goto(`${base}/`);
   await step('home', resp);
 
-  // Search typed without diacritics in the header's search box.
-  await d.fill('header form.search input[name=q]', 'man tuyn');
-  resp = await d.navigate(() => (d.keyboard ? page.keyboard.press('Enter') : d.click('header form.search button')));
+  // Search typed without diacritics in the home page's search box (the one on the page:
+  // the header's is left out where a page has its own).
+  expect((await page.locator('input[type=search]').count()) === 1, `${mode}: one search box on the home page`);
+  await d.fill('main form.big-search input[name=q]', 'man tuyn');
+  resp = await d.navigate(() => (d.keyboard ? page.keyboard.press('Enter') : d.click('main form.big-search button')));
   await step('search', resp);
   let found = await cards();
   expect(found.some((c) => c.name.includes('Màn tuyn')), `${mode}: "man tuyn" found no "Màn tuyn": ${found.map((c) => c.name)}`);
@@ -157,8 +159,15 @@ async function journey(browser, mode) {
   // The cart: change a quantity, remove a line.
   resp = await d.navigate(() => d.click('header a[href="/gio-hang"]'));
   await step('cart', resp);
-  const row = (card) => page.locator('tr', { has: page.locator(`a[href="${card.href}"]`) });
-  expect((await page.locator('tr', { has: page.locator('input[name=quantity]') }).count()) === 3, `${mode}: three lines in the cart`);
+  const row = (card) => page.locator('ul.cart-lines > li', { has: page.locator(`a[href="${card.href}"]`) });
+  expect((await page.locator('ul.cart-lines > li').count()) === 3, `${mode}: three lines in the cart`);
+  expect((await page.textContent('main')).includes('3 sản phẩm'), `${mode}: the cart does not count its lines`);
+  expect((await page.locator('main a[href="/"]', { hasText: 'Mua tiếp' }).count()) >= 1, `${mode}: no "Mua tiếp"`);
+  if (mode === 'phone') {
+    // The stepper stays on one line at 390 px.
+    const tops = await row(a).locator('.stepper button').evaluateAll((bs) => bs.map((b) => Math.round(b.getBoundingClientRect().top)));
+    expect(new Set(tops).size === 1, `${mode}: the stepper wraps: ${tops}`);
+  }
   await d.fill(row(a).locator('input[name=quantity]:not([type=hidden])'), '2');
   resp = await d.navigate(() => d.click(row(a).locator('button', { hasText: 'Cập nhật' })));
   await step('cart-quantity', resp);

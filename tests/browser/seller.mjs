@@ -180,6 +180,10 @@ try {
   resp = await s.click('main a[href^="/quan-ly/cua-hang/"]');
   await s.step('shop-settings', resp);
   const shopPath = new URL(page.url()).pathname;
+  // Phone and Zalo lead; Telegram is folded away until asked for.
+  if (!(await page.$('details:has(input[name=telegram_chat_id])[open]'))) {
+    await page.click('summary:has-text("Telegram")');
+  }
   await page.fill('input[name=telegram_chat_id]', setup.telegram_chat);
   await page.check('input[name=notify_telegram]');
   resp = await s.click('main form.form button[type=submit]');
