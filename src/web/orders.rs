@@ -549,12 +549,21 @@ async fn failed_notices(
                     u.shop_slug,
                     u.shop_name,
                     u.shop_phone,
-                    crate::notify::store::kind_words(&u.kind).to_string(),
+                    lower_first(crate::notify::store::kind_words(&u.kind)),
                     format_vn_time(u.at),
                 )
             })
             .collect(),
     })
+}
+
+/// "Đơn hàng mới…" inside a sentence: "… không nhận được đơn hàng mới…".
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 async fn retry_notice(

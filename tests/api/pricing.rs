@@ -446,19 +446,23 @@ async fn the_price_history_is_a_chart_a_phone_can_read(b: Backend) {
         let end = start + html[start..].find("</figure>").unwrap();
         html[start..end].to_string()
     };
+    // One price so far: a line saying so, not a flat chart (issue 31, polish list).
     let board = app.page("/lang/phu-doi/bang-gia").await;
-    let c = chart_of(&board);
-    assert!(c.contains("<svg class=\"price-chart\" viewBox=\"0 0 320 132\""));
-    assert!(c.contains("role=\"img\"") && c.contains("<title id=\"gia-"));
-    assert!(c.contains("Giá cộng đồng của Màn tuyn 1m6 x 2m theo thời gian"));
-    assert_eq!(c.matches("<circle").count(), 1, "one price so far");
-    assert!(c.contains(": 150.000 ₫</li>"), "the numbers as text");
-    // Every item of the board with a price has its chart.
+    assert!(
+        board.contains(&format!(
+            "<p class=\"price-history compact\" id=\"bieu-do-{item}\">Màn tuyn 1m6 x 2m <small>(giá mỗi chiếc)</small>: 150.000 ₫ từ"
+        )),
+        "{board}"
+    );
+    assert!(!board.contains(&format!(
+        "<figure class=\"price-history\" id=\"bieu-do-{item}\">"
+    )));
+    // Every item of the board with a price has its chart or its line.
     let (_, items) = app
         .api("GET", "/villages/phu-doi/price-items", None, None)
         .await;
     assert_eq!(
-        board.matches("<figure class=\"price-history\"").count(),
+        board.matches("class=\"price-history").count(),
         items["price_items"].as_array().unwrap().len()
     );
     // The demo proposal passes (a third yes): the chart steps to the new price.
@@ -471,6 +475,9 @@ async fn the_price_history_is_a_chart_a_phone_can_read(b: Backend) {
     assert_eq!(p["proposal"]["status"], "approved");
     let page = app.page("/san-pham/man-tuyn-1m6-x-2m").await;
     let c = chart_of(&page);
+    assert!(c.contains("<svg class=\"price-chart\" viewBox=\"0 0 320 132\""));
+    assert!(c.contains("role=\"img\"") && c.contains("<title id=\"gia-"));
+    assert!(c.contains("Giá cộng đồng của Màn tuyn 1m6 x 2m theo thời gian"));
     assert_eq!(c.matches("<circle").count(), 2);
     assert!(c.contains(": 150.000 ₫</li>") && c.contains(": 160.000 ₫</li>"));
     assert!(c.contains("2 thay đổi giá"), "{c}");

@@ -51,7 +51,7 @@ async fn a_shop_no_channel_reaches_is_shown_to_the_admin(b: Backend) {
     // Issue 31, item 14: with the shop's phone, to call instead.
     assert!(
         page.contains(
-            r#"đơn hàng mới đã thanh toán — gọi <a href="tel:0912000103">0912000103</a>"#
+            r#"đơn hàng mới đã thanh toán — gọi <a href="tel:0912000103">0912 000 103</a>"#
         ),
         "{page}"
     );
