@@ -440,25 +440,28 @@ fn item_line(l: &sqlx::any::AnyRow) -> Result<String> {
 /// The buyer's one receipt for a payment: every shop's order (its code, the shop, its
 /// phone, each line with unit price and amount), the purchase code, the delivery address,
 /// the origin pages of the batches and the signed link to the order page. `None` unless
-/// `order` is the first order of its purchase (the receipt goes out once).
+/// `order` is the first paid order of its purchase (the receipt goes out once; an order the
+/// seller cancelled before payment is neither on it nor its sender).
 async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message>> {
     let base = &cfg.public_url;
     let c = sqlx::query(
         "SELECT c.id, c.buyer_name, c.buyer_address, p.code AS pay_code, p.amount_paid_vnd,
-           (SELECT MIN(o2.id) FROM orders o2 WHERE o2.checkout_id = c.id) AS first
+           (SELECT MIN(o2.id) FROM orders o2 WHERE o2.checkout_id = c.id
+              AND o2.status NOT IN ('pending_payment', 'cancelled', 'expired')) AS first
          FROM orders o JOIN checkouts c ON c.id = o.checkout_id
          JOIN payments p ON p.checkout_id = c.id WHERE o.id = $1",
     )
     .bind(order)
     .fetch_one(&mut **tx)
     .await?;
-    if c.try_get::<i64, _>("first")? != order {
+    if c.try_get::<Option<i64>, _>("first")? != Some(order) {
         return Ok(None);
     }
     let pay: String = c.try_get("pay_code")?;
     let orders = sqlx::query(
         "SELECT o.id, o.code, o.total_vnd, s.name, s.phone FROM orders o JOIN shops s ON s.id = o.shop_id
-         WHERE o.checkout_id = $1 ORDER BY o.id",
+         WHERE o.checkout_id = $1 AND o.status NOT IN ('pending_payment', 'cancelled', 'expired')
+         ORDER BY o.id",
     )
     .bind(c.try_get::<i64, _>("id")?)
     .fetch_all(&mut **tx)

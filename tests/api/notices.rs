@@ -730,6 +730,44 @@ async fn one_receipt_lists_every_shops_order(b: Backend) {
         page.contains(&format!("{pay}-1")) && page.contains(&format!("{pay}-2")),
         "{page}"
     );
+    // The first shop cancels its part before payment: the receipt comes from the paid one
+    // and lists only it.
+    let (_, c2) = app
+        .api(
+            "POST",
+            "/checkout",
+            None,
+            Some(json!({"items": [
+                {"product_slug": "man-tuyn-2-cua-1m8-x-2m", "quantity": 1},
+                {"product_slug": "ghe-dau-go-xoan", "quantity": 1}],
+            "buyer": {"name": "Chị Mai", "phone": "0987 654 321", "address": "12 Hàng Bông",
+                      "email": "mai2@example.vn"}})),
+        )
+        .await;
+    let pay2 = c2["payment"]["code"].as_str().unwrap().to_string();
+    let hanh = app.api_login(HANH, PW).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            &format!("/orders/{pay2}-1/transitions"),
+            Some(&hanh),
+            Some(json!({"to": "cancelled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let left = app.payment(&pay2).await["amount_vnd"].as_i64().unwrap();
+    app.transfer(left, &pay2).await;
+    while worker.run_once().await.unwrap() > 0 {}
+    let second: Vec<_> = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m.0 == vec!["mai2@example.vn".to_string()] && m.1.starts_with("Biên nhận"))
+        .collect();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(
+        second[0].2.contains(&format!("Đơn {pay2}-2"))
+            && !second[0].2.contains(&format!("Đơn {pay2}-1"))
+    );
     // A wrong token proves nothing.
     let r = app
         .new_browser()
