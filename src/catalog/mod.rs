@@ -74,6 +74,13 @@ pub struct Shop {
 }
 
 impl Shop {
+    /// When the village accepted this shop, if that was in the last two weeks (its dashboard
+    /// says so until then).
+    pub fn accepted_recently(&self, now: i64) -> Option<i64> {
+        self.membership_at
+            .filter(|at| self.membership == "accepted" && now - at < 14 * 24 * 3_600_000)
+    }
+
     /// What anyone may see of a shop: no email, bank account or notice settings (only its
     /// owner and admins see those, through the full `Shop`).
     /// What anyone may see of a shop.

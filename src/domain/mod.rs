@@ -49,6 +49,22 @@ pub fn vn_offset() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset")
 }
 
+/// The day in Hà Nội a stored UTC time falls on.
+pub fn vn_date(ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&vn_offset())
+        .date_naive()
+}
+
+/// Midnight in Hà Nội starting `day`, as a stored time (`None` past chrono's range).
+pub fn vn_midnight(day: chrono::NaiveDate) -> Option<i64> {
+    day.and_hms_opt(0, 0, 0)?
+        .and_local_timezone(vn_offset())
+        .single()
+        .map(|t| t.timestamp_millis())
+}
+
 /// A stored UTC time shown as Vietnamese local time, e.g. `28/11/2026 21:05`.
 pub fn format_vn_time(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {

@@ -65,6 +65,32 @@ impl Account {
     }
 }
 
+/// A journal's kind as the treasurer reads it.
+pub fn kind_words(kind: &str) -> &str {
+    match kind {
+        "transfer_in" => "Tiền chuyển đến",
+        "transfer_unmatched" => "Tiền đến chưa khớp đơn",
+        "transfer_assigned" => "Gán tiền chưa khớp cho thanh toán",
+        "payment_settled" => "Thanh toán đủ, tiền giữ cho cửa hàng",
+        "payment_refund_due" => "Thanh toán phải hoàn",
+        "order_refund_due" => "Đơn phải hoàn tiền",
+        "order_part_refund_due" => "Hoàn một phần đơn",
+        "order_released" => "Tiền đơn chuyển cho cửa hàng (trừ phí)",
+        "refund_paid" => "Đã hoàn cho người mua",
+        "refund_sent" => "Lệnh hoàn tiền",
+        "refund_failed" => "Hoàn tiền không thành công",
+        "payout_sent" => "Lệnh chi cho cửa hàng",
+        "payout_paid" => "Chi cho cửa hàng thành công",
+        "payout_failed" => "Chi không thành công, tiền trở lại",
+        "payout_returned" => "Tiền chi bị ngân hàng trả lại",
+        "payout_duplicate" => "Chi trùng",
+        "owed_netted" => "Trừ nợ của cửa hàng",
+        "transfer_returned" => "Trả lại tiền chưa khớp",
+        "outflow_written_off" => "Tiền ra không rõ, đã ghi nhận",
+        other => other,
+    }
+}
+
 /// One line of a journal. `shop` tags shop accounts (and the shop's fee and payout lines);
 /// `payment` tags money held for one payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ pub struct EmailText<'a> {
     pub title: &'a str,
     pub greeting: &'a str,
     pub lines: &'a [String],
-    pub items: &'a [String],
+    pub items: &'a [Item],
     pub total: &'a str,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold.
@@ -31,11 +31,28 @@ pub struct EmailHtml<'a> {
     pub title: &'a str,
     pub greeting: &'a str,
     pub lines: &'a [String],
-    pub items: &'a [String],
+    pub items: &'a [Item],
     pub total: &'a str,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold.
     pub origins: &'a [(String, String)],
+}
+
+/// A line of a message's list: a thing sold ("Màn tuyn × 2 chiếc — 180.000 ₫ — 360.000 ₫"),
+/// or the heading of a shop's order on a receipt.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub heading: bool,
+    pub text: String,
+}
+
+impl Item {
+    pub fn line(text: String) -> Item {
+        Item {
+            heading: false,
+            text,
+        }
+    }
 }
 
 /// One message's content, rendered for every channel.
@@ -43,9 +60,8 @@ pub struct Message {
     pub subject: String,
     pub greeting: String,
     pub lines: Vec<String>,
-    /// One line per thing sold: "Màn tuyn × 2 chiếc — 180.000 ₫ — 360.000 ₫"; a line
-    /// starting with "Đơn " heads a shop's order (receipts of several shops).
-    pub items: Vec<String>,
+    /// One line per thing sold, headed per shop's order on a receipt of several shops.
+    pub items: Vec<Item>,
     pub total: String,
     pub link: Option<(String, String)>,
     /// (label, URL) of the origin pages of the batches sold (the buyer's receipt).
@@ -88,7 +104,11 @@ impl Message {
             t.push('\n');
         }
         for l in &self.items {
-            t.push_str(&format!("• {}\n", esc(l)));
+            if l.heading {
+                t.push_str(&format!("<b>{}</b>\n", esc(&l.text)));
+            } else {
+                t.push_str(&format!("• {}\n", esc(&l.text)));
+            }
         }
         if !self.total.is_empty() {
             t.push_str(&format!("<b>Tổng: {}</b>\n", esc(&self.total)));
@@ -470,13 +490,16 @@ async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message
     let mut origins: Vec<(String, String)> = Vec::new();
     for o in &orders {
         let phone: String = o.try_get("phone")?;
-        items.push(format!(
-            "Đơn {} — {} — điện thoại {} — {}",
-            o.try_get::<String, _>("code")?,
-            o.try_get::<String, _>("name")?,
-            crate::domain::format_phone(&phone),
-            format_vnd(o.try_get("total_vnd")?)
-        ));
+        items.push(Item {
+            heading: true,
+            text: format!(
+                "Đơn {} — {} — điện thoại {} — {}",
+                o.try_get::<String, _>("code")?,
+                o.try_get::<String, _>("name")?,
+                crate::domain::format_phone(&phone),
+                format_vnd(o.try_get("total_vnd")?)
+            ),
+        });
         let lines = sqlx::query(
             "SELECT name, unit, quantity, unit_price_vnd, batch_code FROM order_lines
              WHERE order_id = $1 ORDER BY id",
@@ -485,7 +508,7 @@ async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message
         .fetch_all(&mut **tx)
         .await?;
         for l in &lines {
-            items.push(item_line(l)?);
+            items.push(Item::line(item_line(l)?));
             if let Some(b) = l.try_get::<Option<String>, _>("batch_code")? {
                 let name: String = l.try_get("name")?;
                 let entry = (
@@ -541,7 +564,10 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
                 .bind(ev.ref_id)
                 .fetch_all(&mut **tx)
                 .await?;
-            let items: Vec<String> = lines.iter().map(item_line).collect::<Result<_>>()?;
+            let items: Vec<Item> = lines
+                .iter()
+                .map(|l| item_line(l).map(Item::line))
+                .collect::<Result<_>>()?;
             let shop = shop_target(tx, o.try_get("shop_id")?).await?;
             let buyer_name: String = o.try_get("buyer_name")?;
             let paid = ev.kind == "order_paid";

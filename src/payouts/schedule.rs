@@ -91,10 +91,7 @@ pub fn day_words(d: NaiveDate) -> String {
 
 /// The Hà Nội day of a stored UTC time.
 pub fn vn_day(ms: i64) -> NaiveDate {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&crate::domain::vn_offset())
-        .date_naive()
+    crate::domain::vn_date(ms)
 }
 
 #[cfg(test)]

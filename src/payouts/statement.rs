@@ -62,11 +62,18 @@ pub enum LineState {
     Failed,
 }
 
+/// What a line of the statement is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Order,
+    Payout,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Line {
     pub at: i64,
-    /// `order` or `payout`.
-    pub kind: &'static str,
+    pub kind: LineKind,
     pub code: String,
     /// What the line is worth to the shop: the order's amount, or the payout's.
     pub amount_vnd: i64,
@@ -78,28 +85,75 @@ pub struct Line {
     pub to: String,
 }
 
-/// Newest first: each order with where its money is, each payout with how it went.
-pub fn lines(orders: &[OrderMoney], payouts: &[PayoutMoney], next_run: &str) -> Vec<Line> {
-    // Money that left by payout, first made first: paid ones, then those on their way.
-    let mut sent: Vec<&PayoutMoney> = payouts
-        .iter()
-        .filter(|p| p.status != PayoutStatus::Failed)
-        .collect();
-    sent.sort_by_key(|p| (p.status != PayoutStatus::Paid, p.at));
-    let mut carried: Vec<(i64, &PayoutMoney)> = Vec::new();
-    let mut sum = 0i64;
-    for p in sent {
-        sum += p.amount_vnd;
-        carried.push((sum, p));
+/// What the ledger says is not yet in the shop's bank: released money waiting for the next
+/// run, and money in a payout on its way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unpaid {
+    pub next_run_vnd: i64,
+    pub sending_vnd: i64,
+}
+
+impl Line {
+    /// What the line is, in words: "Đơn CL7K3QX9-1" or "Chuyển vào Agribank ••••3456".
+    pub fn what(&self) -> String {
+        match self.kind {
+            LineKind::Order => format!("Đơn {}", self.code),
+            LineKind::Payout => format!("Chuyển vào {}", self.to),
+        }
     }
-    let mut released: Vec<&OrderMoney> = orders.iter().filter(|o| o.released.is_some()).collect();
-    released.sort_by_key(|o| o.released.map(|r| r.0));
-    let mut running = 0i64;
-    let mut by_payout: Vec<(&str, Option<&PayoutMoney>)> = Vec::new();
+}
+
+/// Newest first: each order with where its money is, each payout with how it went. Released
+/// orders are matched from the newest back: the newest `unpaid.next_run_vnd` worth waits for
+/// the next run, the next `unpaid.sending_vnd` worth is on its way, the rest was paid, by the
+/// paid payouts from the newest back. Reading the ledger's balances (not the whole history)
+/// keeps a long or truncated history from mislabelling recent orders.
+pub fn lines(
+    orders: &[OrderMoney],
+    payouts: &[PayoutMoney],
+    unpaid: Unpaid,
+    next_run: &str,
+) -> Vec<Line> {
+    let mut paid: Vec<&PayoutMoney> = payouts
+        .iter()
+        .filter(|p| p.status == PayoutStatus::Paid)
+        .collect();
+    paid.sort_by_key(|p| std::cmp::Reverse((p.paid_at.unwrap_or(p.at), p.at)));
+    let mut released: Vec<&OrderMoney> = orders
+        .iter()
+        .filter(|o| o.released.is_some() && !o.refunded)
+        .collect();
+    released.sort_by_key(|o| std::cmp::Reverse(o.released.map(|r| r.0)));
+    let (mut next, mut sending) = (unpaid.next_run_vnd.max(0), unpaid.sending_vnd.max(0));
+    let mut paid_back = 0i64;
+    enum Where<'a> {
+        NextRun,
+        Sending,
+        /// Paid, by this payout when it is among those read.
+        Paid(Option<&'a PayoutMoney>),
+    }
+    let mut by_order: Vec<(&str, Where)> = Vec::new();
     for o in released {
-        running += o.released.map(|r| r.1).unwrap_or(0);
-        let p = carried.iter().find(|(c, _)| running <= *c).map(|(_, p)| *p);
-        by_payout.push((o.code.as_str(), p));
+        let net = o.released.map(|r| r.1).unwrap_or(0);
+        let at = if next > 0 {
+            next -= net;
+            Where::NextRun
+        } else if sending > 0 {
+            sending -= net;
+            Where::Sending
+        } else {
+            paid_back += net;
+            let mut sum = 0i64;
+            Where::Paid(
+                paid.iter()
+                    .find(|p| {
+                        sum += p.amount_vnd;
+                        paid_back <= sum
+                    })
+                    .copied(),
+            )
+        };
+        by_order.push((o.code.as_str(), at));
     }
     let mut out = Vec::new();
     for o in orders {
@@ -109,20 +163,17 @@ pub fn lines(orders: &[OrderMoney], payouts: &[PayoutMoney], next_run: &str) -> 
                 "đã trả lại tiền cho người mua".to_string(),
             )
         } else if o.released.is_some() {
-            match by_payout
-                .iter()
-                .find(|(c, _)| *c == o.code)
-                .and_then(|(_, p)| *p)
-            {
-                Some(p) if p.status == PayoutStatus::Paid => (
+            match by_order.iter().find(|(c, _)| *c == o.code).map(|(_, w)| w) {
+                Some(Where::Paid(Some(p))) => (
                     LineState::Paid,
                     format!(
                         "đã chuyển ngày {}",
                         crate::domain::format_vn_date(p.paid_at.unwrap_or(p.at))
                     ),
                 ),
-                Some(_) => (LineState::Sending, "đang chuyển vào tài khoản".into()),
-                None => (
+                Some(Where::Paid(None)) => (LineState::Paid, "đã chuyển vào tài khoản".into()),
+                Some(Where::Sending) => (LineState::Sending, "đang chuyển vào tài khoản".into()),
+                _ => (
                     LineState::NextRun,
                     format!("sẽ chuyển đợt tới ({next_run})"),
                 ),
@@ -143,7 +194,7 @@ pub fn lines(orders: &[OrderMoney], payouts: &[PayoutMoney], next_run: &str) -> 
         };
         out.push(Line {
             at: o.at,
-            kind: "order",
+            kind: LineKind::Order,
             code: o.code.clone(),
             amount_vnd: amount,
             state,
@@ -168,7 +219,7 @@ pub fn lines(orders: &[OrderMoney], payouts: &[PayoutMoney], next_run: &str) -> 
         };
         out.push(Line {
             at: p.at,
-            kind: "payout",
+            kind: LineKind::Payout,
             code: p.code.clone(),
             amount_vnd: p.amount_vnd,
             state,
@@ -266,11 +317,12 @@ pub async fn load(
     now: i64,
 ) -> Result<Statement> {
     let b = crate::ledger::store::shop_balance(db, shop).await?;
-    let s =
-        sqlx::query("SELECT bank_bin, bank_account_no, payout_hold_until FROM shops WHERE id = $1")
-            .bind(shop)
-            .fetch_one(&db.pool)
-            .await?;
+    let s = sqlx::query(
+        "SELECT bank_bin, bank_account_no, payout_hold_until, active FROM shops WHERE id = $1",
+    )
+    .bind(shop)
+    .fetch_one(&db.pool)
+    .await?;
     let account = match (
         s.try_get::<Option<String>, _>("bank_bin")?,
         s.try_get::<Option<String>, _>("bank_account_no")?,
@@ -282,7 +334,7 @@ pub async fn load(
     let today = vn_day(now);
     let ran_today: bool =
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payout_runs WHERE created_at >= $1")
-            .bind(start_of_vn_day(now))
+            .bind(crate::domain::vn_midnight(vn_day(now)).unwrap_or(now))
             .fetch_one(&db.pool)
             .await?
             > 0;
@@ -312,23 +364,23 @@ pub async fn load(
     .fetch_all(&db.pool)
     .await?;
     let mut orders = Vec::new();
-    let mut sold = 0i64;
     for r in &rows {
-        let status: String = r.try_get("status")?;
-        let refunded = matches!(status.as_str(), "refund_due" | "refunded" | "cancelled");
+        use crate::orders::OrderStatus;
+        let status = OrderStatus::parse(&r.try_get::<String, _>("status")?);
+        let refunded = matches!(
+            status,
+            Some(OrderStatus::RefundDue | OrderStatus::Refunded | OrderStatus::Cancelled)
+        );
         let total: i64 = r.try_get("total_vnd")?;
         let part: i64 = r.try_get("refund_owed_vnd")?;
         let released_at: Option<i64> = r.try_get("released_at")?;
-        if !refunded {
-            sold += total - part;
-        }
         orders.push(OrderMoney {
             code: r.try_get("code")?,
             at: r.try_get("created_at")?,
             sold_vnd: total - part,
             refunded,
             shipped: r.try_get::<Option<i64>, _>("shipped_at")?.is_some()
-                || matches!(status.as_str(), "shipped" | "delivered"),
+                || matches!(status, Some(OrderStatus::Shipped | OrderStatus::Delivered)),
             held: r.try_get::<i64, _>("open_requests")? > 0,
             released: match released_at {
                 Some(at) => Some((at, r.try_get("net")?)),
@@ -348,7 +400,30 @@ pub async fn load(
             paid_at: p.paid_at,
         })
         .collect();
-    let can_pay = !account.is_empty() && b.available_vnd - b.owed_vnd >= min_payout_vnd;
+    // Everything sold and not given back, over the shop's whole history (the lines show
+    // the latest 500 orders).
+    let sold: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(total_vnd - refund_owed_vnd), 0) AS BIGINT) FROM orders
+         WHERE shop_id = $1 AND status IN ('paid', 'accepted', 'shipped', 'delivered')",
+    )
+    .bind(shop)
+    .fetch_one(&db.pool)
+    .await?;
+    // Whether the next run can pay it: the run's own rule, the account's hold aside (it
+    // moves the day instead).
+    let can_pay = super::store::decide(
+        &super::store::ShopMoney {
+            available: b.available_vnd,
+            owed: b.owed_vnd,
+            has_account: !account.is_empty(),
+            active: s.try_get::<i64, _>("active")? == 1,
+            hold_until: None,
+            open_payout: false,
+        },
+        now,
+        min_payout_vnd,
+    )
+    .is_ok();
     Ok(Statement {
         sold_vnd: sold,
         next_payout_vnd: b.available_vnd,
@@ -364,19 +439,16 @@ pub async fn load(
         fees_vnd: b.fees_vnd,
         min_payout_vnd,
         schedule: schedule.words(),
-        lines: lines(&orders, &payouts, &next_words),
+        lines: lines(
+            &orders,
+            &payouts,
+            Unpaid {
+                next_run_vnd: b.available_vnd,
+                sending_vnd: b.in_transit_vnd,
+            },
+            &next_words,
+        ),
     })
-}
-
-/// Midnight in Hà Nội of the day `ms` falls on, as a stored time.
-fn start_of_vn_day(ms: i64) -> i64 {
-    let day = vn_day(ms);
-    day.and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_local_timezone(crate::domain::vn_offset())
-        .single()
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(ms)
 }
 
 #[cfg(test)]
@@ -418,28 +490,62 @@ mod tests {
             payout("CLPO1", 25, 294_000, PayoutStatus::Paid),
             payout("CLPO2", 35, 49_000, PayoutStatus::Sent),
         ];
-        let l = lines(&orders, &payouts, "thứ Hai 14/12");
+        let unpaid = Unpaid {
+            next_run_vnd: 0,
+            sending_vnd: 49_000,
+        };
+        let l = lines(&orders, &payouts, unpaid, "thứ Hai 14/12");
         let of = |c: &str| l.iter().find(|x| x.code == c).unwrap().clone();
         assert_eq!(of("A-1").state, LineState::Paid);
+        assert_eq!(of("A-1").words, "đã chuyển ngày 01/01");
         assert_eq!(of("A-1").amount_vnd, 98_000);
         assert_eq!(of("B-1").state, LineState::Paid);
         assert_eq!(of("C-1").state, LineState::Sending);
         assert_eq!(of("D-1").state, LineState::AwaitingBuyer);
         assert_eq!(of("D-1").words, "chờ người mua nhận hàng");
+        assert_eq!(of("CLPO2").what(), "Chuyển vào Agribank ••••3456");
+        assert_eq!(of("C-1").what(), "Đơn C-1");
         // Newest first, payouts among the orders.
         assert_eq!(l[0].code, "CLPO2");
-        // Without the second payout, C-1 waits for the next run.
-        let l = lines(&orders, &payouts[..1], "thứ Hai 14/12");
+        // Before the second payout: C-1 waits for the next run.
+        let unpaid = Unpaid {
+            next_run_vnd: 49_000,
+            sending_vnd: 0,
+        };
+        let l = lines(&orders, &payouts[..1], unpaid, "thứ Hai 14/12");
         let c = l.iter().find(|x| x.code == "C-1").unwrap();
         assert_eq!(c.state, LineState::NextRun);
         assert_eq!(c.words, "sẽ chuyển đợt tới (thứ Hai 14/12)");
     }
 
     #[test]
+    fn a_history_read_in_part_still_labels_the_newest_orders_right() {
+        // Only the latest orders and payouts are read: what is unpaid comes from the ledger's
+        // balances, so the newest order still waits although older payouts outweigh it.
+        let orders = vec![
+            order("Y-1", 1, 100_000, Some((10, 100_000))),
+            order("Z-1", 2, 100_000, Some((20, 100_000))),
+        ];
+        let payouts = vec![payout("CLPO9", 15, 900_000, PayoutStatus::Paid)];
+        let unpaid = Unpaid {
+            next_run_vnd: 100_000,
+            sending_vnd: 0,
+        };
+        let l = lines(&orders, &payouts, unpaid, "thứ Hai 14/12");
+        let of = |c: &str| l.iter().find(|x| x.code == c).unwrap().state.clone();
+        assert_eq!(of("Z-1"), LineState::NextRun);
+        assert_eq!(of("Y-1"), LineState::Paid);
+    }
+
+    #[test]
     fn a_failed_payout_carries_nothing_and_says_the_money_is_still_hers() {
         let orders = vec![order("A-1", 1, 100_000, Some((10, 100_000)))];
         let payouts = vec![payout("CLPO1", 25, 100_000, PayoutStatus::Failed)];
-        let l = lines(&orders, &payouts, "thứ Hai 14/12");
+        let unpaid = Unpaid {
+            next_run_vnd: 100_000,
+            sending_vnd: 0,
+        };
+        let l = lines(&orders, &payouts, unpaid, "thứ Hai 14/12");
         assert_eq!(l[1].state, LineState::NextRun);
         assert!(l[0].words.contains("tiền vẫn là của bạn"));
     }

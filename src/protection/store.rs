@@ -65,21 +65,37 @@ pub async fn prove(
                 Ok(o) => format!("order:{}", o.code),
                 Err(_) => "order:unknown".to_string(),
             };
-            let keys = crate::accounts::store::AttemptKeys::new("track", &subject, client_key);
-            keys.reserve(db, cfg.login_max_failures, cfg.login_window_minutes)
-                .await?;
-            let o = order.map_err(|_| AppError::NotFound)?;
-            let c = orders::checkout_by_id(db, o.checkout_id).await?;
-            let ok = crate::domain::PhoneVn::parse(phone)
-                .map(|p| p.as_str() == c.buyer_phone)
-                .unwrap_or(false);
-            if !ok {
-                return Err(AppError::NotFound);
-            }
-            keys.succeeded(db).await?;
-            Ok(o)
+            let checkout = order.as_ref().ok().map(|o| o.checkout_id);
+            phone_proves(db, cfg, client_key, &subject, checkout, phone).await?;
+            order.map_err(|_| AppError::NotFound)
         }
     }
+}
+
+/// The phone typed is the one the purchase was ordered with: every try is reserved first
+/// against `subject` and the address (the login limits), an unknown purchase costs a try too
+/// and reads the same as a wrong phone. The purchase's id, or 404.
+async fn phone_proves(
+    db: &Db,
+    cfg: &Config,
+    client_key: &str,
+    subject: &str,
+    checkout: Option<i64>,
+    phone: &str,
+) -> Result<i64> {
+    let keys = crate::accounts::store::AttemptKeys::new("track", subject, client_key);
+    keys.reserve(db, cfg.login_max_failures, cfg.login_window_minutes)
+        .await?;
+    let id = checkout.ok_or(AppError::NotFound)?;
+    let c = orders::checkout_by_id(db, id).await?;
+    let ok = crate::domain::PhoneVn::parse(phone)
+        .map(|p| p.as_str() == c.buyer_phone)
+        .unwrap_or(false);
+    if !ok {
+        return Err(AppError::NotFound);
+    }
+    keys.succeeded(db).await?;
+    Ok(id)
 }
 
 /// The purchase (checkout) a buyer proves with any code they were shown — the purchase's
@@ -112,19 +128,7 @@ pub async fn prove_purchase(
                 Some(id) => format!("checkout:{id}"),
                 None => "checkout:unknown".to_string(),
             };
-            let keys = crate::accounts::store::AttemptKeys::new("track", &subject, client_key);
-            keys.reserve(db, cfg.login_max_failures, cfg.login_window_minutes)
-                .await?;
-            let id = checkout.ok_or(AppError::NotFound)?;
-            let c = orders::checkout_by_id(db, id).await?;
-            let ok = crate::domain::PhoneVn::parse(phone)
-                .map(|p| p.as_str() == c.buyer_phone)
-                .unwrap_or(false);
-            if !ok {
-                return Err(AppError::NotFound);
-            }
-            keys.succeeded(db).await?;
-            Ok(id)
+            phone_proves(db, cfg, client_key, &subject, checkout, phone).await
         }
     }
 }

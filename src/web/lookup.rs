@@ -393,7 +393,7 @@ pub(super) fn steps(status: OrderStatus) -> (Vec<Step>, &'static str) {
 /// Old links (`/tra-cuu-don/{any code}`) lead to the one order page, `/don-hang/{code}`.
 async fn checkout_page(State(st): State<AppState>, Path(code): Path<String>) -> PageResult {
     let Some(id) = orders::checkout_id_by_any_code(&st.db, &code).await? else {
-        return see_other(&format!("/tra-cuu-don?ma={}", urlencode(&code)));
+        return see_other(&format!("/tra-cuu-don?ma={}", super::urlencode(&code)));
     };
     let p = crate::payments::store::payment_of_checkout(&st.db, id).await?;
     see_other(&format!("/don-hang/{}", p.code))
@@ -454,10 +454,6 @@ pub(super) async fn purchase_page(
         total: format_vnd(c.total_vnd),
         orders: cards,
     })
-}
-
-fn urlencode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.trim().as_bytes()).collect()
 }
 
 #[cfg(test)]

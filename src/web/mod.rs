@@ -433,6 +433,11 @@ async fn pay_js() -> Response {
         .into_response()
 }
 
+/// A query-string value, trimmed and percent-encoded.
+pub(crate) fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.trim().as_bytes()).collect()
+}
+
 /// The site's icon (a market basket), for browser tabs and home screens.
 async fn favicon() -> Response {
     (

@@ -437,15 +437,6 @@ async fn statement_of(st: &AppState, shop: i64) -> Result<statement::Statement> 
     .await
 }
 
-/// What a line is, in words: "Đơn CL7K3QX9-1" or "Chuyển vào Agribank ••••3456".
-fn line_what(l: &statement::Line) -> String {
-    if l.kind == "payout" {
-        format!("Chuyển vào {}", l.to)
-    } else {
-        format!("Đơn {}", l.code)
-    }
-}
-
 async fn revenue(
     st: &AppState,
     seed: &CsrfSeed,
@@ -483,10 +474,10 @@ async fn revenue(
                 .iter()
                 .map(|l| MoneyLine {
                     amount: format_vnd(l.amount_vnd),
-                    what: line_what(l),
+                    what: l.what(),
                     when: crate::domain::format_vn_date(l.at),
                     words: l.words.clone(),
-                    link: if l.kind == "order" {
+                    link: if l.kind == statement::LineKind::Order {
                         format!("/quan-ly/don-hang#don-{}", l.code)
                     } else {
                         String::new()
@@ -547,11 +538,7 @@ async fn revenue_csv(
     for l in &m.lines {
         w.row(&[
             format_vn_time(l.at),
-            if l.kind == "payout" {
-                format!("Chuyển vào {}", l.to)
-            } else {
-                "Đơn hàng".to_string()
-            },
+            l.what(),
             l.code.clone(),
             l.amount_vnd.to_string(),
             l.words.clone(),
@@ -658,14 +645,11 @@ async fn movement_filter(
         }
         let d = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
             .map_err(|_| AppError::field(field, "Ngày viết dạng 2026-12-31"))?;
-        let d = if end {
-            d + chrono::Duration::days(1)
-        } else {
-            d
-        };
-        Ok(d.and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(crate::domain::vn_offset()).single())
-            .map(|t| t.timestamp_millis()))
+        let d = if end { d.succ_opt() } else { Some(d) };
+        // A day past chrono's range is no filter a person means: refused like a bad date.
+        d.and_then(crate::domain::vn_midnight)
+            .map(Some)
+            .ok_or_else(|| AppError::field(field, "Ngày viết dạng 2026-12-31"))
     };
     let shop = match q.shop.trim() {
         "" => None,
@@ -736,9 +720,9 @@ async fn trial_balance_page(
             let next = if page * MOVES_PAGE < n {
                 format!(
                     "/quan-tri/so-cai?shop={}&from={}&to={}&page={}",
-                    urlencode(&q.shop),
-                    urlencode(&q.from),
-                    urlencode(&q.to),
+                    super::urlencode(&q.shop),
+                    super::urlencode(&q.from),
+                    super::urlencode(&q.to),
                     page + 1
                 )
             } else {
@@ -776,7 +760,7 @@ async fn trial_balance_page(
             .iter()
             .map(|m| MoveRow {
                 at: format_vn_time(m.at),
-                what: kind_words(&m.kind).to_string(),
+                what: crate::ledger::kind_words(&m.kind).to_string(),
                 reference: m
                     .order_code
                     .clone()
@@ -805,36 +789,6 @@ async fn trial_balance_page(
         *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(resp)
-}
-
-fn urlencode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.trim().as_bytes()).collect()
-}
-
-/// A journal's kind as the treasurer reads it.
-fn kind_words(kind: &str) -> &str {
-    match kind {
-        "transfer_in" => "Tiền chuyển đến",
-        "transfer_unmatched" => "Tiền đến chưa khớp đơn",
-        "transfer_assigned" => "Gán tiền chưa khớp cho thanh toán",
-        "payment_settled" => "Thanh toán đủ, tiền giữ cho cửa hàng",
-        "payment_refund_due" => "Thanh toán phải hoàn",
-        "order_refund_due" => "Đơn phải hoàn tiền",
-        "order_part_refund_due" => "Hoàn một phần đơn",
-        "order_released" => "Tiền đơn chuyển cho cửa hàng (trừ phí)",
-        "refund_paid" => "Đã hoàn cho người mua",
-        "refund_sent" => "Lệnh hoàn tiền",
-        "refund_failed" => "Hoàn tiền không thành công",
-        "payout_sent" => "Lệnh chi cho cửa hàng",
-        "payout_paid" => "Chi cho cửa hàng thành công",
-        "payout_failed" => "Chi không thành công, tiền trở lại",
-        "payout_returned" => "Tiền chi bị ngân hàng trả lại",
-        "payout_duplicate" => "Chi trùng",
-        "owed_netted" => "Trừ nợ của cửa hàng",
-        "transfer_returned" => "Trả lại tiền chưa khớp",
-        "outflow_written_off" => "Tiền ra không rõ, đã ghi nhận",
-        other => other,
-    }
 }
 
 #[derive(Template)]

@@ -112,18 +112,15 @@ impl From<&Shop> for ShopView {
                 "rejected" => "Điều phối viên của làng chưa chấp nhận cửa hàng này.".into(),
                 _ => String::new(),
             },
-            welcome: match s.membership_at {
-                Some(at)
-                    if s.membership == "accepted"
-                        && crate::domain::now_ms() - at < 14 * 24 * 3_600_000 =>
-                {
+            welcome: s
+                .accepted_recently(crate::domain::now_ms())
+                .map(|at| {
                     format!(
                         "Làng đã chấp nhận cửa hàng ngày {}. Bạn có thể đăng sản phẩm và biểu quyết giá.",
                         crate::domain::format_vn_date(at)
                     )
-                }
-                _ => String::new(),
-            },
+                })
+                .unwrap_or_default(),
         }
     }
 }
