@@ -56,6 +56,26 @@ pub struct ZaloConfig {
     pub template_order_paid: String,
 }
 
+/// The SMS brandname provider (eSMS.vn's JSON API), used when Zalo cannot deliver a code.
+#[derive(Clone)]
+pub struct SmsConfig {
+    /// `SMS_API_URL`: the provider's base URL (`https://rest.esms.vn`).
+    pub api_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub brandname: String,
+}
+
+/// Codes sent to phones: Zalo ZNS first (`ZALO_TEMPLATE_OTP`, with Zalo set up), then SMS.
+/// With neither, codes are written beside the mail files (the demo).
+#[derive(Clone, Default)]
+pub struct PhoneCodesConfig {
+    pub zalo_template: Option<String>,
+    /// The template's parameter that carries the code (`ZALO_TEMPLATE_OTP_PARAM`, `otp`).
+    pub zalo_param: String,
+    pub sms: Option<SmsConfig>,
+}
+
 #[derive(Clone)]
 pub struct TelegramConfig {
     pub api_url: String,
@@ -70,6 +90,7 @@ pub struct NotifyConfig {
     pub mail_from: String,
     pub zalo: Option<ZaloConfig>,
     pub telegram: Option<TelegramConfig>,
+    pub phone_codes: PhoneCodesConfig,
     pub max_attempts: i64,
     pub backoff_base_secs: i64,
     /// How long a claimed notice is held before another worker may take it over (a worker
@@ -112,7 +133,31 @@ impl NotifyConfig {
                 .into(),
             bot_token: t.into(),
         });
+        let sms = match (
+            s.get("SMS_API_KEY"),
+            s.get("SMS_API_SECRET"),
+            s.get("SMS_BRANDNAME"),
+        ) {
+            (Some(key), Some(secret), Some(brand)) => Some(SmsConfig {
+                api_url: s
+                    .get("SMS_API_URL")
+                    .unwrap_or("https://rest.esms.vn")
+                    .trim_end_matches('/')
+                    .into(),
+                api_key: key.into(),
+                api_secret: secret.into(),
+                brandname: brand.into(),
+            }),
+            (None, None, None) => None,
+            _ => anyhow::bail!("SMS needs SMS_API_KEY, SMS_API_SECRET and SMS_BRANDNAME together"),
+        };
+        let phone_codes = PhoneCodesConfig {
+            zalo_template: s.get("ZALO_TEMPLATE_OTP").map(str::to_string),
+            zalo_param: s.get("ZALO_TEMPLATE_OTP_PARAM").unwrap_or("otp").into(),
+            sms,
+        };
         Ok(NotifyConfig {
+            phone_codes,
             smtp_url: s.get("SMTP_URL").map(str::to_string),
             mail_from: s
                 .get("MAIL_FROM")

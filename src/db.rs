@@ -119,6 +119,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "board round two",
         include_str!("../migrations/sqlite/0017_board_round_two.sql"),
     ),
+    (
+        18,
+        "phone and team",
+        include_str!("../migrations/sqlite/0018_phone_team.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -205,6 +210,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "board round two",
         include_str!("../migrations/postgres/0017_board_round_two.sql"),
+    ),
+    (
+        18,
+        "phone and team",
+        include_str!("../migrations/postgres/0018_phone_team.sql"),
     ),
 ];
 

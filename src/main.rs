@@ -314,10 +314,12 @@ async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
                 }
             };
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e))?;
-            let new = NewUser::parse(&login, &name, &password, role).map_err(|e| match e {
+            let mut new = NewUser::parse(&login, &name, &password, role).map_err(|e| match e {
                 cholang::error::AppError::Validation(f) => anyhow::anyhow!("invalid: {:?}", f.0),
                 other => anyhow::anyhow!(other.to_string()),
             })?;
+            // The platform's admin creating an account vouches for its phone.
+            new.phone_proven = true;
             let user = cholang::accounts::store::create_user(db, new)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.to_string()))?;
@@ -339,7 +341,15 @@ async fn admin(db: &Db, command: AdminCommand) -> anyhow::Result<()> {
             let s = cholang::catalog::store::shop_by_slug(db, &shop)
                 .await
                 .map_err(|_| anyhow::anyhow!("no shop {shop}"))?;
-            cholang::catalog::store::assign_owner(db, s.id, &user).await?;
+            cholang::catalog::store::assign_owner(db, s.id, &user)
+                .await
+                .map_err(|e| match e {
+                    cholang::error::AppError::Validation(f) => anyhow::anyhow!(
+                        "refused: {}",
+                        f.0.values().cloned().collect::<Vec<_>>().join(" ")
+                    ),
+                    other => anyhow::anyhow!(other.to_string()),
+                })?;
             println!("{} now owns {}", user.display_name, s.name);
         }
     }

@@ -18,6 +18,8 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         phone: r.try_get("phone")?,
         display_name: r.try_get("display_name")?,
         role: Role::parse(&r.try_get::<String, _>("role")?).map_err(|e| anyhow::anyhow!(e))?,
+        phone_proven: r.try_get::<Option<i64>, _>("phone_verified_at")?.is_some(),
+        helps: Vec::new(),
         paid_waiting: 0,
         ledger_alert: None,
     })
@@ -25,17 +27,42 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
 
 pub async fn create_user(db: &Db, new: NewUser) -> Result<User> {
     let hash = super::hash_password(new.password).await?;
-    let row = sqlx::query(
-        "INSERT INTO users (email, phone, display_name, password_hash, role, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, email, phone, display_name, role",
+    insert_user(
+        db,
+        new.email.as_ref().map(|e| e.as_str()),
+        new.phone.as_ref().map(|p| p.as_str()),
+        &new.display_name,
+        &hash,
+        new.role,
+        new.phone_proven,
     )
-    .bind(new.email.map(|e| e.as_str().to_string()))
-    .bind(new.phone.map(|p| p.as_str().to_string()))
-    .bind(new.display_name)
-    .bind(hash)
-    .bind(new.role.as_str())
-    .bind(now_ms())
+    .await
+}
+
+/// A new account from an already hashed password; `phone_proven` when a code (or the
+/// platform's admin) proved the phone.
+pub async fn insert_user(
+    db: &Db,
+    email: Option<&str>,
+    phone: Option<&str>,
+    display_name: &str,
+    password_hash: &str,
+    role: Role,
+    phone_proven: bool,
+) -> Result<User> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO users (email, phone, display_name, password_hash, role, created_at, phone_verified_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, email, phone, display_name, role, phone_verified_at",
+    )
+    .bind(email.map(str::to_string))
+    .bind(phone.map(str::to_string))
+    .bind(display_name.to_string())
+    .bind(password_hash.to_string())
+    .bind(role.as_str())
+    .bind(now)
+    .bind((phone_proven && phone.is_some()).then_some(now))
     .fetch_one(&db.pool)
     .await?;
     user_from_row(&row)
@@ -45,11 +72,11 @@ pub async fn create_user(db: &Db, new: NewUser) -> Result<User> {
 pub async fn find_for_login(db: &Db, login: &Login) -> Result<Option<(User, String)>> {
     let (sql, value) = match login {
         Login::Email(e) => (
-            "SELECT id, email, phone, display_name, role, password_hash FROM users WHERE email = $1",
+            "SELECT id, email, phone, display_name, role, phone_verified_at, password_hash FROM users WHERE email = $1",
             e.as_str(),
         ),
         Login::Phone(p) => (
-            "SELECT id, email, phone, display_name, role, password_hash FROM users WHERE phone = $1",
+            "SELECT id, email, phone, display_name, role, phone_verified_at, password_hash FROM users WHERE phone = $1",
             p.as_str(),
         ),
     };
@@ -65,6 +92,20 @@ pub async fn find_for_login(db: &Db, login: &Login) -> Result<Option<(User, Stri
 
 pub async fn find_by_login(db: &Db, login: &Login) -> Result<Option<User>> {
     Ok(find_for_login(db, login).await?.map(|(u, _)| u))
+}
+
+/// Shops a helper may work on: granted by the household's code, not revoked by its owner,
+/// and the helper still on the shop's village's digital team.
+pub async fn helped_shops(db: &Db, user: UserId) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT h.shop_id FROM shop_helpers h
+         JOIN shops s ON s.id = h.shop_id
+         JOIN village_helpers v ON v.village_id = s.village_id AND v.user_id = h.user_id
+         WHERE h.user_id = $1 AND h.revoked_at IS NULL ORDER BY h.shop_id",
+    )
+    .bind(user.0)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 fn token_hash(token: &str) -> String {
@@ -94,7 +135,7 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT u.id, u.email, u.phone, u.display_name, u.role,
+        "SELECT u.id, u.email, u.phone, u.display_name, u.role, u.phone_verified_at,
            (SELECT COUNT(*) FROM orders o JOIN shops sh ON sh.id = o.shop_id
             WHERE sh.owner_id = u.id AND o.status = 'paid') AS paid_waiting,
            CASE WHEN u.role = 'admin' THEN (SELECT violations FROM ledger_health WHERE id = 1) END
@@ -114,6 +155,7 @@ pub async fn user_by_session(db: &Db, token: &str) -> Result<Option<User>> {
             u.ledger_alert = r
                 .try_get::<Option<String>, _>("ledger_alert")?
                 .filter(|v| !v.is_empty());
+            u.helps = helped_shops(db, u.id).await?;
             Ok(Some(u))
         }
     }

@@ -6,6 +6,7 @@
 pub mod categories;
 pub mod demo;
 pub mod demo_pictures;
+pub mod helpers;
 pub mod import;
 pub mod photos;
 pub mod store;

@@ -204,6 +204,17 @@ pub async fn shops_of_owner(db: &Db, owner: &User) -> Result<Vec<Shop>> {
     rows.iter().map(shop_from_row).collect()
 }
 
+/// The shops this user works on: their own, then those they help for households.
+pub async fn shops_worked_by(db: &Db, user: &User) -> Result<Vec<Shop>> {
+    let mut shops = shops_of_owner(db, user).await?;
+    for id in &user.helps {
+        if !shops.iter().any(|s| s.id.0 == *id) {
+            shops.push(shop_by_id(db, ShopId(*id)).await?);
+        }
+    }
+    Ok(shops)
+}
+
 pub async fn all_shops(db: &Db) -> Result<Vec<Shop>> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {SHOP_COLS} FROM shops WHERE active = 1 AND membership = 'accepted' ORDER BY name"
@@ -222,6 +233,17 @@ pub fn authorize_shop(user: &User, shop: &Shop) -> Result<()> {
     }
 }
 
+/// Work on a shop's listings, stock, photos, batches, labels and orders: its owner, the
+/// admin, or a helper of the village's digital team the household let in. Money, payout
+/// accounts, the shop's settings and passwords stay with [`authorize_shop`].
+pub fn authorize_shop_work(user: &User, shop: &Shop) -> Result<()> {
+    if authorize_shop(user, shop).is_ok() || user.helps.contains(&shop.id.0) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
 /// A seller opens a shop in a village. It waits for the village's moderator (an admin's
 /// own shop is accepted at once); its email waits for confirmation.
 pub async fn create_shop(
@@ -231,6 +253,7 @@ pub async fn create_shop(
     village: &Village,
     f: &ShopFields,
 ) -> Result<Shop> {
+    owner.require_proven_phone()?;
     let mut tx = db.begin().await?;
     let membership = if owner.is_admin() {
         "accepted"
@@ -457,7 +480,10 @@ pub async fn update_shop(
     shop_by_id(db, shop.id).await
 }
 
+/// Give a shop (e.g. an imported one) to an account: only one whose phone, if it has one,
+/// was proven, so nobody who merely typed a seller's public number gets the seller's shop.
 pub async fn assign_owner(db: &Db, shop: ShopId, owner: &User) -> Result<()> {
+    owner.require_proven_phone()?;
     sqlx::query("UPDATE shops SET owner_id = $1, updated_at = $2 WHERE id = $3")
         .bind(owner.id.0)
         .bind(now_ms())

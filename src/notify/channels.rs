@@ -222,6 +222,15 @@ pub enum ZaloOutcome {
     Failed(SendError),
 }
 
+/// The Zalo error number in a failure's text ("Zalo -118 …").
+pub fn zalo_error_code(text: &str) -> Option<i64> {
+    text.strip_prefix("Zalo ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// One ZNS template message; `error == 0` in the body is success.
 pub async fn zalo_send(
     http: &reqwest::Client,

@@ -3,6 +3,7 @@
 //! the worker expands it into notices and delivers them with retries.
 
 pub mod channels;
+pub mod phone;
 pub mod render;
 pub mod store;
 pub mod worker;

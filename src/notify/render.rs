@@ -235,7 +235,7 @@ fn for_shop(
 
 /// Notices about a seller's account itself (password reset codes, a registration tried with
 /// their login): the account's email if it has one, else every shop of theirs on its
-/// confirmed email and Telegram. Written straight into the outbox in the caller's
+/// confirmed email and Telegram (with `everywhere`, both). Written straight into the outbox in the caller's
 /// transaction (the content carries a one-time code, so it cannot be rendered later).
 pub async fn account_notices(
     tx: &mut Tx,
@@ -244,6 +244,7 @@ pub async fn account_notices(
     key: &str,
     kind: &str,
     msg: &Message,
+    everywhere: bool,
 ) -> Result<usize> {
     let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
         .bind(user_id)
@@ -259,7 +260,8 @@ pub async fn account_notices(
             shop_id: None,
             payload: msg.email()?,
         });
-    } else {
+    }
+    if out.is_empty() || everywhere {
         let shops: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM shops WHERE owner_id = $1 ORDER BY id")
                 .bind(user_id)
@@ -420,6 +422,30 @@ async fn admins_emails(tx: &mut Tx) -> Result<Vec<String>> {
     )
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// An alert to every admin by email (a platform-side failure someone must look at).
+pub async fn admin_alert(
+    tx: &mut Tx,
+    key: &str,
+    kind: &str,
+    subject: &str,
+    text: &str,
+) -> Result<()> {
+    let admins = admins_emails(tx).await?;
+    let msg = Message {
+        subject: subject.into(),
+        greeting: "Chào ban quản lý,".into(),
+        lines: vec![text.into()],
+        items: vec![],
+        total: String::new(),
+        origins: Vec::new(),
+        link: None,
+    };
+    for n in admin_notices(&admins, key, kind, &msg)? {
+        super::store::insert(tx, &n).await?;
+    }
+    Ok(())
 }
 
 fn admin_notices(

@@ -129,7 +129,8 @@ struct RegisterBody {
 }
 
 /// The same 202 answer whether or not the login already had an account (its owner is told
-/// by notice instead); the new seller then logs in with `POST /auth/login`.
+/// by notice instead). An email login then logs in with `POST /auth/login`; a phone login
+/// gets a 6-digit code by Zalo or SMS and proves it with `POST /auth/verify-phone`.
 #[utoipa::path(post, path = "/auth/register", tag = "accounts", request_body = RegisterBody,
     responses((status = 202, body = MessageOut, description = "Registered, or the owner of an existing account was told"),
         (status = 422), (status = 429)))]
@@ -139,12 +140,11 @@ async fn register(
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> Result<Response> {
     let new = NewUser::parse(&b.login, &b.display_name, &b.password, Role::Seller)?;
-    super::auth::register_limited(&st, &client, new).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(MessageOut::new(accounts::reset::REGISTERED)),
-    )
-        .into_response())
+    let message = match super::auth::register_limited(&st, &client, new).await? {
+        accounts::reset::Registered::Done => accounts::reset::REGISTERED,
+        accounts::reset::Registered::CodeSent => accounts::reset::CODE_SENT,
+    };
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message))).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -260,7 +260,7 @@ async fn password_reset_confirm(
     State(st): State<AppState>,
     ApiJson(b): ApiJson<ResetBody>,
 ) -> Result<Json<impl Serialize>> {
-    accounts::reset::finish_reset(&st.db, &b.login, &b.code, &b.new_password).await?;
+    accounts::reset::finish_reset(&st.db, &st.config, &b.login, &b.code, &b.new_password).await?;
     Ok(Json(MessageOut::new(
         "Đã đặt mật khẩu mới; hãy đăng nhập lại.",
     )))
@@ -1035,9 +1035,16 @@ async fn create_product(
     let shop = store::shop_by_slug(&st.db, &shop_slug)
         .await
         .map_err(|_| AppError::field("shop", "không có cửa hàng này"))?;
-    store::authorize_shop(&user, &shop)?;
+    store::authorize_shop_work(&user, &shop)?;
     let fields = b.over(ProductInput::default()).parse()?;
     let p = store::create_product(&st.db, &shop, &fields).await?;
+    crate::catalog::helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("đăng sản phẩm “{}”", p.card.name),
+    )
+    .await?;
     Ok(created(ProductOut { product: p }))
 }
 
@@ -1053,7 +1060,7 @@ async fn update_product(
     b.refuse_price()?;
     let p = store::product_by_slug(&st.db, &slug).await?;
     let shop = store::shop_by_id(&st.db, p.shop_id).await?;
-    store::authorize_shop(&user, &shop)?;
+    store::authorize_shop_work(&user, &shop)?;
     if b.shop.is_some() {
         return Err(AppError::field(
             "shop",
@@ -1085,6 +1092,13 @@ async fn update_product(
         }
     }
     let mut updated = store::update_product(&st.db, &shop, &p, &fields).await?;
+    crate::catalog::helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("sửa sản phẩm “{}”", updated.card.name),
+    )
+    .await?;
     if let Some(v) = current_batch {
         let code = text(&Some(v));
         let code = Some(code.trim()).filter(|c| !c.is_empty());
@@ -1202,16 +1216,22 @@ pub struct MessageOut {
 }
 
 impl MessageOut {
-    fn new(m: &str) -> Self {
+    pub(super) fn new(m: &str) -> Self {
         MessageOut { message: m.into() }
     }
 }
 
 #[derive(Serialize, ToSchema)]
-struct LoginOut {
+pub(super) struct LoginOut {
     user: accounts::User,
     /// Send as `Authorization: Bearer <token>`.
     token: String,
+}
+
+impl LoginOut {
+    pub(super) fn new(user: accounts::User, token: String) -> LoginOut {
+        LoginOut { user, token }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

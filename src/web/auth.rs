@@ -25,6 +25,15 @@ pub fn router() -> Router<AppState> {
         .route("/doi-mat-khau", get(password_page).post(change_password))
         .route("/quen-mat-khau", get(forgot_page).post(forgot))
         .route("/dat-lai-mat-khau", get(reset_page).post(reset))
+        .route(
+            "/xac-nhan-so-dien-thoai",
+            get(verify_page).post(verify_phone),
+        )
+        .route("/xac-nhan-so-dien-thoai/gui-lai", post(resend_code))
+        .route(
+            "/tai-khoan/so-dien-thoai",
+            get(account_phone_page).post(account_phone),
+        )
 }
 
 #[derive(Template)]
@@ -221,7 +230,11 @@ async fn register(
     };
     match result {
         // The same answer whether or not the login had an account.
-        Ok(()) => see_other("/dang-nhap?ok=registered"),
+        Ok(accounts::reset::Registered::Done) => see_other("/dang-nhap?ok=registered"),
+        Ok(accounts::reset::Registered::CodeSent) => see_other(&format!(
+            "/xac-nhan-so-dien-thoai?so={}",
+            super::urlencode(f.login.trim())
+        )),
         Err(e @ (AppError::Validation(_) | AppError::TooManyAttempts(_) | AppError::Busy(_))) => {
             let status = e.status();
             let errors = match e {
@@ -250,12 +263,12 @@ pub async fn register_limited(
     st: &AppState,
     client: &ClientIp,
     new: NewUser,
-) -> Result<(), AppError> {
+) -> Result<accounts::reset::Registered, AppError> {
     let key = format!("register-ip:{}", client.key());
     if !crate::limits::take(&st.db, &key, 10, 3_600_000).await? {
         return Err(AppError::TooManyAttempts(60));
     }
-    accounts::reset::register(&st.db, &st.config, new).await
+    accounts::reset::register(&st.db, &st.config, new, &client.key()).await
 }
 
 async fn logout(
@@ -498,7 +511,9 @@ async fn reset(
         f.password_again.as_deref(),
         "password_again",
     ) {
-        Ok(()) => accounts::reset::finish_reset(&st.db, &f.login, &f.code, &f.password).await,
+        Ok(()) => {
+            accounts::reset::finish_reset(&st.db, &st.config, &f.login, &f.code, &f.password).await
+        }
         Err(e) => Err(e),
     };
     match done {
@@ -506,6 +521,212 @@ async fn reset(
         Err(e) => {
             let errors = as_fields(e, "code")?;
             password_form(&st, &seed, &user, "reset", f.login, errors, None)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "phone_code.html")]
+struct PhoneCodePage {
+    layout: Layout,
+    /// "register": a new account's code; "account": prove a phone of a logged-in account.
+    mode: &'static str,
+    phone: String,
+    /// A code was sent (the account page then asks for it).
+    sent: bool,
+    errors: FieldErrors,
+}
+
+impl PhoneCodePage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_string()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn phone_code_form(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<User>,
+    mode: &'static str,
+    phone: String,
+    sent: bool,
+    errors: FieldErrors,
+    notice: Option<&str>,
+) -> PageResult {
+    let title = if mode == "register" {
+        "Nhập mã xác nhận"
+    } else {
+        "Số điện thoại"
+    };
+    let status = if errors.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut resp = render(PhoneCodePage {
+        layout: Layout::new(st, seed, user, title).with_notice(notice),
+        mode,
+        phone,
+        sent,
+        errors,
+    })?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PhoneQuery {
+    so: String,
+}
+
+async fn verify_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    MaybeUser(user): MaybeUser,
+    Query(q): Query<PhoneQuery>,
+) -> PageResult {
+    phone_code_form(
+        &st,
+        &seed,
+        &user,
+        "register",
+        q.so,
+        true,
+        FieldErrors::new(),
+        Some(accounts::reset::CODE_SENT),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PhoneCodeForm {
+    csrf: String,
+    login: String,
+    phone: String,
+    code: String,
+}
+
+/// The code of a phone registration: the account is made and logged in.
+async fn verify_phone(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    jar: CookieJar,
+    Form(f): Form<PhoneCodeForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    match accounts::reset::verify_phone(&st.db, &st.config, &f.login, &f.code).await {
+        Ok(user) => {
+            let token =
+                accounts::store::create_session(&st.db, user.id, st.config.session_days).await?;
+            let jar = jar.add(session_cookie(&st, token));
+            Ok((jar, see_other("/quan-ly?ok=phone-proven")?).into_response())
+        }
+        Err(AppError::Conflict(m)) => {
+            let mut fe = FieldErrors::new();
+            fe.add("code", m);
+            phone_code_form(&st, &seed, &None, "register", f.login, true, fe, None)
+        }
+        Err(e) => {
+            let errors = as_fields(e, "code")?;
+            phone_code_form(&st, &seed, &None, "register", f.login, true, errors, None)
+        }
+    }
+}
+
+async fn resend_code(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    client: ClientIp,
+    Form(f): Form<PhoneCodeForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    match accounts::reset::resend_register(&st.db, &st.config, &f.login, &client.key()).await {
+        Ok(()) => phone_code_form(
+            &st,
+            &seed,
+            &None,
+            "register",
+            f.login,
+            true,
+            FieldErrors::new(),
+            Some("Đã gửi mã mới. Mã cũ không dùng được nữa."),
+        ),
+        Err(e @ AppError::Unavailable(_)) => {
+            let mut fe = FieldErrors::new();
+            fe.add("code", e.to_string());
+            phone_code_form(&st, &seed, &None, "register", f.login, true, fe, None)
+        }
+        Err(e) => {
+            let errors = as_fields(e, "code")?;
+            phone_code_form(&st, &seed, &None, "register", f.login, true, errors, None)
+        }
+    }
+}
+
+async fn account_phone_page(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+) -> PageResult {
+    let phone = user
+        .phone
+        .as_deref()
+        .map(crate::domain::format_phone)
+        .unwrap_or_default();
+    let notice = user
+        .phone_proven
+        .then_some("Số điện thoại của tài khoản đã được xác nhận.");
+    phone_code_form(
+        &st,
+        &seed,
+        &Some(user),
+        "account",
+        phone,
+        false,
+        FieldErrors::new(),
+        notice,
+    )
+}
+
+/// Prove a phone for a logged-in account: first the number (a code is sent), then the code.
+async fn account_phone(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Form(f): Form<PhoneCodeForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let u = Some(user.clone());
+    if f.code.trim().is_empty() {
+        return match accounts::reset::add_phone(&st.db, &st.config, &user, &f.phone).await {
+            Ok(()) => phone_code_form(
+                &st,
+                &seed,
+                &u,
+                "account",
+                f.phone,
+                true,
+                FieldErrors::new(),
+                Some("Chợ Làng đã gửi mã 6 số qua Zalo (hoặc tin nhắn SMS) tới số này."),
+            ),
+            Err(e @ AppError::Unavailable(_)) => {
+                let mut fe = FieldErrors::new();
+                fe.add("phone", e.to_string());
+                phone_code_form(&st, &seed, &u, "account", f.phone, false, fe, None)
+            }
+            Err(e) => {
+                let errors = as_fields(e, "phone")?;
+                phone_code_form(&st, &seed, &u, "account", f.phone, false, errors, None)
+            }
+        };
+    }
+    match accounts::reset::confirm_phone(&st.db, &st.config, &user, &f.phone, &f.code).await {
+        Ok(()) => see_other("/quan-ly?ok=phone-proven"),
+        Err(e) => {
+            let errors = as_fields(e, "code")?;
+            phone_code_form(&st, &seed, &u, "account", f.phone, true, errors, None)
         }
     }
 }

@@ -82,6 +82,7 @@ pub fn notice(code: &str) -> Option<&'static str> {
         "shop-accepted" => "Đã chấp nhận cửa hàng vào bảng giá của làng.",
         "shop-rejected" => "Đã từ chối cửa hàng.",
         "password-changed" => "Đã đổi mật khẩu; các phiên đăng nhập khác đã kết thúc.",
+        "phone-proven" => "Đã xác nhận số điện thoại. Bây giờ bạn có thể mở cửa hàng.",
         "email-confirmed" => "Đã xác nhận email nhận thông báo của cửa hàng.",
         "item-added" => "Đã thêm mặt hàng vào bảng giá.",
         "product-created" => "Đã đăng sản phẩm.",

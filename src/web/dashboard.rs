@@ -14,6 +14,7 @@ use super::views::{CardView, ItemView, ProposalView, ShopView, VillageView, card
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::catalog::helpers;
 use crate::catalog::{self, ProductInput, Shop, ShopInput, store};
 use crate::error::{AppError, FieldErrors};
 use crate::pricing::store as pricing;
@@ -55,6 +56,10 @@ struct ShopBlock {
     products: Vec<CardView>,
     /// (time, channel, delivery state, last error)
     notices: Vec<(String, String, String, String)>,
+    /// Helpers of the village's digital team working for this shop, by name.
+    helpers: Vec<String>,
+    /// What they did lately: (time, helper, what).
+    helped: Vec<(String, String, String)>,
 }
 
 /// A channel as sellers call it.
@@ -114,6 +119,10 @@ struct DashboardPage {
     is_admin: bool,
     /// A village head: their own shop, if any, is opened from a folded form.
     is_moderator: bool,
+    /// On a village's digital team: the helper's page is one tap away.
+    is_helper: bool,
+    /// The account's phone was never proven by a code.
+    phone_unproven: bool,
     /// Return/refund requests waiting for this admin's or moderator's decision; None for
     /// those who do not decide any.
     requests_waiting: Option<usize>,
@@ -184,12 +193,23 @@ async fn dashboard_page(
                 )
             })
             .collect();
+        let helped = helpers::actions_for_shop(&st.db, s.id, 5)
+            .await?
+            .into_iter()
+            .map(|a| (crate::domain::format_vn_time(a.at_ms), a.helper, a.action))
+            .collect();
         blocks.push(ShopBlock {
             shop: ShopView::from(s),
             village_name: v.name.clone(),
             board_url: format!("/lang/{}/bang-gia", v.slug),
             products: cards(&products),
             notices,
+            helpers: helpers::helpers_of_shop(&st.db, s.id)
+                .await?
+                .into_iter()
+                .map(|h| h.display_name)
+                .collect(),
+            helped,
         });
         if !my_villages.iter().any(|x: &catalog::Village| x.id == v.id) {
             my_villages.push(v);
@@ -299,6 +319,8 @@ async fn dashboard_page(
         errors,
         is_admin: user.is_admin(),
         is_moderator: user.role == crate::accounts::Role::Moderator,
+        is_helper: !helpers::helper_villages(&st.db, user).await?.is_empty(),
+        phone_unproven: user.phone.is_some() && !user.phone_proven,
         requests_waiting,
     })
 }
@@ -440,6 +462,14 @@ fn channels(
 pub(super) async fn my_shop(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppError> {
     let shop = store::shop_by_slug(&st.db, slug).await?;
     store::authorize_shop(user, &shop)?;
+    Ok(shop)
+}
+
+/// Load a shop this user may work on: its owner, an admin, or a helper the household let in
+/// (listings, stock, photos, batches, labels, orders — not money or settings).
+pub(super) async fn my_shop_work(st: &AppState, user: &User, slug: &str) -> Result<Shop, AppError> {
+    let shop = store::shop_by_slug(&st.db, slug).await?;
+    store::authorize_shop_work(user, &shop)?;
     Ok(shop)
 }
 
@@ -600,7 +630,7 @@ async fn new_product_page(
     CurrentUser(user): CurrentUser,
     Query(q): Query<ShopQuery>,
 ) -> PageResult {
-    let shop = my_shop(&st, &user, &q.shop).await?;
+    let shop = my_shop_work(&st, &user, &q.shop).await?;
     product_form(
         (&st, &seed, &user),
         &shop,
@@ -662,7 +692,7 @@ async fn new_product(
     verify_csrf(&st, &seed, &csrf)?;
     let input: ProductInput = serde_json::from_value(serde_json::Value::Object(fields))
         .map_err(|_| AppError::BadRequest("Biểu mẫu sản phẩm thiếu ô".into()))?;
-    let shop = my_shop(&st, &user, &q.shop).await?;
+    let shop = my_shop_work(&st, &user, &q.shop).await?;
     let result = match input.parse() {
         Ok(fields) => store::create_product(&st.db, &shop, &fields).await,
         Err(e) => Err(e),
@@ -678,6 +708,13 @@ async fn new_product(
             return Ok(resp);
         }
     };
+    helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("đăng sản phẩm “{}”", p.card.name),
+    )
+    .await?;
     if !photo.is_empty() {
         let (db, id) = (st.db.clone(), p.card.id);
         if let Err(e) = save_photo(&st, photo, |full, thumb| async move {
@@ -708,7 +745,7 @@ async fn my_product(
 ) -> Result<(Shop, catalog::ProductDetail), AppError> {
     let p = store::product_by_slug(&st.db, slug).await?;
     let shop = store::shop_by_id(&st.db, p.shop_id).await?;
-    store::authorize_shop(user, &shop)?;
+    store::authorize_shop_work(user, &shop)?;
     Ok((shop, p))
 }
 
@@ -746,6 +783,13 @@ async fn edit_product(
     };
     match result {
         Ok(updated) => {
+            helpers::record(
+                &st.db,
+                &user,
+                &shop,
+                &format!("sửa sản phẩm “{}”", updated.card.name),
+            )
+            .await?;
             if updated.item_request.is_some() {
                 // Not listed until the moderator decides: the page says so.
                 return see_other(&format!(
@@ -867,7 +911,16 @@ async fn upload_photo(
         .await
     };
     match result {
-        Ok(()) => see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug)),
+        Ok(()) => {
+            helpers::record(
+                &st.db,
+                &user,
+                &shop,
+                &format!("thêm ảnh cho “{}”", p.card.name),
+            )
+            .await?;
+            see_other(&format!("/quan-ly/san-pham/{}?ok=photo-added", p.card.slug))
+        }
         Err(e) => photo_refused((&st, &seed, &user), &shop, &p, e, "").await,
     }
 }
@@ -972,8 +1025,15 @@ async fn remove_photo(
     Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let (_, p) = my_product(&st, &user, &slug).await?;
+    let (shop, p) = my_product(&st, &user, &slug).await?;
     let (full, thumb) = store::remove_photo(&st.db, p.card.id, id).await?;
+    helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("bỏ một ảnh của “{}”", p.card.name),
+    )
+    .await?;
     let dir = st.config.photos_dir();
     let _ = tokio::fs::remove_file(dir.join(&full)).await;
     let _ = tokio::fs::remove_file(dir.join(&thumb)).await;

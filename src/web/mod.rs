@@ -17,6 +17,7 @@ pub mod pages;
 pub mod protection;
 pub mod search;
 pub mod session;
+pub mod team;
 pub mod views;
 pub mod webhooks;
 
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(origin::page_router())
         .merge(origin::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(money::page_router())
+        .merge(team::page_router())
         .merge(api_routes)
         .merge(openapi::served(api_doc))
         .route("/healthz", get(healthz))

@@ -298,7 +298,7 @@ async fn api_orders(
             let s = catalog::shop_by_slug(&st.db, slug)
                 .await
                 .map_err(|_| AppError::field("shop", "Không có cửa hàng này"))?;
-            catalog::authorize_shop(&user, &s)?;
+            catalog::authorize_shop_work(&user, &s)?;
             vec![s.id.0]
         }
         _ if user.is_admin() => catalog::all_shops(&st.db)
@@ -306,7 +306,7 @@ async fn api_orders(
             .iter()
             .map(|s| s.id.0)
             .collect(),
-        _ => catalog::shops_of_owner(&st.db, &user)
+        _ => catalog::shops_worked_by(&st.db, &user)
             .await?
             .iter()
             .map(|s| s.id.0)

@@ -59,6 +59,7 @@ VND; times are Unix seconds (UTC). Log in with `POST /api/v1/auth/login` and sen
         (name = "money", description = "Ledger, balances, payout runs and payouts"),
         (name = "reconciliation", description = "The admin's unmatched transfers, refunds, failed notices"),
         (name = "origin", description = "Batches and origin tracing"),
+        (name = "team", description = "The village's digital team: helpers, households brought online, their actions"),
         (name = "webhooks", description = "Bank and card provider callbacks (signed)"),
     )
 )]
@@ -71,6 +72,7 @@ pub fn router(photos_limit: usize) -> OpenApiRouter<AppState> {
     let v1 = super::api::routes()
         .merge(super::search::api_routes())
         .merge(super::money::api_routes())
+        .merge(super::team::api_routes())
         .merge(super::orders::api_routes())
         .merge(super::origin::api_routes())
         .merge(super::lookup::api_routes())

@@ -155,7 +155,7 @@ async fn orders_page(
     notice: Option<&str>,
     error: Option<String>,
 ) -> PageResult {
-    let shops = crate::catalog::store::shops_of_owner(&st.db, &user).await?;
+    let shops = crate::catalog::store::shops_worked_by(&st.db, &user).await?;
     let ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
     let list = orders::orders_of_shops(&st.db, &ids, 500).await?;
     // New paid orders first when there are any, else everything.

@@ -21,6 +21,7 @@ use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::catalog::helpers;
 use crate::catalog::{ProductDetail, Shop, Village, store as catalog_store};
 use crate::domain::Gtin;
 use crate::domain::format_vn_time;
@@ -574,13 +575,13 @@ fn form_status(errors: &FieldErrors) -> StatusCode {
 async fn my_product(st: &AppState, user: &User, slug: &str) -> Result<(Shop, ProductDetail)> {
     let p = catalog_store::product_by_slug(&st.db, slug).await?;
     let shop = catalog_store::shop_by_id(&st.db, p.shop_id).await?;
-    catalog_store::authorize_shop(user, &shop)?;
+    catalog_store::authorize_shop_work(user, &shop)?;
     Ok((shop, p))
 }
 
 async fn my_batch(st: &AppState, user: &User, code: &str) -> Result<Traced> {
     let t = traced(st, code).await?;
-    catalog_store::authorize_shop(user, &t.shop)?;
+    catalog_store::authorize_shop_work(user, &t.shop)?;
     Ok(t)
 }
 
@@ -707,7 +708,16 @@ async fn create_batch_form(
         Err(e) => Err(e),
     };
     match result {
-        Ok(b) => see_other(&format!("/quan-ly/lo/{}?ok=batch-created", b.code)),
+        Ok(b) => {
+            helpers::record(
+                &st.db,
+                &user,
+                &shop,
+                &format!("ghi lô {} của “{}”", b.code, p.card.name),
+            )
+            .await?;
+            see_other(&format!("/quan-ly/lo/{}?ok=batch-created", b.code))
+        }
         // Everything typed stays in the form, each error beside its field.
         Err(AppError::Validation(errors)) => {
             batches_view(&st, &seed, &user, &p, f.input, errors, "").await
@@ -869,6 +879,7 @@ async fn edit_batch_form(
             } else {
                 "batch-saved"
             };
+            helpers::record(&st.db, &user, &t.shop, &format!("sửa lô {}", b.code)).await?;
             see_other(&format!("/quan-ly/lo/{}?ok={ok}", b.code))
         }
         Err(AppError::Validation(errors)) => {
@@ -943,6 +954,13 @@ async fn labels_printed_form(
     verify_csrf(&st, &seed, &f.csrf)?;
     let t = my_batch(&st, &user, &code).await?;
     store::mark_printed(&st.db, t.batch.id).await?;
+    helpers::record(
+        &st.db,
+        &user,
+        &t.shop,
+        &format!("in tem lô {}", t.batch.code),
+    )
+    .await?;
     see_other(&format!("/quan-ly/lo/{}?ok=labels-printed", t.batch.code))
 }
 

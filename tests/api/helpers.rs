@@ -405,7 +405,62 @@ impl TestApp {
             )
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        if !login.contains('@') {
+            // A phone login is made when the code sent to the phone is typed.
+            let code = self.phone_code(login);
+            let (s, body) = self
+                .api(
+                    "POST",
+                    "/auth/verify-phone",
+                    None,
+                    Some(serde_json::json!({"login": login, "code": code})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
         self.api_login(login, PW).await
+    }
+
+    /// Every code written for `phone` (no Zalo or SMS configured: beside the mail files),
+    /// oldest first.
+    pub fn phone_codes(&self, phone: &str) -> Vec<String> {
+        let phone = cholang::domain::PhoneVn::parse(phone).unwrap();
+        let to = format!("{}@phone.invalid", phone.as_str());
+        let Ok(dir) = std::fs::read_dir(self.config.mail_dir()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, String)> = dir
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let raw = std::fs::read(e.path()).ok()?;
+                let m = mail_parser::MessageParser::default().parse(&raw)?;
+                let addressed = m
+                    .to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                    .is_some_and(|a| a == to);
+                if !addressed {
+                    return None;
+                }
+                let text = m.body_text(0)?.to_string();
+                let at = text.find(" là ")? + " là ".len();
+                let code: String = text[at..]
+                    .chars()
+                    .take(7)
+                    .filter(|c| c.is_ascii_digit())
+                    .collect();
+                Some((e.metadata().ok()?.modified().ok()?, code))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The newest code sent to `phone`.
+    pub fn phone_code(&self, phone: &str) -> String {
+        self.phone_codes(phone)
+            .pop()
+            .unwrap_or_else(|| panic!("no code was sent to {phone}"))
     }
 
     /// The demo admin accepts a shop onto its village's board.
