@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod figures;
 pub mod ledger;
 pub mod limits;
 pub mod metrics;

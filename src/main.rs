@@ -217,8 +217,12 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 cholang::catalog::demo::item_request(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo item request: {e:?}"))?;
+                // The village's digital team: a helper with two households.
+                cholang::catalog::demo::digital_team(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo digital team: {e:?}"))?;
                 tracing::info!(
-                    "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, admin {}; password {:?}",
+                    "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, digital-team helper 0912000109, admin {}; password {:?}",
                     cholang::catalog::demo::ADMIN_EMAIL,
                     cholang::catalog::demo::DEMO_PASSWORD
                 );

@@ -102,6 +102,96 @@ pub async fn load_if_empty(db: &Db) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The demo's digital-team member (youth union), helping two Phú Đôi households.
+pub const HELPER_PHONE: &str = "0912000109";
+
+/// Phú Đôi's community digital team: a youth-union member named by the village head, who
+/// brought two households online (their consent codes typed in) and has done a few things
+/// for them, which their owners see on their dashboards.
+pub async fn digital_team(db: &Db) -> anyhow::Result<()> {
+    let helper = seller(db, HELPER_PHONE, "Đoàn viên Nguyễn Văn Khánh", Role::Seller).await?;
+    let phu_doi = super::store::village_by_slug(db, "phu-doi").await?;
+    let head: i64 = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+        .bind(MODERATOR_PHONE)
+        .fetch_one(&db.pool)
+        .await?;
+    let now = crate::domain::now_ms();
+    sqlx::query(
+        "INSERT INTO village_helpers (village_id, user_id, named_by, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (village_id, user_id) DO NOTHING",
+    )
+    .bind(phu_doi.id.0)
+    .bind(helper.id.0)
+    .bind(head)
+    .bind(now - 20 * 86_400_000)
+    .execute(&db.pool)
+    .await?;
+    for (slug, days, actions) in [
+        (
+            "man-phu-doi-thanh-huong",
+            14,
+            &[
+                "mở cửa hàng cho hộ (hộ đã đồng ý bằng mã gửi tới điện thoại)",
+                "thêm ảnh cho “Màn tuyn 2 cửa 1m8 x 2m”",
+            ][..],
+        ),
+        (
+            "co-khi-van-toan",
+            9,
+            &[
+                "mở cửa hàng cho hộ (hộ đã đồng ý bằng mã gửi tới điện thoại)",
+                "sửa sản phẩm: số lượng còn",
+            ][..],
+        ),
+    ] {
+        let Ok(shop) = super::store::shop_by_slug(db, slug).await else {
+            continue;
+        };
+        let at = now - days * 86_400_000;
+        let owner_name: String = sqlx::query_scalar(
+            "SELECT COALESCE(u.display_name, s.name) FROM shops s LEFT JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
+        )
+        .bind(shop.id.0)
+        .fetch_one(&db.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO households (village_id, helper_id, name, phone, shop_name, user_id, shop_id, confirmed_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(phu_doi.id.0)
+        .bind(helper.id.0)
+        .bind(owner_name)
+        .bind(shop.phone.as_str().to_string())
+        .bind(shop.name.clone())
+        .bind(shop.owner_id)
+        .bind(shop.id.0)
+        .bind(at)
+        .execute(&db.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO shop_helpers (shop_id, user_id, granted_at) VALUES ($1, $2, $3)
+             ON CONFLICT (shop_id, user_id) DO NOTHING",
+        )
+        .bind(shop.id.0)
+        .bind(helper.id.0)
+        .bind(at)
+        .execute(&db.pool)
+        .await?;
+        for (i, a) in actions.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO helper_actions (shop_id, helper_id, action, at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(shop.id.0)
+            .bind(helper.id.0)
+            .bind(a.to_string())
+            .bind(at + i as i64 * 3_600_000)
+            .execute(&db.pool)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Bà Hương lists a folding frame net at the price of the village's frame net: its name is
 /// not the item's, so it waits, unlisted, in the moderator's inbox.
 pub async fn item_request(db: &Db) -> anyhow::Result<()> {

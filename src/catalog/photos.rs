@@ -108,6 +108,38 @@ fn encode_jpeg(img: &image::DynamicImage) -> Result<Vec<u8>, AppError> {
     Ok(out)
 }
 
+/// The picture a link preview shows (Open Graph, 1200 × 630): a stored photo cropped to
+/// fill, or, without one, a plain picture in Chợ Làng's colours. CPU work: call from
+/// `spawn_blocking`.
+pub fn share_image(full_jpeg: Option<&[u8]>) -> Result<Vec<u8>, AppError> {
+    let img = match full_jpeg {
+        Some(bytes) => image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored photo: {e}")))?
+            .resize_to_fill(SHARE_W, SHARE_H, image::imageops::FilterType::Triangle),
+        None => {
+            let mut canvas =
+                image::RgbImage::from_pixel(SHARE_W, SHARE_H, image::Rgb([47, 111, 62]));
+            for y in SHARE_H * 2 / 3..SHARE_H {
+                for x in 0..SHARE_W {
+                    canvas.put_pixel(x, y, image::Rgb([233, 196, 106]));
+                }
+            }
+            image::DynamicImage::ImageRgb8(canvas)
+        }
+    };
+    encode_jpeg(&img)
+}
+
+/// Open Graph's recommended size.
+pub const SHARE_W: u32 = 1200;
+pub const SHARE_H: u32 = 630;
+
+/// A stored full photo's file name (what `save` makes): 32 hex digits and `.jpg`.
+pub fn is_stored_name(name: &str) -> bool {
+    name.strip_suffix(".jpg")
+        .is_some_and(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Store both images under the photos dir with fresh random names; returns (full, thumb).
 pub async fn save(dir: &Path, p: &Processed) -> anyhow::Result<(String, String)> {
     tokio::fs::create_dir_all(dir).await?;

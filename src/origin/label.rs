@@ -391,6 +391,86 @@ pub fn pdf(sheet: Sheet, t: &LabelText, count: u32) -> Result<Vec<u8>> {
         .map_err(|e| AppError::Internal(anyhow::anyhow!("label PDF: {e:?}")))
 }
 
+/// A shop's poster on A5 (148 × 210 mm), for the shop's wall or stall: its name, its village,
+/// the agreed-price promise, and a QR code (at least 80 mm) to its page on Chợ Làng.
+pub struct Poster<'a> {
+    pub shop: &'a str,
+    pub village: &'a str,
+    pub promise: &'a str,
+    pub url: &'a str,
+}
+
+/// The A5 poster as a PDF (same font and vector QR as the labels).
+pub fn poster_pdf(p: &Poster) -> Result<Vec<u8>> {
+    let (pw, ph) = (148.0_f32, 210.0_f32);
+    let margin = 12.0_f32;
+    let width = pw - 2.0 * margin;
+    let mut lines: Vec<(f32, f32, f32, String)> = Vec::new();
+    let mut y = margin + 10.0;
+    let mut put = |text: &str, size: f32, y: &mut f32, gap: f32| {
+        for l in wrap(text, size, width) {
+            let x = margin + (width - text_mm(&l, size)).max(0.0) / 2.0;
+            lines.push((x, *y, size, l));
+            *y += size / PT_PER_MM * 1.35;
+        }
+        *y += gap;
+    };
+    put(p.shop, 26.0, &mut y, 2.0);
+    put(&format!("Làng {}", p.village), 15.0, &mut y, 4.0);
+    put(p.promise, 12.0, &mut y, 4.0);
+    let (n, dark) = qr_modules(p.url)?;
+    let side = (ph - y - margin - 22.0).min(width).max(MIN_QR_MM);
+    let module = side / (n + 2 * QUIET_ZONE) as f32;
+    let qx = margin + (width - side) / 2.0 + QUIET_ZONE as f32 * module;
+    let qy = y + QUIET_ZONE as f32 * module;
+    let mut qr = PathBuilder::new();
+    for (i, d) in dark.iter().enumerate() {
+        if *d {
+            let (cx, cy) = ((i % n) as f32, (i / n) as f32);
+            if let Some(r) = Rect::from_xywh(
+                (qx + cx * module) * PT_PER_MM,
+                (qy + cy * module) * PT_PER_MM,
+                module * PT_PER_MM,
+                module * PT_PER_MM,
+            ) {
+                qr.push_rect(r);
+            }
+        }
+    }
+    let mut y = y + side + 6.0;
+    put(
+        "Quét mã để xem cửa hàng và đặt mua trên Chợ Làng",
+        12.0,
+        &mut y,
+        1.0,
+    );
+    put(p.url, 9.0, &mut y, 0.0);
+    let font = Font::new(krilla::Data::from(FONT_BYTES), 0)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poster font")))?;
+    let settings = PageSettings::from_wh(pw * PT_PER_MM, ph * PT_PER_MM)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("page size")))?;
+    let mut doc = Document::new();
+    let mut page = doc.start_page_with(settings);
+    let mut surface = page.surface();
+    if let Some(path) = qr.finish() {
+        surface.draw_path(&path);
+    }
+    for (x, y, size, text) in &lines {
+        surface.draw_text(
+            Point::from_xy(x * PT_PER_MM, y * PT_PER_MM),
+            font.clone(),
+            *size,
+            text,
+            false,
+            TextDirection::Auto,
+        );
+    }
+    surface.finish();
+    page.finish();
+    doc.finish()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("poster PDF: {e:?}")))
+}
+
 /// One label as SVG (mm units), for previews and label apps.
 pub fn svg(sheet: Sheet, t: &LabelText) -> Result<String> {
     use crate::domain::text::escape_html as esc;

@@ -7,6 +7,7 @@ pub mod cart;
 pub mod categories;
 pub mod client;
 pub mod dashboard;
+pub mod figures;
 pub mod lookup;
 pub mod money;
 pub mod openapi;
@@ -17,6 +18,7 @@ pub mod pages;
 pub mod protection;
 pub mod search;
 pub mod session;
+pub mod share;
 pub mod team;
 pub mod views;
 pub mod webhooks;
@@ -31,7 +33,7 @@ use tower_http::services::ServeDir;
 
 use crate::app::AppState;
 use crate::error::AppError;
-pub use session::{CsrfSeed, Layout, MaybeUser};
+pub use session::{CsrfSeed, Layout, MaybeUser, Share};
 
 /// Bodies of ordinary forms and JSON calls stay small; photo uploads have their own limit.
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;
@@ -63,6 +65,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(origin::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(money::page_router())
         .merge(team::page_router())
+        .merge(share::page_router())
+        .merge(figures::page_router().route_layer(keep()))
         .merge(api_routes)
         .merge(openapi::served(api_doc))
         .route("/healthz", get(healthz))

@@ -73,6 +73,7 @@ pub fn router(photos_limit: usize) -> OpenApiRouter<AppState> {
         .merge(super::search::api_routes())
         .merge(super::money::api_routes())
         .merge(super::team::api_routes())
+        .merge(super::figures::api_routes())
         .merge(super::orders::api_routes())
         .merge(super::origin::api_routes())
         .merge(super::lookup::api_routes())

@@ -460,13 +460,24 @@ async fn origin_page(
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
     let history = store::history(&st.db, &t.batch).await?;
+    let share = super::Share::new(
+        &st,
+        &format!("/truy-xuat/{}", t.batch.code),
+        &format!("Nguồn gốc {} — lô {}", t.product.card.name, t.batch.code),
+        &format!(
+            "Làm tại {}, làng {}. Xem ai làm ra sản phẩm này.",
+            t.shop.name, t.village.name
+        ),
+        photos.first().map(|(f, _)| f.trim_start_matches("/anh/")),
+    );
     render(OriginPage {
         layout: Layout::new(
             &st,
             &seed,
             &user,
             format!("Nguồn gốc {} — lô {}", t.product.card.name, t.batch.code),
-        ),
+        )
+        .with_share(share),
         code: t.batch.code.clone(),
         product_name: t.product.card.name.clone(),
         product_url,

@@ -72,8 +72,20 @@ async fn village(
         page.offset(),
     )
     .await?;
+    let share = super::Share::new(
+        &st,
+        &format!("/lang/{}", v.slug),
+        &format!("Làng {} trên Chợ Làng", v.name),
+        &format!(
+            "{} cửa hàng của làng {}, {}. Giá công khai theo bảng giá cộng đồng.",
+            shops.len(),
+            v.name,
+            v.province
+        ),
+        first_photo(&products).as_deref(),
+    );
     render(VillagePage {
-        layout: Layout::new(&st, &seed, &user, format!("Làng {}", v.name)),
+        layout: Layout::new(&st, &seed, &user, format!("Làng {}", v.name)).with_share(share),
         village: VillageView::from(&v),
         shops: shops.iter().map(ShopView::from).collect(),
         products: cards(&products),
@@ -110,8 +122,18 @@ async fn shop(
         page.offset(),
     )
     .await?;
+    let share = super::Share::new(
+        &st,
+        &format!("/shop/{}", s.slug),
+        &format!("{} — làng {}", s.name, v.name),
+        &format!(
+            "Hàng làm tại làng {}, giá theo bảng giá cộng đồng của làng. Mua trên Chợ Làng.",
+            v.name
+        ),
+        first_photo(&products).as_deref(),
+    );
     render(ShopPage {
-        layout: Layout::new(&st, &seed, &user, s.name.clone()),
+        layout: Layout::new(&st, &seed, &user, s.name.clone()).with_share(share),
         shop: ShopView::from(&s),
         village: VillageView::from(&v),
         products: cards(&products),
@@ -189,8 +211,25 @@ async fn product(
     if !d.card.active {
         return Err(crate::error::AppError::NotFound.into());
     }
+    let mut share = super::Share::new(
+        &st,
+        &format!("/san-pham/{}", d.card.slug),
+        &format!(
+            "{} — {} / {}",
+            d.card.name,
+            crate::domain::money::format_vnd(d.card.price_vnd),
+            d.card.unit
+        ),
+        &format!(
+            "{}, làng {}. Giá theo bảng giá cộng đồng của làng.",
+            d.card.shop_name, d.card.village_name
+        ),
+        d.photos.first().map(|p| p.file_name.as_str()),
+    );
+    share.kind = "product";
+    share.price_vnd = Some(d.card.price_vnd);
     render(ProductPage {
-        layout: Layout::new(&st, &seed, &user, d.card.name.clone()),
+        layout: Layout::new(&st, &seed, &user, d.card.name.clone()).with_share(share),
         village_url: format!("/lang/{}", d.card.village_slug),
         p: detail(&d),
         quantity: "1".into(),
@@ -198,6 +237,14 @@ async fn product(
         origin_url: origin_url(&st, &d).await?,
         chart: chart(&st, &d).await?,
     })
+}
+
+/// The first product photo of a list (its full picture's stored name), for link previews.
+fn first_photo(products: &[crate::catalog::ProductCard]) -> Option<String> {
+    products
+        .iter()
+        .find_map(|p| p.thumb.as_deref())
+        .map(|t| t.replace("-thumb.jpg", ".jpg"))
 }
 
 /// Products per page on village and shop pages.

@@ -231,6 +231,51 @@ pub struct Layout {
     pub ledger_alert: Vec<String>,
     /// The page has its own search box: the header's is left out (one per page).
     pub own_search: bool,
+    /// What a link to this page shows when pasted in Zalo or Facebook (Open Graph, Twitter
+    /// card), with its canonical address.
+    pub share: Option<Share>,
+}
+
+/// A page's link preview.
+#[derive(Clone, Debug)]
+pub struct Share {
+    pub title: String,
+    pub description: String,
+    /// Absolute canonical URL.
+    pub url: String,
+    /// Absolute URL of the 1200 × 630 picture (`/anh-chia-se/…`).
+    pub image: String,
+    /// `product` or `website`.
+    pub kind: &'static str,
+    /// Whole đồng, for `product:price:amount`.
+    pub price_vnd: Option<i64>,
+    /// The "Chia sẻ qua Zalo" page for this one.
+    pub share_link: String,
+}
+
+impl Share {
+    /// A preview for `path` on this site; `photo` is a stored full photo's file name.
+    pub fn new(
+        state: &AppState,
+        path: &str,
+        title: &str,
+        description: &str,
+        photo: Option<&str>,
+    ) -> Share {
+        let base = &state.config.public_url;
+        let image = photo
+            .filter(|p| crate::catalog::photos::is_stored_name(p))
+            .unwrap_or(super::share::PLAIN);
+        Share {
+            title: title.to_string(),
+            description: description.chars().take(200).collect(),
+            url: format!("{base}{path}"),
+            image: format!("{base}/anh-chia-se/{image}"),
+            kind: "website",
+            price_vnd: None,
+            share_link: format!("/chia-se?duong-dan={}", super::urlencode(path)),
+        }
+    }
 }
 
 impl Layout {
@@ -254,6 +299,7 @@ impl Layout {
                 .map(|v| v.lines().map(str::to_string).collect())
                 .unwrap_or_default(),
             own_search: false,
+            share: None,
         }
     }
 
@@ -269,7 +315,13 @@ impl Layout {
             notice: None,
             ledger_alert: Vec::new(),
             own_search: false,
+            share: None,
         }
+    }
+
+    pub fn with_share(mut self, share: Share) -> Layout {
+        self.share = Some(share);
+        self
     }
 
     /// The page has its own search box.

@@ -14,6 +14,7 @@ mod checkout;
 mod cli;
 mod contract;
 mod faults;
+mod figures;
 mod fuzz;
 mod health;
 mod import;
