@@ -209,6 +209,7 @@ pub async fn start_household(
     new: NewHousehold,
 ) -> Result<Household> {
     require_helper(db, helper, village.id.0).await?;
+    shop_name_free(db, village.id.0, &new.shop_name).await?;
     codes::reserve_send(db, &new.phone, codes::Asker::Account(helper.id.0)).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO households (village_id, helper_id, name, phone, shop_name, created_at)
@@ -234,6 +235,24 @@ pub async fn start_household(
     )
     .await?;
     household(db, helper, id).await
+}
+
+/// A shop's name is unique in its village: checked before a code is sent or used, so a
+/// household's code is never spent on a shop that cannot be made.
+async fn shop_name_free(db: &Db, village: i64, name: &str) -> Result<()> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM shops WHERE village_id = $1 AND name = $2")
+            .bind(village)
+            .bind(name.to_string())
+            .fetch_one(&db.pool)
+            .await?;
+    if n > 0 {
+        return Err(AppError::field(
+            "shop_name",
+            "Làng đã có cửa hàng tên này; hãy thêm tên người hoặc tên xóm cho khác",
+        ));
+    }
+    Ok(())
 }
 
 /// A household of this helper's.
@@ -311,6 +330,17 @@ pub async fn confirm_household(
         ..Default::default()
     }
     .parse()?;
+    let phone_has_shop: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM shops s JOIN users u ON u.id = s.owner_id
+         WHERE u.phone = $1 AND s.village_id = $2",
+    )
+    .bind(phone.as_str().to_string())
+    .bind(village_id)
+    .fetch_one(&db.pool)
+    .await?;
+    if phone_has_shop == 0 {
+        shop_name_free(db, village_id, &fields.name).await?;
+    }
     codes::check(db, cfg, Which::Household(id), code).await?;
     let login = Login::Phone(phone.clone());
     let owner = match crate::accounts::store::find_by_login(db, &login).await? {

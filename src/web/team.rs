@@ -132,7 +132,7 @@ struct LoginPath {
 /// audited; the seller is told on every channel they have.
 #[utoipa::path(post, path = "/users/{login}/reset-code", tag = "accounts", params(LoginPath),
     security(("bearer" = [])),
-    responses((status = 201, body = accounts::reset::InPersonCode), (status = 403), (status = 404), (status = 429)))]
+    responses((status = 201, body = accounts::reset::InPersonCode), (status = 403), (status = 404), (status = 422), (status = 429)))]
 async fn reset_code(
     State(st): State<AppState>,
     CurrentUser(user): CurrentUser,

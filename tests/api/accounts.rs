@@ -131,6 +131,17 @@ async fn cookies_are_secure_behind_https(b: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    // A phone login exists once the code sent to the phone is typed.
+    let code = app.phone_code("0988111222");
+    let (s, body) = app
+        .api(
+            "POST",
+            "/auth/verify-phone",
+            None,
+            Some(json!({"login": "0988111222", "code": code})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
     let r = app
         .client
         .post(app.url("/dang-nhap"))

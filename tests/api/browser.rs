@@ -19,6 +19,7 @@ on_both_backends!(
     seller_moderator_admin_journeys_on_a_phone,
     seller_moderator_admin_journeys_at_desktop_width,
     buyer_confirms_and_raises_a_request_on_a_phone,
+    phone_resets_and_the_helpers_day_on_a_phone,
 );
 
 fn browser_tools() -> bool {
@@ -106,6 +107,8 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     .await
     .unwrap();
     app.transfer(c["total_vnd"].as_i64().unwrap(), &pay).await;
+    // The digital team: a helper with two households (Thanh Hương's, Văn Toàn's).
+    cholang::catalog::demo::digital_team(&app.db).await.unwrap();
     let token = cholang::orders::store::buyer_token(&app.config.secret_key, &order);
     let journeys = serde_json::json!([
         {"name": "buyer", "login": null, "paths": [
@@ -114,7 +117,8 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
             "/tim-kiem?q=xyzxyz", "/gio-hang", "/thanh-toan", format!("/pay/{pay}"),
             "/tra-cuu-don", format!("/don-hang/{order}"), "/dang-nhap", "/dang-ky",
             "/quen-mat-khau", "/dat-lai-mat-khau", format!("/truy-xuat/{batch}"), "/truy-xuat/KHONG-CO",
-            "/khong-co-trang-nay", "/tra-cuu-don?ma=CL"]},
+            "/khong-co-trang-nay", "/tra-cuu-don?ma=CL", "/lang/phu-doi/so-lieu",
+            "/chia-se?duong-dan=%2Fsan-pham%2Fman-tuyn-1m6-x-2m", "/xac-nhan-so-dien-thoai?so=0977123456"]},
         // A buyer who opened the receipt's link: the order page and its two steps.
         {"name": "buyer-proven", "login": null, "paths": [
             format!("/don-hang/{order}?t={token}"), format!("/don-hang/{order}/da-nhan"),
@@ -123,9 +127,13 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
             "/quan-ly", "/quan-ly/cua-hang/man-tuyn-ba-hanh", "/quan-ly/san-pham/man-tuyn-1m6-x-2m",
             "/quan-ly/san-pham/moi?shop=man-tuyn-ba-hanh", format!("/quan-ly/san-pham/{batched}/lo"),
             format!("/quan-ly/lo/{batch}"),
-            "/quan-ly/don-hang", "/quan-ly/doanh-thu", "/doi-mat-khau", "/lang/phu-doi/bang-gia"]},
+            "/quan-ly/don-hang", "/quan-ly/doanh-thu", "/doi-mat-khau", "/lang/phu-doi/bang-gia",
+            "/tai-khoan/so-dien-thoai", "/quan-ly/cua-hang/man-tuyn-ba-hanh/nguoi-giup"]},
         {"name": "moderator", "login": [MODERATOR, PW], "paths": [
-            "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau"]},
+            "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau",
+            "/quan-ly/lang/phu-doi/to-cong-nghe"]},
+        {"name": "helper", "login": [cholang::catalog::demo::HELPER_PHONE, PW], "paths": [
+            "/quan-ly", "/quan-ly/giup-ho", "/quan-ly/san-pham/dao-thai-inox-can-go"]},
         {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
             "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
             "/quan-tri/so-cai", "/quan-tri/so-cai?shop=man-tuyn-ba-hanh", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
@@ -310,6 +318,52 @@ async fn buyer_journey_in_a_browser(b: Backend) {
     // A screenshot of every step of every run.
     let n = std::fs::read_dir(&shots).unwrap().count();
     assert!(n >= 4 * 13, "screenshots: {n}");
+}
+
+/// tests/browser/team.mjs at 360 px: a phone-only seller's reset by the code on her phone, a
+/// reset code given in person by the village head, and a helper bringing a household online
+/// and working for another; then the database is asked whether each happened.
+async fn phone_resets_and_the_helpers_day_on_a_phone(b: Backend) {
+    if !browser_tools() {
+        eprintln!("node/chromium/playwright-core missing: browser test skipped");
+        return;
+    }
+    let app = TestApp::with_demo(b).await;
+    cholang::catalog::demo::digital_team(&app.db).await.unwrap();
+    let shots = app.config.data_dir.join("shots");
+    let setup = serde_json::json!({
+        "width": 360, "height": 740,
+        "mail_dir": app.config.mail_dir(),
+        "password": PW,
+        "seller": HANH,
+        "seller2": HUONG,
+        "moderator": MODERATOR,
+        "helper": cholang::catalog::demo::HELPER_PHONE,
+        "household": {"name": "Bà Nguyễn Thị Tư", "phone": "0977400400", "shop": "Màn tuyn Bà Tư"},
+        "helped_owner": TOAN,
+        "helped_product": "dao-thai-inox-can-go",
+    });
+    let args = vec![
+        app.base.clone(),
+        shots.display().to_string(),
+        setup.to_string(),
+    ];
+    node("team.mjs", args, Some(shots)).await;
+    app.api_login(HANH, "mat-khau-moi-cua-hanh").await;
+    app.api_login(HUONG, "mat-khau-tai-cho-1").await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM households WHERE phone = '0977400400' AND confirmed_at IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(app.stock("dao-thai-inox-can-go").await, 77);
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM helper_actions WHERE action LIKE 'sửa sản phẩm “Dao thái%'"
+        )
+        .await,
+        1
+    );
 }
 
 async fn seller_moderator_admin_journeys_on_a_phone(b: Backend) {

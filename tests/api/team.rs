@@ -298,6 +298,18 @@ async fn only_the_villages_helpers_onboard_its_households(b: Backend) {
     for f in ["name", "phone", "shop_name"] {
         assert!(e["error"]["fields"][f].is_string(), "{f}: {e}");
     }
+    // A shop name the village already has is refused before any code is sent.
+    let (s, e) = app
+        .api(
+            "POST",
+            "/villages/phu-doi/households",
+            Some(&helper),
+            Some(json!({"name": "Bà Sáu", "phone": "0977500501", "shop_name": "Màn tuyn Bà Hạnh"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["error"]["fields"]["shop_name"].is_string());
+    assert!(app.phone_codes("0977500501").is_empty());
     // The moderator takes the helper off the team: their households' shops close to them.
     let moderator = app.api_login(MODERATOR, PW).await;
     let (s, _) = app
