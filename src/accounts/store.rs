@@ -247,6 +247,11 @@ pub async fn sweep(db: &Db, counters_before_ms: i64) -> Result<()> {
         .bind(now_ms() - 86_400_000)
         .execute(&db.pool)
         .await?;
+    // A registration waiting for its code keeps a password hash: gone a day later.
+    sqlx::query("DELETE FROM phone_codes WHERE expires_at <= $1")
+        .bind(now_ms() - 86_400_000)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 

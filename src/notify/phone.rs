@@ -1,6 +1,6 @@
 //! Codes sent to a phone: Zalo ZNS's OTP template first, the SMS brandname when Zalo cannot
-//! deliver, the mail directory when neither is set up (the demo, where README says to read
-//! them). A code is sent at once, not through the outbox: the person waits with the form
+//! deliver, the mail directory when neither is set up and mail goes to files too (the demo,
+//! where README says to read them; with SMTP set, a missing phone channel is an error). A code is sent at once, not through the outbox: the person waits with the form
 //! open, and the code must not sit in a table (only its hash is kept, by `accounts`).
 //! A code is never logged.
 
@@ -90,9 +90,16 @@ pub async fn send_code(
             }
         }
     }
-    if pc.sms.is_none() && (cfg.notify.zalo.is_none() || pc.zalo_template.is_none()) {
-        write_file(cfg, phone, code, minutes, request_id).await?;
-        return Ok(Via::File);
+    let zalo_otp = cfg.notify.zalo.is_some() && pc.zalo_template.is_some();
+    if !zalo_otp && pc.sms.is_none() {
+        // Mail goes to files too (no SMTP): the demo or a developer's machine.
+        if cfg.notify.smtp_url.is_none() {
+            write_file(cfg, phone, code, minutes, request_id).await?;
+            return Ok(Via::File);
+        }
+        tracing::error!(
+            "a code for a phone cannot be sent: set ZALO_TEMPLATE_OTP (with Zalo) or SMS_API_KEY, SMS_API_SECRET and SMS_BRANDNAME"
+        );
     }
     tracing::warn!(tried = %tried.join("; "), phone = %phone.masked(), "no channel delivered a phone code");
     Err(AppError::Unavailable(

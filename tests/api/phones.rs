@@ -15,7 +15,24 @@ on_both_backends!(
     a_phone_only_seller_resets_by_zalo_or_by_sms,
     a_moderator_gives_a_reset_code_in_person,
     an_account_proves_its_phone_before_it_opens_a_shop,
+    a_production_without_a_phone_channel_says_so,
 );
+
+/// Mail set up for real but neither Zalo's OTP template nor SMS: no code is pretended to be
+/// sent (nor written to a file nobody reads); the person is told to try later.
+async fn a_production_without_a_phone_channel_says_so(b: Backend) {
+    let app = TestApp::spawn_with(b, &[("SMTP_URL", "smtp://127.0.0.1:9")]).await;
+    let (s, e) = register(&app, "0977666777", "Chị Yến").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Chưa gửi được mã")
+    );
+    assert!(app.phone_codes("0977666777").is_empty());
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_codes").await, 0);
+}
 
 async fn register(app: &TestApp, login: &str, name: &str) -> (StatusCode, Value) {
     app.api(
