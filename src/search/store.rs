@@ -86,3 +86,35 @@ pub async fn all_docs(db: &Db) -> Result<Vec<SearchDoc>> {
         .await?;
     rows.iter().map(doc_from_row).collect()
 }
+
+/// Why the index cannot answer for the catalogue yet (for `/readyz`): with products listed,
+/// a full rebuild is queued or running, or the index is empty. `None` when it can (single
+/// changes waiting in the queue do not count: they are applied within moments).
+pub async fn not_caught_up(db: &Db, search: &super::Search) -> Option<String> {
+    let listed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM products p JOIN shops s ON s.id = p.shop_id
+         WHERE p.active = 1 AND s.active = 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or(0);
+    if listed == 0 {
+        return None;
+    }
+    let rebuilding: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM search_queue WHERE scope = 'all'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or(0);
+    if rebuilding > 0 {
+        return Some(format!(
+            "search index is being rebuilt from the database ({listed} products listed)"
+        ));
+    }
+    if search.engine.count().await.unwrap_or(0) == 0 {
+        return Some(format!(
+            "search index is empty while {listed} products are listed"
+        ));
+    }
+    None
+}

@@ -493,6 +493,10 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     }
     if let Err(e) = state.search.engine.health().await {
         problems.push(format!("search engine does not answer: {e}"));
+    } else if let Some(p) = crate::search::store::not_caught_up(&state.db, &state.search).await {
+        // A fresh or restored instance whose index does not hold the catalogue yet would
+        // answer every search with nothing.
+        problems.push(p);
     }
     // A broken ledger rule does not take the instance out of traffic (it is still 200),
     // but it is said here for whoever watches readiness.

@@ -9,6 +9,7 @@ use crate::on_both_backends;
 on_both_backends!(
     pages_carry_a_strict_content_security_policy,
     readiness_needs_the_database_and_the_search_engine,
+    not_ready_until_the_index_holds_the_catalogue,
     every_log_line_of_a_request_carries_its_id,
     scripts_are_slowed_per_client_address,
     a_backup_taken_under_writes_restores_every_committed_order,
@@ -163,6 +164,37 @@ async fn readiness_needs_the_database_and_the_search_engine(b: Backend) {
             .contains("database does not answer"),
         "{v}"
     );
+}
+
+/// A fresh or restored instance is not ready until its search index holds the catalogue: a
+/// load balancer would otherwise send buyers to an instance that finds nothing.
+async fn not_ready_until_the_index_holds_the_catalogue(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    // A full rebuild waiting (as after a restore or a new index), not yet due.
+    sqlx::query(
+        "INSERT INTO search_queue (scope, scope_id, attempts, next_attempt_at, created_at)
+         VALUES ('all', 0, 0, $1, 0)",
+    )
+    .bind(i64::MAX / 2)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("being rebuilt"),
+        "{v}"
+    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    // Applied: ready again.
+    sqlx::query("UPDATE search_queue SET next_attempt_at = 0")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    app.search_synced().await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
 }
 
 async fn every_log_line_of_a_request_carries_its_id(b: Backend) {
