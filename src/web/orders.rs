@@ -157,6 +157,13 @@ async fn orders_page(
 ) -> PageResult {
     let shops = crate::catalog::store::shops_worked_by(&st.db, &user).await?;
     let ids: Vec<i64> = shops.iter().map(|s| s.id.0).collect();
+    // Shops this user works on as a helper: no cancelling (it owes the buyer money) and no
+    // answers to buyers' requests there.
+    let helped: Vec<i64> = shops
+        .iter()
+        .filter(|s| crate::catalog::helpers::acts_as_helper(&user, s))
+        .map(|s| s.id.0)
+        .collect();
     let list = orders::orders_of_shops(&st.db, &ids, 500).await?;
     // New paid orders first when there are any, else everything.
     let tab = if TABS.iter().any(|(k, _)| *k == tab) {
@@ -196,6 +203,7 @@ async fn orders_page(
         } else {
             (String::new(), String::new())
         };
+        let as_helper = helped.contains(&o.shop_id);
         let moves = o.status.next(Actor::Seller);
         let release = crate::protection::store::release_of(&st.db, &st.config, o.id)
             .await?
@@ -227,7 +235,7 @@ async fn orders_page(
                     })
                     .unwrap_or_default(),
                 answer_by: format_vn_time(r.answer_due_at),
-                answerable: r.status == crate::protection::RequestStatus::Open,
+                answerable: r.status == crate::protection::RequestStatus::Open && !as_helper,
                 full: (r.amount_vnd < o.total_vnd).then(|| format_vnd(o.total_vnd)),
                 steps: steps.clone(),
                 return_sent: if r.status == crate::protection::RequestStatus::ReturnSent {
@@ -262,6 +270,7 @@ async fn orders_page(
                 .collect(),
             cancel: moves
                 .iter()
+                .filter(|_| !as_helper)
                 .find(|s| matches!(s, OrderStatus::RefundDue | OrderStatus::Cancelled))
                 .map(|s| (s.as_str().to_string(), action_label(*s).to_string())),
         });

@@ -172,7 +172,12 @@ async fn a_helper_brings_a_household_online_and_works_for_it(b: Backend) {
         page.contains("Màn tuyn Bà Tư") && page.contains("In tem QR"),
         "{page}"
     );
-    assert!(app.page("/quan-ly/don-hang").await.contains(&order));
+    let orders_page = app.page("/quan-ly/don-hang?tab=tat-ca").await;
+    assert!(orders_page.contains(&order));
+    assert!(
+        !orders_page.contains("Hủy đơn (hoàn tiền)"),
+        "no cancel offered to a helper"
+    );
 
     // The owner sees who did what for the shop, and sends the helper away.
     let (s, _) = app
