@@ -1048,7 +1048,14 @@ async fn move_photo(
     Form(f): Form<super::session::CsrfForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let (_, p) = my_product(&st, &user, &slug).await?;
+    let (shop, p) = my_product(&st, &user, &slug).await?;
     store::move_photo_earlier(&st.db, p.card.id, id).await?;
+    helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("đổi thứ tự ảnh của “{}”", p.card.name),
+    )
+    .await?;
     see_other(&format!("/quan-ly/san-pham/{slug}?ok=photo-moved#anh"))
 }

@@ -752,9 +752,16 @@ async fn choose_current(
     Form(f): Form<ChooseForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let (_, p) = my_product(&st, &user, &slug).await?;
+    let (shop, p) = my_product(&st, &user, &slug).await?;
     let code = Some(f.code.trim()).filter(|c| !c.is_empty());
     store::set_current(&st.db, p.card.id.0, code).await?;
+    helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("chọn lô đang bán của “{}”", p.card.name),
+    )
+    .await?;
     see_other(&format!("/quan-ly/san-pham/{slug}/lo?ok=batch-current"))
 }
 
@@ -1007,7 +1014,16 @@ async fn upload_photo(
     })
     .await;
     match result {
-        Ok(()) => see_other(&format!("/quan-ly/lo/{}?ok=photo-added", t.batch.code)),
+        Ok(()) => {
+            helpers::record(
+                &st.db,
+                &user,
+                &t.shop,
+                &format!("thêm ảnh cho lô {}", t.batch.code),
+            )
+            .await?;
+            see_other(&format!("/quan-ly/lo/{}?ok=photo-added", t.batch.code))
+        }
         Err(AppError::Validation(errors)) => {
             let input = input_of(&t.batch);
             batch_view(&st, &seed, &user, &t, input, errors, "").await
@@ -1127,6 +1143,13 @@ async fn api_create(
         .over(base)?
         .parse(store::rules_for(&p), origin::today_vn())?;
     let batch = store::create(&st.db, &shop, &p, &village.name, &fields, user.id.0).await?;
+    helpers::record(
+        &st.db,
+        &user,
+        &shop,
+        &format!("ghi lô {} của “{}”", batch.code, p.card.name),
+    )
+    .await?;
     let t = traced(&st, &batch.code).await?;
     Ok((
         StatusCode::CREATED,
@@ -1152,6 +1175,7 @@ async fn api_update(
     }
     let fields = input.parse(store::rules_for(&t.product), origin::today_vn())?;
     store::update(&st.db, &t.batch, &fields, user.id.0).await?;
+    helpers::record(&st.db, &user, &t.shop, &format!("sửa lô {}", t.batch.code)).await?;
     let t = traced(&st, &code).await?;
     let history = store::history(&st.db, &t.batch).await?;
     Ok(Json(BatchOut {

@@ -124,6 +124,21 @@ async fn a_helper_brings_a_household_online_and_works_for_it(b: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // A batch recorded over the API counts as the helper's action too.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+        .format("%Y-%m-%d")
+        .to_string();
+    let (s, batch) = app
+        .api(
+            "POST",
+            &format!("/products/{product}/batches"),
+            Some(&helper),
+            Some(json!({"produced_on": today, "quantity": 10, "maker": "Bà Tư", "inputs": [], "notes": ""})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{batch}");
+    let batch_code = batch["batch"]["code"].as_str().unwrap().to_string();
     // Cancelling owes the buyer money: not the helper's.
     let (s, _) = app
         .api(
@@ -221,6 +236,7 @@ async fn a_helper_brings_a_household_online_and_works_for_it(b: Backend) {
         "mở cửa hàng cho hộ",
         "đăng sản phẩm “Màn tuyn Bà Tư 1m8”",
         &format!("nhận đơn {order}"),
+        &format!("ghi lô {batch_code}"),
     ] {
         assert!(
             actions
