@@ -516,6 +516,7 @@ pub async fn issue_in_person(
     }
     let code = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
     let mut tx = db.begin().await?;
+    let issued_at = now_ms();
     let id = store_reset(
         &mut tx,
         cfg,
@@ -560,7 +561,8 @@ pub async fn issue_in_person(
     )
     .await?;
     tx.commit().await?;
-    let expires_ms = now_ms() + IN_PERSON_MINUTES * 60_000;
+    // The stored expiry is at least this late (it was written a moment after `issued_at`).
+    let expires_ms = issued_at + IN_PERSON_MINUTES * 60_000;
     Ok(InPersonCode {
         code: format!("{} {}", &code[..4], &code[4..]),
         expires_at: chrono::DateTime::from_timestamp_millis(expires_ms)

@@ -77,7 +77,7 @@ pub async fn name_helper(db: &Db, actor: &User, village: &Village, login: &str) 
     )
     .await?;
     tx.commit().await?;
-    helpers_of(db, village)
+    helpers_of(db, actor, village)
         .await?
         .into_iter()
         .find(|h| h.display_name == user.display_name && login_of(&user) == h.login)
@@ -91,7 +91,11 @@ fn login_of(u: &User) -> String {
         .unwrap_or_default()
 }
 
-pub async fn helpers_of(db: &Db, village: &Village) -> Result<Vec<Helper>> {
+/// The village's team, for its moderator (or the admin).
+pub async fn helpers_of(db: &Db, actor: &User, village: &Village) -> Result<Vec<Helper>> {
+    if !can_moderate(db, actor, village.id.0).await? {
+        return Err(AppError::Forbidden);
+    }
     let rows = sqlx::query(
         "SELECT u.phone, u.email, u.display_name, v.created_at,
            (SELECT COUNT(*) FROM shop_helpers h JOIN shops s ON s.id = h.shop_id
@@ -419,6 +423,20 @@ pub struct ShopHelper {
     pub login: String,
     pub display_name: String,
     pub granted_at: String,
+}
+
+/// Who helps a shop and what they did, for its owner (or the admin).
+pub async fn for_owner(
+    db: &Db,
+    actor: &User,
+    shop: &Shop,
+    actions: i64,
+) -> Result<(Vec<ShopHelper>, Vec<HelperAction>)> {
+    super::store::authorize_shop(actor, shop)?;
+    Ok((
+        helpers_of_shop(db, shop.id).await?,
+        actions_for_shop(db, shop.id, actions).await?,
+    ))
 }
 
 pub async fn helpers_of_shop(db: &Db, shop: ShopId) -> Result<Vec<ShopHelper>> {

@@ -157,11 +157,8 @@ async fn list_helpers(
     Path(slug): Path<String>,
 ) -> Result<Json<HelpersOut>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
-    if !accounts::store::can_moderate(&st.db, &user, v.id.0).await? {
-        return Err(AppError::Forbidden);
-    }
     Ok(Json(HelpersOut {
-        helpers: helpers::helpers_of(&st.db, &v).await?,
+        helpers: helpers::helpers_of(&st.db, &user, &v).await?,
     }))
 }
 
@@ -314,11 +311,8 @@ async fn shop_helpers(
     Path(slug): Path<String>,
 ) -> Result<Json<ShopHelpersOut>> {
     let shop = store::shop_by_slug(&st.db, &slug).await?;
-    store::authorize_shop(&user, &shop)?;
-    Ok(Json(ShopHelpersOut {
-        helpers: helpers::helpers_of_shop(&st.db, shop.id).await?,
-        actions: helpers::actions_for_shop(&st.db, shop.id, 100).await?,
-    }))
+    let (helpers, actions) = helpers::for_owner(&st.db, &user, &shop, 100).await?;
+    Ok(Json(ShopHelpersOut { helpers, actions }))
 }
 
 /// The owner takes a helper's rights on the shop away.
@@ -386,9 +380,7 @@ async fn team_view(
     reset_login: String,
 ) -> PageResult {
     let v = store::village_by_slug(&st.db, slug).await?;
-    if !accounts::store::can_moderate(&st.db, &user, v.id.0).await? {
-        return Err(AppError::Forbidden.into());
-    }
+    let helpers = helpers::helpers_of(&st.db, &user, &v).await?;
     let failed = !errors.is_empty();
     let mut resp = render(TeamPage {
         layout: Layout::new(
@@ -397,7 +389,7 @@ async fn team_view(
             &Some(user),
             format!("Tổ công nghệ số — {}", v.name),
         ),
-        helpers: helpers::helpers_of(&st.db, &v).await?,
+        helpers,
         village: v.name,
         slug: v.slug,
         login,
@@ -724,15 +716,14 @@ async fn owner_helpers_page(
     Path(slug): Path<String>,
 ) -> PageResult {
     let shop = store::shop_by_slug(&st.db, &slug).await?;
-    store::authorize_shop(&user, &shop)?;
-    let actions = helpers::actions_for_shop(&st.db, shop.id, 100)
-        .await?
+    let (helpers, actions) = helpers::for_owner(&st.db, &user, &shop, 100).await?;
+    let actions = actions
         .into_iter()
         .map(|a| (crate::domain::format_vn_time(a.at_ms), a.helper, a.action))
         .collect();
     render(OwnerHelpersPage {
         layout: Layout::new(&st, &seed, &Some(user), "Người giúp cửa hàng"),
-        helpers: helpers::helpers_of_shop(&st.db, shop.id).await?,
+        helpers,
         shop,
         actions,
     })
