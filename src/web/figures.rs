@@ -106,7 +106,7 @@ async fn page(
                 .collect();
             Figure {
                 name,
-                svg: figures::bar_chart(name, &values),
+                svg: figures::bar_chart(key, name, &values),
                 values: f
                     .months
                     .iter()

@@ -184,6 +184,13 @@ async fn village_figures_are_counted_by_hanoi_month(b: Backend) {
         .await;
     assert!(page.contains("Số liệu thôn thông minh"));
     assert_eq!(page.matches("<svg").count(), 11, "one chart per figure");
+    for (key, _) in cholang::figures::NAMES {
+        assert_eq!(
+            page.matches(&format!("id=\"t-{key}\"")).count(),
+            1,
+            "{key}: one title id"
+        );
+    }
     assert!(
         page.contains("10/2026: <strong>100%</strong>"),
         "received share as text"
