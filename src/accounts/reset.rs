@@ -186,7 +186,14 @@ pub async fn verify_phone(db: &Db, cfg: &Config, login: &str, code: &str) -> Res
                 .bind(u.id.0)
                 .execute(&mut *tx)
                 .await?;
-            audit(&mut tx, u.id, None, "phone_proven", "đăng ký lại bằng mã").await?;
+            audit(
+                &mut tx,
+                u.id,
+                None,
+                AuditAction::PhoneProven,
+                "đăng ký lại bằng mã",
+            )
+            .await?;
             tx.commit().await?;
             super::store::find_by_login(db, &login)
                 .await?
@@ -305,7 +312,7 @@ pub async fn confirm_phone(
         &mut tx,
         user.id,
         None,
-        "phone_proven",
+        AuditAction::PhoneProven,
         "xác nhận số điện thoại bằng mã",
     )
     .await?;
@@ -313,12 +320,32 @@ pub async fn confirm_phone(
     Ok(())
 }
 
+/// What an account's audit line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    PhoneProven,
+    ResetCodeIssued,
+    HelperNamed,
+    HelperRemoved,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::PhoneProven => "phone_proven",
+            AuditAction::ResetCodeIssued => "reset_code_issued",
+            AuditAction::HelperNamed => "helper_named",
+            AuditAction::HelperRemoved => "helper_removed",
+        }
+    }
+}
+
 /// One line of the account's audit trail.
 pub async fn audit(
     tx: &mut crate::db::Tx,
     user: UserId,
     actor: Option<UserId>,
-    action: &str,
+    action: AuditAction,
     detail: &str,
 ) -> Result<()> {
     sqlx::query(
@@ -326,7 +353,7 @@ pub async fn audit(
     )
     .bind(user.0)
     .bind(actor.map(|a| a.0))
-    .bind(action.to_string())
+    .bind(action.as_str())
     .bind(detail.to_string())
     .bind(now_ms())
     .execute(&mut **tx)
@@ -531,7 +558,7 @@ pub async fn issue_in_person(
         &mut tx,
         user.id,
         Some(actor.id),
-        "reset_code_issued",
+        AuditAction::ResetCodeIssued,
         &format!("{} cấp mã đặt lại mật khẩu tại chỗ", actor.display_name),
     )
     .await?;

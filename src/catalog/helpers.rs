@@ -72,7 +72,7 @@ pub async fn name_helper(db: &Db, actor: &User, village: &Village, login: &str) 
         &mut tx,
         user.id,
         Some(actor.id),
-        "helper_named",
+        crate::accounts::reset::AuditAction::HelperNamed,
         &format!("vào tổ công nghệ số của {}", village.name),
     )
     .await?;
@@ -142,7 +142,7 @@ pub async fn remove_helper(db: &Db, actor: &User, village: &Village, login: &str
         &mut tx,
         user.id,
         Some(actor.id),
-        "helper_removed",
+        crate::accounts::reset::AuditAction::HelperRemoved,
         &format!("rời tổ công nghệ số của {}", village.name),
     )
     .await?;
@@ -175,10 +175,17 @@ pub struct Household {
     pub name: String,
     pub phone: String,
     pub shop_name: String,
-    /// `waiting_code` until the household's code is typed, then `confirmed`.
-    pub status: String,
+    pub status: HouseholdStatus,
     /// The household's shop once confirmed.
     pub shop: Option<String>,
+}
+
+/// Where a household stands: waiting for the code its phone received, or online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HouseholdStatus {
+    WaitingCode,
+    Confirmed,
 }
 
 /// What a helper types to start: the household's name, its phone and the shop's name.
@@ -286,11 +293,10 @@ pub async fn households_of(db: &Db, helper: &User) -> Result<Vec<Household>> {
                 phone: r.try_get("phone")?,
                 shop_name: r.try_get("shop_name")?,
                 status: if confirmed.is_some() {
-                    "confirmed"
+                    HouseholdStatus::Confirmed
                 } else {
-                    "waiting_code"
-                }
-                .into(),
+                    HouseholdStatus::WaitingCode
+                },
                 shop: r.try_get("slug")?,
             })
         })
