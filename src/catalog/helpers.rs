@@ -234,7 +234,7 @@ pub async fn start_household(
     .bind(now_ms())
     .fetch_one(&db.pool)
     .await?;
-    codes::send(
+    let sent = codes::send(
         db,
         cfg,
         &new.phone,
@@ -244,7 +244,15 @@ pub async fn start_household(
             ..Default::default()
         },
     )
-    .await?;
+    .await;
+    if let Err(e) = sent {
+        // No code reached the household: no household waiting for one either.
+        sqlx::query("DELETE FROM households WHERE id = $1 AND confirmed_at IS NULL")
+            .bind(id)
+            .execute(&db.pool)
+            .await?;
+        return Err(e);
+    }
     household(db, helper, id).await
 }
 

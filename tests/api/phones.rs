@@ -32,6 +32,28 @@ async fn a_production_without_a_phone_channel_says_so(b: Backend) {
     );
     assert!(app.phone_codes("0977666777").is_empty());
     assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_codes").await, 0);
+    // Nor is a household left waiting for a code that never went out.
+    cholang::catalog::demo::load_if_empty(&app.db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO village_helpers (village_id, user_id, named_by, created_at)
+         SELECT v.id, u.id, u.id, 0 FROM villages v, users u WHERE v.slug = 'phu-doi' AND u.phone = '0912000102'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let helper = app.api_login(HUONG, PW).await;
+    let (s, e) = app
+        .api(
+            "POST",
+            "/villages/phu-doi/households",
+            Some(&helper),
+            Some(json!({"name": "Bà Tư", "phone": "0977400400", "shop_name": "Màn Bà Tư"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM households").await, 0);
 }
 
 async fn register(app: &TestApp, login: &str, name: &str) -> (StatusCode, Value) {
