@@ -17,7 +17,10 @@
 //! asked the very questions our Meilisearch engine would send it for each query of the mix
 //! (`POST /indexes/{uid}/search`, bodies from `Meili::request_json`), directly, by the same
 //! wrk: the embedded engine's search API is compared with it (the issue-12 target: at least
-//! twice the requests per second, p50 no higher).
+//! twice the requests per second, p50 no higher). Then `cholang serve` runs on the same
+//! database with `MEILI_URL` (a fresh index the server builds itself) and its search API is
+//! loaded the same way: the production path beside its engine answering directly (the
+//! issue-34 target: at least 0.8× Meilisearch's requests per second, p50 at most 1.3× its).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -179,7 +182,6 @@ async fn bench_backend(
     hello: f64,
     rows: &mut Vec<String>,
 ) -> Vec<(&'static str, f64, f64)> {
-    let mut measured = vec![];
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let t = Instant::now();
@@ -194,6 +196,24 @@ async fn bench_backend(
         t.elapsed().as_secs_f64()
     );
     db.pool.close().await;
+    let only = env_or("BENCH_ONLY", "");
+    serve_and_load(name, url, data, n, hello, &only, &[], rows).await
+}
+
+/// `cholang serve` on a generated database (with `env` besides), loaded page by page with
+/// wrk once its search index holds the catalogue.
+#[allow(clippy::too_many_arguments)]
+async fn serve_and_load(
+    name: &str,
+    url: &str,
+    data: &std::path::Path,
+    n: usize,
+    hello: f64,
+    only: &str,
+    env: &[(&str, &str)],
+    rows: &mut Vec<String>,
+) -> Vec<(&'static str, f64, f64)> {
+    let mut measured = vec![];
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cholang"))
@@ -201,6 +221,7 @@ async fn bench_backend(
         .env("CHOLANG_DATA_DIR", data)
         .env("DATABASE_URL", url)
         .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
         .env_remove("CHOLANG_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -234,9 +255,8 @@ async fn bench_backend(
         ("search API", "/api/v1/search?q=man+tuyn".to_string()),
     ];
     // `BENCH_ONLY=search` (a part of the names): only those pages, e.g. to profile one.
-    let only = env_or("BENCH_ONLY", "");
     for (what, path) in pages {
-        if !what.contains(only.as_str()) {
+        if !what.contains(only) {
             continue;
         }
         let perf = profile(child.id(), name, what);
@@ -249,7 +269,7 @@ async fn bench_backend(
         ));
         eprintln!("{}", rows.last().unwrap());
     }
-    if "search API, query mix".contains(only.as_str()) {
+    if "search API, query mix".contains(only) {
         let mix: Vec<(&str, String, String)> = queries::QUERIES
             .iter()
             .map(|q| ("GET", format!("/api/v1/search?{q}"), String::new()))
@@ -401,6 +421,45 @@ fn main() {
                 .filter(|k| !k.is_empty());
             let direct =
                 bench_meilisearch(&meili_url, key.as_deref(), &sqlite, hello_rps, &mut rows).await;
+            // Our search API answering from that Meilisearch (the production path), on the
+            // same SQLite catalogue, beside what Meilisearch answers directly.
+            let index = format!("cholang_api_bench_{}", std::process::id());
+            let mut env = vec![
+                ("MEILI_URL", meili_url.as_str()),
+                ("MEILI_INDEX", index.as_str()),
+            ];
+            if let Some(k) = &key {
+                env.push(("MEILI_MASTER_KEY", k.as_str()));
+            }
+            let data = tempfile::tempdir().unwrap();
+            let via_api = serve_and_load(
+                "SQLite + Meilisearch",
+                &sqlite,
+                data.path(),
+                n,
+                hello_rps,
+                "search API",
+                &env,
+                &mut rows,
+            )
+            .await;
+            for (what, rps, p50) in &direct {
+                if let Some((_, ours, our_p50)) = via_api.iter().find(|m| m.0 == *what) {
+                    versus.push(format!(
+                        "{what}: our API on Meilisearch {ours:.0} req/s p50 {our_p50:.2} ms, \
+                         Meilisearch direct {rps:.0} req/s p50 {p50:.2} ms: {:.2}× its requests \
+                         per second, {:.2}× its p50",
+                        ours / rps,
+                        our_p50 / p50
+                    ));
+                }
+            }
+            let settings = std::sync::Arc::new(cholang::search::SearchSettings::built_in());
+            if let Ok(m) =
+                cholang::search::meili::Meili::new(&meili_url, key.as_deref(), &index, settings)
+            {
+                let _ = m.drop_index().await;
+            }
             for (what, rps, p50) in direct {
                 if let Some((_, ours, our_p50)) = embedded.iter().find(|m| m.0 == what) {
                     versus.push(format!(

@@ -28,6 +28,11 @@ const FACETS: [&str; 3] = ["village_slug", "category_label", "ocop_stars"];
 
 pub struct Meili {
     client: Client,
+    /// Searches go out through this client itself: one JSON body with its length, read back
+    /// into `Answer` (the SDK streams every body chunked and reads the answer as text first).
+    http: reqwest::Client,
+    search_url: String,
+    key: Option<String>,
     index: String,
     settings: Arc<SearchSettings>,
     /// Bound on each request: the SDK's HTTP client has none, and a Meilisearch that accepts
@@ -40,6 +45,25 @@ struct IdOnly {
     id: i64,
     #[serde(default)]
     exact: Option<String>,
+}
+
+/// What `POST /indexes/{uid}/search` answers, as far as a search reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    hits: Vec<IdOnly>,
+    total_hits: Option<usize>,
+    estimated_total_hits: Option<usize>,
+    facet_distribution: Option<std::collections::HashMap<String, BTreeMap<String, usize>>>,
+}
+
+/// Meilisearch's error body.
+#[derive(Deserialize, Default)]
+struct Refusal {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: String,
 }
 
 fn err(e: MeiliError) -> SearchError {
@@ -65,8 +89,16 @@ impl Meili {
         settings: Arc<SearchSettings>,
     ) -> Result<Meili, SearchError> {
         let client = Client::new(url, key).map_err(err)?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
         Ok(Meili {
             client,
+            http,
+            search_url: format!("{}/indexes/{index}/search", url.trim_end_matches('/')),
+            key: key.map(str::to_string),
             index: index.to_string(),
             settings,
             timeout: Duration::from_secs(5),
@@ -224,8 +256,42 @@ impl Catalogue for Meili {
     async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
         let index = self.client.index(&self.index);
         let filter = self.filter(plan).join(" AND ");
-        let q = self.query(&index, plan, &filter);
-        let r = self.bounded(q.execute::<IdOnly>()).await?;
+        let body = serde_json::to_vec(&self.query(&index, plan, &filter))
+            .map_err(|e| SearchError::Engine(e.to_string()))?;
+        let mut request = self
+            .http
+            .post(&self.search_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let unavailable = |e: reqwest::Error| SearchError::Unavailable(e.to_string());
+        let asked = async {
+            let response = request.send().await.map_err(unavailable)?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(unavailable)?;
+            Ok::<_, SearchError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, asked)
+            .await
+            .map_err(|_| {
+                SearchError::Unavailable(format!(
+                    "Meilisearch did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })??;
+        if !status.is_success() {
+            let refusal: Refusal = serde_json::from_slice(&bytes).unwrap_or_default();
+            let said = format!("{status} {}: {}", refusal.code, refusal.message);
+            return Err(if status.is_server_error() {
+                SearchError::Unavailable(said)
+            } else {
+                SearchError::Engine(said)
+            });
+        }
+        let r: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| SearchError::Engine(format!("unreadable search answer: {e}")))?;
         let total = r
             .total_hits
             .or(r.estimated_total_hits)
@@ -250,8 +316,8 @@ impl Catalogue for Meili {
             .hits
             .into_iter()
             .map(|h| EngineHit {
-                id: h.result.id,
-                exact: h.result.exact,
+                id: h.id,
+                exact: h.exact,
             })
             .collect();
         Ok(EngineResult {
