@@ -1,8 +1,10 @@
 //! `cargo bench --bench search`: the embedded search engine on a generated catalogue.
 //!
 //! For each size in `BENCH_SIZES` (default "10000,100000"; "1000000" for the issue-12 figures):
-//! - the real `cholang import` of a CSV of that many rows into a new SQLite database and the
-//!   real `cholang reindex` of it (skip with `BENCH_IMPORT=off`);
+//! - the real `cholang import` of a CSV of that many rows into a new SQLite database (and a
+//!   new PostgreSQL database when `BENCH_POSTGRES_URL` names a server), again with the same
+//!   file, and the real `cholang reindex` of it, with each process's peak memory (skip with
+//!   `BENCH_IMPORT=off`; `BENCH_IMPORT=only` stops after them);
 //! - a SQLite catalogue of that many products is generated (10 villages, 200 shops, words
 //!   from the craft villages' vocabulary);
 //! - indexing throughput: a full rebuild from the database into a new embedded index;
@@ -57,40 +59,56 @@ fn proc_status(pid: u32, key: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// The real `cholang import` of an `n`-row CSV into a new SQLite database, then the real
-/// `cholang reindex` of it into a new embedded index: wall time of each process and what
-/// they leave on disk.
+/// Run the real `cholang` binary to its end: wall time, what it printed, and its peak resident
+/// set (the kernel's `ru_maxrss` of that one child, from `wait4`).
+// The child is reaped by `wait4` (which also gives its peak memory), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_cholang(args: &[&str], dir: &std::path::Path, url: &str) -> (f64, String, u64) {
+    let out_file = dir.join(format!("{}.out", args[0]));
+    let err_file = dir.join(format!("{}.err", args[0]));
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_cholang"))
+        .args(args)
+        .env("CHOLANG_DATA_DIR", dir)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .env_remove("CHOLANG_CONFIG")
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zeroed is a valid value; wait4 fills it for our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{args:?}: {}",
+        std::fs::read_to_string(&err_file).unwrap_or_default()
+    );
+    (
+        secs,
+        std::fs::read_to_string(&out_file).unwrap_or_default(),
+        usage.ru_maxrss as u64,
+    )
+}
+
+/// The real `cholang import` of an `n`-row CSV into a new SQLite database (and, with
+/// `BENCH_POSTGRES_URL`, a new PostgreSQL database beside it), then the real `cholang reindex`
+/// of the SQLite one into a new embedded index: wall time and peak memory of each process,
+/// and what they leave on disk.
 fn bench_import(n: usize, rows: &mut Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("catalogue.csv");
     std::fs::write(&file, csv(n)).unwrap();
+    let csv_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("import.db").display()
     );
-    let run = |args: &[&str]| {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_cholang"))
-            .args(args)
-            .env("CHOLANG_DATA_DIR", dir.path())
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .env_remove("CHOLANG_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            t.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
-    };
-    let (secs, said) = run(&["import", file.to_str().unwrap()]);
+    let (secs, said, peak_kb) = run_cholang(&["import", file.to_str().unwrap()], dir.path(), &url);
     eprintln!("{n}: import said: {}", said.trim());
-    let csv_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     let db_mb = ["import.db", "import.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
@@ -98,21 +116,54 @@ fn bench_import(n: usize, rows: &mut Vec<String>) {
         .sum::<u64>() as f64
         / 1e6;
     rows.push(format!(
-        "| {n} | `cholang import` ({csv_mb:.0} MB CSV, one transaction) | {:.0} rows/s ({secs:.1} s), database {db_mb:.0} MB | | |",
+        "| {n} | `cholang import` into SQLite ({csv_mb:.0} MB CSV, one transaction) | {:.0} rows/s ({secs:.1} s), peak RSS {:.0} MB, database {db_mb:.0} MB | | |",
+        n as f64 / secs,
+        peak_kb as f64 / 1024.0
+    ));
+    let (secs, said, _) = run_cholang(&["import", file.to_str().unwrap()], dir.path(), &url);
+    assert!(said.contains("không có gì thay đổi"), "{said}");
+    rows.push(format!(
+        "| {n} | the same file again into SQLite (nothing changes) | {:.0} rows/s ({secs:.1} s) | | |",
         n as f64 / secs
     ));
-    let (secs, said) = run(&["reindex"]);
+    if let Ok(pg) = std::env::var("BENCH_POSTGRES_URL") {
+        let name = format!("cholang_bench_import_{}", std::process::id());
+        let admin = |sql: String| {
+            let st = Command::new("psql")
+                .args([pg.as_str(), "-qc", &sql])
+                .status()
+                .unwrap();
+            assert!(st.success(), "{sql}");
+        };
+        admin(format!("DROP DATABASE IF EXISTS {name}"));
+        admin(format!("CREATE DATABASE {name}"));
+        let base = pg.rsplit_once('/').map(|(b, _)| b).unwrap_or(&pg);
+        let pg_url = format!("{base}/{name}");
+        let (secs, said, peak_kb) =
+            run_cholang(&["import", file.to_str().unwrap()], dir.path(), &pg_url);
+        eprintln!("{n}: import into PostgreSQL said: {}", said.trim());
+        rows.push(format!(
+            "| {n} | `cholang import` into PostgreSQL (one transaction) | {:.0} rows/s ({secs:.1} s), peak RSS {:.0} MB | | |",
+            n as f64 / secs,
+            peak_kb as f64 / 1024.0
+        ));
+        admin(format!("DROP DATABASE {name}"));
+    }
+    let (secs, said, peak_kb) = run_cholang(&["reindex"], dir.path(), &url);
     eprintln!("{n}: reindex said: {}", said.trim());
     rows.push(format!(
-        "| {n} | `cholang reindex` (process, from the database) | {:.0} docs/s ({secs:.1} s), index {:.1} MB | | |",
+        "| {n} | `cholang reindex` (process, from the database) | {:.0} docs/s ({secs:.1} s), peak RSS {:.0} MB, index {:.1} MB | | |",
         n as f64 / secs,
+        peak_kb as f64 / 1024.0,
         dir_size(&dir.path().join("search")) as f64 / 1e6
     ));
 }
 
 async fn bench_size(n: usize, rows: &mut Vec<String>) {
-    if std::env::var("BENCH_IMPORT").as_deref() != Ok("off") {
-        bench_import(n, rows);
+    match std::env::var("BENCH_IMPORT").as_deref() {
+        Ok("off") => {}
+        Ok("only") => return bench_import(n, rows),
+        _ => bench_import(n, rows),
     }
     let dir = tempfile::tempdir().unwrap();
     let url = format!(

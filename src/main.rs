@@ -244,9 +244,12 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             server.run(shutdown_signal()).await?;
         }
         Command::Import { file, province } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            match cholang::catalog::import::import_bytes(&db, &bytes, &province).await {
+            let input = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
+            );
+            match cholang::catalog::import::import_reader(&db, input, &province).await {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                     if !report.changed() {

@@ -71,7 +71,7 @@ pub async fn list(db: &Db, village: VillageId) -> Result<Vec<Category>> {
         .collect()
 }
 
-async fn names(tx: &mut Tx, village: VillageId) -> Result<Vec<(i64, String, String)>> {
+pub(crate) async fn names(tx: &mut Tx, village: VillageId) -> Result<Vec<(i64, String, String)>> {
     Ok(sqlx::query_as(
         "SELECT id, name, name_key FROM categories WHERE village_id = $1 ORDER BY name_key",
     )
@@ -115,7 +115,7 @@ pub async fn ensure(tx: &mut Tx, village: VillageId, typed: &str) -> Result<Stri
     Ok(name)
 }
 
-async fn insert(tx: &mut Tx, village: VillageId, name: &str) -> Result<i64> {
+pub(crate) async fn insert(tx: &mut Tx, village: VillageId, name: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO categories (village_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
          RETURNING id",

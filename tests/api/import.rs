@@ -12,6 +12,7 @@ on_both_backends!(
     the_cli_imports_and_reports_bad_lines,
     a_large_import_leaves_fresh_planner_statistics,
     an_imported_ocop_product_can_be_edited,
+    a_file_larger_than_a_batch_is_written_whole_or_not_at_all,
 );
 
 const HEADER: &str = "village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n";
@@ -242,4 +243,126 @@ async fn an_imported_ocop_product_can_be_edited(b: Backend) {
             .await
             .unwrap();
     assert_eq!(cert, (Some("1234/QĐ-UBND".into()), Some(2023)));
+}
+
+/// Issue 34, item 2: rows are checked as the file streams in and written a thousand at a
+/// time; a bad row after batches were written leaves nothing; items shared by shops, slugs
+/// that collide within a batch, and the search documents come out as one row at a time did.
+async fn a_file_larger_than_a_batch_is_written_whole_or_not_at_all(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    // 2,600 products in 20 shops; each name is sold by two shops (one village item).
+    let file = |village: &str, rows: usize, stock: usize| {
+        let mut csv = HEADER.to_string();
+        for i in 0..rows {
+            csv.push_str(&format!(
+                "{village},Đại Thắng,Phú Xuyên,Cơ sở {s},09120002{s:02},,Màn tuyn mẫu {k},Màn tuyn số {k},Màn tuyn,{price},chiếc,{stock},\n",
+                s = i % 20,
+                k = i / 2,
+                price = 100_000 + (i / 2) * 100,
+            ));
+        }
+        csv
+    };
+    let first = import_bytes(&app.db, file("Phú Đôi", 2_600, 5).as_bytes(), "Hà Nội")
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(
+        (
+            first.villages_created,
+            first.shops_created,
+            first.items_created,
+            first.products_created
+        ),
+        (1, 20, 1_300, 2_600)
+    );
+    assert_eq!(counts(&app).await, [1, 20, 1_300, 2_600, 1_300]);
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT slug) FROM products")
+            .await,
+        2_600
+    );
+    // The second shop selling a name takes its slug with the shop's.
+    let slugs: Vec<String> = sqlx::query_scalar(
+        "SELECT p.slug FROM products p JOIN price_items pi ON pi.id = p.price_item_id
+         WHERE pi.name = 'Màn tuyn mẫu 1299' ORDER BY p.id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        slugs,
+        vec!["man-tuyn-mau-1299", "man-tuyn-mau-1299-co-so-19"]
+    );
+    // Every product is on its item at the item's price, with the text simple search reads.
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM products p JOIN price_items pi ON pi.id = p.price_item_id
+             WHERE pi.name = p.name AND pi.price_vnd = 100000 + CAST(SUBSTR(p.name, 14) AS BIGINT) * 100
+               AND p.search_text LIKE 'man tuyn mau %co so % phu doi man tuyn so %'"
+        )
+        .await,
+        2_600
+    );
+    app.search_synced().await;
+    let (_, found) = app.search("q=man+tuyn+mau+1299").await;
+    assert_eq!(found["hits"][0]["name"], "Màn tuyn mẫu 1299", "{found}");
+    let (_, all) = app.search("q=mau&per_page=1").await;
+    assert_eq!(all["total"], 2_600, "every product reached the index");
+
+    // The same file again: nothing is written.
+    let again = import_bytes(&app.db, file("Phú Đôi", 2_600, 5).as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    assert!(!again.changed(), "{again:?}");
+    assert_eq!(again.rows_unchanged, 2_600);
+    // A new stock for every row: each product is updated once, no new rows.
+    let restock = import_bytes(&app.db, file("Phú Đôi", 2_600, 7).as_bytes(), "Hà Nội")
+        .await
+        .unwrap();
+    assert_eq!(
+        (restock.products_updated, restock.products_created),
+        (2_600, 0)
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM products WHERE stock = 7")
+            .await,
+        2_600
+    );
+
+    // Another village's 2,600 rows with a bad last row: the batches written before it go.
+    let mut bad = file("Chuyên Mỹ", 2_600, 5);
+    bad.push_str("Chuyên Mỹ,Đại Thắng,Phú Xuyên,Cơ sở 1,0912000201,,Màn tuyn mẫu 3,Màn tuyn,Màn tuyn,100300,cái,5,\n");
+    bad.push_str(
+        "Chuyên Mỹ,Đại Thắng,Phú Xuyên,Cơ sở 2,0912000202,,Thớt gỗ,Thớt,Đồ gỗ,10.000,chiếc,5,\n",
+    );
+    let Err(ImportFailure::BadRows(errors)) = import_bytes(&app.db, bad.as_bytes(), "Hà Nội").await
+    else {
+        panic!("a bad row fails the file");
+    };
+    let said: Vec<(u64, bool)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.line,
+                e.message.contains("dòng 8") || e.message.contains("price_vnd"),
+            )
+        })
+        .collect();
+    assert_eq!(said, vec![(2_602, true), (2_603, true)], "{errors:?}");
+    assert_eq!(counts(&app).await, [1, 20, 1_300, 2_600, 1_300]);
+
+    // One item, two categories: the row that disagrees is named.
+    let mixed = format!(
+        "{HEADER}Tri Thủy,Tri Thủy,Phú Xuyên,Ong A,0912000501,,Mật ong 1 lít,,Nông sản,200000,chai,5,\n\
+         Tri Thủy,Tri Thủy,Phú Xuyên,Ong B,0912000502,,Mật ong 1 lít,,Đồ gỗ,200000,chai,5,\n"
+    );
+    let Err(ImportFailure::BadRows(errors)) =
+        import_bytes(&app.db, mixed.as_bytes(), "Hà Nội").await
+    else {
+        panic!("one item's products share a category");
+    };
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 3);
+    assert!(errors[0].message.contains("Nông sản"), "{errors:?}");
 }
