@@ -818,12 +818,19 @@ impl FakeSmtp {
                         } else if upper.starts_with("DATA") {
                             let _ = w.write_all(b"354 go ahead\r\n").await;
                             let mut data = String::new();
+                            let mut ended = false;
                             while let Ok(Some(l)) = lines.next_line().await {
                                 if l == "." {
+                                    ended = true;
                                     break;
                                 }
                                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
                                 data.push_str("\r\n");
+                            }
+                            // As a real server: a message cut off before its final "." (the
+                            // sender killed mid-DATA) was never accepted, and is not kept.
+                            if !ended {
+                                return;
                             }
                             m.lock().unwrap().push((rcpts.clone(), data));
                             b"250 queued\r\n"
