@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::store::{NewVillage, free_slug};
+use super::store::{NewVillage, free_slug, slug_candidates};
 use super::{parse_ocop, parse_stock};
 use crate::db::{Backend, Db, Tx};
 use crate::domain::text::{clean_line, clean_text};
@@ -806,17 +806,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Free slugs for new products: their name's, then with the shop's, then numbered (as
-    /// `free_slug`), checked against the table in one query and against each other.
+    /// Free slugs for new products, in `slug_candidates` order: the first two candidates of
+    /// the whole chunk checked against the table in one query, later ones one by one (rare),
+    /// and each against the slugs the chunk already took.
     async fn slugs(&mut self, tx: &mut Tx, chunk: &[NewProduct]) -> Result<Vec<String>> {
-        let firsts: Vec<[String; 2]> = chunk
+        let mut candidates: Vec<_> = chunk
             .iter()
-            .map(|p| {
-                [
-                    p.base.as_str().to_string(),
-                    format!("{}-{}", p.base, Slug::from_name(&p.shop_name)),
-                ]
-            })
+            .map(|p| slug_candidates(&p.base, &p.shop_name))
+            .collect();
+        let firsts: Vec<Vec<String>> = candidates
+            .iter_mut()
+            .map(|c| c.by_ref().take(2).collect())
             .collect();
         let wanted: Vec<&String> = firsts.iter().flatten().collect();
         let sql = format!(
@@ -830,18 +830,10 @@ impl Writer {
         let mut taken: std::collections::HashSet<String> =
             q.fetch_all(&mut **tx).await?.into_iter().collect();
         let mut out = Vec::with_capacity(chunk.len());
-        for (p, [first, second]) in chunk.iter().zip(firsts) {
-            let slug = if !taken.contains(&first) {
-                first
-            } else if !taken.contains(&second) {
-                second
-            } else {
-                let mut found = None;
-                for n in 2..1000 {
-                    let c = p.base.with_suffix(n).as_str().to_string();
-                    if taken.contains(&c) {
-                        continue;
-                    }
+        for (firsts, rest) in firsts.into_iter().zip(candidates) {
+            let mut found = firsts.into_iter().find(|c| !taken.contains(c));
+            if found.is_none() {
+                for c in rest.filter(|c| !taken.contains(c)) {
                     let n: i64 =
                         sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE slug = $1")
                             .bind(c.clone())
@@ -852,8 +844,9 @@ impl Writer {
                         break;
                     }
                 }
-                found.ok_or_else(|| AppError::Conflict("không tạo được đường dẫn".into()))?
-            };
+            }
+            let slug =
+                found.ok_or_else(|| AppError::Conflict("không tạo được đường dẫn".into()))?;
             taken.insert(slug.clone());
             out.push(slug);
         }

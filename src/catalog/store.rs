@@ -67,25 +67,27 @@ pub struct NewVillage {
 }
 
 /// Pick the first free slug among `base`, `base-<extra>`, `base-2`, `base-3`, …
+/// The slugs a new row may take, in order: the name's, then with `extra` (the shop's or the
+/// village's name), then numbered.
+pub fn slug_candidates(base: &Slug, extra: &str) -> impl Iterator<Item = String> {
+    let with_extra = (!extra.is_empty()).then(|| format!("{}-{}", base, Slug::from_name(extra)));
+    std::iter::once(base.as_str().to_string())
+        .chain(with_extra)
+        .chain((2..1000).map(|n| base.with_suffix(n).as_str().to_string()))
+}
+
 pub async fn free_slug(
     tx: &mut Tx,
     table: &'static str,
     base: &Slug,
     extra: &str,
 ) -> Result<String> {
-    let mut candidates = vec![base.as_str().to_string()];
-    if !extra.is_empty() {
-        candidates.push(format!("{}-{}", base, Slug::from_name(extra)));
-    }
-    for n in 2..1000 {
-        candidates.push(base.with_suffix(n).as_str().to_string());
-    }
     let sql = match table {
         "villages" => "SELECT COUNT(*) FROM villages WHERE slug = $1",
         "shops" => "SELECT COUNT(*) FROM shops WHERE slug = $1",
         _ => "SELECT COUNT(*) FROM products WHERE slug = $1",
     };
-    for c in candidates {
+    for c in slug_candidates(base, extra) {
         let n: i64 = sqlx::query_scalar(sql)
             .bind(c.clone())
             .fetch_one(&mut **tx)

@@ -37,20 +37,22 @@ async fn counts(app: &TestApp) -> [i64; 5] {
     ]
 }
 
+/// (villages, shops, items, products) a report says it created.
+fn created(r: &cholang::catalog::import::ImportReport) -> (u32, u32, u32, u32) {
+    (
+        r.villages_created,
+        r.shops_created,
+        r.items_created,
+        r.products_created,
+    )
+}
+
 async fn reimporting_the_same_file_changes_nothing(b: Backend) {
     let app = TestApp::spawn(b).await;
     let first = import_bytes(&app.db, good_csv("180000").as_bytes(), "Hà Nội")
         .await
         .unwrap();
-    assert_eq!(
-        (
-            first.villages_created,
-            first.shops_created,
-            first.items_created,
-            first.products_created
-        ),
-        (2, 4, 3, 4)
-    );
+    assert_eq!(created(&first), (2, 4, 3, 4));
     assert_eq!(counts(&app).await, [2, 4, 3, 4, 3]);
     let updated_at: i64 = sqlx::query_scalar("SELECT MAX(updated_at) FROM products")
         .fetch_one(&app.db.pool)
@@ -267,15 +269,7 @@ async fn a_file_larger_than_a_batch_is_written_whole_or_not_at_all(b: Backend) {
         .await
         .map_err(|e| e.to_string())
         .unwrap();
-    assert_eq!(
-        (
-            first.villages_created,
-            first.shops_created,
-            first.items_created,
-            first.products_created
-        ),
-        (1, 20, 1_300, 2_600)
-    );
+    assert_eq!(created(&first), (1, 20, 1_300, 2_600));
     assert_eq!(counts(&app).await, [1, 20, 1_300, 2_600, 1_300]);
     assert_eq!(
         app.scalar("SELECT COUNT(DISTINCT slug) FROM products")
@@ -365,4 +359,25 @@ async fn a_file_larger_than_a_batch_is_written_whole_or_not_at_all(b: Backend) {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, 3);
     assert!(errors[0].message.contains("Nông sản"), "{errors:?}");
+
+    // One name in one batch, three villages, shops of one name: the name's slug, then with
+    // the shop's, then numbered, as a product added by hand would take them.
+    let three = format!(
+        "{HEADER}Vân Từ,Vân Từ,Phú Xuyên,Cơ sở 1,0912000301,,Áo dài lụa,,May mặc,900000,chiếc,5,\n\
+         Phú Túc,Phú Túc,Phú Xuyên,Cơ sở 1,0912000302,,Áo dài lụa,,May mặc,900000,chiếc,5,\n\
+         Bát Tràng,Bát Tràng,Gia Lâm,Cơ sở 1,0912000303,,Áo dài lụa,,May mặc,900000,chiếc,5,\n"
+    );
+    import_bytes(&app.db, three.as_bytes(), "Hà Nội")
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let slugs: Vec<String> =
+        sqlx::query_scalar("SELECT slug FROM products WHERE name = 'Áo dài lụa' ORDER BY id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        slugs,
+        vec!["ao-dai-lua", "ao-dai-lua-co-so-1", "ao-dai-lua-2"]
+    );
 }
