@@ -179,6 +179,8 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
     let settings = cholang::config::Settings::from_pairs([
         ("CHOLANG_DATA_DIR".into(), dir.path().display().to_string()),
         ("DATABASE_URL".into(), url.clone()),
+        // In process: what the engine and the service cost, no answer kept.
+        ("SEARCH_CACHE_ENTRIES".into(), "0".into()),
     ]);
     let config = cholang::config::Config::load(&settings).unwrap();
     {
@@ -225,6 +227,18 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
                 slowest.push((t.elapsed(), q));
             }
         }
+        for q in QUERIES {
+            let mut mine: Vec<Duration> = slowest
+                .iter()
+                .filter(|(_, s)| s == q)
+                .map(|(d, _)| *d)
+                .collect();
+            eprintln!(
+                "{n}: engine {q}: p50 {:.2} ms, max {:.2} ms",
+                pct(&mut mine, 0.5),
+                pct(&mut mine, 1.0)
+            );
+        }
         slowest.sort();
         let worst: Vec<&str> = slowest.iter().rev().take(3).map(|(_, q)| *q).collect();
         eprintln!("{n}: slowest engine queries: {worst:?}");
@@ -250,7 +264,20 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
             pct(&mut lat, 0.99)
         ));
     }
-    // HTTP: the real binary on the index just built (its settings hash matches: no rebuild).
+    // HTTP: the real binary on the index just built (its settings hash matches: no rebuild),
+    // once keeping no answers and once as it runs by default (answers kept until a change).
+    for cache in ["0", "512"] {
+        http_run(n, rows, &dir, &url, cache).await;
+    }
+}
+
+async fn http_run(
+    n: usize,
+    rows: &mut Vec<String>,
+    dir: &tempfile::TempDir,
+    url: &str,
+    cache: &str,
+) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -259,7 +286,8 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cholang"))
         .arg("serve")
         .env("CHOLANG_DATA_DIR", dir.path())
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
+        .env("SEARCH_CACHE_ENTRIES", cache)
         .env("CHOLANG_ADDR", format!("127.0.0.1:{port}"))
         .env("SEARCH_WORKER", "off")
         .env("NOTIFY_WORKER", "off")
@@ -309,7 +337,12 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
     }
     let wall = t.elapsed().as_secs_f64();
     rows.push(format!(
-        "| {n} | HTTP /api/v1/search, {conc} concurrent | {:.0} req/s | {:.2} ms | {:.2} ms |",
+        "| {n} | HTTP /api/v1/search, {conc} concurrent, {} | {:.0} req/s | {:.2} ms | {:.2} ms |",
+        if cache == "0" {
+            "no answers kept"
+        } else {
+            "answers kept (default)"
+        },
         total as f64 / wall,
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99)

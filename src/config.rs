@@ -188,6 +188,8 @@ pub struct SearchConfig {
     /// Run the search sync worker inside `serve` (default on).
     pub embedded_worker: bool,
     pub sync_interval_ms: u64,
+    /// Answers the embedded index keeps until its next change (0: none).
+    pub result_cache: usize,
 }
 
 impl SearchConfig {
@@ -217,6 +219,7 @@ impl SearchConfig {
             settings_json,
             embedded_worker: !matches!(s.get("SEARCH_WORKER"), Some("off" | "0" | "false")),
             sync_interval_ms: s.parse("SEARCH_SYNC_INTERVAL_MS", 250)?,
+            result_cache: s.parse("SEARCH_CACHE_ENTRIES", 512)?,
         })
     }
 }

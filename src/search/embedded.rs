@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
-use tantivy::columnar::StrColumn;
+use tantivy::index::SegmentId;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query,
     RangeQuery, TermQuery,
@@ -36,7 +36,7 @@ use tantivy::{
 
 use super::{
     Alt, Catalogue, EngineHit, EngineResult, Facets, Plan, SearchDoc, SearchError, SearchSettings,
-    Sort, text,
+    Sort, text, vocab::Vocab,
 };
 
 const TOKENIZER: &str = "folded";
@@ -66,14 +66,54 @@ struct Inner {
     writer: Mutex<IndexWriter>,
     fields: Fields,
     settings: Arc<SearchSettings>,
-    /// Indexed words by first letter, with document frequency.
-    vocab: RwLock<HashMap<char, Vec<(String, u64)>>>,
+    /// Indexed words with their document frequency.
+    vocab: RwLock<Arc<Vocab>>,
+    /// Facet values per segment, read at a segment's first search.
+    seg_facets: Mutex<HashMap<SegmentId, Arc<SegFacets>>>,
     fresh: bool,
 }
 
 pub struct Embedded {
     inner: Arc<Inner>,
     dir: PathBuf,
+    answers: Mutex<Answers>,
+}
+
+/// Answers kept until the index changes: a popular search ("màn tuyn") asked again is not
+/// counted again over a million products. Keyed by the whole plan (words, filters, sort,
+/// page); a commit reloads the searcher, whose new generation empties it.
+#[derive(Default)]
+struct Answers {
+    capacity: usize,
+    generation: u64,
+    kept: HashMap<String, Arc<EngineResult>>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Answers {
+    fn get(&mut self, generation: u64, key: &str) -> Option<Arc<EngineResult>> {
+        if self.generation != generation {
+            self.generation = generation;
+            self.kept.clear();
+            self.order.clear();
+            return None;
+        }
+        self.kept.get(key).cloned()
+    }
+
+    fn put(&mut self, generation: u64, key: String, answer: Arc<EngineResult>) {
+        if self.capacity == 0 || self.generation != generation {
+            return;
+        }
+        if self.kept.len() >= self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.kept.remove(&old);
+        }
+        if self.kept.insert(key.clone(), answer).is_none() {
+            self.order.push_back(key);
+        }
+    }
 }
 
 fn engine_err(e: impl std::fmt::Display) -> SearchError {
@@ -145,14 +185,22 @@ impl Embedded {
             writer: Mutex::new(writer),
             fields,
             settings,
-            vocab: RwLock::new(HashMap::new()),
+            vocab: RwLock::new(Arc::new(Vocab::empty())),
+            seg_facets: Mutex::new(HashMap::new()),
             fresh,
         });
         inner.rebuild_vocab().map_err(engine_err)?;
         Ok(Embedded {
             inner,
             dir: dir.to_path_buf(),
+            answers: Mutex::new(Answers::default()),
         })
+    }
+
+    /// Keep up to `n` answers until the index changes (0: none).
+    pub fn with_cache(self, n: usize) -> Embedded {
+        self.answers.lock().expect("answers lock").capacity = n;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -173,29 +221,32 @@ impl Embedded {
 impl Inner {
     fn rebuild_vocab(&self) -> tantivy::Result<()> {
         let searcher = self.reader.searcher();
-        let mut freq: HashMap<String, u64> = HashMap::new();
+        let live: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        self.seg_facets
+            .lock()
+            .expect("facet lock")
+            .retain(|id, _| live.contains(id));
+        let mut invs = vec![];
         for seg in searcher.segment_readers() {
             for (field, _) in &self.fields.searchable {
-                let inv = seg.inverted_index(*field)?;
-                let mut stream = inv.terms().stream()?;
-                while stream.advance() {
-                    if let Ok(word) = std::str::from_utf8(stream.key()) {
-                        *freq.entry(word.to_string()).or_default() +=
-                            u64::from(stream.value().doc_freq);
-                    }
-                }
+                invs.push(seg.inverted_index(*field)?);
             }
         }
-        let mut vocab: HashMap<char, Vec<(String, u64)>> = HashMap::new();
-        for (w, f) in freq {
-            if let Some(c) = w.chars().next() {
-                vocab.entry(c).or_default().push((w, f));
-            }
+        let mut streams = vec![];
+        for inv in &invs {
+            let mut s = inv.terms().stream()?;
+            streams.push(move || {
+                s.advance()
+                    .then(|| (s.key().to_vec(), u64::from(s.value().doc_freq)))
+            });
         }
-        for list in vocab.values_mut() {
-            list.sort();
-        }
-        *self.vocab.write().expect("vocab lock") = vocab;
+        let vocab = Vocab::merge(streams)
+            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        *self.vocab.write().expect("vocab lock") = Arc::new(vocab);
         Ok(())
     }
 
@@ -228,39 +279,20 @@ impl Inner {
         let t = &alt.tokens[0];
         let mut out = vec![(t.clone(), 0u8, false)];
         let budget = self.settings.typo_budget(t);
-        let vocab = self.vocab.read().expect("vocab lock");
-        let first = t.chars().next().unwrap_or(' ');
+        let vocab = self.vocab.read().expect("vocab lock").clone();
         if budget > 0 {
-            // A wrong first letter costs two typos, so only a budget of two looks further.
-            let lists: Vec<&Vec<(String, u64)>> = if budget >= 2 {
-                vocab.values().collect()
-            } else {
-                vocab.get(&first).into_iter().collect()
-            };
-            let mut typo: Vec<(&String, u8, u64)> = lists
-                .into_iter()
-                .flatten()
-                .filter(|(w, _)| w != t)
-                .filter_map(|(w, f)| text::typos(t, w, budget).map(|n| (w, n, *f)))
-                .collect();
-            typo.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+            let mut typo = vocab.typo_variants(t, budget);
+            typo.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
             out.extend(
                 typo.into_iter()
                     .take(MAX_TYPO_TERMS)
-                    .map(|(w, n, _)| (w.clone(), n, false)),
+                    .map(|(w, n, _)| (w, n, false)),
             );
         }
         if alt.prefix {
-            let mut starts: Vec<&(String, u64)> = vocab
-                .get(&first)
-                .into_iter()
-                .flatten()
-                .filter(|(w, _)| w != t && w.starts_with(t.as_str()))
-                .collect();
-            starts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            for (w, _) in starts.into_iter().take(MAX_PREFIX_TERMS) {
-                if !out.iter().any(|(o, _, _)| o == w) {
-                    out.push((w.clone(), 0, true));
+            for (w, _) in vocab.prefix_variants(t, MAX_PREFIX_TERMS) {
+                if !out.iter().any(|(o, _, _)| *o == w) {
+                    out.push((w, 0, true));
                 }
             }
         }
@@ -369,7 +401,14 @@ impl Inner {
     }
 
     fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
-        let searcher = self.reader.searcher();
+        self.search_with(&self.reader.searcher(), plan)
+    }
+
+    fn search_with(
+        &self,
+        searcher: &tantivy::Searcher,
+        plan: &Plan,
+    ) -> Result<EngineResult, SearchError> {
         let query = self.query(plan)?;
         let n = plan.offset + plan.limit;
         let sort_field = match plan.sort {
@@ -403,7 +442,15 @@ impl Inner {
         });
         let (top, facets, total) = if plan.with_facets {
             let (t, (fc, total)) = searcher
-                .search(query.as_ref(), &(top, FacetCollector))
+                .search(
+                    query.as_ref(),
+                    &(
+                        top,
+                        FacetCollector {
+                            segs: &self.seg_facets,
+                        },
+                    ),
+                )
                 .map_err(engine_err)?;
             (t, fc, total)
         } else {
@@ -454,35 +501,106 @@ impl Inner {
     }
 }
 
+/// A segment's facet values, one small number per document, read once from its columns:
+/// counting a match is then three array reads, not three column lookups and a map insert
+/// (the empty query counts a million matches).
+struct SegFacets {
+    /// Per document: 1 + the village's term ordinal (0: none).
+    village: Vec<u16>,
+    category: Vec<u16>,
+    ocop: Vec<u8>,
+    village_names: Vec<String>,
+    category_names: Vec<String>,
+}
+
+const OCOP_SLOTS: usize = 8;
+
+impl SegFacets {
+    fn read(seg: &SegmentReader) -> tantivy::Result<SegFacets> {
+        let ff = seg.fast_fields();
+        let n = seg.max_doc() as usize;
+        let column = |name: &str| -> tantivy::Result<(Vec<u16>, Vec<String>)> {
+            let Some(c) = ff.str(name)? else {
+                return Ok((vec![0; n], vec![]));
+            };
+            let mut names = vec![];
+            for ord in 0..c.num_terms() {
+                let mut s = String::new();
+                c.ord_to_str(ord as u64, &mut s)?;
+                names.push(s);
+            }
+            if names.len() >= usize::from(u16::MAX) {
+                return Err(tantivy::TantivyError::InvalidArgument(format!(
+                    "too many values of {name} to count"
+                )));
+            }
+            let ords = (0..n as DocId)
+                .map(|d| c.term_ords(d).next().map_or(0, |o| o as u16 + 1))
+                .collect();
+            Ok((ords, names))
+        };
+        let (village, village_names) = column("village_slug")?;
+        let (category, category_names) = column("category_label")?;
+        let ocop = match ff.i64("ocop_stars") {
+            Ok(c) => {
+                let c = c.first_or_default_col(0);
+                (0..n as DocId)
+                    .map(|d| c.get_val(d).clamp(0, OCOP_SLOTS as i64 - 1) as u8)
+                    .collect()
+            }
+            Err(_) => vec![0; n],
+        };
+        Ok(SegFacets {
+            village,
+            category,
+            ocop,
+            village_names,
+            category_names,
+        })
+    }
+}
+
 /// Facet counts (village, category, OCOP stars) and the number of matches.
-struct FacetCollector;
+struct FacetCollector<'a> {
+    segs: &'a Mutex<HashMap<SegmentId, Arc<SegFacets>>>,
+}
 
 struct FacetSegment {
-    village: Option<StrColumn>,
-    category: Option<StrColumn>,
-    ocop: Option<std::sync::Arc<dyn tantivy::columnar::ColumnValues<i64>>>,
+    f: Arc<SegFacets>,
     village_counts: Vec<u64>,
     category_counts: Vec<u64>,
-    ocop_counts: BTreeMap<i64, u64>,
+    ocop_counts: [u64; OCOP_SLOTS],
     total: u64,
 }
 
-impl Collector for FacetCollector {
+impl Collector for FacetCollector<'_> {
     type Fruit = (Facets, u64);
     type Child = FacetSegment;
 
     fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<FacetSegment> {
-        let ff = seg.fast_fields();
-        let village = ff.str("village_slug")?;
-        let category = ff.str("category_label")?;
+        let known = self
+            .segs
+            .lock()
+            .expect("facet lock")
+            .get(&seg.segment_id())
+            .cloned();
+        let f = match known {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(SegFacets::read(seg)?);
+                self.segs
+                    .lock()
+                    .expect("facet lock")
+                    .insert(seg.segment_id(), f.clone());
+                f
+            }
+        };
         Ok(FacetSegment {
-            village_counts: vec![0; village.as_ref().map_or(0, |c| c.num_terms())],
-            category_counts: vec![0; category.as_ref().map_or(0, |c| c.num_terms())],
-            village,
-            category,
-            ocop: ff.i64("ocop_stars").ok().map(|c| c.first_or_default_col(0)),
-            ocop_counts: BTreeMap::new(),
+            village_counts: vec![0; f.village_names.len() + 1],
+            category_counts: vec![0; f.category_names.len() + 1],
+            ocop_counts: [0; OCOP_SLOTS],
             total: 0,
+            f,
         })
     }
 
@@ -513,41 +631,32 @@ impl SegmentCollector for FacetSegment {
     type Fruit = (Facets, u64);
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        let d = doc as usize;
         self.total += 1;
-        if let Some(c) = &self.village {
-            for o in c.term_ords(doc) {
-                self.village_counts[o as usize] += 1;
-            }
-        }
-        if let Some(c) = &self.category {
-            for o in c.term_ords(doc) {
-                self.category_counts[o as usize] += 1;
-            }
-        }
-        if let Some(c) = &self.ocop {
-            let v = c.get_val(doc);
-            if v > 0 {
-                *self.ocop_counts.entry(v).or_default() += 1;
-            }
-        }
+        self.village_counts[usize::from(self.f.village[d])] += 1;
+        self.category_counts[usize::from(self.f.category[d])] += 1;
+        self.ocop_counts[usize::from(self.f.ocop[d])] += 1;
     }
 
     fn harvest(self) -> (Facets, u64) {
         let mut f = Facets::default();
-        let names = |col: &Option<StrColumn>, counts: &[u64], out: &mut BTreeMap<String, u64>| {
-            if let Some(c) = col {
-                for (ord, n) in counts.iter().enumerate() {
-                    let mut s = String::new();
-                    if *n > 0 && c.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
-                        *out.entry(s).or_default() += n;
-                    }
+        let names = |names: &[String], counts: &[u64], out: &mut BTreeMap<String, u64>| {
+            for (name, n) in names.iter().zip(&counts[1..]) {
+                if *n > 0 {
+                    *out.entry(name.clone()).or_default() += n;
                 }
             }
         };
-        names(&self.village, &self.village_counts, &mut f.village);
-        names(&self.category, &self.category_counts, &mut f.category);
-        for (k, v) in self.ocop_counts {
-            f.ocop_stars.insert(k.to_string(), v);
+        names(&self.f.village_names, &self.village_counts, &mut f.village);
+        names(
+            &self.f.category_names,
+            &self.category_counts,
+            &mut f.category,
+        );
+        for (stars, n) in self.ocop_counts.iter().enumerate().skip(1) {
+            if *n > 0 {
+                f.ocop_stars.insert(stars.to_string(), *n);
+            }
         }
         (f, self.total)
     }
@@ -613,8 +722,34 @@ impl Catalogue for Embedded {
     }
 
     async fn search(&self, plan: &Plan) -> Result<EngineResult, SearchError> {
+        if self.answers.lock().expect("answers lock").capacity == 0 {
+            let plan = plan.clone();
+            return self.blocking(move |inner| inner.search(&plan)).await;
+        }
+        let generation = self.inner.reader.searcher().generation().generation_id();
+        let key = format!("{plan:?}");
+        if let Some(a) = self
+            .answers
+            .lock()
+            .expect("answers lock")
+            .get(generation, &key)
+        {
+            return Ok((*a).clone());
+        }
         let plan = plan.clone();
-        self.blocking(move |inner| inner.search(&plan)).await
+        let (generation, answer) = self
+            .blocking(move |inner| {
+                // The answer belongs to the searcher that computed it.
+                let searcher = inner.reader.searcher();
+                let g = searcher.generation().generation_id();
+                Ok((g, inner.search_with(&searcher, &plan)?))
+            })
+            .await?;
+        self.answers
+            .lock()
+            .expect("answers lock")
+            .put(generation, key, Arc::new(answer.clone()));
+        Ok(answer)
     }
 
     async fn count(&self) -> Result<u64, SearchError> {
@@ -688,5 +823,47 @@ mod tests {
         assert_eq!(e.count().await.unwrap(), 48, "after a reopen");
         e.replace_all(&all[..20]).await.unwrap();
         assert_eq!(e.count().await.unwrap(), 20, "a rebuild drops what is gone");
+    }
+
+    /// A kept answer lasts until the next change: the same search after an edit, a new
+    /// product and a removal counts what is there now.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_answers_end_with_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path()).with_cache(8);
+        let settings = e.inner.settings.clone();
+        let plan = Plan {
+            folded_query: "man tuyn".into(),
+            groups: Plan::groups("màn tuyn", &settings),
+            filters: Default::default(),
+            sort: Sort::Relevance,
+            offset: 0,
+            limit: 20,
+            with_exact: false,
+            with_facets: true,
+        };
+        e.replace_all(&(1..=3).map(doc).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let first = e.search(&plan).await.unwrap();
+        assert_eq!(first.total, 3);
+        assert_eq!(e.search(&plan).await.unwrap(), first, "asked again");
+        e.upsert(&[doc(4)]).await.unwrap();
+        let r = e.search(&plan).await.unwrap();
+        assert_eq!(r.total, 4, "a new product is found at once");
+        assert_eq!(r.facets.village.get("phu-doi"), Some(&4));
+        e.delete(&[1, 2]).await.unwrap();
+        assert_eq!(e.search(&plan).await.unwrap().total, 2);
+        let mut moved = doc(3);
+        moved.village_slug = "chuyen-my".into();
+        e.upsert(&[moved]).await.unwrap();
+        let r = e.search(&plan).await.unwrap();
+        assert_eq!(
+            r.facets.village.get("chuyen-my"),
+            Some(&1),
+            "{:?}",
+            r.facets
+        );
+        assert_eq!(r.facets.village.get("phu-doi"), Some(&1));
     }
 }

@@ -20,6 +20,7 @@ pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod vocab;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -654,10 +655,10 @@ impl Search {
                 )?
                 .with_timeout(std::time::Duration::from_millis(config.meili_timeout_ms)),
             ),
-            None => Arc::new(embedded::Embedded::open(
-                &config.index_dir,
-                settings.clone(),
-            )?),
+            None => Arc::new(
+                embedded::Embedded::open(&config.index_dir, settings.clone())?
+                    .with_cache(config.result_cache),
+            ),
         };
         Ok(Search {
             engine,
