@@ -506,8 +506,8 @@ impl Inner {
 /// (the empty query counts a million matches).
 struct SegFacets {
     /// Per document: 1 + the village's term ordinal (0: none).
-    village: Vec<u16>,
-    category: Vec<u16>,
+    village: Vec<u32>,
+    category: Vec<u32>,
     ocop: Vec<u8>,
     village_names: Vec<String>,
     category_names: Vec<String>,
@@ -519,7 +519,7 @@ impl SegFacets {
     fn read(seg: &SegmentReader) -> tantivy::Result<SegFacets> {
         let ff = seg.fast_fields();
         let n = seg.max_doc() as usize;
-        let column = |name: &str| -> tantivy::Result<(Vec<u16>, Vec<String>)> {
+        let column = |name: &str| -> tantivy::Result<(Vec<u32>, Vec<String>)> {
             let Some(c) = ff.str(name)? else {
                 return Ok((vec![0; n], vec![]));
             };
@@ -529,13 +529,8 @@ impl SegFacets {
                 c.ord_to_str(ord as u64, &mut s)?;
                 names.push(s);
             }
-            if names.len() >= usize::from(u16::MAX) {
-                return Err(tantivy::TantivyError::InvalidArgument(format!(
-                    "too many values of {name} to count"
-                )));
-            }
             let ords = (0..n as DocId)
-                .map(|d| c.term_ords(d).next().map_or(0, |o| o as u16 + 1))
+                .map(|d| c.term_ords(d).next().map_or(0, |o| o as u32 + 1))
                 .collect();
             Ok((ords, names))
         };
@@ -633,8 +628,8 @@ impl SegmentCollector for FacetSegment {
     fn collect(&mut self, doc: DocId, _score: Score) {
         let d = doc as usize;
         self.total += 1;
-        self.village_counts[usize::from(self.f.village[d])] += 1;
-        self.category_counts[usize::from(self.f.category[d])] += 1;
+        self.village_counts[self.f.village[d] as usize] += 1;
+        self.category_counts[self.f.category[d] as usize] += 1;
         self.ocop_counts[usize::from(self.f.ocop[d])] += 1;
     }
 
@@ -847,10 +842,25 @@ mod tests {
             .unwrap();
         let first = e.search(&plan).await.unwrap();
         assert_eq!(first.total, 3);
+        assert_eq!(
+            e.answers.lock().unwrap().kept.len(),
+            1,
+            "the answer is kept"
+        );
         assert_eq!(e.search(&plan).await.unwrap(), first, "asked again");
+        assert_eq!(
+            e.answers.lock().unwrap().kept.len(),
+            1,
+            "and served, not added"
+        );
         e.upsert(&[doc(4)]).await.unwrap();
         let r = e.search(&plan).await.unwrap();
         assert_eq!(r.total, 4, "a new product is found at once");
+        assert_eq!(
+            e.answers.lock().unwrap().kept.len(),
+            1,
+            "older answers dropped"
+        );
         assert_eq!(r.facets.village.get("phu-doi"), Some(&4));
         e.delete(&[1, 2]).await.unwrap();
         assert_eq!(e.search(&plan).await.unwrap().total, 2);

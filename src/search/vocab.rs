@@ -246,6 +246,23 @@ mod tests {
         }
     }
 
+    /// A search word may be as long as the query (200 characters), in any script.
+    #[test]
+    fn long_and_non_latin_words_are_looked_up_without_trouble() {
+        let long = "a".repeat(200);
+        let v = vocab(&[(&long, 1), ("漢字", 2), ("🙂", 3)]);
+        let near = format!("{}b", "a".repeat(199));
+        assert_eq!(v.typo_variants(&near, 2), vec![(long.clone(), 1, 1)]);
+        assert_eq!(v.typo_variants("漢子", 2), vec![("漢字".to_string(), 1, 2)]);
+        assert_eq!(
+            v.typo_variants("汉字", 2),
+            vec![("漢字".to_string(), 2, 2)],
+            "a wrong first letter costs two"
+        );
+        assert!(v.typo_variants("汉字", 1).is_empty());
+        assert_eq!(v.prefix_variants("漢", 5), vec![("漢字".to_string(), 2)]);
+    }
+
     #[test]
     fn prefix_variants_are_the_most_frequent_longer_words() {
         let v = vocab(&[
