@@ -196,7 +196,7 @@ async fn seller(base: &str) -> (reqwest::Client, String) {
         .form(&[
             ("csrf", csrf.as_str()),
             ("login", "0912000101"),
-            ("password", cholang::catalog::demo::DEMO_PASSWORD),
+            ("password", cholang::demo::catalog::DEMO_PASSWORD),
             ("next", "/quan-ly"),
         ])
         .send()

@@ -35,7 +35,7 @@ async fn start(url: &str, dir: &std::path::Path) -> (String, Db) {
     let config = Config::load(&settings).unwrap();
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
-    cholang::catalog::demo::load_if_empty(&db).await.unwrap();
+    cholang::demo::catalog::load_if_empty(&db).await.unwrap();
     let server = Server::bind(config, db.clone()).await.unwrap();
     let base = format!("http://{}", server.local_addr().unwrap());
     tokio::spawn(server.run(std::future::pending()));
@@ -85,7 +85,7 @@ async fn bench_backend(name: &str, url: &str, n: usize, conc: usize) -> Vec<Stri
     let client = reqwest::Client::new();
     let token: String = client
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"login": "0912000101", "password": cholang::catalog::demo::DEMO_PASSWORD}))
+        .json(&json!({"login": "0912000101", "password": cholang::demo::catalog::DEMO_PASSWORD}))
         .send()
         .await
         .unwrap()

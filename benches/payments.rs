@@ -121,7 +121,7 @@ async fn start(url: &str, dir: &std::path::Path) -> String {
     let config = Config::load(&settings).unwrap();
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
-    if cholang::catalog::demo::load_if_empty(&db).await.unwrap() {
+    if cholang::demo::catalog::load_if_empty(&db).await.unwrap() {
         add_products(&db, env_usize("BENCH_PRODUCTS", 0)).await;
         sqlx::query("UPDATE products SET stock = 1000000 WHERE slug NOT LIKE 'bench-%'")
             .execute(&db.pool)

@@ -16,38 +16,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::config::Config;
 use crate::db::Db;
 
-/// What every handler and middleware gets: one `Arc`, so that the per-request clones axum
-/// makes for each layer are one atomic increment, not one per field (they were the largest
-/// item in the page profile, issue 12).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
-    }
-}
-
-pub struct Shared {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub search: crate::search::Search,
-    /// Origin page views not yet written (`origin::scans`).
-    pub scans: Arc<crate::origin::scans::Tally>,
-    /// Requests per client address on the routes scripts hammer (`limits::rate`).
-    pub rates: Arc<crate::limits::rate::Limiters>,
-    /// This server's Prometheus figures (`metrics`).
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Public pages kept for a moment (`web::page_cache`).
-    pub pages: Arc<crate::web::page_cache::PageCache>,
-}
+pub use crate::web::{AppState, Shared};
 
 /// Paths whose last part is a secret (an email confirmation token): the secret never reaches
 /// a log. Signed buyer links carry theirs in the query, which is not logged.
@@ -124,6 +93,38 @@ fn drop_odd_request_id(mut req: Request) -> Request {
     req
 }
 
+/// Start-up, before anything serves or works: the schema (`Db::migrate`), then the data
+/// steps that bring an older database's rows up to it (`backfill`). `serve`, `worker` and
+/// `migrate` all run it; several instances may run it at once.
+pub async fn prepare(db: &Db, config: &Config) -> anyhow::Result<()> {
+    db.migrate().await?;
+    backfill(db, config).await
+}
+
+/// The data steps, each claimed once in `data_migrations` (or idempotent): the ledger's
+/// journals for money recorded before the ledger, the village categories adopted from the
+/// products' free text, and the fee fixed on orders placed before fees were per order.
+pub async fn backfill(db: &Db, config: &Config) -> anyhow::Result<()> {
+    crate::payments::settle::backfill(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("ledger backfill: {e:?}"))?;
+    crate::catalog::categories::adopt_existing(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("categories from products: {e:?}"))?;
+    // Orders from before fees were fixed per order keep the fee in force now.
+    let fixed = crate::orders::money::fix_missing_fees(db, config.payouts.fee_bps)
+        .await
+        .map_err(|e| anyhow::anyhow!("fixing order fees: {e:?}"))?;
+    if fixed > 0 {
+        tracing::info!(
+            orders = fixed,
+            fee_bps = config.payouts.fee_bps,
+            "fee fixed on older orders"
+        );
+    }
+    Ok(())
+}
+
 /// A server bound to its port, ready to run (tests bind port 0 and read the address).
 pub struct Server {
     listener: TcpListener,
@@ -140,17 +141,6 @@ impl Server {
             None => None,
         };
         let search = crate::search::Search::open(&config.search, db.clone())?;
-        // Orders from before fees were fixed per order keep the fee in force now.
-        let fixed = crate::ledger::store::fix_missing_fees(&db, config.payouts.fee_bps)
-            .await
-            .map_err(|e| anyhow::anyhow!("fixing order fees: {e:?}"))?;
-        if fixed > 0 {
-            tracing::info!(
-                orders = fixed,
-                fee_bps = config.payouts.fee_bps,
-                "fee fixed on older orders"
-            );
-        }
         Ok(Server {
             listener,
             metrics_listener,
@@ -168,6 +158,11 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// What every handler shares (tests read the page cache's clock through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// Where `/metrics` is served, when it is.
@@ -210,7 +205,7 @@ impl Server {
             None
         };
         let metrics = self.metrics_listener.map(|l| {
-            let app = crate::metrics::router(self.state.clone());
+            let app = metrics_router(self.state.clone());
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(l, app).await {
                     tracing::error!(error = %e, "metrics listener stopped");
@@ -416,6 +411,31 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `GET /metrics` on the metrics listener.
+async fn scrape(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match st.metrics.render(&st.db, st.search.engine.name()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The metrics listener's router.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .with_state(state)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub struct Config {
     pub payouts: PayoutsConfig,
     pub protection: ProtectionConfig,
     /// The price board's rules over time (`PRICE_BAND_DAYS`, `PRICE_MIN_STEP`).
-    pub board: crate::pricing::BoardRules,
+    pub board: BoardRules,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
 }
@@ -183,8 +183,9 @@ pub struct SearchConfig {
     pub meili_timeout_ms: u64,
     /// Where the embedded index lives.
     pub index_dir: PathBuf,
-    /// Settings JSON: `SEARCH_CONFIG`, else the compiled-in `search-config/products.json`.
-    pub settings_json: String,
+    /// Settings JSON read from `SEARCH_CONFIG`; `None`: the compiled-in
+    /// `search-config/products.json`. Checked when the search opens (`search::Search::open`).
+    pub settings_json: Option<String>,
     /// Run the search sync worker inside `serve` (default on).
     pub embedded_worker: bool,
     pub sync_interval_ms: u64,
@@ -195,12 +196,11 @@ pub struct SearchConfig {
 impl SearchConfig {
     fn load(s: &Settings, data_dir: &std::path::Path) -> anyhow::Result<SearchConfig> {
         let settings_json = match s.get("SEARCH_CONFIG") {
-            Some(p) => {
-                std::fs::read_to_string(p).with_context(|| format!("reading SEARCH_CONFIG {p}"))?
-            }
-            None => crate::search::settings::BUILT_IN.to_string(),
+            Some(p) => Some(
+                std::fs::read_to_string(p).with_context(|| format!("reading SEARCH_CONFIG {p}"))?,
+            ),
+            None => None,
         };
-        crate::search::SearchSettings::parse(&settings_json).map_err(anyhow::Error::msg)?;
         Ok(SearchConfig {
             meili_url: s
                 .get("MEILI_URL")
@@ -227,7 +227,7 @@ impl SearchConfig {
 /// The bank account buyers transfer to (VietQR beneficiary).
 #[derive(Clone, Debug)]
 pub struct CollectAccount {
-    pub bin: crate::payments::banks::BankBin,
+    pub bin: crate::domain::banks::BankBin,
     pub account_no: String,
     pub account_name: String,
     /// A made-up account for the demo market: pages warn not to transfer real money.
@@ -275,7 +275,7 @@ pub struct PayoutsConfig {
     pub zalo_template_account: Option<String>,
     /// The days the treasurer makes a payout run (`PAYOUT_SCHEDULE`, default `mon`): the
     /// date sellers are promised.
-    pub schedule: crate::payouts::schedule::Schedule,
+    pub schedule: crate::domain::schedule::Schedule,
 }
 
 impl PayoutsConfig {
@@ -313,7 +313,7 @@ impl PayoutsConfig {
             zalo_template_sent: s.get("ZALO_TEMPLATE_PAYOUT_SENT").map(str::to_string),
             zalo_template_account: s.get("ZALO_TEMPLATE_PAYOUT_ACCOUNT").map(str::to_string),
             schedule: match s.get("PAYOUT_SCHEDULE") {
-                Some(v) => crate::payouts::schedule::Schedule::parse(v)
+                Some(v) => crate::domain::schedule::Schedule::parse(v)
                     .map_err(|e| anyhow::anyhow!("PAYOUT_SCHEDULE: {e}"))?,
                 None => Default::default(),
             },
@@ -325,7 +325,7 @@ impl PayoutsConfig {
 /// request, how long a return may take.
 #[derive(Clone, Copy)]
 pub struct ProtectionConfig {
-    pub rules: crate::orders::release::Rules,
+    pub rules: ReleaseRules,
     pub dispute_seller_days: i64,
     pub return_days: i64,
 }
@@ -345,7 +345,7 @@ impl ProtectionConfig {
             Ok(d)
         };
         Ok(ProtectionConfig {
-            rules: crate::orders::release::Rules {
+            rules: ReleaseRules {
                 guarantee_days: days("GUARANTEE_DAYS", 3)?,
                 shipped_days: days("SHIPPED_RELEASE_DAYS", 10)?,
                 extend_days: 3,
@@ -364,7 +364,7 @@ impl PaymentsConfig {
             s.get("COLLECT_ACCOUNT_NAME"),
         ) {
             (Some(bin), Some(no), Some(name)) => {
-                let bin = crate::payments::banks::BankBin::parse(bin)
+                let bin = crate::domain::banks::BankBin::parse(bin)
                     .map_err(|e| anyhow::anyhow!("COLLECT_BANK_BIN: {e}"))?;
                 if no.is_empty() || no.len() > 19 || !no.bytes().all(|b| b.is_ascii_alphanumeric())
                 {
@@ -426,7 +426,7 @@ impl PaymentsConfig {
     pub fn use_demo_account(&mut self) {
         if self.collect.is_none() {
             self.collect = Some(CollectAccount {
-                bin: crate::payments::banks::BankBin::parse("970436").expect("valid"),
+                bin: crate::domain::banks::BankBin::parse("970436").expect("valid"),
                 account_no: "0011001234567".into(),
                 account_name: "CHO LANG DEMO".into(),
                 demo: true,
@@ -439,24 +439,75 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("database", &redact_url(&self.database_url))
+            .field("database", &crate::db::redact_url(&self.database_url))
             .field("addr", &self.addr)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
 
-/// Hide a password in a database URL before it reaches a log line.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
+/// The board's rules over time (`PRICE_BAND_DAYS`, `PRICE_MIN_STEP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardRules {
+    /// A change passed by vote is measured against the lowest and the highest agreed price
+    /// of the item over this many days: chained small steps cannot walk a price away.
+    pub band_days: i64,
+    /// The smallest change worth a vote: this percent of the current price…
+    pub min_step_percent: i64,
+    /// …and at least this many đồng.
+    pub min_step_vnd: i64,
+}
+
+impl Default for BoardRules {
+    fn default() -> Self {
+        BoardRules {
+            band_days: 90,
+            min_step_percent: 1,
+            min_step_vnd: 1_000,
+        }
+    }
+}
+
+impl BoardRules {
+    /// `PRICE_MIN_STEP`: a percent, an amount in đồng, or both (`1%,1000`).
+    pub fn parse_min_step(s: &str) -> Result<(i64, i64), String> {
+        let (mut pct, mut vnd) = (0, 0);
+        for part in s.split([',', ' ', '+']).filter(|p| !p.is_empty()) {
+            if let Some(p) = part.strip_suffix('%') {
+                pct = p
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|p| (0..=50).contains(p))
+                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not 0% to 50%"))?;
+            } else {
+                vnd = part
+                    .replace('.', "")
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (0..=10_000_000).contains(v))
+                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not an amount in đồng"))?;
             }
         }
-        _ => url.to_string(),
+        Ok((pct, vnd))
+    }
+}
+
+/// The windows, from configuration (`GUARANTEE_DAYS`, `SHIPPED_RELEASE_DAYS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseRules {
+    pub guarantee_days: i64,
+    pub shipped_days: i64,
+    pub extend_days: i64,
+}
+
+impl Default for ReleaseRules {
+    fn default() -> Self {
+        ReleaseRules {
+            guarantee_days: 3,
+            shipped_days: 10,
+            extend_days: 3,
+        }
     }
 }
 
@@ -604,11 +655,10 @@ impl Config {
                 if !(1..=3650).contains(&band_days) {
                     anyhow::bail!("PRICE_BAND_DAYS must be 1 to 3650 days");
                 }
-                let (min_step_percent, min_step_vnd) = crate::pricing::BoardRules::parse_min_step(
-                    settings.get("PRICE_MIN_STEP").unwrap_or("1%,1000"),
-                )
-                .map_err(|e| anyhow::anyhow!(e))?;
-                crate::pricing::BoardRules {
+                let (min_step_percent, min_step_vnd) =
+                    BoardRules::parse_min_step(settings.get("PRICE_MIN_STEP").unwrap_or("1%,1000"))
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                BoardRules {
                     band_days,
                     min_step_percent,
                     min_step_vnd,
@@ -678,10 +728,10 @@ mod tests {
     #[test]
     fn redacts_password() {
         assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
+            crate::db::redact_url("postgres://u:secret@h:5432/db"),
             "postgres://u:***@h:5432/db"
         );
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(crate::db::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 
     #[test]

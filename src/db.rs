@@ -32,191 +32,134 @@ pub fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Migrations, one list per backend, compiled into the binary so it runs from anywhere.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+/// Migrations, compiled into the binary so it runs from anywhere: one file per migration in
+/// `migrations/schema/`, for both databases. Where the two differ the file says so: `{id}`
+/// is the id column (`INTEGER PRIMARY KEY` on SQLite, an identity column on PostgreSQL), and
+/// lines between `--@sqlite` / `--@postgres` and `--@end` are for that database only
+/// (triggers and constraints each database writes its own way). A column shared by both is
+/// written once, so it cannot be added to one database and forgotten in the other.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/schema/0001_init.sql"),
     ),
     (
         2,
         "checkout_payments",
-        include_str!("../migrations/sqlite/0002_checkout_payments.sql"),
+        include_str!("../migrations/schema/0002_checkout_payments.sql"),
     ),
     (
         3,
         "notices",
-        include_str!("../migrations/sqlite/0003_notices.sql"),
+        include_str!("../migrations/schema/0003_notices.sql"),
     ),
     (
         4,
         "search_queue",
-        include_str!("../migrations/sqlite/0004_search_queue.sql"),
+        include_str!("../migrations/schema/0004_search_queue.sql"),
     ),
     (
         5,
         "hardening",
-        include_str!("../migrations/sqlite/0005_hardening.sql"),
+        include_str!("../migrations/schema/0005_hardening.sql"),
     ),
     (
         6,
         "ledger_payouts",
-        include_str!("../migrations/sqlite/0006_ledger_payouts.sql"),
+        include_str!("../migrations/schema/0006_ledger_payouts.sql"),
     ),
     (
         7,
         "unreachable",
-        include_str!("../migrations/sqlite/0007_unreachable.sql"),
+        include_str!("../migrations/schema/0007_unreachable.sql"),
     ),
     (
         8,
         "shipping",
-        include_str!("../migrations/sqlite/0008_shipping.sql"),
+        include_str!("../migrations/schema/0008_shipping.sql"),
     ),
     (
         9,
         "origin",
-        include_str!("../migrations/sqlite/0009_origin.sql"),
+        include_str!("../migrations/schema/0009_origin.sql"),
     ),
     (
         10,
         "ocop",
-        include_str!("../migrations/sqlite/0010_ocop.sql"),
+        include_str!("../migrations/schema/0010_ocop.sql"),
     ),
     (
         11,
         "categories",
-        include_str!("../migrations/sqlite/0011_categories.sql"),
+        include_str!("../migrations/schema/0011_categories.sql"),
     ),
     (
         12,
         "outflows",
-        include_str!("../migrations/sqlite/0012_outflows.sql"),
+        include_str!("../migrations/schema/0012_outflows.sql"),
     ),
     (
         13,
         "shared_rates",
-        include_str!("../migrations/sqlite/0013_shared_rates.sql"),
+        include_str!("../migrations/schema/0013_shared_rates.sql"),
     ),
     (
         14,
         "money_integrity",
-        include_str!("../migrations/sqlite/0014_money_integrity.sql"),
+        include_str!("../migrations/schema/0014_money_integrity.sql"),
     ),
     (
         15,
         "ledger_guards",
-        include_str!("../migrations/sqlite/0015_ledger_guards.sql"),
+        include_str!("../migrations/schema/0015_ledger_guards.sql"),
     ),
     (
         16,
         "buyer_protection",
-        include_str!("../migrations/sqlite/0016_buyer_protection.sql"),
+        include_str!("../migrations/schema/0016_buyer_protection.sql"),
     ),
     (
         17,
         "board round two",
-        include_str!("../migrations/sqlite/0017_board_round_two.sql"),
+        include_str!("../migrations/schema/0017_board_round_two.sql"),
     ),
     (
         18,
         "phone and team",
-        include_str!("../migrations/sqlite/0018_phone_team.sql"),
+        include_str!("../migrations/schema/0018_phone_team.sql"),
     ),
 ];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../migrations/postgres/0001_init.sql"),
-    ),
-    (
-        2,
-        "checkout_payments",
-        include_str!("../migrations/postgres/0002_checkout_payments.sql"),
-    ),
-    (
-        3,
-        "notices",
-        include_str!("../migrations/postgres/0003_notices.sql"),
-    ),
-    (
-        4,
-        "search_queue",
-        include_str!("../migrations/postgres/0004_search_queue.sql"),
-    ),
-    (
-        5,
-        "hardening",
-        include_str!("../migrations/postgres/0005_hardening.sql"),
-    ),
-    (
-        6,
-        "ledger_payouts",
-        include_str!("../migrations/postgres/0006_ledger_payouts.sql"),
-    ),
-    (
-        7,
-        "unreachable",
-        include_str!("../migrations/postgres/0007_unreachable.sql"),
-    ),
-    (
-        8,
-        "shipping",
-        include_str!("../migrations/postgres/0008_shipping.sql"),
-    ),
-    (
-        9,
-        "origin",
-        include_str!("../migrations/postgres/0009_origin.sql"),
-    ),
-    (
-        10,
-        "ocop",
-        include_str!("../migrations/postgres/0010_ocop.sql"),
-    ),
-    (
-        11,
-        "categories",
-        include_str!("../migrations/postgres/0011_categories.sql"),
-    ),
-    (
-        12,
-        "outflows",
-        include_str!("../migrations/postgres/0012_outflows.sql"),
-    ),
-    (
-        13,
-        "shared_rates",
-        include_str!("../migrations/postgres/0013_shared_rates.sql"),
-    ),
-    (
-        14,
-        "money_integrity",
-        include_str!("../migrations/postgres/0014_money_integrity.sql"),
-    ),
-    (
-        15,
-        "ledger_guards",
-        include_str!("../migrations/postgres/0015_ledger_guards.sql"),
-    ),
-    (
-        16,
-        "buyer_protection",
-        include_str!("../migrations/postgres/0016_buyer_protection.sql"),
-    ),
-    (
-        17,
-        "board round two",
-        include_str!("../migrations/postgres/0017_board_round_two.sql"),
-    ),
-    (
-        18,
-        "phone and team",
-        include_str!("../migrations/postgres/0018_phone_team.sql"),
-    ),
-];
+
+/// One migration's SQL for `backend` (see `MIGRATIONS`).
+pub fn render_migration(source: &str, backend: Backend) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut only: Option<Backend> = None;
+    for line in source.split('\n') {
+        match line {
+            "--@sqlite" => only = Some(Backend::Sqlite),
+            "--@postgres" => only = Some(Backend::Postgres),
+            "--@end" => only = None,
+            _ if only.is_some_and(|b| b != backend) => {}
+            _ => out.push(line.replace(
+                "{id}",
+                match backend {
+                    Backend::Sqlite => "INTEGER PRIMARY KEY",
+                    Backend::Postgres => "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                },
+            )),
+        }
+    }
+    out.join("\n")
+}
+
+/// Every migration as `backend` runs it: (version, description, SQL).
+pub fn migrations_for(backend: Backend) -> Vec<(i64, &'static str, String)> {
+    MIGRATIONS
+        .iter()
+        .map(|(v, name, source)| (*v, *name, render_migration(source, backend)))
+        .collect()
+}
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -257,23 +200,19 @@ impl Db {
                     .await
             }
         }
-        .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+        .with_context(|| format!("connecting to {}", redact_url(url)))?;
         Ok(Db { pool, backend })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let list = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
-        let migrations = list
-            .iter()
+        let migrations = migrations_for(self.backend)
+            .into_iter()
             .map(|(version, name, sql)| {
                 Migration::new(
-                    *version,
-                    Cow::Borrowed(*name),
+                    version,
+                    Cow::Borrowed(name),
                     MigrationType::Simple,
-                    sql.into_sql_str(),
+                    sqlx::AssertSqlSafe(sql).into_sql_str(),
                     false,
                 )
             })
@@ -282,13 +221,16 @@ impl Db {
             .run(&self.pool)
             .await
             .context("running migrations")?;
-        crate::ledger::store::backfill(self)
-            .await
-            .map_err(|e| anyhow::anyhow!("ledger backfill: {e:?}"))?;
-        crate::catalog::categories::adopt_existing(self)
-            .await
-            .map_err(|e| anyhow::anyhow!("categories from products: {e:?}"))?;
         Ok(())
+    }
+
+    /// What a claiming `SELECT` adds so concurrent workers take different rows: PostgreSQL
+    /// skips rows another transaction locked; SQLite's write lock already serializes them.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -301,11 +243,7 @@ impl Db {
     /// The newest migration this binary has, and the newest applied to the database (None
     /// before the first). Readiness wants them equal.
     pub async fn migration_versions(&self) -> Result<(i64, Option<i64>), sqlx::Error> {
-        let ours = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.iter().map(|m| m.0).max(),
-            Backend::Postgres => POSTGRES_MIGRATIONS.iter().map(|m| m.0).max(),
-        }
-        .unwrap_or(0);
+        let ours = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
@@ -492,4 +430,120 @@ pub fn is_unique_violation(e: &sqlx::Error, pg_name: &str) -> bool {
         .is_some_and(|(_, sqlite, _)| {
             db.message().contains("UNIQUE constraint failed") && db.message().ends_with(sqlite)
         })
+}
+
+/// Hide a password in a database URL before it reaches a log line.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each migration was when databases applied it (the first 16 hex digits of the
+    /// SHA-256 of its SQL, per backend): an applied migration never changes (sqlx would
+    /// refuse to start), and the one source renders both exactly.
+    #[test]
+    fn applied_migrations_render_as_they_were() {
+        use sha2::{Digest, Sha256};
+        let applied = [
+            ("0001_init.sql", "2b31244cfb563e90", "6fda40c9e9e0ceef"),
+            (
+                "0002_checkout_payments.sql",
+                "6fdc19b1582c0b64",
+                "c6b5396cb532453b",
+            ),
+            ("0003_notices.sql", "630ff179eaa8d6d0", "6aceb200e3f8e5f3"),
+            (
+                "0004_search_queue.sql",
+                "5776b29fc34df057",
+                "63a15af072117567",
+            ),
+            ("0005_hardening.sql", "2b6d29973a7abcee", "8d883fe051880087"),
+            (
+                "0006_ledger_payouts.sql",
+                "94ac82199a188a0e",
+                "82bd4e7a7ef4c4c6",
+            ),
+            (
+                "0007_unreachable.sql",
+                "8a4b7dcbf3761818",
+                "6367ddc4696d189d",
+            ),
+            ("0008_shipping.sql", "28b5c5d5d7eefc0d", "28b5c5d5d7eefc0d"),
+            ("0009_origin.sql", "f2f07f17e8355a8e", "0073fad952c6f1fa"),
+            ("0010_ocop.sql", "1fad630176894e14", "1fad630176894e14"),
+            (
+                "0011_categories.sql",
+                "9fc26a34b9541f2d",
+                "67ac8f1163a67e19",
+            ),
+            ("0012_outflows.sql", "c06f555907ee856c", "c06f555907ee856c"),
+            (
+                "0013_shared_rates.sql",
+                "753429d5db025d58",
+                "753429d5db025d58",
+            ),
+            (
+                "0014_money_integrity.sql",
+                "6c98d563ca6451db",
+                "6c98d563ca6451db",
+            ),
+            (
+                "0015_ledger_guards.sql",
+                "405baf97406e75f8",
+                "1b50664ab46c96de",
+            ),
+            (
+                "0016_buyer_protection.sql",
+                "032d728ebdbc142b",
+                "87b56d5bfce7d430",
+            ),
+            (
+                "0017_board_round_two.sql",
+                "2f7bfe49e9668145",
+                "d57ee888ac311105",
+            ),
+            (
+                "0018_phone_team.sql",
+                "a8fe2aa336925cae",
+                "025fc15e37ad686c",
+            ),
+        ];
+        assert_eq!(
+            MIGRATIONS.len(),
+            applied.len(),
+            "a new migration: add its digests"
+        );
+        for ((v, _, source), (file, sqlite, postgres)) in MIGRATIONS.iter().zip(applied) {
+            assert!(file.starts_with(&format!("{v:04}_")), "{file}");
+            for (backend, want) in [(Backend::Sqlite, sqlite), (Backend::Postgres, postgres)] {
+                let got = hex::encode(Sha256::digest(render_migration(source, backend)));
+                assert_eq!(&got[..16], want, "{file} on {backend:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dialect_blocks_and_ids_render_per_backend() {
+        let src = "a {id},\n--@sqlite\ns\n--@postgres\np\n--@end\nz";
+        assert_eq!(
+            render_migration(src, Backend::Sqlite),
+            "a INTEGER PRIMARY KEY,\ns\nz"
+        );
+        assert_eq!(
+            render_migration(src, Backend::Postgres),
+            "a BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,\np\nz"
+        );
+    }
 }

@@ -166,14 +166,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn at_most_permits_run_and_the_queue_is_bounded() {
-        let slots = Arc::new(Slots::new(2, 3, Duration::from_millis(300)));
+        // Turns are held until the gate opens: no timing decides anything (the wait bound
+        // is a minute, never reached).
+        let slots = Arc::new(Slots::new(2, 3, Duration::from_secs(60)));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let mut tasks = Vec::new();
         for _ in 0..8 {
-            let s = slots.clone();
+            let (s, gate) = (slots.clone(), gate.clone());
             tasks.push(tokio::spawn(async move {
                 match s.turn("test").await {
                     Ok(_t) => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        gate.acquire().await.expect("gate").forget();
                         true
                     }
                     Err(AppError::Busy(_)) => false,
@@ -181,6 +184,15 @@ mod tests {
                 }
             }));
         }
+        // Two hold a turn and three wait: the state awaited, then the other three were
+        // refused at once.
+        while !(slots.in_flight.load(Ordering::SeqCst) == 2
+            && slots.waiting.load(Ordering::SeqCst) == 3
+            && tasks.iter().filter(|t| t.is_finished()).count() == 3)
+        {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(8);
         let mut ran = 0;
         for t in tasks {
             if t.await.unwrap() {
@@ -188,7 +200,7 @@ mod tests {
             }
         }
         assert_eq!(slots.peak(), 2, "never more than two at once");
-        // 2 run at once, 3 may wait (each turn takes 100 ms, the wait is 300 ms), 3 refused.
+        // 2 run at once, 3 wait for them, 3 refused.
         assert_eq!(ran, 5);
     }
 }

@@ -153,7 +153,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let db = Db::connect(&config.database_url).await?;
-    db.migrate().await?;
+    cholang::app::prepare(&db, &config).await?;
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
@@ -199,32 +199,32 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
             if demo {
                 config.payments.use_demo_account();
             }
-            if demo && cholang::catalog::demo::load_if_empty(&db).await? {
+            if demo && cholang::demo::catalog::load_if_empty(&db).await? {
                 // Money on every money page: a shop due, a shop held, a refund owed, a
                 // transfer nobody claimed.
-                cholang::payouts::demo::load(&db, &config)
+                cholang::demo::payouts::load(&db, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo money: {e:?}"))?;
                 // Buyer protection: waiting for the buyer, a request open, a refund on its way.
-                cholang::protection::demo::load(&db, &config)
+                cholang::demo::protection::load(&db, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo buyer protection: {e:?}"))?;
                 // Origin pages: a printed batch per shop, with a few days of scans.
-                cholang::origin::demo::load(&db)
+                cholang::demo::origin::load(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo batches: {e:?}"))?;
                 // The board's inbox: a product asking to take an item under another name.
-                cholang::catalog::demo::item_request(&db)
+                cholang::demo::catalog::item_request(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo item request: {e:?}"))?;
                 // The village's digital team: a helper with two households.
-                cholang::catalog::demo::digital_team(&db)
+                cholang::demo::catalog::digital_team(&db)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo digital team: {e:?}"))?;
                 tracing::info!(
                     "demo market loaded: sellers log in with phone 0912000101 … 0912000502, moderator 0912000100, digital-team helper 0912000109, admin {}; password {:?}",
-                    cholang::catalog::demo::ADMIN_EMAIL,
-                    cholang::catalog::demo::DEMO_PASSWORD
+                    cholang::demo::catalog::ADMIN_EMAIL,
+                    cholang::demo::catalog::DEMO_PASSWORD
                 );
             }
             if demo {
@@ -232,7 +232,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 // answers at once (a few seconds on a laptop).
                 let (db, dir) = (db.clone(), config.photos_dir());
                 tokio::spawn(async move {
-                    match cholang::catalog::demo_pictures::add_missing(&db, &dir).await {
+                    match cholang::demo::pictures::add_missing(&db, &dir).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(pictures = n, "demo pictures drawn"),
                         Err(e) => tracing::warn!(error = %e, "demo pictures not drawn"),
@@ -249,7 +249,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 std::fs::File::open(&file)
                     .with_context(|| format!("reading {}", file.display()))?,
             );
-            match cholang::catalog::import::import_reader(&db, input, &province).await {
+            match cholang::import::import_reader(&db, input, &province).await {
                 Ok(report) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                     if !report.changed() {
@@ -280,7 +280,7 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn reindex(config: &Config, db: Db) -> anyhow::Result<()> {
-    use cholang::search::queue::{Scope, enqueue_now};
+    use cholang::index_queue::{Scope, enqueue_now};
     match cholang::search::Search::open(&config.search, db.clone()) {
         Ok(search) => {
             let engine = search.engine.name();

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,7 +21,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::app::AppState;
 use crate::db::Db;
 use crate::domain::now_ms;
 
@@ -211,8 +210,11 @@ impl Metrics {
     }
 
     /// Read the database's figures into the gauges, then the whole registry as text.
-    pub async fn render(&self, st: &AppState) -> Result<String, crate::error::AppError> {
-        let db: &Db = &st.db;
+    pub async fn render(
+        &self,
+        db: &Db,
+        search_engine: &str,
+    ) -> Result<String, crate::error::AppError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM payments GROUP BY status")
                 .fetch_all(&db.pool)
@@ -257,7 +259,7 @@ impl Metrics {
             .set(oldest.map_or(0, |t| (now - t).max(0) / 1000));
         let ledger = crate::ledger::store::health(db).await?;
         self.ledger_violations.set(ledger.violations.len() as i64);
-        let (depth, age_ms) = crate::search::queue::depth(db).await?;
+        let (depth, age_ms) = crate::index_queue::depth(db).await?;
         self.search_queue.set(depth);
         self.search_queue_age.set(age_ms / 1000);
         let size = i64::from(db.pool.size());
@@ -267,7 +269,7 @@ impl Metrics {
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").into(),
                 database: db.backend_name().into(),
-                search: st.search.engine.name().into(),
+                search: search_engine.into(),
             })
             .set(1);
         let mut out = String::new();
@@ -300,26 +302,4 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
         started.elapsed().as_secs_f64(),
     );
     resp
-}
-
-/// `GET /metrics` on the metrics listener.
-pub async fn scrape(State(st): State<AppState>) -> Response {
-    match st.metrics.render(&st).await {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// The metrics listener's router.
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(state)
 }

@@ -52,7 +52,15 @@ pub const CODE_SENT: &str = "Chợ Làng đã gửi mã 6 số qua Zalo (hoặc 
 /// the existing login's path hashes the password too); the existing account's owner is told.
 /// A phone login is not created until the code sent to the phone is typed
 /// ([`verify_phone`]): nobody can take a seller's public number before the seller does.
+/// Registrations per client address: 10 an hour (each one costs a password hash), counted
+/// before anything else (the page and the API alike).
+pub const REGISTRATIONS_PER_HOUR: i64 = 10;
+
 pub async fn register(db: &Db, cfg: &Config, new: NewUser, client: &str) -> Result<Registered> {
+    let key = format!("register-ip:{client}");
+    if !crate::limits::take(db, &key, REGISTRATIONS_PER_HOUR, 3_600_000).await? {
+        return Err(AppError::TooManyAttempts(60));
+    }
     let login = match (&new.email, &new.phone) {
         (Some(e), _) => Login::Email(e.clone()),
         (_, Some(p)) => Login::Phone(p.clone()),

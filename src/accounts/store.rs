@@ -331,3 +331,22 @@ impl AttemptKeys {
         crate::limits::give_back(db, &self.throttle).await
     }
 }
+
+/// An audit log row in the caller's transaction (admin money actions, payout account changes).
+pub async fn audit_action(
+    tx: &mut crate::db::Tx,
+    admin: &super::User,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(admin.id.0)
+        .bind(action.to_string())
+        .bind(subject.to_string())
+        .bind(detail.to_string())
+        .bind(crate::domain::now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

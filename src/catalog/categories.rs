@@ -16,7 +16,6 @@ use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::domain::text::clean_line;
 use crate::error::{AppError, Result};
-use crate::search;
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Category {
@@ -28,7 +27,7 @@ pub struct Category {
 
 /// What makes two category names the same one.
 pub fn key(name: &str) -> String {
-    search::text::fold_text(name)
+    crate::domain::text::fold_text(name)
 }
 
 /// A category name as a moderator typed it: one line of at most 60 characters, first letter

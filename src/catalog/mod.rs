@@ -4,10 +4,7 @@
 //! board (`pricing`), and every read of a product joins that item's agreed price.
 
 pub mod categories;
-pub mod demo;
-pub mod demo_pictures;
 pub mod helpers;
-pub mod import;
 pub mod photos;
 pub mod store;
 pub use categories::Category;
@@ -321,7 +318,7 @@ fn parse_ocop_cert(
     if untouched && no.trim().is_empty() && year.trim().is_empty() {
         return None;
     }
-    let this_year = i64::from(chrono::Datelike::year(&crate::origin::today_vn()));
+    let this_year = i64::from(chrono::Datelike::year(&crate::domain::today_vn()));
     let no = e.check(
         "ocop_cert_no",
         clean_line(no, "số giấy chứng nhận OCOP", 40),
@@ -525,6 +522,65 @@ impl ShopInput {
 /// The folded text simple search matches against.
 pub fn search_text(parts: &[&str]) -> String {
     crate::domain::text::fold(&parts.join(" "))
+}
+
+/// Whether a shop can be told something on one channel now, and what is missing if not.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Reach {
+    /// `email`, `zalo` or `telegram`
+    pub channel: &'static str,
+    /// The shop asked for notices on this channel.
+    pub enabled: bool,
+    /// A notice on this channel would be sent (Chợ Làng has it set up, the shop has what it
+    /// needs: a confirmed email, a Telegram chat id).
+    pub can_deliver: bool,
+    /// Why it cannot deliver, in words for the seller ("" when it can).
+    pub missing: String,
+}
+
+/// The three channels for a shop, given this installation's notice settings.
+pub fn reach(config: &crate::config::NotifyConfig, shop: &Shop) -> [Reach; 3] {
+    let email_ok = shop.email.is_some() && shop.email_confirmed;
+    let email_missing = match (&shop.email, shop.email_confirmed) {
+        (None, _) => "Chưa có email".to_string(),
+        (Some(_), false) => {
+            "Email chưa xác nhận: hãy bấm liên kết trong thư Chợ Làng đã gửi".to_string()
+        }
+        _ => String::new(),
+    };
+    let zalo_ok = config.zalo.is_some();
+    let telegram_ok = config.telegram.is_some() && shop.telegram_chat_id.is_some();
+    let telegram_missing = if config.telegram.is_none() {
+        "Telegram chưa bật trên Chợ Làng".to_string()
+    } else if shop.telegram_chat_id.is_none() {
+        "Chưa có mã chat Telegram: nhắn /start cho bot Chợ Làng rồi dán mã chat (một dãy số) vào ô trên".to_string()
+    } else {
+        String::new()
+    };
+    [
+        Reach {
+            channel: "email",
+            enabled: shop.notify_email,
+            can_deliver: email_ok,
+            missing: email_missing,
+        },
+        Reach {
+            channel: "zalo",
+            enabled: shop.notify_zalo,
+            can_deliver: zalo_ok,
+            missing: if zalo_ok {
+                String::new()
+            } else {
+                "Zalo chưa bật trên Chợ Làng".into()
+            },
+        },
+        Reach {
+            channel: "telegram",
+            enabled: shop.notify_telegram,
+            can_deliver: telegram_ok,
+            missing: telegram_missing,
+        },
+    ]
 }
 
 #[cfg(test)]

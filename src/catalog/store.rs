@@ -8,7 +8,6 @@ use crate::accounts::User;
 use crate::db::{Db, Tx};
 use crate::domain::{Slug, now_ms};
 use crate::error::{AppError, Result};
-use crate::search;
 
 fn village_from_row(r: &AnyRow) -> Result<Village> {
     Ok(Village {
@@ -117,6 +116,97 @@ pub async fn insert_village(tx: &mut Tx, v: &NewVillage) -> Result<VillageId> {
     Ok(VillageId(id))
 }
 
+/// A new village as an admin gives it, checked field by field (the quorum of people and the
+/// voting time default to 3 yes, 50 % and 7 days).
+pub struct VillageInput {
+    pub village: NewVillage,
+    pub quorum_min_yes: i64,
+    pub quorum_percent: i64,
+    pub proposal_days: i64,
+}
+
+impl VillageInput {
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse(
+        name: &str,
+        commune: &str,
+        district: &str,
+        province: &str,
+        story: &str,
+        quorum_min_yes: Option<i64>,
+        quorum_percent: Option<i64>,
+        proposal_days: Option<i64>,
+    ) -> Result<VillageInput> {
+        use crate::domain::text::{clean_line, clean_text};
+        let mut e = crate::error::FieldErrors::new();
+        let name = e.check("name", clean_line(name, "tên làng", 80));
+        let commune = e.check("commune", clean_line(commune, "xã", 80));
+        let district = e.check("district", clean_line(district, "huyện", 80));
+        let province = e.check("province", clean_line(province, "tỉnh/thành phố", 80));
+        let story = e.check("story", clean_text(story, "giới thiệu", 4000));
+        let min_yes = quorum_min_yes.unwrap_or(3);
+        let percent = quorum_percent.unwrap_or(50);
+        let days = proposal_days.unwrap_or(7);
+        if !(1..=1000).contains(&min_yes) {
+            e.add("quorum_min_yes", "số phiếu tối thiểu từ 1 đến 1000");
+        }
+        if !(0..=99).contains(&percent) {
+            e.add("quorum_percent", "tỷ lệ từ 0 đến 99 (%)");
+        }
+        if !(1..=60).contains(&days) {
+            e.add("proposal_days", "thời gian biểu quyết từ 1 đến 60 ngày");
+        }
+        e.into_result()?;
+        Ok(VillageInput {
+            village: NewVillage {
+                name: name.expect("checked"),
+                commune: commune.expect("checked"),
+                district: district.expect("checked"),
+                province: province.expect("checked"),
+                story: story.expect("checked"),
+            },
+            quorum_min_yes: min_yes,
+            quorum_percent: percent,
+            proposal_days: days,
+        })
+    }
+}
+
+/// An admin creates a village with its board's quorum, in one transaction: a village never
+/// exists without the quorum it was given.
+/// `input` is read only once the user may create villages (a non-admin learns nothing about
+/// their fields).
+pub async fn create_village(
+    db: &Db,
+    user: &User,
+    input: impl FnOnce() -> Result<VillageInput>,
+) -> Result<Village> {
+    if !user.is_admin() {
+        return Err(AppError::Forbidden);
+    }
+    let v = input()?;
+    let mut tx = db.begin().await?;
+    let id = insert_village(&mut tx, &v.village).await?;
+    sqlx::query(
+        "UPDATE villages SET quorum_min_yes = $1, quorum_percent = $2, proposal_days = $3 WHERE id = $4",
+    )
+    .bind(v.quorum_min_yes)
+    .bind(v.quorum_percent)
+    .bind(v.proposal_days)
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await.map_err(|e| {
+        if crate::db::is_unique_violation(&e, "villages_slug_key") {
+            AppError::Conflict("làng đã tồn tại".into())
+        } else {
+            e.into()
+        }
+    })?;
+    village_by_id(db, id).await
+}
+
+/// Change a village's quorum of people and voting time.
 pub async fn set_quorum(
     db: &Db,
     id: VillageId,
@@ -286,7 +376,7 @@ pub async fn create_shop(
         ask_email_confirmation(&mut tx, cfg, ShopId(id), email.as_str()).await?;
     }
     if membership == "pending" {
-        crate::notify::event(&mut tx, "shop_join_request", id).await?;
+        crate::notify::event(&mut tx, crate::notify::NoticeKind::ShopJoinRequest, id).await?;
     }
     tx.commit().await?;
     shop_by_id(db, ShopId(id)).await
@@ -411,7 +501,12 @@ pub async fn decide_membership(
     }
     refresh_search_text(&mut tx, Some(shop.id), None).await?;
     // The shop hears the answer on its channels.
-    crate::notify::event(&mut tx, "shop_membership", shop.id.0).await?;
+    crate::notify::event(
+        &mut tx,
+        crate::notify::NoticeKind::ShopMembership,
+        shop.id.0,
+    )
+    .await?;
     tx.commit().await?;
     shop_by_id(db, shop.id).await
 }
@@ -460,7 +555,7 @@ pub async fn update_shop(
     .await?;
     if email_changes {
         if let (Some(old), true) = (shop.email.as_deref(), shop.email_confirmed) {
-            crate::notify::render::email_changed(&mut tx, cfg, shop, old, new_email).await?;
+            crate::notify::render::email_changed(&mut tx, cfg, shop.id.0, old, new_email).await?;
             // Until the new address is confirmed, security notices still reach this one.
             sqlx::query("UPDATE shops SET email_previous = $1 WHERE id = $2")
                 .bind(old.to_string())
@@ -837,7 +932,8 @@ async fn apply_item_fit(tx: &mut Tx, product: i64, f: &ProductFields, fit: ItemF
             .await?;
             // The moderators hear once per request, not on every save while it waits.
             if already.as_deref() != Some("pending") {
-                crate::notify::event(tx, "item_join_request", product).await?;
+                crate::notify::event(tx, crate::notify::NoticeKind::ItemJoinRequest, product)
+                    .await?;
             }
         }
         ItemFit::Named => {
@@ -925,7 +1021,7 @@ pub async fn decide_item_request(
             "Yêu cầu dùng giá mặt hàng của sản phẩm này đã được xử lý".into(),
         ));
     }
-    search::queue::enqueue(&mut tx, search::queue::Scope::Product(p.card.id.0)).await?;
+    crate::index_queue::enqueue(&mut tx, crate::index_queue::Scope::Product(p.card.id.0)).await?;
     tx.commit().await?;
     product_by_slug(db, slug).await
 }
@@ -989,7 +1085,7 @@ pub async fn decide_ocop(db: &Db, moderator: &User, slug: &str, confirm: bool) -
             "Hạng OCOP của sản phẩm này đã được xử lý".into(),
         ));
     }
-    search::queue::enqueue(&mut tx, search::queue::Scope::Product(p.card.id.0)).await?;
+    crate::index_queue::enqueue(&mut tx, crate::index_queue::Scope::Product(p.card.id.0)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1148,7 +1244,7 @@ pub async fn set_product_active(db: &Db, product: ProductId, active: bool) -> Re
         .bind(product.0)
         .execute(&mut *tx)
         .await?;
-    search::queue::enqueue(&mut tx, search::queue::Scope::Product(product.0)).await?;
+    crate::index_queue::enqueue(&mut tx, crate::index_queue::Scope::Product(product.0)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1187,11 +1283,11 @@ pub async fn refresh_search_text(
             .execute(&mut **tx)
             .await?;
         if shop.is_none() {
-            search::queue::enqueue(tx, search::queue::Scope::Product(id)).await?;
+            crate::index_queue::enqueue(tx, crate::index_queue::Scope::Product(id)).await?;
         }
     }
     if let Some(shop) = shop {
-        search::queue::enqueue(tx, search::queue::Scope::Shop(shop.0)).await?;
+        crate::index_queue::enqueue(tx, crate::index_queue::Scope::Shop(shop.0)).await?;
     }
     Ok(())
 }

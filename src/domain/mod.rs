@@ -1,12 +1,16 @@
 //! Domain newtypes that validate at the edge: once built, a value is known to be good.
 
+pub mod banks;
 mod email;
 mod gtin;
 pub mod money;
+pub mod payment_code;
 mod phone;
+pub mod schedule;
 pub mod sheet;
 mod slug;
 pub mod text;
+pub mod vietqr;
 
 pub use email::Email;
 pub use gtin::Gtin;
@@ -49,6 +53,11 @@ pub fn vn_offset() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset")
 }
 
+/// Today's date in Hà Nội.
+pub fn today_vn() -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&vn_offset()).date_naive()
+}
+
 /// The day in Hà Nội a stored UTC time falls on.
 pub fn vn_date(ms: i64) -> chrono::NaiveDate {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -82,6 +91,34 @@ pub fn format_vn_date(ms: i64) -> String {
         Some(t) => t.with_timezone(&vn_offset()).format("%d/%m").to_string(),
         None => String::new(),
     }
+}
+
+/// A value the API reads as text whether it is sent as a JSON string or number
+/// (prices, quantities, ids, bank account numbers).
+pub fn text_or_number() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{ObjectBuilder, Type, schema::OneOfBuilder};
+    let one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Integer))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build();
+    utoipa::openapi::Schema::OneOf(one_of)
+}
+
+/// The signed part of the buyer's link in the receipt email (`/don-hang/{code}?t=…`): proof
+/// of being the buyer without an account.
+pub fn buyer_token(secret: &[u8], order_code: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
+    mac.update(format!("buyer:order:{}", order_code.to_uppercase()).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Constant-time check of a buyer link's token.
+pub fn buyer_token_ok(secret: &[u8], order_code: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let want = buyer_token(secret, order_code);
+    token.len() == want.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
 }
 
 #[cfg(test)]

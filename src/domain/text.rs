@@ -20,6 +20,24 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// The words of a text, NFC, original case.
+pub fn words(s: &str) -> Vec<String> {
+    let s = nfc(s);
+    s.split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A whole text as folded words joined by single spaces: what the engines index.
+pub fn fold_text(s: &str) -> String {
+    words(s)
+        .iter()
+        .map(|w| fold(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Text made safe inside HTML (element content or a quoted attribute).
 pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")

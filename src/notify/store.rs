@@ -4,14 +4,14 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::db::{Backend, Db, Tx};
+use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::Result;
 
 /// Record that something happened, inside the caller's transaction.
-pub async fn event(tx: &mut Tx, kind: &str, ref_id: i64) -> Result<()> {
+pub async fn event(tx: &mut Tx, kind: super::NoticeKind, ref_id: i64) -> Result<()> {
     sqlx::query("INSERT INTO notice_events (kind, ref_id, created_at) VALUES ($1, $2, $3)")
-        .bind(kind.to_string())
+        .bind(kind.as_str())
         .bind(ref_id)
         .bind(now_ms())
         .execute(&mut **tx)
@@ -20,7 +20,7 @@ pub async fn event(tx: &mut Tx, kind: &str, ref_id: i64) -> Result<()> {
 }
 
 /// Outside a transaction (e.g. a seller's "send a test notice").
-pub async fn event_now(db: &Db, kind: &str, ref_id: i64) -> Result<()> {
+pub async fn event_now(db: &Db, kind: super::NoticeKind, ref_id: i64) -> Result<()> {
     let mut tx = db.begin().await?;
     event(&mut tx, kind, ref_id).await?;
     tx.commit().await?;
@@ -111,24 +111,17 @@ pub struct Claimed {
 /// transaction makes the claim atomic.
 pub async fn claim(db: &Db, limit: i64, lease_ms: i64) -> Result<Vec<Claimed>> {
     let now = now_ms();
-    let sql = match db.backend {
-        Backend::Postgres => {
-            "UPDATE notices SET status = 'sending', attempts = attempts + 1, lease_until = $1, updated_at = $2
-             WHERE id IN (SELECT id FROM notices
-                          WHERE (status = 'pending' AND run_after <= $2) OR (status = 'sending' AND lease_until < $2)
-                          ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING id, idempotency_key, kind, channel, recipient, shop_id, payload, attempts"
-        }
-        Backend::Sqlite => {
-            "UPDATE notices SET status = 'sending', attempts = attempts + 1, lease_until = $1, updated_at = $2
-             WHERE id IN (SELECT id FROM notices
-                          WHERE (status = 'pending' AND run_after <= $2) OR (status = 'sending' AND lease_until < $2)
-                          ORDER BY run_after, id LIMIT $3)
-             RETURNING id, idempotency_key, kind, channel, recipient, shop_id, payload, attempts"
-        }
-    };
+    // One query for both databases: PostgreSQL also skips rows another worker holds.
+    let sql = format!(
+        "UPDATE notices SET status = 'sending', attempts = attempts + 1, lease_until = $1, updated_at = $2
+         WHERE id IN (SELECT id FROM notices
+                      WHERE (status = 'pending' AND run_after <= $2) OR (status = 'sending' AND lease_until < $2)
+                      ORDER BY run_after, id LIMIT $3{})
+         RETURNING id, idempotency_key, kind, channel, recipient, shop_id, payload, attempts",
+        db.skip_locked()
+    );
     let mut tx = db.begin().await?;
-    let rows = sqlx::query(sql)
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)

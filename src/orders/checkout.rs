@@ -44,10 +44,10 @@ pub enum ProductRef {
 /// One line of a checkout: a product by id or slug, and how many.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RawItem {
-    #[schema(schema_with = crate::web::openapi::text_or_number)]
+    #[schema(schema_with = crate::domain::text_or_number)]
     pub product_id: Option<serde_json::Value>,
     pub product_slug: Option<String>,
-    #[schema(schema_with = crate::web::openapi::text_or_number)]
+    #[schema(schema_with = crate::domain::text_or_number)]
     pub quantity: Option<serde_json::Value>,
 }
 
@@ -93,6 +93,38 @@ fn quantity(v: &Option<serde_json::Value>) -> Result<i64, String> {
         Some(q) if (1..=MAX_QUANTITY).contains(&q) => Ok(q),
         _ => Err(format!("số lượng là số nguyên từ 1 đến {MAX_QUANTITY}")),
     }
+}
+
+/// What the cart may hold of a product: a whole number, at least 1 when adding, no more than
+/// the stock left (counting what is already in the cart) and no more than a checkout takes
+/// (`MAX_QUANTITY`, the bound `validate` holds the API to). Checkout still re-checks the
+/// stock with conditional updates.
+pub fn check_quantity(
+    raw: &str,
+    adding: bool,
+    in_cart: i64,
+    stock: i64,
+    unit: &str,
+) -> Result<i64, String> {
+    let q: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| "Số lượng phải là một số nguyên".to_string())?;
+    if q < 0 || (adding && q == 0) {
+        return Err("Số lượng ít nhất là 1".into());
+    }
+    let wanted = if adding { in_cart + q } else { q };
+    if wanted > stock {
+        return Err(if adding && in_cart > 0 {
+            format!("Chỉ còn {stock} {unit}; giỏ hàng đã có {in_cart} {unit}")
+        } else {
+            format!("Chỉ còn {stock} {unit}")
+        });
+    }
+    if wanted > MAX_QUANTITY {
+        return Err(format!("Mỗi lần đặt tối đa {} {unit}", MAX_QUANTITY));
+    }
+    Ok(wanted)
 }
 
 pub fn validate_buyer(b: &RawBuyer, e: &mut FieldErrors, prefix: &str) -> Option<Buyer> {

@@ -2,6 +2,7 @@
 //! state machine and its audited transitions.
 
 pub mod checkout;
+pub mod money;
 pub mod release;
 pub mod state;
 pub mod store;

@@ -12,23 +12,7 @@ use serde::Serialize;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The windows, from configuration (`GUARANTEE_DAYS`, `SHIPPED_RELEASE_DAYS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
-    pub guarantee_days: i64,
-    pub shipped_days: i64,
-    pub extend_days: i64,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            guarantee_days: 3,
-            shipped_days: 10,
-            extend_days: 3,
-        }
-    }
-}
+pub use crate::config::ReleaseRules as Rules;
 
 /// Who said the goods arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,6 +113,37 @@ impl OrderStatus {
         }
     }
 
+    /// Whether the shop sees who bought and where to send (name, phone, address, note):
+    /// for orders paid or later, never for an unpaid or abandoned checkout.
+    pub fn shows_buyer(self) -> bool {
+        !matches!(
+            self,
+            OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled
+        )
+    }
+
+    /// A move as a seller asks for it, on the page and in the API alike: accept, ship,
+    /// deliver or cancel.
+    pub fn seller_asks(word: &str) -> Option<OrderStatus> {
+        match word {
+            "accepted" => Some(OrderStatus::Accepted),
+            "shipped" => Some(OrderStatus::Shipped),
+            "delivered" => Some(OrderStatus::Delivered),
+            "cancelled" => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// What a seller's move from this status means: cancelling an order already paid is
+    /// the refund path (its money owed back to the buyer); every other move is itself.
+    pub fn seller_meant(self, asked: OrderStatus) -> OrderStatus {
+        if asked == OrderStatus::Cancelled && self != OrderStatus::PendingPayment {
+            OrderStatus::RefundDue
+        } else {
+            asked
+        }
+    }
+
     pub fn transition(
         self,
         to: OrderStatus,
@@ -204,5 +235,28 @@ mod tests {
             }
         }
         assert_eq!(OrderStatus::parse("lost"), None);
+    }
+
+    #[test]
+    fn a_sellers_cancel_of_a_paid_order_is_a_refund() {
+        assert_eq!(OrderStatus::seller_asks("cancelled"), Some(Cancelled));
+        assert_eq!(OrderStatus::seller_asks("refund_due"), None);
+        assert_eq!(OrderStatus::seller_asks("paid"), None);
+        assert_eq!(PendingPayment.seller_meant(Cancelled), Cancelled);
+        for paid in [Paid, Accepted, Shipped] {
+            assert_eq!(paid.seller_meant(Cancelled), RefundDue);
+            assert_eq!(paid.seller_meant(Shipped), Shipped);
+        }
+    }
+
+    #[test]
+    fn buyer_details_only_once_paid() {
+        for s in OrderStatus::ALL {
+            assert_eq!(
+                s.shows_buyer(),
+                !matches!(s, PendingPayment | Expired | Cancelled),
+                "{s:?}"
+            );
+        }
     }
 }

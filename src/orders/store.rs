@@ -8,9 +8,8 @@ use super::checkout::{CheckoutRequest, ProductRef};
 use super::state::{Actor, OrderStatus};
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
+use crate::domain::payment_code::ALPHABET;
 use crate::error::{AppError, Result};
-use crate::payments::code::{ALPHABET, PaymentCode};
-use crate::search;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LineView {
@@ -36,7 +35,8 @@ impl LineView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// An order as stored, with its lines (the API shows `web::json::OrderJson`).
+#[derive(Debug, Clone)]
 pub struct OrderView {
     pub id: i64,
     pub code: String,
@@ -52,7 +52,6 @@ pub struct OrderView {
     pub tracking_code: Option<String>,
     /// When the order's money is released to its shop and why (buyer protection); in the
     /// seller's and the admin's order views.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<super::release::Release>,
 }
 
@@ -89,7 +88,7 @@ impl OrderView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct CheckoutView {
     pub id: i64,
     pub code: String,
@@ -125,7 +124,7 @@ pub async fn reserve(tx: &mut Tx, product_id: i64, qty: i64) -> Result<bool> {
     .fetch_optional(&mut **tx)
     .await?;
     if left == Some(0) {
-        search::queue::enqueue(tx, search::queue::Scope::Product(product_id)).await?;
+        crate::index_queue::enqueue(tx, crate::index_queue::Scope::Product(product_id)).await?;
     }
     Ok(left.is_some())
 }
@@ -141,7 +140,7 @@ pub async fn release(tx: &mut Tx, product_id: i64, qty: i64) -> Result<()> {
     .fetch_optional(&mut **tx)
     .await?;
     if now.is_some_and(|n| n == qty && qty > 0) {
-        search::queue::enqueue(tx, search::queue::Scope::Product(product_id)).await?;
+        crate::index_queue::enqueue(tx, crate::index_queue::Scope::Product(product_id)).await?;
     }
     Ok(())
 }
@@ -155,11 +154,10 @@ struct Snap {
     qty: i64,
 }
 
-/// What checkout created, for the caller to render or extend (payOS / Stripe links).
-pub struct Created {
+/// What `place_checkout` wrote: the checkout and what it comes to.
+pub struct Placed {
     pub checkout_id: i64,
-    pub payment_id: i64,
-    pub payment_code: PaymentCode,
+    pub total: i64,
 }
 
 /// How much stock anonymous buyers may hold unpaid: open checkouts and units, per phone
@@ -232,18 +230,19 @@ async fn check_holds(tx: &mut Tx, phone: &str, limits: &HoldLimits, units: i64) 
     Ok(())
 }
 
-/// Create checkout, payment and one order per shop in one transaction, reserving stock.
-/// The total is computed here from the agreed prices in force now.
-pub async fn create_checkout(
-    db: &Db,
+/// Place a checkout and one order per shop (coded `{payment_code}-N`) in the caller's
+/// transaction, reserving stock; the payment is written beside it by
+/// `payments::service::start`. The total is computed here from the agreed prices in force
+/// now.
+pub async fn place_checkout(
+    tx: &mut Tx,
     req: &CheckoutRequest,
-    expiry_minutes: i64,
     holds: &HoldLimits,
     fee_bps: i64,
-) -> Result<Created> {
-    let mut tx = db.begin().await?;
+    code: &str,
+) -> Result<Placed> {
     let units: i64 = req.items.iter().map(|(_, q)| *q).sum();
-    check_holds(&mut tx, req.buyer.phone.as_str(), holds, units).await?;
+    check_holds(tx, req.buyer.phone.as_str(), holds, units).await?;
     let mut snaps: Vec<Snap> = Vec::new();
     for (r, qty) in &req.items {
         let row = match r {
@@ -255,7 +254,7 @@ pub async fn create_checkout(
                      WHERE p.id = $1",
                 )
                 .bind(*id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?
             }
             ProductRef::Slug(slug) => {
@@ -266,7 +265,7 @@ pub async fn create_checkout(
                      WHERE p.slug = $1",
                 )
                 .bind(slug.clone())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?
             }
         };
@@ -300,10 +299,10 @@ pub async fn create_checkout(
     // Lock rows in one global order (product id) so concurrent checkouts cannot deadlock.
     snaps.sort_by_key(|s| s.product_id);
     for s in &snaps {
-        if !reserve(&mut tx, s.product_id, s.qty).await? {
+        if !reserve(tx, s.product_id, s.qty).await? {
             let left: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
                 .bind(s.product_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
             return Err(AppError::Conflict(format!(
                 "“{}” chỉ còn {} {}, không đủ {} {}",
@@ -320,12 +319,9 @@ pub async fn create_checkout(
     crate::domain::Vnd::new(total).map_err(|m| AppError::field("items", m))?;
 
     let now = now_ms();
-    let expires_at = now + expiry_minutes * 60_000;
-    let checkout_code = unused_code(
-        &mut tx,
-        "SELECT COUNT(*) FROM checkouts WHERE code = $1",
-        || random_code("DH", 8),
-    )
+    let checkout_code = unused_code(tx, "SELECT COUNT(*) FROM checkouts WHERE code = $1", || {
+        random_code("DH", 8)
+    })
     .await?;
     let b = &req.buyer;
     let checkout_id: i64 = sqlx::query_scalar(
@@ -341,41 +337,8 @@ pub async fn create_checkout(
     .bind(total)
     .bind(now)
     .bind(holds.client.clone())
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let code = unused_code(
-        &mut tx,
-        "SELECT COUNT(*) FROM payments WHERE code = $1",
-        || PaymentCode::generate().as_str().to_string(),
-    )
-    .await?;
-    let order_code = loop {
-        use rand::Rng;
-        // positive and within JavaScript's safe integers, as payOS's SDKs need
-        let n: i64 = rand::thread_rng().gen_range(1_000_000_000..9_000_000_000_000);
-        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_code = $1")
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await?;
-        if used == 0 {
-            break n;
-        }
-    };
-    let payment_id: i64 = sqlx::query_scalar(
-        "INSERT INTO payments (checkout_id, code, order_code, method, amount_vnd, status, expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $7) RETURNING id",
-    )
-    .bind(checkout_id)
-    .bind(code.clone())
-    .bind(order_code)
-    .bind(req.method.as_str())
-    .bind(total)
-    .bind(expires_at)
-    .bind(now)
-    .bind(crate::payments::state::PaymentStatus::Pending.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-
     // One order per shop, numbered by first product id of each shop.
     let mut shops: Vec<i64> = Vec::new();
     for s in &snaps {
@@ -397,11 +360,11 @@ pub async fn create_checkout(
         .bind(order_total)
         .bind(now)
         .bind(fee_bps)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         for s in lines {
             // The batch the goods come from: the receipt and the order page link its origin.
-            let batch = crate::origin::store::current_code(&mut tx, s.product_id).await?;
+            let batch = crate::origin::store::current_code(tx, s.product_id).await?;
             sqlx::query(
                 "INSERT INTO order_lines (order_id, product_id, name, unit, quantity, unit_price_vnd, batch_code)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -413,19 +376,14 @@ pub async fn create_checkout(
             .bind(s.qty)
             .bind(s.price)
             .bind(batch)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
-    tx.commit().await?;
-    Ok(Created {
-        checkout_id,
-        payment_id,
-        payment_code: PaymentCode::parse(&code).map_err(|e| anyhow::anyhow!(e))?,
-    })
+    Ok(Placed { checkout_id, total })
 }
 
-async fn unused_code(
+pub async fn unused_code(
     tx: &mut Tx,
     check: &'static str,
     make: impl Fn() -> String,
@@ -670,20 +628,30 @@ pub async fn orders_of_shops(db: &Db, shop_ids: &[i64], limit: i64) -> Result<Ve
     Ok(all)
 }
 
-/// The signed part of the buyer's link in the receipt email (`/don-hang/{code}?t=…`): proof
-/// of being the buyer without an account.
-pub fn buyer_token(secret: &[u8], order_code: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac key");
-    mac.update(format!("buyer:order:{}", order_code.to_uppercase()).as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16])
+pub use crate::domain::{buyer_token, buyer_token_ok};
+
+/// Who bought an order and where it goes, as its shop sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyerDetails {
+    pub name: String,
+    pub phone: String,
+    pub address: String,
+    pub note: String,
 }
 
-/// Constant-time check of a buyer link's token.
-pub fn buyer_token_ok(secret: &[u8], order_code: &str, token: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let want = buyer_token(secret, order_code);
-    token.len() == want.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+/// The buyer of an order as its shop may see them: `None` until the order is paid
+/// (`OrderStatus::shows_buyer`), for the orders page and the API alike.
+pub async fn buyer_of(db: &Db, order: &OrderView) -> Result<Option<BuyerDetails>> {
+    if !order.status.shows_buyer() {
+        return Ok(None);
+    }
+    let c = checkout_by_id(db, order.checkout_id).await?;
+    Ok(Some(BuyerDetails {
+        name: c.buyer_name,
+        phone: c.buyer_phone,
+        address: c.buyer_address,
+        note: c.note,
+    }))
 }
 
 /// How a parcel left: optional carrier and tracking code, given with "shipped".
@@ -709,102 +677,4 @@ impl Shipping {
             tracking_code: opt(tracking, "mã vận đơn", 60)?,
         })
     }
-}
-
-/// A seller moves their order along (accept, ship, deliver, or cancel before shipping,
-/// which puts the goods back in stock and owes the buyer a refund).
-pub async fn seller_move(
-    db: &Db,
-    user: &crate::accounts::User,
-    code: &str,
-    to: OrderStatus,
-) -> Result<OrderView> {
-    seller_move_with(db, user, code, to, &Shipping::default()).await
-}
-
-pub async fn seller_move_with(
-    db: &Db,
-    user: &crate::accounts::User,
-    code: &str,
-    to: OrderStatus,
-    shipping: &Shipping,
-) -> Result<OrderView> {
-    let order = order_by_code(db, code).await?;
-    let shop = crate::catalog::store::shop_by_id(db, crate::catalog::ShopId(order.shop_id)).await?;
-    // A helper of the village's digital team accepts and ships; cancelling (which owes the
-    // buyer money) stays with the owner.
-    let helper = crate::catalog::helpers::acts_as_helper(user, &shop);
-    if helper {
-        if !matches!(
-            to,
-            OrderStatus::Accepted | OrderStatus::Shipped | OrderStatus::Delivered
-        ) {
-            return Err(AppError::Forbidden);
-        }
-    } else {
-        crate::catalog::store::authorize_shop(user, &shop)?;
-    }
-    let actor = if user.is_admin() && shop.owner_id != Some(user.id.0) {
-        Actor::Admin
-    } else {
-        Actor::Seller
-    };
-    let mut tx = db.begin().await?;
-    if order.status == OrderStatus::PendingPayment && to == OrderStatus::Cancelled {
-        crate::payments::store::cancel_unpaid_order(&mut tx, &order, actor, Some(user.id.0))
-            .await?;
-        tx.commit().await?;
-        return order_by_code(db, code).await;
-    }
-    set_status(&mut tx, order.id, order.status, to, actor, Some(user.id.0)).await?;
-    match to {
-        // The money becomes available days after shipping, or when delivered.
-        OrderStatus::Shipped => {
-            sqlx::query(
-                "UPDATE orders SET shipped_at = $1, carrier = $3, tracking_code = $4 WHERE id = $2",
-            )
-            .bind(crate::domain::now_ms())
-            .bind(order.id)
-            .bind(shipping.carrier.clone())
-            .bind(shipping.tracking_code.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
-        // The seller's word alone never releases the money: buyer protection's window
-        // starts (`orders::release`).
-        OrderStatus::Delivered => {
-            sqlx::query(
-                "UPDATE orders SET delivered_at = $1, delivered_by = 'seller' WHERE id = $2 AND delivered_at IS NULL",
-            )
-            .bind(crate::domain::now_ms())
-            .bind(order.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        OrderStatus::RefundDue => {
-            crate::ledger::store::order_refund_due(&mut tx, order.id).await?;
-        }
-        _ => {}
-    }
-    if to == OrderStatus::RefundDue {
-        for l in &order.lines {
-            release(&mut tx, l.product_id, l.quantity).await?;
-        }
-        let payment: i64 = sqlx::query_scalar("SELECT id FROM payments WHERE checkout_id = $1")
-            .bind(order.checkout_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        crate::notify::event(&mut tx, "refund_due", payment).await?;
-    }
-    if helper {
-        let what = match to {
-            OrderStatus::Accepted => "nhận đơn",
-            OrderStatus::Shipped => "gửi hàng đơn",
-            _ => "báo đã giao đơn",
-        };
-        crate::catalog::helpers::record_tx(&mut tx, user.id, shop.id, &format!("{what} {code}"))
-            .await?;
-    }
-    tx.commit().await?;
-    order_by_code(db, code).await
 }

@@ -6,7 +6,6 @@
 //! certificate of its own (the product's verified one is shown); once labels were printed a batch is
 //! never edited in place — a correction is a new revision and the origin page shows them all.
 
-pub mod demo;
 pub mod label;
 pub mod scans;
 pub mod store;
@@ -308,12 +307,7 @@ pub fn product_link(public_url: &str, gtin: &Gtin) -> String {
     format!("{}/01/{}", public_url.trim_end_matches('/'), gtin.as_str())
 }
 
-/// Today's date in Hà Nội.
-pub fn today_vn() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&crate::domain::vn_offset())
-        .date_naive()
-}
+pub use crate::domain::today_vn;
 
 #[cfg(test)]
 mod tests {

@@ -475,3 +475,44 @@ pub async fn add_photo(db: &Db, batch_id: i64, file: &str, thumb: &str) -> Resul
     tx.commit().await?;
     Ok(())
 }
+
+/// Everything the origin page, the labels and the API say about a batch.
+pub struct Traced {
+    pub batch: Batch,
+    pub product: ProductDetail,
+    pub shop: Shop,
+    pub village: crate::catalog::Village,
+}
+
+impl Traced {
+    /// Whether anyone may see this batch's origin (page, API, list): its product is listed
+    /// and its shop takes part in its village's board.
+    pub fn public(&self) -> bool {
+        self.product.card.active && self.shop.is_member()
+    }
+}
+
+/// A batch with its product, shop and village (its owner's pages read it whatever its state).
+pub async fn traced(db: &Db, code: &str) -> Result<Traced> {
+    let batch = by_code(db, code).await?;
+    let slug = product_slug(db, batch.product_id).await?;
+    let product = crate::catalog::store::product_by_slug(db, &slug).await?;
+    let shop = crate::catalog::store::shop_by_id(db, product.shop_id).await?;
+    let village = crate::catalog::store::village_by_id(db, shop.village_id).await?;
+    Ok(Traced {
+        batch,
+        product,
+        shop,
+        village,
+    })
+}
+
+/// A batch as the public sees it, the page and the API alike: not found unless `public`.
+pub async fn public_trace(db: &Db, code: &str) -> Result<Traced> {
+    let t = traced(db, code).await?;
+    if t.public() {
+        Ok(t)
+    } else {
+        Err(AppError::NotFound)
+    }
+}

@@ -4,13 +4,14 @@
 //! published vectors in `shared/specs/payments.md`. Checkout, matching and reconciliation
 //! build on these.
 
-pub mod banks;
-pub mod code;
+pub use crate::domain::banks;
+pub use crate::domain::payment_code as code;
+pub mod moves;
 pub mod providers;
 pub mod refunds;
 pub mod service;
+pub mod settle;
 pub mod signatures;
 pub mod state;
 pub mod store;
-pub mod vietqr;
-pub mod webhooks;
+pub use crate::domain::vietqr;

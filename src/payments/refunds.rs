@@ -255,7 +255,7 @@ pub async fn in_flight(conn: &mut AnyConnection, payment: i64) -> Result<i64> {
 /// payouts of the payment already carry (read under the payment's lock by the caller).
 pub async fn room_for_payout(tx: &mut Tx, payment: i64, target: Target) -> Result<i64> {
     super::store::lock_payment(tx, payment).await?;
-    ledger::settle_payment(tx, payment).await?;
+    crate::payments::settle::settle_payment(tx, payment).await?;
     let r = refundable_on(tx, payment).await?;
     let flying = in_flight(tx, payment).await?;
     let base = match target {
@@ -299,7 +299,7 @@ async fn record_in(
 ) -> Result<i64> {
     let locked = super::store::lock_payment(tx, payment).await?;
     // Whatever the payment still holds is owed back or settled first.
-    ledger::settle_payment(tx, payment).await?;
+    crate::payments::settle::settle_payment(tx, payment).await?;
     let r = refundable_on(tx, payment).await?;
     let flying = match paid {
         Paid::ByHand => in_flight(tx, payment).await?,

@@ -3,16 +3,19 @@
 
 use serde::Serialize;
 
+use super::code::PaymentCode;
 use super::providers::{PayosLinkRequest, payos_create_link, stripe_create_session};
+use super::state::PaymentStatus;
 use super::store::{PaymentView, payment_by_id, payment_of_checkout};
 use super::vietqr::{TransferQr, fold_purpose};
 use crate::config::{CollectAccount, Config};
 use crate::db::Db;
 use crate::domain::format_vn_time;
+use crate::domain::now_ms;
 use crate::error::{AppError, Result};
 use crate::orders::OrderStatus;
 use crate::orders::checkout::{CheckoutRequest, Method};
-use crate::orders::store::{CheckoutView, checkout_by_id, create_checkout};
+use crate::orders::store::{CheckoutView, HoldLimits, checkout_by_id, place_checkout, unused_code};
 
 /// The text the payer must put in the transfer: the payment code, which also fits payOS's
 /// 9-character limit for accounts not linked through payOS.
@@ -49,6 +52,67 @@ pub fn qr_payload(cfg: &Config, p: &PaymentView) -> Result<Option<String>> {
     }
 }
 
+/// What checkout created, for the caller to render or extend (payOS / Stripe links).
+pub struct Created {
+    pub checkout_id: i64,
+    pub payment_id: i64,
+    pub payment_code: PaymentCode,
+}
+
+/// Create checkout, payment and one order per shop in one transaction, reserving stock
+/// (`orders::store::place_checkout` reads the agreed prices and writes the orders; the
+/// payment for their total is written here, waiting).
+pub async fn create_checkout(
+    db: &Db,
+    req: &CheckoutRequest,
+    expiry_minutes: i64,
+    holds: &HoldLimits,
+    fee_bps: i64,
+) -> Result<Created> {
+    let mut tx = db.begin().await?;
+    let code = unused_code(
+        &mut tx,
+        "SELECT COUNT(*) FROM payments WHERE code = $1",
+        || PaymentCode::generate().as_str().to_string(),
+    )
+    .await?;
+    let placed = place_checkout(&mut tx, req, holds, fee_bps, &code).await?;
+    let now = now_ms();
+    let expires_at = now + expiry_minutes * 60_000;
+    let order_code = loop {
+        use rand::Rng;
+        // positive and within JavaScript's safe integers, as payOS's SDKs need
+        let n: i64 = rand::thread_rng().gen_range(1_000_000_000..9_000_000_000_000);
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_code = $1")
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used == 0 {
+            break n;
+        }
+    };
+    let payment_id: i64 = sqlx::query_scalar(
+        "INSERT INTO payments (checkout_id, code, order_code, method, amount_vnd, status, expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $7) RETURNING id",
+    )
+    .bind(placed.checkout_id)
+    .bind(code.clone())
+    .bind(order_code)
+    .bind(req.method.as_str())
+    .bind(placed.total)
+    .bind(expires_at)
+    .bind(now)
+    .bind(PaymentStatus::Pending.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Created {
+        checkout_id: placed.checkout_id,
+        payment_id,
+        payment_code: PaymentCode::parse(&code).map_err(|e| anyhow::anyhow!(e))?,
+    })
+}
+
 /// Create the checkout, then (outside the transaction, never holding a lock over the
 /// network) the payOS link or Stripe session. If the provider fails, the checkout is
 /// cancelled and its stock released.
@@ -72,7 +136,7 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
         }
         _ => {}
     }
-    let holds = crate::orders::store::HoldLimits {
+    let holds = HoldLimits {
         client: client.to_string(),
         max_open: cfg.checkout_max_open,
         max_units: cfg.checkout_max_held_units,

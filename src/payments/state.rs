@@ -1,5 +1,5 @@
-//! Money states as pure state machines: a payment, and an incoming bank transaction. Every
-//! write of either status goes through `transition` (like `orders::state`), so no code path
+//! A payment's states as a pure state machine (an incoming bank transaction's are
+//! `bankfeed::state`). Every write of a status goes through `transition` (like `orders::state`), so no code path
 //! can move money into a state the rules do not allow.
 
 use serde::{Deserialize, Serialize};
@@ -97,67 +97,7 @@ impl PaymentStatus {
     }
 }
 
-/// What became of an incoming bank transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TxnStatus {
-    /// Money in that matches no payment yet: waiting for an admin.
-    Unmatched,
-    /// Counted into a payment.
-    Matched,
-    /// Not money in: an outgoing transfer, a provider's failure notice, a second feed's
-    /// report of a transfer already counted, or a payout coming back.
-    Ignored,
-    /// An unmatched transfer an admin sent back.
-    Refunded,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("giao dịch không thể chuyển từ “{}” sang “{}”", from.as_str(), to.as_str())]
-pub struct InvalidTxnMove {
-    pub from: TxnStatus,
-    pub to: TxnStatus,
-}
-
-impl TxnStatus {
-    pub const ALL: [TxnStatus; 4] = [
-        TxnStatus::Unmatched,
-        TxnStatus::Matched,
-        TxnStatus::Ignored,
-        TxnStatus::Refunded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxnStatus::Unmatched => "unmatched",
-            TxnStatus::Matched => "matched",
-            TxnStatus::Ignored => "ignored",
-            TxnStatus::Refunded => "refunded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TxnStatus> {
-        TxnStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// A transaction is recorded `Unmatched`, then matched (by the feed or an admin),
-    /// set aside as not money, or sent back; those three are final.
-    pub fn next(self) -> &'static [TxnStatus] {
-        use TxnStatus::*;
-        match self {
-            Unmatched => &[Matched, Ignored, Refunded],
-            Matched | Ignored | Refunded => &[],
-        }
-    }
-
-    pub fn transition(self, to: TxnStatus) -> Result<TxnStatus, InvalidTxnMove> {
-        if self.next().contains(&to) {
-            Ok(to)
-        } else {
-            Err(InvalidTxnMove { from: self, to })
-        }
-    }
-}
+pub use crate::bankfeed::state::{InvalidTxnMove, TxnStatus};
 
 #[cfg(test)]
 mod tests {
@@ -198,22 +138,6 @@ mod tests {
     }
 
     #[test]
-    fn every_transaction_pair_is_decided_by_the_table() {
-        use TxnStatus::*;
-        let allowed = [
-            (Unmatched, Matched),
-            (Unmatched, Ignored),
-            (Unmatched, Refunded),
-        ];
-        for from in TxnStatus::ALL {
-            for to in TxnStatus::ALL {
-                let ok = allowed.contains(&(from, to));
-                assert_eq!(from.transition(to).is_ok(), ok, "{from:?} → {to:?}");
-            }
-        }
-    }
-
-    #[test]
     fn names_round_trip_and_match_the_schema() {
         for s in PaymentStatus::ALL {
             assert_eq!(PaymentStatus::parse(s.as_str()), Some(s));
@@ -222,11 +146,8 @@ mod tests {
                 serde_json::Value::String(s.as_str().into())
             );
         }
-        for s in TxnStatus::ALL {
-            assert_eq!(TxnStatus::parse(s.as_str()), Some(s));
-        }
         // The names the database's CHECK constraints allow (migrations 0002).
-        let schema = include_str!("../../migrations/sqlite/0002_checkout_payments.sql");
+        let schema = include_str!("../../migrations/schema/0002_checkout_payments.sql");
         for s in PaymentStatus::ALL {
             assert!(schema.contains(&format!("'{}'", s.as_str())), "{s:?}");
         }

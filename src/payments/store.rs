@@ -6,8 +6,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::code::{PaymentCode, candidates};
-use super::state::{PaymentStatus, TxnStatus};
+use super::state::PaymentStatus;
 use crate::accounts::User;
+use crate::bankfeed::{TxnStatus, set_txn_status};
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::{AppError, Result};
@@ -15,49 +16,7 @@ use crate::ledger::store as ledger;
 use crate::orders::store::{lines_in_status, release, reserve, set_checkout_orders};
 use crate::orders::{Actor, OrderStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Bank,
-    Casso,
-    Payos,
-    Stripe,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Bank => "bank",
-            Provider::Casso => "casso",
-            Provider::Payos => "payos",
-            Provider::Stripe => "stripe",
-        }
-    }
-}
-
-/// How a provider points at our payment besides the description.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Hint {
-    OrderCode(i64),
-    Code(String),
-}
-
-/// A verified money event, as any provider's webhook is turned into.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub provider: Provider,
-    pub txn_id: String,
-    /// Signed: outgoing transfers (negative) are stored and ignored, never matched.
-    pub amount: i64,
-    pub description: String,
-    pub account_number: Option<String>,
-    pub reference: Option<String>,
-    pub time: Option<String>,
-    pub raw: String,
-    pub hint: Option<Hint>,
-    /// False for a provider's failure/cancel notice: stored, not counted.
-    pub success: bool,
-}
+pub use crate::bankfeed::{Hint, Incoming, Provider};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -70,199 +29,6 @@ pub enum Outcome {
         payment: String,
         status: PaymentStatus,
     },
-}
-
-/// The bank's reference as it identifies one transfer across feeds (our bank feed and Casso
-/// report the same transfer with the same reference and amount).
-fn money_ref(t: &Incoming) -> Option<String> {
-    if t.amount <= 0 || !t.success {
-        return None;
-    }
-    t.reference
-        .as_deref()
-        .map(|r| r.trim().to_uppercase())
-        .filter(|r| !r.is_empty())
-}
-
-/// Record and match one transaction, all in one database transaction. A transfer already
-/// counted from another feed (same bank reference and amount, unique `money_ref`) is kept
-/// as a duplicate delivery, not money.
-pub async fn record(db: &Db, t: &Incoming) -> Result<Outcome> {
-    let mut tx = db.begin().await?;
-    let reference = money_ref(t);
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO bank_transactions (provider, provider_txn_id, amount_vnd, description, account_number,
-           reference, transaction_time, raw, status, received_at, money_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(t.provider.as_str())
-    .bind(t.txn_id.clone())
-    .bind(t.amount)
-    .bind(t.description.clone())
-    .bind(t.account_number.clone())
-    .bind(t.reference.clone())
-    .bind(t.time.clone())
-    .bind(t.raw.clone())
-    .bind(TxnStatus::Unmatched.as_str())
-    .bind(now_ms())
-    .bind(reference.clone())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(txn_row) = inserted else {
-        let same: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM bank_transactions WHERE provider = $1 AND provider_txn_id = $2",
-        )
-        .bind(t.provider.as_str())
-        .bind(t.txn_id.clone())
-        .fetch_one(&mut *tx)
-        .await?;
-        if same == 0 {
-            // Another feed already counted this transfer: keep this delivery, as no money.
-            let first: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM bank_transactions WHERE money_ref = $1 AND amount_vnd = $2",
-            )
-            .bind(reference.clone())
-            .bind(t.amount)
-            .fetch_optional(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO bank_transactions (provider, provider_txn_id, amount_vnd, description,
-                   account_number, reference, transaction_time, raw, status, received_at, duplicate_of)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (provider, provider_txn_id) DO NOTHING",
-            )
-            .bind(t.provider.as_str())
-            .bind(t.txn_id.clone())
-            .bind(t.amount)
-            .bind(t.description.clone())
-            .bind(t.account_number.clone())
-            .bind(t.reference.clone())
-            .bind(t.time.clone())
-            .bind(t.raw.clone())
-            .bind(TxnStatus::Ignored.as_str())
-            .bind(now_ms())
-            .bind(first)
-            .execute(&mut *tx)
-            .await?;
-            tracing::info!(
-                provider = t.provider.as_str(),
-                amount = t.amount,
-                "transfer already counted from another feed; kept as a duplicate delivery"
-            );
-        }
-        tx.commit().await?;
-        return Ok(Outcome::Duplicate);
-    };
-    if t.amount <= 0 || !t.success {
-        set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Ignored).await?;
-        // Money going out of the collecting account may be a payout the treasurer made
-        // from the bank app: confirmed when it names a payout and its exact amount.
-        if t.amount < 0 && t.success {
-            let out = t.amount.saturating_neg();
-            let confirmed =
-                crate::payouts::store::confirm_from_feed(&mut tx, txn_row, out, &t.description)
-                    .await?
-                    || crate::payouts::refunds::confirm_from_feed(
-                        &mut tx,
-                        txn_row,
-                        out,
-                        &t.description,
-                    )
-                    .await?;
-            // Anything else that left the account waits for the admin to explain it, so the
-            // books never drift from the bank unseen (a payout sent twice, say).
-            if !confirmed {
-                sqlx::query("UPDATE bank_transactions SET outflow = 'unexplained' WHERE id = $1")
-                    .bind(txn_row)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        return Ok(Outcome::Ignored);
-    }
-    // A payout the bank sent back (its code in the description, its exact amount): the
-    // money is the shop's again, not a buyer's.
-    if crate::payouts::store::returned_from_feed(&mut tx, txn_row, t.amount, &t.description).await?
-        || crate::payouts::refunds::returned_from_feed(&mut tx, t.amount, &t.description).await?
-    {
-        set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Ignored).await?;
-        sqlx::query("UPDATE bank_transactions SET money_ref = NULL WHERE id = $1")
-            .bind(txn_row)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(Outcome::Ignored);
-    }
-    let Some(payment_id) = find_payment(&mut tx, t).await? else {
-        ledger::post(
-            &mut tx,
-            &crate::ledger::transfer_unmatched(t.amount),
-            ledger::Refs::txn(txn_row),
-            &ledger::keys::transfer(txn_row),
-            "",
-        )
-        .await?;
-        crate::notify::event(&mut tx, "unmatched_transfer", txn_row).await?;
-        tx.commit().await?;
-        tracing::warn!(
-            provider = t.provider.as_str(),
-            amount = t.amount,
-            "unmatched transfer kept for reconciliation"
-        );
-        return Ok(Outcome::Unmatched);
-    };
-    ledger::post(
-        &mut tx,
-        &crate::ledger::transfer_in(payment_id, t.amount),
-        ledger::Refs {
-            payment: Some(payment_id),
-            txn: Some(txn_row),
-            ..Default::default()
-        },
-        &ledger::keys::transfer(txn_row),
-        "",
-    )
-    .await?;
-    let (code, status) = apply_money(&mut tx, payment_id, t.amount).await?;
-    sqlx::query("UPDATE bank_transactions SET payment_id = $1 WHERE id = $2")
-        .bind(payment_id)
-        .bind(txn_row)
-        .execute(&mut *tx)
-        .await?;
-    set_txn_status(&mut tx, txn_row, TxnStatus::Unmatched, TxnStatus::Matched).await?;
-    tx.commit().await?;
-    tracing::info!(payment = %code, status = %status.as_str(), "transfer matched");
-    Ok(Outcome::Applied {
-        payment: code,
-        status,
-    })
-}
-
-/// Move an incoming transaction's status, checked by `TxnStatus::transition` and guarded by
-/// `WHERE status = from` (a second claim finds nothing and is refused with 409).
-pub(crate) async fn set_txn_status(
-    tx: &mut Tx,
-    txn: i64,
-    from: TxnStatus,
-    to: TxnStatus,
-) -> Result<()> {
-    from.transition(to)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!(e.to_string())))?;
-    let n = sqlx::query("UPDATE bank_transactions SET status = $1 WHERE id = $2 AND status = $3")
-        .bind(to.as_str())
-        .bind(txn)
-        .bind(from.as_str())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if n != 1 {
-        return Err(AppError::Conflict(
-            "giao dịch này không còn ở trạng thái chưa khớp".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Move a payment's status, checked by `PaymentStatus::transition`, under the payment's lock.
@@ -473,7 +239,7 @@ pub async fn apply_money(
     .bind(i64::from(status == P::Paid))
     .execute(&mut **tx)
     .await?;
-    ledger::settle_payment(tx, payment_id).await?;
+    crate::payments::settle::settle_payment(tx, payment_id).await?;
     Ok((p.code, status))
 }
 
@@ -495,11 +261,11 @@ async fn notify_payment_change(
         .fetch_all(&mut **tx)
         .await?;
         for id in paid {
-            crate::notify::event(tx, "order_paid", id).await?;
+            crate::notify::event(tx, crate::notify::NoticeKind::OrderPaid, id).await?;
         }
     }
     if after == PaymentStatus::RefundDue {
-        crate::notify::event(tx, "refund_due", payment_id).await?;
+        crate::notify::event(tx, crate::notify::NoticeKind::RefundDue, payment_id).await?;
     }
     Ok(())
 }
@@ -565,7 +331,7 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
     }
     // Only the orders this close moved are announced (cancelled ones were already).
     for id in open {
-        crate::notify::event(&mut tx, "order_closed", id).await?;
+        crate::notify::event(&mut tx, crate::notify::NoticeKind::OrderClosed, id).await?;
     }
     let status = if p.paid > 0 {
         PaymentStatus::RefundDue
@@ -573,10 +339,10 @@ pub async fn close_unpaid(db: &Db, payment_id: i64, orders_to: OrderStatus) -> R
         PaymentStatus::Expired
     };
     if p.paid > 0 {
-        crate::notify::event(&mut tx, "refund_due", payment_id).await?;
+        crate::notify::event(&mut tx, crate::notify::NoticeKind::RefundDue, payment_id).await?;
     }
     set_payment_status(&mut tx, payment_id, p.status, status).await?;
-    ledger::settle_payment(&mut tx, payment_id).await?;
+    crate::payments::settle::settle_payment(&mut tx, payment_id).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -609,7 +375,7 @@ pub async fn cancel_unpaid_order(
     for l in &order.lines {
         release(tx, l.product_id, l.quantity).await?;
     }
-    crate::notify::event(tx, "order_closed", order.id).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::OrderClosed, order.id).await?;
     let remaining: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM orders WHERE checkout_id = $1 AND status = 'pending_payment'",
     )
@@ -646,7 +412,7 @@ pub async fn cancel_unpaid_order(
             .bind(payment_id)
             .execute(&mut **tx)
             .await?;
-        crate::notify::event(tx, "refund_due", payment_id).await?;
+        crate::notify::event(tx, crate::notify::NoticeKind::RefundDue, payment_id).await?;
     } else {
         set_payment_status(tx, payment_id, p.status, PaymentStatus::Expired).await?;
         sqlx::query("UPDATE payments SET cancelled_at = $1 WHERE id = $2")
@@ -655,7 +421,7 @@ pub async fn cancel_unpaid_order(
             .execute(&mut **tx)
             .await?;
     }
-    ledger::settle_payment(tx, payment_id).await
+    crate::payments::settle::settle_payment(tx, payment_id).await
 }
 
 /// Expire every payment past its time; returns how many were closed.
@@ -675,7 +441,8 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
     Ok(n)
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A payment as stored (the API shows `web::json::PaymentJson`).
+#[derive(Debug, Clone)]
 pub struct PaymentView {
     pub id: i64,
     pub code: String,
@@ -832,23 +599,53 @@ async fn transactions_where(db: &Db, cond: &'static str) -> Result<Vec<TxnView>>
         .collect()
 }
 
-/// An audit log row in the caller's transaction (admin money actions, payout account changes).
-pub async fn audit(
-    tx: &mut Tx,
-    admin: &User,
-    action: &str,
-    subject: &str,
-    detail: &str,
-) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (actor_user_id, action, subject, detail, at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(admin.id.0)
-        .bind(action.to_string())
-        .bind(subject.to_string())
-        .bind(detail.to_string())
-        .bind(now_ms())
+pub use crate::accounts::store::audit_action as audit;
+
+/// Money in, stored by `bankfeed::store` as `txn`: matched to its payment (the provider's
+/// hint, then codes in the description) and counted under the payment's lock, or kept
+/// unmatched for an admin. In the caller's transaction, with the ledger's journal.
+pub async fn money_in(tx: &mut Tx, txn_row: i64, t: &Incoming) -> Result<Outcome> {
+    let Some(payment_id) = find_payment(tx, t).await? else {
+        ledger::post(
+            tx,
+            &crate::ledger::transfer_unmatched(t.amount),
+            ledger::Refs::txn(txn_row),
+            &ledger::keys::transfer(txn_row),
+            "",
+        )
+        .await?;
+        crate::notify::event(tx, crate::notify::NoticeKind::UnmatchedTransfer, txn_row).await?;
+        tracing::warn!(
+            provider = t.provider.as_str(),
+            amount = t.amount,
+            "unmatched transfer kept for reconciliation"
+        );
+        return Ok(Outcome::Unmatched);
+    };
+    ledger::post(
+        tx,
+        &crate::ledger::transfer_in(payment_id, t.amount),
+        ledger::Refs {
+            payment: Some(payment_id),
+            txn: Some(txn_row),
+            ..Default::default()
+        },
+        &ledger::keys::transfer(txn_row),
+        "",
+    )
+    .await?;
+    let (code, status) = apply_money(tx, payment_id, t.amount).await?;
+    sqlx::query("UPDATE bank_transactions SET payment_id = $1 WHERE id = $2")
+        .bind(payment_id)
+        .bind(txn_row)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    set_txn_status(tx, txn_row, TxnStatus::Unmatched, TxnStatus::Matched).await?;
+    tracing::info!(payment = %code, status = %status.as_str(), "transfer matched");
+    Ok(Outcome::Applied {
+        payment: code,
+        status,
+    })
 }
 
 /// An admin assigns an unmatched transfer to a payment; it then counts like any match.

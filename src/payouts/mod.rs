@@ -4,10 +4,9 @@
 //! payout goes to, the bulk-transfer CSV); `store` moves the money through the ledger;
 //! `payos` talks to the payOS Payouts API and follows each payout until it settles.
 
-pub mod demo;
 pub mod payos;
 pub mod refunds;
-pub mod schedule;
+pub use crate::domain::schedule;
 pub mod state;
 pub mod statement;
 pub mod store;
@@ -18,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::payments::code::ALPHABET;
+use crate::domain::payment_code::ALPHABET;
 
 pub const CODE_PREFIX: &str = "CLPO";
 pub const CODE_BODY: usize = 6;
@@ -86,7 +85,7 @@ impl PayoutAccount {
     ) -> Result<PayoutAccount, crate::error::AppError> {
         let mut e = crate::error::FieldErrors::new();
         let bin = bin.trim();
-        match crate::payments::banks::BankBin::parse(bin) {
+        match crate::domain::banks::BankBin::parse(bin) {
             Ok(b) if b.bank().is_some() => {}
             _ => e.add("bank_bin", "Chọn ngân hàng trong danh sách"),
         }
@@ -206,23 +205,7 @@ pub struct CsvRow<'a> {
     pub amount: i64,
 }
 
-/// A bank's name as people know it ("Agribank"), from its BIN; the BIN itself only for a
-/// bank missing from the list.
-pub fn bank_name(bin: &str) -> String {
-    crate::payments::banks::BankBin::parse(bin)
-        .ok()
-        .and_then(|b| b.bank().map(|b| b.short_name.to_string()))
-        .unwrap_or_else(|| format!("ngân hàng mã {bin}"))
-}
-
-/// An account as notices and pages show it: "Agribank ••••7890".
-pub fn masked_account(bin: &str, account_no: &str) -> String {
-    format!(
-        "{} ••••{}",
-        bank_name(bin),
-        &account_no[account_no.len().saturating_sub(4)..]
-    )
-}
+pub use crate::domain::banks::{bank_name, masked_account};
 
 /// The run as CSV for banks' bulk-transfer uploads: sequence, beneficiary account, name
 /// (upper case, no diacritics), bank (BIN, code and name), amount, description. Cells are
@@ -239,7 +222,7 @@ pub fn bulk_csv(rows: &[CsvRow]) -> String {
         "ten_ngan_hang",
     ]);
     for (i, r) in rows.iter().enumerate() {
-        let bank = crate::payments::banks::BankBin::parse(r.bank_bin)
+        let bank = crate::domain::banks::BankBin::parse(r.bank_bin)
             .ok()
             .and_then(|b| b.bank().map(|b| b.code))
             .unwrap_or("");
@@ -255,6 +238,29 @@ pub fn bulk_csv(rows: &[CsvRow]) -> String {
         ]);
     }
     w.into_string()
+}
+
+/// The account a transfer came from, when the provider reported it (payOS and Casso put
+/// `counterAccountBankId`, `counterAccountNumber` and `counterAccountName` in their bodies):
+/// offered to the buyer, masked, as where a refund may go. None unless the bank is known.
+pub fn payer_of(raw: &str) -> Option<PayoutAccount> {
+    use serde_json::Value;
+    fn find<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+        match v {
+            Value::Object(m) => m
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| m.values().find_map(|x| find(x, key))),
+            Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+            _ => None,
+        }
+    }
+    let v: Value = serde_json::from_str(raw).ok()?;
+    let bin = find(&v, "counterAccountBankId")?;
+    let no = find(&v, "counterAccountNumber")?;
+    let name = find(&v, "counterAccountName")?;
+    PayoutAccount::parse(bin, no, name).ok()
 }
 
 #[cfg(test)]
@@ -360,5 +366,15 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    #[test]
+    fn the_payer_account_comes_from_the_providers_body() {
+        let raw = r#"{"code":"00","data":{"counterAccountBankId":"970436","counterAccountName":"NGUYEN VAN A","counterAccountNumber":"0011001234567"}}"#;
+        let a = super::payer_of(raw).expect("found");
+        assert_eq!(a.bank_bin, "970436");
+        assert_eq!(a.account_no, "0011001234567");
+        assert!(super::payer_of(r#"{"data":{"counterAccountBankId":""}}"#).is_none());
+        assert!(super::payer_of("not json").is_none());
     }
 }

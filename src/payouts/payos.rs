@@ -209,7 +209,7 @@ impl Book {
                 .bind(PayoutStatus::Pending.as_str())
                 .execute(&mut **tx)
                 .await?;
-                crate::notify::event(tx, "payout_sent", id).await?;
+                crate::notify::event(tx, crate::notify::NoticeKind::PayoutSent, id).await?;
             }
             Book::Refunds => {
                 super::refunds::mark_sent(tx, id, pid).await?;

@@ -68,10 +68,10 @@ fn from_row(r: &AnyRow) -> Result<RefundPayoutView> {
     let amount: i64 = r.try_get("amount_vnd")?;
     let status = parse_status(&r.try_get::<String, _>("status")?)?;
     let vietqr_payload = if method == "bank_app" && status.is_open() {
-        crate::payments::banks::BankBin::parse(&bin)
+        crate::domain::banks::BankBin::parse(&bin)
             .ok()
             .and_then(|b| {
-                crate::payments::vietqr::TransferQr {
+                crate::domain::vietqr::TransferQr {
                     bin: b,
                     account: account_no.clone(),
                     amount: crate::domain::Vnd::new(amount).ok(),
@@ -204,7 +204,7 @@ pub async fn create(
         "",
     )
     .await?;
-    crate::notify::event(tx, "refund_sent", id).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::RefundSent, id).await?;
     Ok(Some(id))
 }
 
@@ -277,7 +277,7 @@ pub async fn mark_paid(tx: &mut Tx, id: i64, reference: Option<&str>) -> Result<
         None => Target::Payment,
     };
     crate::payments::refunds::record_payout_paid(tx, id, payment, target, amount).await?;
-    crate::notify::event(tx, "refund_paid", id).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::RefundPaid, id).await?;
     Ok(true)
 }
 
@@ -307,7 +307,7 @@ pub async fn mark_failed(tx: &mut Tx, id: i64, reason: &str) -> Result<bool> {
         reason,
     )
     .await?;
-    crate::notify::event(tx, "refund_failed", id).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::RefundFailed, id).await?;
     Ok(true)
 }
 
@@ -382,7 +382,7 @@ pub async fn admin_mark_paid(
             "Khoản hoàn này không còn chờ xác nhận".into(),
         ));
     }
-    crate::payments::store::audit(
+    crate::accounts::store::audit_action(
         &mut tx,
         admin,
         "refund_payout_paid",
@@ -417,7 +417,7 @@ pub async fn admin_mark_failed(
             "Khoản hoàn này không còn đang chuyển".into(),
         ));
     }
-    crate::payments::store::audit(
+    crate::accounts::store::audit_action(
         &mut tx,
         admin,
         "refund_payout_failed",

@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn names_match_the_schema() {
-        let schema = include_str!("../../migrations/sqlite/0006_ledger_payouts.sql");
+        let schema = include_str!("../../migrations/schema/0006_ledger_payouts.sql");
         for s in PayoutStatus::ALL {
             assert_eq!(PayoutStatus::parse(s.as_str()), Some(s));
             assert!(schema.contains(&format!("'{}'", s.as_str())), "{s:?}");

@@ -8,13 +8,13 @@ use sqlx::any::AnyRow;
 use super::state::PayoutStatus;
 use super::{PayoutAccount, new_code};
 use crate::accounts::User;
+use crate::accounts::store::audit_action as audit;
 use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::domain::now_ms;
 use crate::error::{AppError, Result};
 use crate::ledger as journals;
 use crate::ledger::store::{self as ledger, Refs};
-use crate::payments::store::audit;
 
 /// A seller sets where their shop's money goes. The password is asked again (a stolen
 /// session must not redirect a village's income), the change is audited and announced on
@@ -52,7 +52,12 @@ pub async fn set_account(
         &masked,
     )
     .await?;
-    crate::notify::event(&mut tx, "payout_account_changed", shop.id.0).await?;
+    crate::notify::event(
+        &mut tx,
+        crate::notify::NoticeKind::PayoutAccountChanged,
+        shop.id.0,
+    )
+    .await?;
     tx.commit().await?;
     Ok(hold_until)
 }
@@ -123,10 +128,10 @@ fn payout_from_row(r: &AnyRow) -> Result<PayoutView> {
     // The treasurer scans this in the cooperative's banking app: exact amount, the code in
     // the description (purpose field 08).
     let vietqr_payload = if method == "bank_app" {
-        crate::payments::banks::BankBin::parse(&bank.bin)
+        crate::domain::banks::BankBin::parse(&bank.bin)
             .ok()
             .and_then(|bin| {
-                crate::payments::vietqr::TransferQr {
+                crate::domain::vietqr::TransferQr {
                     bin,
                     account: bank.account_no.clone(),
                     amount: crate::domain::Vnd::new(amount).ok(),
@@ -201,6 +206,26 @@ pub struct RunView {
     pub payouts: Vec<PayoutView>,
     #[serde(skip)]
     pub id: i64,
+}
+
+impl RunView {
+    /// The run as the bank's bulk-transfer upload: every payout of it but those that failed
+    /// (a failed payout's money is back with its shop, never sent again from this file).
+    pub fn bulk_csv(&self) -> String {
+        let rows: Vec<super::CsvRow> = self
+            .payouts
+            .iter()
+            .filter(|p| p.status != super::state::PayoutStatus::Failed)
+            .map(|p| super::CsvRow {
+                code: &p.code,
+                account_no: &p.bank.account_no,
+                account_name: &p.bank.account_name,
+                bank_bin: &p.bank.bin,
+                amount: p.amount_vnd,
+            })
+            .collect();
+        super::bulk_csv(&rows)
+    }
 }
 
 pub async fn run_by_code(db: &Db, code: &str) -> Result<RunView> {
@@ -515,7 +540,7 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
         )
         .await?;
         if method == "bank_app" {
-            crate::notify::event(&mut tx, "payout_sent", id).await?;
+            crate::notify::event(&mut tx, crate::notify::NoticeKind::PayoutSent, id).await?;
         }
         paid += 1;
     }
@@ -626,7 +651,7 @@ pub async fn mark_paid(tx: &mut Tx, payout: i64, reference: Option<&str>) -> Res
         "",
     )
     .await?;
-    crate::notify::event(tx, "payout_paid", payout).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::PayoutPaid, payout).await?;
     Ok(true)
 }
 
@@ -665,7 +690,7 @@ pub async fn mark_failed(tx: &mut Tx, payout: i64, reason: &str) -> Result<bool>
         reason,
     )
     .await?;
-    crate::notify::event(tx, "payout_failed", payout).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::PayoutFailed, payout).await?;
     Ok(true)
 }
 
@@ -756,7 +781,7 @@ pub async fn returned_from_feed(
                 reason,
             )
             .await?;
-            crate::notify::event(tx, "payout_failed", id).await?;
+            crate::notify::event(tx, crate::notify::NoticeKind::PayoutFailed, id).await?;
         }
         sqlx::query("UPDATE bank_transactions SET returned_payout_id = $1 WHERE id = $2")
             .bind(id)
@@ -805,7 +830,7 @@ pub async fn confirm_from_feed(
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-            crate::notify::event(tx, "payout_flagged", id).await?;
+            crate::notify::event(tx, crate::notify::NoticeKind::PayoutFlagged, id).await?;
         }
         return Ok(false);
     }
@@ -1059,5 +1084,59 @@ mod tests {
             decide(&ShopMoney { owed: -5, ..shop() }, now, 0),
             Ok(360_000)
         );
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    fn payout(code: &str, status: PayoutStatus) -> PayoutView {
+        PayoutView {
+            code: code.into(),
+            shop: ShopRef {
+                slug: "s".into(),
+                name: "S".into(),
+            },
+            amount_vnd: 100_000,
+            status,
+            method: "bank_app".into(),
+            bank: BankRef {
+                bin: "970436".into(),
+                bank_name: "Vietcombank".into(),
+                account_no: "0011001234567".into(),
+                account_name: "NGUYEN THI HANH".into(),
+            },
+            vietqr_payload: None,
+            run_code: "CLPR1".into(),
+            flag: None,
+            bank_reference: None,
+            last_error: None,
+            created_at: 0,
+            paid_at: None,
+            id: 1,
+            shop_id: 1,
+        }
+    }
+
+    #[test]
+    fn the_bank_file_leaves_out_failed_payouts() {
+        let run = RunView {
+            code: "CLPR1".into(),
+            method: "bank_app".into(),
+            created_at: 0,
+            payouts: vec![
+                payout("CLPOAAAAAA", PayoutStatus::Pending),
+                payout("CLPOBBBBBB", PayoutStatus::Failed),
+                payout("CLPOCCCCCC", PayoutStatus::Paid),
+            ],
+            id: 1,
+        };
+        let csv = run.bulk_csv();
+        assert!(
+            csv.contains("CLPOAAAAAA") && csv.contains("CLPOCCCCCC"),
+            "{csv}"
+        );
+        assert!(!csv.contains("CLPOBBBBBB"), "{csv}");
     }
 }

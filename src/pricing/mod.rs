@@ -39,52 +39,9 @@ pub fn needs_moderator(old: i64, new: i64) -> bool {
     (new - old).abs() * 100 > old * MODERATOR_BAND_PERCENT
 }
 
-/// The board's rules over time (`PRICE_BAND_DAYS`, `PRICE_MIN_STEP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BoardRules {
-    /// A change passed by vote is measured against the lowest and the highest agreed price
-    /// of the item over this many days: chained small steps cannot walk a price away.
-    pub band_days: i64,
-    /// The smallest change worth a vote: this percent of the current price…
-    pub min_step_percent: i64,
-    /// …and at least this many đồng.
-    pub min_step_vnd: i64,
-}
-
-impl Default for BoardRules {
-    fn default() -> Self {
-        BoardRules {
-            band_days: 90,
-            min_step_percent: 1,
-            min_step_vnd: 1_000,
-        }
-    }
-}
+pub use crate::config::BoardRules;
 
 impl BoardRules {
-    /// `PRICE_MIN_STEP`: a percent, an amount in đồng, or both (`1%,1000`).
-    pub fn parse_min_step(s: &str) -> Result<(i64, i64), String> {
-        let (mut pct, mut vnd) = (0, 0);
-        for part in s.split([',', ' ', '+']).filter(|p| !p.is_empty()) {
-            if let Some(p) = part.strip_suffix('%') {
-                pct = p
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|p| (0..=50).contains(p))
-                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not 0% to 50%"))?;
-            } else {
-                vnd = part
-                    .replace('.', "")
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| (0..=10_000_000).contains(v))
-                    .ok_or_else(|| format!("PRICE_MIN_STEP: “{part}” is not an amount in đồng"))?;
-            }
-        }
-        Ok((pct, vnd))
-    }
-
     /// The smallest change from `old` the board takes.
     pub fn min_step(&self, old: i64) -> i64 {
         ((old * self.min_step_percent + 99) / 100).max(self.min_step_vnd)

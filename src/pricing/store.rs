@@ -86,7 +86,7 @@ pub async fn apply_price(
         .bind(item_id)
         .execute(&mut **tx)
         .await?;
-    crate::search::queue::enqueue(tx, crate::search::queue::Scope::PriceItem(item_id)).await?;
+    crate::index_queue::enqueue(tx, crate::index_queue::Scope::PriceItem(item_id)).await?;
     Ok(())
 }
 
@@ -382,7 +382,7 @@ pub async fn propose(
     .bind(now + village.proposal_days * 86_400_000)
     .fetch_one(&mut *tx)
     .await?;
-    crate::notify::event(&mut tx, "proposal_opened", id).await?;
+    crate::notify::event(&mut tx, crate::notify::NoticeKind::ProposalOpened, id).await?;
     let voters = voter_count(&mut tx, item.village_id).await?;
     let quorum = Quorum {
         min_yes: village.quorum_min_yes,
@@ -403,7 +403,12 @@ async fn wait_for_person(tx: &mut Tx, proposal_id: i64, why: WaitsFor) -> Result
         .bind(proposal_id)
         .execute(&mut **tx)
         .await?;
-    crate::notify::event(tx, "proposal_awaiting_moderator", proposal_id).await
+    crate::notify::event(
+        tx,
+        crate::notify::NoticeKind::ProposalAwaitingModerator,
+        proposal_id,
+    )
+    .await
 }
 
 /// The lowest and highest agreed price of an item over the band's days: the price in force
@@ -496,7 +501,7 @@ async fn approve_in_tx(
     .bind(proposal_id)
     .execute(&mut **tx)
     .await?;
-    crate::notify::event(tx, "proposal_approved", proposal_id).await?;
+    crate::notify::event(tx, crate::notify::NoticeKind::ProposalApproved, proposal_id).await?;
     let source = if decision == "moderator" {
         "moderator"
     } else {
@@ -600,7 +605,12 @@ pub async fn vote(
         .bind(proposal_id)
         .execute(&mut *tx)
         .await?;
-        crate::notify::event(&mut tx, "proposal_rejected", proposal_id).await?;
+        crate::notify::event(
+            &mut tx,
+            crate::notify::NoticeKind::ProposalRejected,
+            proposal_id,
+        )
+        .await?;
     }
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
@@ -673,7 +683,12 @@ pub async fn reject_by_moderator(
     .bind(proposal_id)
     .execute(&mut *tx)
     .await?;
-    crate::notify::event(&mut tx, "proposal_rejected", proposal_id).await?;
+    crate::notify::event(
+        &mut tx,
+        crate::notify::NoticeKind::ProposalRejected,
+        proposal_id,
+    )
+    .await?;
     tx.commit().await?;
     proposal_by_id(db, proposal_id).await
 }
@@ -764,7 +779,7 @@ pub async fn close_expired(db: &Db) -> Result<u64> {
         .await?
         .rows_affected();
         if closed == 1 {
-            crate::notify::event(&mut tx, "proposal_rejected", *id).await?;
+            crate::notify::event(&mut tx, crate::notify::NoticeKind::ProposalRejected, *id).await?;
         }
     }
     tx.commit().await?;

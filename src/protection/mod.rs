@@ -4,7 +4,6 @@
 //! refunds are paid to the buyer's bank (`payouts::refunds`). The request's life is a pure
 //! state machine here; `store` applies it.
 
-pub mod demo;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

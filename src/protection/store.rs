@@ -214,7 +214,7 @@ async fn step_event(
     .bind(now_ms())
     .fetch_one(&mut **tx)
     .await?;
-    crate::notify::event(tx, "protection", id).await
+    crate::notify::event(tx, crate::notify::NoticeKind::Protection, id).await
 }
 
 fn not_now(msg: &str) -> AppError {
@@ -260,7 +260,7 @@ pub async fn confirm_receipt(db: &Db, order: &OrderView) -> Result<()> {
         )
         .await?;
     }
-    crate::ledger::store::release_order(&mut tx, order.id, None).await?;
+    crate::orders::money::release_order(&mut tx, order.id, None).await?;
     step_event(&mut tx, order.id, None, "received", "buyer", None, "", None).await?;
     tx.commit().await?;
     Ok(())
@@ -524,17 +524,17 @@ async fn apply_refund(
             user,
         )
         .await?;
-        crate::ledger::store::order_refund_due(tx, req.order_id).await?;
+        crate::orders::money::order_refund_due(tx, req.order_id).await?;
     } else {
         let amount = amount.min(rest);
-        crate::ledger::store::order_part_refund_due(
+        crate::orders::money::order_part_refund_due(
             tx,
             req.order_id,
             amount,
             &format!("refund_due:request:{}", req.id),
         )
         .await?;
-        crate::ledger::store::release_order(tx, req.order_id, None).await?;
+        crate::orders::money::release_order(tx, req.order_id, None).await?;
     }
     sqlx::query("UPDATE order_requests SET refund_vnd = $1 WHERE id = $2")
         .bind(amount.min(rest))
@@ -659,9 +659,7 @@ pub async fn payer_account(db: &Db, checkout: i64) -> Result<Option<PayoutAccoun
     .bind(checkout)
     .fetch_all(&db.pool)
     .await?;
-    Ok(raws
-        .iter()
-        .find_map(|raw| crate::payments::webhooks::payer_of(raw)))
+    Ok(raws.iter().find_map(|raw| crate::payouts::payer_of(raw)))
 }
 
 /// Whether `user` may answer for the order's shop.
@@ -904,7 +902,7 @@ pub async fn decide(db: &Db, cfg: &Config, user: &User, request: i64, d: &Decisi
     .await?;
     match step {
         Step::DecideRelease => {
-            crate::ledger::store::release_order(&mut tx, req.order_id, None).await?;
+            crate::orders::money::release_order(&mut tx, req.order_id, None).await?;
         }
         Step::DecideRefund => {
             apply_refund(&mut tx, cfg, &req, refund, Some(user.id.0)).await?;
@@ -1062,7 +1060,7 @@ pub async fn sweep(db: &Db, cfg: &Config, now: i64) -> Result<usize> {
             }
             RequestStatus::AwaitingReturn => {
                 move_request(&mut tx, &req, Step::ReturnNeverSent, "").await?;
-                crate::ledger::store::release_order(&mut tx, req.order_id, None).await?;
+                crate::orders::money::release_order(&mut tx, req.order_id, None).await?;
                 step_event(
                     &mut tx,
                     req.order_id,
@@ -1103,7 +1101,7 @@ pub async fn sweep(db: &Db, cfg: &Config, now: i64) -> Result<usize> {
         lock_order(&mut tx, id).await?;
         let f = facts(&mut tx, id).await?;
         if release::release(&f, &cfg.protection.rules, now).is_due()
-            && crate::ledger::store::release_order(&mut tx, id, None).await?
+            && crate::orders::money::release_order(&mut tx, id, None).await?
         {
             released += 1;
         }
@@ -1233,34 +1231,7 @@ pub struct StepView {
     pub words: String,
 }
 
-pub fn step_words(action: &str, actor: &str, text: &str, amount: Option<i64>) -> String {
-    let money = amount.map(format_vnd).unwrap_or_default();
-    let who = match actor {
-        "buyer" => "Người mua",
-        "seller" => "Người bán",
-        "moderator" => "Người điều phối của làng",
-        "admin" => "Ban quản trị Chợ Làng",
-        _ => "Chợ Làng",
-    };
-    match action {
-        "received" => "Người mua xác nhận đã nhận được hàng".into(),
-        "extended" => "Người mua báo chưa nhận được hàng: gia hạn thêm 3 ngày".into(),
-        "request_opened" => {
-            format!("Người mua gửi yêu cầu trả hàng / hoàn tiền ({money}) — {text}")
-        }
-        "seller_accepted" => format!("Người bán đồng ý hoàn {money}"),
-        "seller_replied" => format!("Người bán trả lời: {text}"),
-        "buyer_accepted_reply" => "Người mua chấp nhận trả lời của người bán".into(),
-        "escalated" if text.is_empty() => "Người mua nhờ ban quản lý quyết định".into(),
-        "escalated" => format!("Chuyển ban quản lý quyết định: {text}"),
-        "decided" => format!("{who} quyết định — {text}"),
-        "return_sent" => format!("Người mua đã gửi trả hàng, mã vận đơn {text}"),
-        "return_received" => format!("{who}: người bán đã nhận lại hàng; hoàn {money}"),
-        "return_never_sent" => text.to_string(),
-        "refund_account" => format!("Người mua cho số tài khoản nhận tiền hoàn: {text}"),
-        _ => format!("{who}: {text}"),
-    }
-}
+pub use crate::notify::render::step_words;
 
 pub async fn steps_of_order(db: &Db, order: i64) -> Result<Vec<StepView>> {
     let rows = sqlx::query(

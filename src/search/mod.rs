@@ -10,12 +10,12 @@
 //!   those of the product page; the index only decides which products and in what order;
 //! * highlights are computed here from the plan.
 //!
-//! Keeping the index true is `queue` (a durable queue written in the same transaction as
+//! Keeping the index true is `crate::index_queue` (a durable queue written in the same transaction as
 //! each change) and `sync` (the worker that applies it, with retries).
 
 pub mod embedded;
 pub mod meili;
-pub mod queue;
+
 pub mod settings;
 pub mod store;
 pub mod sync;
@@ -384,6 +384,26 @@ pub struct Facets {
     pub ocop_stars: BTreeMap<String, u64>,
 }
 
+impl Facets {
+    /// Products with at least N stars, per N the matches have: what an "OCOP from N stars"
+    /// filter (`ocop_min`) would find, so the page's links and the API count alike.
+    pub fn ocop_at_least(&self) -> BTreeMap<String, u64> {
+        self.ocop_stars
+            .keys()
+            .map(|stars| {
+                let n = stars.parse::<i64>().ok();
+                let count = self
+                    .ocop_stars
+                    .iter()
+                    .filter(|(s, _)| s.parse::<i64>().ok() >= n)
+                    .map(|(_, c)| c)
+                    .sum();
+                (stars.clone(), count)
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineResult {
     pub total: u64,
@@ -643,8 +663,15 @@ impl Search {
     /// The engine the configuration asks for. The embedded index is opened for writing, so
     /// only one process per data dir holds it.
     pub fn open(config: &crate::config::SearchConfig, db: Db) -> Result<Search, SearchError> {
-        let settings =
-            Arc::new(SearchSettings::parse(&config.settings_json).map_err(SearchError::Engine)?);
+        let settings = Arc::new(
+            SearchSettings::parse(
+                config
+                    .settings_json
+                    .as_deref()
+                    .unwrap_or(settings::BUILT_IN),
+            )
+            .map_err(SearchError::Engine)?,
+        );
         let engine: Arc<dyn Catalogue> = match &config.meili_url {
             Some(url) => Arc::new(
                 meili::Meili::new(

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::SearchDoc;
-use super::queue::Scope;
 use crate::db::{Db, id_list};
 use crate::error::Result;
+use crate::index_queue::Scope;
 
 const DOC_SELECT: &str =
     "SELECT p.id, p.name, p.description, p.category, p.materials, p.maker, p.stock,

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::queue::{self, Item, Scope};
 use super::{Search, SearchError, store};
 use crate::error::AppError;
+use crate::index_queue::{self as queue, Item, Scope};
 
 const LEASE: &str = "search_sync";
 const LEASE_MS: i64 = 60_000;

@@ -9,31 +9,14 @@
 //!   "hoà" and "hòa" → "hoa2", while "ghế" ("ghê1") differs from "ghe".
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
 
-use crate::domain::text::{fold as fold_str, nfc};
+pub use crate::domain::text::{fold_text, words};
 
-/// The words of a text, NFC, original case.
-pub fn words(s: &str) -> Vec<String> {
-    let s = nfc(s);
-    s.split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
-}
+use crate::domain::text::fold as fold_str;
 
 /// Folded form of one word (or of a text, word by word).
 pub fn fold(word: &str) -> String {
     fold_str(word)
-}
-
-/// A whole text as folded words joined by single spaces: what the engines index.
-pub fn fold_text(s: &str) -> String {
-    words(s)
-        .iter()
-        .map(|w| fold(w))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The tone a combining mark carries, numbered 1..5 (sắc, huyền, ngã, hỏi, nặng).

@@ -17,15 +17,13 @@ use super::client::ClientIp;
 use super::openapi::{CodeParam, IdParam, ProductSlug, ShopSlug, VillageSlug};
 use super::session::{CurrentUser, session_token};
 use crate::accounts::{self, NewUser, Role};
-use crate::app::AppState;
-use crate::catalog::store::NewVillage;
 use crate::catalog::{
     Category, ProductCard, ProductDetail, ProductInput, PublicShop, Shop, ShopInput, Village, store,
 };
-use crate::domain::text::clean_line;
-use crate::error::{AppError, FieldErrors, Result};
+use crate::error::{AppError, Result};
 use crate::pricing::store as pricing;
 use crate::pricing::{PriceChange, PriceItem, Proposal};
+use crate::web::AppState;
 
 /// Every `/api/v1` route of this module, with its documentation.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -140,10 +138,11 @@ async fn register(
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> Result<Response> {
     let new = NewUser::parse(&b.login, &b.display_name, &b.password, Role::Seller)?;
-    let message = match super::auth::register_limited(&st, &client, new).await? {
-        accounts::reset::Registered::Done => accounts::reset::REGISTERED,
-        accounts::reset::Registered::CodeSent => accounts::reset::CODE_SENT,
-    };
+    let message =
+        match crate::accounts::reset::register(&st.db, &st.config, new, &client.key()).await? {
+            accounts::reset::Registered::Done => accounts::reset::REGISTERED,
+            accounts::reset::Registered::CodeSent => accounts::reset::CODE_SENT,
+        };
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message))).into_response())
 }
 
@@ -309,52 +308,19 @@ async fn create_village(
     CurrentUser(user): CurrentUser,
     ApiJson(b): ApiJson<VillageBody>,
 ) -> Result<Response> {
-    if !user.is_admin() {
-        return Err(AppError::Forbidden);
-    }
-    let mut e = FieldErrors::new();
-    let name = e.check("name", clean_line(&b.name, "tên làng", 80));
-    let commune = e.check("commune", clean_line(&b.commune, "xã", 80));
-    let district = e.check("district", clean_line(&b.district, "huyện", 80));
-    let province = e.check("province", clean_line(&b.province, "tỉnh/thành phố", 80));
-    let story = e.check(
-        "story",
-        crate::domain::text::clean_text(&b.story, "giới thiệu", 4000),
-    );
-    let min_yes = b.quorum_min_yes.unwrap_or(3);
-    let percent = b.quorum_percent.unwrap_or(50);
-    let days = b.proposal_days.unwrap_or(7);
-    if !(1..=1000).contains(&min_yes) {
-        e.add("quorum_min_yes", "số phiếu tối thiểu từ 1 đến 1000");
-    }
-    if !(0..=99).contains(&percent) {
-        e.add("quorum_percent", "tỷ lệ từ 0 đến 99 (%)");
-    }
-    if !(1..=60).contains(&days) {
-        e.add("proposal_days", "thời gian biểu quyết từ 1 đến 60 ngày");
-    }
-    e.into_result()?;
-    let mut tx = st.db.begin().await?;
-    let id = store::insert_village(
-        &mut tx,
-        &NewVillage {
-            name: name.unwrap(),
-            commune: commune.unwrap(),
-            district: district.unwrap(),
-            province: province.unwrap(),
-            story: story.unwrap(),
-        },
-    )
+    let v = store::create_village(&st.db, &user, || {
+        store::VillageInput::parse(
+            &b.name,
+            &b.commune,
+            &b.district,
+            &b.province,
+            &b.story,
+            b.quorum_min_yes,
+            b.quorum_percent,
+            b.proposal_days,
+        )
+    })
     .await?;
-    tx.commit().await.map_err(|e| {
-        if crate::db::is_unique_violation(&e, "villages_slug_key") {
-            AppError::Conflict("làng đã tồn tại".into())
-        } else {
-            e.into()
-        }
-    })?;
-    store::set_quorum(&st.db, id, min_yes, percent, days).await?;
-    let v = store::village_by_id(&st.db, id).await?;
     Ok(created(VillageOut { village: v }))
 }
 
@@ -696,7 +662,7 @@ async fn notice_channels(
     let shop = store::shop_by_slug(&st.db, &slug).await?;
     store::authorize_shop(&user, &shop)?;
     Ok(Json(ChannelsOut {
-        channels: crate::notify::reach(&st.config.notify, &shop).to_vec(),
+        channels: crate::catalog::reach(&st.config.notify, &shop).to_vec(),
     }))
 }
 
@@ -711,7 +677,7 @@ async fn test_notice(
 ) -> Result<Response> {
     let shop = store::shop_by_slug(&st.db, &slug).await?;
     store::authorize_shop(&user, &shop)?;
-    crate::notify::send_test(&st.db, shop.id).await?;
+    crate::notify::send_test(&st.db, shop.id.0).await?;
     Ok((StatusCode::ACCEPTED, Json(QueuedOut { queued: true })).into_response())
 }
 
@@ -1329,7 +1295,7 @@ struct ShopOut {
 
 #[derive(Serialize, ToSchema)]
 struct ChannelsOut {
-    channels: Vec<crate::notify::Reach>,
+    channels: Vec<crate::catalog::Reach>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,8 +13,8 @@ use super::client::ClientIp;
 use super::session::{CurrentUser, SESSION_COOKIE, session_cookie, verify_csrf};
 use super::{CsrfSeed, Layout, MaybeUser, PageError, PageResult, render, see_other};
 use crate::accounts::{self, Login, NewUser, Role, User};
-use crate::app::AppState;
 use crate::error::{AppError, FieldErrors};
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -223,7 +223,7 @@ async fn register(
             f.password_again.as_deref(),
             "password_again",
         ) {
-            Ok(()) => register_limited(&st, &client, new).await,
+            Ok(()) => accounts::reset::register(&st.db, &st.config, new, &client.key()).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -256,19 +256,6 @@ async fn register(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Registrations per client address: 10 an hour (each one costs a password hash).
-pub async fn register_limited(
-    st: &AppState,
-    client: &ClientIp,
-    new: NewUser,
-) -> Result<accounts::reset::Registered, AppError> {
-    let key = format!("register-ip:{}", client.key());
-    if !crate::limits::take(&st.db, &key, 10, 3_600_000).await? {
-        return Err(AppError::TooManyAttempts(60));
-    }
-    accounts::reset::register(&st.db, &st.config, new, &client.key()).await
 }
 
 async fn logout(

@@ -11,10 +11,10 @@ use super::session::{CurrentUser, verify_csrf};
 use super::views::{ChangeView, ItemView, ProposalView, VillageView};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::catalog::store as catalog;
 use crate::error::{AppError, FieldErrors};
 use crate::pricing::store as pricing;
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

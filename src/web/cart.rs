@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use super::session::verify_csrf;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
-use crate::app::AppState;
 use crate::catalog::store as catalog;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
@@ -23,6 +22,7 @@ use crate::orders::checkout::{self, RawBuyer, RawItem};
 use crate::orders::store as orders;
 use crate::payments::service;
 use crate::payments::store as payments;
+use crate::web::AppState;
 
 pub const CART_COOKIE: &str = "cl_cart";
 const MAX_CART_LINES: usize = 50;
@@ -168,39 +168,6 @@ struct CartForm {
     action: String,
 }
 
-/// What the cart may hold of a product: a whole number, at least 1 when adding, and no more
-/// than the stock left (counting what is already in the cart).
-fn check_quantity(
-    raw: &str,
-    adding: bool,
-    in_cart: i64,
-    stock: i64,
-    unit: &str,
-) -> Result<i64, String> {
-    let q: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| "Số lượng phải là một số nguyên".to_string())?;
-    if q < 0 || (adding && q == 0) {
-        return Err("Số lượng ít nhất là 1".into());
-    }
-    let wanted = if adding { in_cart + q } else { q };
-    if wanted > stock {
-        return Err(if adding && in_cart > 0 {
-            format!("Chỉ còn {stock} {unit}; giỏ hàng đã có {in_cart} {unit}")
-        } else {
-            format!("Chỉ còn {stock} {unit}")
-        });
-    }
-    if wanted > checkout::MAX_QUANTITY {
-        return Err(format!(
-            "Mỗi lần đặt tối đa {} {unit}",
-            checkout::MAX_QUANTITY
-        ));
-    }
-    Ok(wanted)
-}
-
 /// "Đặt lại" on an expired or cancelled payment: its goods go back into the cart (added to
 /// what is there, within the cart's limits) and the buyer checks out again.
 async fn order_again(
@@ -249,7 +216,13 @@ async fn update_cart(
         .map(|l| l.1)
         .unwrap_or(0);
     let adding = f.action == "add";
-    let wanted = match check_quantity(&f.quantity, adding, in_cart, product.stock, &product.unit) {
+    let wanted = match crate::orders::checkout::check_quantity(
+        &f.quantity,
+        adding,
+        in_cart,
+        product.stock,
+        &product.unit,
+    ) {
         Ok(q) => q,
         // The message stands where the buyer was: the product page, or the cart.
         Err(msg) if adding => {
@@ -561,7 +534,7 @@ async fn qr_svg(
 
 #[cfg(test)]
 mod tests {
-    use super::check_quantity;
+    use crate::orders::checkout::check_quantity;
 
     #[test]
     fn the_cart_holds_what_is_in_stock() {

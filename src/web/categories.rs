@@ -12,10 +12,10 @@ use super::session::{CurrentUser, verify_csrf};
 use super::views::VillageView;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::catalog::categories::{self, Category};
 use crate::catalog::store as catalog;
 use crate::error::{AppError, FieldErrors};
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,11 +13,11 @@ use super::session::{CurrentUser, verify_csrf};
 use super::views::{CardView, ItemView, ProposalView, ShopView, VillageView, cards};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::catalog::helpers;
 use crate::catalog::{self, ProductInput, Shop, ShopInput, store};
 use crate::error::{AppError, FieldErrors};
 use crate::pricing::store as pricing;
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -424,7 +424,7 @@ fn channels(
     shop: &Shop,
     input: &ShopInput,
 ) -> Vec<(&'static str, &'static str, bool, bool, String)> {
-    let mut reach = crate::notify::reach(&st.config.notify, shop);
+    let mut reach = crate::catalog::reach(&st.config.notify, shop);
     // Zalo first: most sellers have it; Telegram last.
     reach.sort_by_key(|r| match r.channel {
         "zalo" => 0,
@@ -935,7 +935,7 @@ async fn test_notice(
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
     let shop = my_shop(&st, &user, &slug).await?;
-    crate::notify::send_test(&st.db, shop.id).await?;
+    crate::notify::send_test(&st.db, shop.id.0).await?;
     see_other("/quan-ly?ok=test-sent")
 }
 

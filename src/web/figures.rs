@@ -16,10 +16,10 @@ use utoipa_axum::routes;
 use super::api::ApiQuery;
 use super::openapi::VillageSlug;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
-use crate::app::AppState;
 use crate::catalog::store;
 use crate::error::{AppError, FieldErrors, Result};
 use crate::figures::{self, Figures};
+use crate::web::AppState;
 
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(api_stats))

@@ -19,12 +19,12 @@ use subtle::ConstantTimeEq;
 use super::client::ClientIp;
 use super::session::verify_csrf;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
-use crate::app::AppState;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
 use crate::error::AppError;
 use crate::orders::OrderStatus;
 use crate::orders::store as orders;
+use crate::web::AppState;
 
 pub const LOOKUP_COOKIE: &str = "cl_orders";
 /// Checkouts one browser session remembers.

@@ -8,6 +8,7 @@ pub mod categories;
 pub mod client;
 pub mod dashboard;
 pub mod figures;
+pub mod json;
 pub mod lookup;
 pub mod money;
 pub mod openapi;
@@ -19,6 +20,7 @@ pub mod protection;
 pub mod search;
 pub mod session;
 pub mod share;
+mod state;
 pub mod team;
 pub mod views;
 pub mod webhooks;
@@ -31,9 +33,9 @@ use axum::routing::get;
 use axum::{Router, middleware};
 use tower_http::services::ServeDir;
 
-use crate::app::AppState;
 use crate::error::AppError;
 pub use session::{CsrfSeed, Layout, MaybeUser, Share};
+pub use state::{AppState, Shared};
 
 /// Bodies of ordinary forms and JSON calls stay small; photo uploads have their own limit.
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;

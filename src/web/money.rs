@@ -21,7 +21,6 @@ use super::openapi::{CodeParam, ShopSlug};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::catalog::store as catalog;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
@@ -29,6 +28,7 @@ use crate::error::{AppError, Result};
 use crate::ledger::store as ledger;
 use crate::orders::OrderStatus;
 use crate::payouts::{self, PayoutAccount, statement, store as payout_store};
+use crate::web::AppState;
 
 /// Routes under `/api/v1`, with their documentation.
 pub fn api_routes() -> OpenApiRouter<AppState> {
@@ -313,14 +313,19 @@ async fn api_orders(
             .collect(),
     };
     let list = crate::orders::store::orders_of_shops(&st.db, &shops, 500).await?;
-    let mut orders: Vec<crate::orders::store::OrderView> = list
+    let orders: Vec<crate::orders::store::OrderView> = list
         .into_iter()
         .filter(|o| status.is_none_or(|s| o.status == s))
         .collect();
-    for o in &mut orders {
+    let mut out = Vec::with_capacity(orders.len());
+    for mut o in orders {
         o.release = Some(crate::protection::store::release_of(&st.db, &st.config, o.id).await?);
+        let buyer = crate::orders::store::buyer_of(&st.db, &o).await?;
+        let mut j = super::json::OrderJson::from(o);
+        j.buyer = buyer.map(Into::into);
+        out.push(j);
     }
-    Ok(Json(OrdersOut { orders }))
+    Ok(Json(OrdersOut { orders: out }))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -338,27 +343,11 @@ async fn api_transition(
     super::api::ApiPath(code): super::api::ApiPath<String>,
     ApiJson(b): ApiJson<TransitionBody>,
 ) -> Result<Json<impl Serialize>> {
-    let to = match b.to.as_str() {
-        "accepted" | "shipped" | "delivered" | "cancelled" => {
-            OrderStatus::parse(&b.to).expect("listed")
-        }
-        _ => {
-            return Err(AppError::field(
-                "to",
-                "Chọn accepted, shipped, delivered hoặc cancelled",
-            ));
-        }
-    };
-    let order = crate::orders::store::order_by_code(&st.db, &code).await?;
-    // "cancelled" of a paid order is the refund path (money owed back to the buyer).
-    let to = if to == OrderStatus::Cancelled && order.status != OrderStatus::PendingPayment {
-        OrderStatus::RefundDue
-    } else {
-        to
-    };
-    let mut o = crate::orders::store::seller_move(&st.db, &user, &code, to).await?;
+    let to = OrderStatus::seller_asks(&b.to)
+        .ok_or_else(|| AppError::field("to", "Chọn accepted, shipped, delivered hoặc cancelled"))?;
+    let mut o = crate::payments::moves::seller_move(&st.db, &user, &code, to).await?;
     o.release = Some(crate::protection::store::release_of(&st.db, &st.config, o.id).await?);
-    Ok(Json(OrderOut { order: o }))
+    Ok(Json(OrderOut { order: o.into() }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -386,12 +375,12 @@ struct TrialBalanceOut {
 
 #[derive(Serialize, ToSchema)]
 struct OrdersOut {
-    orders: Vec<crate::orders::store::OrderView>,
+    orders: Vec<super::json::OrderJson>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct OrderOut {
-    order: crate::orders::store::OrderView,
+    order: super::json::OrderJson,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1001,18 +990,6 @@ async fn run_csv(
 ) -> Result<Response> {
     user.require_admin()?;
     let run = payout_store::run_by_code(&st.db, &code).await?;
-    let rows: Vec<payouts::CsvRow> = run
-        .payouts
-        .iter()
-        .filter(|p| p.status != crate::payouts::state::PayoutStatus::Failed)
-        .map(|p| payouts::CsvRow {
-            code: &p.code,
-            account_no: &p.bank.account_no,
-            account_name: &p.bank.account_name,
-            bank_bin: &p.bank.bin,
-            amount: p.amount_vnd,
-        })
-        .collect();
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -1021,7 +998,7 @@ async fn run_csv(
                 format!("attachment; filename=\"chi-tra-{}.csv\"", run.code),
             ),
         ],
-        payouts::bulk_csv(&rows),
+        run.bulk_csv(),
     )
         .into_response())
 }

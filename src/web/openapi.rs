@@ -13,7 +13,7 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi as _, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use crate::web::AppState;
 
 /// The error body every failure carries: `{"error":{"code","message","fields"}}`.
 #[derive(ToSchema)]
@@ -515,17 +515,7 @@ pub struct CodeParam {
     code: String,
 }
 
-/// A value the API reads as text whether it is sent as a JSON string or number
-/// (prices, quantities, ids, bank account numbers).
-pub fn text_or_number() -> Schema {
-    use utoipa::openapi::{ObjectBuilder, Type, schema::OneOfBuilder};
-    let one_of = OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String))
-        .item(ObjectBuilder::new().schema_type(Type::Integer))
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build();
-    Schema::OneOf(one_of)
-}
+pub use crate::domain::text_or_number;
 
 /// `/api/v1/openapi.json` and `/api/docs`, from the finished document.
 pub fn served(doc: OpenApi) -> axum::Router<AppState> {

@@ -13,13 +13,13 @@ use utoipa_axum::routes;
 use super::openapi::{CodeParam, IdParam};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
-use crate::app::AppState;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
 use crate::error::AppError;
 use crate::orders::store as orders;
 use crate::orders::{Actor, OrderStatus};
 use crate::payments::store as payments;
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,8 +47,8 @@ struct OrderRow {
     shipping: String,
     /// Forward moves (accept, ship, deliver): (status, label).
     next: Vec<(String, String)>,
-    /// The cancelling move, kept apart and confirmed: (status, label).
-    cancel: Option<(String, String)>,
+    /// The cancelling move, kept apart and confirmed: (whether it refunds, label).
+    cancel: Option<(bool, String)>,
     ship: bool,
     /// When the money reaches the shop and why (buyer protection), in plain words.
     release: String,
@@ -188,20 +188,15 @@ async fn orders_page(
         .into_iter()
         .filter(|o| tab == "tat-ca" || tab_of(o.status) == tab)
     {
-        // Buyer details are for orders that are paid or later, not for unpaid carts.
-        let show_buyer = !matches!(
-            o.status,
-            OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled
-        );
-        let (buyer, buyer_phone) = if show_buyer {
-            let c = orders::checkout_by_id(&st.db, o.checkout_id).await?;
-            let mut b = format!("{} · {}", c.buyer_name, c.buyer_address);
-            if !c.note.is_empty() {
-                b.push_str(&format!(" · Ghi chú: {}", c.note));
+        let (buyer, buyer_phone) = match orders::buyer_of(&st.db, &o).await? {
+            Some(c) => {
+                let mut b = format!("{} · {}", c.name, c.address);
+                if !c.note.is_empty() {
+                    b.push_str(&format!(" · Ghi chú: {}", c.note));
+                }
+                (b, c.phone)
             }
-            (b, c.buyer_phone)
-        } else {
-            (String::new(), String::new())
+            None => (String::new(), String::new()),
         };
         let as_helper = helped.contains(&o.shop_id);
         let moves = o.status.next(Actor::Seller);
@@ -268,11 +263,13 @@ async fn orders_page(
                 })
                 .map(|s| (s.as_str().to_string(), action_label(*s).to_string()))
                 .collect(),
+            // Cancelling is asked as "cancelled"; for a paid order it means a refund
+            // (`OrderStatus::seller_meant`), which the label says.
             cancel: moves
                 .iter()
                 .filter(|_| !as_helper)
                 .find(|s| matches!(s, OrderStatus::RefundDue | OrderStatus::Cancelled))
-                .map(|s| (s.as_str().to_string(), action_label(*s).to_string())),
+                .map(|s| (*s == OrderStatus::RefundDue, action_label(*s).to_string())),
         });
     }
     let status = if error.is_some() {
@@ -309,9 +306,9 @@ async fn move_order(
     Form(f): Form<MoveForm>,
 ) -> PageResult {
     verify_csrf(&st, &seed, &f.csrf)?;
-    let to = OrderStatus::parse(&f.to)
+    let to = OrderStatus::seller_asks(&f.to)
         .ok_or_else(|| AppError::field("to", "trạng thái không hợp lệ"))?;
-    if matches!(to, OrderStatus::RefundDue | OrderStatus::Cancelled) && f.confirm != "1" {
+    if to == OrderStatus::Cancelled && f.confirm != "1" {
         let msg = format!(
             "Đơn {code} chưa bị hủy: hãy đánh dấu “Tôi chắc chắn hủy đơn này” rồi bấm hủy."
         );
@@ -327,7 +324,7 @@ async fn move_order(
         return Ok(resp);
     }
     let shipping = orders::Shipping::parse(&f.carrier, &f.tracking_code)?;
-    orders::seller_move_with(&st.db, &user, &code, to, &shipping).await?;
+    crate::payments::moves::seller_move_with(&st.db, &user, &code, to, &shipping).await?;
     see_other("/quan-ly/don-hang?ok=moved")
 }
 
@@ -621,7 +618,7 @@ struct ReconciliationOut {
 struct Attention {
     /// `underpaid`, `refund_due`, `overpaid` or `late`.
     reason: String,
-    payment: payments::PaymentView,
+    payment: super::json::PaymentJson,
     /// What may still be refunded, from the ledger (`payments::refunds::refundable`).
     refundable: crate::payments::refunds::Refundable,
 }
@@ -630,7 +627,7 @@ struct Attention {
 #[derive(Serialize, ToSchema)]
 struct OrderDue {
     #[serde(flatten)]
-    order: orders::OrderView,
+    order: super::json::OrderJson,
     refundable_vnd: i64,
 }
 
@@ -641,7 +638,7 @@ async fn refund_due_orders(st: &AppState) -> Result<Vec<OrderDue>, AppError> {
         let r = crate::payments::refunds::refundable(&st.db, payment.id).await?;
         out.push(OrderDue {
             refundable_vnd: r.for_order(&order.code),
-            order,
+            order: order.into(),
         });
     }
     Ok(out)
@@ -699,7 +696,7 @@ async fn api_reconciliation(
         let refundable = crate::payments::refunds::refundable(&st.db, payment.id).await?;
         attention.push(Attention {
             reason,
-            payment,
+            payment: payment.into(),
             refundable,
         });
     }

@@ -20,9 +20,8 @@ use super::openapi::{CodeParam, ProductSlug};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::catalog::helpers;
-use crate::catalog::{ProductDetail, Shop, Village, store as catalog_store};
+use crate::catalog::{ProductDetail, Shop, store as catalog_store};
 use crate::domain::Gtin;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
@@ -30,6 +29,7 @@ use crate::error::{AppError, FieldErrors, Result};
 use crate::origin::label::{self, LabelText, Sheet};
 use crate::origin::store::{self, Batch, Revision};
 use crate::origin::{self as origin, BatchInput, inputs_text};
+use crate::web::AppState;
 
 pub fn page_router() -> Router<AppState> {
     Router::new()
@@ -59,26 +59,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_scans))
 }
 
-/// Everything the origin page, the labels and the API say about a batch.
-struct Traced {
-    batch: Batch,
-    product: ProductDetail,
-    shop: Shop,
-    village: Village,
-}
+use origin::store::Traced;
 
 async fn traced(st: &AppState, code: &str) -> Result<Traced> {
-    let batch = store::by_code(&st.db, code).await?;
-    let slug = store::product_slug(&st.db, batch.product_id).await?;
-    let product = catalog_store::product_by_slug(&st.db, &slug).await?;
-    let shop = catalog_store::shop_by_id(&st.db, product.shop_id).await?;
-    let village = catalog_store::village_by_id(&st.db, shop.village_id).await?;
-    Ok(Traced {
-        batch,
-        product,
-        shop,
-        village,
-    })
+    origin::store::traced(&st.db, code).await
 }
 
 impl Traced {
@@ -87,10 +71,6 @@ impl Traced {
             .gtin
             .as_deref()
             .and_then(|g| Gtin::parse(g).ok())
-    }
-
-    fn public(&self) -> bool {
-        self.product.card.active && self.shop.is_member()
     }
 
     fn qr_payload(&self, st: &AppState) -> String {
@@ -360,9 +340,9 @@ async fn origin_page(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(300).collect::<String>());
-    let t = match traced(&st, &code).await {
-        Ok(t) if t.public() => t,
-        Ok(_) | Err(AppError::NotFound) => {
+    let t = match origin::store::public_trace(&st.db, &code).await {
+        Ok(t) => t,
+        Err(AppError::NotFound) => {
             let mut resp = render(OriginMissing {
                 layout: Layout::new(&st, &seed, &user, "Không tìm thấy lô hàng").with_own_search(),
                 code: code.chars().take(40).collect(),
@@ -1190,10 +1170,7 @@ async fn api_get(
     State(st): State<AppState>,
     super::api::ApiPath(code): super::api::ApiPath<String>,
 ) -> Result<Json<impl Serialize>> {
-    let t = traced(&st, &code).await?;
-    if !t.public() {
-        return Err(AppError::NotFound);
-    }
+    let t = origin::store::public_trace(&st.db, &code).await?;
     let history = store::history(&st.db, &t.batch).await?;
     Ok(Json(BatchOut {
         batch: t.json(&st),
@@ -1213,9 +1190,10 @@ async fn api_list(
     }
     let mut out = Vec::new();
     for b in store::of_product(&st.db, p.card.id.0).await? {
-        let t = traced(&st, &b.code).await?;
-        if t.public() {
-            out.push(t.json(&st));
+        match origin::store::public_trace(&st.db, &b.code).await {
+            Ok(t) => out.push(t.json(&st)),
+            Err(AppError::NotFound) => {}
+            Err(e) => return Err(e),
         }
     }
     let current = {

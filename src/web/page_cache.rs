@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 
 use super::session::{CsrfSeed, SESSION_COOKIE, csrf_token};
-use crate::app::AppState;
+use crate::web::AppState;
 
 /// Pages larger than this are not kept.
 const MAX_BODY: usize = 512 * 1024;
@@ -56,6 +56,9 @@ pub struct PageCache {
     generation: AtomicU64,
     /// Pages being rendered with no copy to serve meanwhile: others asking wait for them.
     rendering: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// How far this cache's clock runs ahead of the machine's (milliseconds): moved only by
+    /// `advance`, so a test sees a page expire without waiting for it.
+    ahead_ms: AtomicU64,
 }
 
 /// Who renders a page nobody has a usable copy of.
@@ -103,6 +106,18 @@ impl Drop for Refreshing {
 }
 
 impl PageCache {
+    /// This cache's time: the machine's, plus what `advance` added.
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.ahead_ms.load(Ordering::Relaxed))
+    }
+
+    /// Move this cache's clock forward, as if `by` had passed (the test clock: a page's
+    /// lifetime is seen to end without sleeping through it).
+    pub fn advance(&self, by: Duration) {
+        self.ahead_ms
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Something may have changed: every kept page is stale.
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -122,7 +137,7 @@ impl PageCache {
         if e.generation != g {
             return Lookup::Render(None);
         }
-        let age = e.made.elapsed();
+        let age = self.now().saturating_duration_since(e.made);
         if age < ttl {
             return Lookup::Fresh(e);
         }
@@ -166,7 +181,7 @@ impl PageCache {
                 key,
                 Arc::new(Entry {
                     pieces,
-                    made: Instant::now(),
+                    made: self.now(),
                     generation,
                     refreshing: AtomicBool::new(false),
                 }),

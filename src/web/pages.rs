@@ -7,8 +7,8 @@ use axum::routing::get;
 
 use super::views::{CardView, DetailView, ShopView, VillageView, cards, detail};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
-use crate::app::AppState;
 use crate::catalog::store;
+use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -19,7 +19,6 @@ use super::api::{ApiJson, ApiPath, ApiQuery};
 use super::client::ClientIp;
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render, see_other};
-use crate::app::AppState;
 use crate::domain::money::format_vnd;
 use crate::domain::{format_vn_date, format_vn_time, now_ms};
 use crate::error::AppError;
@@ -29,6 +28,7 @@ use crate::orders::store::{self as orders, OrderView};
 use crate::payouts::PayoutAccount;
 use crate::protection::store::{self as bp, Answer, Decision, NewRequest, Proof};
 use crate::protection::{Reason, RequestStatus};
+use crate::web::AppState;
 
 pub fn page_router() -> Router<AppState> {
     Router::new()
@@ -1116,14 +1116,17 @@ async fn api_buyer(
 /// An order with its release block, as the buyer and the seller see it.
 #[derive(Serialize, ToSchema)]
 struct ProtectedOrderOut {
-    order: OrderView,
+    order: super::json::OrderJson,
     release: Release,
 }
 
 async fn order_out(st: &AppState, code: &str) -> Result<Json<ProtectedOrderOut>, AppError> {
     let order = orders::order_by_code(&st.db, code).await?;
     let release = bp::release_of(&st.db, &st.config, order.id).await?;
-    Ok(Json(ProtectedOrderOut { order, release }))
+    Ok(Json(ProtectedOrderOut {
+        order: order.into(),
+        release,
+    }))
 }
 
 /// `POST /orders/{code}/receipt`: the buyer confirms receipt; the money is released at once.

@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 use super::session::{CsrfSeed, Layout, MaybeUser};
 use super::views::CardView;
 use super::{PageResult, render};
-use crate::app::AppState;
 use crate::domain::money::format_vnd;
 use crate::error::{AppError, Result};
 use crate::search::{SearchOutcome, SearchRequest, Sort};
+use crate::web::AppState;
 
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(api_search))
@@ -77,7 +77,10 @@ async fn api_search(
         per_page: req.per_page as u64,
         sort: out.sort,
         hits,
-        facets: out.facets,
+        facets: FacetsOut {
+            ocop_at_least: out.facets.ocop_at_least(),
+            counts: out.facets,
+        },
         suggestions: out.suggestions,
         most_words: out.most_words,
         took_ms: out.took_ms,
@@ -140,6 +143,16 @@ struct SearchHit {
     snippet: String,
 }
 
+/// Counts per value of each filter, and per "OCOP from N stars" link.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct FacetsOut {
+    #[serde(flatten)]
+    counts: crate::search::Facets,
+    /// Products with at least N stars (`search::Facets::ocop_at_least`): what the page's
+    /// "OCOP từ N sao" links show and `ocop_min=N` finds.
+    ocop_at_least: std::collections::BTreeMap<String, u64>,
+}
+
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct SearchOut {
     query: String,
@@ -148,7 +161,7 @@ struct SearchOut {
     per_page: u64,
     sort: Sort,
     hits: Vec<SearchHit>,
-    facets: crate::search::Facets,
+    facets: FacetsOut,
     /// When nothing matched: shorter queries that do.
     suggestions: Vec<crate::search::Suggestion>,
     /// No product has every word: the hits have the most of them.
@@ -371,20 +384,13 @@ async fn page(
     cat_links.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
     let ocop_now = fl.ocop_min.map(|n| n.to_string());
     // The link filters "at least N stars", so its count is of N stars and more.
-    let ocop_links = out
-        .facets
-        .ocop_stars
-        .keys()
+    let at_least = out.facets.ocop_at_least();
+    let ocop_links = at_least
+        .iter()
         .rev()
-        .map(|stars| {
+        .map(|(stars, count)| {
             let (url, active) = toggle("ocop_min", stars, &ocop_now);
-            let count = out
-                .facets
-                .ocop_stars
-                .iter()
-                .filter(|(s, _)| s.parse::<i64>().ok() >= stars.parse::<i64>().ok())
-                .map(|(_, n)| n)
-                .sum();
+            let count = *count;
             FacetLink {
                 label: if stars == "5" {
                     "OCOP 5 sao".to_string()

@@ -14,8 +14,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::web::AppState;
 
 pub const SESSION_COOKIE: &str = "cl_session";
 pub const CSRF_COOKIE: &str = "cl_csrf";

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::session::CurrentUser;
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
-use crate::app::AppState;
 use crate::catalog::{photos, store};
 use crate::error::{AppError, Result};
+use crate::web::AppState;
 
 /// The picture of a page without a photo.
 pub const PLAIN: &str = "cho-lang.jpg";

@@ -21,10 +21,10 @@ use super::openapi::{ShopSlug, VillageSlug};
 use super::session::{CurrentUser, verify_csrf};
 use super::{CsrfSeed, Layout, PageResult, render, see_other};
 use crate::accounts::{self, User};
-use crate::app::AppState;
 use crate::catalog::helpers::{self, Helper, Household, HouseholdTasks, NewHousehold, ShopHelper};
 use crate::catalog::{Shop, store};
 use crate::error::{AppError, FieldErrors, Result};
+use crate::web::AppState;
 
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

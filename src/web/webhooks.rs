@@ -12,11 +12,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::bankfeed::Incoming;
+use crate::bankfeed::parse;
 use crate::error::AppError;
 use crate::payments::signatures::{self, SignatureError};
-use crate::payments::store::{Incoming, Outcome, record};
-use crate::payments::webhooks as parse;
+use crate::payments::store::Outcome;
+use crate::treasury::receive as record;
+use crate::web::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

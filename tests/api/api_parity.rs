@@ -80,7 +80,7 @@ async fn admins_reconcile_over_the_api(b: Backend) {
     // Two transfers nobody can match: one is this buyer's (typo), one a stranger's.
     app.transfer(amount, "chuyen tien mua man").await;
     app.transfer(50_000, "tien ai do chuyen nham").await;
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let hanh = app.api_login(HANH, PW).await;
     let (s, _) = app.api("GET", "/reconciliation", Some(&hanh), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
@@ -243,7 +243,7 @@ async fn notice_channels_test_notices_and_retries_over_the_api(b: Backend) {
         StatusCode::TOO_MANY_REQUESTS
     );
     // The admin sees the failure and retries it.
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     assert_eq!(
         app.api("GET", "/notices/failed", Some(&hanh), None).await.0,
         StatusCode::FORBIDDEN

@@ -363,7 +363,7 @@ async fn a_cancelled_unpaid_order_releases_stock_once_and_its_money_is_owed_back
             .await,
         1
     );
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(page.contains(&code), "reconciliation lists the payment");
@@ -526,7 +526,7 @@ async fn concurrent_wrong_passwords_stop_at_the_limit_without_hashing(b: Backend
 
 async fn lockout_is_per_account_and_address_behind_a_trusted_proxy(b: Backend) {
     let app = behind_proxy(b).await;
-    let admin = cholang::catalog::demo::ADMIN_EMAIL;
+    let admin = cholang::demo::catalog::ADMIN_EMAIL;
     for _ in 0..5 {
         assert_eq!(
             api_login_from(&app, admin, "doan-bua", "203.0.113.7").await,

@@ -98,7 +98,7 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     // shop held in the preview.
     let run = money_for_the_admin_pages(&app).await;
     // A printed batch with scans on every shop: the batch list and labels have data.
-    cholang::origin::demo::load(&app.db).await.unwrap();
+    cholang::demo::origin::load(&app.db).await.unwrap();
     let (batch, batched): (String, String) = sqlx::query_as(
         "SELECT b.code, p.slug FROM batches b JOIN products p ON p.id = b.product_id
          JOIN shops s ON s.id = p.shop_id WHERE s.slug = 'man-tuyn-ba-hanh' ORDER BY b.id LIMIT 1",
@@ -108,7 +108,7 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
     .unwrap();
     app.transfer(c["total_vnd"].as_i64().unwrap(), &pay).await;
     // The digital team: a helper with two households (Thanh Hương's, Văn Toàn's).
-    cholang::catalog::demo::digital_team(&app.db).await.unwrap();
+    cholang::demo::catalog::digital_team(&app.db).await.unwrap();
     let token = cholang::orders::store::buyer_token(&app.config.secret_key, &order);
     let journeys = serde_json::json!([
         {"name": "buyer", "login": null, "paths": [
@@ -132,9 +132,9 @@ async fn every_page_fits_a_phone_screen(b: Backend) {
         {"name": "moderator", "login": [MODERATOR, PW], "paths": [
             "/quan-ly", "/lang/phu-doi/bang-gia", "/lang/phu-doi/loai-hang", "/quan-tri/yeu-cau",
             "/quan-ly/lang/phu-doi/to-cong-nghe"]},
-        {"name": "helper", "login": [cholang::catalog::demo::HELPER_PHONE, PW], "paths": [
+        {"name": "helper", "login": [cholang::demo::catalog::HELPER_PHONE, PW], "paths": [
             "/quan-ly", "/quan-ly/giup-ho", "/quan-ly/san-pham/dao-thai-inox-can-go"]},
-        {"name": "admin", "login": [cholang::catalog::demo::ADMIN_EMAIL, PW], "paths": [
+        {"name": "admin", "login": [cholang::demo::catalog::ADMIN_EMAIL, PW], "paths": [
             "/quan-ly", "/quan-tri/doi-soat", "/quan-tri/chi-tra", format!("/quan-tri/chi-tra/{run}"),
             "/quan-tri/so-cai", "/quan-tri/so-cai?shop=man-tuyn-ba-hanh", "/quan-tri/thong-bao", "/quan-tri/yeu-cau"]},
         // The API's reference is long by nature: it must fit a phone, not the page budget.
@@ -189,7 +189,7 @@ async fn money_for_the_admin_pages(app: &TestApp) -> String {
         // The buyer confirmed receipt: the money is released (buyer protection).
         app.buyer_received(order).await;
         if slug.starts_with("man") {
-            let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+            let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
             let (s, v) = app
                 .api(
                     "POST",
@@ -329,7 +329,7 @@ async fn phone_resets_and_the_helpers_day_on_a_phone(b: Backend) {
         return;
     }
     let app = TestApp::with_demo(b).await;
-    cholang::catalog::demo::digital_team(&app.db).await.unwrap();
+    cholang::demo::catalog::digital_team(&app.db).await.unwrap();
     let shots = app.config.data_dir.join("shots");
     let setup = serde_json::json!({
         "width": 360, "height": 740,
@@ -338,7 +338,7 @@ async fn phone_resets_and_the_helpers_day_on_a_phone(b: Backend) {
         "seller": HANH,
         "seller2": HUONG,
         "moderator": MODERATOR,
-        "helper": cholang::catalog::demo::HELPER_PHONE,
+        "helper": cholang::demo::catalog::HELPER_PHONE,
         "household": {"name": "Bà Nguyễn Thị Tư", "phone": "0977400400", "shop": "Màn tuyn Bà Tư"},
         "helped_owner": TOAN,
         "helped_product": "dao-thai-inox-can-go",
@@ -419,7 +419,7 @@ async fn seller_moderator_admin_journeys(b: Backend, (width, height): (u32, u32)
     let setup = serde_json::json!({
         "width": width, "height": height, "password": PW,
         "seller": HANH, "voters": [HUONG, DUC], "moderator": MODERATOR,
-        "admin": cholang::catalog::demo::ADMIN_EMAIL,
+        "admin": cholang::demo::catalog::ADMIN_EMAIL,
         "photo": photo, "order": order, "new_price": 250_000,
         "assign": {"payment": waiting, "description": description},
         "telegram_chat": "5550001",

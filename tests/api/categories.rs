@@ -373,7 +373,7 @@ async fn categories_are_taken_from_the_products_already_there(b: Backend) {
             .await
             .unwrap();
     }
-    app.db.migrate().await.unwrap();
+    cholang::app::prepare(&app.db, &app.config).await.unwrap();
     assert_eq!(
         names(&app, "phu-doi").await,
         vec![
@@ -397,7 +397,7 @@ async fn categories_are_taken_from_the_products_already_there(b: Backend) {
     );
     // Once only: a second start changes nothing.
     let before = app.scalar("SELECT COUNT(*) FROM categories").await;
-    app.db.migrate().await.unwrap();
+    cholang::app::prepare(&app.db, &app.config).await.unwrap();
     assert_eq!(app.scalar("SELECT COUNT(*) FROM categories").await, before);
     let f = facets(&app).await;
     assert_eq!(f["Màn tuyn"], 8, "search follows: {f}");

@@ -98,7 +98,7 @@ async fn checkout_snapshots_board_prices_and_reserves_stock(b: Backend) {
             Some(json!({"price_vnd": 130000, "reason": "gỗ xoan tăng giá từ tháng 11"})),
         )
         .await;
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let (s, _) = app
         .api(
             "POST",

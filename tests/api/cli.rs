@@ -81,7 +81,7 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
     let http = reqwest::Client::new();
     let login: serde_json::Value = http
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"login": cholang::catalog::demo::ADMIN_EMAIL, "password": PW}))
+        .json(&serde_json::json!({"login": cholang::demo::catalog::ADMIN_EMAIL, "password": PW}))
         .send()
         .await
         .unwrap()

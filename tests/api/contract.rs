@@ -273,7 +273,7 @@ async fn real_answers_match_the_documented_schemas(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let doc = document(&app).await;
     let admin = app
-        .api_login(cholang::catalog::demo::ADMIN_EMAIL, "cholang-demo")
+        .api_login(cholang::demo::catalog::ADMIN_EMAIL, "cholang-demo")
         .await;
 
     // A buyer's checkout, its payment, a partial transfer, the look-up.

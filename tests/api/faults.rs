@@ -781,12 +781,22 @@ async fn postgres_restarted_under_traffic() {
             }
         });
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = tally.lock().unwrap().ok;
-    assert!(before > 20, "traffic flows before: {before}");
+    // Traffic flows before (awaited, not slept for).
+    async fn until(tally: &std::sync::Mutex<Tally>, what: &str, done: impl Fn(&Tally) -> bool) {
+        let started = Instant::now();
+        while !done(&tally.lock().unwrap()) {
+            assert!(started.elapsed() < Duration::from_secs(60), "{what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    until(&tally, "traffic flows before", |t| t.ok > 20).await;
     phase.store(1, Ordering::SeqCst);
     pg.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The outage is felt: requests are answered 503 while the database is gone.
+    until(&tally, "the outage is answered 503", |t| {
+        t.unavailable >= 20
+    })
+    .await;
     pg.start();
     phase.store(2, Ordering::SeqCst);
     // Traffic recovers by itself.

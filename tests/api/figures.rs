@@ -34,7 +34,7 @@ async fn paid_checkout(app: &TestApp, slug: &str) -> (String, i64, String) {
 async fn village_figures_are_counted_by_hanoi_month(b: Backend) {
     let app = TestApp::with_demo(b).await;
     app.quiet_demo().await;
-    cholang::origin::demo::load(&app.db).await.unwrap();
+    cholang::demo::origin::load(&app.db).await.unwrap();
     // Two paid orders of Phú Đôi: one on 15 October, one at 00:30 on 1 November in Hà Nội
     // (still 31 October in UTC); the first one's buyer confirmed receipt.
     let (pay_a, total_a, order_a) = paid_checkout(&app, "man-tuyn-2-cua-1m8-x-2m").await;
@@ -222,7 +222,7 @@ async fn village_figures_are_counted_by_hanoi_month(b: Backend) {
 
 async fn links_pasted_in_zalo_show_a_preview(b: Backend) {
     let app = TestApp::with_demo(b).await;
-    cholang::origin::demo::load(&app.db).await.unwrap();
+    cholang::demo::origin::load(&app.db).await.unwrap();
     let slug = "man-tuyn-2-cua-1m8-x-2m";
     app.login_page(HANH, PW).await;
     let r = upload_photo(&app, slug, png_bytes(), "man.png").await;

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use cholang::bankfeed::parse as webhooks;
 use cholang::payments::signatures as sig;
 use cholang::payments::vietqr;
-use cholang::payments::webhooks;
 use proptest::prelude::*;
 
 fn settings() -> cholang::search::settings::SearchSettings {
@@ -112,12 +112,12 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..400),
         rows in proptest::collection::vec(garbage(), 0..4),
     ) {
-        let _ = cholang::catalog::import::parse_csv(bytes.as_slice());
+        let _ = cholang::import::parse_csv(bytes.as_slice());
         let file = format!(
             "village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n{}",
             rows.join("\n")
         );
-        let _ = cholang::catalog::import::parse_csv(file.as_bytes());
+        let _ = cholang::import::parse_csv(file.as_bytes());
     }
 
     #[test]

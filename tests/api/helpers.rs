@@ -111,6 +111,8 @@ pub struct TestApp {
     pub config: Config,
     /// `http://…/metrics` when the test asked for `CHOLANG_METRICS_ADDR`.
     pub metrics_url: Option<String>,
+    /// The running server's shared state (its page cache's test clock).
+    pub state: cholang::web::AppState,
     pg_db_name: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -181,10 +183,11 @@ impl TestApp {
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::load(&Settings::from_pairs(pairs)).unwrap();
         let db = Db::connect(&url).await.unwrap();
-        db.migrate().await.unwrap();
+        cholang::app::prepare(&db, &config).await.unwrap();
         let server = Server::bind(config.clone(), db.clone()).await.unwrap();
         let addr = server.local_addr().unwrap();
         let metrics_url = server.metrics_addr().map(|a| format!("http://{a}/metrics"));
+        let state = server.state();
         tokio::spawn(server.run(std::future::pending()));
         let client = Client::builder()
             .cookie_store(true)
@@ -199,6 +202,7 @@ impl TestApp {
             client,
             config,
             metrics_url,
+            state,
             pg_db_name,
             _dir: dir,
         }
@@ -213,7 +217,7 @@ impl TestApp {
     pub async fn with_demo_and(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         let app = Self::spawn_with(backend, extra).await;
         assert!(
-            cholang::catalog::demo::load_if_empty(&app.db)
+            cholang::demo::catalog::load_if_empty(&app.db)
                 .await
                 .unwrap()
         );
@@ -224,7 +228,7 @@ impl TestApp {
     /// The demo market with its own past events (the open proposal) treated as already
     /// announced, so a test sees only the notices of what it does.
     pub async fn quiet_demo(&self) {
-        cholang::catalog::demo::load_if_empty(&self.db)
+        cholang::demo::catalog::load_if_empty(&self.db)
             .await
             .unwrap();
         sqlx::query("UPDATE notice_events SET expanded_at = 1 WHERE expanded_at IS NULL")
@@ -466,7 +470,7 @@ impl TestApp {
     /// The demo admin accepts a shop onto its village's board.
     pub async fn accept_shop(&self, slug: &str) {
         let admin = self
-            .api_login(cholang::catalog::demo::ADMIN_EMAIL, PW)
+            .api_login(cholang::demo::catalog::ADMIN_EMAIL, PW)
             .await;
         let (s, body) = self
             .api(
@@ -584,7 +588,7 @@ pub fn location(r: &Response) -> String {
         .unwrap_or_default()
 }
 
-pub const PW: &str = cholang::catalog::demo::DEMO_PASSWORD;
+pub const PW: &str = cholang::demo::catalog::DEMO_PASSWORD;
 pub const HANH: &str = "0912000101"; // Màn tuyn Bà Hạnh, Phú Đôi
 pub const HUONG: &str = "0912000102"; // Màn Phú Đôi Thanh Hương
 pub const DUC: &str = "0912000103"; // Đồ gỗ Minh Đức

@@ -1,7 +1,7 @@
 //! `cholang import`: idempotent, all-or-nothing, every bad line reported — through the real
 //! binary and the library.
 
-use cholang::catalog::import::{ImportFailure, import_bytes};
+use cholang::import::{ImportFailure, import_bytes};
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -38,7 +38,7 @@ async fn counts(app: &TestApp) -> [i64; 5] {
 }
 
 /// (villages, shops, items, products) a report says it created.
-fn created(r: &cholang::catalog::import::ImportReport) -> (u32, u32, u32, u32) {
+fn created(r: &cholang::import::ImportReport) -> (u32, u32, u32, u32) {
     (
         r.villages_created,
         r.shops_created,

@@ -32,7 +32,7 @@ const HOOK: &str = "moc-treo-man-inox"; // Văn Toàn, 30.000 ₫
 const STOOL: &str = "ghe-dau-go-xoan"; // Minh Đức, 120.000 ₫
 
 async fn admin(app: &TestApp) -> String {
-    app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await
+    app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await
 }
 
 /// (payment code, order codes)
@@ -174,7 +174,7 @@ async fn refunds_never_exceed_what_came_in(b: Backend) {
         assert_eq!(o["refundable_vnd"], 10_000, "each at most what came: {a}");
     }
     // On the reconciliation page, the same amount.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(page.contains(&pay) && page.contains("10.000 ₫"), "page");
@@ -273,7 +273,7 @@ async fn a_broken_ledger_rule_is_seen_in_production(b: Backend) {
             .starts_with("shop_available below zero"),
         "{v}"
     );
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     for page in ["/quan-tri/doi-soat", "/quan-tri/chi-tra", "/"] {
         let html = app.page(page).await;
@@ -573,7 +573,7 @@ async fn csv_cells_are_never_formulas(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{run}");
     assert_eq!(run["payouts"][0]["bank"]["bank_name"], "Agribank");
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let csv = app
         .get(&format!(
@@ -852,7 +852,7 @@ async fn a_failed_or_returned_payout_puts_the_money_back(b: Backend) {
     // The shop is free for the next run; the page offers the same, with a confirmation.
     let second = new_run().await;
     assert_ne!(second, first);
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let run_code: String = sqlx::query_scalar(
         "SELECT r.code FROM payouts p JOIN payout_runs r ON r.id = p.run_id WHERE p.code = $1",
@@ -1049,7 +1049,7 @@ async fn runs_net_debts_preview_and_never_come_out_empty(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // The admin's page shows the same before any run.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/chi-tra").await;
     assert!(

@@ -33,6 +33,7 @@ mod pricing;
 mod protection;
 mod providers;
 mod reach;
+mod rules;
 mod search;
 mod seller_orders;
 mod team;

@@ -86,7 +86,7 @@ async fn a_moderator_never_accepts_their_own_shop(b: Backend) {
         .api("POST", &path, Some(&moderator), Some(accept.clone()))
         .await;
     assert_eq!(s, reqwest::StatusCode::FORBIDDEN, "{v}");
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let (s, v) = app.api("POST", &path, Some(&admin), Some(accept)).await;
     assert_eq!(s, reqwest::StatusCode::OK, "{v}");
     assert_eq!(v["shop"]["membership"], "accepted");
@@ -97,7 +97,7 @@ async fn a_moderator_never_accepts_their_own_shop(b: Backend) {
 async fn a_moderator_never_decides_their_own_proposal(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let moderator = app.api_login(MODERATOR, PW).await;
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let slug = moderators_shop(&app, &moderator).await;
     let accept = serde_json::json!({"decision": "accept", "reason": "Hộ trong thôn"});
     let (s, _) = app
@@ -230,7 +230,7 @@ async fn the_village_head_sees_who_asks_and_how_far_a_price_moves(b: Backend) {
     // Item 11: the village head's page is theirs; the admin's has no new-shop form.
     assert!(dash.contains("<h1>Việc của điều phối viên</h1>"));
     assert!(dash.contains("<summary>Mở cửa hàng của riêng bạn</summary>"));
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let admin = app.page("/quan-ly").await;
     assert!(admin.contains("<h1>Quản trị Chợ Làng</h1>"));

@@ -210,7 +210,7 @@ async fn under_split_and_over_payments_add_up(b: Backend) {
         (p["status"].as_str(), p["overpaid_vnd"].as_i64()),
         (Some("paid"), Some(50_000))
     );
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(page.contains(&code2) && page.contains("Chuyển thừa") && page.contains("50.000 ₫"));
@@ -263,7 +263,7 @@ async fn unknown_codes_wait_for_an_admin(b: Backend) {
         app.get("/quan-tri/doi-soat").await.status(),
         StatusCode::FORBIDDEN
     );
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let dash = app.page("/quan-ly").await;
     assert!(
@@ -391,7 +391,7 @@ async fn expiry_releases_stock_and_late_money_is_handled(b: Backend) {
         .await
         .unwrap();
     assert_eq!(st, "refund_due");
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(page.contains(&code2) && page.contains("Cần hoàn tiền"));
@@ -482,7 +482,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
         .submit(
             "/quan-ly/don-hang",
             &format!("/quan-ly/don-hang/{code}-2"),
-            &[("to", "refund_due"), ("confirm", "1")],
+            &[("to", "cancelled"), ("confirm", "1")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -491,7 +491,7 @@ async fn paid_orders_reach_the_seller_and_move_along(b: Backend) {
     // The admin sees the cancelled order in reconciliation and records the refund, once.
     // An overpayment on the same payment stays visible: order refunds do not hide it.
     app.transfer(70_000, &code).await;
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(

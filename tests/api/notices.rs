@@ -391,7 +391,11 @@ async fn outage_then_each_notice_delivered_once_after_restart(b: Backend) {
         )
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1400)).await;
+    // The 1 s backoff is over: the notices' due times moved back as if 1.4 s had passed.
+    sqlx::query("UPDATE notices SET run_after = run_after - 1400")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     // A new process starts and resumes the outbox.
     let fresh_db = cholang::db::Db::connect(&app.config.database_url)
         .await
@@ -430,7 +434,7 @@ async fn two_workers_deliver_each_notice_once(b: Backend) {
         .await
         .unwrap();
     for _ in 0..30 {
-        cholang::notify::store::event_now(&app.db, "test", shop)
+        cholang::notify::store::event_now(&app.db, cholang::notify::NoticeKind::Test, shop)
             .await
             .unwrap();
     }
@@ -507,7 +511,7 @@ async fn sellers_choose_channels_and_admins_retry_failures(b: Backend) {
     );
 
     // An admin sees it and retries now.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/thong-bao").await;
     assert!(page.contains("chat not found"));
@@ -559,7 +563,7 @@ async fn price_board_notices_reach_village_sellers(b: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     app.api(
         "POST",
         &format!("/proposals/{}/approve", p["proposal"]["id"]),

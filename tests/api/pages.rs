@@ -149,8 +149,11 @@ async fn a_page_is_rendered_once_for_a_crowd(b: Backend) {
         "one render for the first crowd: {seen:?}"
     );
     assert!(seen.iter().all(|h| h == "miss" || h == "hit"), "{seen:?}");
-    // Expired: one renders, the others get the kept copy or the new one.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Expired (the cache's clock moved past the page's 2 s): one renders, the others get
+    // the kept copy or the new one.
+    app.state
+        .pages
+        .advance(std::time::Duration::from_millis(2100));
     let seen: Vec<String> = crowd().await;
     assert_eq!(
         seen.iter().filter(|h| *h == "miss").count(),
@@ -167,7 +170,9 @@ async fn a_page_is_rendered_once_for_a_crowd(b: Backend) {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.state
+        .pages
+        .advance(std::time::Duration::from_millis(2100));
     let r = app.new_browser().get(app.url(path)).send().await.unwrap();
     assert_eq!(how(&r), "miss");
     assert!(r.text().await.unwrap().contains("Còn 777"));
@@ -372,7 +377,7 @@ async fn the_demo_market_has_a_picture_for_every_product(b: Backend) {
     let app = TestApp::with_demo(b).await;
     let home = app.page("/").await;
     assert!(home.contains("class=\"ph\""), "grey boxes before");
-    let n = cholang::catalog::demo_pictures::add_missing(&app.db, &app.config.photos_dir())
+    let n = cholang::demo::pictures::add_missing(&app.db, &app.config.photos_dir())
         .await
         .unwrap();
     let products = app.scalar("SELECT COUNT(*) FROM products").await;
@@ -384,7 +389,7 @@ async fn the_demo_market_has_a_picture_for_every_product(b: Backend) {
     );
     // Once: a second pass (the next start) adds nothing.
     assert_eq!(
-        cholang::catalog::demo_pictures::add_missing(&app.db, &app.config.photos_dir())
+        cholang::demo::pictures::add_missing(&app.db, &app.config.photos_dir())
             .await
             .unwrap(),
         0
@@ -402,8 +407,8 @@ async fn the_demo_market_has_a_picture_for_every_product(b: Backend) {
     assert_eq!(
         (img.width(), img.height()),
         (
-            cholang::catalog::demo_pictures::WIDTH,
-            cholang::catalog::demo_pictures::HEIGHT
+            cholang::demo::pictures::WIDTH,
+            cholang::demo::pictures::HEIGHT
         )
     );
 }

@@ -281,7 +281,7 @@ async fn deliver(app: &TestApp, token: &str, order: &str) {
 }
 
 async fn admin(app: &TestApp) -> String {
-    app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await
+    app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await
 }
 
 /// A run that finds nobody to pay is not created: 409, saying who is held and why.
@@ -461,7 +461,7 @@ async fn money_path_through_payos_with_balances_at_each_step(b: Backend) {
     let csv = csv.text().await.unwrap();
     assert!(csv.contains(&code) && csv.contains("351000"), "{csv}");
     // The admin's trial balance page.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let tb = app.page("/quan-tri/so-cai").await;
     assert!(tb.contains("Tài khoản thu hộ") && tb.contains("Phí nền tảng"));
@@ -621,7 +621,7 @@ async fn bank_app_payouts_confirmed_by_the_bank_feed(b: Backend) {
     assert_eq!(qr.amount, Some(180_000));
     assert!(qr.purpose.unwrap().contains(p1["code"].as_str().unwrap()));
     let run_code = r["code"].as_str().unwrap();
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page(&format!("/quan-tri/chi-tra/{run_code}")).await;
     assert!(page.contains("<svg") && page.contains(p1["code"].as_str().unwrap()));
@@ -899,7 +899,10 @@ async fn a_database_from_before_the_ledger_is_backfilled(b: Backend) {
     }
     restore_ledger_guards(&app, b).await;
     // Two instances starting at once: the journals are posted once.
-    let (a, b2) = tokio::join!(app.db.migrate(), app.db.migrate());
+    let (a, b2) = tokio::join!(
+        cholang::app::prepare(&app.db, &app.config),
+        cholang::app::prepare(&app.db, &app.config)
+    );
     a.unwrap();
     b2.unwrap();
     assert_eq!(balance(&app, &hanh, "man-tuyn-ba-hanh").await, expected);
@@ -916,7 +919,7 @@ async fn a_database_from_before_the_ledger_is_backfilled(b: Backend) {
     );
     // Running it again changes nothing.
     let journals = app.scalar("SELECT COUNT(*) FROM ledger_journals").await;
-    app.db.migrate().await.unwrap();
+    cholang::app::prepare(&app.db, &app.config).await.unwrap();
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM ledger_journals").await,
         journals
@@ -954,7 +957,7 @@ async fn lift_ledger_guards(app: &TestApp, b: Backend) {
 async fn restore_ledger_guards(app: &TestApp, b: Backend) {
     let sql: Vec<String> = match b {
         Backend::Sqlite => {
-            let file = include_str!("../../migrations/sqlite/0015_ledger_guards.sql");
+            let file = include_str!("../../migrations/schema/0015_ledger_guards.sql");
             APPEND_ONLY
                 .iter()
                 .map(|t| {
@@ -1329,7 +1332,7 @@ async fn money_out_that_nothing_explains_waits_for_the_admin(b: Backend) {
     assert_eq!(waiting[0]["amount_vnd"], -amount);
     assert_eq!(waiting[0]["provider_txn_id"], "OUT1-AGAIN");
     let txn = waiting[0]["id"].as_i64().unwrap();
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/doi-soat").await;
     assert!(
@@ -1731,7 +1734,7 @@ async fn the_money_page_says_what_was_sold_and_when_it_comes(b: Backend) {
     }
     let (s, _) = app.api("GET", "/ledger/movements", Some(&hanh), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app
         .page(&format!(

@@ -33,7 +33,7 @@ async fn a_production_without_a_phone_channel_says_so(b: Backend) {
     assert!(app.phone_codes("0977666777").is_empty());
     assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_codes").await, 0);
     // Nor is a household left waiting for a code that never went out.
-    cholang::catalog::demo::load_if_empty(&app.db)
+    cholang::demo::catalog::load_if_empty(&app.db)
         .await
         .unwrap();
     sqlx::query(

@@ -404,7 +404,7 @@ async fn quorum_is_configurable_per_village(b: Backend) {
     assert_eq!(p["proposal"]["status"], "approved");
 
     // An admin creates a village with its own rule; a seller may not.
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let body = json!({"name": "Quang Lãng", "commune": "Quang Lãng", "district": "Phú Xuyên", "province": "Hà Nội", "quorum_min_yes": 5, "quorum_percent": 60, "proposal_days": 10});
     let (s, _) = app
         .api("POST", "/villages", Some(&duc), Some(body.clone()))
@@ -693,7 +693,7 @@ async fn small_villages_can_still_decide(b: Backend) {
     assert_eq!(item_price(&app, "chuyen-my", name).await, 180_000);
     // The admin's dashboard: the proposal marked as waiting for them, and the village
     // without a moderator.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let dash = app.page("/quan-ly").await;
     assert!(dash.contains("Làng chưa có điều phối viên"));

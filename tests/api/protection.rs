@@ -306,7 +306,7 @@ async fn a_request_freezes_release_and_each_outcome_posts_its_journals(b: Backen
     let app = TestApp::with_demo(b).await;
     let hanh = app.api_login(HANH, PW).await;
     let moderator = app.api_login(MODERATOR, PW).await;
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     // A: damaged, 60.000 of 180.000 asked; the seller replies, the buyer escalates, the
     // village moderator decides a partial refund.
     let a = paid(&app, NET).await;

@@ -81,7 +81,7 @@ async fn payos_link_and_webhook(b: Backend) {
         ],
     )
     .await;
-    cholang::catalog::demo::load_if_empty(&app.db)
+    cholang::demo::catalog::load_if_empty(&app.db)
         .await
         .unwrap();
     let (s, c) = app
@@ -184,7 +184,7 @@ async fn payos_link_and_webhook(b: Backend) {
         ],
     )
     .await;
-    cholang::catalog::demo::load_if_empty(&down.db)
+    cholang::demo::catalog::load_if_empty(&down.db)
         .await
         .unwrap();
     let (s, e) = down
@@ -222,7 +222,7 @@ async fn stripe_session_and_webhook(b: Backend) {
         ],
     )
     .await;
-    cholang::catalog::demo::load_if_empty(&app.db)
+    cholang::demo::catalog::load_if_empty(&app.db)
         .await
         .unwrap();
     let (s, c) = app

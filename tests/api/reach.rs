@@ -44,7 +44,7 @@ async fn a_shop_no_channel_reaches_is_shown_to_the_admin(b: Backend) {
             .await,
         1
     );
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let page = app.page("/quan-tri/thong-bao").await;
     assert!(page.contains("Đồ gỗ Minh Đức</a> không nhận được đơn hàng mới đã thanh toán"));

@@ -42,7 +42,7 @@ async fn sellers_work_their_orders_from_tabs(b: Backend) {
         .submit(
             "/quan-ly/don-hang",
             &format!("/quan-ly/don-hang/{order}"),
-            &[("to", "refund_due")],
+            &[("to", "cancelled")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);

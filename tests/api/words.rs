@@ -169,7 +169,7 @@ async fn telegram_takes_a_numeric_chat_id_only(b: Backend) {
 
 async fn empty_sections_say_so(b: Backend) {
     let app = TestApp::with_demo(b).await;
-    let admin = app.api_login(cholang::catalog::demo::ADMIN_EMAIL, PW).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
     let (s, v) = app
         .api(
             "POST",
@@ -187,7 +187,7 @@ async fn empty_sections_say_so(b: Backend) {
         "no shops, no products"
     );
     // A fresh market's reconciliation page: every empty section says so.
-    app.login_page(cholang::catalog::demo::ADMIN_EMAIL, PW)
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
         .await;
     let html = app.page("/quan-tri/doi-soat").await;
     assert_eq!(html.matches("<p>Không có.</p>").count(), 5, "{html}");
