@@ -290,7 +290,9 @@ pub async fn housekeeping_once(db: &Db, config: &Config) {
         ),
         Err(e) => tracing::warn!(error = %e, "buyer protection sweep failed"),
     }
-    if let Err(e) = crate::payouts::payos::run_once(db, config).await {
+    if let Err(e) =
+        crate::payouts::payos::run_once(db, config, crate::refund_payouts::PAYOS_BOOKS).await
+    {
         tracing::warn!(error = %e, "payOS payout follow-up failed");
     }
     if let Err(e) = crate::pricing::store::close_expired(db).await {

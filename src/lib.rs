@@ -24,6 +24,7 @@ pub mod payments;
 pub mod payouts;
 pub mod pricing;
 pub mod protection;
+pub mod refund_payouts;
 pub mod search;
 pub mod treasury;
 pub mod web;

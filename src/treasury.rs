@@ -25,7 +25,7 @@ pub async fn receive(db: &Db, t: &Incoming) -> Result<Outcome> {
             let confirmed =
                 crate::payouts::store::confirm_from_feed(&mut tx, txn_row, out, &t.description)
                     .await?
-                    || crate::payouts::refunds::confirm_from_feed(
+                    || crate::refund_payouts::confirm_from_feed(
                         &mut tx,
                         txn_row,
                         out,
@@ -43,7 +43,7 @@ pub async fn receive(db: &Db, t: &Incoming) -> Result<Outcome> {
     // A payout the bank sent back (its code in the description, its exact amount): the
     // money is the shop's again, not a buyer's.
     if crate::payouts::store::returned_from_feed(&mut tx, txn_row, t.amount, &t.description).await?
-        || crate::payouts::refunds::returned_from_feed(&mut tx, t.amount, &t.description).await?
+        || crate::refund_payouts::returned_from_feed(&mut tx, t.amount, &t.description).await?
     {
         bankfeed::set_aside(&mut tx, txn_row, false).await?;
         tx.commit().await?;

@@ -48,6 +48,8 @@ impl Role {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: UserId,
     pub email: Option<String>,
     pub phone: Option<String>,

@@ -24,6 +24,8 @@ pub struct ProductId(pub i64);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Village {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: VillageId,
     pub slug: String,
     pub name: String,
@@ -38,8 +40,12 @@ pub struct Village {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Shop {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: ShopId,
     pub slug: String,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub village_id: VillageId,
     #[serde(skip)]
     pub owner_id: Option<i64>,
@@ -104,8 +110,12 @@ impl Shop {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicShop {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: ShopId,
     pub slug: String,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub village_id: VillageId,
     pub name: String,
     pub phone: String,
@@ -137,6 +147,8 @@ pub struct ProductCard {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Photo {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: i64,
     pub file_name: String,
     pub thumb_name: String,
@@ -151,7 +163,11 @@ pub struct ProductDetail {
     pub materials: String,
     pub made_in: String,
     pub price_item_name: String,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub shop_id: ShopId,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub village_id: VillageId,
     pub photos: Vec<Photo>,
     /// GTIN-14 when the product carries a GS1 barcode.

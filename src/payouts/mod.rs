@@ -5,7 +5,6 @@
 //! `payos` talks to the payOS Payouts API and follows each payout until it settles.
 
 pub mod payos;
-pub mod refunds;
 pub use crate::domain::schedule;
 pub mod state;
 pub mod statement;

@@ -178,77 +178,73 @@ pub async fn lookup(cfg: &PayosConfig, timeout_ms: u64, code: &str) -> Answer {
     }
 }
 
-/// Which payouts a pass follows: sellers' (`payouts`) or refunds to buyers (`refund_payouts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Book {
-    Shops,
-    Refunds,
+/// A book of payouts the follow-up sends through payOS and asks about: sellers' payouts
+/// (`ShopBook`), or refunds to buyers (`refund_payouts::RefundBook`, a room above this one,
+/// handed in by whoever runs the job).
+#[async_trait::async_trait]
+pub trait Book: Sync {
+    /// Its table (`payouts`, `refund_payouts`): the same columns for what payOS needs.
+    fn table(&self) -> &'static str;
+    /// payOS accepted it under `provider_id`.
+    async fn accepted(&self, tx: &mut crate::db::Tx, id: i64, provider_id: &str) -> Result<()>;
+    /// payOS says it reached the bank.
+    async fn paid(&self, tx: &mut crate::db::Tx, id: i64) -> Result<bool>;
+    /// payOS refused it or it failed on the way.
+    async fn failed(&self, tx: &mut crate::db::Tx, id: i64, why: &str) -> Result<bool>;
 }
 
-impl Book {
-    fn table(self) -> &'static str {
-        match self {
-            Book::Shops => "payouts",
-            Book::Refunds => "refund_payouts",
-        }
+/// Sellers' payouts.
+pub struct ShopBook;
+
+#[async_trait::async_trait]
+impl Book for ShopBook {
+    fn table(&self) -> &'static str {
+        "payouts"
     }
 
-    async fn accepted(self, tx: &mut crate::db::Tx, id: i64, pid: &str) -> Result<()> {
-        match self {
-            Book::Shops => {
-                PayoutStatus::Pending
-                    .transition(PayoutStatus::Sent)
-                    .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
-                sqlx::query(
-                    "UPDATE payouts SET status = $4, provider_id = $1, updated_at = $2 WHERE id = $3 AND status = $5",
-                )
-                .bind(pid.to_string())
-                .bind(now_ms())
-                .bind(id)
-                .bind(PayoutStatus::Sent.as_str())
-                .bind(PayoutStatus::Pending.as_str())
-                .execute(&mut **tx)
-                .await?;
-                crate::notify::event(tx, crate::notify::NoticeKind::PayoutSent, id).await?;
-            }
-            Book::Refunds => {
-                super::refunds::mark_sent(tx, id, pid).await?;
-            }
-        }
+    async fn accepted(&self, tx: &mut crate::db::Tx, id: i64, pid: &str) -> Result<()> {
+        PayoutStatus::Pending
+            .transition(PayoutStatus::Sent)
+            .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!(e)))?;
+        sqlx::query(
+            "UPDATE payouts SET status = $4, provider_id = $1, updated_at = $2 WHERE id = $3 AND status = $5",
+        )
+        .bind(pid.to_string())
+        .bind(now_ms())
+        .bind(id)
+        .bind(PayoutStatus::Sent.as_str())
+        .bind(PayoutStatus::Pending.as_str())
+        .execute(&mut **tx)
+        .await?;
+        crate::notify::event(tx, crate::notify::NoticeKind::PayoutSent, id).await?;
         Ok(())
     }
 
-    async fn paid(self, tx: &mut crate::db::Tx, id: i64) -> Result<bool> {
-        match self {
-            Book::Shops => super::store::mark_paid(tx, id, None).await,
-            Book::Refunds => super::refunds::mark_paid(tx, id, None).await,
-        }
+    async fn paid(&self, tx: &mut crate::db::Tx, id: i64) -> Result<bool> {
+        super::store::mark_paid(tx, id, None).await
     }
 
-    async fn failed(self, tx: &mut crate::db::Tx, id: i64, why: &str) -> Result<bool> {
-        match self {
-            Book::Shops => super::store::mark_failed(tx, id, why).await,
-            Book::Refunds => super::refunds::mark_failed(tx, id, why).await,
-        }
+    async fn failed(&self, tx: &mut crate::db::Tx, id: i64, why: &str) -> Result<bool> {
+        super::store::mark_failed(tx, id, why).await
     }
 }
 
 /// One pass of the follow-up job: send payOS payouts not yet accepted, and ask about those
-/// accepted until they settle, for sellers' payouts and refunds to buyers alike. Each payout
-/// is claimed by pushing its next check out first (a conditional update), so two workers
-/// never handle one at once. Returns how many payouts were handled.
-pub async fn run_once(db: &Db, cfg: &Config) -> Result<usize> {
+/// accepted until they settle, for each of `books` (sellers' payouts and refunds to buyers).
+/// Each payout is claimed by pushing its next check out first (a conditional update), so
+/// two workers never handle one at once. Returns how many payouts were handled.
+pub async fn run_once(db: &Db, cfg: &Config, books: &[&dyn Book]) -> Result<usize> {
     let Some(pc) = cfg.payouts.payos.as_ref() else {
         return Ok(0);
     };
     let mut handled = 0;
-    for book in [Book::Shops, Book::Refunds] {
-        handled += run_book(db, cfg, pc, book).await?;
+    for book in books {
+        handled += run_book(db, cfg, pc, *book).await?;
     }
     Ok(handled)
 }
 
-async fn run_book(db: &Db, cfg: &Config, pc: &PayosConfig, book: Book) -> Result<usize> {
+async fn run_book(db: &Db, cfg: &Config, pc: &PayosConfig, book: &dyn Book) -> Result<usize> {
     let table = book.table();
     let now = now_ms();
     let due = sqlx::query(sqlx::AssertSqlSafe(format!(

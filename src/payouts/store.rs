@@ -563,7 +563,7 @@ pub async fn start_run(db: &Db, cfg: &Config, admin: &User, method: &str) -> Res
     tx.commit().await?;
     if method == "payos" {
         // Send right away; whatever fails transiently is retried by the follow-up job.
-        if let Err(e) = super::payos::run_once(db, cfg).await {
+        if let Err(e) = super::payos::run_once(db, cfg, &[&super::payos::ShopBook]).await {
             tracing::warn!(error = %e, "sending payouts to payOS failed; will retry");
         }
     }

@@ -172,6 +172,8 @@ impl ProposalStatus {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriceItem {
     pub id: i64,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub village_id: i64,
     pub name: String,
     pub unit: String,
@@ -181,6 +183,8 @@ pub struct PriceItem {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriceChange {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub id: i64,
     pub price_item_id: i64,
     pub item_name: String,
@@ -207,6 +211,8 @@ impl PriceChange {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Vote {
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub shop_id: i64,
     pub shop_name: String,
     pub voter: String,
@@ -218,6 +224,8 @@ pub struct Vote {
 pub struct Proposal {
     pub id: i64,
     pub price_item_id: i64,
+    /// Internal row id, never in the API (which names things by slug, code or login).
+    #[serde(skip)]
     pub village_id: i64,
     pub item_name: String,
     pub unit: String,

@@ -598,7 +598,7 @@ async fn send_refunds(
         .fetch_one(&mut **tx)
         .await?;
         if open == 0 {
-            crate::payouts::refunds::create(tx, cfg, payment, Target::Order(o), request, &account)
+            crate::refund_payouts::create(tx, cfg, payment, Target::Order(o), request, &account)
                 .await?;
         }
     }
@@ -610,7 +610,7 @@ async fn send_refunds(
     .fetch_one(&mut **tx)
     .await?;
     if open == 0 {
-        crate::payouts::refunds::create(tx, cfg, payment, Target::Payment, None, &account).await?;
+        crate::refund_payouts::create(tx, cfg, payment, Target::Payment, None, &account).await?;
     }
     Ok(())
 }

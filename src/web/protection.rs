@@ -250,7 +250,7 @@ async fn buyer_page(
     .bind(o.checkout_id)
     .fetch_optional(&st.db.pool)
     .await?;
-    let refunds = crate::payouts::refunds::of_order(&st.db, o.id)
+    let refunds = crate::refund_payouts::of_order(&st.db, o.id)
         .await?
         .into_iter()
         .map(|r| {
@@ -963,7 +963,7 @@ async fn decisions(
         });
     }
     let refunds = if user.is_admin() {
-        crate::payouts::refunds::open(&st.db)
+        crate::refund_payouts::open(&st.db)
             .await?
             .into_iter()
             .map(|r| RefundRow {
@@ -1071,10 +1071,10 @@ async fn refund_payout_form(
     verify_csrf(&st, &seed, &f.csrf)?;
     let r = match action.as_str() {
         "da-chuyen" => {
-            crate::payouts::refunds::admin_mark_paid(&st.db, &user, &code, &f.reference).await
+            crate::refund_payouts::admin_mark_paid(&st.db, &user, &code, &f.reference).await
         }
         "khong-thanh-cong" => {
-            crate::payouts::refunds::admin_mark_failed(&st.db, &user, &code, &f.reason).await
+            crate::refund_payouts::admin_mark_failed(&st.db, &user, &code, &f.reason).await
         }
         _ => Err(AppError::NotFound),
     };
@@ -1404,7 +1404,7 @@ struct RefundAccountBody {
 #[derive(Serialize, ToSchema)]
 struct RefundAccountOut {
     account: String,
-    refunds: Vec<crate::payouts::refunds::RefundPayoutView>,
+    refunds: Vec<crate::refund_payouts::RefundPayoutView>,
 }
 
 /// `PUT /requests/{id}/refund-account`: where the buyer's refunds go; whatever is owed is
@@ -1438,6 +1438,6 @@ async fn api_refund_account(
     bp::set_refund_account(&st.db, &st.config, &o, &account).await?;
     Ok(Json(RefundAccountOut {
         account: crate::payouts::masked_account(&account.bank_bin, &account.account_no),
-        refunds: crate::payouts::refunds::of_order(&st.db, o.id).await?,
+        refunds: crate::refund_payouts::of_order(&st.db, o.id).await?,
     }))
 }

@@ -320,7 +320,7 @@ async fn follow_up(app: &TestApp) {
         .await
         .unwrap();
     let cfg = app.config.clone();
-    cholang::payouts::payos::run_once(&app.db, &cfg)
+    cholang::payouts::payos::run_once(&app.db, &cfg, cholang::refund_payouts::PAYOS_BOOKS)
         .await
         .unwrap();
 }

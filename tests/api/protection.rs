@@ -684,9 +684,13 @@ async fn a_refund_goes_to_the_buyers_bank_through_payos_with_one_key(b: Backend)
             .execute(&app.db.pool)
             .await
             .unwrap();
-        cholang::payouts::payos::run_once(&app.db, &app.config)
-            .await
-            .unwrap();
+        cholang::payouts::payos::run_once(
+            &app.db,
+            &app.config,
+            cholang::refund_payouts::PAYOS_BOOKS,
+        )
+        .await
+        .unwrap();
     };
     let status = || async {
         sqlx::query_scalar::<_, String>("SELECT status FROM refund_payouts")

@@ -1,7 +1,8 @@
 //! Each rule that once lived in a handler now lives once, in its room, and the page and the
 //! API follow it alike (issue 33): a seller's moves, when buyer details show, the cart's
 //! quantities and checkout's, the registration limit, the OCOP counts, origin visibility,
-//! and a village created with its quorum.
+//! a village created with its quorum, proving a checkout by code and phone, and what a
+//! refund may record.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -17,6 +18,8 @@ on_both_backends!(
     ocop_counts_are_what_the_filter_finds_on_the_page_and_the_api,
     an_unlisted_products_origin_is_hidden_from_page_and_api,
     a_village_is_created_with_its_quorum_or_not_at_all,
+    a_checkout_is_proven_alike_and_tries_count_together,
+    the_refund_shown_is_the_refund_recorded,
 );
 
 /// The code of the order of `shop` in a checkout's answer.
@@ -389,4 +392,107 @@ async fn a_village_is_created_with_its_quorum_or_not_at_all(b: Backend) {
     .await
     .unwrap();
     assert_eq!((min_yes, percent, days), (4, 40, 5));
+}
+
+async fn lookup_page(app: &TestApp, code: &str, phone: &str) -> reqwest::Response {
+    app.submit(
+        "/tra-cuu-don",
+        "/tra-cuu-don",
+        &[("code", code), ("phone", phone)],
+    )
+    .await
+}
+
+async fn a_checkout_is_proven_alike_and_tries_count_together(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let (pay, _, _) = paid_pair(&app, false).await;
+    let api = |phone: &'static str| {
+        let pay = pay.clone();
+        let app = &app;
+        async move {
+            app.api(
+                "POST",
+                "/orders/lookup",
+                None,
+                Some(json!({"code": pay, "phone": phone})),
+            )
+            .await
+            .0
+        }
+    };
+    // The right phone opens it on both; a wrong one is "not found" on both.
+    let r = lookup_page(&app, &pay, "0987 654 321").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/don-hang/{pay}"));
+    assert_eq!(api("0987654321").await, StatusCode::OK);
+    let r = lookup_page(&app, &pay, "0900000000").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api("0900000001").await, StatusCode::NOT_FOUND);
+    // Wrong tries on the page and the API count against the same limit (five): after
+    // three more, even the right phone is refused on both.
+    lookup_page(&app, &pay, "0900000002").await;
+    assert_eq!(api("0900000003").await, StatusCode::NOT_FOUND);
+    assert_eq!(api("0900000004").await, StatusCode::NOT_FOUND);
+    assert_eq!(api("0987654321").await, StatusCode::TOO_MANY_REQUESTS);
+    let r = lookup_page(&app, &pay, "0987654321").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn the_refund_shown_is_the_refund_recorded(b: Backend) {
+    let app = TestApp::with_demo(b).await;
+    let admin = app.api_login(cholang::demo::catalog::ADMIN_EMAIL, PW).await;
+    let hanh = app.api_login(HANH, PW).await;
+    let (_, order, _) = paid_pair(&app, true).await;
+    let (s, v) = app
+        .api(
+            "POST",
+            &format!("/orders/{order}/transitions"),
+            Some(&hanh),
+            Some(json!({"to": "cancelled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The API and the page show one amount that may be refunded.
+    let (_, r) = app.api("GET", "/reconciliation", Some(&admin), None).await;
+    let due = r["orders_refund_due"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["code"] == order.as_str())
+        .cloned()
+        .unwrap();
+    let refundable = due["refundable_vnd"].as_i64().unwrap();
+    assert!(refundable > 0, "{due}");
+    app.login_page(cholang::demo::catalog::ADMIN_EMAIL, PW)
+        .await;
+    let page = app.page("/quan-tri/doi-soat").await;
+    let shown = cholang::domain::money::format_vnd(refundable);
+    assert!(
+        page.contains(&order) && page.contains(&shown),
+        "the page shows {shown} for {order}"
+    );
+    // Recorded from the page: exactly that amount, and nothing more is refundable.
+    let r = app
+        .submit(
+            "/quan-tri/doi-soat",
+            "/quan-tri/doi-soat/hoan-don",
+            &[("order_code", order.as_str())],
+        )
+        .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let refunded: i64 = sqlx::query_scalar("SELECT refunded_vnd FROM orders WHERE code = $1")
+        .bind(order.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(refunded, refundable);
+    let (s, e) = app
+        .api(
+            "POST",
+            &format!("/orders/{order}/refund"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(s.is_client_error(), "a second refund is refused: {s} {e}");
 }

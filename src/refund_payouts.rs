@@ -9,8 +9,6 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::PayoutAccount;
-use super::state::PayoutStatus;
 use crate::accounts::User;
 use crate::config::Config;
 use crate::db::{Db, Tx};
@@ -19,6 +17,8 @@ use crate::domain::now_ms;
 use crate::error::{AppError, Result};
 use crate::ledger::store::{self as ledger, Refs};
 use crate::payments::refunds::Target;
+use crate::payouts::PayoutAccount;
+use crate::payouts::state::PayoutStatus;
 
 /// A refund payout as pages and the API show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -76,7 +76,7 @@ fn from_row(r: &AnyRow) -> Result<RefundPayoutView> {
                     account: account_no.clone(),
                     amount: crate::domain::Vnd::new(amount).ok(),
                     bill_number: None,
-                    purpose: Some(super::description(&code)),
+                    purpose: Some(crate::payouts::description(&code)),
                 }
                 .payload()
                 .ok()
@@ -86,8 +86,8 @@ fn from_row(r: &AnyRow) -> Result<RefundPayoutView> {
     };
     Ok(RefundPayoutView {
         id: r.try_get("id")?,
-        account: super::masked_account(&bin, &account_no),
-        bank_name: super::bank_name(&bin),
+        account: crate::payouts::masked_account(&bin, &account_no),
+        bank_name: crate::payouts::bank_name(&bin),
         account_no,
         account_name: r.try_get("account_name")?,
         code,
@@ -160,7 +160,7 @@ pub async fn create(
     let now = now_ms();
     let mut id = None;
     for _ in 0..5 {
-        let code = super::new_code_with(super::REFUND_PREFIX);
+        let code = crate::payouts::new_code_with(crate::payouts::REFUND_PREFIX);
         let r: Option<i64> = sqlx::query_scalar(
             "INSERT INTO refund_payouts (code, payment_id, order_id, request_id, method, amount_vnd,
                status, bank_bin, account_no, account_name, next_check_at, created_at, updated_at)
@@ -319,7 +319,7 @@ pub async fn confirm_from_feed(
     amount: i64,
     description: &str,
 ) -> Result<bool> {
-    for code in super::codes_with(description, super::REFUND_PREFIX) {
+    for code in crate::payouts::codes_with(description, crate::payouts::REFUND_PREFIX) {
         let r = sqlx::query(
             "SELECT id, amount_vnd FROM refund_payouts WHERE code = $1 AND status IN ('pending', 'sent')",
         )
@@ -344,7 +344,7 @@ pub async fn confirm_from_feed(
 /// An incoming transfer naming an open refund payout with its amount: the bank sent it
 /// back before it was confirmed; the refund failed and is owed again.
 pub async fn returned_from_feed(tx: &mut Tx, amount: i64, description: &str) -> Result<bool> {
-    for code in super::codes_with(description, super::REFUND_PREFIX) {
+    for code in crate::payouts::codes_with(description, crate::payouts::REFUND_PREFIX) {
         let r = sqlx::query(
             "SELECT id, amount_vnd FROM refund_payouts WHERE code = $1 AND status IN ('pending', 'sent')",
         )
@@ -428,3 +428,30 @@ pub async fn admin_mark_failed(
     tx.commit().await?;
     by_code(db, code).await
 }
+
+/// Refunds to buyers as a book the payOS follow-up sends and asks about
+/// (`payouts::payos::run_once`).
+pub struct RefundBook;
+
+#[async_trait::async_trait]
+impl crate::payouts::payos::Book for RefundBook {
+    fn table(&self) -> &'static str {
+        "refund_payouts"
+    }
+
+    async fn accepted(&self, tx: &mut Tx, id: i64, provider_id: &str) -> Result<()> {
+        mark_sent(tx, id, provider_id).await.map(|_| ())
+    }
+
+    async fn paid(&self, tx: &mut Tx, id: i64) -> Result<bool> {
+        mark_paid(tx, id, None).await
+    }
+
+    async fn failed(&self, tx: &mut Tx, id: i64, why: &str) -> Result<bool> {
+        mark_failed(tx, id, why).await
+    }
+}
+
+/// Every book the payOS follow-up job runs: sellers' payouts, then refunds to buyers.
+pub const PAYOS_BOOKS: &[&dyn crate::payouts::payos::Book] =
+    &[&crate::payouts::payos::ShopBook, &RefundBook];
