@@ -11,7 +11,7 @@
 // Usage: node buyer.mjs BASE_URL SHOTS_DIR BANK_SECRET [MODES, comma separated]
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { launch, watchCsp, checkPage, bankTransfer } from './checks.mjs';
+import { launch, screenshot, watchCsp, checkPage, bankTransfer } from './checks.mjs';
 
 const [base, shots, secret, modesArg] = process.argv.slice(2);
 const modes = (modesArg || 'phone,desktop,nojs,keyboard').split(',');
@@ -96,7 +96,7 @@ async function journey(browser, mode) {
   let n = 0;
   const step = async (name, resp) => {
     n += 1;
-    await page.screenshot({ path: `${shots}/${mode}-${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
+    await screenshot(page, `${shots}/${mode}-${String(n).padStart(2, '0')}-${name}.png`);
     const checked = await checkPage(page, `${mode} ${name} (${new URL(page.url()).pathname})`, await resp.body(), csp, mode === 'nojs');
     failures.push(...checked.failures);
   };

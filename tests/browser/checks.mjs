@@ -13,6 +13,23 @@ const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'
 export const MAX_WEIGHT = 60 * 1024;
 const cssSizes = new Map();
 
+// A full-page screenshot for the record. Chromium now and then answers "Unable to capture
+// screenshot" under load: it is tried three times, then noted and skipped, since a picture
+// is evidence, not a check (every check runs on the page itself).
+export async function screenshot(page, path) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.screenshot({ path, fullPage: true });
+      return;
+    } catch (e) {
+      if (attempt >= 3) {
+        console.error(`screenshot skipped (${path}): ${String(e.message).split('\n')[0]}`);
+        return;
+      }
+    }
+  }
+}
+
 export function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

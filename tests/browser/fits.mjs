@@ -7,7 +7,7 @@
 // JOURNEYS_JSON: [{"name", "login": [login, password] | null, "paths": ["/", …],
 //   "max_weight": bytes (optional: a reference page such as /api/docs may weigh more)}, …]
 import fs from 'node:fs';
-import { launch, watchCsp, overflow, checkPage } from './checks.mjs';
+import { launch, screenshot, watchCsp, overflow, checkPage } from './checks.mjs';
 
 const [base, shots, journeysJson] = process.argv.slice(2);
 const journeys = JSON.parse(journeysJson);
@@ -33,7 +33,7 @@ try {
         const r = await page.goto(`${base}${path}`);
         visited += 1;
         const where = `${width} px ${j.name} ${path}`;
-        await page.screenshot({ path: `${shots}/${width}-${j.name}-${path.replace(/[^a-z0-9]+/gi, '_')}.png`, fullPage: true });
+        await screenshot(page, `${shots}/${width}-${j.name}-${path.replace(/[^a-z0-9]+/gi, '_')}.png`);
         if (r.status() >= 500) failures.push(`${where}: HTTP ${r.status()}`);
         if (width === 390) {
           const checked = await checkPage(page, where, await r.body(), csp, false, j.max_weight || undefined);

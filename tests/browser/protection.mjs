@@ -5,7 +5,7 @@
 // checks.mjs and a screenshot. Without JavaScript too (mode "nojs").
 // Usage: node protection.mjs BASE_URL SHOTS_DIR CONFIRM_LINK REQUEST_LINK PHOTO_PATH [MODE]
 import fs from 'node:fs';
-import { launch, watchCsp, checkPage } from './checks.mjs';
+import { launch, screenshot, watchCsp, checkPage } from './checks.mjs';
 
 const [base, shots, confirmLink, requestLink, photo, modeArg] = process.argv.slice(2);
 const mode = modeArg || 'phone';
@@ -29,7 +29,7 @@ try {
   let n = 0;
   const step = async (name, resp) => {
     n += 1;
-    await page.screenshot({ path: `${shots}/${mode}-${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
+    await screenshot(page, `${shots}/${mode}-${String(n).padStart(2, '0')}-${name}.png`);
     const checked = await checkPage(page, `${mode} ${name} (${new URL(page.url()).pathname})`, await resp.body(), csp, mode === 'nojs');
     failures.push(...checked.failures);
   };

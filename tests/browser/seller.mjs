@@ -10,7 +10,7 @@
 //   "photo": path of a PNG, "order": a paid order of the seller's shop, "assign": {"payment",
 //   "description" of an unmatched transfer}, "telegram_chat"}
 import fs from 'node:fs';
-import { launch, watchCsp, checkPage } from './checks.mjs';
+import { launch, screenshot, watchCsp, checkPage } from './checks.mjs';
 
 const [base, shots, setupJson] = process.argv.slice(2);
 const setup = JSON.parse(setupJson);
@@ -41,7 +41,7 @@ async function person(who) {
     // Each step: a screenshot, then every check.
     async step(name, resp) {
       n += 1;
-      await page.screenshot({ path: `${shots}/${tag}-${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
+      await screenshot(page, `${shots}/${tag}-${String(n).padStart(2, '0')}-${name}.png`);
       const checked = await checkPage(page, `${tag} ${name} (${new URL(page.url()).pathname})`, await resp.body(), csp);
       failures.push(...checked.failures);
     },

@@ -12,7 +12,7 @@
 //   "helper", "household": {"name", "phone", "shop"}, "helped_owner", "helped_product"}
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, watchCsp, checkPage } from './checks.mjs';
+import { launch, screenshot, watchCsp, checkPage } from './checks.mjs';
 
 const [base, shots, setupJson] = process.argv.slice(2);
 const setup = JSON.parse(setupJson);
@@ -72,7 +72,7 @@ async function visitor() {
     context,
     async step(name, resp) {
       n += 1;
-      await page.screenshot({ path: `${shots}/team-${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
+      await screenshot(page, `${shots}/team-${String(n).padStart(2, '0')}-${name}.png`);
       const checked = await checkPage(page, `${name} (${new URL(page.url()).pathname})`, await resp.body(), csp);
       failures.push(...checked.failures);
     },
