@@ -1,7 +1,7 @@
 //! Buyer protection: the money of an order waits until the buyer has the goods (the rule is
 //! `orders::release`); a buyer confirms receipt, extends the window once, or raises a
 //! return/refund request; the seller answers; the village moderator or an admin decides;
-//! refunds are paid to the buyer's bank (`payouts::refunds`). The request's life is a pure
+//! refunds are paid to the buyer's bank (`refund_payouts`). The request's life is a pure
 //! state machine here; `store` applies it.
 
 pub mod store;
