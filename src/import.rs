@@ -85,6 +85,9 @@ pub struct ImportReport {
     pub products_created: u32,
     pub products_updated: u32,
     pub rows_unchanged: u32,
+    /// Indexes set aside during a bulk load and built again before the commit.
+    #[serde(skip)]
+    pub indexes_rebuilt: u32,
 }
 
 impl ImportReport {
@@ -575,11 +578,13 @@ struct NewItem {
     price: i64,
 }
 
-/// A product to write. Its item is the one named as the product in its village, found by
-/// the statement itself: the item may be written in the same batch.
+/// A product to write. Its item is the one named as the product in its village: `item` when
+/// the database held it before the import, else the one this batch writes, else (an item an
+/// earlier batch wrote) found by the statement itself.
 struct NewProduct {
     shop: i64,
     village: i64,
+    item: i64,
     base: Slug,
     shop_name: String,
     name: String,
@@ -687,22 +692,78 @@ struct Writer {
     backend: Backend,
     now: i64,
     changed: HashMap<i64, Changed>,
+    /// The items the batch being written created: (village, name) → id.
+    batch_items: HashMap<(i64, String), i64>,
+    /// Products the catalogue held before the import, and those written since.
+    held: i64,
+    written: usize,
+    set_aside_after: usize,
+    /// Indexes set aside for a bulk load: the statements that build them again.
+    set_aside: Option<Vec<String>>,
 }
+
+/// Indexes no statement of an import reads: a large import into an (almost) empty catalogue
+/// builds them once at the end, sorted, instead of inserting each row into each of them
+/// (unique keys the import checks against, slugs and names, stay throughout).
+pub const SET_ASIDE: [&str; 4] = [
+    "products_price_item_idx",
+    "products_created_idx",
+    "products_gtin_key",
+    "price_changes_item_idx",
+];
+
+/// An import sets those indexes aside after writing this many products into a catalogue that
+/// held fewer. On PostgreSQL, dropping an index locks its table until the commit: a first load
+/// makes pages wait, a catalogue in use is never locked this way.
+const SET_ASIDE_AFTER: usize = 50_000;
 
 impl Writer {
     async fn run(
         mut self,
         mut batches: tokio::sync::mpsc::Receiver<Batch>,
-    ) -> Result<HashMap<i64, Changed>> {
+    ) -> Result<(HashMap<i64, Changed>, Vec<String>)> {
         while let Some(batch) = batches.recv().await {
             self.write(batch).await?;
         }
-        Ok(self.changed)
+        Ok((self.changed, self.set_aside.unwrap_or_default()))
+    }
+
+    /// Drop the indexes in `SET_ASIDE` once a bulk load into a near-empty catalogue is under
+    /// way, keeping each one's own definition to build it again before the commit.
+    async fn maybe_set_aside(&mut self, tx: &mut Tx) -> Result<()> {
+        if self.set_aside.is_some()
+            || self.written < self.set_aside_after
+            || self.held >= self.set_aside_after as i64
+        {
+            return Ok(());
+        }
+        let definition = match self.backend {
+            Backend::Sqlite => "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = $1",
+            Backend::Postgres => {
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1"
+            }
+        };
+        let mut again = Vec::new();
+        for name in SET_ASIDE {
+            let sql: Option<String> = sqlx::query_scalar(definition)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(sql) = sql {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
+                    .execute(&mut **tx)
+                    .await?;
+                again.push(sql);
+            }
+        }
+        self.set_aside = Some(again);
+        Ok(())
     }
 
     async fn write(&mut self, batch: Batch) -> Result<()> {
         let tx = self.tx.clone();
         let mut tx = tx.lock().await;
+        self.batch_items.clear();
         for chunk in batch.items.chunks(BATCH) {
             self.insert_items(&mut tx, chunk).await?;
         }
@@ -721,7 +782,9 @@ impl Writer {
             }
         }
         for chunk in batch.products.chunks(BATCH) {
+            self.maybe_set_aside(&mut tx).await?;
             self.insert_products(&mut tx, chunk).await?;
+            self.written += chunk.len();
         }
         for u in &batch.updates {
             sqlx::query(
@@ -772,10 +835,10 @@ impl Writer {
             .collect();
         let sql = format!(
             "INSERT INTO price_items (village_id, name, unit, price_vnd, created_at, updated_at)
-             VALUES {} RETURNING id, price_vnd",
+             VALUES {} RETURNING id, price_vnd, village_id, name",
             rows.join(", ")
         );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(sql));
         for it in chunk {
             q = q
                 .bind(it.village)
@@ -783,7 +846,15 @@ impl Writer {
                 .bind(it.unit.clone())
                 .bind(it.price);
         }
-        let written = q.fetch_all(&mut **tx).await?;
+        let written: Vec<(i64, i64)> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(id, price, village, name)| {
+                self.batch_items.insert((village, name), id);
+                (id, price)
+            })
+            .collect();
         let mut marks = Marks::new(self.backend);
         let rows: Vec<String> = written
             .iter()
@@ -856,14 +927,29 @@ impl Writer {
         let slugs = self.slugs(tx, chunk).await?;
         let mut marks = Marks::new(self.backend);
         let now = self.now;
-        let rows: Vec<String> = chunk
+        // Each product's item id when known here; `None`: the statement finds it by name.
+        let items: Vec<Option<i64>> = chunk
             .iter()
-            .map(|_| {
+            .map(|p| {
+                (p.item != 0)
+                    .then_some(p.item)
+                    .or_else(|| self.batch_items.get(&(p.village, p.name.clone())).copied())
+            })
+            .collect();
+        let rows: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let head = marks.take(2);
+                let item = match item {
+                    Some(_) => marks.take(1),
+                    None => format!(
+                        "(SELECT id FROM price_items WHERE village_id = {} AND name = {})",
+                        marks.take(1),
+                        marks.take(1)
+                    ),
+                };
                 format!(
-                    "({}, (SELECT id FROM price_items WHERE village_id = {} AND name = {}), {}, '', '', {}, 1, {now}, {now}, {})",
-                    marks.take(2),
-                    marks.take(1),
-                    marks.take(1),
+                    "({head}, {item}, {}, '', '', {}, 1, {now}, {now}, {})",
                     marks.take(5),
                     marks.take(2),
                     marks.take(3)
@@ -878,12 +964,13 @@ impl Writer {
             rows.join(", ")
         );
         let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
-        for (p, slug) in chunk.iter().zip(slugs) {
+        for ((p, slug), item) in chunk.iter().zip(slugs).zip(items) {
+            q = q.bind(slug).bind(p.shop);
+            q = match item {
+                Some(id) => q.bind(id),
+                None => q.bind(p.village).bind(p.name.clone()),
+            };
             q = q
-                .bind(slug)
-                .bind(p.shop)
-                .bind(p.village)
-                .bind(p.name.clone())
                 .bind(p.name.clone())
                 .bind(p.description.clone())
                 .bind(p.category.clone())
@@ -1211,6 +1298,7 @@ impl Import {
                 self.batch.products.push(NewProduct {
                     shop,
                     village,
+                    item: before.item.map(|i| i.id).unwrap_or(0),
                     base: read.slug.clone(),
                     shop_name: r.shop.clone(),
                     name: r.product.clone(),
@@ -1292,6 +1380,32 @@ pub async fn import_reader<R: std::io::Read + Send + 'static>(
     input: R,
     province: &str,
 ) -> std::result::Result<ImportReport, ImportFailure> {
+    import_tuned(db, input, province, Tuning::default()).await
+}
+
+/// Knobs of an import that change how it writes, never what.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Products written into a catalogue that held fewer before the indexes in `SET_ASIDE`
+    /// are dropped, to be built again before the commit.
+    pub set_aside_after: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            set_aside_after: SET_ASIDE_AFTER,
+        }
+    }
+}
+
+/// `import_reader` with its knobs set.
+pub async fn import_tuned<R: std::io::Read + Send + 'static>(
+    db: &Db,
+    input: R,
+    province: &str,
+    tuning: Tuning,
+) -> std::result::Result<ImportReport, ImportFailure> {
     let db_error = |e: sqlx::Error| ImportFailure::Db(e.into());
     let mut reader = reader(input);
     let layout = Layout::header(&mut reader).map_err(|e| ImportFailure::BadRows(vec![e]))?;
@@ -1306,6 +1420,10 @@ pub async fn import_reader<R: std::io::Read + Send + 'static>(
         .await
         .map_err(db_error)?;
     }
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
     let tx: SharedTx = Arc::new(tokio::sync::Mutex::new(tx));
     let now = now_ms();
     let (to_writer, batches) = tokio::sync::mpsc::channel(WRITE_AHEAD);
@@ -1315,6 +1433,11 @@ pub async fn import_reader<R: std::io::Read + Send + 'static>(
             backend: db.backend,
             now,
             changed: HashMap::new(),
+            batch_items: HashMap::new(),
+            held,
+            written: 0,
+            set_aside_after: tuning.set_aside_after,
+            set_aside: None,
         }
         .run(batches),
     );
@@ -1354,7 +1477,7 @@ pub async fn import_reader<R: std::io::Read + Send + 'static>(
     } = import;
     drop((to_writer, rows, checker_tx));
     // The writer's own error first: a checker that found the writer gone says only that.
-    let changed = writer
+    let (changed, set_aside) = writer
         .await
         .map_err(|e| ImportFailure::Db(AppError::Internal(anyhow::anyhow!("import writer: {e}"))))?
         .map_err(ImportFailure::Db)?;
@@ -1376,6 +1499,14 @@ pub async fn import_reader<R: std::io::Read + Send + 'static>(
         ))));
     };
     let mut tx = tx.into_inner();
+    let mut report = report;
+    report.indexes_rebuilt = set_aside.len() as u32;
+    for sql in set_aside {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
     queue_search(&mut tx, changed)
         .await
         .map_err(ImportFailure::Db)?;

@@ -13,6 +13,7 @@ on_both_backends!(
     a_large_import_leaves_fresh_planner_statistics,
     an_imported_ocop_product_can_be_edited,
     a_file_larger_than_a_batch_is_written_whole_or_not_at_all,
+    a_bulk_load_builds_its_indexes_again_before_the_commit,
 );
 
 const HEADER: &str = "village,commune,district,shop,shop_phone,shop_email,product,description,category,price_vnd,unit,stock,ocop_stars\n";
@@ -380,4 +381,99 @@ async fn a_file_larger_than_a_batch_is_written_whole_or_not_at_all(b: Backend) {
         slugs,
         vec!["ao-dai-lua", "ao-dai-lua-co-so-1", "ao-dai-lua-2"]
     );
+}
+
+/// The indexes an import may set aside, each with its definition as the database gives it.
+async fn set_aside_indexes(app: &TestApp) -> Vec<(String, String)> {
+    let sql = match app.db.backend {
+        cholang::db::Backend::Sqlite => {
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ($1, $2, $3, $4) ORDER BY name"
+        }
+        cholang::db::Backend::Postgres => {
+            "SELECT indexname::text, indexdef FROM pg_indexes WHERE indexname IN ($1, $2, $3, $4) ORDER BY indexname"
+        }
+    };
+    let mut q = sqlx::query_as::<_, (String, String)>(sql);
+    for name in cholang::import::SET_ASIDE {
+        q = q.bind(name);
+    }
+    q.fetch_all(&app.db.pool).await.unwrap()
+}
+
+/// Issue 34, item 2: a bulk load into an empty catalogue builds the indexes no import
+/// statement reads once at the end; they come back exactly as the schema made them, and a
+/// load that fails after dropping them leaves them as they were.
+async fn a_bulk_load_builds_its_indexes_again_before_the_commit(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let before = set_aside_indexes(&app).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+    let tuning = cholang::import::Tuning {
+        set_aside_after: 1_000,
+    };
+    let file = |village: &str| {
+        let mut csv = HEADER.to_string();
+        for i in 0..2_600 {
+            csv.push_str(&format!(
+                "{village},Đại Thắng,Phú Xuyên,Cơ sở {s},09120003{s:02},,Chổi tre mẫu {i},Chổi tre,Đồ tre,45000,cái,5,\n",
+                s = i % 20,
+            ));
+        }
+        csv
+    };
+    // A bad last row: the batches before it were written with the indexes dropped.
+    let mut bad = file("Phú Đôi");
+    bad.push_str(
+        "Phú Đôi,Đại Thắng,Phú Xuyên,Cơ sở 1,0912000301,,Chổi tre mẫu 1,Chổi tre,Đồ tre,0,cái,5,\n",
+    );
+    let failed = cholang::import::import_tuned(
+        &app.db,
+        std::io::Cursor::new(bad.into_bytes()),
+        "Hà Nội",
+        tuning,
+    )
+    .await;
+    assert!(
+        matches!(failed, Err(ImportFailure::BadRows(_))),
+        "{failed:?}"
+    );
+    assert_eq!(counts(&app).await, [0, 0, 0, 0, 0]);
+    assert_eq!(set_aside_indexes(&app).await, before);
+
+    let report = cholang::import::import_tuned(
+        &app.db,
+        std::io::Cursor::new(file("Phú Đôi").into_bytes()),
+        "Hà Nội",
+        tuning,
+    )
+    .await
+    .map_err(|e| e.to_string())
+    .unwrap();
+    assert_eq!(report.products_created, 2_600);
+    assert_eq!(report.indexes_rebuilt, 4, "{report:?}");
+    assert_eq!(set_aside_indexes(&app).await, before);
+    // The rebuilt indexes hold every row: a lookup through each finds what a scan finds.
+    let item: i64 = app.scalar("SELECT MIN(price_item_id) FROM products").await;
+    let on_item: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE price_item_id = $1")
+        .bind(item)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(on_item, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM products WHERE created_at > 0")
+            .await,
+        2_600
+    );
+    // A second file into the catalogue that now holds more: nothing is set aside.
+    let more = cholang::import::import_tuned(
+        &app.db,
+        std::io::Cursor::new(file("Chuyên Mỹ").into_bytes()),
+        "Hà Nội",
+        tuning,
+    )
+    .await
+    .map_err(|e| e.to_string())
+    .unwrap();
+    assert_eq!((more.products_created, more.indexes_rebuilt), (2_600, 0));
+    assert_eq!(set_aside_indexes(&app).await, before);
 }
