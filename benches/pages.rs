@@ -8,6 +8,10 @@
 //! a server (a fresh database is made and dropped). The app is the real release binary
 //! (`cholang serve`, its defaults: logs at info, embedded search index).
 //!
+//! Besides the fixed pages: product pages asked at random across the catalogue (the long
+//! tail, most requests missing the one-second page cache), and the same with the page cache
+//! off (`PAGE_CACHE_MS=0`, a second server on the same database).
+//!
 //! `BENCH_PERF=1` records a `perf record -g` profile of the server under each page's load
 //! (`target/perf-<backend>-<page>.data`).
 //!
@@ -66,6 +70,19 @@ fn rotation(requests: &[(&str, String, String)], bearer: Option<&str>) -> tempfi
     lua.push_str(
         "local i = 0\nrequest = function()\n  i = i % #reqs + 1\n  local r = reqs[i]\n  \
          return wrk.format(r[1], r[2], nil, r[3])\nend\n",
+    );
+    let mut f = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
+    f.write_all(lua.as_bytes()).unwrap();
+    f
+}
+
+/// A wrk script asking `/san-pham/p-N` for N at random below `n`.
+fn random_products(n: usize) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let lua = format!(
+        "math.randomseed(os.time())\nrequest = function()\n  \
+         return wrk.format(\"GET\", \"/san-pham/p-\" .. math.random(0, {}))\nend\n",
+        n - 1
     );
     let mut f = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
     f.write_all(lua.as_bytes()).unwrap();
@@ -197,7 +214,22 @@ async fn bench_backend(
     );
     db.pool.close().await;
     let only = env_or("BENCH_ONLY", "");
-    serve_and_load(name, url, data, n, hello, &only, &[], rows).await
+    let measured = serve_and_load(name, url, data, n, hello, &only, &[], rows).await;
+    // The same long tail with the page cache off: every request a full render.
+    if "product, random".contains(&only) {
+        serve_and_load(
+            &format!("{name}, page cache off"),
+            url,
+            data,
+            n,
+            hello,
+            "product, random",
+            &[("PAGE_CACHE_MS", "0")],
+            rows,
+        )
+        .await;
+    }
+    measured
 }
 
 /// `cholang serve` on a generated database (with `env` besides), loaded page by page with
@@ -268,6 +300,20 @@ async fn serve_and_load(
             rps / hello * 100.0
         ));
         eprintln!("{}", rows.last().unwrap());
+    }
+    // The long tail: product pages asked at random across the catalogue, so most requests
+    // miss the page cache (kept 1 s) and render from the database.
+    if "product, random".contains(only) {
+        let script = random_products(n);
+        let perf = profile(child.id(), name, "product, random");
+        let (rps, p50, p99) = wrk_with(&base, Some(script.path()));
+        finish_profile(perf);
+        rows.push(format!(
+            "| {name} | product, random of {n} `/san-pham/p-N` | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
+            rps / hello * 100.0
+        ));
+        eprintln!("{}", rows.last().unwrap());
+        measured.push(("product, random", rps, p50));
     }
     if "search API, query mix".contains(only) {
         let mix: Vec<(&str, String, String)> = queries::QUERIES

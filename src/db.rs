@@ -177,6 +177,9 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
+                    // A file on this machine does not go away between queries: no ping (a
+                    // round trip to the connection's thread) before each one.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the one writer; foreign keys are off by
