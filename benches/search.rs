@@ -13,7 +13,9 @@
 //!   (engine + exact-diacritics rank + hydration from the database);
 //! - HTTP latency: the real `cholang serve` binary on loopback, `BENCH_CONCURRENCY` (default
 //!   16) clients, `BENCH_N` (default 2000) requests to `/api/v1/search`;
-//! - the server's memory: resident set and its peak (VmRSS / VmHWM) after the HTTP run.
+//! - the server's memory: resident set and its peak (VmRSS / VmHWM) after the HTTP run;
+//! - with `BENCH_MEILI_URL` (and `BENCH_MEILI_KEY`): the same documents in that Meilisearch,
+//!   each query's match count from both engines, and the same mix asked of it directly.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -103,6 +105,10 @@ fn bench_import(n: usize, rows: &mut Vec<String>) {
     let file = dir.path().join("catalogue.csv");
     std::fs::write(&file, csv(n)).unwrap();
     let csv_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+    // `BENCH_KEEP_CSV=PATH` keeps the generated file, to time `cholang import` by hand.
+    if let Ok(keep) = std::env::var("BENCH_KEEP_CSV") {
+        std::fs::copy(&file, keep).unwrap();
+    }
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("import.db").display()
@@ -183,6 +189,14 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
         ("SEARCH_CACHE_ENTRIES".into(), "0".into()),
     ]);
     let config = cholang::config::Config::load(&settings).unwrap();
+    // The one-time data steps a server runs at its first start (categories adopted from the
+    // products' own words, …), done here so the server's start below is a restart.
+    let t = Instant::now();
+    cholang::app::backfill(&db, &config).await.unwrap();
+    eprintln!(
+        "{n}: first-start data steps in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     {
         let search = Search::open(&config.search, db.clone()).unwrap();
         let docs = cholang::search::store::all_docs(&db).await.unwrap();
@@ -266,9 +280,123 @@ async fn bench_size(n: usize, rows: &mut Vec<String>) {
     }
     // HTTP: the real binary on the index just built (its settings hash matches: no rebuild),
     // once keeping no answers and once as it runs by default (answers kept until a change).
+    let mut ours = None;
     for cache in ["0", "512"] {
-        http_run(n, rows, &dir, &url, cache).await;
+        let run = http_run(n, rows, &dir, &url, cache).await;
+        ours.get_or_insert(run);
     }
+    if let Some(ours) = ours {
+        meili_run(n, rows, &config, &db, ours).await;
+    }
+}
+
+/// With `BENCH_MEILI_URL` (and `BENCH_MEILI_KEY`, its master key): the same documents put into
+/// that Meilisearch, each query's match count from both engines, and the same mix asked of
+/// Meilisearch directly (its own search request, ids only) at the same concurrency, beside our
+/// HTTP API with no answers kept (`ours`: req/s, p50 ms).
+async fn meili_run(
+    n: usize,
+    rows: &mut Vec<String>,
+    config: &cholang::config::Config,
+    db: &Db,
+    ours: (f64, f64),
+) {
+    use cholang::search::{SearchSettings, meili::Meili, store};
+    let Ok(meili_url) = std::env::var("BENCH_MEILI_URL") else {
+        return;
+    };
+    let key = std::env::var("BENCH_MEILI_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let settings = Arc::new(SearchSettings::built_in());
+    let uid = format!("cholang_bench_{}_{n}", std::process::id());
+    let meili = Arc::new(
+        Meili::new(&meili_url, key.as_deref(), &uid, settings.clone())
+            .unwrap()
+            .with_timeout(Duration::from_secs(3600)),
+    );
+    let t = Instant::now();
+    meili.prepare().await.expect("Meilisearch settings");
+    let docs = store::all_docs(db).await.unwrap();
+    meili
+        .replace_all(&docs)
+        .await
+        .expect("Meilisearch indexing");
+    assert_eq!(meili.count().await.unwrap(), docs.len() as u64);
+    drop(docs);
+    let secs = t.elapsed().as_secs_f64();
+    rows.push(format!(
+        "| {n} | Meilisearch: indexing the same documents | {:.0} docs/s ({secs:.1} s) | | |",
+        n as f64 / secs
+    ));
+    let via_meili = Search {
+        engine: meili.clone(),
+        settings,
+        db: db.clone(),
+    };
+    let embedded = Search::open(&config.search, db.clone()).unwrap();
+    let mut differ = 0;
+    for q in QUERIES {
+        let plan = via_meili.first_plan(&request(q)).unwrap();
+        let m = meili.search(&plan).await.unwrap();
+        let e = embedded.engine.search(&plan).await.unwrap();
+        eprintln!(
+            "{n}: {q}: Meilisearch {} matches, embedded {}",
+            m.total, e.total
+        );
+        differ += usize::from(m.total != e.total);
+    }
+    eprintln!(
+        "{n}: {differ} of {} queries count differently",
+        QUERIES.len()
+    );
+    let (total, conc) = load_shape();
+    let url = format!("{}/indexes/{uid}/search", meili_url.trim_end_matches('/'));
+    let bodies: Vec<String> = QUERIES
+        .iter()
+        .map(|q| {
+            let plan = via_meili.first_plan(&request(q)).unwrap();
+            meili.request_json(&plan).to_string()
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let sem = Arc::new(Semaphore::new(conc));
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for i in 0..total {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let mut req = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(bodies[i % bodies.len()].clone());
+        if let Some(k) = &key {
+            req = req.bearer_auth(k);
+        }
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap();
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.push(t.await.unwrap());
+    }
+    let rps = total as f64 / t.elapsed().as_secs_f64();
+    let p50 = pct(&mut lat, 0.5);
+    rows.push(format!(
+        "| {n} | Meilisearch directly, {conc} concurrent, the same mix | {rps:.0} req/s | {p50:.2} ms | {:.2} ms |",
+        pct(&mut lat, 0.99)
+    ));
+    rows.push(format!(
+        "| {n} | our HTTP API (no answers kept) beside Meilisearch directly | {:.2}× its req/s | {:.2}× its p50 | |",
+        ours.0 / rps,
+        ours.1 / p50
+    ));
+    meili.drop_index().await.unwrap();
 }
 
 async fn http_run(
@@ -277,7 +405,7 @@ async fn http_run(
     dir: &tempfile::TempDir,
     url: &str,
     cache: &str,
-) {
+) -> (f64, f64) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -307,14 +435,7 @@ async fn http_run(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let total = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000usize);
-    let conc = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16usize);
+    let (total, conc) = load_shape();
     let sem = Arc::new(Semaphore::new(conc));
     let t = Instant::now();
     let mut tasks = vec![];
@@ -336,6 +457,7 @@ async fn http_run(
         lat.push(t.await.unwrap());
     }
     let wall = t.elapsed().as_secs_f64();
+    let p50 = pct(&mut lat, 0.5);
     rows.push(format!(
         "| {n} | HTTP /api/v1/search, {conc} concurrent, {} | {:.0} req/s | {:.2} ms | {:.2} ms |",
         if cache == "0" {
@@ -344,7 +466,7 @@ async fn http_run(
             "answers kept (default)"
         },
         total as f64 / wall,
-        pct(&mut lat, 0.5),
+        p50,
         pct(&mut lat, 0.99)
     ));
     rows.push(format!(
@@ -354,6 +476,18 @@ async fn http_run(
     ));
     let _ = child.kill();
     let _ = child.wait();
+    (total as f64 / wall, p50)
+}
+
+/// (`BENCH_N` requests in all, default 2000; `BENCH_CONCURRENCY` at once, default 16).
+fn load_shape() -> (usize, usize) {
+    let env = |key: &str, default: usize| {
+        std::env::var(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (env("BENCH_N", 2000), env("BENCH_CONCURRENCY", 16))
 }
 
 fn main() {
