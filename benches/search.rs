@@ -360,32 +360,18 @@ async fn meili_run(
         })
         .collect();
     let client = reqwest::Client::new();
-    let sem = Arc::new(Semaphore::new(conc));
-    let t = Instant::now();
-    let mut tasks = vec![];
-    for i in 0..total {
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let mut req = client
+    let (wall, mut lat) = load(total, conc, |i| {
+        let req = client
             .post(&url)
             .header("Content-Type", "application/json")
             .body(bodies[i % bodies.len()].clone());
-        if let Some(k) = &key {
-            req = req.bearer_auth(k);
+        match &key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
         }
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let r = req.send().await.unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            r.bytes().await.unwrap();
-            drop(permit);
-            t.elapsed()
-        }));
-    }
-    let mut lat = vec![];
-    for t in tasks {
-        lat.push(t.await.unwrap());
-    }
-    let rps = total as f64 / t.elapsed().as_secs_f64();
+    })
+    .await;
+    let rps = total as f64 / wall;
     let p50 = pct(&mut lat, 0.5);
     rows.push(format!(
         "| {n} | Meilisearch directly, {conc} concurrent, the same mix | {rps:.0} req/s | {p50:.2} ms | {:.2} ms |",
@@ -436,27 +422,13 @@ async fn http_run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (total, conc) = load_shape();
-    let sem = Arc::new(Semaphore::new(conc));
-    let t = Instant::now();
-    let mut tasks = vec![];
-    for i in 0..total {
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let client = client.clone();
-        let url = format!("{base}/api/v1/search?{}", QUERIES[i % QUERIES.len()]);
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let r = client.get(url).send().await.unwrap();
-            assert!(r.status().is_success());
-            r.bytes().await.unwrap();
-            drop(permit);
-            t.elapsed()
-        }));
-    }
-    let mut lat = vec![];
-    for t in tasks {
-        lat.push(t.await.unwrap());
-    }
-    let wall = t.elapsed().as_secs_f64();
+    let (wall, mut lat) = load(total, conc, |i| {
+        client.get(format!(
+            "{base}/api/v1/search?{}",
+            QUERIES[i % QUERIES.len()]
+        ))
+    })
+    .await;
     let p50 = pct(&mut lat, 0.5);
     rows.push(format!(
         "| {n} | HTTP /api/v1/search, {conc} concurrent, {} | {:.0} req/s | {:.2} ms | {:.2} ms |",
@@ -477,6 +449,34 @@ async fn http_run(
     let _ = child.kill();
     let _ = child.wait();
     (total as f64 / wall, p50)
+}
+
+/// `total` requests made by `request(i)`, `conc` at once: (wall seconds, each one's latency).
+async fn load(
+    total: usize,
+    conc: usize,
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> (f64, Vec<Duration>) {
+    let sem = Arc::new(Semaphore::new(conc));
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for i in 0..total {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let req = request(i);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap();
+            drop(permit);
+            t.elapsed()
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.push(t.await.unwrap());
+    }
+    (t.elapsed().as_secs_f64(), lat)
 }
 
 /// (`BENCH_N` requests in all, default 2000; `BENCH_CONCURRENCY` at once, default 16).
