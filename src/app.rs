@@ -18,9 +18,10 @@ use crate::db::Db;
 
 pub use crate::web::{AppState, Shared};
 
-/// Paths whose last part is a secret (an email confirmation token): the secret never reaches
-/// a log. Signed buyer links carry theirs in the query, which is not logged.
-const SECRET_PATHS: [&str; 1] = ["/xac-nhan-email/"];
+/// Paths whose last part is a secret (an email confirmation token, GHN's webhook secret): the
+/// secret never reaches a log. Signed buyer links and GHTK's hash are in the query, which is
+/// not logged.
+const SECRET_PATHS: [&str; 2] = ["/xac-nhan-email/", "/webhooks/ghn/"];
 
 /// The path as logs show it: a secret part replaced by `…`.
 pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
@@ -274,7 +275,7 @@ pub async fn housekeeping(db: Db, config: Arc<Config>) {
 
 /// Expire unpaid payments (releasing their stock), release the money of orders whose buyer
 /// protection window is over (and escalate unanswered requests), send and follow payOS payouts, close proposals whose vote ran
-/// out, drop expired sessions and old attempt counters. Failures are logged and tried again
+/// out, ask carriers about parcels not heard of in 12 hours, drop expired sessions and old attempt counters. Failures are logged and tried again
 /// at the next tick.
 pub async fn housekeeping_once(db: &Db, config: &Config) {
     match crate::payments::store::expire_due(db).await {
@@ -297,6 +298,12 @@ pub async fn housekeeping_once(db: &Db, config: &Config) {
     }
     if let Err(e) = crate::pricing::store::close_expired(db).await {
         tracing::warn!(error = %e, "closing expired proposals failed");
+    }
+    // Parcels not heard of for 12 hours: the carrier is asked (a webhook can be lost).
+    match crate::shipments::store::poll(db, &config.carriers, crate::domain::now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(asked = n, "carriers asked about quiet parcels"),
+        Err(e) => tracing::warn!(error = %e, "shipment poll failed"),
     }
     if let Err(e) = crate::limits::rate::sweep(db).await {
         tracing::warn!(error = %e, "rate limit sweep failed");

@@ -43,6 +43,83 @@ pub struct Config {
     pub board: BoardRules,
     pub notify: NotifyConfig,
     pub search: SearchConfig,
+    pub carriers: CarriersConfig,
+}
+
+/// The platform's accounts with the carriers (GHN, GHTK) and their webhook secrets.
+#[derive(Clone, Default)]
+pub struct CarriersConfig {
+    /// `GHN_TOKEN`, `GHN_SHOP_ID`, `GHN_API_URL` (default GHN's production gateway).
+    pub ghn: Option<GhnConfig>,
+    /// `GHTK_TOKEN`, `GHTK_PARTNER_CODE`, `GHTK_API_URL`.
+    pub ghtk: Option<GhtkConfig>,
+    /// `GHN_WEBHOOK_SECRET`: the secret path segment of the URL registered with GHN.
+    pub ghn_webhook_secret: Option<String>,
+    /// `GHTK_WEBHOOK_HASH`: the `hash` in the URL registered with GHTK.
+    pub ghtk_webhook_hash: Option<String>,
+    /// How long a checkout waits for a carrier's quote (`SHIPPING_QUOTE_TIMEOUT_MS`, 3000).
+    pub quote_timeout_ms: u64,
+}
+
+#[derive(Clone)]
+pub struct GhnConfig {
+    pub token: String,
+    pub shop_id: i64,
+    pub api_url: String,
+}
+
+#[derive(Clone)]
+pub struct GhtkConfig {
+    pub token: String,
+    pub partner_code: String,
+    pub api_url: String,
+}
+
+impl CarriersConfig {
+    fn load(s: &Settings) -> anyhow::Result<CarriersConfig> {
+        let ghn = match (s.get("GHN_TOKEN"), s.get("GHN_SHOP_ID")) {
+            (Some(token), Some(shop)) if !token.is_empty() => Some(GhnConfig {
+                token: token.to_string(),
+                shop_id: shop
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("GHN_SHOP_ID must be a number"))?,
+                api_url: s
+                    .get("GHN_API_URL")
+                    .unwrap_or("https://online-gateway.ghn.vn")
+                    .trim_end_matches('/')
+                    .to_string(),
+            }),
+            (Some(t), None) if !t.is_empty() => anyhow::bail!("GHN_TOKEN needs GHN_SHOP_ID"),
+            _ => None,
+        };
+        let ghtk = match s.get("GHTK_TOKEN") {
+            Some(token) if !token.is_empty() => Some(GhtkConfig {
+                token: token.to_string(),
+                partner_code: s.get("GHTK_PARTNER_CODE").unwrap_or("").to_string(),
+                api_url: s
+                    .get("GHTK_API_URL")
+                    .unwrap_or("https://services.giaohangtietkiem.vn")
+                    .trim_end_matches('/')
+                    .to_string(),
+            }),
+            _ => None,
+        };
+        let secret = |key: &str| -> anyhow::Result<Option<String>> {
+            match s.get(key) {
+                Some(v) if v.len() < 16 => anyhow::bail!("{key} must be at least 16 characters"),
+                Some(v) => Ok(Some(v.to_string())),
+                None => Ok(None),
+            }
+        };
+        Ok(CarriersConfig {
+            ghn,
+            ghtk,
+            ghn_webhook_secret: secret("GHN_WEBHOOK_SECRET")?,
+            ghtk_webhook_hash: secret("GHTK_WEBHOOK_HASH")?,
+            quote_timeout_ms: s.parse("SHIPPING_QUOTE_TIMEOUT_MS", 3_000)?,
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -650,6 +727,7 @@ impl Config {
             payments: PaymentsConfig::load(settings)?,
             payouts: PayoutsConfig::load(settings)?,
             protection: ProtectionConfig::load(settings)?,
+            carriers: CarriersConfig::load(settings)?,
             board: {
                 let band_days: i64 = settings.parse("PRICE_BAND_DAYS", 90)?;
                 if !(1..=3650).contains(&band_days) {

@@ -129,6 +129,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "phone and team",
         include_str!("../migrations/schema/0018_phone_team.sql"),
     ),
+    (
+        19,
+        "delivery",
+        include_str!("../migrations/schema/0019_delivery.sql"),
+    ),
 ];
 
 /// One migration's SQL for `backend` (see `MIGRATIONS`).
@@ -522,6 +527,7 @@ mod tests {
                 "a8fe2aa336925cae",
                 "025fc15e37ad686c",
             ),
+            ("0019_delivery.sql", "b7524883c0848e61", "0c4a7a03afbdfb8f"),
         ];
         assert_eq!(
             MIGRATIONS.len(),

@@ -26,5 +26,7 @@ pub mod pricing;
 pub mod protection;
 pub mod refund_payouts;
 pub mod search;
+pub mod shipments;
+pub mod shipping;
 pub mod treasury;
 pub mod web;

@@ -200,6 +200,10 @@ async fn run() -> anyhow::Result<std::process::ExitCode> {
                 config.payments.use_demo_account();
             }
             if demo && cholang::demo::catalog::load_if_empty(&db).await? {
+                // Delivery: each shop's pickup commune and "tự giao" fees.
+                cholang::demo::shipping::load(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("demo shipping: {e:?}"))?;
                 // Money on every money page: a shop due, a shop held, a refund owed, a
                 // transfer nobody claimed.
                 cholang::demo::payouts::load(&db, &config)

@@ -23,6 +23,9 @@ pub struct Category {
     pub name: String,
     /// Products (listed or hidden) of the village's shops in this category.
     pub products: i64,
+    /// The parcel a product of this category makes when its seller gave no weight or size
+    /// (for carriers' quotes), set by the village's moderator.
+    pub parcel: super::Parcel,
 }
 
 /// What makes two category names the same one.
@@ -51,7 +54,7 @@ fn capitalized(s: &str) -> String {
 /// A village's categories, in alphabetical order of their folded names.
 pub async fn list(db: &Db, village: VillageId) -> Result<Vec<Category>> {
     let rows = sqlx::query(
-        "SELECT c.id, c.name, c.name_key,
+        "SELECT c.id, c.name, c.name_key, c.weight_g, c.length_cm, c.width_cm, c.height_cm,
                 (SELECT COUNT(*) FROM products p JOIN shops s ON s.id = p.shop_id
                  WHERE s.village_id = c.village_id AND p.category = c.name) AS n
          FROM categories c WHERE c.village_id = $1 ORDER BY c.name_key, c.id",
@@ -65,6 +68,7 @@ pub async fn list(db: &Db, village: VillageId) -> Result<Vec<Category>> {
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
                 products: r.try_get("n")?,
+                parcel: parcel_of(r)?,
             })
         })
         .collect()
@@ -162,7 +166,57 @@ pub async fn add(db: &Db, user: &User, village: VillageId, name: &str) -> Result
         id,
         name,
         products: 0,
+        parcel: super::Parcel::default(),
     })
+}
+
+fn parcel_of(r: &sqlx::any::AnyRow) -> Result<super::Parcel> {
+    Ok(super::Parcel {
+        weight_g: r.try_get("weight_g")?,
+        length_cm: r.try_get("length_cm")?,
+        width_cm: r.try_get("width_cm")?,
+        height_cm: r.try_get("height_cm")?,
+    })
+}
+
+async fn parcel_by_id(tx: &mut Tx, id: i64) -> Result<super::Parcel> {
+    let r = sqlx::query(
+        "SELECT weight_g, length_cm, width_cm, height_cm FROM categories WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    parcel_of(&r)
+}
+
+/// The parcel a product of this category makes by default (its moderator's numbers).
+pub async fn set_parcel(
+    db: &Db,
+    user: &User,
+    village: VillageId,
+    id: i64,
+    parcel: super::Parcel,
+) -> Result<Category> {
+    require_moderator(db, user, village).await?;
+    let mut tx = db.begin().await?;
+    category_of(&mut tx, village, id).await?;
+    sqlx::query(
+        "UPDATE categories SET weight_g = $1, length_cm = $2, width_cm = $3, height_cm = $4
+         WHERE id = $5",
+    )
+    .bind(parcel.weight_g)
+    .bind(parcel.length_cm)
+    .bind(parcel.width_cm)
+    .bind(parcel.height_cm)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    list(db, village)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(AppError::NotFound)
 }
 
 async fn category_of(tx: &mut Tx, village: VillageId, id: i64) -> Result<String> {
@@ -201,11 +255,13 @@ pub async fn rename(
         .execute(&mut *tx)
         .await?;
     let n = rename_products(&mut tx, village, &[old], &name).await?;
+    let parcel = parcel_by_id(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Category {
         id,
         name,
         products: n,
+        parcel,
     })
 }
 

@@ -174,6 +174,9 @@ pub struct ProductDetail {
     pub gtin: Option<String>,
     pub ocop_cert_no: Option<String>,
     pub ocop_cert_year: Option<i64>,
+    /// Weight and packed size, for carriers only: not in the public API.
+    #[serde(skip)]
+    pub parcel: Parcel,
     /// Set while the product asks to take a price item under another name (not listed until
     /// the village's moderator accepts), or after the moderator refused.
     pub item_request: Option<ItemRequest>,
@@ -272,6 +275,15 @@ pub struct ProductInput {
     pub ocop_cert_no: String,
     #[serde(default)]
     pub ocop_cert_year: String,
+    /// Parcel facts for carriers' quotes (grams, cm); empty for the category's defaults.
+    #[serde(default)]
+    pub weight_g: String,
+    #[serde(default)]
+    pub length_cm: String,
+    #[serde(default)]
+    pub width_cm: String,
+    #[serde(default)]
+    pub height_cm: String,
 }
 
 impl ProductInput {
@@ -290,6 +302,80 @@ impl ProductInput {
             gtin: p.gtin.clone().unwrap_or_default(),
             ocop_cert_no: p.ocop_cert_no.clone().unwrap_or_default(),
             ocop_cert_year: p.ocop_cert_year.map(|y| y.to_string()).unwrap_or_default(),
+            weight_g: text_of(p.parcel.weight_g),
+            length_cm: text_of(p.parcel.length_cm),
+            width_cm: text_of(p.parcel.width_cm),
+            height_cm: text_of(p.parcel.height_cm),
+        }
+    }
+}
+
+fn text_of(v: Option<i64>) -> String {
+    v.map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// What a parcel weighs and measures packed: grams and centimetres, each optional (a
+/// product without them takes its category's defaults, set by the village's moderator).
+/// Used for carriers' quotes and bookings; shown to nobody else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Parcel {
+    pub weight_g: Option<i64>,
+    pub length_cm: Option<i64>,
+    pub width_cm: Option<i64>,
+    pub height_cm: Option<i64>,
+}
+
+/// A parcel heavier than this goes by truck, not by a parcel carrier.
+pub const MAX_WEIGHT_G: i64 = 100_000;
+/// The longest side a parcel may have.
+pub const MAX_SIDE_CM: i64 = 300;
+
+impl Parcel {
+    /// Parse the four facts as typed ("1,2 kg" is not accepted: grams as a whole number);
+    /// problems named `{prefix}weight_g` …
+    pub fn parse(
+        weight: &str,
+        length: &str,
+        width: &str,
+        height: &str,
+        e: &mut FieldErrors,
+        prefix: &str,
+    ) -> Parcel {
+        let mut one = |field: &str, raw: &str, max: i64, what: &str| -> Option<i64> {
+            let t: String = raw
+                .trim()
+                .chars()
+                .filter(|c| !matches!(c, '.' | ' '))
+                .collect();
+            if t.is_empty() {
+                return None;
+            }
+            match t.parse::<i64>() {
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => {
+                    e.add(
+                        &format!("{prefix}{field}"),
+                        format!("{what} là số nguyên từ 1 đến {max}"),
+                    );
+                    None
+                }
+            }
+        };
+        Parcel {
+            weight_g: one("weight_g", weight, MAX_WEIGHT_G, "cân nặng (gam)"),
+            length_cm: one("length_cm", length, MAX_SIDE_CM, "chiều dài (cm)"),
+            width_cm: one("width_cm", width, MAX_SIDE_CM, "chiều rộng (cm)"),
+            height_cm: one("height_cm", height, MAX_SIDE_CM, "chiều cao (cm)"),
+        }
+    }
+
+    /// These facts, each missing one taken from `fallback`.
+    pub fn or(self, fallback: Parcel) -> Parcel {
+        Parcel {
+            weight_g: self.weight_g.or(fallback.weight_g),
+            length_cm: self.length_cm.or(fallback.length_cm),
+            width_cm: self.width_cm.or(fallback.width_cm),
+            height_cm: self.height_cm.or(fallback.height_cm),
         }
     }
 }
@@ -308,6 +394,7 @@ pub struct ProductFields {
     pub gtin: Option<crate::domain::Gtin>,
     /// (number, year) of the OCOP certificate, required with stars.
     pub ocop_cert: Option<(String, i64)>,
+    pub parcel: Parcel,
 }
 
 impl ProductFields {
@@ -383,8 +470,17 @@ impl ProductInput {
             &self.ocop_cert_year,
             ocop_untouched,
         );
+        let parcel = Parcel::parse(
+            &self.weight_g,
+            &self.length_cm,
+            &self.width_cm,
+            &self.height_cm,
+            &mut e,
+            "",
+        );
         e.into_result()?;
         Ok(ProductFields {
+            parcel,
             name: name.unwrap(),
             description: description.unwrap(),
             category: category.unwrap(),

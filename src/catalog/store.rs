@@ -778,6 +778,7 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     let row = sqlx::query(concat!(
         "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin,
                 p.ocop_cert_no, p.ocop_cert_year, p.created_at, p.item_join, p.item_join_reason,
+                p.weight_g, p.length_cm, p.width_cm, p.height_cm,
                 p.updated_at, pi.name AS price_item_name, pi.village_id
          FROM (",
         card_select!(),
@@ -802,6 +803,12 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
         gtin: row.try_get("gtin")?,
         ocop_cert_no: row.try_get("ocop_cert_no")?,
         ocop_cert_year: row.try_get("ocop_cert_year")?,
+        parcel: super::Parcel {
+            weight_g: row.try_get("weight_g")?,
+            length_cm: row.try_get("length_cm")?,
+            width_cm: row.try_get("width_cm")?,
+            height_cm: row.try_get("height_cm")?,
+        },
         item_request: match row.try_get::<Option<String>, _>("item_join")?.as_deref() {
             Some(status @ ("pending" | "refused")) => Some(super::ItemRequest {
                 status: status.to_string(),
@@ -1149,8 +1156,9 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     sqlx::query(
         "INSERT INTO products (slug, shop_id, price_item_id, name, description, category, stock,
            ocop_stars, maker, materials, made_in, search_text, active, created_at, updated_at, gtin,
-           ocop_cert_no, ocop_cert_year)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12, $13, $14, $15)",
+           ocop_cert_no, ocop_cert_year, weight_g, length_cm, width_cm, height_cm)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', 1, $12, $12, $13, $14, $15,
+           $16, $17, $18, $19)",
     )
     .bind(slug.clone())
     .bind(shop.id.0)
@@ -1167,6 +1175,10 @@ pub async fn insert_product(tx: &mut Tx, shop: &Shop, f: &ProductFields) -> Resu
     .bind(f.gtin.as_ref().map(|g| g.to_string()))
     .bind(f.ocop_cert.as_ref().map(|c| c.0.clone()))
     .bind(f.ocop_cert.as_ref().map(|c| c.1))
+    .bind(f.parcel.weight_g)
+    .bind(f.parcel.length_cm)
+    .bind(f.parcel.width_cm)
+    .bind(f.parcel.height_cm)
     .execute(&mut **tx)
     .await?;
     if fit == ItemFit::Ask {
@@ -1195,6 +1207,7 @@ pub async fn update_product(
         "UPDATE products SET name = $1, description = $2, category = $3, stock = $4, ocop_stars = $5,
            maker = $6, materials = $7, made_in = $8, price_item_id = $9, updated_at = $10, gtin = $12,
            ocop_cert_no = $13, ocop_cert_year = $14,
+           weight_g = $16, length_cm = $17, width_cm = $18, height_cm = $19,
            ocop_verified_at = CASE WHEN $15 = 1 THEN ocop_verified_at END,
            ocop_verified_by = CASE WHEN $15 = 1 THEN ocop_verified_by END
          WHERE id = $11",
@@ -1215,6 +1228,10 @@ pub async fn update_product(
     .bind(f.ocop_cert.as_ref().map(|c| c.1))
     // Other stars or another certificate: the moderator checks again.
     .bind(i64::from(f.same_ocop_claim(product)))
+    .bind(f.parcel.weight_g)
+    .bind(f.parcel.length_cm)
+    .bind(f.parcel.width_cm)
+    .bind(f.parcel.height_cm)
     .execute(&mut *tx)
     .await?;
     apply_item_fit(&mut tx, product.card.id.0, f, fit).await?;

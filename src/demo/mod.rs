@@ -7,3 +7,4 @@ pub mod origin;
 pub mod payouts;
 pub mod pictures;
 pub mod protection;
+pub mod shipping;

@@ -21,6 +21,13 @@ pub async fn seller(db: &Db, phone: &str) -> Result<User> {
 
 /// Check out `qty` of `slug` as a demo buyer: (payment code, order code, total).
 pub async fn buy(db: &Db, cfg: &Config, slug: &str, qty: i64) -> Result<(String, String, i64)> {
+    // The demo's shops deliver themselves ("tự giao"); the buyer takes that way.
+    let shop: String = sqlx::query_scalar(
+        "SELECT s.slug FROM shops s JOIN products p ON p.shop_id = s.id WHERE p.slug = $1",
+    )
+    .bind(slug.to_string())
+    .fetch_one(&db.pool)
+    .await?;
     let req = validate(
         &[RawItem {
             product_id: None,
@@ -30,11 +37,15 @@ pub async fn buy(db: &Db, cfg: &Config, slug: &str, qty: i64) -> Result<(String,
         &RawBuyer {
             name: "Chị Mai (khách thử)".into(),
             phone: "0987654321".into(),
-            address: "12 Hàng Bông, Hoàn Kiếm, Hà Nội".into(),
+            province_code: "01".into(),
+            ward_code: "00070".into(), // Phường Hoàn Kiếm
+            street: "12 Hàng Bông".into(),
             email: None,
             note: None,
+            ..Default::default()
         },
         "vietqr",
+        &[(shop, "self".to_string())].into_iter().collect(),
     )?;
     let checkout = crate::payments::service::start(db, cfg, &req, "demo").await?;
     let c = crate::orders::store::checkout_by_id(db, checkout).await?;

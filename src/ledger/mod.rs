@@ -30,6 +30,8 @@ pub enum Account {
     ShopInTransit,
     /// Owed back by a shop (a refund after its money was released or paid out).
     ShopOwed,
+    /// Shipping fees owed to the carriers the platform books with its own account.
+    CarriersPayable,
 }
 
 impl Account {
@@ -45,6 +47,7 @@ impl Account {
             Account::ShopAvailable => "shop_available",
             Account::ShopInTransit => "shop_in_transit",
             Account::ShopOwed => "shop_owed",
+            Account::CarriersPayable => "carriers_payable",
         }
     }
 
@@ -60,6 +63,7 @@ impl Account {
             "shop_available" => "Có thể rút",
             "shop_in_transit" => "Đang chuyển",
             "shop_owed" => "Cửa hàng còn nợ",
+            "carriers_payable" => "Phí vận chuyển phải trả hãng",
             _ => "",
         }
     }
@@ -256,17 +260,41 @@ pub fn fee(total: i64, bps: i64) -> i64 {
     (total * bps + 5_000) / 10_000
 }
 
+/// Who an order's shipping fee is owed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShippingPayee {
+    /// The shop delivers itself or pays its carrier: the fee is its money.
+    Shop,
+    /// The platform booked the carrier with its own account: the fee is owed to the carrier.
+    Platform,
+}
+
 /// An order's money becomes available to its shop, less the fee; whatever the shop owes is
-/// netted first.
-pub fn release(shop: i64, total: i64, bps: i64, owed: i64) -> Journal {
-    let fee = fee(total, bps);
-    let net = total - fee;
+/// netted first. The fee is taken on the goods only: `shipping` (inside `total`) goes whole
+/// to the shop, or to the carriers' account when the platform booked the carrier.
+pub fn release(
+    shop: i64,
+    total: i64,
+    shipping: i64,
+    payee: ShippingPayee,
+    bps: i64,
+    owed: i64,
+) -> Journal {
+    let shipping = shipping.clamp(0, total.max(0));
+    let fee = fee(total - shipping, bps);
+    let to_carriers = if payee == ShippingPayee::Platform {
+        shipping
+    } else {
+        0
+    };
+    let net = total - fee - to_carriers;
     let netted = owed.clamp(0, net);
     Journal::new(
         "order_released",
         vec![
             shop_line(Account::ShopPending, shop, total),
             shop_line(Account::Fees, shop, -fee),
+            shop_line(Account::CarriersPayable, shop, -to_carriers),
             shop_line(Account::ShopAvailable, shop, -(net - netted)),
             shop_line(Account::ShopOwed, shop, -netted),
         ],
@@ -429,8 +457,8 @@ mod tests {
             payment_to_refund(1, 20_000),
             order_refund(7, 180_000, false, 0),
             order_refund(7, 180_000, true, 100_000),
-            release(7, 180_000, 250, 0),
-            release(7, 180_000, 250, 30_000),
+            release(7, 180_000, 0, ShippingPayee::Shop, 250, 0),
+            release(7, 180_000, 0, ShippingPayee::Shop, 250, 30_000),
             refund_paid(70_000),
             part_refund_due(7, 40_000),
             refund_sent(40_000),
@@ -463,6 +491,46 @@ mod tests {
     }
 
     #[test]
+    fn the_fee_is_taken_on_the_goods_not_the_delivery() {
+        let j = release(7, 220_000, 40_000, ShippingPayee::Shop, 250, 0);
+        assert!(j.balanced());
+        let fees: i64 = j
+            .postings
+            .iter()
+            .filter(|p| p.account == Account::Fees)
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(fees, -4_500); // 2.5 % of 180,000
+        let available: i64 = j
+            .postings
+            .iter()
+            .filter(|p| p.account == Account::ShopAvailable)
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(available, -215_500);
+        // A refund larger than the goods leaves no fee to take.
+        assert!(
+            release(7, 30_000, 40_000, ShippingPayee::Shop, 250, 0)
+                .postings
+                .iter()
+                .all(|p| p.account != Account::Fees)
+        );
+        // Booked with the platform's carrier account: the fee is owed to the carrier.
+        let j = release(7, 220_000, 40_000, ShippingPayee::Platform, 250, 0);
+        assert!(j.balanced());
+        let of = |a: Account| -> i64 {
+            j.postings
+                .iter()
+                .filter(|p| p.account == a)
+                .map(|p| p.amount)
+                .sum()
+        };
+        assert_eq!(of(Account::CarriersPayable), -40_000);
+        assert_eq!(of(Account::ShopAvailable), -175_500);
+        assert_eq!(of(Account::Fees), -4_500);
+    }
+
+    #[test]
     fn fee_rounds_half_up_to_whole_dong() {
         assert_eq!(fee(180_000, 0), 0);
         assert_eq!(fee(180_000, 250), 4_500);
@@ -483,7 +551,7 @@ mod tests {
             .map(|p| p.amount)
             .sum();
         assert_eq!(owed, 80_000);
-        let r = release(7, 120_000, 0, 80_000);
+        let r = release(7, 120_000, 0, ShippingPayee::Shop, 0, 80_000);
         let avail: i64 = r
             .postings
             .iter()

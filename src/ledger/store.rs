@@ -380,6 +380,11 @@ pub async fn movements(
 /// The sign rules `check_invariants` applies: (rule, query of the (id, balance) that break it).
 const SIGN_RULES: &[(&str, &str)] = &[
     (
+        "carriers_payable on the wrong side (more paid to carriers than owed)",
+        "SELECT CAST(NULL AS BIGINT), CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
+         WHERE account = 'carriers_payable' HAVING SUM(amount_vnd) > 0",
+    ),
+    (
         "shop_available below zero (a shop's available money is negative)",
         "SELECT shop_id, CAST(-SUM(amount_vnd) AS BIGINT) FROM ledger_entries
          WHERE account = 'shop_available' GROUP BY shop_id HAVING SUM(amount_vnd) > 0",

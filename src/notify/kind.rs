@@ -26,10 +26,12 @@ pub enum NoticeKind {
     PayoutAccountChanged,
     Test,
     ShopMembership,
+    /// A carrier reports a parcel failed, lost or damaged (ref: the shipment).
+    ShipmentProblem,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 21] = [
+    pub const ALL: [NoticeKind; 22] = [
         NoticeKind::OrderPaid,
         NoticeKind::OrderClosed,
         NoticeKind::RefundDue,
@@ -51,6 +53,7 @@ impl NoticeKind {
         NoticeKind::PayoutAccountChanged,
         NoticeKind::Test,
         NoticeKind::ShopMembership,
+        NoticeKind::ShipmentProblem,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +79,7 @@ impl NoticeKind {
             NoticeKind::PayoutAccountChanged => "payout_account_changed",
             NoticeKind::Test => "test",
             NoticeKind::ShopMembership => "shop_membership",
+            NoticeKind::ShipmentProblem => "shipment_problem",
         }
     }
 

@@ -601,6 +601,7 @@ pub async fn notices_for(tx: &mut Tx, cfg: &Config, ev: &PendingEvent) -> Result
         NoticeKind::PayoutAccountChanged => payout_account_notices(tx, cfg, ev, &key).await,
         NoticeKind::Test => test_notices(tx, cfg, ev, &key).await,
         NoticeKind::ShopMembership => membership_notices(tx, cfg, ev, &key).await,
+        NoticeKind::ShipmentProblem => shipment_problem_notices(tx, cfg, ev, &key).await,
     }
 }
 
@@ -1383,6 +1384,60 @@ async fn membership_notices(
         link: Some((format!("{base}/quan-ly"), "Mở trang quản lý".into())),
     };
     reach_shop(tx, cfg, &shop, key, &ev.kind, &msg, None).await
+}
+
+/// A carrier reports a parcel failed, lost or damaged: the shop and the admins are told.
+async fn shipment_problem_notices(
+    tx: &mut Tx,
+    cfg: &Config,
+    ev: &PendingEvent,
+    key: &str,
+) -> Result<Vec<NewNotice>> {
+    let r = sqlx::query(
+        "SELECT o.code, o.shop_id, sh.carrier, sh.carrier_code, COALESCE(sh.carrier_status, '') AS status
+         FROM shipments sh JOIN orders o ON o.id = sh.order_id WHERE sh.id = $1",
+    )
+    .bind(ev.ref_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let code: String = r.try_get("code")?;
+    let carrier = r.try_get::<String, _>("carrier")?.to_uppercase();
+    let parcel: Option<String> = r.try_get("carrier_code")?;
+    let status: String = r.try_get("status")?;
+    let shop = shop_target(tx, r.try_get("shop_id")?).await?;
+    let what = format!(
+        "{carrier} báo đơn {code} (mã vận đơn {}) gặp sự cố: {status}.",
+        parcel.as_deref().unwrap_or("—")
+    );
+    let msg = Message {
+        subject: format!("Đơn {code} gửi {carrier} gặp sự cố"),
+        greeting: shop.greeting(),
+        lines: vec![
+            what.clone(),
+            "Hãy gọi cho hãng vận chuyển và người mua; ban quản lý Chợ Làng cũng đã được báo."
+                .into(),
+        ],
+        items: vec![],
+        total: String::new(),
+        origins: Vec::new(),
+        link: Some((
+            format!("{}/quan-ly/don-hang#don-{code}", cfg.public_url),
+            "Mở đơn hàng".into(),
+        )),
+    };
+    let mut out = reach_shop(tx, cfg, &shop, key, &ev.kind, &msg, None).await?;
+    let admin = Message {
+        greeting: "Chào ban quản lý,".into(),
+        link: None,
+        ..msg
+    };
+    out.extend(admin_notices(
+        &admins_emails(tx).await?,
+        key,
+        &ev.kind,
+        &admin,
+    )?);
+    Ok(out)
 }
 
 /// After a permanent Zalo failure, reach the shop on its other channels even if the seller

@@ -253,6 +253,7 @@ pub fn kind_words(kind: &str) -> &'static str {
         "payout_failed" => "Khoản chi không thành công",
         "payout_account_changed" => "Tài khoản nhận tiền vừa đổi",
         "shop_membership" => "Làng trả lời yêu cầu tham gia",
+        "shipment_problem" => "Đơn gửi hãng vận chuyển gặp sự cố",
         "test" => "Thông báo thử",
         _ => "Thông báo",
     }

@@ -1,11 +1,14 @@
 //! What a buyer sends at checkout, validated at the edge. Prices are never taken from the
 //! client: only product references and quantities.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::domain::text::{clean_line, clean_text};
 use crate::domain::{Email, PhoneVn};
 use crate::error::{AppError, FieldErrors};
+use crate::shipping::addresses::{Address, RawAddress};
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 1000;
@@ -51,7 +54,9 @@ pub struct RawItem {
     pub quantity: Option<serde_json::Value>,
 }
 
-/// Who pays and where the goods go.
+/// Who pays and where the goods go: a province and a ward from the lists
+/// (`GET /api/v1/addresses/provinces`) with the street, or an address typed as one text
+/// (accepted as typed; a shop that ships at a fee needs the lists).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RawBuyer {
     #[serde(default)]
@@ -60,6 +65,15 @@ pub struct RawBuyer {
     pub phone: String,
     #[serde(default)]
     pub address: String,
+    #[serde(default)]
+    #[schema(example = "01")]
+    pub province_code: String,
+    #[serde(default)]
+    #[schema(example = "10273")]
+    pub ward_code: String,
+    #[serde(default)]
+    #[schema(example = "Số 5, thôn Phú Đôi")]
+    pub street: String,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
@@ -70,7 +84,10 @@ pub struct RawBuyer {
 pub struct Buyer {
     pub name: String,
     pub phone: PhoneVn,
+    /// The address as one line: built from the lists' names, or as typed.
     pub address: String,
+    /// The address from the lists, when it was chosen there.
+    pub place: Option<Address>,
     pub email: Option<Email>,
     pub note: String,
 }
@@ -81,6 +98,8 @@ pub struct CheckoutRequest {
     pub items: Vec<(ProductRef, i64)>,
     pub buyer: Buyer,
     pub method: Method,
+    /// The way to ship chosen per shop (shop slug → option id of its quote).
+    pub shipping: BTreeMap<String, String>,
 }
 
 fn quantity(v: &Option<serde_json::Value>) -> Result<i64, String> {
@@ -131,15 +150,34 @@ pub fn validate_buyer(b: &RawBuyer, e: &mut FieldErrors, prefix: &str) -> Option
     let f = |n: &str| format!("{prefix}{n}");
     let name = e.check(&f("name"), clean_line(&b.name, "họ tên", 80));
     let phone = e.check(&f("phone"), PhoneVn::parse(&b.phone));
-    let address = e.check(
-        &f("address"),
-        clean_line(&b.address, "địa chỉ nhận hàng", 300),
-    );
-    if let Some(a) = &address
-        && a.chars().count() < 5
+    let raw_place = RawAddress {
+        province_code: b.province_code.clone(),
+        ward_code: b.ward_code.clone(),
+        street: b.street.clone(),
+    };
+    let (place, address) = if !raw_place.province_code.trim().is_empty()
+        || !raw_place.ward_code.trim().is_empty()
+        || !raw_place.street.trim().is_empty()
     {
-        e.add(&f("address"), "địa chỉ nhận hàng quá ngắn");
-    }
+        match Address::parse(&raw_place, e, prefix) {
+            Some(p) => {
+                let line = p.line();
+                (Some(Some(p)), Some(line))
+            }
+            None => (None, None),
+        }
+    } else {
+        let address = e.check(
+            &f("address"),
+            clean_line(&b.address, "địa chỉ nhận hàng", 300),
+        );
+        if let Some(a) = &address
+            && a.chars().count() < 5
+        {
+            e.add(&f("address"), "địa chỉ nhận hàng quá ngắn");
+        }
+        (Some(None), address)
+    };
     let email = match b.email.as_deref().map(str::trim) {
         None | Some("") => Some(None),
         Some(s) => e.check(&f("email"), Email::parse(s).map(Some)),
@@ -152,18 +190,14 @@ pub fn validate_buyer(b: &RawBuyer, e: &mut FieldErrors, prefix: &str) -> Option
         name: name?,
         phone: phone?,
         address: address?,
+        place: place?,
         email: email?,
         note: note?,
     })
 }
 
-/// Validate a whole checkout; every problem is named (`items[2].quantity`, `buyer.phone`).
-pub fn validate(
-    items: &[RawItem],
-    buyer: &RawBuyer,
-    method: &str,
-) -> Result<CheckoutRequest, AppError> {
-    let mut e = FieldErrors::new();
+/// The cart's lines merged by product; problems named `items[2].quantity`.
+fn lines(items: &[RawItem], e: &mut FieldErrors) -> Vec<(ProductRef, i64)> {
     if items.is_empty() {
         e.add("items", "giỏ hàng đang trống");
     }
@@ -196,6 +230,30 @@ pub fn validate(
             }
         }
     }
+    merged
+}
+
+/// What a quote needs: the cart's lines and an address from the lists.
+pub fn validate_quote(
+    items: &[RawItem],
+    to: &RawAddress,
+) -> Result<(Vec<(ProductRef, i64)>, Address), AppError> {
+    let mut e = FieldErrors::new();
+    let merged = lines(items, &mut e);
+    let to = Address::parse(to, &mut e, "address.");
+    e.into_result()?;
+    Ok((merged, to.expect("checked")))
+}
+
+/// Validate a whole checkout; every problem is named (`items[2].quantity`, `buyer.phone`).
+pub fn validate(
+    items: &[RawItem],
+    buyer: &RawBuyer,
+    method: &str,
+    shipping: &BTreeMap<String, String>,
+) -> Result<CheckoutRequest, AppError> {
+    let mut e = FieldErrors::new();
+    let merged = lines(items, &mut e);
     let buyer = validate_buyer(buyer, &mut e, "buyer.");
     let method = Method::parse(method);
     if method.is_none() {
@@ -206,6 +264,11 @@ pub fn validate(
         items: merged,
         buyer: buyer.expect("checked"),
         method: method.expect("checked"),
+        shipping: shipping
+            .iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect(),
     })
 }
 
@@ -221,6 +284,7 @@ mod tests {
             address: "Số 5, thôn Phú Đôi, Đại Thắng, Phú Xuyên".into(),
             email: None,
             note: None,
+            ..Default::default()
         }
     }
 
@@ -243,7 +307,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let r = validate(&items, &buyer(), "").unwrap();
+        let r = validate(&items, &buyer(), "", &BTreeMap::new()).unwrap();
         assert_eq!(
             r.items,
             vec![
@@ -274,8 +338,9 @@ mod tests {
             address: "x".into(),
             email: Some("nope".into()),
             note: None,
+            ..Default::default()
         };
-        let Err(AppError::Validation(f)) = validate(&items, &b, "cash") else {
+        let Err(AppError::Validation(f)) = validate(&items, &b, "cash", &BTreeMap::new()) else {
             panic!()
         };
         for k in [
@@ -289,7 +354,8 @@ mod tests {
         ] {
             assert!(f.get(k).is_some(), "{k}: {f:?}");
         }
-        let Err(AppError::Validation(f)) = validate(&[], &buyer(), "vietqr") else {
+        let Err(AppError::Validation(f)) = validate(&[], &buyer(), "vietqr", &BTreeMap::new())
+        else {
             panic!()
         };
         assert!(f.get("items").is_some());

@@ -49,13 +49,15 @@ pub async fn order_refund_due(tx: &mut Tx, order: i64) -> Result<()> {
 
 /// Release an order's money to its shop (when buyer protection says so: `orders::release`),
 /// once, less any part decided to go back to the buyer and the fee fixed on the order when
-/// it was placed (`orders.fee_bps`; `fee_override` only for
+/// it was placed (`orders.fee_bps`, on the goods: the order's shipping fee goes to the shop
+/// whole, since the seller delivers or pays the carrier; `fee_override` only for
 /// the backfill of orders from before fees).
 pub async fn release_order(tx: &mut Tx, order: i64, fee_override: Option<i64>) -> Result<bool> {
     let r = sqlx::query(
         "UPDATE orders SET released_at = $1 WHERE id = $2 AND released_at IS NULL
            AND status IN ('shipped', 'delivered')
-         RETURNING shop_id, total_vnd - refund_owed_vnd AS total_vnd, fee_bps",
+         RETURNING shop_id, total_vnd - refund_owed_vnd AS total_vnd, shipping_vnd, shipping_payee,
+           fee_bps",
     )
     .bind(now_ms())
     .bind(order)
@@ -64,6 +66,11 @@ pub async fn release_order(tx: &mut Tx, order: i64, fee_override: Option<i64>) -
     let Some(r) = r else { return Ok(false) };
     let shop: i64 = r.try_get("shop_id")?;
     let total: i64 = r.try_get("total_vnd")?;
+    let shipping: i64 = r.try_get("shipping_vnd")?;
+    let payee = match r.try_get::<Option<String>, _>("shipping_payee")?.as_deref() {
+        Some("platform") => ledger::ShippingPayee::Platform,
+        _ => ledger::ShippingPayee::Shop,
+    };
     let fee_bps = match fee_override {
         Some(bps) => bps,
         None => r.try_get::<Option<i64>, _>("fee_bps")?.unwrap_or(0),
@@ -72,7 +79,7 @@ pub async fn release_order(tx: &mut Tx, order: i64, fee_override: Option<i64>) -
     let owed = shop_sum(tx, shop, Account::ShopOwed).await?;
     post(
         tx,
-        &ledger::release(shop, total, fee_bps, owed),
+        &ledger::release(shop, total, shipping, payee, fee_bps, owed),
         Refs::order(order),
         &format!("release:order:{order}"),
         "",

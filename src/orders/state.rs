@@ -26,6 +26,9 @@ pub enum Actor {
     Admin,
     /// The buyer, proven by the receipt link or the checkout phone: confirms receipt.
     Buyer,
+    /// A carrier's status, read from its API (never a webhook's word alone): picked up,
+    /// delivered.
+    Carrier,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +100,9 @@ impl OrderStatus {
             // The seller works the order; before shipping they may still cancel (refund).
             (Paid, Actor::Seller | Actor::Admin) => &[Accepted, RefundDue],
             (Accepted, Actor::Seller | Actor::Admin) => &[Shipped, RefundDue],
+            // The carrier picked the parcel up (it may already report it delivered).
+            (Accepted, Actor::Carrier) => &[Shipped],
+            (Shipped, Actor::Carrier) => &[Delivered],
             // The seller's or the buyer's word that the goods arrived (buyer protection
             // decides when the money moves, not this).
             (Shipped, Actor::Seller | Actor::Buyer) => &[Delivered],
@@ -198,6 +204,14 @@ mod tests {
             "no cancel after shipping"
         );
         assert!(Delivered.transition(Accepted, Actor::Admin).is_err());
+        assert!(
+            Paid.transition(Shipped, Actor::Carrier).is_err(),
+            "a carrier never moves an order the seller has not accepted"
+        );
+        assert!(
+            Shipped.transition(RefundDue, Actor::Carrier).is_err(),
+            "a carrier's return goes through buyer protection"
+        );
         assert!(
             Paid.transition(Delivered, Actor::Buyer).is_err(),
             "the buyer confirms only what was shipped"

@@ -44,7 +44,12 @@ pub struct OrderView {
     pub shop_slug: String,
     pub shop_name: String,
     pub status: OrderStatus,
+    /// Goods and shipping together (what the buyer paid for this order).
     pub total_vnd: i64,
+    /// The shipping fee inside `total_vnd`, and the way to ship chosen (`self`, `ghn`,
+    /// `ghtk`); `None` when the shop set no ways to ship.
+    pub shipping_vnd: i64,
+    pub shipping_method: Option<crate::shipping::Method>,
     pub lines: Vec<LineView>,
     pub created_at: i64,
     pub checkout_id: i64,
@@ -56,7 +61,20 @@ pub struct OrderView {
 }
 
 impl OrderView {
-    /// "Gửi qua … · mã vận đơn …" once the seller said how the parcel left.
+    /// The order's total as pages show it: with its parts when a shipping fee is in it.
+    pub fn total_words(&self) -> String {
+        use crate::domain::money::format_vnd;
+        if self.shipping_vnd == 0 {
+            return format_vnd(self.total_vnd);
+        }
+        format!(
+            "{} (tiền hàng {} + phí giao hàng {})",
+            format_vnd(self.total_vnd),
+            format_vnd(self.total_vnd - self.shipping_vnd),
+            format_vnd(self.shipping_vnd)
+        )
+    }
+
     /// The carrier's public tracking page for the parcel, for carriers whose page takes the
     /// code in its address (GHN, GHTK).
     pub fn tracking_url(&self) -> Option<String> {
@@ -76,15 +94,25 @@ impl OrderView {
         }
     }
 
+    /// The way to ship the buyer chose, and "Gửi qua … · mã vận đơn …" once the seller said
+    /// how the parcel left.
     pub fn shipping_line(&self) -> String {
-        match (&self.carrier, &self.tracking_code) {
-            (None, None) => String::new(),
-            (c, t) => format!(
+        let chosen = self
+            .shipping_method
+            .map(|m| format!("Cách giao người mua chọn: {}", m.words()));
+        let sent = match (&self.carrier, &self.tracking_code) {
+            (None, None) => None,
+            (c, t) => Some(format!(
                 "Gửi qua {} · mã vận đơn {}",
                 c.as_deref().unwrap_or("—"),
                 t.as_deref().unwrap_or("—")
-            ),
-        }
+            )),
+        };
+        [chosen, sent]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ")
     }
 }
 
@@ -148,6 +176,7 @@ pub async fn release(tx: &mut Tx, product_id: i64, qty: i64) -> Result<()> {
 struct Snap {
     product_id: i64,
     shop_id: i64,
+    shop_slug: String,
     name: String,
     unit: String,
     price: i64,
@@ -230,43 +259,26 @@ async fn check_holds(tx: &mut Tx, phone: &str, limits: &HoldLimits, units: i64) 
     Ok(())
 }
 
-/// Place a checkout and one order per shop (coded `{payment_code}-N`) in the caller's
-/// transaction, reserving stock; the payment is written beside it by
-/// `payments::service::start`. The total is computed here from the agreed prices in force
-/// now.
-pub async fn place_checkout(
-    tx: &mut Tx,
-    req: &CheckoutRequest,
-    holds: &HoldLimits,
-    fee_bps: i64,
-    code: &str,
-) -> Result<Placed> {
-    let units: i64 = req.items.iter().map(|(_, q)| *q).sum();
-    check_holds(tx, req.buyer.phone.as_str(), holds, units).await?;
+/// The products of a cart as sold now (agreed price, shop), merged by product; a product no
+/// longer sold is a field error naming it.
+async fn snapshot(tx: &mut Tx, items: &[(ProductRef, i64)]) -> Result<Vec<Snap>> {
     let mut snaps: Vec<Snap> = Vec::new();
-    for (r, qty) in &req.items {
+    for (r, qty) in items {
+        const SELECT: &str = "SELECT p.id, p.shop_id, s.slug AS shop_slug, p.name, pi.unit, pi.price_vnd, p.active,
+                   CASE WHEN s.active = 1 AND s.membership = 'accepted' THEN 1 ELSE 0 END AS shop_active
+                 FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id";
         let row = match r {
             ProductRef::Id(id) => {
-                sqlx::query(
-                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active,
-                       CASE WHEN s.active = 1 AND s.membership = 'accepted' THEN 1 ELSE 0 END AS shop_active
-                     FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
-                     WHERE p.id = $1",
-                )
-                .bind(*id)
-                .fetch_optional(&mut **tx)
-                .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.id = $1")))
+                    .bind(*id)
+                    .fetch_optional(&mut **tx)
+                    .await?
             }
             ProductRef::Slug(slug) => {
-                sqlx::query(
-                    "SELECT p.id, p.shop_id, p.name, pi.unit, pi.price_vnd, p.active,
-                       CASE WHEN s.active = 1 AND s.membership = 'accepted' THEN 1 ELSE 0 END AS shop_active
-                     FROM products p JOIN price_items pi ON pi.id = p.price_item_id JOIN shops s ON s.id = p.shop_id
-                     WHERE p.slug = $1",
-                )
-                .bind(slug.clone())
-                .fetch_optional(&mut **tx)
-                .await?
+                sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE p.slug = $1")))
+                    .bind(slug.clone())
+                    .fetch_optional(&mut **tx)
+                    .await?
             }
         };
         let Some(row) = row.filter(|r| {
@@ -290,12 +302,116 @@ pub async fn place_checkout(
         snaps.push(Snap {
             product_id,
             shop_id: row.try_get("shop_id")?,
+            shop_slug: row.try_get("shop_slug")?,
             name: row.try_get("name")?,
             unit: row.try_get("unit")?,
             price: row.try_get("price_vnd")?,
             qty: *qty,
         });
     }
+    Ok(snaps)
+}
+
+/// One shop's part of a cart and its ways to ship to the buyer's address.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ShopQuote {
+    pub shop_slug: String,
+    pub shop_name: String,
+    /// The goods of this shop's order at today's agreed prices.
+    pub goods_vnd: i64,
+    /// Empty when the shop has not set its ways to ship: the seller agrees delivery with
+    /// the buyer, and no fee is added.
+    pub options: Vec<crate::shipping::Quote>,
+    /// Why a way the shop offers is missing (a carrier that did not answer in time…).
+    pub notes: Vec<String>,
+}
+
+/// The ways each shop of a cart can ship to `to`, with fees (`POST /checkout/quote` and the
+/// checkout page), the same the checkout charges. Writes nothing.
+pub async fn quote(
+    db: &Db,
+    cfg: &crate::config::CarriersConfig,
+    items: &[(ProductRef, i64)],
+    to: &crate::shipping::addresses::Address,
+) -> Result<Vec<ShopQuote>> {
+    let mut tx = db.pool.begin().await?;
+    let mut snaps = snapshot(&mut tx, items).await?;
+    // Shops in the order checkout numbers them (by their first product id).
+    snaps.sort_by_key(|s| s.product_id);
+    let mut shops = Vec::new();
+    for shop in shop_ids(&snaps) {
+        let lines: Vec<&Snap> = snaps.iter().filter(|s| s.shop_id == shop).collect();
+        let name: String = sqlx::query_scalar("SELECT name FROM shops WHERE id = $1")
+            .bind(shop)
+            .fetch_one(&mut *tx)
+            .await?;
+        let packed = crate::shipping::store::packed(&mut tx, &parcel_lines(&lines)).await?;
+        let settings = crate::shipping::store::load(&mut *tx, shop).await?;
+        shops.push((lines[0].shop_slug.clone(), name, packed, settings));
+    }
+    tx.rollback().await?;
+    // Every shop's carriers asked at once: a slow carrier costs one timeout, not one per shop.
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, (_, _, packed, settings)) in shops.iter().enumerate() {
+        let (cfg, to, packed, settings) = (cfg.clone(), to.clone(), *packed, settings.clone());
+        asked.spawn(async move {
+            let got = crate::shipping::store::options(&cfg, settings.as_ref(), &to, &packed).await;
+            (i, got)
+        });
+    }
+    let mut answers: Vec<(Vec<crate::shipping::Quote>, Vec<String>)> =
+        vec![(Vec::new(), Vec::new()); shops.len()];
+    while let Some(done) = asked.join_next().await {
+        let (i, got) = done.map_err(|e| AppError::Internal(anyhow::anyhow!("quote task: {e}")))?;
+        answers[i] = got;
+    }
+    Ok(shops
+        .into_iter()
+        .zip(answers)
+        .map(|((slug, name, packed, _), (options, notes))| ShopQuote {
+            shop_slug: slug,
+            shop_name: name,
+            goods_vnd: packed.value_vnd,
+            options,
+            notes,
+        })
+        .collect())
+}
+
+/// An order's lines as the parcel is reckoned from them: (product, quantity, unit price).
+fn parcel_lines(lines: &[&Snap]) -> Vec<(i64, i64, i64)> {
+    lines
+        .iter()
+        .map(|s| (s.product_id, s.qty, s.price))
+        .collect()
+}
+
+/// The shops of a cart, in the order their first product came.
+fn shop_ids(snaps: &[Snap]) -> Vec<i64> {
+    let mut shops: Vec<i64> = Vec::new();
+    for s in snaps {
+        if !shops.contains(&s.shop_id) {
+            shops.push(s.shop_id);
+        }
+    }
+    shops
+}
+
+/// Place a checkout and one order per shop (coded `{payment_code}-N`) in the caller's
+/// transaction, reserving stock; the payment is written beside it by
+/// `payments::service::start`. The total is computed here from the agreed prices in force
+/// now.
+pub async fn place_checkout(
+    tx: &mut Tx,
+    req: &CheckoutRequest,
+    holds: &HoldLimits,
+    fee_bps: i64,
+    code: &str,
+    carriers: &crate::config::CarriersConfig,
+) -> Result<Placed> {
+    let units: i64 = req.items.iter().map(|(_, q)| *q).sum();
+    check_holds(tx, req.buyer.phone.as_str(), holds, units).await?;
+    let mut snaps = snapshot(tx, &req.items).await?;
     // Lock rows in one global order (product id) so concurrent checkouts cannot deadlock.
     snaps.sort_by_key(|s| s.product_id);
     for s in &snaps {
@@ -310,11 +426,36 @@ pub async fn place_checkout(
             )));
         }
     }
-    let total: i64 = snaps
+    let goods: i64 = snaps
         .iter()
         .try_fold(0i64, |acc, s| {
             s.price.checked_mul(s.qty).and_then(|v| acc.checked_add(v))
         })
+        .ok_or_else(|| AppError::field("items", "tổng tiền quá lớn"))?;
+    // One order per shop, numbered by first product id of each shop, each with the way to
+    // ship its buyer chose and that way's fee, computed again here.
+    let shops = shop_ids(&snaps);
+    let mut shipping: Vec<Option<crate::shipping::Quote>> = Vec::with_capacity(shops.len());
+    for shop_id in &shops {
+        let lines: Vec<&Snap> = snaps.iter().filter(|s| s.shop_id == *shop_id).collect();
+        let packed = crate::shipping::store::packed(tx, &parcel_lines(&lines)).await?;
+        let slug = &lines[0].shop_slug;
+        shipping.push(
+            crate::shipping::store::fee_at_checkout(
+                tx,
+                carriers,
+                *shop_id,
+                slug,
+                req.buyer.place.as_ref(),
+                &packed,
+                req.shipping.get(slug).map(String::as_str),
+            )
+            .await?,
+        );
+    }
+    let fees: i64 = shipping.iter().flatten().map(|q| q.fee_vnd).sum();
+    let total = goods
+        .checked_add(fees)
         .ok_or_else(|| AppError::field("items", "tổng tiền quá lớn"))?;
     crate::domain::Vnd::new(total).map_err(|m| AppError::field("items", m))?;
 
@@ -325,8 +466,9 @@ pub async fn place_checkout(
     .await?;
     let b = &req.buyer;
     let checkout_id: i64 = sqlx::query_scalar(
-        "INSERT INTO checkouts (code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at, client_ip)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "INSERT INTO checkouts (code, buyer_name, buyer_phone, buyer_address, buyer_email, note, total_vnd, created_at, client_ip,
+            buyer_province, buyer_ward, buyer_street, address_dataset)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(checkout_code)
     .bind(b.name.clone())
@@ -337,21 +479,24 @@ pub async fn place_checkout(
     .bind(total)
     .bind(now)
     .bind(holds.client.clone())
+    .bind(b.place.as_ref().map(|p| p.province_code))
+    .bind(b.place.as_ref().map(|p| p.ward_code))
+    .bind(b.place.as_ref().map(|p| p.street.clone()))
+    .bind(
+        b.place
+            .as_ref()
+            .map(|_| crate::shipping::addresses::DATASET),
+    )
     .fetch_one(&mut **tx)
     .await?;
-    // One order per shop, numbered by first product id of each shop.
-    let mut shops: Vec<i64> = Vec::new();
-    for s in &snaps {
-        if !shops.contains(&s.shop_id) {
-            shops.push(s.shop_id);
-        }
-    }
-    for (n, shop_id) in shops.iter().enumerate() {
+    for (n, (shop_id, ship)) in shops.iter().zip(&shipping).enumerate() {
         let lines: Vec<&Snap> = snaps.iter().filter(|s| s.shop_id == *shop_id).collect();
-        let order_total: i64 = lines.iter().map(|s| s.price * s.qty).sum();
+        let fee = ship.as_ref().map_or(0, |q| q.fee_vnd);
+        let order_total: i64 = lines.iter().map(|s| s.price * s.qty).sum::<i64>() + fee;
         let order_id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (code, checkout_id, shop_id, status, total_vnd, created_at, updated_at, fee_bps)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+            "INSERT INTO orders (code, checkout_id, shop_id, status, total_vnd, created_at, updated_at, fee_bps,
+                shipping_method, shipping_vnd, shipping_payee)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(format!("{code}-{}", n + 1))
         .bind(checkout_id)
@@ -360,6 +505,16 @@ pub async fn place_checkout(
         .bind(order_total)
         .bind(now)
         .bind(fee_bps)
+        .bind(ship.as_ref().map(|q| q.carrier.as_str()))
+        .bind(fee)
+        // Carriers are booked with the platform's account: their fee is owed to them.
+        .bind(ship.as_ref().map(|q| {
+            if q.carrier == crate::shipping::Method::SelfDelivery {
+                "shop"
+            } else {
+                "platform"
+            }
+        }))
         .fetch_one(&mut **tx)
         .await?;
         for s in lines {
@@ -435,6 +590,7 @@ pub async fn set_status(
         Actor::Seller => "seller",
         Actor::Admin => "admin",
         Actor::Buyer => "buyer",
+        Actor::Carrier => "carrier",
     };
     sqlx::query(
         "INSERT INTO order_events (order_id, from_status, to_status, actor, actor_user_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -520,7 +676,8 @@ async fn lines_of(db: &Db, order_id: i64) -> Result<Vec<LineView>> {
 
 const ORDER_SELECT: &str =
     "SELECT o.id, o.code, o.shop_id, s.slug AS shop_slug, s.name AS shop_name, o.status,
-        o.total_vnd, o.created_at, o.checkout_id, o.carrier, o.tracking_code
+        o.total_vnd, o.shipping_vnd, o.shipping_method, o.created_at, o.checkout_id, o.carrier,
+        o.tracking_code
      FROM orders o JOIN shops s ON s.id = o.shop_id";
 
 async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderView>> {
@@ -537,6 +694,11 @@ async fn orders_from(db: &Db, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OrderV
             status: OrderStatus::parse(&status)
                 .ok_or_else(|| anyhow::anyhow!("bad status {status}"))?,
             total_vnd: r.try_get("total_vnd")?,
+            shipping_vnd: r.try_get("shipping_vnd")?,
+            shipping_method: r
+                .try_get::<Option<String>, _>("shipping_method")?
+                .as_deref()
+                .and_then(crate::shipping::Method::parse),
             created_at: r.try_get("created_at")?,
             checkout_id: r.try_get("checkout_id")?,
             carrier: r.try_get("carrier")?,

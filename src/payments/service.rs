@@ -68,6 +68,7 @@ pub async fn create_checkout(
     expiry_minutes: i64,
     holds: &HoldLimits,
     fee_bps: i64,
+    carriers: &crate::config::CarriersConfig,
 ) -> Result<Created> {
     let mut tx = db.begin().await?;
     let code = unused_code(
@@ -76,7 +77,7 @@ pub async fn create_checkout(
         || PaymentCode::generate().as_str().to_string(),
     )
     .await?;
-    let placed = place_checkout(&mut tx, req, holds, fee_bps, &code).await?;
+    let placed = place_checkout(&mut tx, req, holds, fee_bps, &code, carriers).await?;
     let now = now_ms();
     let expires_at = now + expiry_minutes * 60_000;
     let order_code = loop {
@@ -136,6 +137,15 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
         }
         _ => {}
     }
+    // A carrier's fee is asked before the checkout's transaction (never an HTTP call inside
+    // it); within its 10 minutes the quote the buyer saw answers at once.
+    if let Some(place) = &req.buyer.place
+        && req.shipping.values().any(|o| o != "self")
+    {
+        crate::orders::store::quote(db, &cfg.carriers, &req.items, place)
+            .await
+            .ok();
+    }
     let holds = HoldLimits {
         client: client.to_string(),
         max_open: cfg.checkout_max_open,
@@ -151,6 +161,7 @@ pub async fn start(db: &Db, cfg: &Config, req: &CheckoutRequest, client: &str) -
             cfg.payments.expiry_minutes,
             &holds,
             cfg.payouts.fee_bps,
+            &cfg.carriers,
         )
         .await
         {
@@ -288,7 +299,13 @@ pub struct CheckoutOrderOut {
     pub status: crate::orders::OrderStatus,
     pub shop: ShopRefOut,
     pub lines: Vec<CheckoutLineOut>,
+    /// Goods and shipping together.
     pub total_vnd: i64,
+    /// The shipping fee inside `total_vnd` (0 when none).
+    pub shipping_vnd: i64,
+    /// The way to ship chosen; absent when the shop set no ways to ship.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_method: Option<crate::shipping::Method>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -345,6 +362,8 @@ pub async fn checkout_out(db: &Db, cfg: &Config, checkout_id: i64) -> Result<Che
                 })
                 .collect(),
             total_vnd: o.total_vnd,
+            shipping_vnd: o.shipping_vnd,
+            shipping_method: o.shipping_method,
         })
         .collect();
     let payment = CheckoutPaymentOut {

@@ -42,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(village_proposals))
         .routes(routes!(categories, create_category))
         .routes(routes!(rename_category, remove_category))
+        .routes(routes!(category_parcel))
         .routes(routes!(price_item))
         .routes(routes!(propose))
         .routes(routes!(proposal))
@@ -427,6 +428,45 @@ async fn rename_category(
 ) -> Result<Json<impl Serialize>> {
     let v = store::village_by_slug(&st.db, &slug).await?;
     let c = crate::catalog::categories::rename(&st.db, &user, v.id, id, &b.name).await?;
+    Ok(Json(CategoryOut { category: c }))
+}
+
+/// A category's default parcel: weight in grams, packed size in cm (each may be null).
+#[derive(Deserialize, ToSchema)]
+struct ParcelBody {
+    #[schema(schema_with = super::openapi::text_or_number)]
+    weight_g: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
+    length_cm: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
+    width_cm: Option<Value>,
+    #[schema(schema_with = super::openapi::text_or_number)]
+    height_cm: Option<Value>,
+}
+
+/// `PUT /villages/{slug}/categories/{id}/parcel`: what a product of the category weighs and
+/// measures packed when its seller gave nothing (the village's moderators).
+#[utoipa::path(put, path = "/villages/{slug}/categories/{id}/parcel", tag = "villages",
+    params(VillageSlug, IdParam), security(("bearer" = [])), request_body = ParcelBody,
+    responses((status = 200, body = CategoryOut), (status = 403), (status = 422)))]
+async fn category_parcel(
+    State(st): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath((slug, id)): ApiPath<(String, i64)>,
+    ApiJson(b): ApiJson<ParcelBody>,
+) -> Result<Json<impl Serialize>> {
+    let v = store::village_by_slug(&st.db, &slug).await?;
+    let mut e = crate::error::FieldErrors::new();
+    let parcel = crate::catalog::Parcel::parse(
+        &text(&b.weight_g),
+        &text(&b.length_cm),
+        &text(&b.width_cm),
+        &text(&b.height_cm),
+        &mut e,
+        "",
+    );
+    e.into_result()?;
+    let c = crate::catalog::categories::set_parcel(&st.db, &user, v.id, id, parcel).await?;
     Ok(Json(CategoryOut { category: c }))
 }
 
@@ -952,6 +992,21 @@ struct ProductBody {
     #[schema(schema_with = super::openapi::text_or_number)]
     current_batch: Option<Value>,
     active: Option<bool>,
+    /// Weight packed, in grams (for carriers' quotes; never shown to buyers). Null for the
+    /// category's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
+    weight_g: Option<Value>,
+    /// Packed size in cm, each null for the category's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
+    length_cm: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
+    width_cm: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::text_or_number)]
+    height_cm: Option<Value>,
     #[schema(schema_with = super::openapi::text_or_number)]
     price_vnd: Option<Value>,
     #[schema(schema_with = super::openapi::text_or_number)]
@@ -984,6 +1039,10 @@ impl ProductBody {
             maker: self.maker.unwrap_or(base.maker),
             materials: self.materials.unwrap_or(base.materials),
             made_in: self.made_in.unwrap_or(base.made_in),
+            weight_g: opt(&self.weight_g).unwrap_or(base.weight_g),
+            length_cm: opt(&self.length_cm).unwrap_or(base.length_cm),
+            width_cm: opt(&self.width_cm).unwrap_or(base.width_cm),
+            height_cm: opt(&self.height_cm).unwrap_or(base.height_cm),
         }
     }
 }
@@ -1142,6 +1201,10 @@ struct CheckoutBody {
     buyer: crate::orders::checkout::RawBuyer,
     #[serde(default)]
     method: String,
+    /// The way to ship chosen for each shop's order: shop slug → an option `id` from
+    /// `POST /checkout/quote`. Needed for each shop that set its ways to ship.
+    #[serde(default)]
+    shipping: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /checkout`: prices and totals come from the board, never from the client.
@@ -1154,7 +1217,7 @@ async fn checkout(
     client: ClientIp,
     ApiJson(b): ApiJson<CheckoutBody>,
 ) -> Result<Response> {
-    let req = crate::orders::checkout::validate(&b.items, &b.buyer, &b.method)?;
+    let req = crate::orders::checkout::validate(&b.items, &b.buyer, &b.method, &b.shipping)?;
     let checkout_id =
         crate::payments::service::start(&st.db, &st.config, &req, &client.key()).await?;
     Ok(created(

@@ -112,6 +112,7 @@ pub fn notice(code: &str) -> Option<&'static str> {
             "Đã tạo cửa hàng. Điều phối viên của làng sẽ xem xét; khi được chấp nhận, bạn có thể đăng sản phẩm và biểu quyết giá."
         }
         "shop-saved" => "Đã lưu thông tin cửa hàng.",
+        "shipping-saved" => "Đã lưu cách giao hàng. Người mua sẽ thấy phí giao khi đặt hàng.",
         "welcome" => "Chào mừng bạn đến Chợ Làng! Hãy tạo cửa hàng đầu tiên.",
         "test-sent" => {
             "Đã xếp thông báo thử vào hàng gửi; trạng thái hiện ở mục “Thông báo gần đây”."

@@ -18,10 +18,13 @@ use crate::catalog::store as catalog;
 use crate::domain::format_vn_time;
 use crate::domain::money::format_vnd;
 use crate::error::{AppError, FieldErrors};
-use crate::orders::checkout::{self, RawBuyer, RawItem};
+use std::collections::BTreeMap;
+
+use crate::orders::checkout::{self, ProductRef, RawBuyer, RawItem};
 use crate::orders::store as orders;
 use crate::payments::service;
 use crate::payments::store as payments;
+use crate::shipping::addresses::{self, Address, Unit};
 use crate::web::AppState;
 
 pub const CART_COOKIE: &str = "cl_cart";
@@ -262,16 +265,35 @@ async fn update_cart(
 struct CheckoutPage {
     layout: Layout,
     lines: Vec<CartLine>,
+    goods: String,
     total: String,
     buyer: RawBuyer,
+    provinces: &'static [Unit],
+    wards: &'static [Unit],
+    /// Each shop's ways to ship, once an address from the lists is chosen.
+    quotes: Vec<ShopChoice>,
     methods: Vec<(&'static str, &'static str)>,
     method: String,
     errors: FieldErrors,
 }
 
+/// One shop's ways to ship as the checkout page offers them.
+struct ShopChoice {
+    slug: String,
+    name: String,
+    goods: String,
+    /// (option id, words, fee as shown, chosen)
+    options: Vec<(String, String, String, bool)>,
+    /// A carrier left out, and why.
+    notes: Vec<String>,
+}
+
 impl CheckoutPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
+    }
+    fn ship_err(&self, slug: &str) -> String {
+        self.err(&format!("shipping.{slug}"))
     }
     fn email(&self) -> String {
         self.buyer.email.clone().unwrap_or_default()
@@ -298,37 +320,154 @@ fn methods(st: &AppState) -> Vec<(&'static str, &'static str)> {
     m
 }
 
+/// What the checkout form sent: the buyer, the payment method, a way to ship per shop
+/// (`ship.{shop slug}`), and which button: choose the province, see the fees, or order.
+#[derive(Default)]
+struct CheckoutForm {
+    csrf: String,
+    buyer: RawBuyer,
+    method: String,
+    shipping: BTreeMap<String, String>,
+    step: String,
+}
+
+impl CheckoutForm {
+    fn read(pairs: Vec<(String, String)>) -> CheckoutForm {
+        let mut f = CheckoutForm {
+            buyer: RawBuyer {
+                email: Some(String::new()),
+                note: Some(String::new()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "csrf" => f.csrf = v,
+                "name" => f.buyer.name = v,
+                "phone" => f.buyer.phone = v,
+                "address" => f.buyer.address = v,
+                "province_code" => f.buyer.province_code = v,
+                "ward_code" => f.buyer.ward_code = v,
+                "street" => f.buyer.street = v,
+                "email" => f.buyer.email = Some(v),
+                "note" => f.buyer.note = Some(v),
+                "method" => f.method = v,
+                "step" => f.step = v,
+                other => {
+                    if let Some(slug) = other.strip_prefix("ship.") {
+                        f.shipping.insert(slug.to_string(), v);
+                    }
+                }
+            }
+        }
+        f
+    }
+}
+
+/// The page, with each shop's ways to ship when the address is complete enough to quote.
+async fn checkout_view(
+    st: &AppState,
+    seed: &CsrfSeed,
+    user: &Option<crate::accounts::User>,
+    cart: &[(i64, i64)],
+    f: CheckoutForm,
+    errors: FieldErrors,
+) -> Result<CheckoutPage, AppError> {
+    let (lines, goods) = cart_lines(st, cart).await?;
+    let b = &f.buyer;
+    let mut quotes = Vec::new();
+    let mut fees = 0i64;
+    if let Some(to) =
+        Address::from_codes(b.province_code.trim(), b.ward_code.trim(), b.street.trim())
+    {
+        let items: Vec<(ProductRef, i64)> = cart
+            .iter()
+            .map(|(id, q)| (ProductRef::Id(*id), *q))
+            .collect();
+        // A product gone since it was put in the cart shows as the cart's error on ordering.
+        for q in orders::quote(&st.db, &st.config.carriers, &items, &to)
+            .await
+            .unwrap_or_default()
+        {
+            let only = q.options.len() == 1;
+            let picked = f.shipping.get(&q.shop_slug);
+            let options = q
+                .options
+                .iter()
+                .map(|o| {
+                    let chosen = picked.map_or(only, |p| *p == o.id);
+                    if chosen {
+                        fees += o.fee_vnd;
+                    }
+                    let fee = if o.fee_vnd == 0 {
+                        "miễn phí".to_string()
+                    } else {
+                        format_vnd(o.fee_vnd)
+                    };
+                    let words = match &o.expected_on {
+                        Some(day) => {
+                            let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                                .map(|d| d.format("%d/%m").to_string())
+                                .unwrap_or_else(|_| day.clone());
+                            format!("{} (dự kiến giao {day})", o.carrier.words())
+                        }
+                        None => o.carrier.words().to_string(),
+                    };
+                    (o.id.clone(), words, fee, chosen)
+                })
+                .collect();
+            quotes.push(ShopChoice {
+                slug: q.shop_slug,
+                name: q.shop_name,
+                goods: format_vnd(q.goods_vnd),
+                options,
+                notes: q.notes,
+            });
+        }
+    }
+    Ok(CheckoutPage {
+        layout: Layout::new(st, seed, user, "Đặt hàng"),
+        lines,
+        goods: format_vnd(goods),
+        total: format_vnd(goods + fees),
+        wards: addresses::wards(b.province_code.trim()).unwrap_or(&[]),
+        provinces: addresses::provinces(),
+        quotes,
+        methods: methods(st),
+        method: if f.method.is_empty() {
+            "vietqr".into()
+        } else {
+            f.method.clone()
+        },
+        buyer: f.buyer,
+        errors,
+    })
+}
+
 async fn checkout_page(
     State(st): State<AppState>,
     seed: CsrfSeed,
     MaybeUser(user): MaybeUser,
     jar: CookieJar,
 ) -> PageResult {
-    let (lines, total) = cart_lines(&st, &cart_of(&jar)).await?;
-    if lines.is_empty() {
+    let cart = cart_of(&jar);
+    if cart.is_empty() {
         return see_other("/gio-hang");
     }
-    render(CheckoutPage {
-        layout: Layout::new(&st, &seed, &user, "Đặt hàng"),
-        lines,
-        total: format_vnd(total),
-        buyer: RawBuyer::default(),
-        methods: methods(&st),
-        method: "vietqr".into(),
-        errors: FieldErrors::new(),
-    })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CheckoutForm {
-    csrf: String,
-    name: String,
-    phone: String,
-    address: String,
-    email: String,
-    note: String,
-    method: String,
+    let page = checkout_view(
+        &st,
+        &seed,
+        &user,
+        &cart,
+        CheckoutForm::read(Vec::new()),
+        FieldErrors::new(),
+    )
+    .await?;
+    if page.lines.is_empty() {
+        return see_other("/gio-hang");
+    }
+    render(page)
 }
 
 async fn place_order(
@@ -337,10 +476,21 @@ async fn place_order(
     MaybeUser(user): MaybeUser,
     client: super::client::ClientIp,
     jar: CookieJar,
-    Form(f): Form<CheckoutForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> PageResult {
+    let f = CheckoutForm::read(pairs);
     verify_csrf(&st, &seed, &f.csrf)?;
     let cart = cart_of(&jar);
+    if f.step == "province" || f.step == "quote" {
+        // Show the province's wards, or the fees to the address chosen; nothing is placed.
+        let mut f = f;
+        if addresses::ward(f.buyer.ward_code.trim())
+            .is_none_or(|(p, _)| p != f.buyer.province_code.trim())
+        {
+            f.buyer.ward_code.clear();
+        }
+        return render(checkout_view(&st, &seed, &user, &cart, f, FieldErrors::new()).await?);
+    }
     let items: Vec<RawItem> = cart
         .iter()
         .map(|(id, q)| RawItem {
@@ -349,14 +499,7 @@ async fn place_order(
             quantity: Some((*q).into()),
         })
         .collect();
-    let buyer = RawBuyer {
-        name: f.name,
-        phone: f.phone,
-        address: f.address,
-        email: Some(f.email),
-        note: Some(f.note),
-    };
-    let result = match checkout::validate(&items, &buyer, &f.method) {
+    let result = match checkout::validate(&items, &f.buyer, &f.method, &f.shipping) {
         Ok(req) => service::start(&st.db, &st.config, &req, &client.key()).await,
         Err(e) => Err(e),
     };
@@ -382,16 +525,7 @@ async fn place_order(
                     fe
                 }
             };
-            let (lines, total) = cart_lines(&st, &cart).await?;
-            let mut resp = render(CheckoutPage {
-                layout: Layout::new(&st, &seed, &user, "Đặt hàng"),
-                lines,
-                total: format_vnd(total),
-                buyer,
-                methods: methods(&st),
-                method: f.method,
-                errors,
-            })?;
+            let mut resp = render(checkout_view(&st, &seed, &user, &cart, f, errors).await?)?;
             *resp.status_mut() = status;
             Ok(resp)
         }
@@ -480,7 +614,7 @@ async fn pay_page(
         orders: c
             .orders
             .iter()
-            .map(|o| (o.code.clone(), o.shop_name.clone(), format_vnd(o.total_vnd)))
+            .map(|o| (o.code.clone(), o.shop_name.clone(), o.total_words()))
             .collect(),
     })
 }

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{slug}/loai-hang", get(page).post(add))
         .route("/lang/{slug}/loai-hang/{id}/doi-ten", post(rename))
         .route("/lang/{slug}/loai-hang/{id}/xoa", post(remove))
+        .route("/lang/{slug}/loai-hang/{id}/goi-hang", post(set_parcel))
 }
 
 #[derive(Template)]
@@ -37,9 +38,26 @@ struct CategoriesPage {
     /// The category whose rename was refused, and the name typed for it.
     rename_id: i64,
     rename_name: String,
+    /// The category whose parcel was refused, and the four numbers typed for it.
+    parcel_id: i64,
+    parcel_typed: [String; 4],
 }
 
 impl CategoriesPage {
+    /// The parcel form's values for a category: what was typed if it was refused, else
+    /// the category's own numbers.
+    fn parcel_for(&self, c: &Category) -> [String; 4] {
+        if c.id == self.parcel_id {
+            return self.parcel_typed.clone();
+        }
+        let t = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+        [
+            t(c.parcel.weight_g),
+            t(c.parcel.length_cm),
+            t(c.parcel.width_cm),
+            t(c.parcel.height_cm),
+        ]
+    }
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
     }
@@ -64,6 +82,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "added" => "Đã thêm loại hàng; người bán trong làng chọn được ngay.",
         "renamed" => "Đã đổi tên loại hàng; sản phẩm thuộc loại này đổi theo.",
         "removed" => "Đã xóa loại hàng.",
+        "parcel" => "Đã lưu số đo gói hàng mặc định của loại hàng.",
         _ => return None,
     })
 }
@@ -74,6 +93,8 @@ struct Draft {
     new_name: String,
     rename_id: i64,
     rename_name: String,
+    parcel_id: i64,
+    parcel_typed: [String; 4],
 }
 
 async fn show(
@@ -99,6 +120,8 @@ async fn show(
         new_name: draft.new_name,
         rename_id: draft.rename_id,
         rename_name: draft.rename_name,
+        parcel_id: draft.parcel_id,
+        parcel_typed: draft.parcel_typed,
     })
 }
 
@@ -218,6 +241,51 @@ async fn remove(
                 Draft::default(),
             )
             .await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ParcelForm {
+    csrf: String,
+    weight_g: String,
+    length_cm: String,
+    width_cm: String,
+    height_cm: String,
+}
+
+async fn set_parcel(
+    State(st): State<AppState>,
+    seed: CsrfSeed,
+    CurrentUser(user): CurrentUser,
+    Path((slug, id)): Path<(String, i64)>,
+    Form(f): Form<ParcelForm>,
+) -> PageResult {
+    verify_csrf(&st, &seed, &f.csrf)?;
+    let v = catalog::village_by_slug(&st.db, &slug).await?;
+    let mut e = FieldErrors::new();
+    let parcel = crate::catalog::Parcel::parse(
+        &f.weight_g,
+        &f.length_cm,
+        &f.width_cm,
+        &f.height_cm,
+        &mut e,
+        "",
+    );
+    let result = match e.into_result() {
+        Ok(()) => categories::set_parcel(&st.db, &user, v.id, id, parcel).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => see_other(&format!("/lang/{slug}/loai-hang?ok=parcel")),
+        Err(e) => {
+            let draft = Draft {
+                parcel_id: id,
+                parcel_typed: [f.weight_g, f.length_cm, f.width_cm, f.height_cm],
+                ..Draft::default()
+            };
+            refused((&st, &seed, user), &slug, e, &format!("p{id}"), draft).await
         }
     }
 }

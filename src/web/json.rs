@@ -21,7 +21,13 @@ pub struct OrderJson {
     pub shop_slug: String,
     pub shop_name: String,
     pub status: OrderStatus,
+    /// Goods and shipping together.
     pub total_vnd: i64,
+    /// The shipping fee inside `total_vnd` (0 when none).
+    pub shipping_vnd: i64,
+    /// The way to ship the buyer chose; absent when the shop set no ways to ship.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_method: Option<crate::shipping::Method>,
     pub lines: Vec<LineView>,
     pub created_at: i64,
     pub carrier: Option<String>,
@@ -64,6 +70,8 @@ impl From<OrderView> for OrderJson {
             shop_name: o.shop_name,
             status: o.status,
             total_vnd: o.total_vnd,
+            shipping_vnd: o.shipping_vnd,
+            shipping_method: o.shipping_method,
             lines: o.lines,
             created_at: o.created_at,
             carrier: o.carrier,

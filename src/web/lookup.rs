@@ -438,7 +438,7 @@ pub(super) async fn purchase_page(
                     )
                 })
                 .collect(),
-            total: format_vnd(o.total_vnd),
+            total: o.total_words(),
         });
     }
     if let [only] = c.orders.as_slice() {

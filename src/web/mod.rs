@@ -20,6 +20,8 @@ pub mod protection;
 pub mod search;
 pub mod session;
 pub mod share;
+pub mod shipments;
+pub mod shipping;
 mod state;
 pub mod team;
 pub mod views;
@@ -68,6 +70,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(money::page_router())
         .merge(team::page_router())
         .merge(share::page_router())
+        .merge(shipping::page_router())
+        .merge(shipments::page_router())
         .merge(figures::page_router().route_layer(keep()))
         .merge(api_routes)
         .merge(openapi::served(api_doc))

@@ -345,7 +345,15 @@ async fn api_transition(
 ) -> Result<Json<impl Serialize>> {
     let to = OrderStatus::seller_asks(&b.to)
         .ok_or_else(|| AppError::field("to", "Chọn accepted, shipped, delivered hoặc cancelled"))?;
-    let mut o = crate::payments::moves::seller_move(&st.db, &user, &code, to).await?;
+    let mut o = crate::shipments::store::seller_move(
+        &st.db,
+        &st.config,
+        &user,
+        &code,
+        to,
+        &crate::orders::store::Shipping::default(),
+    )
+    .await?;
     o.release = Some(crate::protection::store::release_of(&st.db, &st.config, o.id).await?);
     Ok(Json(OrderOut { order: o.into() }))
 }

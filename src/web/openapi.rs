@@ -54,7 +54,8 @@ VND; times are Unix seconds (UTC). Log in with `POST /api/v1/auth/login` and sen
         (name = "shops", description = "Shops, membership of the village, notice channels"),
         (name = "products", description = "Products (their price always comes from the board)"),
         (name = "search", description = "Catalogue search"),
-        (name = "checkout", description = "Checkout, payments, buyer's order look-up"),
+        (name = "addresses", description = "Provinces and communes/wards since 1 July 2025 (official codes)"),
+        (name = "checkout", description = "Checkout, shipping quotes, payments, buyer's order look-up"),
         (name = "orders", description = "A seller's orders and their moves"),
         (name = "money", description = "Ledger, balances, payout runs and payouts"),
         (name = "reconciliation", description = "The admin's unmatched transfers, refunds, failed notices"),
@@ -77,10 +78,13 @@ pub fn router(photos_limit: usize) -> OpenApiRouter<AppState> {
         .merge(super::orders::api_routes())
         .merge(super::origin::api_routes())
         .merge(super::lookup::api_routes())
+        .merge(super::shipping::api_routes())
+        .merge(super::shipments::api_routes())
         .merge(super::protection::api_routes(photos_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(super::webhooks::routes())
+        .merge(super::shipments::webhook_routes())
 }
 
 /// The finished document (after the routers added their paths).

@@ -53,6 +53,8 @@ struct OrderRow {
     /// When the money reaches the shop and why (buyer protection), in plain words.
     release: String,
     requests: Vec<SellerRequest>,
+    /// The parcel booked with a carrier, when the buyer chose one.
+    parcel: Option<crate::shipments::store::ShipmentView>,
 }
 
 /// A buyer's return/refund request as the seller sees and answers it.
@@ -241,12 +243,13 @@ async fn orders_page(
             })
             .collect();
         rows.push(OrderRow {
+            parcel: crate::shipments::store::of_order(&st.db, o.id).await?,
             release,
             requests,
             code: o.code.clone(),
             shop_name: o.shop_name.clone(),
             status: o.status.label().into(),
-            total: format_vnd(o.total_vnd),
+            total: o.total_words(),
             created: format_vn_time(o.created_at),
             lines: o.lines.iter().map(|l| l.describe()).collect(),
             buyer,
@@ -324,7 +327,7 @@ async fn move_order(
         return Ok(resp);
     }
     let shipping = orders::Shipping::parse(&f.carrier, &f.tracking_code)?;
-    crate::payments::moves::seller_move_with(&st.db, &user, &code, to, &shipping).await?;
+    crate::shipments::store::seller_move(&st.db, &st.config, &user, &code, to, &shipping).await?;
     see_other("/quan-ly/don-hang?ok=moved")
 }
 

@@ -137,6 +137,8 @@ struct BuyerOrderPage {
     progress_note: &'static str,
     /// The carrier's tracking page, when it has one.
     tracking_url: String,
+    /// The carrier's statuses of the parcel, oldest first: (Hà Nội time, words).
+    parcel_timeline: Vec<(String, String)>,
     shop_name: String,
     shop_url: String,
     phone: String,
@@ -270,7 +272,17 @@ async fn buyer_page(
         .unwrap_or_else(|| shop.phone.clone());
     let (bin, no, name, error) = account_form;
     let (progress, progress_note) = super::lookup::steps(o.status);
+    let parcel_timeline = crate::shipments::store::of_order(&st.db, o.id)
+        .await?
+        .map(|p| {
+            p.timeline
+                .into_iter()
+                .map(|(at, words)| (crate::domain::format_vn_time(at), words))
+                .collect()
+        })
+        .unwrap_or_default();
     render(BuyerOrderPage {
+        parcel_timeline,
         tracking_url: o.tracking_url().unwrap_or_default(),
         progress,
         progress_note,
@@ -281,7 +293,7 @@ async fn buyer_page(
         phone: shop.phone.clone(),
         zalo,
         status: o.status.label().to_string(),
-        total: format_vnd(o.total_vnd),
+        total: o.total_words(),
         shipping: o.shipping_line(),
         payment: format!(
             "{}: {}",
@@ -508,7 +520,7 @@ async fn confirm_page(
         layout: Layout::new(&st, &seed, &user, "Xác nhận đã nhận hàng"),
         code: o.code.clone(),
         shop_name: o.shop_name.clone(),
-        total: format_vnd(o.total_vnd),
+        total: o.total_words(),
     })
 }
 
@@ -680,7 +692,7 @@ async fn request_page(
     render(RequestPage {
         layout: Layout::new(&st, &seed, &user, "Có vấn đề với đơn hàng"),
         code: o.code.clone(),
-        total: format_vnd(o.total_vnd),
+        total: o.total_words(),
         reasons: reasons(),
         reason: String::new(),
         text: String::new(),
@@ -811,7 +823,7 @@ async fn request_form(
             let mut resp = render(RequestPage {
                 layout: Layout::new(&st, &seed, &user, "Có vấn đề với đơn hàng"),
                 code: o.code.clone(),
-                total: format_vnd(o.total_vnd),
+                total: o.total_words(),
                 reasons: reasons(),
                 reason: typed.0,
                 text: typed.1,
@@ -943,7 +955,7 @@ async fn decisions(
             id: r.id,
             order: o.code.clone(),
             shop: o.shop_name.clone(),
-            total: format_vnd(o.total_vnd),
+            total: o.total_words(),
             reason: r.reason_label.clone(),
             text: r.text.clone(),
             amount: format_vnd(r.amount_vnd),

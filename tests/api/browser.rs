@@ -282,6 +282,8 @@ async fn buyer_journey_in_a_browser(b: Backend) {
         return;
     }
     let app = TestApp::with_demo(b).await;
+    // The demo's shops deliver themselves at a fee: the journey picks a ward and sees it.
+    cholang::demo::shipping::load(&app.db).await.unwrap();
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![
         app.base.clone(),

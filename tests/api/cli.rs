@@ -109,7 +109,8 @@ async fn serve_demo_answers_then_stops_cleanly_on_sigterm(b: Backend) {
     );
     assert_eq!(
         rec["payments_needing_attention"][0]["refundable"]["payment_refundable_vnd"],
-        95_000
+        95_000 + 20_000,
+        "the goods and the shop's own delivery to Hoàn Kiếm (issue 32's demo)"
     );
     assert_eq!(rec["unmatched_transactions"].as_array().unwrap().len(), 1);
     // Issue 31, item 15: origin pages from the first minute — Tri Thủy's giò lụa has a printed

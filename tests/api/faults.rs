@@ -692,6 +692,14 @@ async fn postgres_restarted_under_traffic() {
     let base = serve.base.clone().unwrap();
     let db = cholang::db::Db::connect(&pg.url()).await.unwrap();
     const SLUG: &str = "man-tuyn-1m6-x-2m";
+    // The demo's shops deliver themselves ("tự giao"), so a checkout names that way.
+    let shop: String = sqlx::query_scalar(
+        "SELECT s.slug FROM shops s JOIN products p ON p.shop_id = s.id WHERE p.slug = $1",
+    )
+    .bind(SLUG)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     sqlx::query("UPDATE products SET stock = 100000 WHERE slug = $1")
         .bind(SLUG)
         .execute(&db.pool)
@@ -726,6 +734,8 @@ async fn postgres_restarted_under_traffic() {
             phase.clone(),
             stop.clone(),
         );
+        let mut shipping = serde_json::Map::new();
+        shipping.insert(shop.clone(), json!("self"));
         set.spawn(async move {
             let mut i = 0usize;
             while !stop.load(Ordering::SeqCst) {
@@ -735,7 +745,9 @@ async fn postgres_restarted_under_traffic() {
                     0 => client
                         .post(format!("{base}/api/v1/checkout"))
                         .json(&json!({"items": [{"product_slug": SLUG, "quantity": 1}],
-                            "buyer": {"name": "Chị Mai", "phone": "0987654321", "address": "12 Hàng Bông, Hà Nội"}}))
+                            "buyer": {"name": "Chị Mai", "phone": "0987654321",
+                                "province_code": "01", "ward_code": "00070", "street": "12 Hàng Bông"},
+                            "shipping": shipping}))
                         .send()
                         .await,
                     1 => client.get(format!("{base}/api/v1/products/{SLUG}")).send().await,
