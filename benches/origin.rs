@@ -16,6 +16,10 @@ use cholang::origin::label::{self, LabelText, Sheet};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+#[path = "common/pg.rs"]
+mod pg;
+use pg::fresh_pg;
+
 const SLUG: &str = "man-tuyn-2-cua-1m8-x-2m";
 
 fn env_num(key: &str, default: usize) -> usize {
@@ -140,23 +144,6 @@ async fn bench_backend(name: &str, url: &str, n: usize, conc: usize) -> Vec<Stri
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     rows
-}
-
-async fn fresh_pg(admin_url: &str) -> String {
-    let name = format!("cholang_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Db::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin.pool)
-        .await
-        .unwrap();
-    let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-    let cut = base.rfind('/').unwrap();
-    let q = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{name}{q}", &base[..cut])
 }
 
 fn labels() -> Vec<String> {

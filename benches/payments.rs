@@ -21,6 +21,10 @@ use cholang::db::Db;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+#[path = "common/pg.rs"]
+mod pg;
+use pg::fresh_pg;
+
 const SECRET: &str = "bench-bank-secret";
 
 struct Stats {
@@ -227,17 +231,6 @@ async fn bench_backend(name: &str, url: &str, n: usize, conc: usize) -> Vec<Stri
         checkout.line(&format!("checkout, one hot product ({shape})"), name),
         hooks.line(&format!("bank webhook → paid ({shape})"), name),
     ]
-}
-
-async fn fresh_pg(admin_url: &str) -> String {
-    let admin = Db::connect(admin_url).await.unwrap();
-    let name = format!("cholang_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin.pool)
-        .await
-        .unwrap();
-    let cut = admin_url.rfind('/').unwrap();
-    format!("{}/{}", &admin_url[..cut], name)
 }
 
 fn main() {

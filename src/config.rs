@@ -59,7 +59,14 @@ pub struct CarriersConfig {
     pub ghtk_webhook_hash: Option<String>,
     /// How long a checkout waits for a carrier's quote (`SHIPPING_QUOTE_TIMEOUT_MS`, 3000).
     pub quote_timeout_ms: u64,
+    /// The carriers' APIs (`GHN_API_URL`, `GHTK_API_URL`), for the platform's accounts and
+    /// the shops' own.
+    pub ghn_api_url: String,
+    pub ghtk_api_url: String,
 }
+
+pub const GHN_DEFAULT_URL: &str = "https://online-gateway.ghn.vn";
+pub const GHTK_DEFAULT_URL: &str = "https://services.giaohangtietkiem.vn";
 
 #[derive(Clone)]
 pub struct GhnConfig {
@@ -77,6 +84,16 @@ pub struct GhtkConfig {
 
 impl CarriersConfig {
     fn load(s: &Settings) -> anyhow::Result<CarriersConfig> {
+        let ghn_api_url = s
+            .get("GHN_API_URL")
+            .unwrap_or(GHN_DEFAULT_URL)
+            .trim_end_matches('/')
+            .to_string();
+        let ghtk_api_url = s
+            .get("GHTK_API_URL")
+            .unwrap_or(GHTK_DEFAULT_URL)
+            .trim_end_matches('/')
+            .to_string();
         let ghn = match (s.get("GHN_TOKEN"), s.get("GHN_SHOP_ID")) {
             (Some(token), Some(shop)) if !token.is_empty() => Some(GhnConfig {
                 token: token.to_string(),
@@ -84,11 +101,7 @@ impl CarriersConfig {
                     .trim()
                     .parse()
                     .map_err(|_| anyhow::anyhow!("GHN_SHOP_ID must be a number"))?,
-                api_url: s
-                    .get("GHN_API_URL")
-                    .unwrap_or("https://online-gateway.ghn.vn")
-                    .trim_end_matches('/')
-                    .to_string(),
+                api_url: ghn_api_url.clone(),
             }),
             (Some(t), None) if !t.is_empty() => anyhow::bail!("GHN_TOKEN needs GHN_SHOP_ID"),
             _ => None,
@@ -97,11 +110,7 @@ impl CarriersConfig {
             Some(token) if !token.is_empty() => Some(GhtkConfig {
                 token: token.to_string(),
                 partner_code: s.get("GHTK_PARTNER_CODE").unwrap_or("").to_string(),
-                api_url: s
-                    .get("GHTK_API_URL")
-                    .unwrap_or("https://services.giaohangtietkiem.vn")
-                    .trim_end_matches('/')
-                    .to_string(),
+                api_url: ghtk_api_url.clone(),
             }),
             _ => None,
         };
@@ -118,6 +127,8 @@ impl CarriersConfig {
             ghn_webhook_secret: secret("GHN_WEBHOOK_SECRET")?,
             ghtk_webhook_hash: secret("GHTK_WEBHOOK_HASH")?,
             quote_timeout_ms: s.parse("SHIPPING_QUOTE_TIMEOUT_MS", 3_000)?,
+            ghn_api_url,
+            ghtk_api_url,
         })
     }
 }

@@ -527,7 +527,7 @@ mod tests {
                 "a8fe2aa336925cae",
                 "025fc15e37ad686c",
             ),
-            ("0019_delivery.sql", "b7524883c0848e61", "0c4a7a03afbdfb8f"),
+            ("0019_delivery.sql", "693e78c116aedc58", "abdcd042ed59c644"),
         ];
         assert_eq!(
             MIGRATIONS.len(),

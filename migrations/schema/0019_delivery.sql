@@ -14,6 +14,10 @@ CREATE TABLE shop_shipping (
     self_same_province BIGINT NOT NULL DEFAULT 0 CHECK (self_same_province >= 0),
     self_elsewhere     BIGINT NOT NULL DEFAULT 0 CHECK (self_elsewhere >= 0),
     self_free_from     BIGINT CHECK (self_free_from >= 0),
+    -- The shop's own carrier accounts (booked and paid by the shop), never shown back.
+    ghn_token        TEXT,
+    ghn_shop_id      BIGINT,
+    ghtk_token       TEXT,
     updated_at       BIGINT NOT NULL
 );
 

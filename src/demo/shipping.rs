@@ -35,6 +35,8 @@ pub async fn load(db: &Db) -> anyhow::Result<()> {
             pickup: Address::from_codes("01", ward, street)
                 .ok_or_else(|| anyhow::anyhow!("demo ward {ward} not in the list"))?,
             methods: vec![Method::SelfDelivery],
+            own_ghn: None,
+            own_ghtk: None,
             self_fees: if heavy {
                 SelfFees {
                     same_commune: 0,

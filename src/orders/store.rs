@@ -507,9 +507,10 @@ pub async fn place_checkout(
         .bind(fee_bps)
         .bind(ship.as_ref().map(|q| q.carrier.as_str()))
         .bind(fee)
-        // Carriers are booked with the platform's account: their fee is owed to them.
+        // A carrier booked with the platform's account is owed its fee; the shop's own
+        // delivery or carrier account: the fee is the shop's.
         .bind(ship.as_ref().map(|q| {
-            if q.carrier == crate::shipping::Method::SelfDelivery {
+            if q.shop_account {
                 "shop"
             } else {
                 "platform"

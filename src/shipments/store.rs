@@ -137,6 +137,14 @@ pub async fn of_order(db: &Db, order: i64) -> Result<Option<ShipmentView>> {
     }))
 }
 
+/// The carriers of a shop: its own accounts, else the platform's.
+async fn carriers_of(db: &Db, platform: &CarriersConfig, shop: i64) -> Result<CarriersConfig> {
+    Ok(match crate::shipping::store::load(&db.pool, shop).await? {
+        Some(s) => s.carriers(platform),
+        None => platform.clone(),
+    })
+}
+
 fn carrier_of(order: &OrderView) -> Option<Method> {
     order
         .shipping_method
@@ -352,7 +360,8 @@ fn no_account(m: Method) -> BookError {
 /// Book the order's parcel with the carrier its buyer chose (at most once: an attempt
 /// whose answer was lost is looked up by our order code first). A refusal is kept with the
 /// carrier's message; the order is not touched either way.
-pub async fn book(db: &Db, cfg: &CarriersConfig, order: &OrderView) -> Result<ShipmentView> {
+pub async fn book(db: &Db, platform: &CarriersConfig, order: &OrderView) -> Result<ShipmentView> {
+    let cfg = &carriers_of(db, platform, order.shop_id).await?;
     let Some(carrier) = carrier_of(order) else {
         return Err(AppError::Conflict(
             "Người mua không chọn hãng vận chuyển cho đơn này".into(),
@@ -497,7 +506,8 @@ async fn event(
 
 /// Cancel the order's parcel at its carrier before the order is cancelled: refused by the
 /// carrier (picked up already), the order stays as it is.
-async fn cancel_at_carrier(db: &Db, cfg: &CarriersConfig, order: &OrderView) -> Result<()> {
+async fn cancel_at_carrier(db: &Db, platform: &CarriersConfig, order: &OrderView) -> Result<()> {
+    let cfg = &carriers_of(db, platform, order.shop_id).await?;
     let Some(r) = sqlx::query(
         "SELECT id, carrier, carrier_code, state, progress FROM shipments WHERE order_id = $1",
     )
@@ -585,16 +595,20 @@ pub enum Outcome {
 /// what the API says (never what the report claims).
 pub async fn report(db: &Db, cfg: &Config, r: &Report) -> Result<Outcome> {
     let row = sqlx::query(
-        "SELECT id, carrier_code FROM shipments
-         WHERE carrier = $1 AND (carrier_code = $2 OR client_code = $3)",
+        "SELECT sh.id, sh.carrier_code, o.shop_id FROM shipments sh JOIN orders o ON o.id = sh.order_id
+         WHERE sh.carrier = $1 AND (sh.carrier_code = $2 OR sh.client_code = $3)",
     )
     .bind(r.carrier.as_str())
     .bind(r.carrier_code.clone().unwrap_or_default())
     .bind(r.client_code.clone().unwrap_or_default())
     .fetch_optional(&db.pool)
     .await?;
-    let shipment: Option<(i64, Option<String>)> = match row {
-        Some(x) => Some((x.try_get("id")?, x.try_get("carrier_code")?)),
+    let shipment: Option<(i64, Option<String>, i64)> = match row {
+        Some(x) => Some((
+            x.try_get("id")?,
+            x.try_get("carrier_code")?,
+            x.try_get("shop_id")?,
+        )),
         None => None,
     };
     let mut tx = db.begin().await?;
@@ -619,10 +633,11 @@ pub async fn report(db: &Db, cfg: &Config, r: &Report) -> Result<Outcome> {
     if !fresh {
         return Ok(Outcome::Duplicate);
     }
-    let Some((id, Some(code))) = shipment else {
+    let Some((id, Some(code), shop)) = shipment else {
         return Ok(Outcome::Unknown);
     };
-    match status(&cfg.carriers, r.carrier, &code).await {
+    let carriers = carriers_of(db, &cfg.carriers, shop).await?;
+    match status(&carriers, r.carrier, &code).await {
         Ok(b) => {
             apply(db, id, &b, "webhook").await?;
             sqlx::query(
@@ -776,11 +791,12 @@ async fn delivered(tx: &mut Tx, order: i64, now: i64) -> Result<()> {
 
 /// Ask the carriers about booked parcels not heard of for `POLL_AFTER_MS` (a webhook can be
 /// lost), and apply what they say. Returns how many were asked.
-pub async fn poll(db: &Db, cfg: &CarriersConfig, now: i64) -> Result<usize> {
+pub async fn poll(db: &Db, platform: &CarriersConfig, now: i64) -> Result<usize> {
     let due = sqlx::query(
-        "SELECT id, carrier, carrier_code FROM shipments
-         WHERE state = 'booked' AND progress NOT IN ('delivered', 'returned', 'cancelled')
-           AND checked_at < $1 ORDER BY checked_at LIMIT 100",
+        "SELECT sh.id, sh.carrier, sh.carrier_code, o.shop_id FROM shipments sh
+         JOIN orders o ON o.id = sh.order_id
+         WHERE sh.state = 'booked' AND sh.progress NOT IN ('delivered', 'returned', 'cancelled')
+           AND sh.checked_at < $1 ORDER BY sh.checked_at LIMIT 100",
     )
     .bind(now - POLL_AFTER_MS)
     .fetch_all(&db.pool)
@@ -792,8 +808,9 @@ pub async fn poll(db: &Db, cfg: &CarriersConfig, now: i64) -> Result<usize> {
         let code: String = r
             .try_get::<Option<String>, _>("carrier_code")?
             .unwrap_or_default();
+        let cfg = carriers_of(db, platform, r.try_get("shop_id")?).await?;
         asked += 1;
-        match status(cfg, carrier, &code).await {
+        match status(&cfg, carrier, &code).await {
             Ok(b) => apply(db, id, &b, "poll").await?,
             Err(e) => {
                 tracing::warn!(shipment = id, error = %e.message(), "carrier status not read");
@@ -815,7 +832,13 @@ pub enum Label {
     Pdf(Vec<u8>),
 }
 
-pub async fn label(db: &Db, cfg: &CarriersConfig, order: &OrderView, small: bool) -> Result<Label> {
+pub async fn label(
+    db: &Db,
+    platform: &CarriersConfig,
+    order: &OrderView,
+    small: bool,
+) -> Result<Label> {
+    let cfg = &carriers_of(db, platform, order.shop_id).await?;
     let s = of_order(db, order.id).await?.ok_or(AppError::NotFound)?;
     let Some(code) = s.carrier_code.filter(|_| s.state == "booked") else {
         return Err(AppError::Conflict("Đơn chưa đặt giao được với hãng".into()));

@@ -257,6 +257,7 @@ pub async fn ghn_fee(cfg: &GhnConfig, from: &Address, to: &Address, p: &Packed) 
         carrier: Method::Ghn,
         fee_vnd: total,
         expected_on,
+        shop_account: false,
     })
 }
 
@@ -315,6 +316,7 @@ pub async fn ghtk_fee(cfg: &GhtkConfig, from: &Address, to: &Address, p: &Packed
         carrier: Method::Ghtk,
         fee_vnd: total,
         expected_on: None,
+        shop_account: false,
     })
 }
 
@@ -338,10 +340,19 @@ fn quote_key(m: Method, url: &str, from: &Address, to: &Address, p: &Packed) -> 
     )
 }
 
-fn api_url(cfg: &CarriersConfig, m: Method) -> Option<&str> {
+/// Which account of which carrier: its API and who the account is (a shop's own account
+/// may have its own prices), for kept quotes and resting carriers.
+fn api_url(cfg: &CarriersConfig, m: Method) -> Option<String> {
+    use sha2::Digest;
     match m {
-        Method::Ghn => cfg.ghn.as_ref().map(|c| c.api_url.as_str()),
-        Method::Ghtk => cfg.ghtk.as_ref().map(|c| c.api_url.as_str()),
+        Method::Ghn => cfg
+            .ghn
+            .as_ref()
+            .map(|c| format!("{}#{}", c.api_url, c.shop_id)),
+        Method::Ghtk => cfg.ghtk.as_ref().map(|c| {
+            let who = sha2::Sha256::digest(c.token.as_bytes());
+            format!("{}#{}", c.api_url, hex::encode(&who[..6]))
+        }),
         Method::SelfDelivery => None,
     }
 }
@@ -354,6 +365,48 @@ pub fn available(cfg: &CarriersConfig) -> Vec<Method> {
         .collect()
 }
 
+/// After this many quotes in a row without an answer in time, a carrier rests…
+pub const SILENT_TIMES: u32 = 3;
+/// …for this long: checkouts leave it out at once instead of each waiting the timeout; then
+/// one quote tries it again.
+pub const REST: Duration = Duration::from_secs(30);
+
+/// Per carrier account: quotes in a row without an answer in time, and the end of its rest.
+type Silence = Mutex<HashMap<String, (u32, Option<Instant>)>>;
+static SILENCE: LazyLock<Silence> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn silence_key(m: Method, url: &str) -> String {
+    format!("{}|{url}", m.as_str())
+}
+
+/// Whether the carrier is resting now (it stopped answering).
+fn resting(m: Method, url: &str, now: Instant) -> bool {
+    let mut all = SILENCE.lock().expect("silence");
+    match all.get_mut(&silence_key(m, url)) {
+        Some((_, Some(until))) if now < *until => true,
+        Some((_, until @ Some(_))) => {
+            // Rested: let one quote through; another timeout puts it back to rest.
+            *until = None;
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Count a quote without an answer in time (`true`), or an answer (`false`).
+fn silent(m: Method, url: &str, no_answer: bool, now: Instant) {
+    let mut all = SILENCE.lock().expect("silence");
+    let e = all.entry(silence_key(m, url)).or_insert((0, None));
+    if no_answer {
+        e.0 += 1;
+        if e.0 >= SILENT_TIMES {
+            e.1 = Some(now + REST);
+        }
+    } else {
+        *e = (0, None);
+    }
+}
+
 /// A quote given within `QUOTE_TTL` for this route and parcel, if any.
 pub fn kept(
     cfg: &CarriersConfig,
@@ -362,7 +415,7 @@ pub fn kept(
     to: &Address,
     p: &Packed,
 ) -> Option<Quote> {
-    let key = quote_key(m, api_url(cfg, m)?, from, to, p);
+    let key = quote_key(m, &api_url(cfg, m)?, from, to, p);
     let cache = QUOTES.lock().expect("cache");
     cache
         .get(&key)
@@ -382,6 +435,10 @@ pub async fn quote(
     if let Some(q) = kept(cfg, m, from, to, p) {
         return Ok(q);
     }
+    let url = api_url(cfg, m).unwrap_or_default();
+    if resting(m, &url, Instant::now()) {
+        return Err(said(m, "không trả lời mấy lần vừa rồi; tạm nghỉ ít phút"));
+    }
     let asked = async {
         match m {
             Method::Ghn => match &cfg.ghn {
@@ -395,10 +452,17 @@ pub async fn quote(
             Method::SelfDelivery => Err(said(m, "không phải nhà vận chuyển")),
         }
     };
-    let q = tokio::time::timeout(Duration::from_millis(cfg.quote_timeout_ms), asked)
-        .await
-        .map_err(|_| said(m, "không trả lời kịp"))??;
-    let key = quote_key(m, api_url(cfg, m).unwrap_or(""), from, to, p);
+    let q = match tokio::time::timeout(Duration::from_millis(cfg.quote_timeout_ms), asked).await {
+        Ok(answer) => {
+            silent(m, &url, false, Instant::now());
+            answer?
+        }
+        Err(_) => {
+            silent(m, &url, true, Instant::now());
+            return Err(said(m, "không trả lời kịp"));
+        }
+    };
+    let key = quote_key(m, &url, from, to, p);
     let mut cache = QUOTES.lock().expect("cache");
     if cache.len() > 10_000 {
         cache.retain(|_, (at, _)| at.elapsed() < QUOTE_TTL);
@@ -410,6 +474,34 @@ pub async fn quote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carrier_that_stops_answering_rests_then_is_tried_again() {
+        let (m, url) = (Method::Ghtk, "http://rest.test");
+        let t0 = Instant::now();
+        for _ in 0..SILENT_TIMES - 1 {
+            silent(m, url, true, t0);
+            assert!(!resting(m, url, t0), "a timeout or two is not a pattern");
+        }
+        silent(m, url, true, t0);
+        assert!(resting(m, url, t0 + Duration::from_secs(1)));
+        assert!(
+            !resting(m, url, t0 + REST),
+            "after its rest, one quote tries"
+        );
+        silent(m, url, true, t0 + REST);
+        assert!(
+            resting(m, url, t0 + REST + Duration::from_secs(1)),
+            "silent again: rests again"
+        );
+        silent(m, url, false, t0 + REST * 3);
+        assert!(!resting(m, url, t0 + REST * 3));
+        silent(m, url, true, t0 + REST * 3);
+        assert!(
+            !resting(m, url, t0 + REST * 3),
+            "an answer starts the count again"
+        );
+    }
 
     #[test]
     fn names_are_matched_without_their_kind_or_marks() {

@@ -102,6 +102,16 @@ pub struct RawSettings {
     pub methods: Vec<String>,
     #[serde(default)]
     pub self_fees: Option<RawSelfFees>,
+    /// The shop's own GHN account (its token and GHN shop id): GHN is then booked and paid
+    /// by the shop, the fee is the shop's money. Absent: kept as it was; `""`: removed.
+    #[serde(default)]
+    pub ghn_token: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::domain::text_or_number)]
+    pub ghn_shop_id: Option<serde_json::Value>,
+    /// The shop's own GHTK token (absent: kept; `""`: removed).
+    #[serde(default)]
+    pub ghtk_token: Option<String>,
 }
 
 /// Fees as sent: numbers or the digits of a form.
@@ -123,6 +133,48 @@ pub struct Settings {
     pub pickup: Address,
     pub methods: Vec<Method>,
     pub self_fees: SelfFees,
+    /// The shop's own carrier accounts, used instead of the platform's: (token, GHN shop id)
+    /// and GHTK's token. Never shown back, never logged.
+    pub own_ghn: Option<(String, i64)>,
+    pub own_ghtk: Option<String>,
+}
+
+impl Settings {
+    /// The carriers this shop can ship with: its own accounts, else the platform's.
+    pub fn carriers(
+        &self,
+        platform: &crate::config::CarriersConfig,
+    ) -> crate::config::CarriersConfig {
+        let mut c = platform.clone();
+        if let Some((token, shop_id)) = &self.own_ghn {
+            c.ghn = Some(crate::config::GhnConfig {
+                token: token.clone(),
+                shop_id: *shop_id,
+                api_url: platform.ghn_api_url.clone(),
+            });
+        }
+        if let Some(token) = &self.own_ghtk {
+            c.ghtk = Some(crate::config::GhtkConfig {
+                token: token.clone(),
+                partner_code: platform
+                    .ghtk
+                    .as_ref()
+                    .map(|g| g.partner_code.clone())
+                    .unwrap_or_default(),
+                api_url: platform.ghtk_api_url.clone(),
+            });
+        }
+        c
+    }
+
+    /// Whether `m` is booked and paid with the shop's own account (its fee is the shop's).
+    pub fn own_account(&self, m: Method) -> bool {
+        match m {
+            Method::SelfDelivery => true,
+            Method::Ghn => self.own_ghn.is_some(),
+            Method::Ghtk => self.own_ghtk.is_some(),
+        }
+    }
 }
 
 /// The most a shop may ask for delivering one order itself.
@@ -162,17 +214,67 @@ fn amount(v: &Option<serde_json::Value>, required: bool) -> Result<Option<i64>, 
 
 impl Settings {
     /// Check what a shop sent; every problem is named (`pickup.ward_code`, `self_fees.elsewhere`).
-    /// `carriers`: the carriers the platform has an account with (`carriers::available`).
-    pub fn parse(raw: &RawSettings, carriers: &[Method]) -> Result<Settings, AppError> {
+    /// `carriers`: the carriers the platform has an account with (`carriers::available`);
+    /// `before`: the shop's settings now (its own accounts are kept unless sent).
+    pub fn parse(
+        raw: &RawSettings,
+        carriers: &[Method],
+        before: Option<&Settings>,
+    ) -> Result<Settings, AppError> {
         let mut e = FieldErrors::new();
         let pickup = Address::parse(&raw.pickup, &mut e, "pickup.");
+        let own_ghn = match raw.ghn_token.as_deref().map(str::trim) {
+            None => before.and_then(|b| b.own_ghn.clone()),
+            Some("") => None,
+            Some(t) if t.len() > 200 || t.chars().any(char::is_whitespace) => {
+                e.add("ghn_token", "mã token GHN không hợp lệ");
+                None
+            }
+            Some(t) => {
+                let id = match &raw.ghn_shop_id {
+                    Some(serde_json::Value::Number(n)) => n.as_i64(),
+                    Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                match id.filter(|n| *n > 0) {
+                    Some(id) => Some((t.to_string(), id)),
+                    None => {
+                        e.add(
+                            "ghn_shop_id",
+                            "cần mã cửa hàng (ShopId) trên GHN, là một số",
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let own_ghtk = match raw.ghtk_token.as_deref().map(str::trim) {
+            None => before.and_then(|b| b.own_ghtk.clone()),
+            Some("") => None,
+            Some(t) if t.len() > 200 || t.chars().any(char::is_whitespace) => {
+                e.add("ghtk_token", "mã token GHTK không hợp lệ");
+                None
+            }
+            Some(t) => Some(t.to_string()),
+        };
+        let usable = |m: Method| {
+            carriers.contains(&m)
+                || match m {
+                    Method::Ghn => own_ghn.is_some(),
+                    Method::Ghtk => own_ghtk.is_some(),
+                    Method::SelfDelivery => true,
+                }
+        };
         let mut methods = Vec::new();
         for (i, m) in raw.methods.iter().enumerate() {
             match Method::parse(m) {
                 // A carrier the platform has no account with would show buyers nothing.
-                Some(m @ (Method::Ghn | Method::Ghtk)) if !carriers.contains(&m) => e.add(
+                Some(m @ (Method::Ghn | Method::Ghtk)) if !usable(m) => e.add(
                     &format!("methods[{i}]"),
-                    format!("Chợ Làng chưa kết nối {}; hãy chọn cách khác", m.words()),
+                    format!(
+                        "Chợ Làng chưa kết nối {}; nhập tài khoản của cửa hàng hoặc chọn cách khác",
+                        m.words()
+                    ),
                 ),
                 Some(m) if !methods.contains(&m) => methods.push(m),
                 Some(_) => {}
@@ -208,6 +310,8 @@ impl Settings {
             pickup: pickup.expect("checked"),
             methods,
             self_fees: fees,
+            own_ghn,
+            own_ghtk,
         })
     }
 }
@@ -221,6 +325,10 @@ pub struct Quote {
     pub fee_vnd: i64,
     /// The day the carrier expects to deliver (Hà Nội date), when it says.
     pub expected_on: Option<String>,
+    /// Booked and paid with the shop's own account (or the shop's own delivery): the fee is
+    /// the shop's money; otherwise it is owed to the carrier through the platform.
+    #[serde(skip)]
+    pub shop_account: bool,
 }
 
 #[cfg(test)]
@@ -257,7 +365,8 @@ mod tests {
             "self_fees": {"same_commune": -1, "same_province": "20.000", "elsewhere": 5_000_000}
         }))
         .unwrap();
-        let AppError::Validation(e) = Settings::parse(&raw, &[Method::Ghtk]).unwrap_err() else {
+        let AppError::Validation(e) = Settings::parse(&raw, &[Method::Ghtk], None).unwrap_err()
+        else {
             panic!("a validation error")
         };
         for f in [
@@ -277,7 +386,7 @@ mod tests {
             "self_fees": {"same_commune": 0, "same_province": "20.000", "elsewhere": 40000, "free_from": ""}
         }))
         .unwrap();
-        let s = Settings::parse(&ok, &[]).unwrap();
+        let s = Settings::parse(&ok, &[], None).unwrap();
         assert_eq!(s.self_fees.same_province, 20_000);
         assert_eq!(s.self_fees.free_from, None);
     }

@@ -21,7 +21,7 @@ where
 {
     let Some(r) = sqlx::query(
         "SELECT pickup_province, pickup_ward, pickup_street, methods, self_same_commune,
-                self_same_province, self_elsewhere, self_free_from
+                self_same_province, self_elsewhere, self_free_from, ghn_token, ghn_shop_id, ghtk_token
          FROM shop_shipping WHERE shop_id = $1",
     )
     .bind(shop)
@@ -51,6 +51,10 @@ where
             elsewhere: r.try_get("self_elsewhere")?,
             free_from: r.try_get("self_free_from")?,
         },
+        own_ghn: r
+            .try_get::<Option<String>, _>("ghn_token")?
+            .zip(r.try_get::<Option<i64>, _>("ghn_shop_id")?),
+        own_ghtk: r.try_get("ghtk_token")?,
     }))
 }
 
@@ -71,15 +75,17 @@ pub async fn put(tx: &mut Tx, shop: i64, s: &Settings) -> Result<String> {
     let methods: Vec<&str> = s.methods.iter().map(|m| m.as_str()).collect();
     sqlx::query(
         "INSERT INTO shop_shipping (shop_id, pickup_province, pickup_ward, pickup_street, dataset,
-            methods, self_same_commune, self_same_province, self_elsewhere, self_free_from, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            methods, self_same_commune, self_same_province, self_elsewhere, self_free_from, updated_at,
+            ghn_token, ghn_shop_id, ghtk_token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (shop_id) DO UPDATE SET pickup_province = excluded.pickup_province,
             pickup_ward = excluded.pickup_ward, pickup_street = excluded.pickup_street,
             dataset = excluded.dataset, methods = excluded.methods,
             self_same_commune = excluded.self_same_commune,
             self_same_province = excluded.self_same_province,
             self_elsewhere = excluded.self_elsewhere, self_free_from = excluded.self_free_from,
-            updated_at = excluded.updated_at",
+            updated_at = excluded.updated_at, ghn_token = excluded.ghn_token,
+            ghn_shop_id = excluded.ghn_shop_id, ghtk_token = excluded.ghtk_token",
     )
     .bind(shop)
     .bind(s.pickup.province_code)
@@ -92,6 +98,9 @@ pub async fn put(tx: &mut Tx, shop: i64, s: &Settings) -> Result<String> {
     .bind(s.self_fees.elsewhere)
     .bind(s.self_fees.free_from)
     .bind(now_ms())
+    .bind(s.own_ghn.as_ref().map(|g| g.0.clone()))
+    .bind(s.own_ghn.as_ref().map(|g| g.1))
+    .bind(s.own_ghtk.clone())
     .execute(&mut **tx)
     .await?;
     Ok(methods.join(","))
@@ -161,6 +170,7 @@ pub fn self_option(settings: &Settings, to: &Address, goods: i64) -> Option<Quot
             carrier: Method::SelfDelivery,
             fee_vnd: settings.self_fees.fee(&settings.pickup, to, goods),
             expected_on: None,
+            shop_account: true,
         })
 }
 
@@ -179,12 +189,20 @@ pub async fn options(
     };
     let mut quotes: Vec<Quote> = self_option(s, to, parcel.value_vnd).into_iter().collect();
     let mut notes = Vec::new();
+    let cfg = &s.carriers(cfg);
     let usable = carriers::available(cfg);
     let ask = |m: Method| {
         let wanted = s.methods.contains(&m) && usable.contains(&m);
         async move {
             if wanted {
-                Some(carriers::quote(cfg, m, &s.pickup, to, parcel).await)
+                Some(
+                    carriers::quote(cfg, m, &s.pickup, to, parcel)
+                        .await
+                        .map(|q| Quote {
+                            shop_account: s.own_account(m),
+                            ..q
+                        }),
+                )
             } else {
                 None
             }
@@ -215,15 +233,18 @@ pub async fn fee_at_checkout(
     parcel: &Packed,
     chosen: Option<&str>,
 ) -> Result<Option<Quote>> {
-    let settings = load(&mut **tx, shop).await?;
-    let usable = carriers::available(cfg);
-    let Some(s) = settings.filter(|s| {
-        s.methods
-            .iter()
-            .any(|m| *m == Method::SelfDelivery || usable.contains(m))
-    }) else {
+    let Some(s) = load(&mut **tx, shop).await? else {
         return Ok(None);
     };
+    let cfg = &s.carriers(cfg);
+    let usable = carriers::available(cfg);
+    if !s
+        .methods
+        .iter()
+        .any(|m| *m == Method::SelfDelivery || usable.contains(m))
+    {
+        return Ok(None);
+    }
     let Some(to) = to else {
         return Err(AppError::field(
             "buyer.ward_code",
@@ -241,7 +262,12 @@ pub async fn fee_at_checkout(
     match method {
         Some(Method::SelfDelivery) => Ok(self_option(&s, to, parcel.value_vnd)),
         Some(m) if usable.contains(&m) => carriers::kept(cfg, m, &s.pickup, to, parcel)
-            .map(Some)
+            .map(|q| {
+                Some(Quote {
+                    shop_account: s.own_account(m),
+                    ..q
+                })
+            })
             .ok_or_else(|| {
                 AppError::field(
                     &field,

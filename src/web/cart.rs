@@ -390,13 +390,22 @@ async fn checkout_view(
             .await
             .unwrap_or_default()
         {
-            let only = q.options.len() == 1;
-            let picked = f.shipping.get(&q.shop_slug);
+            // The buyer's choice, else the cheapest way (the first of equals) is ticked.
+            let cheapest = q
+                .options
+                .iter()
+                .min_by_key(|o| o.fee_vnd)
+                .map(|o| o.id.clone());
+            let picked = f
+                .shipping
+                .get(&q.shop_slug)
+                .filter(|p| q.options.iter().any(|o| o.id == **p))
+                .or(cheapest.as_ref());
             let options = q
                 .options
                 .iter()
                 .map(|o| {
-                    let chosen = picked.map_or(only, |p| *p == o.id);
+                    let chosen = picked.is_some_and(|p| *p == o.id);
                     if chosen {
                         fees += o.fee_vnd;
                     }

@@ -81,6 +81,9 @@ pub struct ShippingOut {
     pickup: PickupOut,
     methods: Vec<Method>,
     self_fees: crate::shipping::SelfFees,
+    /// Whether the shop books GHN / GHTK with its own account (the tokens are never shown).
+    ghn_own_account: bool,
+    ghtk_own_account: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -104,6 +107,8 @@ impl From<&Settings> for ShippingOut {
             },
             methods: s.methods.clone(),
             self_fees: s.self_fees,
+            ghn_own_account: s.own_ghn.is_some(),
+            ghtk_own_account: s.own_ghtk.is_some(),
         }
     }
 }
@@ -135,7 +140,13 @@ async fn set_shop_shipping(
     ApiPath(slug): ApiPath<String>,
     ApiJson(b): ApiJson<RawSettings>,
 ) -> Result<Json<ShippingOut>> {
-    let s = Settings::parse(&b, &carriers::available(&st.config.carriers))?;
+    let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
+    let before = store::load(&st.db.pool, shop.id.0).await?;
+    let s = Settings::parse(
+        &b,
+        &carriers::available(&st.config.carriers),
+        before.as_ref(),
+    )?;
     store::save(&st.db, &user, &slug, &s).await?;
     Ok(Json(ShippingOut::from(&s)))
 }
@@ -176,14 +187,27 @@ struct SettingsPage {
     form: SettingsForm,
     provinces: &'static [Unit],
     wards: &'static [Unit],
-    /// The carriers the platform has an account with, offered as checkboxes.
+    /// The carriers offered as checkboxes: the platform's, and GHN/GHTK always (a shop may
+    /// use its own account).
     carriers: Vec<(&'static str, &'static str)>,
+    /// Whether the shop's own GHN / GHTK accounts are saved.
+    own_ghn: bool,
+    own_ghtk: bool,
     errors: FieldErrors,
 }
 
 impl SettingsPage {
     fn err(&self, field: &str) -> String {
         self.errors.get(field).unwrap_or("").to_string()
+    }
+    /// The error of a ticked way to ship (errors are named by its place in the form).
+    fn method_err(&self, m: &str) -> String {
+        self.form
+            .methods
+            .iter()
+            .position(|x| x == m)
+            .map(|i| self.err(&format!("methods[{i}]")))
+            .unwrap_or_default()
     }
     fn has(&self, m: &str) -> bool {
         self.form.methods.iter().any(|x| x == m)
@@ -203,6 +227,12 @@ struct SettingsForm {
     same_province: String,
     elsewhere: String,
     free_from: String,
+    /// The shop's own carrier accounts: empty keeps what is saved; the boxes remove them.
+    ghn_token: String,
+    ghn_shop_id: String,
+    ghn_remove: bool,
+    ghtk_token: String,
+    ghtk_remove: bool,
     /// "Chọn tỉnh": show the chosen province's wards without saving (no JavaScript).
     step: String,
 }
@@ -238,6 +268,17 @@ impl SettingsForm {
                 elsewhere: v(&self.elsewhere),
                 free_from: v(&self.free_from),
             }),
+            ghn_token: if self.ghn_remove {
+                Some(String::new())
+            } else {
+                Some(self.ghn_token.clone()).filter(|t| !t.trim().is_empty())
+            },
+            ghn_shop_id: v(&self.ghn_shop_id),
+            ghtk_token: if self.ghtk_remove {
+                Some(String::new())
+            } else {
+                Some(self.ghtk_token.clone()).filter(|t| !t.trim().is_empty())
+            },
         }
     }
 }
@@ -249,7 +290,10 @@ fn page(
     shop: &crate::catalog::Shop,
     form: SettingsForm,
     errors: FieldErrors,
+    saved: Option<&Settings>,
 ) -> SettingsPage {
+    let own_ghn = saved.is_some_and(|s| s.own_ghn.is_some());
+    let own_ghtk = saved.is_some_and(|s| s.own_ghtk.is_some());
     SettingsPage {
         layout: Layout::new(
             st,
@@ -261,10 +305,12 @@ fn page(
         slug: shop.slug.clone(),
         wards: addresses::wards(form.province_code.trim()).unwrap_or(&[]),
         provinces: addresses::provinces(),
-        carriers: carriers::available(&st.config.carriers)
+        carriers: [Method::Ghn, Method::Ghtk]
             .into_iter()
             .map(|m| (m.as_str(), m.words()))
             .collect(),
+        own_ghn,
+        own_ghtk,
         form,
         errors,
     }
@@ -277,15 +323,24 @@ async fn settings_page(
     Path(slug): Path<String>,
 ) -> PageResult {
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
-    let form = match store::load(&st.db.pool, shop.id.0).await? {
-        Some(s) => SettingsForm::of(&s),
+    let saved = store::load(&st.db.pool, shop.id.0).await?;
+    let form = match &saved {
+        Some(s) => SettingsForm::of(s),
         None => SettingsForm {
             methods: vec!["self".into()],
             same_commune: "0".into(),
             ..Default::default()
         },
     };
-    render(page(&st, &seed, user, &shop, form, FieldErrors::new()))
+    render(page(
+        &st,
+        &seed,
+        user,
+        &shop,
+        form,
+        FieldErrors::new(),
+        saved.as_ref(),
+    ))
 }
 
 async fn save_settings(
@@ -308,27 +363,45 @@ async fn save_settings(
             "same_province" => form.same_province = v,
             "elsewhere" => form.elsewhere = v,
             "free_from" => form.free_from = v,
+            "ghn_token" => form.ghn_token = v,
+            "ghn_shop_id" => form.ghn_shop_id = v,
+            "ghn_remove" => form.ghn_remove = !v.is_empty(),
+            "ghtk_token" => form.ghtk_token = v,
+            "ghtk_remove" => form.ghtk_remove = !v.is_empty(),
             "step" => form.step = v,
             _ => {}
         }
     }
     verify_csrf(&st, &seed, &form.csrf)?;
     let shop = super::dashboard::my_shop(&st, &user, &slug).await?;
+    let before = store::load(&st.db.pool, shop.id.0).await?;
     if form.step == "province" {
         // The ward list of the province just chosen; nothing saved yet.
         if addresses::ward(&form.ward_code).is_none_or(|(p, _)| p != form.province_code) {
             form.ward_code.clear();
         }
-        return render(page(&st, &seed, user, &shop, form, FieldErrors::new()));
+        return render(page(
+            &st,
+            &seed,
+            user,
+            &shop,
+            form,
+            FieldErrors::new(),
+            before.as_ref(),
+        ));
     }
-    let result = match Settings::parse(&form.raw(), &carriers::available(&st.config.carriers)) {
+    let result = match Settings::parse(
+        &form.raw(),
+        &carriers::available(&st.config.carriers),
+        before.as_ref(),
+    ) {
         Ok(s) => store::save(&st.db, &user, &slug, &s).await,
         Err(e) => Err(e),
     };
     match result {
         Ok(()) => see_other("/quan-ly?ok=shipping-saved"),
         Err(AppError::Validation(errors)) => {
-            let mut resp = render(page(&st, &seed, user, &shop, form, errors))?;
+            let mut resp = render(page(&st, &seed, user, &shop, form, errors, before.as_ref()))?;
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }

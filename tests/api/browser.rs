@@ -281,9 +281,26 @@ async fn buyer_journey_in_a_browser(b: Backend) {
         eprintln!("node/chromium/playwright-core missing: browser test skipped");
         return;
     }
-    let app = TestApp::with_demo(b).await;
-    // The demo's shops deliver themselves at a fee: the journey picks a ward and sees it.
+    // The demo's shops deliver themselves at a fee, and Phú Đôi's ship by GHN too (a local
+    // stand-in): the journey picks a ward, sees the fees and, on a phone, chooses GHN.
+    let (ghn, _) = crate::carriers::start_carriers().await;
+    let app = TestApp::with_demo_and(
+        b,
+        &[
+            ("GHN_TOKEN", crate::carriers::GHN_TOKEN),
+            ("GHN_SHOP_ID", crate::carriers::GHN_SHOP),
+            ("GHN_API_URL", &ghn),
+        ],
+    )
+    .await;
     cholang::demo::shipping::load(&app.db).await.unwrap();
+    sqlx::query(
+        "UPDATE shop_shipping SET methods = 'self,ghn'
+         WHERE shop_id IN (SELECT s.id FROM shops s JOIN villages v ON v.id = s.village_id WHERE v.slug = 'phu-doi')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let shots = app.config.data_dir.join("screenshots");
     let args = vec![
         app.base.clone(),

@@ -21,12 +21,15 @@ on_both_backends!(
     carriers_quote_at_checkout_and_a_slow_one_is_left_out,
     a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuses,
     a_ghtk_parcel_is_booked_in_kilograms_cancelled_before_pickup_and_returned,
+    a_shop_with_its_own_ghn_account_books_with_it_and_keeps_the_fee,
 );
 
-const GHN_TOKEN: &str = "ghn-test-token";
-const GHN_SHOP: &str = "885";
-const GHTK_TOKEN: &str = "ghtk-test-token";
-const GHTK_PARTNER: &str = "S22829";
+pub(crate) const GHN_TOKEN: &str = "ghn-test-token";
+pub(crate) const GHN_SHOP: &str = "885";
+const OWN_GHN_TOKEN: &str = "shop-own-ghn-token";
+const OWN_GHN_SHOP: &str = "4242";
+pub(crate) const GHTK_TOKEN: &str = "ghtk-test-token";
+pub(crate) const GHTK_PARTNER: &str = "S22829";
 const GHN_SECRET: &str = "ghn-webhook-secret-0123456789";
 const GHTK_HASH: &str = "ghtk-webhook-hash-0123456789";
 const NET: &str = "man-tuyn-2-cua-1m8-x-2m"; // Màn tuyn Bà Hạnh, 180,000
@@ -34,7 +37,7 @@ const HOAN_KIEM: &str = "00070";
 
 /// What the stand-ins know and saw.
 #[derive(Default)]
-struct Carriers {
+pub(crate) struct Carriers {
     /// (method path, query, headers, body) of every request.
     seen: Vec<(String, String, HeaderMap, Value)>,
     ghn_slow: bool,
@@ -46,7 +49,7 @@ struct Carriers {
     ghtk_orders: HashMap<String, (String, i64)>,
 }
 
-type Shared = Arc<Mutex<Carriers>>;
+pub(crate) type Shared = Arc<Mutex<Carriers>>;
 
 fn ghn_ok(data: Value) -> axum::response::Response {
     axum::Json(json!({"code": 200, "message": "Success", "data": data})).into_response()
@@ -74,7 +77,10 @@ async fn stand_in(
     };
     if let Some(p) = path.strip_prefix("/shiip/public-api/") {
         // GHN: every call carries the token; shop-scoped calls the shop id.
-        if headers.get("Token").and_then(|v| v.to_str().ok()) != Some(GHN_TOKEN) {
+        // The platform's account, or a shop's own.
+        let token = headers.get("Token").and_then(|v| v.to_str().ok());
+        let shop_id = headers.get("ShopId").and_then(|v| v.to_str().ok());
+        if token != Some(GHN_TOKEN) && token != Some(OWN_GHN_TOKEN) {
             return (
                 StatusCode::UNAUTHORIZED,
                 axum::Json(json!({"code": 401, "message": "Token is not valid", "data": null})),
@@ -82,7 +88,11 @@ async fn stand_in(
                 .into_response();
         }
         let shop_scoped = p.starts_with("v2/");
-        if shop_scoped && headers.get("ShopId").and_then(|v| v.to_str().ok()) != Some(GHN_SHOP) {
+        let paired = matches!(
+            (token, shop_id),
+            (Some(GHN_TOKEN), Some(GHN_SHOP)) | (Some(OWN_GHN_TOKEN), Some(OWN_GHN_SHOP))
+        );
+        if shop_scoped && !paired {
             return axum::Json(json!({"code": 400, "message": "ShopId is required", "data": null}))
                 .into_response();
         }
@@ -243,7 +253,7 @@ async fn stand_in(
     }
 }
 
-async fn start_carriers() -> (String, Shared) {
+pub(crate) async fn start_carriers() -> (String, Shared) {
     let shared: Shared = Default::default();
     let app = axum::Router::new()
         .fallback(stand_in)
@@ -746,20 +756,19 @@ async fn a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuse
     );
     // Released: the delivery fee is owed to the carrier, the platform fee only on goods.
     app.buyer_received(&order).await;
-    let carriers_payable: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries WHERE account = 'carriers_payable'",
+    assert_eq!(ledger_sum(&app, "carriers_payable").await, -32_000);
+    assert_eq!(ledger_sum(&app, "shop_available").await, -(360_000 - 9_000));
+}
+
+/// An account's balance over every shop (credit negative).
+async fn ledger_sum(app: &TestApp, account: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries WHERE account = $1",
     )
+    .bind(account.to_string())
     .fetch_one(&app.db.pool)
     .await
-    .unwrap();
-    assert_eq!(carriers_payable, -32_000);
-    let available: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount_vnd), 0) AS BIGINT) FROM ledger_entries WHERE account = 'shop_available'",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
-    assert_eq!(available, -(360_000 - 9_000));
+    .unwrap()
 }
 
 async fn ghtk_hook_form(
@@ -951,5 +960,131 @@ async fn a_ghtk_parcel_is_booked_in_kilograms_cancelled_before_pickup_and_return
         told.iter()
             .any(|r| r != cholang::demo::catalog::ADMIN_EMAIL),
         "the shop: {told:?}"
+    );
+}
+
+async fn a_shop_with_its_own_ghn_account_books_with_it_and_keeps_the_fee(b: Backend) {
+    // The platform has no GHN account here: only the shop's own.
+    let (url, carriers) = start_carriers().await;
+    let app = TestApp::with_demo_and(
+        b,
+        &[
+            ("GHN_API_URL", &url),
+            ("GHN_WEBHOOK_SECRET", GHN_SECRET),
+            ("PLATFORM_FEE_BPS", "250"),
+        ],
+    )
+    .await;
+    let hanh = app.api_login(HANH, PW).await;
+    let path = "/shops/man-tuyn-ba-hanh/shipping";
+    let settings = |extra: Value| {
+        let mut v = json!({
+            "pickup": {"province_code": "01", "ward_code": "10273", "street": "Thôn Phú Đôi"},
+            "methods": ["self", "ghn"],
+            "self_fees": {"same_commune": 0, "same_province": 20000, "elsewhere": 40000}
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let (s, e) = app
+        .api("PUT", path, Some(&hanh), Some(settings(json!({}))))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no GHN account anywhere: {e}"
+    );
+    assert!(e["error"]["fields"]["methods[1]"].is_string(), "{e}");
+    let (s, e) = app
+        .api(
+            "PUT",
+            path,
+            Some(&hanh),
+            Some(settings(json!({"ghn_token": OWN_GHN_TOKEN}))),
+        )
+        .await;
+    assert!(
+        s == StatusCode::UNPROCESSABLE_ENTITY && e["error"]["fields"]["ghn_shop_id"].is_string(),
+        "a token needs its GHN shop id: {e}"
+    );
+    let (s, v) = app
+        .api(
+            "PUT",
+            path,
+            Some(&hanh),
+            Some(settings(
+                json!({"ghn_token": OWN_GHN_TOKEN, "ghn_shop_id": OWN_GHN_SHOP}),
+            )),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["ghn_own_account"], true);
+    assert!(
+        !v.to_string().contains(OWN_GHN_TOKEN),
+        "the token is never shown back"
+    );
+    // Saved again without the token: the account stays.
+    let (s, v) = app
+        .api("PUT", path, Some(&hanh), Some(settings(json!({}))))
+        .await;
+    assert_eq!(
+        (s, &v["ghn_own_account"]),
+        (StatusCode::OK, &json!(true)),
+        "{v}"
+    );
+    let page = app
+        .browser_logged_in(HANH, PW)
+        .await
+        .get(app.url("/quan-ly/cua-hang/man-tuyn-ba-hanh/giao-hang"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("đã lưu tài khoản riêng") && !page.contains(OWN_GHN_TOKEN));
+
+    // Quoted and booked with the shop's account; the fee is the shop's money.
+    let (pay, order, total) = checkout_with(&app, "ghn").await;
+    assert_eq!(total, 360_000 + 32_000);
+    let payee: String = sqlx::query_scalar("SELECT shipping_payee FROM orders WHERE code = $1")
+        .bind(order.clone())
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(payee, "shop");
+    app.transfer(total, &pay).await;
+    let (s, v) = move_order(&app, &hanh, &order, "accepted").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(shipment(&app, &hanh, &order).await["state"], "booked");
+    {
+        let st = carriers.lock().unwrap();
+        let calls: Vec<&(String, String, HeaderMap, Value)> = st
+            .seen
+            .iter()
+            .filter(|(p, _, _, _)| p.contains("/v2/"))
+            .collect();
+        assert!(!calls.is_empty());
+        for (p, _, h, _) in calls {
+            assert_eq!(h.get("Token").unwrap(), OWN_GHN_TOKEN, "{p}");
+            assert_eq!(h.get("ShopId").unwrap(), OWN_GHN_SHOP, "{p}");
+        }
+    }
+    set_ghn(&carriers, "GHN1", "delivered");
+    ghn_hook(
+        &app,
+        GHN_SECRET,
+        "GHN1",
+        "delivered",
+        "2026-12-09T05:00:00Z",
+    )
+    .await;
+    app.buyer_received(&order).await;
+    assert_eq!(ledger_sum(&app, "carriers_payable").await, 0);
+    assert_eq!(
+        ledger_sum(&app, "shop_available").await,
+        -(360_000 - 9_000 + 32_000)
     );
 }

@@ -210,9 +210,21 @@ async function journey(browser, mode) {
   await d.fill('form[action="/thanh-toan"] input[name=street]', 'Số 5 ngõ 12 Hàng Bông');
   resp = await d.navigate(() => d.click('form[action="/thanh-toan"] button[value=quote]'));
   await step('checkout-quote', resp);
+  expect((await page.textContent('main')).includes('Người bán tự giao: 20.000 ₫'), `${mode}: no delivery fee shown`);
+  if (mode === 'phone') {
+    // GHN quoted beside the shop's own delivery; choosing it changes the total.
+    const ghn = page.locator('form[action="/thanh-toan"] input[type=radio][name^="ship."][value=ghn]').first();
+    expect((await ghn.count()) === 1, `${mode}: no GHN quote`);
+    expect((await page.textContent('main')).includes('Giao Hàng Nhanh (GHN) (dự kiến giao 10/12): 32.000 ₫'), `${mode}: GHN's fee and day not shown`);
+    const before = vnd((await page.textContent('main p.price.big')).replace('Tổng phải trả:', ''));
+    await ghn.check();
+    resp = await d.navigate(() => d.click('form[action="/thanh-toan"] button[value=quote]'));
+    await step('checkout-ghn', resp);
+    const after = vnd((await page.textContent('main p.price.big')).replace('Tổng phải trả:', ''));
+    expect(after === before + 12000, `${mode}: GHN chosen: total ${after}, was ${before}`);
+  }
   const ways = await page.locator('form[action="/thanh-toan"] input[type=radio][name^="ship."]:checked').count();
   expect(ways === 2, `${mode}: ${ways} ways to ship chosen, expected one per shop`);
-  expect((await page.textContent('main')).includes('Người bán tự giao: 20.000 ₫'), `${mode}: no delivery fee shown`);
   const quoted = vnd((await page.textContent('main p.price.big')).replace('Tổng phải trả:', ''));
   resp = await d.navigate(() => d.click('form[action="/thanh-toan"] button[value=place]'), 422);
   await step('checkout-error', resp);
