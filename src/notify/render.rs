@@ -480,6 +480,24 @@ fn item_line(l: &sqlx::any::AnyRow) -> Result<String> {
     ))
 }
 
+/// "Giao hàng: Người bán tự giao — 20.000 ₫" for an order with a way to ship.
+fn shipping_line(o: &sqlx::any::AnyRow) -> Result<Option<String>> {
+    let Some(way) = o
+        .try_get::<Option<String>, _>("shipping_method")?
+        .as_deref()
+        .and_then(crate::shipping::Method::parse)
+    else {
+        return Ok(None);
+    };
+    let fee: i64 = o.try_get("shipping_vnd")?;
+    let fee = if fee == 0 {
+        "miễn phí".to_string()
+    } else {
+        format_vnd(fee)
+    };
+    Ok(Some(format!("Giao hàng: {} — {fee}", way.words())))
+}
+
 /// The buyer's one receipt for a payment: every shop's order (its code, the shop, its
 /// phone, each line with unit price and amount), the purchase code, the delivery address,
 /// the origin pages of the batches and the signed link to the order page. `None` unless
@@ -502,7 +520,8 @@ async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message
     }
     let pay: String = c.try_get("pay_code")?;
     let orders = sqlx::query(
-        "SELECT o.id, o.code, o.total_vnd, s.name, s.phone FROM orders o JOIN shops s ON s.id = o.shop_id
+        "SELECT o.id, o.code, o.total_vnd, o.shipping_vnd, o.shipping_method, s.name, s.phone
+         FROM orders o JOIN shops s ON s.id = o.shop_id
          WHERE o.checkout_id = $1 AND o.status NOT IN ('pending_payment', 'cancelled', 'expired')
          ORDER BY o.id",
     )
@@ -542,6 +561,9 @@ async fn receipt(tx: &mut Tx, cfg: &Config, order: i64) -> Result<Option<Message
                     origins.push(entry);
                 }
             }
+        }
+        if let Some(way) = shipping_line(o)? {
+            items.push(Item::line(way));
         }
     }
     let paid = format_vnd(c.try_get("amount_paid_vnd")?);
@@ -615,7 +637,8 @@ async fn order_notices(
 ) -> Result<Vec<NewNotice>> {
     let base = &cfg.public_url;
     let o = sqlx::query(
-        "SELECT o.code, o.shop_id, o.status, o.total_vnd, c.buyer_name, c.buyer_phone, c.buyer_address, c.buyer_email, c.note
+        "SELECT o.code, o.shop_id, o.status, o.total_vnd, o.shipping_vnd, o.shipping_method,
+                c.buyer_name, c.buyer_phone, c.buyer_address, c.buyer_email, c.note
          FROM orders o JOIN checkouts c ON c.id = o.checkout_id WHERE o.id = $1",
     )
     .bind(ev.ref_id)
@@ -627,10 +650,14 @@ async fn order_notices(
         .bind(ev.ref_id)
         .fetch_all(&mut **tx)
         .await?;
-    let items: Vec<Item> = lines
+    let mut items: Vec<Item> = lines
         .iter()
         .map(|l| item_line(l).map(Item::line))
         .collect::<Result<_>>()?;
+    // The way to ship the buyer chose, and its fee (inside the total).
+    if let Some(way) = shipping_line(&o)? {
+        items.push(Item::line(way));
+    }
     let shop = shop_target(tx, o.try_get("shop_id")?).await?;
     let buyer_name: String = o.try_get("buyer_name")?;
     let paid = kind == NoticeKind::OrderPaid;

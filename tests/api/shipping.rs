@@ -204,7 +204,8 @@ async fn a_shop_sets_its_ways_to_ship_and_only_its_owner_may(b: Backend) {
 }
 
 fn buyer_at(ward: &str) -> Value {
-    json!({"name": "Chị Mai", "phone": "0987654321", "province_code": "01", "ward_code": ward, "street": "12 Hàng Bông"})
+    json!({"name": "Chị Mai", "phone": "0987654321", "province_code": "01", "ward_code": ward,
+           "street": "12 Hàng Bông", "email": "mai@example.vn"})
 }
 
 async fn shop_account(app: &TestApp, shop: &str, account: &str) -> i64 {
@@ -347,6 +348,23 @@ async fn the_fee_is_quoted_charged_and_passed_to_the_shop_whole(b: Backend) {
 
     // Paid: the delivery goes to the shop with the goods; the platform fee only on the goods.
     app.transfer(580_000, &code).await;
+    // The receipt and the seller's notice say how it comes and what the delivery costs.
+    app.notifier().run_once().await.unwrap();
+    let said: Vec<String> = sqlx::query_scalar("SELECT payload FROM notices ORDER BY id")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    let receipt = said
+        .iter()
+        .find(|p| p.contains("Biên nhận"))
+        .expect("a receipt");
+    assert!(
+        receipt.contains("Giao hàng: Người bán tự giao — 20.000 ₫")
+            && receipt.contains("Giao hàng: Người bán tự giao — 80.000 ₫"),
+        "{receipt}"
+    );
+    assert!(said.iter().any(|p| p.contains("Đơn hàng mới đã thanh toán")
+        && p.contains("Giao hàng: Người bán tự giao — 20.000 ₫")));
     assert_eq!(
         shop_account(&app, "man-tuyn-ba-hanh", "shop_pending").await,
         -380_000
