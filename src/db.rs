@@ -305,6 +305,11 @@ pub async fn claim_data_migration(tx: &mut Tx, name: &str) -> Result<bool, sqlx:
 /// PostgreSQL reports the constraint name; SQLite reports `table.column`.
 const CONSTRAINTS: &[(&str, &str, &str)] = &[
     (
+        "shipments_order_key",
+        "shipments.order_id",
+        "đang đặt giao với hãng cho đơn này, vui lòng chờ một chút rồi tải lại trang",
+    ),
+    (
         "users_email_key",
         "users.email",
         "email này đã được dùng cho một tài khoản khác",
