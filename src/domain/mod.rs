@@ -8,6 +8,7 @@ pub mod payment_code;
 mod phone;
 pub mod schedule;
 pub mod sheet;
+pub mod shipping_method;
 mod slug;
 pub mod text;
 pub mod vietqr;

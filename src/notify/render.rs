@@ -485,7 +485,7 @@ fn shipping_line(o: &sqlx::any::AnyRow) -> Result<Option<String>> {
     let Some(way) = o
         .try_get::<Option<String>, _>("shipping_method")?
         .as_deref()
-        .and_then(crate::shipping::Method::parse)
+        .and_then(crate::domain::shipping_method::Method::parse)
     else {
         return Ok(None);
     };

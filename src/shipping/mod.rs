@@ -13,41 +13,7 @@ use crate::domain::money::format_vnd;
 use crate::error::{AppError, FieldErrors};
 use addresses::{Address, RawAddress};
 
-/// A way a shop ships.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// "Tự giao": the seller delivers (or sends by coach) at the shop's own fee table.
-    #[serde(rename = "self")]
-    SelfDelivery,
-    Ghn,
-    Ghtk,
-}
-
-impl Method {
-    pub const ALL: [Method; 3] = [Method::SelfDelivery, Method::Ghn, Method::Ghtk];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::SelfDelivery => "self",
-            Method::Ghn => "ghn",
-            Method::Ghtk => "ghtk",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.as_str() == s.trim())
-    }
-
-    /// What a buyer and a seller read.
-    pub fn words(self) -> &'static str {
-        match self {
-            Method::SelfDelivery => "Người bán tự giao",
-            Method::Ghn => "Giao Hàng Nhanh (GHN)",
-            Method::Ghtk => "Giao Hàng Tiết Kiệm (GHTK)",
-        }
-    }
-}
+pub use crate::domain::shipping_method::Method;
 
 /// The shop's own delivery fees by how far the buyer is from its pickup address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
