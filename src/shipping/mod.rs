@@ -93,8 +93,8 @@ pub struct RawSelfFees {
     pub free_from: Option<serde_json::Value>,
 }
 
-/// A shop's checked shipping settings.
-#[derive(Debug, Clone, PartialEq)]
+/// A shop's checked shipping settings (its tokens never printed: `Debug` hides them).
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     pub pickup: Address,
     pub methods: Vec<Method>,
@@ -103,6 +103,18 @@ pub struct Settings {
     /// and GHTK's token. Never shown back, never logged.
     pub own_ghn: Option<(String, i64)>,
     pub own_ghtk: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("pickup", &self.pickup)
+            .field("methods", &self.methods)
+            .field("self_fees", &self.self_fees)
+            .field("own_ghn", &self.own_ghn.as_ref().map(|(_, id)| ("***", id)))
+            .field("own_ghtk", &self.own_ghtk.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Settings {
@@ -321,6 +333,24 @@ mod tests {
         assert_eq!(fees.fee(&shop, &at("05773"), 100_000), 40_000); // Phú Xuyên, Thái Nguyên
         assert_eq!(fees.fee(&shop, &at("05773"), 999_999), 40_000);
         assert_eq!(fees.fee(&shop, &at("05773"), 1_000_000), 0);
+    }
+
+    #[test]
+    fn a_shops_tokens_never_print() {
+        let raw: RawSettings = serde_json::from_value(json!({
+            "pickup": {"province_code": "01", "ward_code": "10273", "street": "Thôn Phú Đôi"},
+            "methods": ["self", "ghn", "ghtk"],
+            "self_fees": {"same_commune": 0, "same_province": 1, "elsewhere": 2},
+            "ghn_token": "secret-ghn-token", "ghn_shop_id": "4242", "ghtk_token": "secret-ghtk"
+        }))
+        .unwrap();
+        let s = Settings::parse(&raw, &[], None).unwrap();
+        assert_eq!(s.own_ghn, Some(("secret-ghn-token".into(), 4242)));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("4242"),
+            "{shown}"
+        );
     }
 
     #[test]
