@@ -464,6 +464,16 @@ pub fn metrics_router(state: AppState) -> Router {
 mod tests {
     use std::alloc::{GlobalAlloc, Layout};
 
+    /// GHN's webhook secret is a part of its path: never in a log line.
+    #[test]
+    fn the_ghn_webhook_secret_never_reaches_a_log() {
+        assert_eq!(
+            super::loggable_path("/webhooks/ghn/a-long-secret-0123456789"),
+            "/webhooks/ghn/…"
+        );
+        assert_eq!(super::loggable_path("/webhooks/ghtk"), "/webhooks/ghtk");
+    }
+
     use super::{LARGE_ALLOCATION, SplitAllocator};
 
     /// A block keeps its bytes when it grows across the line into the system's malloc and

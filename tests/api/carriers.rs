@@ -148,7 +148,9 @@ async fn stand_in(
                     .ghn_orders
                     .get(body["client_order_code"].as_str().unwrap_or(""))
                 {
-                    Some((code, status)) => ghn_ok(json!({"order_code": code, "status": status})),
+                    Some((code, status)) => ghn_ok(
+                        json!({"order_code": code, "status": status, "leadtime": "2026-12-10T16:59:59Z"}),
+                    ),
                     None => {
                         axum::Json(json!({"code": 400, "message": "Order not found", "data": null}))
                             .into_response()
@@ -159,7 +161,9 @@ async fn stand_in(
                 let st = s.lock().unwrap();
                 let code = body["order_code"].as_str().unwrap_or("");
                 match st.ghn_orders.values().find(|(c, _)| c == code) {
-                    Some((c, status)) => ghn_ok(json!({"order_code": c, "status": status})),
+                    Some((c, status)) => ghn_ok(
+                        json!({"order_code": c, "status": status, "leadtime": "2026-12-10T16:59:59Z"}),
+                    ),
                     None => {
                         axum::Json(json!({"code": 400, "message": "Order not found", "data": null}))
                             .into_response()
@@ -579,6 +583,8 @@ async fn a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuse
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["shipment"]["state"], "booked", "{v}");
     assert_eq!(v["shipment"]["carrier_code"], "GHN1");
+    // The carrier's expected delivery (2026-12-10T16:59:59Z) is kept with the parcel.
+    assert_eq!(v["shipment"]["expected_at"], 1_796_921_999_000_i64, "{v}");
     assert_eq!(
         count(&carriers, "POST /shiip/public-api/v2/shipping-order/create"),
         1,
@@ -631,6 +637,16 @@ async fn a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuse
     assert!(
         location(&r).ends_with("/a5/public-api/printA5?token=print-token-1"),
         "{}",
+        location(&r)
+    );
+    let r = web
+        .get(app.url(&format!("/quan-ly/don-hang/{order}/tem-van-chuyen?kho=80")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&r).ends_with("/a5/public-api/print80x80?token=print-token-1"),
+        "the small label: {}",
         location(&r)
     );
     let page = web
