@@ -651,6 +651,12 @@ pub async fn report(db: &Db, cfg: &Config, r: &Report) -> Result<Outcome> {
         }
         Err(e) => {
             tracing::warn!(carrier = r.carrier.as_str(), error = %e.message(), "carrier status not confirmed");
+            // Kept as a hint: the poller asks the carrier at its next pass, not 12 h later.
+            sqlx::query("UPDATE shipments SET checked_at = $1 WHERE id = $2")
+                .bind(now_ms() - POLL_AFTER_MS - 1)
+                .bind(id)
+                .execute(&db.pool)
+                .await?;
             Ok(Outcome::Unverified)
         }
     }

@@ -43,6 +43,8 @@ pub(crate) struct Carriers {
     ghn_slow: bool,
     /// Answer the next GHN create with a gateway error after booking it (a lost answer).
     ghn_lose_next_create: bool,
+    /// GHN's status API failing (a gateway error).
+    ghn_detail_down: bool,
     /// client_order_code → (order_code, status)
     ghn_orders: HashMap<String, (String, String)>,
     /// partner id → (label, status id)
@@ -159,6 +161,9 @@ async fn stand_in(
             }
             "v2/shipping-order/detail" => {
                 let st = s.lock().unwrap();
+                if st.ghn_detail_down {
+                    return (StatusCode::BAD_GATEWAY, "<html>502</html>").into_response();
+                }
                 let code = body["order_code"].as_str().unwrap_or("");
                 match st.ghn_orders.values().find(|(c, _)| c == code) {
                     Some((c, status)) => ghn_ok(
@@ -722,9 +727,11 @@ async fn a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuse
     // Cancelling after pickup is refused by the carrier: the order stays.
     let (s, e) = move_order(&app, &hanh, &order, "cancelled").await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
-    // Delivered, confirmed: the carrier's word starts the buyer's guarantee window.
+    // "Delivered" while GHN's status API is down: kept as a hint, nothing moves, and the
+    // poller asks at its next pass (not 12 hours later).
     set_ghn(&carriers, "GHN1", "delivered");
-    ghn_hook(
+    carriers.lock().unwrap().ghn_detail_down = true;
+    let (s, v) = ghn_hook(
         &app,
         GHN_SECRET,
         "GHN1",
@@ -732,6 +739,19 @@ async fn a_ghn_parcel_is_booked_once_printed_and_moved_only_by_confirmed_statuse
         "2026-12-09T05:00:00Z",
     )
     .await;
+    assert_eq!(
+        (s, v["outcome"].as_str()),
+        (StatusCode::OK, Some("unverified")),
+        "{v}"
+    );
+    assert_eq!(order_status(&app, &order).await, ("shipped".into(), None));
+    carriers.lock().unwrap().ghn_detail_down = false;
+    let asked =
+        cholang::shipments::store::poll(&app.db, &app.config.carriers, cholang::domain::now_ms())
+            .await
+            .unwrap();
+    assert_eq!(asked, 1);
+    // Delivered, confirmed: the carrier's word starts the buyer's guarantee window.
     assert_eq!(
         order_status(&app, &order).await,
         ("delivered".into(), Some("carrier".into()))
