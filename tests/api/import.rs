@@ -381,6 +381,32 @@ async fn a_file_larger_than_a_batch_is_written_whole_or_not_at_all(b: Backend) {
         slugs,
         vec!["ao-dai-lua", "ao-dai-lua-co-so-1", "ao-dai-lua-2"]
     );
+    // A later file: the slugs the catalogue holds are skipped at insert and the row tries its
+    // next ones, the shop's name first, then the next number free.
+    let later = format!(
+        "{HEADER}Đa Sỹ,Đa Sỹ,Hà Đông,Cơ sở 1,0912000304,,Áo dài lụa,,May mặc,900000,chiếc,5,
+         Đa Sỹ,Đa Sỹ,Hà Đông,Cơ sở 2,0912000305,,Áo dài lụa,,May mặc,900000,chiếc,5,
+"
+    );
+    import_bytes(&app.db, later.as_bytes(), "Hà Nội")
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let slugs: Vec<String> =
+        sqlx::query_scalar("SELECT slug FROM products WHERE name = 'Áo dài lụa' ORDER BY slug")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        slugs,
+        vec![
+            "ao-dai-lua",
+            "ao-dai-lua-2",
+            "ao-dai-lua-3",
+            "ao-dai-lua-co-so-1",
+            "ao-dai-lua-co-so-2"
+        ]
+    );
 }
 
 /// The indexes an import may set aside, each with its definition as the database gives it.
@@ -400,6 +426,27 @@ async fn set_aside_indexes(app: &TestApp) -> Vec<(String, String)> {
     q.fetch_all(&app.db.pool).await.unwrap()
 }
 
+/// The foreign keys an import sets aside on PostgreSQL, with their definitions (none on
+/// SQLite, which keeps its keys throughout).
+async fn set_aside_keys(app: &TestApp) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if app.db.backend == cholang::db::Backend::Postgres {
+        for (table, name) in cholang::import::SET_ASIDE_KEYS {
+            let def: String = sqlx::query_scalar(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+                 WHERE conrelid = $1::regclass AND conname = $2",
+            )
+            .bind(table)
+            .bind(name)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+            out.push((name.to_string(), def));
+        }
+    }
+    out
+}
+
 /// Issue 34, item 2: a bulk load into an empty catalogue builds the indexes no import
 /// statement reads once at the end; they come back exactly as the schema made them, and a
 /// load that fails after dropping them leaves them as they were.
@@ -407,6 +454,8 @@ async fn a_bulk_load_builds_its_indexes_again_before_the_commit(b: Backend) {
     let app = TestApp::spawn(b).await;
     let before = set_aside_indexes(&app).await;
     assert_eq!(before.len(), 4, "{before:?}");
+    let keys = set_aside_keys(&app).await;
+    let pg = app.db.backend == cholang::db::Backend::Postgres;
     let tuning = cholang::import::Tuning {
         set_aside_after: 1_000,
     };
@@ -438,6 +487,7 @@ async fn a_bulk_load_builds_its_indexes_again_before_the_commit(b: Backend) {
     );
     assert_eq!(counts(&app).await, [0, 0, 0, 0, 0]);
     assert_eq!(set_aside_indexes(&app).await, before);
+    assert_eq!(set_aside_keys(&app).await, keys);
 
     let report = cholang::import::import_tuned(
         &app.db,
@@ -450,7 +500,16 @@ async fn a_bulk_load_builds_its_indexes_again_before_the_commit(b: Backend) {
     .unwrap();
     assert_eq!(report.products_created, 2_600);
     assert_eq!(report.indexes_rebuilt, 4, "{report:?}");
+    assert_eq!(report.keys_checked_again, if pg { 4 } else { 0 });
     assert_eq!(set_aside_indexes(&app).await, before);
+    assert_eq!(set_aside_keys(&app).await, keys);
+    // The keys hold again: a product on an item that does not exist is refused.
+    let orphan = sqlx::query(
+        "UPDATE products SET price_item_id = 999999999 WHERE id = (SELECT MIN(id) FROM products)",
+    )
+    .execute(&app.db.pool)
+    .await;
+    assert!(orphan.is_err(), "the foreign key is back");
     // The rebuilt indexes hold every row: a lookup through each finds what a scan finds.
     let item: i64 = app.scalar("SELECT MIN(price_item_id) FROM products").await;
     let on_item: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE price_item_id = $1")
