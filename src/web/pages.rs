@@ -228,14 +228,16 @@ async fn product(
     );
     share.kind = "product";
     share.price_vnd = Some(d.card.price_vnd);
+    // The batch on sale and the price history do not wait for each other.
+    let (origin_url, chart) = tokio::try_join!(origin_url(&st, &d), chart(&st, &d))?;
     render(ProductPage {
         layout: Layout::new(&st, &seed, &user, d.card.name.clone()).with_share(share),
         village_url: format!("/lang/{}", d.card.village_slug),
         p: detail(&d),
         quantity: "1".into(),
         error: None,
-        origin_url: origin_url(&st, &d).await?,
-        chart: chart(&st, &d).await?,
+        origin_url,
+        chart,
     })
 }
 

@@ -440,6 +440,20 @@ async fn photos_come_with_the_new_product_and_are_removed_and_reordered(b: Backe
     assert_eq!((now[0].0, now[1].0), (two[1].0, two[0].0), "reordered");
     let page = app.page(&format!("/san-pham/{slug}")).await;
     assert!(page.contains(&format!(r#"class="main-photo" src="/anh/{}""#, two[1].1)));
+    // The product's own query carries its photos, in their new order.
+    let p: serde_json::Value = app
+        .get(&format!("/api/v1/products/{slug}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let shown: Vec<&str> = p["product"]["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ph| ph["file_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [two[1].1.as_str(), two[0].1.as_str()]);
     // Another seller cannot touch them.
     let other = app.new_browser();
     let token = {
