@@ -19,6 +19,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// A PostgreSQL connection idle longer than this is pinged before it is lent out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
@@ -204,6 +207,20 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx pings every connection as it comes back to the pool and closes one
+                    // that does not answer. A connection back from a query moments ago is not
+                    // pinged again before the next one (a round trip per query on a busy
+                    // page); one idle for longer is, as the server may have restarted since.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            use sqlx::Connection;
+                            if meta.idle_for > PING_AFTER_IDLE {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
             }
