@@ -853,24 +853,6 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
     })
 }
 
-pub async fn photos_of(db: &Db, product: ProductId) -> Result<Vec<Photo>> {
-    let rows = sqlx::query(
-        "SELECT id, file_name, thumb_name FROM product_photos WHERE product_id = $1 ORDER BY position, id",
-    )
-    .bind(product.0)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Photo {
-                id: r.try_get("id")?,
-                file_name: r.try_get("file_name")?,
-                thumb_name: r.try_get("thumb_name")?,
-            })
-        })
-        .collect()
-}
-
 /// How a product may take its price item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemFit {
