@@ -945,9 +945,12 @@ async fn lift_ledger_guards(app: &TestApp, b: Backend) {
             "ALTER TABLE ledger_journals DISABLE TRIGGER ledger_journals_append_only".into(),
         ],
     };
+    // One connection for all of them: a pooled SQLite connection may still read the schema
+    // from before another connection's change.
+    let mut conn = app.db.pool.acquire().await.unwrap();
     for q in sql {
         sqlx::query(sqlx::AssertSqlSafe(q))
-            .execute(&app.db.pool)
+            .execute(&mut *conn)
             .await
             .unwrap();
     }
@@ -972,9 +975,14 @@ async fn restore_ledger_guards(app: &TestApp, b: Backend) {
             "ALTER TABLE ledger_journals ENABLE TRIGGER ledger_journals_append_only".into(),
         ],
     };
+    use sqlx::Connection as _;
+    // A fresh connection: it reads the schema as it is now, the triggers dropped.
+    let mut conn = sqlx::AnyConnection::connect(&app.config.database_url)
+        .await
+        .unwrap();
     for q in sql {
         sqlx::raw_sql(sqlx::AssertSqlSafe(q))
-            .execute(&app.db.pool)
+            .execute(&mut conn)
             .await
             .unwrap();
     }
