@@ -18,11 +18,11 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query,
-    RangeQuery, TermQuery,
+    AllQuery, BitSetDocSet, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery,
+    EnableScoring, Explanation, Occur, Query, RangeQuery, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
@@ -30,8 +30,8 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
-    TantivyDocument, Term,
+    BitSet, DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score,
+    SegmentReader, TantivyDocument, Term,
 };
 
 use super::{
@@ -306,18 +306,48 @@ impl Inner {
         typo_part + attr_part + if prefix { 0.0 } else { 5.0 }
     }
 
-    fn word_query(&self, variants: &[(String, u8, bool)]) -> Box<dyn Query> {
-        let mut parts: Vec<Box<dyn Query>> = vec![];
+    /// A word's terms: each (field, variant) with its score.
+    fn word_terms(&self, variants: &[(String, u8, bool)], out: &mut Vec<(Term, Score)>) {
         for (rank, (field, _)) in self.fields.searchable.iter().enumerate() {
             for (w, typos, prefix) in variants {
-                let term = Term::from_field_text(*field, w);
-                parts.push(Box::new(ConstScoreQuery::new(
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+                out.push((
+                    Term::from_field_text(*field, w),
                     Self::score(*typos, rank, *prefix),
-                )));
+                ));
             }
         }
-        Box::new(DisjunctionMaxQuery::new(parts))
+    }
+
+    fn word_query(&self, variants: &[(String, u8, bool)]) -> Box<dyn Query> {
+        let mut terms = vec![];
+        self.word_terms(variants, &mut terms);
+        Box::new(WordQuery::new(terms))
+    }
+
+    /// A group of the buyer's words: its one-word alternatives (the word with its typo and
+    /// prefix variants, its one-word synonyms) read as one `WordQuery`, best score per
+    /// product; a several-word alternative (a synonym phrase) beside it, scored as one word.
+    fn group_query(&self, g: &super::Group) -> Box<dyn Query> {
+        let mut terms = vec![];
+        let mut others: Vec<Box<dyn Query>> = vec![];
+        for alt in &g.alts {
+            if alt.tokens.len() == 1 {
+                if alt.original {
+                    self.word_terms(&self.variants(alt), &mut terms);
+                } else {
+                    self.word_terms(&[(alt.tokens[0].clone(), 0, false)], &mut terms);
+                }
+            } else {
+                others.push(self.alt_query(alt));
+            }
+        }
+        if others.is_empty() {
+            return Box::new(WordQuery::new(terms));
+        }
+        if !terms.is_empty() {
+            others.push(Box::new(WordQuery::new(terms)));
+        }
+        Box::new(DisjunctionMaxQuery::new(others))
     }
 
     fn alt_query(&self, alt: &Alt) -> Box<dyn Query> {
@@ -348,8 +378,7 @@ impl Inner {
         let f = &self.fields;
         let mut musts: Vec<(Occur, Box<dyn Query>)> = vec![];
         for g in &plan.groups {
-            let alts: Vec<Box<dyn Query>> = g.alts.iter().map(|a| self.alt_query(a)).collect();
-            musts.push((Occur::Must, Box::new(DisjunctionMaxQuery::new(alts))));
+            musts.push((Occur::Must, self.group_query(g)));
         }
         let mut filters: Vec<Box<dyn Query>> = vec![];
         let fl = &plan.filters;
@@ -423,42 +452,23 @@ impl Inner {
                 "attribute {a} is not sortable"
             )));
         }
-        let sign: i64 = if plan.sort == Sort::PriceAsc { -1 } else { 1 };
-        let sort_name = sort_field.unwrap_or("price_vnd");
-        // Sort key: (sort value, relevance); relevance scores are whole numbers.
-        let top = TopDocs::with_limit(n.max(1)).tweak_score(move |seg: &SegmentReader| {
-            let col = seg
-                .fast_fields()
-                .i64(sort_name)
-                .map(|c| c.first_or_default_col(0))
-                .ok();
-            move |doc: DocId, score: Score| {
-                let v = match (&col, sort_field) {
-                    (Some(c), Some(_)) => c.get_val(doc) * sign,
-                    _ => 0,
-                };
-                (v, score as i64)
-            }
-        });
-        let (top, facets, total) = if plan.with_facets {
-            let (t, (fc, total)) = searcher
-                .search(
-                    query.as_ref(),
-                    &(
-                        top,
-                        FacetCollector {
-                            segs: &self.seg_facets,
-                        },
-                    ),
-                )
-                .map_err(engine_err)?;
-            (t, fc, total)
-        } else {
-            let (t, total) = searcher
-                .search(query.as_ref(), &(top, Count))
-                .map_err(engine_err)?;
-            (t, Facets::default(), total as u64)
+        let sort = match plan.sort {
+            Sort::Relevance => None,
+            Sort::PriceAsc => Some((SortColumn::Price, -1)),
+            Sort::PriceDesc => Some((SortColumn::Price, 1)),
+            Sort::Newest => Some((SortColumn::Created, 1)),
         };
+        let (top, facets, total) = searcher
+            .search(
+                query.as_ref(),
+                &Gather {
+                    segs: &self.seg_facets,
+                    sort,
+                    top_n: n.max(1),
+                    facets: plan.with_facets,
+                },
+            )
+            .map_err(engine_err)?;
         let mut hits = vec![];
         let addrs: Vec<DocAddress> = top
             .into_iter()
@@ -511,6 +521,9 @@ struct SegFacets {
     ocop: Vec<u8>,
     village_names: Vec<String>,
     category_names: Vec<String>,
+    /// Per document: its price and its creation time, the two sorts a buyer picks.
+    price: Vec<i64>,
+    created_at: Vec<i64>,
 }
 
 const OCOP_SLOTS: usize = 8;
@@ -545,34 +558,116 @@ impl SegFacets {
             }
             Err(_) => vec![0; n],
         };
+        let values = |name: &str| -> Vec<i64> {
+            match ff.i64(name) {
+                Ok(c) => {
+                    let c = c.first_or_default_col(0);
+                    (0..n as DocId).map(|d| c.get_val(d)).collect()
+                }
+                Err(_) => vec![0; n],
+            }
+        };
         Ok(SegFacets {
             village,
             category,
             ocop,
             village_names,
             category_names,
+            price: values("price_vnd"),
+            created_at: values("created_at"),
         })
     }
 }
 
-/// Facet counts (village, category, OCOP stars) and the number of matches.
-struct FacetCollector<'a> {
-    segs: &'a Mutex<HashMap<SegmentId, Arc<SegFacets>>>,
+#[derive(Clone, Copy)]
+enum SortColumn {
+    Price,
+    Created,
 }
 
-struct FacetSegment {
+/// Sort key: (the sort column's value times its sign, relevance); relevance scores are whole
+/// numbers. Ties go to the lower document address, as tantivy's `TopDocs` orders them.
+type Key = (i64, i64);
+
+/// One pass over the matches: their number, the facet counts (village, category, OCOP
+/// stars) and the first `top_n` by sort key, all from the segment's arrays.
+struct Gather<'a> {
+    segs: &'a Mutex<HashMap<SegmentId, Arc<SegFacets>>>,
+    sort: Option<(SortColumn, i64)>,
+    top_n: usize,
+    facets: bool,
+}
+
+struct GatherSegment {
     f: Arc<SegFacets>,
+    sort: Option<(SortColumn, i64)>,
+    facets: bool,
+    top: TopKeys,
+    ord: u32,
     village_counts: Vec<u64>,
     category_counts: Vec<u64>,
     ocop_counts: [u64; OCOP_SLOTS],
     total: u64,
 }
 
-impl Collector for FacetCollector<'_> {
-    type Fruit = (Facets, u64);
-    type Child = FacetSegment;
+/// The best `n` (key, doc) seen, keys descending, docs ascending on a tie: a buffer of 2n
+/// cut back to n at its median when full, whose n-th key then bounds what may enter.
+struct TopKeys {
+    n: usize,
+    buf: Vec<(Key, DocId)>,
+    floor: Option<Key>,
+}
 
-    fn for_segment(&self, _ord: u32, seg: &SegmentReader) -> tantivy::Result<FacetSegment> {
+fn top_order(a: &(Key, DocId), b: &(Key, DocId)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+impl TopKeys {
+    fn new(n: usize) -> TopKeys {
+        TopKeys {
+            n,
+            buf: Vec::with_capacity(2 * n),
+            floor: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, key: Key, doc: DocId) {
+        // Documents come in ascending order: one tying the floor ranks below it.
+        if self.floor.is_some_and(|f| key <= f) {
+            return;
+        }
+        if self.buf.len() == 2 * self.n {
+            self.cut();
+            if self.floor.is_some_and(|f| key <= f) {
+                return;
+            }
+        }
+        self.buf.push((key, doc));
+    }
+
+    fn cut(&mut self) {
+        if self.buf.len() > self.n {
+            self.buf.select_nth_unstable_by(self.n - 1, top_order);
+            self.buf.truncate(self.n);
+            self.floor = Some(self.buf[self.n - 1].0);
+        }
+    }
+
+    fn sorted(mut self) -> Vec<(Key, DocId)> {
+        self.cut();
+        self.buf.sort_unstable_by(top_order);
+        self.buf
+    }
+}
+
+type Gathered = (Vec<(Key, DocAddress)>, Facets, u64);
+
+impl Collector for Gather<'_> {
+    type Fruit = Gathered;
+    type Child = GatherSegment;
+
+    fn for_segment(&self, ord: u32, seg: &SegmentReader) -> tantivy::Result<GatherSegment> {
         let known = self
             .segs
             .lock()
@@ -590,24 +685,30 @@ impl Collector for FacetCollector<'_> {
                 f
             }
         };
-        Ok(FacetSegment {
+        Ok(GatherSegment {
             village_counts: vec![0; f.village_names.len() + 1],
             category_counts: vec![0; f.category_names.len() + 1],
             ocop_counts: [0; OCOP_SLOTS],
             total: 0,
+            sort: self.sort,
+            facets: self.facets,
+            top: TopKeys::new(self.top_n),
+            ord,
             f,
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        false
+        true
     }
 
-    fn merge_fruits(&self, fruits: Vec<(Facets, u64)>) -> tantivy::Result<(Facets, u64)> {
+    fn merge_fruits(&self, fruits: Vec<Gathered>) -> tantivy::Result<Gathered> {
         let mut out = Facets::default();
         let mut total = 0;
-        for (f, n) in fruits {
+        let mut top = vec![];
+        for (t, f, n) in fruits {
             total += n;
+            top.extend(t);
             for (k, v) in f.village {
                 *out.village.entry(k).or_default() += v;
             }
@@ -618,42 +719,206 @@ impl Collector for FacetCollector<'_> {
                 *out.ocop_stars.entry(k).or_default() += v;
             }
         }
-        Ok((out, total))
+        top.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        top.truncate(self.top_n);
+        Ok((top, out, total))
     }
 }
 
-impl SegmentCollector for FacetSegment {
-    type Fruit = (Facets, u64);
+impl SegmentCollector for GatherSegment {
+    type Fruit = Gathered;
 
-    fn collect(&mut self, doc: DocId, _score: Score) {
+    #[inline]
+    fn collect(&mut self, doc: DocId, score: Score) {
         let d = doc as usize;
         self.total += 1;
-        self.village_counts[self.f.village[d] as usize] += 1;
-        self.category_counts[self.f.category[d] as usize] += 1;
-        self.ocop_counts[usize::from(self.f.ocop[d])] += 1;
+        if self.facets {
+            self.village_counts[self.f.village[d] as usize] += 1;
+            self.category_counts[self.f.category[d] as usize] += 1;
+            self.ocop_counts[usize::from(self.f.ocop[d])] += 1;
+        }
+        let v = match self.sort {
+            None => 0,
+            Some((SortColumn::Price, sign)) => self.f.price[d] * sign,
+            Some((SortColumn::Created, sign)) => self.f.created_at[d] * sign,
+        };
+        self.top.push((v, score as i64), doc);
     }
 
-    fn harvest(self) -> (Facets, u64) {
+    fn harvest(self) -> Gathered {
         let mut f = Facets::default();
-        let names = |names: &[String], counts: &[u64], out: &mut BTreeMap<String, u64>| {
-            for (name, n) in names.iter().zip(&counts[1..]) {
+        if self.facets {
+            let names = |names: &[String], counts: &[u64], out: &mut BTreeMap<String, u64>| {
+                for (name, n) in names.iter().zip(&counts[1..]) {
+                    if *n > 0 {
+                        *out.entry(name.clone()).or_default() += n;
+                    }
+                }
+            };
+            names(&self.f.village_names, &self.village_counts, &mut f.village);
+            names(
+                &self.f.category_names,
+                &self.category_counts,
+                &mut f.category,
+            );
+            for (stars, n) in self.ocop_counts.iter().enumerate().skip(1) {
                 if *n > 0 {
-                    *out.entry(name.clone()).or_default() += n;
+                    f.ocop_stars.insert(stars.to_string(), *n);
                 }
             }
-        };
-        names(&self.f.village_names, &self.village_counts, &mut f.village);
-        names(
-            &self.f.category_names,
-            &self.category_counts,
-            &mut f.category,
-        );
-        for (stars, n) in self.ocop_counts.iter().enumerate().skip(1) {
-            if *n > 0 {
-                f.ocop_stars.insert(stars.to_string(), *n);
+        }
+        let ord = self.ord;
+        let top = self
+            .top
+            .sorted()
+            .into_iter()
+            .map(|(k, doc)| (k, DocAddress::new(ord, doc)))
+            .collect();
+        (top, f, self.total)
+    }
+}
+
+/// One query word: the products holding any of its terms (its exact form, typo and prefix
+/// variants and one-word synonyms, in each searchable field), each scored by the best term
+/// it holds. Every term's postings are read once, block by block, into a bitset and one byte
+/// per product, instead of a union scorer asked for every document of a hundred terms in
+/// turn (which took a third of a search at a million products).
+#[derive(Clone, Debug)]
+struct WordQuery {
+    terms: Arc<Vec<(Term, Score)>>,
+}
+
+impl WordQuery {
+    fn new(terms: Vec<(Term, Score)>) -> WordQuery {
+        WordQuery {
+            terms: Arc::new(terms),
+        }
+    }
+}
+
+impl Query for WordQuery {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        // The distinct scores, lowest first: a product keeps the index of its best (0: none).
+        let mut scores: Vec<Score> = self.terms.iter().map(|(_, s)| *s).collect();
+        scores.sort_by(|a, b| a.total_cmp(b));
+        scores.dedup();
+        scores.insert(0, 0.0);
+        if scores.len() > usize::from(u8::MAX) + 1 {
+            return Err(tantivy::TantivyError::InvalidArgument(
+                "too many distinct word scores".into(),
+            ));
+        }
+        let terms = self
+            .terms
+            .iter()
+            .map(|(t, s)| {
+                let code = scores
+                    .iter()
+                    .position(|x| x == s)
+                    .expect("every score is listed") as u8;
+                (t.clone(), code)
+            })
+            .collect();
+        Ok(Box::new(WordWeight { terms, scores }))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        for (t, _) in self.terms.iter() {
+            visitor(t, false);
+        }
+    }
+}
+
+struct WordWeight {
+    terms: Vec<(Term, u8)>,
+    scores: Vec<Score>,
+}
+
+impl WordWeight {
+    fn word_scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<WordScorer> {
+        let max_doc = reader.max_doc();
+        let mut docs = BitSet::with_max_value(max_doc);
+        let mut best = vec![0u8; max_doc as usize];
+        let mut field = None;
+        let mut inverted = None;
+        for (term, code) in &self.terms {
+            if field != Some(term.field()) {
+                field = Some(term.field());
+                inverted = Some(reader.inverted_index(term.field())?);
+            }
+            let Some(inv) = &inverted else { continue };
+            let Some(info) = inv.get_term_info(term)? else {
+                continue;
+            };
+            let mut postings =
+                inv.read_block_postings_from_terminfo(&info, IndexRecordOption::Basic)?;
+            loop {
+                let block = postings.docs();
+                if block.is_empty() {
+                    break;
+                }
+                for &doc in block {
+                    docs.insert(doc);
+                    let b = &mut best[doc as usize];
+                    if *b < *code {
+                        *b = *code;
+                    }
+                }
+                postings.advance();
             }
         }
-        (f, self.total)
+        Ok(WordScorer {
+            docs: BitSetDocSet::from(docs),
+            best,
+            scores: self.scores.iter().map(|s| s * boost).collect(),
+        })
+    }
+}
+
+impl Weight for WordWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(Box::new(self.word_scorer(reader, boost)?))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut s = self.word_scorer(reader, 1.0)?;
+        if s.seek(doc) == doc {
+            Ok(Explanation::new("WordScorer", s.score()))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )))
+        }
+    }
+}
+
+struct WordScorer {
+    docs: BitSetDocSet,
+    best: Vec<u8>,
+    scores: Vec<Score>,
+}
+
+impl DocSet for WordScorer {
+    fn advance(&mut self) -> DocId {
+        self.docs.advance()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.docs.seek(target)
+    }
+
+    fn doc(&self) -> DocId {
+        self.docs.doc()
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.docs.size_hint()
+    }
+}
+
+impl Scorer for WordScorer {
+    fn score(&mut self) -> Score {
+        self.scores[usize::from(self.best[self.docs.doc() as usize])]
     }
 }
 
@@ -875,5 +1140,112 @@ mod tests {
             r.facets
         );
         assert_eq!(r.facets.village.get("phu-doi"), Some(&1));
+    }
+    /// The single-pass collector keeps what `TopDocs` kept: the best `n` by key, the lower
+    /// document first on a tie, whatever order of keys and however many ties come.
+    #[test]
+    fn top_keys_keep_the_best_in_order() {
+        proptest::proptest!(|(keys in proptest::collection::vec((0i64..4, 0i64..3), 0..300),
+                               n in 1usize..40)| {
+            let mut top = TopKeys::new(n);
+            let mut all = vec![];
+            for (doc, k) in keys.iter().enumerate() {
+                top.push(*k, doc as DocId);
+                all.push((*k, doc as DocId));
+            }
+            all.sort_by(top_order);
+            all.truncate(n);
+            proptest::prop_assert_eq!(top.sorted(), all);
+        });
+    }
+
+    fn plan(q: &str, sort: Sort, settings: &SearchSettings) -> Plan {
+        Plan {
+            folded_query: String::new(),
+            groups: Plan::groups(q, settings),
+            filters: Default::default(),
+            sort,
+            offset: 0,
+            limit: 20,
+            with_exact: false,
+            with_facets: true,
+        }
+    }
+
+    /// Rank by the rules whatever segment a product sits in: the word in the name before the
+    /// word in the description, the word before a typo of it, one-word synonyms as the word;
+    /// equal products in the order they were added; a sort first, relevance within it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ranking_follows_the_rules_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let settings = e.inner.settings.clone();
+        let product =
+            |id: i64, name: &str, description: &str, materials: &str, price: i64| SearchDoc {
+                name: name.into(),
+                description: description.into(),
+                materials: materials.into(),
+                category: "Đồ dùng".into(),
+                price_vnd: price,
+                ..doc(id)
+            };
+        // Three commits: three segments (none merged at this size). Which segment comes
+        // first is up to the index, so products that tie share one.
+        e.upsert(&[
+            product(1, "Chiếu cói", "dệt tay, hợp màn tuyn", "", 100),
+            product(2, "Màn tuyn đôi", "vải mềm, như màn tuyn Phú Đôi", "", 300),
+            product(5, "Màn tuyn đơn", "vải mềm", "", 300),
+        ])
+        .await
+        .unwrap();
+        e.upsert(&[
+            product(3, "Mùng trắng", "vải mềm", "tuyn", 200),
+            product(4, "Tấm tuyen", "vải", "", 50),
+        ])
+        .await
+        .unwrap();
+        e.upsert(&[product(6, "Gối", "không liên quan", "", 10)])
+            .await
+            .unwrap();
+        let segments = e.inner.reader.searcher().segment_readers().len();
+        assert!(segments >= 2, "{segments} segment(s)");
+        let ids = |r: EngineResult| r.hits.iter().map(|h| h.id).collect::<Vec<_>>();
+
+        let r = e
+            .search_now(&plan("tuyn", Sort::Relevance, &settings))
+            .unwrap();
+        assert_eq!(r.total, 5);
+        // In the name: 2 (in its description too: the best counts) and 5, in the order
+        // added; in the materials: 3; in the
+        // description: 1; a typo of it in the name: 4.
+        assert_eq!(ids(r), vec![2, 5, 3, 1, 4]);
+
+        // "mùng" means "màn": a one-word synonym scores as the word itself.
+        let r = e
+            .search_now(&plan("mùng tuyn", Sort::Relevance, &settings))
+            .unwrap();
+        assert_eq!(ids(r), vec![2, 5, 3, 1]);
+
+        // A sort first (a tie on price: relevance, then the order added).
+        let r = e
+            .search_now(&plan("tuyn", Sort::PriceAsc, &settings))
+            .unwrap();
+        assert_eq!(ids(r), vec![4, 1, 3, 2, 5]);
+        let r = e
+            .search_now(&plan("tuyn", Sort::PriceDesc, &settings))
+            .unwrap();
+        assert_eq!(ids(r), vec![2, 5, 3, 1, 4]);
+        let r = e.search_now(&plan("", Sort::Newest, &settings)).unwrap();
+        assert_eq!(ids(r.clone()), vec![6, 5, 4, 3, 2, 1]);
+        assert_eq!(r.facets.village.get("phu-doi"), Some(&6));
+
+        // A page further on, and facets left out when not asked.
+        let mut p = plan("tuyn", Sort::Relevance, &settings);
+        p.offset = 3;
+        p.limit = 1;
+        p.with_facets = false;
+        let r = e.search_now(&p).unwrap();
+        assert_eq!((r.total, ids(r.clone())), (5, vec![1]));
+        assert!(r.facets.village.is_empty());
     }
 }
