@@ -812,11 +812,23 @@ impl Search {
             }
         }
         let cards = crate::catalog::store::cards_by_ids(&self.db, &ids).await?;
-        let texts = crate::catalog::store::own_texts(&self.db, &ids).await?;
+        let highlights: Vec<String> = cards
+            .iter()
+            .map(|card| highlight(groups, &self.settings, &card.name))
+            .collect();
+        // A snippet only for a product whose name shows none of the words: most searches
+        // then ask the database nothing more.
+        let unmarked: Vec<i64> = cards
+            .iter()
+            .zip(&highlights)
+            .filter(|(_, h)| !h.contains("<mark>"))
+            .map(|(card, _)| card.id.0)
+            .collect();
+        let texts = crate::catalog::store::own_texts(&self.db, &unmarked).await?;
         let hits = cards
             .into_iter()
-            .map(|card| {
-                let highlight = highlight(groups, &self.settings, &card.name);
+            .zip(highlights)
+            .map(|(card, highlight)| {
                 let snippet = if highlight.contains("<mark>") {
                     String::new()
                 } else {
