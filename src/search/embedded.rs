@@ -18,7 +18,8 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::collector::sort_key::NaturalComparator;
+use tantivy::collector::{Collector, SegmentCollector, TopNComputer};
 use tantivy::index::SegmentId;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EnableScoring,
@@ -618,55 +619,20 @@ struct GatherSegment {
     total: u64,
 }
 
-/// The best `n` (key, doc) seen, keys descending, docs ascending on a tie: a buffer of 2n
-/// cut back to n at its median when full, whose n-th key then bounds what may enter.
-struct TopKeys {
-    n: usize,
-    buf: Vec<(Key, DocId)>,
-    floor: Option<Key>,
+/// The best `n` (key, doc) seen, keys descending, docs ascending on a tie: tantivy's own
+/// top-n buffer (the one `TopDocs` keeps), largest keys first.
+type TopKeys = TopNComputer<Key, DocId, NaturalComparator>;
+
+fn top_keys(n: usize) -> TopKeys {
+    TopNComputer::new_with_comparator(n, NaturalComparator)
 }
 
-fn top_order(a: &(Key, DocId), b: &(Key, DocId)) -> std::cmp::Ordering {
-    b.0.cmp(&a.0).then(a.1.cmp(&b.1))
-}
-
-impl TopKeys {
-    fn new(n: usize) -> TopKeys {
-        TopKeys {
-            n,
-            buf: Vec::with_capacity(2 * n),
-            floor: None,
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, key: Key, doc: DocId) {
-        // Documents come in ascending order: one tying the floor ranks below it.
-        if self.floor.is_some_and(|f| key <= f) {
-            return;
-        }
-        if self.buf.len() == 2 * self.n {
-            self.cut();
-            if self.floor.is_some_and(|f| key <= f) {
-                return;
-            }
-        }
-        self.buf.push((key, doc));
-    }
-
-    fn cut(&mut self) {
-        if self.buf.len() > self.n {
-            self.buf.select_nth_unstable_by(self.n - 1, top_order);
-            self.buf.truncate(self.n);
-            self.floor = Some(self.buf[self.n - 1].0);
-        }
-    }
-
-    fn sorted(mut self) -> Vec<(Key, DocId)> {
-        self.cut();
-        self.buf.sort_unstable_by(top_order);
-        self.buf
-    }
+/// The kept keys and documents, best first.
+fn sorted(top: TopKeys) -> Vec<(Key, DocId)> {
+    top.into_sorted_vec()
+        .into_iter()
+        .map(|c| (c.sort_key, c.doc))
+        .collect()
 }
 
 type Gathered = (Vec<(Key, DocAddress)>, Facets, u64);
@@ -700,7 +666,7 @@ impl Collector for Gather<'_> {
             total: 0,
             sort: self.sort,
             facets: self.facets,
-            top: TopKeys::new(self.top_n),
+            top: top_keys(self.top_n),
             ord,
             f,
         })
@@ -776,9 +742,7 @@ impl SegmentCollector for GatherSegment {
             }
         }
         let ord = self.ord;
-        let top = self
-            .top
-            .sorted()
+        let top = sorted(self.top)
             .into_iter()
             .map(|(k, doc)| (k, DocAddress::new(ord, doc)))
             .collect();
@@ -1278,21 +1242,22 @@ mod tests {
         );
         assert_eq!(r.facets.village.get("phu-doi"), Some(&1));
     }
-    /// The single-pass collector keeps what `TopDocs` kept: the best `n` by key, the lower
-    /// document first on a tie, whatever order of keys and however many ties come.
+    /// The single-pass collector keeps what `TopDocs` kept (tantivy's top-n buffer, set for
+    /// the largest keys): the best `n` by key, the lower document first on a tie, whatever
+    /// order of keys and however many ties come.
     #[test]
     fn top_keys_keep_the_best_in_order() {
         proptest::proptest!(|(keys in proptest::collection::vec((0i64..4, 0i64..3), 0..300),
                                n in 1usize..40)| {
-            let mut top = TopKeys::new(n);
+            let mut top = top_keys(n);
             let mut all = vec![];
             for (doc, k) in keys.iter().enumerate() {
                 top.push(*k, doc as DocId);
                 all.push((*k, doc as DocId));
             }
-            all.sort_by(top_order);
+            all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             all.truncate(n);
-            proptest::prop_assert_eq!(top.sorted(), all);
+            proptest::prop_assert_eq!(sorted(top), all);
         });
     }
 
