@@ -228,6 +228,8 @@ struct Table<K, V> {
     keys: Vec<K>,
     values: Vec<V>,
     index: hashbrown::HashTable<u32>,
+    /// How many keys it takes: `u32::MAX` (lower in tests).
+    room: u32,
 }
 
 impl<K, V> Default for Table<K, V> {
@@ -236,6 +238,7 @@ impl<K, V> Default for Table<K, V> {
             keys: Vec::new(),
             values: Vec::new(),
             index: hashbrown::HashTable::new(),
+            room: u32::MAX,
         }
     }
 }
@@ -251,11 +254,16 @@ impl<K: Hashed, V: Copy> Table<K, V> {
         self.position(key).map(|i| &self.values[i])
     }
 
-    fn insert(&mut self, key: K, value: V) {
+    /// Sets `key` to `value`. Positions are 4 bytes (memory the page cache can use), so a
+    /// table holds at most `room` (`u32::MAX`) keys; one more is refused, not wrapped.
+    fn insert(&mut self, key: K, value: V) -> std::result::Result<(), TableFull> {
         match self.position(&key) {
             Some(i) => self.values[i] = value,
             None => {
-                let i = u32::try_from(self.keys.len()).expect("fewer than 4 billion rows");
+                let i = u32::try_from(self.keys.len())
+                    .ok()
+                    .filter(|&i| i < self.room)
+                    .ok_or(TableFull)?;
                 self.keys.push(key);
                 self.values.push(value);
                 let keys = &self.keys;
@@ -263,8 +271,17 @@ impl<K: Hashed, V: Copy> Table<K, V> {
                     .insert_unique(key.hash64(), i, |&j| keys[j as usize].hash64());
             }
         }
+        Ok(())
     }
 }
+
+/// A `Table` already holds `u32::MAX` keys.
+#[derive(Debug, PartialEq, Eq)]
+struct TableFull;
+
+/// What a seller reads when a file is past what one import holds: more than 4 billion
+/// lines or items, in a file of over 100 GB.
+const TOO_BIG: &str = "tệp quá lớn để nhập một lần; hãy chia thành nhiều tệp nhỏ hơn";
 
 /// The rules a file's rows keep with each other (one price and unit per village item, one
 /// category per item, one phone per shop, each product once), with what the database already
@@ -470,7 +487,12 @@ impl Checker {
     /// records it, and returns what its item and product were before it.
     fn consistent(&mut self, r: &ImportRow) -> std::result::Result<Before, RowError> {
         let vkey = village_key(r);
-        let line = u32::try_from(r.line).unwrap_or(u32::MAX);
+        // Lines are kept in 4 bytes; a file longer than that is refused, not misnumbered.
+        let too_big = || RowError {
+            line: r.line,
+            message: TOO_BIG.to_string(),
+        };
+        let line = u32::try_from(r.line).map_err(|_| too_big())?;
         let mut problems = Vec::new();
         let unit = self.units.id(&r.unit);
         let category = self
@@ -515,22 +537,26 @@ impl Checker {
             });
         }
         if item.is_none_or(|i| i.line == 0) {
-            self.items.insert(
-                item_key,
-                ItemState {
-                    id: item.map(|i| i.id).unwrap_or(0),
-                    price: r.price.get(),
-                    line,
-                    unit,
-                    category,
-                },
-            );
+            self.items
+                .insert(
+                    item_key,
+                    ItemState {
+                        id: item.map(|i| i.id).unwrap_or(0),
+                        price: r.price.get(),
+                        line,
+                        unit,
+                        category,
+                    },
+                )
+                .map_err(|_| too_big())?;
         }
+        self.seen
+            .insert(product_key[0], line)
+            .map_err(|_| too_big())?;
         self.shops.entry(shop_key).or_insert(ShopSeen {
             line: r.line,
             phone: r.shop_phone.clone(),
         });
-        self.seen.insert(product_key[0], line);
         Ok(Before {
             item_key,
             item,
@@ -1310,16 +1336,19 @@ impl Import {
                 after = last.0;
                 for (item, name, unit, price) in page {
                     let unit = self.checker.units.id(&unit);
-                    self.checker.items.insert(
-                        item_key(vkey, &name),
-                        ItemState {
-                            id: item,
-                            price,
-                            line: 0,
-                            unit,
-                            category: NO_CATEGORY,
-                        },
-                    );
+                    self.checker
+                        .items
+                        .insert(
+                            item_key(vkey, &name),
+                            ItemState {
+                                id: item,
+                                price,
+                                line: 0,
+                                unit,
+                                category: NO_CATEGORY,
+                            },
+                        )
+                        .map_err(|_| AppError::BadRequest(TOO_BIG.to_string()))?;
                 }
             }
         }
@@ -1853,18 +1882,18 @@ mod tests {
     #[test]
     fn the_import_table_keeps_every_key_apart() {
         let mut t: Table<Key, u32> = Table::default();
-        t.insert([7, 1], 1);
-        t.insert([7, 2], 2);
+        t.insert([7, 1], 1).unwrap();
+        t.insert([7, 2], 2).unwrap();
         assert_eq!(t.get(&[7, 1]), Some(&1));
         assert_eq!(t.get(&[7, 2]), Some(&2));
         assert_eq!(t.get(&[7, 3]), None);
-        t.insert([7, 1], 10);
+        t.insert([7, 1], 10).unwrap();
         assert_eq!((t.get(&[7, 1]), t.keys.len()), (Some(&10), 2));
         let keys: Vec<Key> = (0..1_000_000u32)
             .map(|i| key_of(&[&i.to_string(), "x"]))
             .collect();
         for (i, k) in keys.iter().enumerate() {
-            t.insert(*k, i as u32);
+            t.insert(*k, i as u32).unwrap();
         }
         assert!(
             keys.iter()
@@ -1872,8 +1901,50 @@ mod tests {
                 .all(|(i, k)| t.get(k) == Some(&(i as u32)))
         );
         let mut seen: Table<u64, u32> = Table::default();
-        seen.insert(5, 9);
+        seen.insert(5, 9).unwrap();
         assert_eq!((seen.get(&5), seen.get(&6)), (Some(&9), None));
+    }
+
+    /// A table past its room, or a line past 4 bytes, is a row error naming the line: the
+    /// file is refused whole, nothing stops and nothing is misnumbered.
+    #[test]
+    fn a_file_past_the_tables_room_is_a_row_error() {
+        let mut t: Table<u64, u32> = Table {
+            room: 2,
+            ..Table::default()
+        };
+        t.insert(1, 1).unwrap();
+        t.insert(2, 2).unwrap();
+        t.insert(2, 3).unwrap();
+        assert_eq!(t.insert(3, 3), Err(TableFull));
+        assert_eq!((t.keys.len(), t.get(&2), t.get(&3)), (2, Some(&3), None));
+
+        let csv = format!(
+            "{H}Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,Màn 1,,Màn tuyn,180000,chiếc,25,\n\
+             Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,Màn 2,,Màn tuyn,180000,chiếc,25,\n\
+             Phú Đôi,Đại Thắng,Phú Xuyên,Màn tuyn Bà Hạnh,0912000101,,Màn 3,,Màn tuyn,180000,chiếc,25,\n"
+        );
+        let mut reader = reader(csv.as_bytes());
+        let layout = Layout::header(&mut reader).unwrap();
+        let rows: Vec<ImportRow> = reader
+            .records()
+            .map(|rec| layout.fields(rec).unwrap())
+            .collect();
+        let mut checker = Checker::default();
+        checker.seen.room = 2;
+        assert!(checker.consistent(&rows[0]).is_ok());
+        assert!(checker.consistent(&rows[1]).is_ok());
+        let Err(e) = checker.consistent(&rows[2]) else {
+            panic!("a third key past a room of two was taken")
+        };
+        assert_eq!((e.line, e.message.as_str()), (4, TOO_BIG));
+
+        let mut far = rows[2].clone();
+        far.line = u64::from(u32::MAX) + 1;
+        let Err(e) = Checker::default().consistent(&far) else {
+            panic!("a line past 4 bytes was taken")
+        };
+        assert_eq!((e.line, e.message.as_str()), (far.line, TOO_BIG));
     }
     #[test]
     fn quoted_fields_may_hold_commas() {
