@@ -295,6 +295,14 @@ impl Db {
         }
     }
 
+    /// One connection from the pool, held until dropped. sqlx pings a connection each time
+    /// it goes back to the pool (a round trip on PostgreSQL, a hop to the worker thread on
+    /// SQLite), so a page asking several questions asks them on one held connection: one
+    /// ping instead of one per question.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -793,6 +793,15 @@ fn photos_json(backend: Backend) -> &'static str {
 }
 
 pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
+    product_by_slug_on(&mut *db.conn().await?, db.backend, slug).await
+}
+
+/// `product_by_slug` on a connection the caller holds (`Db::conn`).
+pub async fn product_by_slug_on(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    slug: &str,
+) -> Result<ProductDetail> {
     let sql = format!(
         "SELECT q.*, p.description, p.maker, p.materials, p.made_in, p.shop_id, p.gtin,
                 p.ocop_cert_no, p.ocop_cert_year, p.created_at, p.item_join, p.item_join_reason,
@@ -802,12 +811,12 @@ pub async fn product_by_slug(db: &Db, slug: &str) -> Result<ProductDetail> {
          FROM ({} WHERE p.slug = $1) q
          JOIN products p ON p.id = q.id
          JOIN price_items pi ON pi.id = p.price_item_id",
-        photos_json(db.backend),
+        photos_json(backend),
         card_select!()
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(slug.to_string())
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(AppError::NotFound)?;
     let card = card_from_row(&row)?;

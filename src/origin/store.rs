@@ -374,19 +374,15 @@ const SELLING: &str = "SELECT b.code FROM batches b JOIN products p ON p.id = b.
      WHERE b.product_id = $1 AND (p.current_batch_id IS NULL OR b.id = p.current_batch_id)
      ORDER BY b.id DESC LIMIT 1";
 
-/// The batch new orders of a product are sold from: the chosen one, else the newest.
-pub async fn current_code(tx: &mut Tx, product_id: i64) -> Result<Option<String>> {
+/// The batch new orders of a product are sold from: the chosen one, else the newest (in an
+/// order's transaction, or for the product page's origin link on its held connection).
+pub async fn current_code(
+    conn: &mut sqlx::AnyConnection,
+    product_id: i64,
+) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(SELLING)
         .bind(product_id)
-        .fetch_optional(&mut **tx)
-        .await?)
-}
-
-/// `current_code` outside a transaction (the product page's origin link).
-pub async fn selling_code(db: &Db, product_id: i64) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(SELLING)
-        .bind(product_id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *conn)
         .await?)
 }
 

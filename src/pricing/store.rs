@@ -189,12 +189,15 @@ pub async fn history_of_village(db: &Db, village_id: i64) -> Result<Vec<PriceCha
     rows.iter().map(change_from_row).collect()
 }
 
-pub async fn history_of_item(db: &Db, item_id: i64) -> Result<Vec<PriceChange>> {
+pub async fn history_of_item(
+    conn: &mut sqlx::AnyConnection,
+    item_id: i64,
+) -> Result<Vec<PriceChange>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{CHANGE_SELECT} WHERE c.price_item_id = $1 ORDER BY c.at DESC, c.id DESC"
     )))
     .bind(item_id)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(change_from_row).collect()
 }

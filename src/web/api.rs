@@ -502,7 +502,7 @@ async fn price_item(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<impl Serialize>> {
     let item = pricing::item_by_id(&st.db, id).await?;
-    let history = pricing::history_of_item(&st.db, id).await?;
+    let history = pricing::history_of_item(&mut *st.db.conn().await?, id).await?;
     let listings = store::products_of_item(&st.db, id).await?;
     Ok(Json(PriceItemDetailOut {
         price_item: item,

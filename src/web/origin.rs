@@ -1196,12 +1196,7 @@ async fn api_list(
             Err(e) => return Err(e),
         }
     }
-    let current = {
-        let mut tx = st.db.begin().await?;
-        let c = store::current_code(&mut tx, p.card.id.0).await?;
-        tx.commit().await?;
-        c
-    };
+    let current = store::current_code(&mut *st.db.conn().await?, p.card.id.0).await?;
     Ok(Json(BatchesOut {
         batches: out,
         current_batch: current,

@@ -165,25 +165,31 @@ pub async fn product_with_error(
     typed: &str,
     error: String,
 ) -> PageResult {
-    let d = store::product_by_slug(&st.db, slug).await?;
+    let mut conn = st.db.conn().await?;
+    let d = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
+    let (origin_url, chart) = (
+        origin_url(&mut conn, &d).await?,
+        chart(&mut conn, &d).await?,
+    );
+    drop(conn);
     let mut resp = render(ProductPage {
         layout: Layout::new(st, seed, user, d.card.name.clone()),
         village_url: format!("/lang/{}", d.card.village_slug),
         p: detail(&d),
         quantity: typed.chars().take(10).collect(),
         error: Some(error),
-        origin_url: origin_url(st, &d).await?,
-        chart: chart(st, &d).await?,
+        origin_url,
+        chart,
     })?;
     *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(resp)
 }
 
 async fn chart(
-    st: &AppState,
+    conn: &mut sqlx::AnyConnection,
     d: &crate::catalog::ProductDetail,
 ) -> Result<Option<super::views::ChartView>, crate::error::AppError> {
-    let history = crate::pricing::store::history_of_item(&st.db, d.card.price_item_id).await?;
+    let history = crate::pricing::store::history_of_item(conn, d.card.price_item_id).await?;
     Ok(super::views::ChartView::of(
         d.card.price_item_id,
         &d.price_item_name,
@@ -193,10 +199,10 @@ async fn chart(
 }
 
 async fn origin_url(
-    st: &AppState,
+    conn: &mut sqlx::AnyConnection,
     d: &crate::catalog::ProductDetail,
 ) -> Result<Option<String>, crate::error::AppError> {
-    Ok(crate::origin::store::selling_code(&st.db, d.card.id.0)
+    Ok(crate::origin::store::current_code(conn, d.card.id.0)
         .await?
         .map(|c| format!("/truy-xuat/{c}")))
 }
@@ -207,10 +213,18 @@ async fn product(
     MaybeUser(user): MaybeUser,
     Path(slug): Path<String>,
 ) -> PageResult {
-    let d = store::product_by_slug(&st.db, &slug).await?;
+    // The page's three questions on one held connection (one ping back to the pool, not
+    // three: `Db::conn`), one after the other.
+    let mut conn = st.db.conn().await?;
+    let d = store::product_by_slug_on(&mut conn, st.db.backend, &slug).await?;
     if !d.card.active {
         return Err(crate::error::AppError::NotFound.into());
     }
+    let (origin_url, chart) = (
+        origin_url(&mut conn, &d).await?,
+        chart(&mut conn, &d).await?,
+    );
+    drop(conn);
     let mut share = super::Share::new(
         &st,
         &format!("/san-pham/{}", d.card.slug),
@@ -228,8 +242,6 @@ async fn product(
     );
     share.kind = "product";
     share.price_vnd = Some(d.card.price_vnd);
-    // The batch on sale and the price history do not wait for each other.
-    let (origin_url, chart) = tokio::try_join!(origin_url(&st, &d), chart(&st, &d))?;
     render(ProductPage {
         layout: Layout::new(&st, &seed, &user, d.card.name.clone()).with_share(share),
         village_url: format!("/lang/{}", d.card.village_slug),
