@@ -132,25 +132,21 @@ fn wrk_with(url: &str, script: Option<&std::path::Path>) -> (f64, f64, f64) {
 }
 
 /// With `BENCH_PERF` set: `perf record -g` of the server while wrk loads one page, into
-/// `target/perf-<backend>-<page>.data` (read it with `perf report --no-children`).
+/// `target/perf-<backend>-<page>.data` (read it with `perf report --no-children`);
+/// `BENCH_PERF=all` records the whole machine (the database server and wrk too: `perf
+/// report --sort comm` shows who has the cores).
 fn profile(pid: u32, backend: &str, page: &str) -> Option<std::process::Child> {
-    std::env::var_os("BENCH_PERF")?;
+    let whole = std::env::var_os("BENCH_PERF")? == "all";
     let name: String = format!("{backend}-{page}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     let out = format!("{}/../perf-{name}.data", env!("CARGO_TARGET_TMPDIR"));
+    let pid = pid.to_string();
+    let whom = if whole { vec!["-a"] } else { vec!["-p", &pid] };
     Command::new("perf")
-        .args([
-            "record",
-            "-F",
-            "999",
-            "-g",
-            "-o",
-            &out,
-            "-p",
-            &pid.to_string(),
-        ])
+        .args(["record", "-F", "999", "-g", "-o", &out])
+        .args(whom)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -212,8 +208,12 @@ async fn bench_backend(
         "{name}: {n} products generated in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    db.pool.close().await;
     let only = env_or("BENCH_ONLY", "");
+    if "product, random".contains(&only) {
+        floor(name, db, n, hello, rows).await;
+    } else {
+        db.pool.close().await;
+    }
     let measured = serve_and_load(name, url, data, n, hello, &only, &[], rows).await;
     // The same long tail with the page cache off: every request a full render.
     if "product, random".contains(&only) {
@@ -230,6 +230,45 @@ async fn bench_backend(
         .await;
     }
     measured
+}
+
+/// The floor under any page that asks the database: a bare axum on this bench's runtime (as
+/// "hello") answering the random product paths with one question through cholang's own pool
+/// (the product's name by its slug), no template, no middleware. A page asking the database
+/// anything answers at most this many requests.
+async fn floor(name: &str, db: Db, n: usize, hello: f64, rows: &mut Vec<String>) {
+    use axum::extract::{Path, State};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let db = std::sync::Arc::new(db);
+    let app = axum::Router::new()
+        .route(
+            "/san-pham/{slug}",
+            axum::routing::get(
+                |State(db): State<std::sync::Arc<Db>>, Path(slug): Path<String>| async move {
+                    sqlx::query_scalar::<_, String>("SELECT name FROM products WHERE slug = $1")
+                        .bind(slug)
+                        .fetch_one(&db.pool)
+                        .await
+                        .unwrap()
+                },
+            ),
+        )
+        .with_state(db.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let script = random_products(n);
+    let path = script.path().to_path_buf();
+    let (rps, p50, p99) = tokio::task::spawn_blocking(move || wrk_with(&base, Some(&path)))
+        .await
+        .unwrap();
+    server.abort();
+    let _ = server.await;
+    db.pool.close().await;
+    rows.push(format!(
+        "| {name} | floor: bare axum, one query per request, random of {n} | {rps:.0} | {:.1} % | {p50:.2} | {p99:.2} |",
+        rps / hello * 100.0
+    ));
+    eprintln!("{}", rows.last().unwrap());
 }
 
 /// `cholang serve` on a generated database (with `env` besides), loaded page by page with
