@@ -10,10 +10,12 @@
 //!
 //! Besides the fixed pages: product pages asked at random across the catalogue (the long
 //! tail, most requests missing the one-second page cache), and the same with the page cache
-//! off (`PAGE_CACHE_MS=0`, a second server on the same database).
+//! off (`PAGE_CACHE_MS=0`, a second server on the same database). Beside them, a floor: a
+//! bare axum answering the same random paths with one query through cholang's pool, the
+//! most any page asking the database can answer.
 //!
 //! `BENCH_PERF=1` records a `perf record -g` profile of the server under each page's load
-//! (`target/perf-<backend>-<page>.data`).
+//! (`target/perf-<backend>-<page>.data`); `BENCH_PERF=all` profiles the whole machine.
 //!
 //! The search API is also loaded with the buyer query mix (`common/queries.rs`, each wrk
 //! connection cycling through it). With `BENCH_MEILI_URL` (and `BENCH_MEILI_KEY`, its master
