@@ -538,7 +538,7 @@ struct SegFacets {
     /// The product ids, opened once: opening the column reads its every block, a tenth of a
     /// search's time when it was opened for each hit.
     id: Arc<dyn tantivy::columnar::ColumnValues<i64>>,
-    /// For the query with no words and no filters (`Inner::everything`): the facet counts of
+    /// For the query with no words and no filters (`Gather::everything`): the facet counts of
     /// the segment's live products, with how many were deleted when they were counted (a
     /// segment only ever gains deletions, so the same number means the same products).
     live_counts: Mutex<Option<(u32, Arc<LiveCounts>)>>,
