@@ -165,13 +165,7 @@ pub async fn product_with_error(
     typed: &str,
     error: String,
 ) -> PageResult {
-    let mut conn = st.db.conn().await?;
-    let d = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
-    let (origin_url, chart) = (
-        origin_url(&mut conn, &d).await?,
-        chart(&mut conn, &d).await?,
-    );
-    drop(conn);
+    let (d, origin_url, chart) = product_parts(st, slug).await?;
     let mut resp = render(ProductPage {
         layout: Layout::new(st, seed, user, d.card.name.clone()),
         village_url: format!("/lang/{}", d.card.village_slug),
@@ -183,6 +177,27 @@ pub async fn product_with_error(
     })?;
     *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(resp)
+}
+
+/// What a product page reads from the database: the product, the batch on sale and its
+/// item's price history, asked one after the other on one held connection (one ping back to
+/// the pool, not three: `Db::conn`).
+async fn product_parts(
+    st: &AppState,
+    slug: &str,
+) -> Result<
+    (
+        crate::catalog::ProductDetail,
+        Option<String>,
+        Option<super::views::ChartView>,
+    ),
+    crate::error::AppError,
+> {
+    let mut conn = st.db.conn().await?;
+    let d = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
+    let origin_url = origin_url(&mut conn, &d).await?;
+    let chart = chart(&mut conn, &d).await?;
+    Ok((d, origin_url, chart))
 }
 
 async fn chart(
@@ -213,18 +228,10 @@ async fn product(
     MaybeUser(user): MaybeUser,
     Path(slug): Path<String>,
 ) -> PageResult {
-    // The page's three questions on one held connection (one ping back to the pool, not
-    // three: `Db::conn`), one after the other.
-    let mut conn = st.db.conn().await?;
-    let d = store::product_by_slug_on(&mut conn, st.db.backend, &slug).await?;
+    let (d, origin_url, chart) = product_parts(&st, &slug).await?;
     if !d.card.active {
         return Err(crate::error::AppError::NotFound.into());
     }
-    let (origin_url, chart) = (
-        origin_url(&mut conn, &d).await?,
-        chart(&mut conn, &d).await?,
-    );
-    drop(conn);
     let mut share = super::Share::new(
         &st,
         &format!("/san-pham/{}", d.card.slug),
