@@ -9,8 +9,10 @@
 //! (`cholang serve`, its defaults: logs at info, embedded search index).
 //!
 //! Besides the fixed pages: product pages asked at random across the catalogue (the long
-//! tail, most requests missing the one-second page cache), and the same with the page cache
-//! off (`PAGE_CACHE_MS=0`, a second server on the same database). Beside them, a floor: a
+//! tail, most requests missing the one-second page cache), the same with the page cache
+//! off (`PAGE_CACHE_MS=0`, a second server on the same database: each page rendered from the
+//! product data kept until it changes, `web::product_cache`), and with both off
+//! (`PRODUCT_CACHE_ENTRIES=0` too: every request asks the database). Beside them, a floor: a
 //! bare axum answering the same random paths with one query through cholang's pool, the
 //! most any page asking the database can answer.
 //!
@@ -217,7 +219,8 @@ async fn bench_backend(
         db.pool.close().await;
     }
     let measured = serve_and_load(name, url, data, n, hello, &only, &[], rows).await;
-    // The same long tail with the page cache off: every request a full render.
+    // The same long tail with the page cache off (every request a render), then with the
+    // product data not kept either (every request a render of what the database answers).
     if "product, random".contains(&only) {
         serve_and_load(
             &format!("{name}, page cache off"),
@@ -227,6 +230,17 @@ async fn bench_backend(
             hello,
             "product, random",
             &[("PAGE_CACHE_MS", "0")],
+            rows,
+        )
+        .await;
+        serve_and_load(
+            &format!("{name}, page cache and product data off"),
+            url,
+            data,
+            n,
+            hello,
+            "product, random",
+            &[("PAGE_CACHE_MS", "0"), ("PRODUCT_CACHE_ENTRIES", "0")],
             rows,
         )
         .await;

@@ -142,6 +142,7 @@ impl Server {
             None => None,
         };
         let search = crate::search::Search::open(&config.search, db.clone())?;
+        let product_cache_entries = config.product_cache_entries;
         Ok(Server {
             listener,
             metrics_listener,
@@ -153,6 +154,10 @@ impl Server {
                 search,
                 scans: Arc::default(),
                 pages: Arc::default(),
+                products: Arc::new(crate::web::product_cache::ProductCache::new(
+                    Arc::default(),
+                    product_cache_entries,
+                )),
             }),
         })
     }
@@ -185,6 +190,13 @@ impl Server {
             ))
         });
         let scans = tokio::spawn(flush_scans(self.state.clone()));
+        let catalog = (self.state.config.product_cache_entries > 0).then(|| {
+            tokio::spawn(crate::db::watch_catalog(
+                self.state.db.clone(),
+                self.state.config.database_url.clone(),
+                self.state.products.epoch(),
+            ))
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = if self.state.config.notify.embedded_worker {
             let n = crate::notify::worker::Notifier::new(
@@ -224,6 +236,9 @@ impl Server {
             h.abort();
         }
         scans.abort();
+        if let Some(c) = catalog {
+            c.abort();
+        }
         if let Some(m) = metrics {
             m.abort();
         }

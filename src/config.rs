@@ -33,6 +33,9 @@ pub struct Config {
     pub housekeeping_in_serve: bool,
     /// How long an anonymous visitor's public page is kept (`web::page_cache`); 0: never.
     pub page_cache_ms: u64,
+    /// How many products' page data are kept until they change (`web::product_cache`); 0:
+    /// none.
+    pub product_cache_entries: usize,
     pub checkout_max_open: i64,
     /// Units held by open unpaid checkouts allowed per phone number and per client address.
     pub checkout_max_held_units: i64,
@@ -729,6 +732,7 @@ impl Config {
                 }
             },
             page_cache_ms: settings.parse("PAGE_CACHE_MS", 1000)?,
+            product_cache_entries: settings.parse("PRODUCT_CACHE_ENTRIES", 16_384)?,
             housekeeping_in_serve: !matches!(
                 settings.get("HOUSEKEEPING"),
                 Some("off" | "0" | "false")

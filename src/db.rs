@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -137,7 +138,146 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery",
         include_str!("../migrations/schema/0019_delivery.sql"),
     ),
+    (
+        20,
+        "catalog changes",
+        include_str!("../migrations/schema/0020_catalog_changes.sql"),
+    ),
 ];
+
+/// Whether what product pages show may have changed since a moment ago, as this process
+/// knows it: an epoch that moves on every change, and whether it is known at all. The
+/// database tells of changes made by anyone (migration 0020: triggers on the tables a product
+/// page reads); `changed` tells of this process's own at once. Data kept for pages is tagged
+/// with the epoch read *before* the database was asked, and used only while `now` still
+/// answers that epoch (`web::product_cache`).
+#[derive(Default)]
+pub struct CatalogEpoch {
+    epoch: AtomicU64,
+    /// The watch is reading the database's changes (`watch_catalog`); until it is, or after it
+    /// lost them, nothing kept may be used.
+    live: AtomicBool,
+}
+
+impl CatalogEpoch {
+    /// The epoch now, or `None` when changes may go unseen.
+    pub fn now(&self) -> Option<u64> {
+        let live = self.live.load(Ordering::SeqCst);
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        live.then_some(epoch)
+    }
+
+    /// Something may have changed.
+    pub fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes may go unseen from now on (the watch lost the database).
+    pub fn lost(&self) {
+        self.live.store(false, Ordering::SeqCst);
+        self.changed();
+    }
+
+    /// Changes are seen again; anything may have changed meanwhile.
+    pub fn regained(&self) {
+        self.changed();
+        self.live.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How often an instance on SQLite reads the change count (migration 0020): what another
+/// process changed shows on this one's product pages within this.
+pub const CATALOG_POLL: Duration = Duration::from_millis(200);
+/// PostgreSQL's channel of catalogue changes (migration 0020).
+const CATALOG_CHANNEL: &str = "cholang_catalog";
+/// The application name of the connection listening on it (tests find it by this name).
+pub const CATALOG_LISTENER: &str = "cholang-catalog-watch";
+
+/// Follow the database's catalogue changes into `epoch` until aborted: on SQLite by reading
+/// `catalog_changes` every `CATALOG_POLL`; on PostgreSQL by listening on `cholang_catalog`
+/// on a connection of its own (`url`, the pool's `DATABASE_URL`). While it cannot read
+/// them (the database away, the connection lost) the epoch is not live, so nothing kept is
+/// used; when it can again, the epoch moves on, as anything may have changed meanwhile.
+pub async fn watch_catalog(db: Db, url: String, epoch: std::sync::Arc<CatalogEpoch>) {
+    match db.backend {
+        Backend::Sqlite => poll_catalog(db, &epoch).await,
+        Backend::Postgres => listen_catalog(&url, &epoch).await,
+    }
+}
+
+async fn poll_catalog(db: Db, epoch: &CatalogEpoch) {
+    let mut tick = tokio::time::interval(CATALOG_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Option<i64> = None;
+    loop {
+        tick.tick().await;
+        let n = sqlx::query_scalar::<_, i64>("SELECT n FROM catalog_changes WHERE id = 1")
+            .fetch_one(&db.pool)
+            .await;
+        match (n, seen) {
+            (Ok(n), Some(s)) if n == s => {}
+            (Ok(n), Some(_)) => {
+                seen = Some(n);
+                epoch.changed();
+            }
+            (Ok(n), None) => {
+                seen = Some(n);
+                epoch.regained();
+            }
+            (Err(e), _) => {
+                if seen.take().is_some() {
+                    tracing::warn!(error = %e, "catalogue changes unread; kept product data unused");
+                }
+                epoch.lost();
+            }
+        }
+    }
+}
+
+async fn listen_catalog(url: &str, epoch: &CatalogEpoch) {
+    use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let listener = async {
+            let options = PgConnectOptions::from_str(url)?.application_name(CATALOG_LISTENER);
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .connect_lazy_with(options);
+            let mut l = PgListener::connect_with(&pool).await?;
+            // A lost connection is reported at once; a new listener is made here.
+            l.eager_reconnect(false);
+            l.listen(CATALOG_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "catalogue changes unheard; kept product data unused");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        wait = Duration::from_millis(100);
+        epoch.regained();
+        // `try_recv` answers `None` when the connection was lost: what was sent meanwhile is
+        // unheard, so the epoch stops being live until a new listener hears again.
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => epoch.changed(),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "catalogue listener failed");
+                    break;
+                }
+            }
+        }
+        epoch.lost();
+    }
+}
 
 /// One migration's SQL for `backend` (see `MIGRATIONS`).
 pub fn render_migration(source: &str, backend: Backend) -> String {
@@ -558,6 +698,11 @@ mod tests {
                 "025fc15e37ad686c",
             ),
             ("0019_delivery.sql", "693e78c116aedc58", "abdcd042ed59c644"),
+            (
+                "0020_catalog_changes.sql",
+                "6ecb0380588dd8c0",
+                "01ec7149c1292c37",
+            ),
         ];
         assert_eq!(
             MIGRATIONS.len(),

@@ -16,6 +16,7 @@ pub mod orders;
 pub mod origin;
 pub mod page_cache;
 pub mod pages;
+pub mod product_cache;
 pub mod protection;
 pub mod search;
 pub mod session;
@@ -114,7 +115,7 @@ const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
 /// 1. the CSRF seed from the browser's cookie, or a new one, is put on the request;
 /// 2. the routes scripts hammer are rate limited before any work (`rate_limit`);
 /// 3. the request runs; if it may have written (any method but GET/HEAD), the public pages
-///    kept by `page_cache` are dropped;
+///    kept by `page_cache` and the product data kept by `product_cache` are dropped;
 /// 4. an error page is rendered again with the visitor's header (`error_page_for_visitor`);
 /// 5. a new CSRF seed is set as a cookie; private answers get `Cache-Control: no-store`
 ///    (`is_private`); the security headers (and HSTS behind https) are added where absent.
@@ -144,6 +145,7 @@ async fn frame(
                 let resp = next.run(req).await;
                 if write {
                     state.pages.changed();
+                    state.products.changed();
                 }
                 resp
             }

@@ -1,10 +1,13 @@
 //! Public pages for buyers: home, village, storefront, product, simple search.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 
+use super::product_cache::ProductParts;
 use super::views::{CardView, DetailView, ShopView, VillageView, cards, detail};
 use super::{CsrfSeed, Layout, MaybeUser, PageResult, render};
 use crate::catalog::store;
@@ -165,15 +168,16 @@ pub async fn product_with_error(
     typed: &str,
     error: String,
 ) -> PageResult {
-    let (d, origin_url, chart) = product_parts(st, slug).await?;
+    let parts = product_parts(st, slug).await?;
+    let d = &parts.detail;
     let mut resp = render(ProductPage {
         layout: Layout::new(st, seed, user, d.card.name.clone()),
         village_url: format!("/lang/{}", d.card.village_slug),
-        p: detail(&d),
+        p: detail(d),
         quantity: typed.chars().take(10).collect(),
         error: Some(error),
-        origin_url,
-        chart,
+        origin_url: parts.origin_url.clone(),
+        chart: parts.chart.clone(),
     })?;
     *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(resp)
@@ -181,23 +185,27 @@ pub async fn product_with_error(
 
 /// What a product page reads from the database: the product, the batch on sale and its
 /// item's price history, asked one after the other on one held connection (one ping back to
-/// the pool, not three: `Db::conn`).
+/// the pool, not three: `Db::conn`), and kept until any of it changes (`product_cache`).
 async fn product_parts(
     st: &AppState,
     slug: &str,
-) -> Result<
-    (
-        crate::catalog::ProductDetail,
-        Option<String>,
-        Option<super::views::ChartView>,
-    ),
-    crate::error::AppError,
-> {
+) -> Result<Arc<ProductParts>, crate::error::AppError> {
+    if let Some(kept) = st.products.get(slug) {
+        return Ok(kept);
+    }
+    let read_at = st.products.before_reading();
     let mut conn = st.db.conn().await?;
-    let d = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
-    let origin_url = origin_url(&mut conn, &d).await?;
-    let chart = chart(&mut conn, &d).await?;
-    Ok((d, origin_url, chart))
+    let detail = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
+    let origin_url = origin_url(&mut conn, &detail).await?;
+    let chart = chart(&mut conn, &detail).await?;
+    drop(conn);
+    let parts = Arc::new(ProductParts {
+        detail,
+        origin_url,
+        chart,
+    });
+    st.products.keep(read_at, slug, parts.clone());
+    Ok(parts)
 }
 
 async fn chart(
@@ -228,7 +236,8 @@ async fn product(
     MaybeUser(user): MaybeUser,
     Path(slug): Path<String>,
 ) -> PageResult {
-    let (d, origin_url, chart) = product_parts(&st, &slug).await?;
+    let parts = product_parts(&st, &slug).await?;
+    let d = &parts.detail;
     if !d.card.active {
         return Err(crate::error::AppError::NotFound.into());
     }
@@ -252,11 +261,11 @@ async fn product(
     render(ProductPage {
         layout: Layout::new(&st, &seed, &user, d.card.name.clone()).with_share(share),
         village_url: format!("/lang/{}", d.card.village_slug),
-        p: detail(&d),
+        p: detail(d),
         quantity: "1".into(),
         error: None,
-        origin_url,
-        chart,
+        origin_url: parts.origin_url.clone(),
+        chart: parts.chart.clone(),
     })
 }
 

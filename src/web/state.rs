@@ -36,4 +36,6 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Public pages kept for a moment (`web::page_cache`).
     pub pages: Arc<crate::web::page_cache::PageCache>,
+    /// What product pages read, kept until it changes (`web::product_cache`).
+    pub products: Arc<crate::web::product_cache::ProductCache>,
 }

@@ -330,6 +330,7 @@ pub fn detail(d: &ProductDetail) -> DetailView {
 }
 
 /// One item's price history: the SVG and the same dates and prices as text.
+#[derive(Clone)]
 pub struct ChartView {
     pub anchor: String,
     pub name: String,

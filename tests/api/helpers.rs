@@ -101,6 +101,9 @@ pub const TEST_SETTINGS: &[(&str, &str)] = &[
     // Tests change the database behind the server's back and look at pages at once; the
     // page cache has its own test (`pages::anonymous_pages_are_kept_for_a_moment`).
     ("PAGE_CACHE_MS", "0"),
+    // Likewise the product data kept until the database says it changed (within 200 ms on
+    // SQLite): its own tests are `pages::product_data_kept_…`.
+    ("PRODUCT_CACHE_ENTRIES", "0"),
 ];
 
 pub struct TestApp {

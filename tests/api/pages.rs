@@ -1,6 +1,9 @@
 //! Pages render Vietnamese text, prices as `180.000 ₫` and times in Hà Nội time, without JS.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -13,6 +16,8 @@ on_both_backends!(
     big_villages_and_shops_are_shown_a_page_at_a_time,
     anonymous_pages_are_kept_for_a_moment,
     a_page_is_rendered_once_for_a_crowd,
+    product_data_kept_until_the_database_says_it_changed,
+    product_data_kept_follows_this_servers_own_writes_at_once,
 );
 
 /// `PAGE_CACHE_MS`: a second anonymous visitor gets the kept page, with its own CSRF token
@@ -411,4 +416,191 @@ async fn the_demo_market_has_a_picture_for_every_product(b: Backend) {
             cholang::demo::pictures::HEIGHT
         )
     );
+}
+
+/// The product page's data kept in memory (`PRODUCT_CACHE_ENTRIES`, `web::product_cache`),
+/// with the page cache off: a change to any table the page reads, made behind the server's
+/// back (as another instance, a job or `cholang import` would), shows without a write
+/// through this server — the database says so (migration 0020). Meanwhile unchanged pages
+/// are answered from memory. On PostgreSQL, a lost listener connection is made again and
+/// the kept data used again after it.
+async fn product_data_kept_until_the_database_says_it_changed(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PRODUCT_CACHE_ENTRIES", "100")]).await;
+    let slug = "man-tuyn-1m6-x-2m";
+    let path = format!("/san-pham/{slug}");
+    let page = || async {
+        let r = app.new_browser().get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    };
+    let answered_from_memory = || answered_from_memory(&app, &path);
+    let shows = |want: String| {
+        let page = &page;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if page().await.contains(&want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the page never showed {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let first = answered_from_memory().await;
+    assert!(first.contains("Màn tuyn"));
+    let id: i64 = app
+        .scalar("SELECT id FROM products WHERE slug = 'man-tuyn-1m6-x-2m'")
+        .await;
+    let item: i64 = app
+        .scalar("SELECT price_item_id FROM products WHERE slug = 'man-tuyn-1m6-x-2m'")
+        .await;
+    let changes: Vec<(&str, String, String)> = vec![
+        (
+            "products",
+            format!("UPDATE products SET stock = 777, current_batch_id = NULL WHERE id = {id}"),
+            "Còn 777".into(),
+        ),
+        (
+            "price_items",
+            format!("UPDATE price_items SET price_vnd = 123000 WHERE id = {item}"),
+            "123.000".into(),
+        ),
+        (
+            "shops",
+            format!(
+                "UPDATE shops SET name = 'Cửa hàng đổi tên' WHERE id = (SELECT shop_id FROM products WHERE id = {id})"
+            ),
+            "Cửa hàng đổi tên".into(),
+        ),
+        (
+            "villages",
+            format!(
+                "UPDATE villages SET name = 'Làng đổi tên' WHERE id = (SELECT s.village_id FROM shops s JOIN products p ON p.shop_id = s.id WHERE p.id = {id})"
+            ),
+            "Làng đổi tên".into(),
+        ),
+        (
+            "batches",
+            format!(
+                "INSERT INTO batches (code, product_id, shop_id, created_at, updated_at) SELECT 'LOKEPT2026', id, shop_id, 0, 0 FROM products WHERE id = {id}"
+            ),
+            "/truy-xuat/LOKEPT2026".into(),
+        ),
+        (
+            "product_photos",
+            format!(
+                "INSERT INTO product_photos (product_id, file_name, thumb_name, position, created_at) VALUES ({id}, 'kept-new.jpg', 'kept-new-thumb.jpg', -1, 0)"
+            ),
+            "kept-new.jpg".into(),
+        ),
+        (
+            "price_changes",
+            format!(
+                "INSERT INTO price_changes (price_item_id, old_price_vnd, new_price_vnd, source, at) VALUES ({item}, 123000, 654000, 'moderator', 1800000000000)"
+            ),
+            "654.000".into(),
+        ),
+    ];
+    for (table, sql, want) in changes {
+        assert!(!page().await.contains(&want), "{table}: before");
+        answered_from_memory().await;
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+        shows(want).await;
+    }
+    // The photo taken away again: its picture leaves the page.
+    answered_from_memory().await;
+    sqlx::query("DELETE FROM product_photos WHERE file_name = 'kept-new.jpg'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while page().await.contains("kept-new.jpg") {
+        assert!(std::time::Instant::now() < deadline, "the photo stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    if b == Backend::Postgres {
+        // The listener's connection cut: a change made while it is away still shows, and
+        // kept data is used again once it listens again.
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(cholang::db::CATALOG_LISTENER)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(cut, 1, "one listener per server");
+        sqlx::query("UPDATE products SET stock = 555 WHERE id = $1")
+            .bind(id)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+        shows("Còn 555".into()).await;
+        answered_from_memory().await;
+        sqlx::query("UPDATE products SET stock = 556 WHERE id = $1")
+            .bind(id)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+        shows("Còn 556".into()).await;
+    }
+}
+
+/// A seller's change through this server shows on the very next page, with no wait for the
+/// database's word (on SQLite that word comes only every 200 ms).
+async fn product_data_kept_follows_this_servers_own_writes_at_once(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PRODUCT_CACHE_ENTRIES", "100")]).await;
+    let slug = "man-tuyn-1m6-x-2m";
+    let path = format!("/san-pham/{slug}");
+    let hanh = app.api_login(HANH, PW).await;
+    for stock in [31, 32, 33] {
+        answered_from_memory(&app, &path).await;
+        let (s, p) = app
+            .api(
+                "PATCH",
+                &format!("/products/{slug}"),
+                Some(&hanh),
+                Some(json!({"stock": stock})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        let page = app
+            .new_browser()
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&format!("Còn {stock}")), "stock {stock}");
+    }
+}
+
+/// An anonymous visitor's page at `path`, asked until one is answered from the product data
+/// kept in memory (the watch reads the database's changes before anything is kept).
+async fn answered_from_memory(app: &TestApp, path: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (hits, _) = app.state.products.counts();
+        let r = app.new_browser().get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.unwrap();
+        if app.state.products.counts().0 > hits {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no page answered from kept data"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
