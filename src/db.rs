@@ -700,8 +700,8 @@ mod tests {
             ("0019_delivery.sql", "693e78c116aedc58", "abdcd042ed59c644"),
             (
                 "0020_catalog_changes.sql",
-                "6ecb0380588dd8c0",
-                "01ec7149c1292c37",
+                "18973d7cff446d66",
+                "f2719cee4ed3f019",
             ),
         ];
         assert_eq!(
