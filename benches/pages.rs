@@ -435,6 +435,7 @@ async fn bench_meilisearch(
         engine: meili.clone(),
         settings,
         db: db.clone(),
+        kept: std::sync::Arc::new(cholang::search::KeptHits::new(Default::default(), 0)),
     };
     let path = format!("/indexes/{uid}/search");
     let body = |q: &str| {

@@ -334,6 +334,7 @@ async fn meili_run(
         engine: meili.clone(),
         settings,
         db: db.clone(),
+        kept: Arc::new(cholang::search::KeptHits::new(Default::default(), 0)),
     };
     let embedded = Search::open(&config.search, db.clone()).unwrap();
     let mut differ = 0;

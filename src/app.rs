@@ -141,7 +141,10 @@ impl Server {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
-        let search = crate::search::Search::open(&config.search, db.clone())?;
+        // What product pages and search hits read, kept until the database says it changed.
+        let catalog = Arc::new(crate::db::CatalogEpoch::default());
+        let search = crate::search::Search::open(&config.search, db.clone())?
+            .with_kept(catalog.clone(), config.product_cache_entries);
         let product_cache_entries = config.product_cache_entries;
         Ok(Server {
             listener,
@@ -155,7 +158,7 @@ impl Server {
                 scans: Arc::default(),
                 pages: Arc::default(),
                 products: Arc::new(crate::web::product_cache::ProductCache::new(
-                    Arc::default(),
+                    catalog,
                     product_cache_entries,
                 )),
             }),

@@ -33,8 +33,8 @@ pub struct Config {
     pub housekeeping_in_serve: bool,
     /// How long an anonymous visitor's public page is kept (`web::page_cache`); 0: never.
     pub page_cache_ms: u64,
-    /// How many products' page data are kept until they change (`web::product_cache`); 0:
-    /// none.
+    /// How many products' page data, and search hits' cards and texts, are kept until they
+    /// change (`web::product_cache`, `search::KeptHits`), of each; 0: none.
     pub product_cache_entries: usize,
     pub checkout_max_open: i64,
     /// Units held by open unpaid checkouts allowed per phone number and per client address.

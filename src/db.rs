@@ -185,6 +185,130 @@ impl CatalogEpoch {
     }
 }
 
+/// Data read from the database, kept per key until the catalogue's epoch moves
+/// (`CatalogEpoch`): what a product page reads (`web::product_cache`), search hits' cards and
+/// texts (`search::Search`). Each entry is tagged with the epoch taken *before* the database
+/// was asked (`before_reading`) and is used only while the epoch is still that one; nothing
+/// is kept or used while the epoch is not live. At most `max_entries` (0: none); when full,
+/// everything is dropped and kept again as asked.
+pub struct Kept<K, V> {
+    epoch: std::sync::Arc<CatalogEpoch>,
+    max_entries: usize,
+    /// The epoch the entries were read in, and the entries.
+    kept: std::sync::RwLock<(u64, std::collections::HashMap<K, std::sync::Arc<V>>)>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Kept<K, V> {
+    pub fn new(epoch: std::sync::Arc<CatalogEpoch>, max_entries: usize) -> Kept<K, V> {
+        Kept {
+            epoch,
+            max_entries,
+            kept: std::sync::RwLock::new((0, std::collections::HashMap::new())),
+            hits: AtomicU64::default(),
+            misses: AtomicU64::default(),
+        }
+    }
+
+    /// The epoch the database's watch moves (`watch_catalog`).
+    pub fn epoch(&self) -> std::sync::Arc<CatalogEpoch> {
+        self.epoch.clone()
+    }
+
+    /// This process may have changed something.
+    pub fn changed(&self) {
+        self.epoch.changed();
+    }
+
+    /// What is kept for `key`, if it is still what the database holds.
+    pub fn get<Q>(&self, key: &Q) -> Option<std::sync::Arc<V>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if self.max_entries == 0 {
+            return None;
+        }
+        let found = self.epoch.now().and_then(|now| {
+            let kept = self.kept.read().unwrap_or_else(|e| e.into_inner());
+            (kept.0 == now).then(|| kept.1.get(key).cloned()).flatten()
+        });
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// The epoch to tag what is about to be read with: take it before asking the database.
+    pub fn before_reading(&self) -> Option<u64> {
+        self.epoch.now()
+    }
+
+    /// Keep `value`, read after `before_reading` answered `read_at`, unless something may
+    /// have changed since (then only the request that read it uses it).
+    pub fn keep(&self, read_at: Option<u64>, key: K, value: std::sync::Arc<V>) {
+        let Some(read_at) = read_at else { return };
+        if self.max_entries == 0 {
+            return;
+        }
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        // Under the lock, so no later epoch's entries can be dropped for this one.
+        if self.epoch.now() != Some(read_at) {
+            return;
+        }
+        if kept.0 != read_at || kept.1.len() >= self.max_entries {
+            kept.1.clear();
+            kept.0 = read_at;
+        }
+        kept.1.insert(key, value);
+    }
+
+    /// The values of `keys`: those kept, and the others from `read` (given the keys not
+    /// kept, answering those it found), which are kept in turn. A key `read` does not answer
+    /// is absent, and asked again next time.
+    pub async fn get_or_read<F, Fut, E>(
+        &self,
+        keys: &[K],
+        read: F,
+    ) -> Result<std::collections::HashMap<K, std::sync::Arc<V>>, E>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let read_at = self.before_reading();
+        let mut found = std::collections::HashMap::with_capacity(keys.len());
+        let mut missing = vec![];
+        for k in keys {
+            match self.get(k) {
+                Some(v) => {
+                    found.insert(k.clone(), v);
+                }
+                None => missing.push(k.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            for (k, v) in read(missing).await? {
+                let v = std::sync::Arc::new(v);
+                self.keep(read_at, k.clone(), v.clone());
+                found.insert(k, v);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Answers from kept data, and answers asked of the database, since start.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// How often an instance on SQLite reads the change count (migration 0020): what another
 /// process changed shows on this one's product pages within this.
 pub const CATALOG_POLL: Duration = Duration::from_millis(200);
@@ -628,6 +752,100 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
+    fn live() -> Arc<CatalogEpoch> {
+        let e = Arc::new(CatalogEpoch::default());
+        e.regained();
+        e
+    }
+
+    fn v(s: &str) -> Arc<String> {
+        Arc::new(s.to_string())
+    }
+
+    #[test]
+    fn kept_data_is_used_only_in_the_epoch_it_was_read_in() {
+        let kept: Kept<String, String> = Kept::new(live(), 10);
+        let at = kept.before_reading();
+        kept.keep(at, "a".into(), v("old"));
+        assert_eq!(kept.get("a").unwrap().as_str(), "old");
+        kept.changed();
+        assert!(kept.get("a").is_none(), "a change drops what was kept");
+        assert_eq!(kept.counts(), (1, 1));
+    }
+
+    #[test]
+    fn data_read_before_a_change_is_not_kept_after_it() {
+        let kept: Kept<String, String> = Kept::new(live(), 10);
+        let at = kept.before_reading();
+        // The database changes while it is read.
+        kept.changed();
+        kept.keep(at, "a".into(), v("maybe old"));
+        assert!(kept.get("a").is_none());
+        let at = kept.before_reading();
+        kept.keep(at, "a".into(), v("new"));
+        assert_eq!(kept.get("a").unwrap().as_str(), "new");
+    }
+
+    #[test]
+    fn nothing_is_kept_or_used_while_changes_may_go_unseen() {
+        let epoch = Arc::new(CatalogEpoch::default());
+        let kept: Kept<String, String> = Kept::new(epoch.clone(), 10);
+        let at = kept.before_reading();
+        assert_eq!(at, None, "not live before the watch reads the database");
+        kept.keep(at, "a".into(), v("x"));
+        epoch.regained();
+        assert!(kept.get("a").is_none());
+        let at = kept.before_reading();
+        kept.keep(at, "a".into(), v("x"));
+        assert!(kept.get("a").is_some());
+        epoch.lost();
+        assert!(kept.get("a").is_none(), "a lost watch stops the use");
+        epoch.regained();
+        assert!(
+            kept.get("a").is_none(),
+            "what was kept before the loss stays unused after it"
+        );
+    }
+
+    #[test]
+    fn a_full_store_starts_again_and_zero_keeps_nothing() {
+        let kept: Kept<String, String> = Kept::new(live(), 2);
+        for k in ["a", "b", "c"] {
+            let at = kept.before_reading();
+            kept.keep(at, k.into(), v(k));
+        }
+        assert!(kept.get("a").is_none() && kept.get("b").is_none());
+        assert!(kept.get("c").is_some());
+        let off: Kept<String, String> = Kept::new(live(), 0);
+        let at = off.before_reading();
+        off.keep(at, "a".into(), v("a"));
+        assert!(off.get("a").is_none());
+    }
+
+    #[tokio::test]
+    async fn get_or_read_asks_only_for_what_is_not_kept() {
+        let kept: Kept<i64, String> = Kept::new(live(), 10);
+        let asked = std::sync::Mutex::new(vec![]);
+        let read = |ids: Vec<i64>| {
+            asked.lock().unwrap().push(ids.clone());
+            // 3 is not in the database.
+            let rows = ids
+                .into_iter()
+                .filter(|i| *i != 3)
+                .map(|i| (i, format!("#{i}")))
+                .collect::<Vec<_>>();
+            async move { Ok::<_, ()>(rows) }
+        };
+        let got = kept.get_or_read(&[1, 2, 3], read).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[&2].as_str(), "#2");
+        let got = kept.get_or_read(&[2, 3, 4], read).await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(*asked.lock().unwrap(), vec![vec![1, 2, 3], vec![3, 4]]);
+    }
+
     /// What each migration was when databases applied it (the first 16 hex digits of the
     /// SHA-256 of its SQL, per backend): an applied migration never changes (sqlx would
     /// refuse to start), and the one source renders both exactly.
@@ -700,8 +918,8 @@ mod tests {
             ("0019_delivery.sql", "693e78c116aedc58", "abdcd042ed59c644"),
             (
                 "0020_catalog_changes.sql",
-                "18973d7cff446d66",
-                "f2719cee4ed3f019",
+                "79f466f4000b057e",
+                "7cc59dbaa9321197",
             ),
         ];
         assert_eq!(

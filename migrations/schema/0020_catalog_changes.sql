@@ -1,7 +1,8 @@
 -- What a product page shows has changed (issue 34): the database itself says so, whoever
 -- wrote it (a page, another instance, a background job, `cholang import`, an operator's
--- SQL), so every instance drops the product pages' data it keeps (`web::product_cache`).
--- The tables are those `web::pages::product_parts` reads: the product, its agreed price item,
+-- SQL), so every instance drops the product data it keeps (`db::Kept`: product pages',
+-- search hits' cards and texts). The tables are those a product page reads (`web::pages::
+-- product_parts`; a hit's card and text read fewer): the product, its agreed price item,
 -- shop, village, photos, batches and price history. Only pages of products that exist are
 -- kept, so a new product, item, shop or village is on no kept page: those four tables are
 -- watched for changes and deletions only (an import of a million new products and items

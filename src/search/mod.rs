@@ -657,6 +657,25 @@ pub struct Search {
     pub engine: Arc<dyn Catalogue>,
     pub settings: Arc<SearchSettings>,
     pub db: Db,
+    /// Hits' cards and texts kept until the catalogue changes (`with_kept`); none until then.
+    pub kept: Arc<KeptHits>,
+}
+
+/// What hydrating a hit reads from the database, by product id, kept until the catalogue
+/// changes (`db::Kept`): its card (price and stock as the product page shows them) and its
+/// own text with the names it is sold under (what `honest` and snippets check).
+pub struct KeptHits {
+    pub cards: crate::db::Kept<i64, ProductCard>,
+    pub texts: crate::db::Kept<i64, (String, String)>,
+}
+
+impl KeptHits {
+    pub fn new(epoch: Arc<crate::db::CatalogEpoch>, max_entries: usize) -> KeptHits {
+        KeptHits {
+            cards: crate::db::Kept::new(epoch.clone(), max_entries),
+            texts: crate::db::Kept::new(epoch, max_entries),
+        }
+    }
 }
 
 impl Search {
@@ -691,7 +710,47 @@ impl Search {
             engine,
             settings,
             db,
+            kept: Arc::new(KeptHits::new(Arc::default(), 0)),
         })
+    }
+
+    /// Hits' cards and texts kept (at most `max_entries` of each) while `epoch` is live: a
+    /// server gives the one its watch moves (`db::watch_catalog`).
+    pub fn with_kept(mut self, epoch: Arc<crate::db::CatalogEpoch>, max_entries: usize) -> Search {
+        self.kept = Arc::new(KeptHits::new(epoch, max_entries));
+        self
+    }
+
+    /// The cards of `ids`, in their order (active products of active shops only), from
+    /// those kept and the database.
+    async fn cards(&self, ids: &[i64]) -> Result<Vec<ProductCard>, AppError> {
+        let db = &self.db;
+        let mut found = self
+            .kept
+            .cards
+            .get_or_read(ids, |missing| async move {
+                let cards = crate::catalog::store::cards_by_ids(db, &missing).await?;
+                Ok::<_, AppError>(cards.into_iter().map(|c| (c.id.0, c)).collect())
+            })
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .map(Arc::unwrap_or_clone)
+            .collect())
+    }
+
+    /// Each product's own text and the names it is sold under, by id (`own_texts`), from
+    /// those kept and the database.
+    async fn texts(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<(String, String)>>, AppError> {
+        let db = &self.db;
+        self.kept
+            .texts
+            .get_or_read(ids, |missing| async move {
+                let texts = crate::catalog::store::own_texts(db, &missing).await?;
+                Ok::<_, AppError>(texts.into_iter().collect())
+            })
+            .await
     }
 
     /// What a request asks the engine: words, sort, the window of hits, whether exact
@@ -811,7 +870,7 @@ impl Search {
                 ids = found.into_iter().skip(offset).take(limit).collect();
             }
         }
-        let cards = crate::catalog::store::cards_by_ids(&self.db, &ids).await?;
+        let cards = self.cards(&ids).await?;
         let highlights: Vec<String> = cards
             .iter()
             .map(|card| highlight(groups, &self.settings, &card.name))
@@ -824,7 +883,7 @@ impl Search {
             .filter(|(_, h)| !h.contains("<mark>"))
             .map(|(card, _)| card.id.0)
             .collect();
-        let texts = crate::catalog::store::own_texts(&self.db, &unmarked).await?;
+        let texts = self.texts(&unmarked).await?;
         let hits = cards
             .into_iter()
             .zip(highlights)
@@ -834,7 +893,7 @@ impl Search {
                 } else {
                     texts
                         .get(&card.id.0)
-                        .and_then(|(own, _)| snippet(groups, &self.settings, own))
+                        .and_then(|t| snippet(groups, &self.settings, &t.0))
                         .unwrap_or_default()
                 };
                 Hit {
@@ -912,14 +971,14 @@ impl Search {
 
     /// The ids (in order) whose product's own text answers a buyer's word.
     async fn honest(&self, groups: &[Group], ids: &[i64]) -> Result<Vec<i64>, AppError> {
-        let texts = crate::catalog::store::own_texts(&self.db, ids).await?;
+        let texts = self.texts(ids).await?;
         Ok(ids
             .iter()
             .copied()
             .filter(|id| {
-                texts.get(id).is_some_and(|(own, under)| {
-                    own_text_answers(groups, &self.settings, own, under)
-                })
+                texts
+                    .get(id)
+                    .is_some_and(|t| own_text_answers(groups, &self.settings, &t.0, &t.1))
             })
             .collect())
     }

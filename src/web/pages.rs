@@ -204,7 +204,7 @@ async fn product_parts(
         origin_url,
         chart,
     });
-    st.products.keep(read_at, slug, parts.clone());
+    st.products.keep(read_at, slug.to_string(), parts.clone());
     Ok(parts)
 }
 

@@ -23,6 +23,7 @@ on_both_backends!(
     counts_on_links_match_what_the_links_show,
     meilisearch_killed_and_restarted_loses_nothing,
     price_filters_take_vietnamese_numbers,
+    hits_kept_until_the_database_says_they_changed,
 );
 
 /// What one query must give.
@@ -1334,4 +1335,92 @@ async fn every_result_holds_a_word_of_the_query_in_its_own_text(b: Backend) {
     assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
     let html = missing.text().await.unwrap();
     assert!(html.contains(r#"value="PD-990101-99""#) && html.contains("Mã lô hoặc tên sản phẩm"));
+}
+
+/// Search hits' cards and texts kept in memory (`PRODUCT_CACHE_ENTRIES`, `search::KeptHits`):
+/// a hit's stock, price and shop changed behind the server's back (as another instance or a
+/// job would) show in the next answers with no write through this server; a product taken
+/// off sale leaves the hits; meanwhile the same answers are hydrated from memory.
+async fn hits_kept_until_the_database_says_they_changed(b: Backend) {
+    let app = TestApp::with_demo_and(b, &[("PRODUCT_CACHE_ENTRIES", "100")]).await;
+    let query = "q=man+tuyn";
+    let kept = &app.state.search.kept;
+    // Asked until an answer's cards and texts come from memory (the watch reads first).
+    let from_memory = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (cards, texts) = (kept.cards.counts().0, kept.texts.counts().0);
+            let (s, v) = app.search(query).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if kept.cards.counts().0 > cards && kept.texts.counts().0 > texts {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no answer hydrated from memory");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let v = from_memory().await;
+    let first = v["hits"][0]["slug"].as_str().unwrap().to_string();
+    assert!(v["hits"].as_array().unwrap().len() > 1);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM products WHERE slug = $1")
+        .bind(&first)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    let any_hit = |key: &'static str, want: Value| {
+        move |v: &Value| {
+            v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h.pointer(key) == Some(&want))
+        }
+    };
+    let gone = first.clone();
+    type Shown = Box<dyn Fn(&Value) -> bool>;
+    let changes: Vec<(&str, Shown)> = vec![
+        (
+            "UPDATE products SET stock = 4321 WHERE id = $1",
+            Box::new(any_hit("/stock", 4321.into())),
+        ),
+        (
+            "UPDATE price_items SET price_vnd = 4321000
+              WHERE id = (SELECT price_item_id FROM products WHERE id = $1)",
+            Box::new(any_hit("/price_vnd", 4321000.into())),
+        ),
+        (
+            "UPDATE shops SET name = 'Cửa hàng mới đổi'
+              WHERE id = (SELECT shop_id FROM products WHERE id = $1)",
+            Box::new(any_hit("/shop/name", "Cửa hàng mới đổi".into())),
+        ),
+        // Taken off sale: it leaves the hits, though the index still holds it.
+        (
+            "UPDATE products SET active = 0 WHERE id = $1",
+            Box::new(move |v: &Value| {
+                v["hits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h["slug"] != gone.as_str())
+            }),
+        ),
+    ];
+    for (sql, shown) in changes {
+        from_memory().await;
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, v) = app.search(query).await;
+            if shown(&v) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{sql}: never shown: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
