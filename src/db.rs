@@ -244,13 +244,13 @@ impl<K: std::hash::Hash + Eq + Clone, V> Kept<K, V> {
     }
 
     /// The epoch to tag what is about to be read with: take it before asking the database.
-    pub fn before_reading(&self) -> Option<u64> {
+    fn before_reading(&self) -> Option<u64> {
         self.epoch.now()
     }
 
     /// Keep `value`, read after `before_reading` answered `read_at`, unless something may
     /// have changed since (then only the request that read it uses it).
-    pub fn keep(&self, read_at: Option<u64>, key: K, value: std::sync::Arc<V>) {
+    fn keep(&self, read_at: Option<u64>, key: K, value: std::sync::Arc<V>) {
         let Some(read_at) = read_at else { return };
         if self.max_entries == 0 {
             return;
@@ -265,6 +265,28 @@ impl<K: std::hash::Hash + Eq + Clone, V> Kept<K, V> {
             kept.0 = read_at;
         }
         kept.1.insert(key, value);
+    }
+
+    /// The value of `key`: kept, or from `read` (an error is passed on, nothing kept), which
+    /// is then kept.
+    pub async fn get_or_read_one<Q, F, Fut, E>(
+        &self,
+        key: &Q,
+        read: F,
+    ) -> Result<std::sync::Arc<V>, E>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        if let Some(v) = self.get(key) {
+            return Ok(v);
+        }
+        let read_at = self.before_reading();
+        let v = std::sync::Arc::new(read().await?);
+        self.keep(read_at, key.to_owned(), v.clone());
+        Ok(v)
     }
 
     /// The values of `keys`: those kept, and the others from `read` (given the keys not
@@ -822,6 +844,24 @@ mod tests {
         let at = off.before_reading();
         off.keep(at, "a".into(), v("a"));
         assert!(off.get("a").is_none());
+    }
+
+    #[tokio::test]
+    async fn get_or_read_one_keeps_what_it_read_and_nothing_on_an_error() {
+        let kept: Kept<String, String> = Kept::new(live(), 10);
+        let failed: Result<_, &str> = kept.get_or_read_one("a", || async { Err("gone") }).await;
+        assert_eq!(failed.err(), Some("gone"));
+        assert!(kept.get("a").is_none());
+        let got = kept
+            .get_or_read_one("a", || async { Ok::<_, ()>("read".to_string()) })
+            .await
+            .unwrap();
+        assert_eq!(got.as_str(), "read");
+        let again = kept
+            .get_or_read_one("a", || async { Ok::<_, ()>("asked again".to_string()) })
+            .await
+            .unwrap();
+        assert_eq!(again.as_str(), "read", "the kept value, not a second read");
     }
 
     #[tokio::test]

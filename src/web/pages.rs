@@ -190,22 +190,19 @@ async fn product_parts(
     st: &AppState,
     slug: &str,
 ) -> Result<Arc<ProductParts>, crate::error::AppError> {
-    if let Some(kept) = st.products.get(slug) {
-        return Ok(kept);
-    }
-    let read_at = st.products.before_reading();
-    let mut conn = st.db.conn().await?;
-    let detail = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
-    let origin_url = origin_url(&mut conn, &detail).await?;
-    let chart = chart(&mut conn, &detail).await?;
-    drop(conn);
-    let parts = Arc::new(ProductParts {
-        detail,
-        origin_url,
-        chart,
-    });
-    st.products.keep(read_at, slug.to_string(), parts.clone());
-    Ok(parts)
+    st.products
+        .get_or_read_one(slug, || async {
+            let mut conn = st.db.conn().await?;
+            let detail = store::product_by_slug_on(&mut conn, st.db.backend, slug).await?;
+            let origin_url = origin_url(&mut conn, &detail).await?;
+            let chart = chart(&mut conn, &detail).await?;
+            Ok(ProductParts {
+                detail,
+                origin_url,
+                chart,
+            })
+        })
+        .await
 }
 
 async fn chart(
